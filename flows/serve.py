@@ -1,0 +1,33 @@
+"""Register and serve a scheduled deployment of the pipeline flow.
+
+``musicrep serve --cron "0 3 * * *"`` or ``python -m flows.serve --cron "..."``. Point it
+at a Prefect server (``prefect server start --host 127.0.0.1``, then
+``export PREFECT_API_URL=http://127.0.0.1:4200/api``) to see the deployment and its runs in
+the UI. Stop ``serve`` before the server (STACK.md pitfall 7).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from flows.pipeline_flow import musicrep_pipeline
+
+
+def serve_pipeline(cron: str = "0 3 * * *", name: str = "nightly", params_path: str = "params.yaml") -> None:
+    """Serve the flow as deployment ``musicrep-pipeline/<name>`` on ``cron`` (blocks)."""
+    root = str(Path.cwd().resolve())
+    musicrep_pipeline.serve(name=name, cron=cron, parameters={"params_path": str(Path(params_path).resolve()), "root": root})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cron", default="0 3 * * *")
+    parser.add_argument("--name", default="nightly")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    serve_pipeline(args.cron, args.name, args.params)
+
+
+if __name__ == "__main__":
+    main()

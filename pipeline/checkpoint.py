@@ -1,0 +1,104 @@
+"""Checkpoint format: save, verify and load trained models safely.
+
+A packaged model is a directory holding
+
+- ``model.pt``: ``torch.save`` of a plain dict (tensors, strings, numbers only) with keys
+  ``format`` (= ``"musicrep-model"``), ``format_version``, ``config`` (a
+  :class:`~pipeline.models.base.ModelConfig` as a dict), ``labels`` (class names, in output
+  order), ``state_dict`` and ``metadata`` (task, dataset, training summary);
+- ``model.json``: the same config/labels in readable form plus ``sha256`` of ``model.pt``.
+
+Loading checks the checksum first, then loads with ``weights_only=True`` (never arbitrary
+pickles), then checks the format name and version; anything else is refused with a
+:class:`~pipeline.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.errors import UserError
+from pipeline.io_utils import atomic_path, sha256_file, write_json
+from pipeline.models.base import AudioModel, ModelConfig
+
+FORMAT = "musicrep-model"
+FORMAT_VERSION = 1
+WEIGHTS = "model.pt"
+CARD = "model.json"
+
+
+def save_model(
+    model: AudioModel, directory: str | Path, labels: list[str], metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model.pt`` and ``model.json`` atomically into ``directory``; return the directory."""
+    directory = Path(directory)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": dataclasses.asdict(model.config),
+        "labels": list(labels),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": metadata or {},
+    }
+    with atomic_path(directory / WEIGHTS) as tmp:
+        torch.save(payload, tmp)
+    card = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sha256": sha256_file(directory / WEIGHTS),
+        "config": payload["config"],
+        "labels": payload["labels"],
+        "metadata": payload["metadata"],
+    }
+    write_json(directory / CARD, card)
+    return directory
+
+
+def read_card(directory: str | Path) -> dict[str, Any]:
+    """Return the parsed ``model.json`` of a packaged model directory."""
+    path = Path(directory) / CARD
+    if not path.exists():
+        raise UserError(f"{directory} is not a trained model (no {CARD}); train one with `musicrep train` first.")
+    return json.loads(path.read_text())
+
+
+def load_model(directory: str | Path, map_location: str | torch.device = "cpu") -> tuple[AudioModel, dict[str, Any]]:
+    """Verify and load a packaged model.
+
+    Returns:
+        ``(model in eval mode, card dict)``.
+
+    Raises:
+        UserError: missing files, checksum mismatch, unknown format or version.
+    """
+    from pipeline.models.zoo import build_model  # local: the zoo imports every architecture
+
+    directory = Path(directory)
+    card = read_card(directory)
+    weights = directory / WEIGHTS
+    if not weights.exists():
+        raise UserError(f"{weights} is missing; re-run training or re-download the model.")
+    if card.get("format") != FORMAT or card.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"{directory} has format {card.get('format')!r} v{card.get('format_version')}, "
+            f"this musicrep reads {FORMAT!r} v{FORMAT_VERSION}; retrain or use a matching musicrep version."
+        )
+    digest = sha256_file(weights)
+    if digest != card.get("sha256"):
+        raise UserError(f"{weights} fails its checksum (file was modified or truncated); re-run training to rebuild it.")
+    try:
+        payload = torch.load(weights, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise UserError(f"{weights} could not be loaded safely ({type(exc).__name__}); re-run training to rebuild it.") from exc
+    if payload.get("format") != FORMAT or payload.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{weights} is not a musicrep v{FORMAT_VERSION} model; retrain it with this version.")
+    config = ModelConfig(**payload["config"])
+    model = build_model(config)
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, card

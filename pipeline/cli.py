@@ -1,0 +1,220 @@
+"""The ``musicrep`` command: one subcommand per stage, plus models/compare/predict/embed/serve.
+
+User errors (bad params, missing data, unreadable audio, bad checkpoints) print one line
+and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="musicrep: front-end/back-end audio representation learning pipeline.")
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
+_state: dict[str, object] = {}
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.DEBUG if verbose else logging.INFO
+    handler = RichHandler(show_path=False, rich_tracebacks=False) if sys.stderr.isatty() else logging.StreamHandler()
+    logging.basicConfig(level=level, format="%(message)s" if sys.stderr.isatty() else "%(levelname)s %(name)s: %(message)s",
+                        handlers=[handler], force=True)
+    for noisy in ("mlflow", "alembic", "urllib3", "httpx", "matplotlib", "numba", "prefect", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _params(path: Path):
+    from pipeline.config import load_params
+
+    return load_params(path)
+
+
+@app.command("params")
+def params_cmd(
+    file: Annotated[Optional[Path], typer.Argument(help="params file (default params.yaml)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="validate only")] = False,
+    init: Annotated[Optional[str], typer.Option("--init", help="print a full params file for a profile (smoke|paper)")] = None,
+) -> None:
+    """Validate a params file, show the resolved values, or print a profile preset."""
+    import yaml
+
+    from pipeline.config import Params, load_params
+    from pipeline.profiles import profile_defaults
+
+    if init:
+        if init not in ("smoke", "paper"):
+            raise UserError(f"unknown profile {init!r}; allowed: smoke, paper.")
+        resolved = Params.model_validate(profile_defaults(init)).model_dump(mode="json")
+        typer.echo(yaml.safe_dump(resolved, sort_keys=False))
+        return
+    path = file or Path("params.yaml")
+    p = load_params(path)
+    if check:
+        typer.echo(f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(p.grid.models)} models, hash {p.section_hash('train', 'features', 'evaluate')})")
+        return
+    typer.echo(yaml.safe_dump(p.model_dump(mode="json"), sort_keys=False))
+
+
+@app.command()
+def download(
+    dataset: str,
+    mirror: Annotated[Optional[str], typer.Option(help="directory or base URL replacing the publisher's")] = None,
+    audio_dir: Annotated[Optional[Path], typer.Option(help="DCASE: folder of audio you obtained")] = None,
+    path: Annotated[Optional[Path], typer.Option(help="folder: your audio folder")] = None,
+    labels_csv: Annotated[Optional[Path], typer.Option(help="folder: CSV of path,labels")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
+    from pipeline import stages
+    from pipeline.config import load_params
+
+    overrides: dict = {}
+    if mirror or audio_dir:
+        overrides.setdefault("datasets", {})[dataset] = {k: str(v) for k, v in {"mirror": mirror, "audio_dir": audio_dir}.items() if v}
+    if path or labels_csv:
+        overrides.setdefault("datasets", {})["folder"] = {k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v}
+    out = stages.download(dataset, load_params(params, overrides))
+    typer.echo(f"{dataset}: raw files in {out}")
+
+
+@app.command()
+def segment(dataset: str, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Decode, mix to mono, resample to 16 kHz, write waveform shards + manifest."""
+    from pipeline import stages
+
+    typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(params))}")
+
+
+@app.command()
+def features(dataset: str, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Cache log-mel (and other fixed front-end) features as float16 shards."""
+    from pipeline import stages
+
+    typer.echo(f"{dataset}: features in {stages.features(dataset, _params(params))}")
+
+
+@app.command()
+def train(task: str, model: str, resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
+          params: ParamsOpt = Path("params.yaml")) -> None:
+    """Train MODEL on TASK (a segmented dataset)."""
+    from pipeline import stages
+
+    typer.echo(f"{task}/{model}: model in {stages.train(task, model, _params(params), resume=resume)}")
+
+
+@app.command()
+def evaluate(task: str, model: str, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Test-split metrics of a trained model."""
+    from pipeline import stages
+
+    result = stages.evaluate(task, model, _params(params))
+    typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
+
+
+@app.command()
+def robustness(task: str, model: str, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Evaluate a trained model under the perturbation grid."""
+    from pipeline import stages
+
+    stages.robustness(task, model, _params(params))
+    typer.echo(f"{task}/{model}: robustness table in metrics/{task}/{model}/")
+
+
+@app.command()
+def report(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Build reports/index.md and reports/index.html from the runs."""
+    from pipeline import stages
+
+    typer.echo(f"report: {stages.report(_params(params))}")
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+           n_classes: Annotated[int, typer.Option(help="outputs for the parameter count")] = 50) -> None:
+    """List the model registry with parameter counts (paper widths)."""
+    from pipeline.models.zoo import registry_table
+
+    rows = registry_table(n_classes)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"musicrep models (width 1.0, {n_classes} outputs)")
+    for col in ("name", "frontend", "backend", "input_length", "params", "reference_params"):
+        table.add_column(col, justify="right" if col in ("input_length", "params", "reference_params") else "left")
+    for r in rows:
+        table.add_row(*(f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "")) for c in ("name", "frontend", "backend", "input_length", "params", "reference_params")))
+    Console().print(table)
+
+
+@app.command()
+def compare(
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="write the table as CSV")] = None,
+    robust: Annotated[bool, typer.Option("--robustness", help="show robustness metrics too")] = False,
+    task: Annotated[Optional[list[str]], typer.Option("--task", help="only these tasks")] = None,
+) -> None:
+    """Table of MLflow runs: task x model x metrics."""
+    from pipeline.compare import compare_table, render
+
+    df = compare_table(task, robust)
+    if csv:
+        df.to_csv(csv, index=False)
+        typer.echo(f"wrote {csv} ({len(df)} rows)")
+        return
+    render(df)
+
+
+@app.command()
+def flow(params: ParamsOpt = Path("params.yaml"), max_workers: Annotated[int, typer.Option(help="parallel grid tasks")] = 1) -> None:
+    """Run the whole pipeline as a Prefect flow (same stage functions as dvc.yaml)."""
+    from flows.pipeline_flow import musicrep_pipeline
+
+    musicrep_pipeline(params_path=str(params), max_workers=max_workers)
+
+
+@app.command()
+def serve(cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *",
+          name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
+          params: ParamsOpt = Path("params.yaml")) -> None:
+    """Register a scheduled Prefect deployment of the pipeline and serve it."""
+    from flows.serve import serve_pipeline
+
+    serve_pipeline(cron=cron, name=name, params_path=str(params))
+
+
+def _register_optional_commands() -> None:
+    """Commands implemented in optional modules (predict/embed)."""
+    try:
+        from pipeline.predict import register_commands
+    except ImportError:
+        return
+    register_commands(app)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    """Entry point of the ``musicrep`` console script."""
+    try:
+        app()
+    except UserError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

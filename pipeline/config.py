@@ -1,0 +1,254 @@
+"""Typed parameters: ``params.yaml`` loaded into pydantic models, validated, hashed.
+
+Layout of ``params.yaml`` (one section per stage)::
+
+    profile: smoke            # smoke (synthetic, CPU minutes) | paper (real data, GPU)
+    seed: 0
+    grid: {tasks: [...], models: [...]}
+    variants: {alias: {model: hcnn, options: {...}}}
+    datasets: {synth_tags: {...}, ...}
+    segment: {...}
+    features: {...}
+    train: {...}
+    evaluate: {...}
+    robustness: {...}
+    report: {...}
+
+Keys that are absent take the selected profile's default (:mod:`pipeline.profiles`), so
+``profile: paper`` alone is a complete paper configuration. Unknown keys, wrong types and
+out-of-range values raise :class:`~pipeline.errors.UserError` with one line naming the key,
+the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import UserError
+from pipeline.io_utils import stable_hash
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+class Section(BaseModel):
+    """Base of every params section: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GridParams(Section):
+    """Which tasks (datasets) and models the pipeline runs."""
+
+    tasks: list[str] = Field(min_length=1)
+    models: list[str] = Field(min_length=1)
+
+
+class VariantAlias(Section):
+    """A named variant: a registry model plus options, e.g. for ablations."""
+
+    model: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    width: float | None = Field(default=None, gt=0, le=4)
+
+
+class SynthParams(Section):
+    """Size of an embedded synthetic dataset."""
+
+    n_clips: int = Field(ge=12, le=1_000_000)
+    clip_seconds: float = Field(gt=0.1, le=60)
+    val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+
+
+class RealDatasetParams(Section):
+    """Where a real dataset comes from (``mirror`` overrides the publisher's URLs)."""
+
+    mirror: str | None = None
+    audio_dir: str | None = None  # user-supplied audio (DCASE: YouTube clips you obtained)
+    clip_seconds: float | None = Field(default=None, gt=0, le=60)
+
+
+class FolderDatasetParams(Section):
+    """The user's own audio: folder-per-class or a CSV of ``path,labels``."""
+
+    path: str | None = None
+    labels_csv: str | None = None
+    clip_seconds: float = Field(default=4.0, gt=0.1, le=60)
+    val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+
+
+class DatasetsParams(Section):
+    synth_tags: SynthParams
+    synth_keywords: SynthParams
+    synth_events: SynthParams
+    fsdd: RealDatasetParams = Field(default_factory=RealDatasetParams)
+    mtat: RealDatasetParams = Field(default_factory=RealDatasetParams)
+    speech_commands: RealDatasetParams = Field(default_factory=RealDatasetParams)
+    dcase2017_task4: RealDatasetParams = Field(default_factory=RealDatasetParams)
+    folder: FolderDatasetParams = Field(default_factory=FolderDatasetParams)
+
+
+class SegmentParams(Section):
+    sample_rate: Literal[16000] = 16000
+    shard_mb: int = Field(default=256, ge=1, le=4096)
+    min_seconds: float = Field(default=0.05, ge=0)
+    silence_dbfs: float = Field(default=-80.0, le=0)
+
+
+class FeaturesParams(Section):
+    """Spectrogram cache (log-mel shared by mel front-ends; STFT as in spec 1.1)."""
+
+    n_fft: Literal[512] = 512
+    hop_length: Literal[256] = 256
+    enabled: bool = True
+
+
+class TrainParams(Section):
+    epochs: int = Field(ge=1, le=1000)
+    batch_size: int = Field(ge=1, le=1024)
+    lr: float = Field(gt=0, le=1)
+    weight_decay: float = Field(ge=0, le=1)
+    optimizer: Literal["adam", "adamw", "sgd", "paper"] = "adam"
+    width: float = Field(gt=0, le=4)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True
+    num_threads: int = Field(default=0, ge=0, le=256)
+    steps_per_epoch: int | None = Field(default=None, ge=1)
+    use_feature_cache: bool = True
+    patience: int | None = Field(default=None, ge=1)
+
+
+class EvaluateParams(Section):
+    n_chunks: int = Field(ge=1, le=256)
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    threshold: float = Field(default=0.1, gt=0, lt=1)
+
+
+class RobustnessParams(Section):
+    """Perturbation grid: ``{perturbation: [levels]}`` evaluated on the test split."""
+
+    enabled: bool = True
+    grid: dict[str, list[float]] = Field(default_factory=dict)
+    noise_source: str = "synthetic"
+    max_clips: int | None = Field(default=None, ge=1)
+
+
+class ReportParams(Section):
+    out_dir: str = "reports"
+
+
+class Params(Section):
+    """The whole ``params.yaml``."""
+
+    profile: Literal["smoke", "paper"] = "smoke"
+    seed: int = Field(default=0, ge=0)
+    grid: GridParams
+    variants: dict[str, VariantAlias] = Field(default_factory=dict)
+    datasets: DatasetsParams
+    segment: SegmentParams = Field(default_factory=SegmentParams)
+    features: FeaturesParams = Field(default_factory=FeaturesParams)
+    train: TrainParams
+    evaluate: EvaluateParams
+    robustness: RobustnessParams = Field(default_factory=RobustnessParams)
+    report: ReportParams = Field(default_factory=ReportParams)
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of the named sections (keys caches; same on every machine)."""
+        dumped = self.model_dump(mode="json")
+        return stable_hash({s: dumped[s] for s in sections})
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _format_error(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        parent = err["loc"][:-1]
+        allowed = _allowed_keys(parent)
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"{source}: unknown key '{loc}'{hint}."
+    if kind == "missing":
+        return f"{source}: missing key '{loc}'; add it or remove the section to use the profile default."
+    return f"{source}: invalid value {value!r} for '{loc}': {err['msg']}."
+
+
+def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
+    model: Any = Params
+    for part in parent:
+        field = getattr(model, "model_fields", {}).get(str(part))
+        if field is None:
+            return []
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
+    """Load, merge with the profile defaults, and validate a params file.
+
+    Args:
+        path: YAML file (default ``params.yaml``).
+        overrides: nested dict applied on top (tests, CLI ``--set``).
+
+    Raises:
+        UserError: missing file, bad YAML, unknown key, wrong type or out-of-range value.
+    """
+    from pipeline.profiles import profile_defaults
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"params file {path} not found; run from the repository root or pass --params FILE.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML ({exc.__class__.__name__} near line {getattr(getattr(exc, 'problem_mark', None), 'line', '?')}); fix its syntax.") from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must be a mapping of sections (profile, grid, train, ...), not {type(raw).__name__}.")
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+    profile = raw.get("profile", "smoke")
+    if profile not in ("smoke", "paper"):
+        raise UserError(f"{path}: invalid value {profile!r} for 'profile'; allowed: smoke, paper.")
+    merged = _deep_merge(profile_defaults(profile), raw)
+    try:
+        return Params.model_validate(merged)
+    except ValidationError as exc:
+        errors = exc.errors()
+        raise UserError(_format_error(errors[0], raw, str(path))) from None
+
+
+def resolve_variant(params: Params, name: str) -> tuple[str, dict[str, Any], float]:
+    """Return ``(registry variant, options, width)`` for a grid model name or alias."""
+    alias = params.variants.get(name)
+    if alias is None:
+        return name, {}, params.train.width
+    return alias.model, dict(alias.options), alias.width or params.train.width
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

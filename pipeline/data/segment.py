@@ -1,0 +1,137 @@
+"""``segment`` stage: decode a raw dataset into 16 kHz waveform shards + a Parquet manifest.
+
+Output directory ``data/segments/<dataset>/``:
+
+- ``shard-00000.npy`` ...: float32 1-D arrays (memory-mappable) holding clips back to back;
+- ``manifest.parquet``: one row per clip: ``clip_id, split, labels, shard, offset,
+  n_samples, source_sha256, source_path``;
+- ``meta.json``: dataset name, task, kind, label vocabulary, sample rate, coverage;
+- ``report.json``: every skipped input with its reason (unreadable, empty, too short,
+  silent), and expected / present counts.
+
+Inputs that cannot be used are skipped and listed; they never stop the stage. The
+directory is built under a temporary name and renamed when complete, so an interrupted run
+never leaves a half-written dataset that looks finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.data.audio import AudioError, peak_dbfs, read_audio
+from pipeline.data.registry import get_source
+from pipeline.io_utils import sha256_file, write_json
+from pipeline.paths import Layout
+from pipeline.progress import track
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.parquet"
+
+
+class _ShardWriter:
+    """Accumulates clips and writes ``shard-NNNNN.npy`` files of about ``shard_mb`` MiB."""
+
+    def __init__(self, out_dir: Path, shard_mb: int) -> None:
+        self.out_dir = out_dir
+        self.limit = shard_mb * (1 << 20) // 4
+        self.buffer: list[np.ndarray] = []
+        self.filled = 0
+        self.index = 0
+
+    def add(self, wave: np.ndarray) -> tuple[str, int]:
+        if self.filled and self.filled + len(wave) > self.limit:
+            self.flush()
+        name, offset = f"shard-{self.index:05d}.npy", self.filled
+        self.buffer.append(wave.astype(np.float32, copy=False))
+        self.filled += len(wave)
+        return name, offset
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        np.save(self.out_dir / f"shard-{self.index:05d}.npy", np.concatenate(self.buffer))
+        self.buffer, self.filled = [], 0
+        self.index += 1
+
+
+def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+    """Run the ``segment`` stage for ``dataset``; return the output directory."""
+    source = get_source(dataset, params)
+    raw_dir = layout.raw(dataset)
+    catalog = source.catalog(raw_dir, params)
+    out_dir = layout.segments(dataset)
+    tmp_dir = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+
+    seg = params.segment
+    writer = _ShardWriter(tmp_dir, seg.shard_mb)
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    hashes: dict[str, str] = {}
+    for clip in track(catalog.clips.itertuples(index=False), total=len(catalog.clips), description=f"segment {dataset}"):
+        path = Path(clip.path)
+        if not path.is_absolute():
+            path = raw_dir / path
+        try:
+            if not path.exists():
+                raise AudioError("file not found")
+            wave = read_audio(path, float(clip.start_s or 0.0), None if pd.isna(clip.duration_s) else float(clip.duration_s), seg.sample_rate)
+            if len(wave) < seg.min_seconds * seg.sample_rate:
+                raise AudioError(f"too short ({len(wave) / seg.sample_rate:.3f} s < {seg.min_seconds} s)")
+            if peak_dbfs(wave) < seg.silence_dbfs:
+                raise AudioError(f"silent (peak below {seg.silence_dbfs} dBFS)")
+        except AudioError as exc:
+            skipped.append({"clip_id": str(clip.clip_id), "path": str(path), "reason": str(exc)})
+            log.warning("skipping %s: %s", path, exc)
+            continue
+        if str(path) not in hashes:
+            hashes[str(path)] = sha256_file(path)
+        shard, offset = writer.add(wave)
+        rows.append({
+            "clip_id": str(clip.clip_id), "split": str(clip.split), "labels": list(clip.labels),
+            "shard": shard, "offset": int(offset), "n_samples": int(len(wave)),
+            "source_sha256": hashes[str(path)], "source_path": str(path.relative_to(raw_dir) if path.is_relative_to(raw_dir) else path),
+        })
+    writer.flush()
+    if not rows:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        from pipeline.errors import UserError
+
+        raise UserError(f"no usable audio in {raw_dir} ({len(skipped)} files skipped); check the files or re-run `musicrep download {dataset}`.")
+    manifest = pd.DataFrame(rows)
+    manifest.to_parquet(tmp_dir / MANIFEST, index=False)
+    expected = catalog.expected if catalog.expected is not None else len(catalog.clips)
+    coverage = {
+        "expected": int(expected), "listed": int(len(catalog.clips)), "present": int(len(rows)),
+        "skipped": len(skipped), "missing": len(catalog.missing),
+        "fraction": round(len(rows) / expected, 6) if expected else math.nan,
+        "per_split": manifest["split"].value_counts().to_dict(),
+    }
+    write_json(tmp_dir / "meta.json", {
+        "dataset": dataset, "task": source.task, "kind": source.kind, "labels": catalog.labels,
+        "sample_rate": seg.sample_rate, "clip_seconds": source.clip_seconds, "coverage": coverage,
+        "total_seconds": float(manifest["n_samples"].sum() / seg.sample_rate),
+    })
+    write_json(tmp_dir / "report.json", {"coverage": coverage, "skipped": skipped, "missing": catalog.missing[:10_000]})
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp_dir.rename(out_dir)
+    log.info("segmented %s: %d clips (%d skipped) -> %s", dataset, len(rows), len(skipped), out_dir)
+    return out_dir
+
+
+def load_meta(seg_dir: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads((Path(seg_dir) / "meta.json").read_text())

@@ -1,0 +1,105 @@
+"""Readers for the segment and feature caches (memory-mapped ``.npy`` shards)."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import UserError
+
+
+def _field(row: Any, key: str) -> Any:
+    return row[key] if isinstance(row, (dict, pd.Series)) else getattr(row, key)
+
+
+class SegmentStore:
+    """Waveforms of one segmented dataset (``data/segments/<dataset>/``).
+
+    Args:
+        seg_dir: directory written by :func:`pipeline.data.segment.segment_dataset`.
+    """
+
+    def __init__(self, seg_dir: str | Path) -> None:
+        self.dir = Path(seg_dir)
+        if not (self.dir / "manifest.parquet").exists():
+            raise UserError(f"{self.dir} has no segmented dataset; run `musicrep segment {self.dir.name}` first.")
+        self._shards: dict[str, np.ndarray] = {}
+
+    @cached_property
+    def manifest(self) -> pd.DataFrame:
+        return pd.read_parquet(self.dir / "manifest.parquet")
+
+    @cached_property
+    def meta(self) -> dict[str, Any]:
+        return json.loads((self.dir / "meta.json").read_text())
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta["labels"])
+
+    @property
+    def multilabel(self) -> bool:
+        return self.meta["kind"] == "multilabel"
+
+    def split(self, name: str) -> pd.DataFrame:
+        """Rows of one split (``train``/``val``/``test``) in manifest order."""
+        return self.manifest[self.manifest["split"] == name].reset_index(drop=True)
+
+    def _shard(self, name: str) -> np.ndarray:
+        if name not in self._shards:
+            self._shards[name] = np.load(self.dir / name, mmap_mode="r")
+        return self._shards[name]
+
+    def wave(self, row: Any) -> np.ndarray:
+        """The waveform of one manifest row (dict, Series or itertuples row), ``(samples,)`` float32."""
+        shard, offset, n = (_field(row, k) for k in ("shard", "offset", "n_samples"))
+        return np.array(self._shard(shard)[int(offset) : int(offset) + int(n)], dtype=np.float32)
+
+    def waves(self, rows: pd.DataFrame) -> Iterator[np.ndarray]:
+        for row in rows.itertuples(index=False):
+            yield self.wave(row)
+
+
+class FeatureStore:
+    """Cached front-end outputs of one dataset and transform (``data/features/<ds>/<name>-<hash>/``).
+
+    ``index.parquet`` maps ``clip_id`` to ``shard, offset, n_frames``; shards are float16
+    ``(channels, bins, frames)`` arrays concatenated along frames.
+    """
+
+    def __init__(self, feat_dir: str | Path) -> None:
+        self.dir = Path(feat_dir)
+        self.index = pd.read_parquet(self.dir / "index.parquet").set_index("clip_id")
+        self.spec = json.loads((self.dir / "spec.json").read_text())
+        self._shards: dict[str, np.ndarray] = {}
+
+    def _shard(self, name: str) -> np.ndarray:
+        if name not in self._shards:
+            self._shards[name] = np.load(self.dir / name, mmap_mode="r")
+        return self._shards[name]
+
+    def frames(self, clip_id: str, start: int = 0, length: int | None = None) -> np.ndarray:
+        """Frames ``[start, start+length)`` of a clip as float32 ``(channels, bins, length)``."""
+        row = self.index.loc[clip_id]
+        n = int(row["n_frames"])
+        length = n - start if length is None else length
+        lo = int(row["offset"]) + start
+        arr = self._shard(row["shard"])[..., lo : lo + min(length, n - start)]
+        out = np.asarray(arr, dtype=np.float32)
+        if out.shape[-1] < length:  # pad with the transform's value for silence, on the right
+            pad = np.full(out.shape[:-1] + (length - out.shape[-1],), self.pad_value, dtype=np.float32)
+            out = np.concatenate([out, pad], axis=-1)
+        return out
+
+    @property
+    def pad_value(self) -> float:
+        """Front-end output for digital silence (e.g. -100 dB for log-mel)."""
+        return float(self.spec.get("pad_value", -100.0))
+
+    def n_frames(self, clip_id: str) -> int:
+        return int(self.index.loc[clip_id]["n_frames"])

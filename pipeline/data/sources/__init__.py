@@ -1,0 +1,1 @@
+"""One module per dataset; each exposes ``SOURCE`` or ``make_source(params)``."""

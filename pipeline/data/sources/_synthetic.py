@@ -1,0 +1,55 @@
+"""Shared source class for the embedded synthetic datasets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+
+from pipeline.data import synth
+from pipeline.data.registry import Catalog
+from pipeline.errors import UserError
+from pipeline.io_utils import stable_hash, write_json
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+
+@dataclass
+class SyntheticSource:
+    """A generated dataset; ``fetch`` generates it, keyed by its parameters and seed."""
+
+    name: str
+    kind: Literal["multilabel", "single"]
+    task: Literal["tagging", "keywords", "events"]
+    clip_seconds: float = 4.0
+
+    def _settings(self, params: "Params") -> dict:
+        p = getattr(params.datasets, self.name)
+        return {"n_clips": p.n_clips, "clip_seconds": p.clip_seconds, "seed": params.seed,
+                "val_fraction": p.val_fraction, "test_fraction": p.test_fraction, "generator": 1}
+
+    def fetch(self, raw_dir: Path, params: "Params") -> None:
+        settings = self._settings(params)
+        stamp = raw_dir / "COMPLETE.json"
+        key = stable_hash(settings)
+        if stamp.exists() and pd.read_json(stamp, typ="series").get("key") == key:
+            return
+        if stamp.exists():
+            stamp.unlink()
+        synth.generate(self.name, raw_dir, settings["n_clips"], settings["clip_seconds"], settings["seed"],
+                       settings["val_fraction"], settings["test_fraction"])
+        write_json(stamp, {"key": key, **settings})
+
+    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
+        if not (raw_dir / "COMPLETE.json").exists():
+            raise UserError(f"{raw_dir} holds no complete {self.name} dataset; run `musicrep download {self.name}` first.")
+        table = pd.read_csv(raw_dir / "labels.csv", keep_default_na=False)
+        vocab = (raw_dir / "vocabulary.txt").read_text().split()
+        table["labels"] = table["labels"].map(lambda s: [x for x in s.split(";") if x])
+        table["start_s"] = 0.0
+        table["duration_s"] = math.nan
+        return Catalog(clips=table, labels=vocab, expected=len(table))

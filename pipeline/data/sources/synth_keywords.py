@@ -1,0 +1,15 @@
+"""Embedded synthetic dataset `synth_keywords` (keywords, single); see :mod:`pipeline.data.synth`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipeline.data.sources._synthetic import SyntheticSource
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+
+def make_source(params: "Params | None" = None) -> SyntheticSource:
+    seconds = params.datasets.synth_keywords.clip_seconds if params is not None else 1.0
+    return SyntheticSource(name="synth_keywords", kind="single", task="keywords", clip_seconds=seconds)

@@ -1,0 +1,107 @@
+"""``features`` stage: fill the spectrogram cache with the models' own front-ends.
+
+For every model of the grid whose front-end is a fixed function of the waveform
+(``Frontend.cache_spec()`` is not ``None``), the full clips of a segmented dataset are run
+through *that very front-end module* and stored as float16 shards under
+``data/features/<dataset>/<name>-<hash>/`` where ``<hash>`` is the hash of the transform's
+parameters: a changed parameter is a new cache, never a stale one. Files:
+
+- ``shard-00000.npy``: float16 ``(channels, bins, frames)``, clips concatenated on frames;
+- ``index.parquet``: ``clip_id, shard, offset, n_frames``;
+- ``spec.json``: the cache spec, its hash and ``pad_value`` (the output for silence).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline.data.shards import SegmentStore
+from pipeline.io_utils import stable_hash, write_json
+from pipeline.paths import Layout
+from pipeline.progress import track
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+    from pipeline.models.base import Frontend
+
+log = logging.getLogger(__name__)
+SHARD_FRAMES = 200_000
+
+
+def cache_dir_name(spec: dict[str, Any]) -> str:
+    """``<name>-<hash>`` directory name of a cache spec."""
+    return f"{spec['name']}-{stable_hash(spec)}"
+
+
+def frontends_for_grid(dataset: str, params: "Params") -> dict[str, "Frontend"]:
+    """Distinct cacheable front-ends used by the grid's models on ``dataset``."""
+    from pipeline.train import build_for_task
+
+    out: dict[str, Frontend] = {}
+    for name in params.grid.models:
+        model = build_for_task(name, dataset, params, n_classes=2, multilabel=True, clip_samples=16_000)
+        spec = model.frontend.cache_spec()
+        if spec is not None:
+            out.setdefault(cache_dir_name(spec), model.frontend)
+    return out
+
+
+@torch.no_grad()
+def compute_cache(store: SegmentStore, frontend: "Frontend", out_dir: Path) -> Path:
+    """Run ``frontend`` over every clip of ``store`` and write one cache directory."""
+    spec = frontend.cache_spec()
+    assert spec is not None
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    frontend = frontend.eval()
+    rows, buffer, filled, shard_i = [], [], 0, 0
+
+    def flush() -> None:
+        nonlocal buffer, filled, shard_i
+        if buffer:
+            np.save(tmp / f"shard-{shard_i:05d}.npy", np.concatenate(buffer, axis=-1).astype(np.float16))
+            buffer, filled, shard_i = [], 0, shard_i + 1
+
+    manifest = store.manifest
+    for row in track(manifest.itertuples(index=False), total=len(manifest), description=f"features {spec['name']}"):
+        feats = frontend(torch.from_numpy(store.wave(row))[None])[0].float().numpy()
+        if filled and filled + feats.shape[-1] > SHARD_FRAMES:
+            flush()
+        rows.append({"clip_id": row.clip_id, "shard": f"shard-{shard_i:05d}.npy", "offset": filled, "n_frames": feats.shape[-1]})
+        buffer.append(feats)
+        filled += feats.shape[-1]
+    flush()
+    pd.DataFrame(rows).to_parquet(tmp / "index.parquet", index=False)
+    pad_value = float(np.median(frontend(torch.zeros(1, 4096)).float().numpy()))
+    write_json(tmp / "spec.json", {"spec": spec, "hash": stable_hash(spec), "pad_value": pad_value, **spec})
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def build_features(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+    """Run the ``features`` stage for ``dataset``; return ``data/features/<dataset>``."""
+    root = layout.features(dataset)
+    root.mkdir(parents=True, exist_ok=True)
+    store = SegmentStore(layout.segments(dataset))
+    wanted = frontends_for_grid(dataset, params) if params.features.enabled else {}
+    for name, frontend in wanted.items():
+        if (root / name / "index.parquet").exists():
+            log.info("feature cache %s/%s is up to date", dataset, name)
+            continue
+        compute_cache(store, frontend, root / name)
+        log.info("cached %s features for %s", name, dataset)
+    for stale in root.iterdir():
+        if stale.is_dir() and stale.name not in wanted:
+            shutil.rmtree(stale)
+    write_json(root / "caches.json", {"dataset": dataset, "caches": sorted(wanted)})
+    return root

@@ -1,0 +1,82 @@
+"""The pipeline's stages, one function each (DESIGN §2: one implementation per stage).
+
+``dvc.yaml`` (through the ``musicrep`` CLI) and the Prefect flow (``flows/``) are thin
+views on these functions; ``tests/test_stages_cover.py`` checks that both cover
+:data:`STAGES`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from pipeline.paths import Layout
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+log = logging.getLogger(__name__)
+
+
+def download(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+    """Fetch (or generate) a dataset's raw files into ``data/raw/<dataset>/``."""
+    from pipeline.data.registry import get_source
+
+    raw = layout.raw(dataset)
+    raw.mkdir(parents=True, exist_ok=True)
+    get_source(dataset, params).fetch(raw, params)
+    return raw
+
+
+def segment(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+    """Decode a raw dataset into waveform shards + manifest (``data/segments/<dataset>/``)."""
+    from pipeline.data.segment import segment_dataset
+
+    return segment_dataset(dataset, params, layout)
+
+
+def features(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+    """Cache the grid's fixed front-end outputs (``data/features/<dataset>/``)."""
+    from pipeline.features.cache import build_features
+
+    return build_features(dataset, params, layout)
+
+
+def train(task: str, model: str, params: "Params", layout: Layout = Layout(), resume: bool = True) -> Path:
+    """Train one model on one task (``models/<task>/<model>/``); resumes a matching checkpoint."""
+    from pipeline.train import train_model
+
+    return train_model(task, model, params, layout, resume=resume).model_dir
+
+
+def evaluate(task: str, model: str, params: "Params", layout: Layout = Layout()) -> dict[str, float]:
+    """Test metrics (``metrics/<task>/<model>/eval.json``)."""
+    from pipeline.evaluate import evaluate_model
+
+    return evaluate_model(task, model, params, layout)
+
+
+def robustness(task: str, model: str, params: "Params", layout: Layout = Layout()) -> Any:
+    """Metrics under perturbations (``metrics/<task>/<model>/robustness.*``)."""
+    from pipeline.robustness.stage import run_robustness
+
+    return run_robustness(task, model, params, layout)
+
+
+def report(params: "Params", layout: Layout = Layout()) -> Path:
+    """Comparison report (``reports/index.md``, ``reports/index.html``, figures)."""
+    from pipeline.report import build_report
+
+    return build_report(params, layout)
+
+
+STAGES: dict[str, Callable[..., Any]] = {
+    "download": download,
+    "segment": segment,
+    "features": features,
+    "train": train,
+    "evaluate": evaluate,
+    "robustness": robustness,
+    "report": report,
+}

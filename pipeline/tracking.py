@@ -1,0 +1,224 @@
+"""MLflow tracking (DESIGN §6): one experiment per task, one run per (model, seed).
+
+The store is local by default: ``sqlite:///<project>/mlflow.db`` with artifacts under
+``<project>/mlartifacts`` (absolute, so DVC stages and Prefect tasks started from other
+directories agree). ``MLFLOW_TRACKING_URI`` overrides it. Telemetry is switched off.
+Everything goes through an explicit :class:`mlflow.MlflowClient` and run ids: no global
+active run.
+
+Metric names are slash-namespaced: ``train/loss``, ``val/roc_auc``, ``test/pr_auc``,
+``robust/white_noise/snr_10/roc_auc``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from pipeline.config import Params
+
+log = logging.getLogger(__name__)
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """The tracking URI in force: ``$MLFLOW_TRACKING_URI`` or the project's SQLite file."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    root = (root or Path.cwd()).resolve()
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def artifact_root(root: Path | None = None) -> str:
+    env = os.environ.get("MUSICREP_ARTIFACT_ROOT")
+    return env if env else ((root or Path.cwd()).resolve() / "mlartifacts").as_uri()
+
+
+def client(root: Path | None = None) -> "MlflowClient":
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(root)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(c: "MlflowClient", task: str, root: Path | None = None) -> str:
+    """Id of the task's experiment, created (with an absolute artifact location) if needed."""
+    exp = c.get_experiment_by_name(task)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return c.create_experiment(task, artifact_location=f"{artifact_root(root)}/{task}")
+    except Exception:  # noqa: BLE001 - created concurrently by another process
+        exp = c.get_experiment_by_name(task)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_tags() -> dict[str, str]:
+    """Library and device versions recorded with every run."""
+    import torch
+    import torchaudio
+
+    tags = {
+        "git_commit": git_commit(), "python": platform.python_version(), "torch": torch.__version__,
+        "torchaudio": torchaudio.__version__, "platform": platform.platform(),
+        "cuda": torch.version.cuda or "none",
+    }
+    if torch.cuda.is_available():
+        tags["gpu"] = torch.cuda.get_device_name(0)
+    return tags
+
+
+class TrainingRun:
+    """The MLflow run of one (task, model) training; resumable by run id.
+
+    Args:
+        task: dataset name (= experiment name).
+        model_name: grid model name (= run name).
+        params: validated params (logged flattened).
+        run_id: an existing run to continue (after ``--resume``).
+        tags: extra tags (device, data hash, ...).
+    """
+
+    def __init__(self, task: str, model_name: str, params: "Params", run_id: str | None = None,
+                 tags: dict[str, str] | None = None) -> None:
+        from mlflow.entities import Param, RunTag
+
+        from pipeline.config import flatten
+
+        self.client = client()
+        self.task, self.model_name = task, model_name
+        exp = experiment_id(self.client, task)
+        existing = None
+        if run_id:
+            try:
+                existing = self.client.get_run(run_id)
+            except Exception:  # noqa: BLE001 - deleted or other store
+                existing = None
+        if existing is not None:
+            self.run_id = run_id
+            self.client.update_run(run_id, status="RUNNING")
+            return
+        run = self.client.create_run(exp, run_name=model_name, tags={"task": task, "model": model_name, "seed": str(params.seed),
+                                                                      "profile": params.profile, **environment_tags(), **(tags or {})})
+        self.run_id = run.info.run_id
+        flat = flatten(params.model_dump(mode="json", exclude={"datasets", "grid"}))
+        flat["dataset"] = task
+        flat["model"] = model_name
+        items = [Param(k, str(v)[:6000]) for k, v in flat.items()]
+        for i in range(0, len(items), 90):
+            self.client.log_batch(self.run_id, params=items[i : i + 90])
+        del RunTag
+
+    def log_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        """Log one epoch's ``train_loss``, ``val_loss`` and ``val_<metric>`` as ``train/``, ``val/``."""
+        from mlflow.entities import Metric
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = []
+        for key, value in record.items():
+            if key == "epoch" or value != value:  # skip NaN
+                continue
+            name = key.replace("train_", "train/", 1) if key.startswith("train_") else key.replace("val_", "val/", 1)
+            metrics.append(Metric(name, float(value), now, epoch))
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish_training(self, model_dir: Path, history: "pd.DataFrame", best: dict[str, Any]) -> None:
+        """Log the best epoch, artifacts (packaged model, curves) and close the run."""
+        self.client.log_metric(self.run_id, "best/epoch", best["epoch"])
+        self.client.log_metric(self.run_id, "best/val_loss", best["val_loss"])
+        for name in ("model.json", "history.csv"):
+            if (model_dir / name).exists():
+                self.client.log_artifact(self.run_id, str(model_dir / name), "model")
+        self.client.log_artifact(self.run_id, str(model_dir / "model.pt"), "model")
+        png = _training_curve(history, f"{self.task} / {self.model_name}")
+        if png is not None:
+            self.client.log_artifact(self.run_id, str(png), "plots")
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+def _training_curve(history: "pd.DataFrame", title: str) -> Path | None:
+    if history.empty:
+        return None
+    from pipeline.plots import training_curve
+
+    out = Path(tempfile.mkdtemp()) / "training_curve.png"
+    training_curve(history, title, out)
+    return out
+
+
+def log_to_run(run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None) -> None:
+    """Add metrics/artifacts to an existing run (evaluate, robustness). No-op without a run id."""
+    if not run_id:
+        log.debug("no MLflow run id; skipping logging")
+        return
+    from mlflow.entities import Metric
+    import time
+
+    c = client()
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v]
+    for i in range(0, len(items), 900):
+        c.log_batch(run_id, metrics=items[i : i + 900])
+    for path in artifacts:
+        if Path(path).exists():
+            c.log_artifact(run_id, str(path), artifact_dir)
+
+
+def _run_id_of(task: str, model_name: str) -> str | None:
+    from pipeline.checkpoint import read_card
+    from pipeline.paths import Layout
+
+    try:
+        return read_card(Layout().model(task, model_name))["metadata"].get("mlflow_run_id")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def log_robustness(task: str, model_name: str, metrics: dict[str, float], artifacts: list[Path], params: "Params") -> None:
+    """Log ``robust/<perturbation>/<level>/<metric>`` values and plots into the model's run."""
+    named = {k if k.startswith("robust/") else f"robust/{k}": v for k, v in metrics.items()}
+    log_to_run(_run_id_of(task, model_name), named, artifacts, "robustness")
+
+
+def runs_table(tasks: list[str] | None = None) -> "pd.DataFrame":
+    """Latest finished run per (task, model) with its metrics, for ``musicrep compare``."""
+    import pandas as pd
+
+    c = client()
+    exps = [e for e in c.search_experiments() if tasks is None or e.name in tasks]
+    rows = []
+    for exp in exps:
+        for run in c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=5000):
+            row = {"task": exp.name, "model": run.info.run_name, "status": run.info.status, "run_id": run.info.run_id,
+                   "start_time": run.info.start_time, "params": run.data.tags.get("n_params")}
+            row.update(run.data.metrics)
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["task", "model"])
+    df = pd.DataFrame(rows)
+    df = df.sort_values("start_time", ascending=False).drop_duplicates(["task", "model"]).sort_values(["task", "model"])
+    return df.reset_index(drop=True)

@@ -1,0 +1,313 @@
+"""``train`` stage: fit one model on one task, resumable, tracked in MLflow.
+
+- Device: CUDA with bf16 autocast when present (``train.device: auto``), else CPU.
+- Determinism: the data order and crops of epoch ``e`` come from ``(seed, e)`` and the
+  torch RNG is re-seeded at every epoch start, so a run resumed from the checkpoint of
+  epoch ``e`` continues exactly as an uninterrupted run would (on the same device).
+- Checkpoint after every epoch (``.checkpoints/<task>/<model>/last.pt``: weights,
+  optimiser, history, best state, MLflow run id, and a fingerprint of params + data so a
+  stale checkpoint is never resumed). ``--resume`` continues from it.
+- Model selection: lowest validation loss (spec §4); the best weights are packaged in
+  ``models/<task>/<model>/`` (:mod:`pipeline.checkpoint`) with ``history.csv``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from pipeline.chunking import random_crop
+from pipeline.data.shards import FeatureStore, SegmentStore
+from pipeline.errors import UserError
+from pipeline.inference import autocast_for, label_matrix, pick_device, predict_clips
+from pipeline.io_utils import atomic_path, stable_hash
+from pipeline.metrics import PRIMARY_METRIC, task_metrics
+from pipeline.models.base import AudioModel, ModelConfig
+from pipeline.paths import Layout
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+log = logging.getLogger(__name__)
+CHECKPOINT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- model
+def build_for_task(name: str, dataset: str, params: "Params", *, n_classes: int, multilabel: bool,
+                   clip_samples: int) -> AudioModel:
+    """Build grid model ``name`` (registry name, ``front+back`` or alias) for a task."""
+    from pipeline.config import resolve_variant
+    from pipeline.models.zoo import build_model, input_length_for
+
+    variant, options, width = resolve_variant(params, name)
+    kind = "multilabel" if multilabel else "single"
+    try:
+        length = input_length_for(variant, params.profile, clip_samples, kind)
+        config = ModelConfig(variant=variant, n_classes=n_classes, multilabel=multilabel, width=width,
+                             input_length=length, options=options)
+        return build_model(config)
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"model {name!r} cannot be built for {dataset}: {exc}; see `musicrep models`.") from exc
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+# ----------------------------------------------------------------------------- data
+class CropDataset(torch.utils.data.Dataset):
+    """Training examples: one random crop per clip per epoch (waveform or cached frames).
+
+    Args:
+        store: segment store of the dataset.
+        rows: the training rows of the manifest.
+        targets: label matrix aligned with ``rows``.
+        input_length: crop length in samples.
+        features: a :class:`FeatureStore` to crop frames from instead of waveforms.
+        n_frames: frames per crop in feature mode.
+    """
+
+    def __init__(self, store: SegmentStore, rows: pd.DataFrame, targets: np.ndarray, input_length: int,
+                 features: FeatureStore | None = None, n_frames: int | None = None) -> None:
+        self.store, self.rows, self.targets = store, rows, targets
+        self.input_length, self.features, self.n_frames = input_length, features, n_frames
+        self.epoch_seed = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.epoch_seed, i])
+        row = self.rows.iloc[i]
+        if self.features is not None:
+            total = self.features.n_frames(row["clip_id"])
+            start = int(rng.random() * (total - self.n_frames)) if total > self.n_frames else 0
+            x = self.features.frames(row["clip_id"], start, self.n_frames)
+        else:
+            x = random_crop(self.store.wave(row), self.input_length, rng)
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(self.targets[i])
+
+
+def _feature_store_for(model: AudioModel, dataset: str, params: "Params", layout: Layout) -> FeatureStore | None:
+    if not (params.train.use_feature_cache and params.features.enabled):
+        return None
+    spec = model.frontend.cache_spec()
+    if spec is None:
+        return None
+    from pipeline.features.cache import cache_dir_name
+
+    path = layout.features(dataset) / cache_dir_name(spec)
+    if not (path / "index.parquet").exists():
+        log.info("no feature cache at %s; computing the front-end on the fly", path)
+        return None
+    return FeatureStore(path)
+
+
+# ----------------------------------------------------------------------------- optimisation
+def make_optimizer(model: nn.Module, params: "Params", phase: int = 0) -> torch.optim.Optimizer:
+    """Adam / AdamW / SGD, or the paper's schedule (phase 0: Adam 1e-4; then SGD, spec §4)."""
+    t = params.train
+    if t.optimizer == "paper" and phase > 0:
+        lr = {1: 1e-3, 2: 1e-4}.get(phase, 1e-5)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=t.weight_decay)
+    if t.optimizer in ("adam", "paper"):
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, nesterov=True, weight_decay=t.weight_decay)
+
+
+def paper_phase(epoch: int, epochs: int) -> int:
+    """Phase of the paper schedule at ``epoch`` (switch at 40 % of epochs, then +10 %, +10 %)."""
+    frac = epoch / max(1, epochs)
+    return 0 if frac < 0.4 else 1 if frac < 0.5 else 2 if frac < 0.6 else 3
+
+
+def loss_fn(multilabel: bool) -> nn.Module:
+    """BCE-with-logits (multi-label) or cross-entropy (single-label)."""
+    return nn.BCEWithLogitsLoss() if multilabel else nn.CrossEntropyLoss()
+
+
+def clip_loss(scores: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
+    """Loss of chunk-averaged *scores* (validation, spec §4)."""
+    eps = 1e-7
+    s = np.clip(scores.astype(np.float64), eps, 1 - eps)
+    if multilabel:
+        return float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s)))
+    return float(-np.mean(np.log(s[np.arange(len(y)), y])))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def checkpoint_dir(layout: Layout, task: str, model_name: str) -> Path:
+    return layout.root / ".checkpoints" / task / model_name
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("ignoring unreadable checkpoint %s (%s); starting fresh", path, exc)
+        return None
+    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
+        log.warning("checkpoint %s was made with other params or data; starting fresh", path)
+        return None
+    return state
+
+
+# ----------------------------------------------------------------------------- stage
+@dataclasses.dataclass
+class TrainResult:
+    model_dir: Path
+    best_epoch: int
+    best_val_loss: float
+    val_metrics: dict[str, float]
+    run_id: str | None
+    seconds: float
+
+
+def train_model(task: str, model_name: str, params: "Params", layout: Layout = Layout(), *,
+                resume: bool = False, stop_after_epoch: int | None = None) -> TrainResult:
+    """Train ``model_name`` on ``task`` (a segmented dataset) and package the best model.
+
+    Args:
+        task: dataset name (``data/segments/<task>/`` must exist).
+        model_name: grid model name.
+        params: validated params.
+        layout: project layout.
+        resume: continue from the last epoch checkpoint when it matches these params/data.
+        stop_after_epoch: stop (as if killed) after this 1-based epoch; for tests.
+    """
+    from pipeline import tracking
+    from pipeline.checkpoint import save_model
+
+    t0 = time.time()
+    t = params.train
+    seed_everything(params.seed)
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    device = pick_device(t.device)
+    store = SegmentStore(layout.segments(task))
+    multilabel = store.multilabel
+    labels = store.labels
+    train_rows, val_rows = store.split("train"), store.split("val")
+    if len(train_rows) == 0:
+        raise UserError(f"{task} has no training clips; check the dataset's split files and re-run `musicrep segment {task}`.")
+    if len(val_rows) == 0:
+        val_rows = train_rows.iloc[: max(1, len(train_rows) // 10)]
+        log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
+    clip_samples = int(np.median(store.manifest["n_samples"]))
+    model = build_for_task(model_name, task, params, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
+    feats = _feature_store_for(model, task, params, layout)
+    n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
+    y_train = label_matrix(train_rows["labels"], labels, multilabel)
+    y_val = label_matrix(val_rows["labels"], labels, multilabel)
+    dataset = CropDataset(store, train_rows, y_train.astype(np.float32) if multilabel else y_train, model.input_length, feats, n_frames)
+    loader_gen = torch.Generator()
+
+    data_hash = store.meta.get("coverage", {}) and stable_hash([store.meta["coverage"], store.manifest["source_sha256"].tolist()[:1000]])
+    fingerprint = stable_hash({"params": params.model_dump(mode="json", include={"seed", "train", "features", "variants", "profile"}),
+                               "task": task, "model": model_name, "data": data_hash, "config": dataclasses.asdict(model.config)})
+    ckpt_path = checkpoint_dir(layout, task, model_name) / "last.pt"
+    state = _load_checkpoint(ckpt_path, fingerprint) if resume else None
+    model.to(device)
+    criterion = loss_fn(multilabel)
+    history: list[dict[str, float]] = []
+    best = {"epoch": 0, "val_loss": math.inf, "state_dict": None, "val_metrics": {}}
+    start_epoch, phase, run_id = 1, 0, None
+    optimizer = make_optimizer(model, params, phase)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        phase = state["phase"]
+        optimizer = make_optimizer(model, params, phase)
+        optimizer.load_state_dict(state["optimizer"])
+        history, best, run_id = state["history"], state["best"], state.get("run_id")
+        start_epoch = state["epoch"] + 1
+        log.info("resuming %s/%s from epoch %d", task, model_name, state["epoch"])
+
+    kind = "multilabel" if multilabel else "single"
+    primary = PRIMARY_METRIC[kind]
+    run = tracking.TrainingRun(task, model_name, params, run_id=run_id, tags={
+        "device": str(device), "variant": model.config.variant, "input_length": str(model.input_length),
+        "feature_cache": feats.dir.name if feats is not None else "none", "data_hash": str(data_hash),
+        "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "coverage": str(store.meta.get("coverage", {}).get("fraction")),
+    })
+    run_id = run.run_id
+    for epoch in range(start_epoch, t.epochs + 1):
+        if t.optimizer == "paper" and paper_phase(epoch - 1, t.epochs) != phase:
+            phase = paper_phase(epoch - 1, t.epochs)
+            if best["state_dict"] is not None:
+                model.load_state_dict(best["state_dict"])
+            optimizer = make_optimizer(model, params, phase)
+        torch.manual_seed(params.seed * 100_003 + epoch)
+        dataset.epoch_seed = params.seed * 100_003 + epoch
+        loader_gen.manual_seed(params.seed * 100_003 + epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=t.batch_size, shuffle=True, generator=loader_gen, num_workers=0)
+        model.train()
+        losses = []
+        for step, (x, y) in enumerate(loader):
+            if t.steps_per_epoch is not None and step >= t.steps_per_epoch:
+                break
+            x, y = x.to(device), y.to(device)
+            with autocast_for(device, t.bf16):
+                logits = model.forward_features(x) if feats is not None else model(x)
+            loss = criterion(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        scores = predict_clips(model, store.waves(val_rows), n_chunks=params.evaluate.n_chunks,
+                               batch_size=params.evaluate.batch_size, device=device, bf16=t.bf16)
+        val_loss = clip_loss(scores, y_val, multilabel)
+        val_metrics = task_metrics(kind, y_val, scores, params.evaluate.threshold)
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan, "val_loss": val_loss,
+                  **{f"val_{k}": v for k, v in val_metrics.items()}}
+        history.append(record)
+        improved = val_loss < best["val_loss"]
+        if improved:
+            best = {"epoch": epoch, "val_loss": val_loss, "val_metrics": val_metrics,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        run.log_epoch(epoch, record)
+        log.info("%s/%s epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s", task, model_name, epoch, t.epochs,
+                 record["train_loss"], val_loss, primary, val_metrics.get(primary, math.nan), " *" if improved else "")
+        _save_checkpoint(ckpt_path, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch, "phase": phase,
+                                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "history": history, "best": best, "run_id": run_id})
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            run.end(status="KILLED")
+            raise KeyboardInterrupt(f"stopped after epoch {epoch} (test hook)")
+        if t.patience is not None and epoch - best["epoch"] >= t.patience:
+            log.info("early stop: no validation improvement for %d epochs", t.patience)
+            break
+
+    model.load_state_dict(best["state_dict"])
+    out_dir = layout.model(task, model_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hist = pd.DataFrame(history)
+    with atomic_path(out_dir / "history.csv") as tmp:
+        hist.to_csv(tmp, index=False)
+    seconds = time.time() - t0
+    save_model(model.cpu(), out_dir, labels, metadata={
+        "task": task, "model_name": model_name, "kind": kind, "best_epoch": best["epoch"],
+        "best_val_loss": best["val_loss"], "val_metrics": best["val_metrics"], "mlflow_run_id": run_id,
+        "device": str(device), "train_seconds": round(seconds, 2), "dataset_coverage": store.meta.get("coverage", {}),
+    })
+    run.finish_training(out_dir, hist, best)
+    return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, seconds)

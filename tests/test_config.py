@@ -1,0 +1,109 @@
+"""Typed params: validation messages, profiles, stable hashes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import load_params, resolve_variant
+from pipeline.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _default() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_default_params_load() -> None:
+    p = load_params(REPO / "params.yaml")
+    assert p.profile == "smoke"
+    assert p.grid.tasks == ["synth_tags", "synth_keywords", "synth_events"]
+    assert p.train.epochs >= 1
+
+
+def test_misspelt_key_is_one_line_naming_it(tmp_path: Path) -> None:
+    data = _default()
+    data["train"]["epocs"] = 3
+    with pytest.raises(UserError) as exc:
+        load_params(_write(tmp_path, data))
+    msg = str(exc.value)
+    assert "train.epocs" in msg and "\n" not in msg
+    assert "epochs" in msg  # the allowed keys are listed
+
+
+def test_misspelt_top_level_section(tmp_path: Path) -> None:
+    data = _default()
+    data["trian"] = {"epochs": 1}
+    with pytest.raises(UserError, match="'trian'"):
+        load_params(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    (("train", "lr"), -1, "train.lr"),
+    (("train", "epochs"), "many", "train.epochs"),
+    (("train", "optimizer"), "adagrad", "train.optimizer"),
+    (("evaluate", "n_chunks"), 0, "evaluate.n_chunks"),
+])
+def test_bad_values_name_key_and_value(tmp_path: Path, key, value, needle) -> None:
+    data = _default()
+    data[key[0]][key[1]] = value
+    with pytest.raises(UserError) as exc:
+        load_params(_write(tmp_path, data))
+    assert needle in str(exc.value) and repr(value) in str(exc.value)
+
+
+def test_bad_profile(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="profile"):
+        load_params(_write(tmp_path, {"profile": "huge"}))
+
+
+def test_profile_paper_alone_is_complete(tmp_path: Path) -> None:
+    p = load_params(_write(tmp_path, {"profile": "paper"}))
+    assert p.grid.tasks == ["mtat", "speech_commands", "dcase2017_task4"]
+    assert p.train.width == 1.0 and p.evaluate.n_chunks == 16 and p.train.epochs == 200
+
+
+def test_hash_is_stable_across_processes() -> None:
+    code = "from pipeline.config import load_params; print(load_params('params.yaml').section_hash('train','features'))"
+    outs = {subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                           env={"PYTHONHASHSEED": str(s), "PATH": ""}, check=True).stdout.strip() for s in (1, 2)}
+    assert len(outs) == 1
+    assert load_params(REPO / "params.yaml").section_hash("train", "features") in outs
+
+
+def test_hash_changes_with_values(tmp_path: Path) -> None:
+    data = _default()
+    a = load_params(_write(tmp_path, data)).section_hash("train")
+    data["train"]["lr"] = 0.5
+    assert load_params(_write(tmp_path, data)).section_hash("train") != a
+
+
+def test_variant_alias(tmp_path: Path) -> None:
+    data = _default()
+    data["variants"] = {"hcnn_h3": {"model": "hcnn", "options": {"n_harmonics": 3}}}
+    p = load_params(_write(tmp_path, data))
+    assert resolve_variant(p, "hcnn_h3") == ("hcnn", {"n_harmonics": 3}, p.train.width)
+    assert resolve_variant(p, "fcn") == ("fcn", {}, p.train.width)
+
+
+def test_cli_check_reports_misspelt_key(tmp_path: Path) -> None:
+    data = _default()
+    data["segment"]["shard_mbb"] = 1
+    path = _write(tmp_path, data)
+    res = subprocess.run([sys.executable, "-m", "pipeline", "params", "--check", str(path)], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "segment.shard_mbb" in lines[0]
+    ok = subprocess.run([sys.executable, "-m", "pipeline", "params", "--check"], cwd=REPO, capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK" in ok.stdout

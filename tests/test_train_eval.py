@@ -1,0 +1,106 @@
+"""Training loop, resume, features cache and evaluation on tiny synthetic data (CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import stages
+from pipeline.data.shards import FeatureStore, SegmentStore
+from pipeline.features.cache import cache_dir_name
+from pipeline.paths import Layout
+from pipeline.train import build_for_task, train_model
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """synth_keywords downloaded, segmented and feature-cached once for the module."""
+    from tests.conftest import tiny_overrides
+    from pipeline.config import load_params
+
+    root = tmp_path_factory.mktemp("proj")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml",
+                         overrides=tiny_overrides(tasks=["synth_keywords"], models=["fcn", "samplecnn"], n_clips=60, epochs=2))
+    layout = Layout(root)
+    stages.download("synth_keywords", params, layout)
+    stages.segment("synth_keywords", params, layout)
+    stages.features("synth_keywords", params, layout)
+    return params, layout
+
+
+def test_cached_features_equal_frontend_on_waveform(prepared) -> None:
+    params, layout = prepared
+    store = SegmentStore(layout.segments("synth_keywords"))
+    model = build_for_task("fcn", "synth_keywords", params, n_classes=len(store.labels), multilabel=False, clip_samples=16000)
+    spec = model.frontend.cache_spec()
+    assert spec is not None
+    feats = FeatureStore(layout.features("synth_keywords") / cache_dir_name(spec))
+    for row in store.manifest.head(5).itertuples(index=False):
+        with torch.no_grad():
+            direct = model.frontend(torch.from_numpy(store.wave(row))[None])[0].numpy()
+        cached = feats.frames(row.clip_id)
+        assert cached.shape == direct.shape
+        # float16 storage: relative rounding 2**-11 of the magnitude (dB values up to ~100)
+        np.testing.assert_allclose(cached, direct, rtol=2**-10, atol=1e-2)
+
+
+def test_trainable_frontend_is_not_cached(prepared) -> None:
+    params, _ = prepared
+    model = build_for_task("samplecnn", "synth_keywords", params, n_classes=4, multilabel=False, clip_samples=16000)
+    assert model.frontend.cache_spec() is None
+
+
+def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
+    from pipeline.checkpoint import read_card
+    from pipeline.tracking import runs_table
+
+    params, layout = prepared
+    result = train_model("synth_keywords", "fcn", params, layout)
+    card = read_card(result.model_dir)
+    assert card["metadata"]["best_epoch"] in (1, 2) and len(card["labels"]) == 12
+    metrics = stages.evaluate("synth_keywords", "fcn", params, layout)
+    assert 0.0 <= metrics["test/accuracy"] <= 1.0
+    saved = json.loads((layout.metrics("synth_keywords", "fcn") / "eval.json").read_text())
+    assert saved["test/accuracy"] == metrics["test/accuracy"]
+    runs = runs_table(["synth_keywords"])
+    row = runs[runs.model == "fcn"].iloc[0]
+    assert row["status"] == "FINISHED" and row["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
+    assert "val/loss" in runs.columns and "train/loss" in runs.columns
+
+
+def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path) -> None:
+    """Stop after epoch 1, resume: same weights and metrics as a straight 2-epoch run."""
+    params, layout = prepared
+    straight = Layout(tmp_path / "a")
+    resumed = Layout(tmp_path / "b")
+    for lay in (straight, resumed):
+        for sub in ("data",):
+            (lay.root).mkdir(parents=True, exist_ok=True)
+            (lay.root / sub).symlink_to(layout.root / sub)
+    a = train_model("synth_keywords", "samplecnn", params, straight)
+    with pytest.raises(KeyboardInterrupt):
+        train_model("synth_keywords", "samplecnn", params, resumed, stop_after_epoch=1)
+    assert (resumed.root / ".checkpoints" / "synth_keywords" / "samplecnn" / "last.pt").exists()
+    assert not (resumed.model("synth_keywords", "samplecnn") / "model.pt").exists()  # partial work is not finished work
+    b = train_model("synth_keywords", "samplecnn", params, resumed, resume=True)
+    assert a.best_epoch == b.best_epoch
+    assert a.best_val_loss == pytest.approx(b.best_val_loss, rel=1e-6, abs=1e-7)
+    ea = stages.evaluate("synth_keywords", "samplecnn", params, straight)
+    eb = stages.evaluate("synth_keywords", "samplecnn", params, resumed)
+    assert ea["test/accuracy"] == eb["test/accuracy"] and ea["test/loss"] == pytest.approx(eb["test/loss"], rel=1e-6)
+
+
+def test_stale_checkpoint_is_not_resumed(prepared, tmp_path) -> None:
+    params, layout = prepared
+    lay = Layout(tmp_path)
+    (tmp_path / "data").symlink_to(layout.root / "data")
+    with pytest.raises(KeyboardInterrupt):
+        train_model("synth_keywords", "samplecnn", params, lay, stop_after_epoch=1)
+    changed = params.model_copy(update={"train": params.train.model_copy(update={"lr": 0.01})})
+    res = train_model("synth_keywords", "samplecnn", changed, lay, resume=True)
+    hist = (res.model_dir / "history.csv").read_text().splitlines()
+    assert len(hist) == 1 + params.train.epochs  # trained from epoch 1, not resumed
