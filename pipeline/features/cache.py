@@ -37,7 +37,7 @@ SHARD_FRAMES = 200_000
 
 def cache_dir_name(spec: dict[str, Any]) -> str:
     """``<name>-<hash>`` directory name of a cache spec."""
-    return f"{spec['name']}-{stable_hash(spec)}"
+    return f"{spec.get('name', spec.get('frontend', 'features'))}-{stable_hash(spec)}"
 
 
 def frontends_for_grid(dataset: str, params: "Params") -> dict[str, "Frontend"]:
@@ -71,13 +71,23 @@ def compute_cache(store: SegmentStore, frontend: "Frontend", out_dir: Path) -> P
             buffer, filled, shard_i = [], 0, shard_i + 1
 
     manifest = store.manifest
-    for row in track(manifest.itertuples(index=False), total=len(manifest), description=f"features {spec['name']}"):
-        feats = frontend(torch.from_numpy(store.wave(row))[None])[0].float().numpy()
-        if filled and filled + feats.shape[-1] > SHARD_FRAMES:
-            flush()
-        rows.append({"clip_id": row.clip_id, "shard": f"shard-{shard_i:05d}.npy", "offset": filled, "n_frames": feats.shape[-1]})
-        buffer.append(feats)
-        filled += feats.shape[-1]
+    # clips of equal length go through the front-end together (batches of 32)
+    order = manifest.sort_values("n_samples", kind="stable").index.to_numpy()
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < 32 and manifest.at[batches[-1][0], "n_samples"] == manifest.at[i, "n_samples"]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    for batch in track(batches, total=len(batches), description=f"features {cache_dir_name(spec)}"):
+        waves = np.stack([store.wave(manifest.loc[i]) for i in batch])
+        for i, feats in zip(batch, frontend(torch.from_numpy(waves)).float().numpy()):
+            if filled and filled + feats.shape[-1] > SHARD_FRAMES:
+                flush()
+            rows.append({"clip_id": manifest.at[i, "clip_id"], "shard": f"shard-{shard_i:05d}.npy", "offset": filled,
+                         "n_frames": feats.shape[-1]})
+            buffer.append(feats)
+            filled += feats.shape[-1]
     flush()
     pd.DataFrame(rows).to_parquet(tmp / "index.parquet", index=False)
     pad_value = float(np.median(frontend(torch.zeros(1, 4096)).float().numpy()))

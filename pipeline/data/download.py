@@ -1,0 +1,609 @@
+"""Robust downloads for the real datasets: resume, retry, verify, extract safely.
+
+Every real dataset source describes its files as :class:`RemoteFile` records (publisher URL,
+checksum and size where the publisher gives them) and calls :func:`fetch_file` for each, then
+:func:`safe_extract` for archives. The guarantees:
+
+- **Resume.** Bytes arrive in ``<name>.part``; after an interruption the next attempt (or the
+  next run) asks for the rest with an HTTP ``Range`` request. A server that ignores ``Range``
+  (status 200) makes the transfer restart from byte 0.
+- **Retry.** Connection errors, time-outs, truncated bodies and HTTP 408/429/5xx are retried
+  with exponential backoff (:class:`RetryPolicy`; environment variables
+  ``MUSICREP_DOWNLOAD_ATTEMPTS``, ``MUSICREP_DOWNLOAD_BACKOFF_S``, ``MUSICREP_DOWNLOAD_TIMEOUT_S``).
+- **Verify, then finalise.** The ``.part`` file is hashed (SHA-256, plus MD5 where that is
+  what the publisher gives) and only renamed to its final name when the checksum and size
+  match. Where no checksum is published the SHA-256 seen at the first download is recorded
+  and every later check compares against it ("trust on first use").
+- **Idempotent.** Verified files are recorded in ``download_state.json`` (size, mtime,
+  digests); a re-run finds them and downloads nothing. A file whose size or mtime changed is
+  hashed again, so a tampered file fails with a clear message.
+- **Safe extraction.** Zip and tar(.gz) members with absolute paths, ``..`` components, links
+  pointing outside the target or device files are refused; extraction happens in a temporary
+  directory that is renamed onto the target only when complete.
+- **Mirrors.** ``mirror`` replaces the publisher's base URL: a base URL (``http://host/dir``,
+  ``file://``) under which the files keep their names, or a local directory holding them.
+- **Clear failures.** An unreachable host raises :class:`~pipeline.errors.UserError` naming the
+  file, where to put it by hand and its expected checksum.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Iterator, Sequence
+
+from pipeline.errors import UserError
+from pipeline.io_utils import write_json
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "download_state.json"
+MANIFEST_FILE = "manifest.json"
+CHUNK = 1 << 20
+USER_AGENT = "musicrep/0.1 (dataset downloader; python-urllib)"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+# ----------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file a publisher serves.
+
+    Attributes:
+        name: file name inside the raw directory and inside a mirror (usually the URL's
+            last path component).
+        url: the publisher's URL.
+        sha256: published SHA-256 (hex), or ``None`` if the publisher gives none.
+        md5: published MD5 (hex), used when that is all the publisher gives.
+        size: size in bytes, or ``None`` if unknown.
+        optional: a failure to get this file is logged and skipped instead of raised.
+        note: where the checksum comes from (documentation only).
+    """
+
+    name: str
+    url: str
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+    optional: bool = False
+    note: str = ""
+
+    def describe_checksum(self) -> str:
+        if self.sha256:
+            return f"SHA-256 {self.sha256}"
+        if self.md5:
+            return f"MD5 {self.md5}"
+        return "no published checksum (its SHA-256 is recorded on first download)"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: ``attempts`` per file, backoff ``backoff_s * 2**k`` capped at ``max_backoff_s``."""
+
+    attempts: int = 5
+    backoff_s: float = 2.0
+    max_backoff_s: float = 60.0
+    timeout_s: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> "RetryPolicy":
+        """Defaults, overridden by ``MUSICREP_DOWNLOAD_{ATTEMPTS,BACKOFF_S,TIMEOUT_S}``."""
+        base = cls()
+        try:
+            return cls(
+                attempts=max(1, int(os.environ.get("MUSICREP_DOWNLOAD_ATTEMPTS", base.attempts))),
+                backoff_s=max(0.0, float(os.environ.get("MUSICREP_DOWNLOAD_BACKOFF_S", base.backoff_s))),
+                max_backoff_s=base.max_backoff_s,
+                timeout_s=max(0.1, float(os.environ.get("MUSICREP_DOWNLOAD_TIMEOUT_S", base.timeout_s))),
+            )
+        except ValueError as exc:
+            raise UserError(f"invalid MUSICREP_DOWNLOAD_* environment variable ({exc}); use numbers, e.g. MUSICREP_DOWNLOAD_ATTEMPTS=5.") from None
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * (2 ** attempt))
+
+
+class _Retryable(Exception):
+    """A transfer problem worth another attempt (truncated body, bad resume...)."""
+
+
+class _Permanent(Exception):
+    """A transfer problem no retry will fix (HTTP 404, 403...)."""
+
+
+# ----------------------------------------------------------------------------- state
+class DownloadState:
+    """``download_state.json`` in a raw directory: verified files and completed extractions."""
+
+    def __init__(self, raw_dir: Path) -> None:
+        self.path = Path(raw_dir) / STATE_FILE
+        self.data: dict = {"files": {}, "extracted": {}}
+        if self.path.exists():
+            try:
+                loaded = json.loads(self.path.read_text())
+                if isinstance(loaded, dict):
+                    self.data.update({k: v for k, v in loaded.items() if isinstance(v, dict)})
+            except (OSError, json.JSONDecodeError):
+                log.warning("ignoring unreadable %s; files will be verified again", self.path)
+
+    def entry(self, name: str) -> dict | None:
+        return self.data["files"].get(name)
+
+    def is_verified(self, name: str, path: Path) -> bool:
+        entry = self.entry(name)
+        if not entry or not path.exists():
+            return False
+        st = path.stat()
+        return entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+
+    def record(self, name: str, path: Path, digests: dict[str, str], url: str, trusted_on_first_use: bool) -> None:
+        st = path.stat()
+        self.data["files"][name] = {
+            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digests["sha256"], "md5": digests["md5"],
+            "url": url, "trusted_on_first_use": trusted_on_first_use, "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.save()
+
+    def forget(self, name: str) -> None:
+        if self.data["files"].pop(name, None) is not None:
+            self.save()
+
+    def extracted(self, key: str) -> dict | None:
+        return self.data["extracted"].get(key)
+
+    def record_extracted(self, key: str, info: dict) -> None:
+        self.data["extracted"][key] = info
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+
+# ----------------------------------------------------------------------------- hashing
+def file_digests(path: Path) -> dict[str, str]:
+    """SHA-256 and MD5 of a file in one pass."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            sha.update(block)
+            md5.update(block)
+    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
+
+
+def _mismatch(remote: RemoteFile, digests: dict[str, str], size: int, recorded: dict | None) -> tuple[str, str, str] | None:
+    """Return ``(algorithm, expected, got)`` when the file does not match, else ``None``."""
+    if remote.sha256 and digests["sha256"].lower() != remote.sha256.lower():
+        return "SHA-256", remote.sha256.lower(), digests["sha256"]
+    if remote.md5 and digests["md5"].lower() != remote.md5.lower():
+        return "MD5", remote.md5.lower(), digests["md5"]
+    if remote.size is not None and size != remote.size:
+        return "size", f"{remote.size} bytes", f"{size} bytes"
+    if not remote.sha256 and not remote.md5 and recorded and recorded.get("sha256") and recorded["sha256"] != digests["sha256"]:
+        return "SHA-256 (recorded at its first download)", recorded["sha256"], digests["sha256"]
+    return None
+
+
+# ----------------------------------------------------------------------------- mirrors
+def is_url(text: str) -> bool:
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text))
+
+
+def resolve_source(remote: RemoteFile, mirror: str | os.PathLike | None) -> str | Path:
+    """Where to get ``remote`` from: its URL, a mirror URL, or a file in a mirror directory."""
+    if mirror is None or str(mirror) == "":
+        return remote.url
+    mirror = str(mirror)
+    if is_url(mirror):
+        return mirror.rstrip("/") + "/" + urllib.parse.quote(remote.name)
+    folder = Path(mirror).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"mirror {mirror} is neither a URL (http://..., file://...) nor an existing directory; pass a base URL or a folder that holds {remote.name}.")
+    return folder / remote.name
+
+
+# ----------------------------------------------------------------------------- progress
+@contextlib.contextmanager
+def _progress(label: str, total: int | None, start: int) -> Iterator:
+    """Yield ``advance(n_bytes)``; a rich bar on a terminal, log lines otherwise."""
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True) as bar:
+            task = bar.add_task(label, total=total, completed=start)
+            yield lambda n: bar.update(task, advance=n)
+        return
+    log.info("downloading %s (%s)%s", label, f"{total:,} bytes" if total else "size unknown", f", resuming at byte {start:,}" if start else "")
+    yield lambda n: None
+
+
+# ----------------------------------------------------------------------------- transfer
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes 100-199/1000`` -> (100, 1000); ``bytes */1000`` -> (None, 1000)."""
+    if not value:
+        return None, None
+    m = re.match(r"^\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*$", value)
+    if not m:
+        return None, None
+    start = int(m.group(1)) if m.group(1) is not None else None
+    total = int(m.group(2)) if m.group(2) != "*" else None
+    return start, total
+
+
+def _http_once(url: str, part: Path, timeout: float, label: str) -> None:
+    """One attempt: fetch ``url`` into ``part``, resuming from its current size."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            _, total = _parse_content_range(exc.headers.get("Content-Range") if exc.headers else None)
+            if total == offset:
+                return  # the part file is already complete
+            part.unlink()
+            raise _Retryable(f"server refused to resume at byte {offset}; restarting") from None
+        if exc.code in (408, 425, 429) or exc.code >= 500:
+            raise _Retryable(f"HTTP {exc.code} {exc.reason}") from None
+        raise _Permanent(f"HTTP {exc.code} {exc.reason}") from None
+    with response:
+        status = getattr(response, "status", None)
+        length_header = response.headers.get("Content-Length") if response.headers else None
+        remaining = int(length_header) if length_header and length_header.isdigit() else None
+        if offset and status == 206:
+            start, total = _parse_content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                part.unlink()
+                raise _Retryable(f"server resumed at byte {start}, not {offset}; restarting")
+            mode = "ab"
+        else:
+            if offset:
+                log.info("%s: the server does not resume (status %s); restarting from byte 0", label, status)
+            offset, mode, total = 0, "wb", remaining
+        written = 0
+        with open(part, mode) as out, _progress(label, total, offset) as advance:
+            while block := response.read(CHUNK):
+                out.write(block)
+                written += len(block)
+                advance(len(block))
+        if remaining is not None and written < remaining:
+            raise _Retryable(f"connection closed after {offset + written:,} of {offset + remaining:,} bytes")
+
+
+def _manual_hint(remote: RemoteFile, dest: Path, dataset: str) -> str:
+    return (f"download {remote.url} by hand and place it at {dest} (expected {remote.describe_checksum()}), "
+            f"or pass a mirror (`musicrep download {dataset} --mirror URL_OR_DIR`); then re-run `musicrep download {dataset}`")
+
+
+def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, dataset: str, policy: RetryPolicy) -> None:
+    host = urllib.parse.urlsplit(url).netloc or url
+    last: Exception | None = None
+    for attempt in range(policy.attempts):
+        try:
+            _http_once(url, part, policy.timeout_s, remote.name)
+            return
+        except _Permanent as exc:
+            raise UserError(f"{host} answered {exc} for {url}; {_manual_hint(remote, dest, dataset)}.") from None
+        except (_Retryable, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            last = exc
+            reason = getattr(exc, "reason", None) or exc
+            if attempt + 1 < policy.attempts:
+                delay = policy.delay(attempt)
+                log.warning("download of %s failed (%s); attempt %d/%d, retrying in %.1f s", remote.name, reason, attempt + 1, policy.attempts, delay)
+                time.sleep(delay)
+    reason = getattr(last, "reason", None) or last
+    kept = f" ({part.stat().st_size:,} bytes kept in {part.name} for resuming)" if part.exists() and part.stat().st_size else ""
+    raise UserError(f"cannot download {remote.name} from {host} ({reason}) after {policy.attempts} attempts{kept}; {_manual_hint(remote, dest, dataset)}.")
+
+
+def _copy_local(source: Path, part: Path, remote: RemoteFile, dest: Path, dataset: str) -> None:
+    if not source.is_file():
+        raise UserError(f"mirror folder {source.parent} has no {remote.name}; put the file there (expected {remote.describe_checksum()}), "
+                        f"or place it at {dest}, or drop --mirror to download from {remote.url}.")
+    log.info("copying %s from mirror %s", remote.name, source.parent)
+    shutil.copyfile(source, part)
+
+
+def fetch_file(remote: RemoteFile, raw_dir: Path, dataset: str, mirror: str | os.PathLike | None = None,
+               policy: RetryPolicy | None = None, state: DownloadState | None = None) -> Path | None:
+    """Bring ``remote`` into ``raw_dir`` verified; return its path (``None`` if optional and unavailable).
+
+    A present file already recorded as verified (same size and mtime) is not touched; a
+    present unrecorded or changed file is verified in place (a file placed by hand). A new
+    file is downloaded to ``<name>.part`` (resumed if that exists), verified, then renamed.
+
+    Raises:
+        UserError: host unreachable after the retries, HTTP 404, or a checksum mismatch.
+    """
+    raw_dir = Path(raw_dir)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    state = state or DownloadState(raw_dir)
+    policy = policy or RetryPolicy.from_env()
+    dest = raw_dir / remote.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        entry = state.entry(remote.name)
+        if state.is_verified(remote.name, dest) and not _mismatch(remote, entry, entry["size"], None):  # type: ignore[index, arg-type]
+            log.debug("%s already verified", dest)
+            return dest
+        digests = file_digests(dest)
+        bad = _mismatch(remote, digests, dest.stat().st_size, state.entry(remote.name))
+        if bad:
+            algo, want, got = bad
+            raise UserError(f"{dest} fails its {algo} check (expected {want}, got {got}); delete it and re-run `musicrep download {dataset}`.")
+        state.record(remote.name, dest, digests, remote.url, trusted_on_first_use=not (remote.sha256 or remote.md5))
+        log.info("verified %s (already present)", dest)
+        return dest
+    state.forget(remote.name)
+    source = resolve_source(remote, mirror)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        if isinstance(source, Path):
+            _copy_local(source, part, remote, dest, dataset)
+        else:
+            _download_http(source, part, remote, dest, dataset, policy)
+    except UserError as exc:
+        if remote.optional:
+            log.warning("optional file %s is unavailable; continuing without it (%s)", remote.name, exc)
+            return None
+        raise
+    digests = file_digests(part)
+    bad = _mismatch(remote, digests, part.stat().st_size, None)
+    if bad:
+        algo, want, got = bad
+        part.unlink()
+        raise UserError(f"{remote.name} downloaded from {source} fails its {algo} check (expected {want}, got {got}); the download was deleted: "
+                        f"re-run `musicrep download {dataset}`, and if it fails again use another mirror or place a good copy at {dest}.")
+    os.replace(part, dest)
+    if not (remote.sha256 or remote.md5):
+        log.warning("%s has no published checksum; recorded its SHA-256 %s for later checks", remote.name, digests["sha256"])
+    state.record(remote.name, dest, digests, str(source), trusted_on_first_use=not (remote.sha256 or remote.md5))
+    log.info("downloaded and verified %s", dest)
+    return dest
+
+
+def fetch_all(files: Sequence[RemoteFile], raw_dir: Path, dataset: str, mirror: str | os.PathLike | None = None,
+              policy: RetryPolicy | None = None) -> dict[str, Path | None]:
+    """:func:`fetch_file` for each file; returns ``{name: path or None}``."""
+    state = DownloadState(Path(raw_dir))
+    policy = policy or RetryPolicy.from_env()
+    return {f.name: fetch_file(f, raw_dir, dataset, mirror, policy, state) for f in files}
+
+
+# ----------------------------------------------------------------------------- archives
+class _ConcatFile(io.RawIOBase):
+    """Read-only, seekable view of several files back to back (``mp3.zip.001 + .002 + ...``)."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        super().__init__()
+        self._files = [open(p, "rb") for p in paths]
+        self._sizes = [os.fstat(f.fileno()).st_size for f in self._files]
+        self._starts = [sum(self._sizes[:i]) for i in range(len(self._sizes))]
+        self._size = sum(self._sizes)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view) and self._pos < self._size:
+            i = next(k for k, (s, n) in enumerate(zip(self._starts, self._sizes)) if s <= self._pos < s + n)
+            f = self._files[i]
+            f.seek(self._pos - self._starts[i])
+            n = f.readinto(view[filled: filled + min(len(view) - filled, self._starts[i] + self._sizes[i] - self._pos)])
+            if not n:
+                break
+            filled += n
+            self._pos += n
+        return filled
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        super().close()
+
+
+def open_concatenated(paths: Sequence[Path]) -> IO[bytes]:
+    """A buffered, seekable reader over ``paths`` concatenated (for byte-split archives)."""
+    return io.BufferedReader(_ConcatFile(paths), buffer_size=CHUNK)
+
+
+class UnsafeArchiveError(Exception):
+    """An archive member would land outside the target directory."""
+
+
+def _safe_member_path(name: str) -> PurePosixPath:
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        raise UnsafeArchiveError(f"{name!r} is an absolute path")
+    parts = [p for p in PurePosixPath(norm).parts if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"{name!r} climbs out of the target with '..'")
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+
+def _link_stays_inside(member: PurePosixPath, target: str, hard: bool) -> bool:
+    """True when a link target resolves inside the extraction root."""
+    if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
+        return False
+    base = [] if hard else list(member.parent.parts)
+    depth = []
+    for part in base + target.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not depth:
+                return False
+            depth.pop()
+        else:
+            depth.append(part)
+    return True
+
+
+def _check_tar(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    members = []
+    for m in tar.getmembers():
+        path = _safe_member_path(m.name)
+        if m.issym() or m.islnk():
+            if not _link_stays_inside(path, m.linkname, hard=m.islnk()):
+                raise UnsafeArchiveError(f"{m.name!r} links to {m.linkname!r}, outside the target")
+        elif not (m.isfile() or m.isdir()):
+            raise UnsafeArchiveError(f"{m.name!r} is a device, FIFO or other special file")
+        members.append(m)
+    return members
+
+
+def _extract_zip(zf: zipfile.ZipFile, root: Path) -> int:
+    count = 0
+    for info in zf.infolist():
+        path = _safe_member_path(info.filename)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            target = zf.read(info).decode("utf-8", "replace")
+            if not _link_stays_inside(path, target, hard=False):
+                raise UnsafeArchiveError(f"{info.filename!r} links to {target!r}, outside the target")
+        out = root / path
+        if info.is_dir():
+            out.mkdir(parents=True, exist_ok=True)
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(info) as src, open(out, "wb") as dst:  # links inside are written as small text files
+            shutil.copyfileobj(src, dst, CHUNK)
+        count += 1
+    return count
+
+
+def archive_format(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".zip") or re.search(r"\.zip\.\d{3}$", name):
+        return "zip"
+    if any(name.endswith(s) for s in (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+        return "tar"
+    raise ValueError(f"unknown archive format: {path.name}")
+
+
+def safe_extract(archives: Path | Sequence[Path], target: Path, dataset: str) -> Path:
+    """Extract ``archives`` (one archive, or byte-split parts of one zip) into ``target``.
+
+    Members are checked first; extraction goes to a temporary sibling directory renamed onto
+    ``target`` when complete (an existing ``target`` is replaced).
+
+    Raises:
+        UserError: an unsafe member, or a corrupt archive.
+    """
+    parts = [Path(archives)] if isinstance(archives, (str, os.PathLike)) else [Path(p) for p in archives]
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
+    label = parts[0].name if len(parts) == 1 else f"{parts[0].name} .. {parts[-1].name}"
+    try:
+        fmt = archive_format(parts[0])
+        log.info("extracting %s into %s", label, target)
+        if fmt == "zip":
+            with open_concatenated(parts) if len(parts) > 1 else open(parts[0], "rb") as handle, zipfile.ZipFile(handle) as zf:
+                _extract_zip(zf, tmp)
+        else:
+            with tarfile.open(parts[0], "r:*") as tar:
+                members = _check_tar(tar)
+                tar.extractall(tmp, members=members, filter="data")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except UnsafeArchiveError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{label} holds an unsafe member: {exc}; nothing was extracted. Delete {parts[0]} and re-run `musicrep download {dataset}` (or check your mirror).") from None
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot extract {label} ({exc.__class__.__name__}: {exc}); delete it and re-run `musicrep download {dataset}`.") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def extract_once(archives: Path | Sequence[Path], target: Path, dataset: str, state: DownloadState, key: str | None = None) -> Path:
+    """:func:`safe_extract` unless ``state`` says these exact archives already went to ``target``."""
+    parts = [Path(archives)] if isinstance(archives, (str, os.PathLike)) else [Path(p) for p in archives]
+    key = key or "+".join(p.name for p in parts)
+    stamp = {"archives": [(state.entry(p.name) or {}).get("sha256") or file_digests(p)["sha256"] for p in parts], "target": target.name}
+    if target.is_dir() and state.extracted(key) == stamp:
+        log.debug("%s already extracted", key)
+        return target
+    safe_extract(parts, target, dataset)
+    state.record_extracted(key, stamp)
+    return target
+
+
+# ----------------------------------------------------------------------------- manifest
+def write_manifest(root: Path, dataset: str, files: Sequence[Path] | None = None, base: Path | None = None,
+                   out: Path | None = None, extra: dict | None = None) -> dict:
+    """Write ``manifest.json``: every file under ``root`` (or ``files``) with size and SHA-256.
+
+    Hashes of files whose size and mtime did not change since the previous manifest are
+    reused, so re-running on an unchanged folder reads nothing.
+
+    Args:
+        root: directory to list (``files`` default to every regular file under it, except
+            the manifest, the download state, ``.part`` files and hidden temporaries).
+        base: paths are recorded relative to this (default ``root``).
+        out: manifest path (default ``root / manifest.json``).
+    """
+    root, base = Path(root), Path(base or root)
+    out = Path(out or root / MANIFEST_FILE)
+    if files is None:
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (STATE_FILE, MANIFEST_FILE, "COMPLETE.json")
+                       and not p.name.endswith(".part") and not any(s.startswith(".") and s.endswith(".extracting") for s in p.relative_to(root).parts))
+    previous: dict[str, dict] = {}
+    if out.exists():
+        with contextlib.suppress(OSError, json.JSONDecodeError, KeyError, TypeError):
+            previous = {e["path"]: e for e in json.loads(out.read_text())["files"]}
+    if (root / STATE_FILE).exists():  # downloads were hashed when verified: no need to read them again
+        for name, e in DownloadState(root).data["files"].items():
+            rel = (root / name).relative_to(base).as_posix() if (root / name).is_relative_to(base) else str(root / name)
+            previous.setdefault(rel, e)
+    from pipeline.io_utils import sha256_file
+    from pipeline.progress import track
+
+    entries = []
+    for p in track(files, total=len(files), description=f"manifest {dataset}"):
+        st = p.stat()
+        rel = p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p)
+        old = previous.get(rel)
+        digest = old["sha256"] if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns else sha256_file(p)
+        entries.append({"path": rel, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns})
+    manifest = {"dataset": dataset, "n_files": len(entries), "total_bytes": sum(e["size"] for e in entries), "files": entries, **(extra or {})}
+    write_json(out, manifest)
+    return manifest

@@ -1,0 +1,123 @@
+"""Speech Commands v0.02 (Warden 2018): 105,829 one-second utterances of 35 words, 16 kHz wav.
+
+Publisher: Google, ``http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz``
+(CC BY 4.0), 2,428,923,189 bytes, SHA-256 ``af14739e...709868ff58`` (the value TensorFlow
+Datasets and torchaudio pin for this URL; Google publishes no checksum itself). The archive is
+extracted, safely, into ``data/raw/speech_commands/speech_commands_v0.02/``:
+``<word>/<speaker>_nohash_<n>.wav``, ``validation_list.txt``, ``testing_list.txt``,
+``_background_noise_/*.wav``, ``LICENSE``, ``README.md``.
+
+Splits (spec §4): the dataset's own ``validation_list.txt`` -> **val** and ``testing_list.txt``
+-> **test**; every other word recording -> **train**. There are no ``_silence_``/``_unknown_``
+classes: the label vocabulary is the 35 words. ``_background_noise_`` is kept on disk for the
+robustness stage (:func:`background_noise_files`) and is not a clip.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from pipeline.data.download import DownloadState, RemoteFile, extract_once, fetch_file, write_manifest
+from pipeline.data.registry import Catalog
+from pipeline.data.sources._common import RealSource, clip_seconds_from, read_complete, write_complete
+from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+log = logging.getLogger(__name__)
+
+ARCHIVE = RemoteFile(
+    name="speech_commands_v0.02.tar.gz",
+    url="http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+    sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
+    size=2_428_923_189,
+    note="SHA-256 and size as pinned by TensorFlow Datasets (checksums.tsv) and torchaudio (SPEECHCOMMANDS)",
+)
+EXTRACTED = "speech_commands_v0.02"
+BACKGROUND = "_background_noise_"
+EXPECTED_CLIPS = 105_829  # utterances in v0.02 (Warden 2018, table 1)
+WORDS = [
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
+    "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
+    "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+]
+
+
+def _read_list(path: Path) -> set[str]:
+    return {line.strip().removeprefix("./") for line in path.read_text().splitlines() if line.strip()}
+
+
+def background_noise_files(raw_dir: Path) -> list[Path]:
+    """The ``_background_noise_/*.wav`` recordings of a fetched Speech Commands (for robustness).
+
+    Raises:
+        UserError: Speech Commands has not been downloaded into ``raw_dir``.
+    """
+    folder = Path(raw_dir) / EXTRACTED / BACKGROUND
+    files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
+    if not files:
+        raise UserError(f"{folder} holds no background noise recordings; run `musicrep download speech_commands` first "
+                        f"(or choose another robustness.noise_source).")
+    return files
+
+
+class SpeechCommandsSource(RealSource):
+    """Speech Commands v0.02: fetch the tarball, catalog the 35 word folders."""
+
+    def fetch(self, raw_dir: Path, params: "Params") -> None:
+        raw_dir = Path(raw_dir)
+        state = DownloadState(raw_dir)
+        archive = fetch_file(ARCHIVE, raw_dir, self.name, self.mirror(params), self.policy, state)
+        assert archive is not None
+        sha = state.entry(ARCHIVE.name)["sha256"]
+        root = raw_dir / EXTRACTED
+        done = read_complete(raw_dir)
+        if done and done.get("archive_sha256") == sha and root.is_dir():
+            log.info("speech_commands already fetched (%d clips)", done.get("n_clips", 0))
+            return
+        extract_once(archive, root, self.name, state)
+        n_clips = sum(1 for w in root.iterdir() if w.is_dir() and not w.name.startswith("_") for _ in w.glob("*.wav"))
+        if ARCHIVE.sha256 and sha == ARCHIVE.sha256 and n_clips != EXPECTED_CLIPS:
+            log.warning("speech_commands archive holds %d clips, expected %d", n_clips, EXPECTED_CLIPS)
+        write_manifest(raw_dir, self.name)
+        write_complete(raw_dir, {"dataset": self.name, "archive": ARCHIVE.name, "archive_sha256": sha, "n_clips": n_clips})
+
+    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
+        raw_dir = Path(raw_dir)
+        root = raw_dir / EXTRACTED
+        if not (root / "testing_list.txt").exists() or not (root / "validation_list.txt").exists():
+            raise self.missing(raw_dir, f"Speech Commands v0.02 ({EXTRACTED}/ with testing_list.txt and validation_list.txt)")
+        val, test = _read_list(root / "validation_list.txt"), _read_list(root / "testing_list.txt")
+        rows, found, other = [], set(), []
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            if folder.name.startswith("_") or folder.name.startswith("."):
+                continue
+            if folder.name not in WORDS:
+                other.append(folder.name)
+                continue
+            for wav in sorted(folder.glob("*.wav")):
+                rel = f"{folder.name}/{wav.name}"
+                found.add(rel)
+                split = "test" if rel in test else "val" if rel in val else "train"
+                rows.append({"clip_id": rel.removesuffix(".wav"), "path": f"{EXTRACTED}/{rel}", "split": split,
+                             "labels": [folder.name], "start_s": 0.0, "duration_s": math.nan})
+        if other:
+            log.warning("ignoring folders that are not among the 35 words: %s", ", ".join(other))
+        missing = sorted((val | test) - found)
+        if missing:
+            log.warning("%d files named in the split lists are absent (e.g. %s)", len(missing), missing[0])
+        done = read_complete(raw_dir) or {}
+        expected = max(int(done.get("n_clips") or 0), len(found) + len(missing))
+        return Catalog(clips=pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"]),
+                       labels=list(WORDS), expected=expected, missing=[m.removesuffix(".wav") for m in missing])
+
+
+def make_source(params: "Params | None" = None) -> SpeechCommandsSource:
+    return SpeechCommandsSource(name="speech_commands", kind="single", task="keywords",
+                                clip_seconds=clip_seconds_from(params, "speech_commands", 1.0))

@@ -1,0 +1,37 @@
+"""FCN (Choi et al. 2016), spec 2.1: five C2 blocks, 96 mel, L = 464,000."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.models.backends.base import Backend
+from pipeline.models.layers import C2, OutputLayer, global_max_pool, scale_width
+
+FCN_WIDTHS = (64, 128, 128, 128, 64)
+FCN_POOLS = ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))
+
+
+class FCNBackend(Backend):
+    """BN(in) -> C2 x5 (pools (2,4),(2,4),(2,4),(3,5),(4,4)) -> GMP -> Dropout -> Linear.
+
+    At 96 x 1813 (the spec input) the map ends at 1 x 1 and GMP is the spec's flatten;
+    other sizes are handled by the fit pools and GMP.
+
+    Shape:
+        ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 64 w)``.
+    """
+
+    def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
+        super().__init__(n_classes)
+        self.input_norm = nn.BatchNorm2d(in_channels)
+        blocks, c_in = [], in_channels
+        for c_out, pool in zip(FCN_WIDTHS, FCN_POOLS):
+            blocks.append(C2(c_in, scale_width(c_out, width), pool))
+            c_in = scale_width(c_out, width)
+        self.blocks = nn.Sequential(*blocks)
+        self.embedding_dim = c_in
+        self.head = OutputLayer(c_in, n_classes)
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        return global_max_pool(self.blocks(self.input_norm(features)))

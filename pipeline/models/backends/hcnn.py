@@ -1,0 +1,71 @@
+"""Harmonic CNN back-end (Won et al., ICASSP 2020), spec 2.9.
+
+Stages 1-5 are shared by the three task variants of the reference; only the pools of
+stages 6-7 differ (they make the time axis end at 1 for each task's input length):
+
+==========  ==============  ================  =====================
+variant     stage 6 pool    stage 7 pool      input (frames)
+==========  ==============  ================  =====================
+``mtat``    (2, 3)          (2, 3)            80,000 (313)
+``dcase``   (2, 2)          (2, 2)            48,000 (188)
+``kws``     (2, 2)          (2, 1)            16,384 (65)
+==========  ==============  ================  =====================
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from pipeline.models.backends.base import Backend
+from pipeline.models.layers import C2, RM, Head, global_max_pool, scale_width
+
+HCNN_POOLS = {
+    "mtat": ((2, 3), (2, 3)),
+    "dcase": ((2, 2), (2, 2)),
+    "kws": ((2, 2), (2, 1)),
+}
+HCNN_CHANNELS = 128
+
+
+class HarmonicCNNBackend(Backend):
+    """BN(H) -> C2(H->128) -> RM(128) x3 -> C2(128->256) -> RM(256) x2 -> GMP -> Head(256).
+
+    Args:
+        in_channels: harmonics H (6 by default; 1 for a mel front-end).
+        n_bins: unused (any height works).
+        n_classes: outputs.
+        width: channel multiplier.
+        pools: ``"mtat"`` (default), ``"dcase"`` or ``"kws"`` (stage 6-7 pools, see module doc).
+
+    Shape:
+        ``(batch, H, B, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 256 w)``.
+    """
+
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"hcnn_pools"})
+
+    def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0, pools: str = "mtat") -> None:
+        super().__init__(n_classes)
+        if pools not in HCNN_POOLS:
+            raise ValueError(f"hcnn_pools must be one of {sorted(HCNN_POOLS)} or 'auto', got {pools!r}")
+        self.pools = pools
+        channels = scale_width(HCNN_CHANNELS, width)
+        wide = scale_width(2 * HCNN_CHANNELS, width)
+        pool6, pool7 = HCNN_POOLS[pools]
+        self.input_norm = nn.BatchNorm2d(in_channels)
+        self.blocks = nn.Sequential(
+            C2(in_channels, channels, 2),
+            RM(channels, 2),
+            RM(channels, 2),
+            RM(channels, 2),
+            C2(channels, wide, 2),
+            RM(wide, pool6),
+            RM(wide, pool7),
+        )
+        self.embedding_dim = wide
+        self.head = Head(wide, n_classes)
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        return global_max_pool(self.blocks(self.input_norm(features)))

@@ -1,0 +1,55 @@
+"""Shared plumbing of the spectrogram-type front-ends.
+
+A front-end wraps one transform of :mod:`pipeline.features.transforms` and adds what the
+zoo needs to wire it to a back-end: ``out_channels`` and ``n_bins`` (the ``C`` and ``F`` of
+its ``(batch, C, F, frames)`` output), ``output_kind`` (``"spectrogram"`` or
+``"waveform"``), ``hop_length``, ``n_frames`` and ``cache_spec``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from pipeline.models.base import Frontend
+
+CACHE_SPEC_VERSION = 1
+
+
+class TransformFrontend(Frontend):
+    """A deterministic transform ``(batch, samples) -> (batch, bins, frames)`` as a
+    one-channel image ``(batch, 1, bins, frames)``.
+
+    Subclasses set ``name`` and ``OPTIONS`` (constructor keywords a user may override
+    through ``ModelConfig.options``) and build ``self.transform`` (a module with ``n_bins``,
+    ``n_frames(samples)`` and ``params()``).
+    """
+
+    name: ClassVar[str] = ""
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    output_kind: ClassVar[str] = "spectrogram"
+    out_channels: int = 1
+    transform: nn.Module
+
+    def _attach(self, transform: nn.Module, hop_length: int) -> None:
+        self.transform = transform
+        self.hop_length = int(hop_length)
+
+    @property
+    def n_bins(self) -> int:
+        """Size of the frequency axis of the output."""
+        return int(self.transform.n_bins)
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames for ``n_samples`` samples (centred analysis: ``1 + n_samples // hop``)."""
+        return int(self.transform.n_frames(n_samples))
+
+    def cache_spec(self) -> dict[str, Any] | None:
+        """``{"frontend": name, "version": ..., **every transform parameter}`` (JSON-able)."""
+        return {"frontend": self.name, "version": CACHE_SPEC_VERSION, **self.transform.params()}
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(batch, samples)`` -> ``(batch, 1, n_bins, frames)``."""
+        return self.transform(wave).unsqueeze(1)

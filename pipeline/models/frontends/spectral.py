@@ -1,0 +1,158 @@
+"""Fixed spectrogram front-ends: ``mel``, ``linear``, ``log``, ``cqt``, ``mfcc``.
+
+Each returns a one-channel map ``(batch, 1, bins, frames)``; all are deterministic, so
+their output may be cached (``cache_spec`` is a dict). Input normalisation (the spec's
+``BatchNorm2d`` on the dB map) belongs to the back-end.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from pipeline.features.transforms import (
+    C1_MIDI,
+    MFCC,
+    ConstantQTransform,
+    LogMelSpectrogram,
+    LogSpectrogram,
+    Spectrogram,
+    midi_to_hz,
+)
+from pipeline.models.frontends.base import TransformFrontend
+
+_STFT_OPTIONS = frozenset({"n_fft", "hop_length"})
+_MEL_OPTIONS = _STFT_OPTIONS | {"n_mels", "f_min", "f_max", "power"}
+
+
+class MelFrontend(TransformFrontend):
+    """Log-mel spectrogram in dB (HTK, no area norm, no top-dB).
+
+    Args:
+        sample_rate: Hz (default 16,000).
+        n_mels: bands (default 96; 128 for the short-chunk models and CNN-SA).
+        n_fft: default 512. hop_length: default 256.
+        f_min, f_max: band edges in Hz (default 0 and ``sample_rate / 2``).
+        power: 2.0 = mel of the power spectrum (default), 1.0 = of the magnitude.
+
+    Shape:
+        ``(batch, samples)`` -> ``(batch, 1, n_mels, 1 + samples // hop_length)``.
+    """
+
+    name: ClassVar[str] = "mel"
+    OPTIONS: ClassVar[frozenset[str]] = _MEL_OPTIONS
+
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        n_mels: int = 96,
+        n_fft: int = 512,
+        hop_length: int = 256,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        power: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self._attach(LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power), hop_length)
+
+
+class LinearFrontend(TransformFrontend):
+    """Linear-frequency STFT **magnitude** ``|STFT|`` (no log).
+
+    Shape:
+        ``(batch, samples)`` -> ``(batch, 1, n_fft // 2 + 1, 1 + samples // hop_length)``.
+    """
+
+    name: ClassVar[str] = "linear"
+    OPTIONS: ClassVar[frozenset[str]] = _STFT_OPTIONS
+
+    def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, hop_length: int = 256) -> None:
+        super().__init__()
+        self.sample_rate = int(sample_rate)
+        self._attach(Spectrogram(n_fft, hop_length, power=1.0), hop_length)
+
+    def cache_spec(self) -> dict:
+        return {**super().cache_spec(), "sample_rate": self.sample_rate}
+
+
+class LogFrontend(TransformFrontend):
+    """Log-magnitude STFT in dB, ``10 log10(max(|STFT|^2, 1e-10))``.
+
+    Shape:
+        ``(batch, samples)`` -> ``(batch, 1, n_fft // 2 + 1, 1 + samples // hop_length)``.
+    """
+
+    name: ClassVar[str] = "log"
+    OPTIONS: ClassVar[frozenset[str]] = _STFT_OPTIONS
+
+    def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, hop_length: int = 256) -> None:
+        super().__init__()
+        self.sample_rate = int(sample_rate)
+        self._attach(LogSpectrogram(n_fft, hop_length), hop_length)
+
+    def cache_spec(self) -> dict:
+        return {**super().cache_spec(), "sample_rate": self.sample_rate}
+
+
+class CQTFrontend(TransformFrontend):
+    """Constant-Q power in dB: ``10 log10(max(|CQT|^2, 1e-10))``.
+
+    Args:
+        sample_rate: Hz. hop_length: default 256.
+        n_bins: default 84 (C1..B7). bins_per_octave: default 12.
+        f_min: default C1 (32.70 Hz).
+
+    Shape:
+        ``(batch, samples)`` -> ``(batch, 1, n_bins, 1 + samples // hop_length)``.
+    """
+
+    name: ClassVar[str] = "cqt"
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"hop_length", "n_bins", "bins_per_octave", "f_min"})
+
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        hop_length: int = 256,
+        n_bins: int = 84,
+        bins_per_octave: int = 12,
+        f_min: float = float(midi_to_hz(C1_MIDI)),
+    ) -> None:
+        super().__init__()
+        self._attach(ConstantQTransform(sample_rate, hop_length, f_min, n_bins, bins_per_octave), hop_length)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        magnitude = self.transform(wave)
+        return (20.0 * torch.log10(torch.clamp(magnitude, min=1e-5))).unsqueeze(1)
+
+    def cache_spec(self) -> dict:
+        return {**super().cache_spec(), "db": {"multiplier": 10.0, "amin": 1e-10, "top_db": None}}
+
+
+class MFCCFrontend(TransformFrontend):
+    """MFCCs (orthonormal DCT-II of the dB log-mel, no top-dB).
+
+    Args:
+        n_mfcc: coefficients (default 40). Other arguments as :class:`MelFrontend`
+        (default 128 mel bands).
+
+    Shape:
+        ``(batch, samples)`` -> ``(batch, 1, n_mfcc, 1 + samples // hop_length)``.
+    """
+
+    name: ClassVar[str] = "mfcc"
+    OPTIONS: ClassVar[frozenset[str]] = _MEL_OPTIONS | {"n_mfcc"}
+
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        n_mfcc: int = 40,
+        n_mels: int = 128,
+        n_fft: int = 512,
+        hop_length: int = 256,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        power: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self._attach(MFCC(n_mfcc, sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power), hop_length)

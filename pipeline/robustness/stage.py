@@ -1,0 +1,462 @@
+"""``robustness`` stage: test metrics of a trained model under perturbations.
+
+For one (task, model), :func:`run_robustness`
+
+1. loads the packaged model (``models/<task>/<model>/``) and the test split of
+   ``data/segments/<task>/`` (at most ``robustness.max_clips`` clips, a seeded random subset
+   in manifest order, the same subset for every model of the task);
+2. scores the clean clips and every ``(perturbation, level)`` of ``robustness.grid`` with the
+   evaluation protocol (:func:`pipeline.inference.predict_clips`: the whole clip is perturbed,
+   then chunked and the chunk scores averaged, as in the reference robustness script);
+3. computes the task metrics (:func:`pipeline.metrics.task_metrics`) at each point and writes,
+   atomically, into ``metrics/<task>/<model>/``:
+
+   - ``robustness.parquet`` / ``robustness.csv``: tidy table, one row per
+     (perturbation, level, metric): ``task, model, perturbation, level, metric, value, unit,
+     n_clips``; the unperturbed point has ``perturbation == "clean"`` and ``level`` NaN;
+   - ``robustness.json``: flat ``{"<perturbation>/<unit>_<level>/<metric>": value}`` for
+     ``dvc metrics show`` (e.g. ``white_noise/snr_10/roc_auc``, ``clean/roc_auc``);
+   - ``robustness.png``: primary metric vs level, one panel per perturbation, clean as a
+     reference line;
+
+4. logs the same numbers to MLflow as ``robust/<perturbation>/<unit>_<level>/<metric>`` via
+   ``pipeline.tracking.log_robustness`` when that function exists.
+
+Random perturbations use one seed per clip derived from ``(params.seed, perturbation,
+clip_id)``, the same at every level (common random numbers: a clip gets the same noise pattern
+at 20 dB and at 0 dB, only scaled), so curves are smooth and re-runs are identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline.errors import UserError
+from pipeline.io_utils import atomic_path, write_json
+from pipeline.paths import Layout
+from pipeline.robustness.perturb import INFO, PERTURBATIONS, apply, check_level
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["task", "model", "perturbation", "level", "metric", "value", "unit", "n_clips"]
+TABLE, CSV, JSON, PNG = "robustness.parquet", "robustness.csv", "robustness.json", "robustness.png"
+CLEAN = "clean"
+MAX_BATCH_SAMPLES = 1 << 21  # samples perturbed at once (about 2 min of audio, ~8 MB per copy)
+MAX_BATCH_CLIPS = 64
+CACHE_BYTES = 512 << 20  # keep the selected clean clips in memory below this size
+_SKIP_METRICS = {"n_classes_scored"}  # bookkeeping, not a score
+
+
+# --------------------------------------------------------------------------------------------
+# names
+# --------------------------------------------------------------------------------------------
+def format_level(level: float) -> str:
+    """Filesystem-safe level text: ``10 -> '10'``, ``-1 -> 'm1'``, ``0.8 -> '0p8'``."""
+    v = float(level)
+    if v == 0:
+        v = 0.0  # no "-0"
+    return f"{v:g}".replace("-", "m").replace(".", "p").replace("+", "")
+
+
+def level_key(perturbation: str, level: float) -> str:
+    """``snr_10``, ``semitones_m1``, ``rate_1p25``, ``db_20``, ``preset_4`` (unit from ``INFO``)."""
+    return f"{INFO[perturbation].unit}_{format_level(level)}"
+
+
+def metric_key(perturbation: str, level: float | None, metric: str) -> str:
+    """Key of one number in ``robustness.json`` (MLflow adds the ``robust/`` prefix)."""
+    if perturbation == CLEAN:
+        return f"{CLEAN}/{metric}"
+    return f"{perturbation}/{level_key(perturbation, level)}/{metric}"
+
+
+def flat_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """``{metric_key: value}`` of a tidy table; non-finite values are left out."""
+    out: dict[str, float] = {}
+    for row in table.itertuples(index=False):
+        if math.isfinite(row.value):
+            out[metric_key(row.perturbation, row.level, row.metric)] = float(row.value)
+    return out
+
+
+def validate_grid(grid: dict[str, list[float]]) -> None:
+    """Raise :class:`UserError` for unknown perturbations, bad levels or colliding level names."""
+    for name, levels in grid.items():
+        if name not in PERTURBATIONS:
+            raise UserError(f"robustness.grid: unknown perturbation {name!r}; allowed: {', '.join(PERTURBATIONS)}.")
+        keys = set()
+        for level in levels:
+            try:
+                check_level(name, level)
+            except ValueError as exc:
+                raise UserError(f"robustness.grid.{name}: {exc}.") from None
+            key = level_key(name, level)
+            if key in keys:
+                raise UserError(f"robustness.grid.{name}: two levels share the name {key!r}; remove the duplicate.")
+            keys.add(key)
+
+
+def clip_seed(base: int, perturbation: str, clip_id: str) -> int:
+    """Stable 63-bit seed of one clip under one perturbation (independent of level and batch)."""
+    digest = hashlib.sha256(f"{int(base)}\x00{perturbation}\x00{clip_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def select_clips(test: pd.DataFrame, max_clips: int | None, seed: int) -> pd.DataFrame:
+    """At most ``max_clips`` rows: a seeded random subset, kept in manifest order."""
+    if max_clips is None or len(test) <= max_clips:
+        return test.reset_index(drop=True)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x0B5]))
+    idx = np.sort(rng.choice(len(test), size=int(max_clips), replace=False))
+    return test.iloc[idx].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# data and perturbation streams
+# --------------------------------------------------------------------------------------------
+def _open_store(seg_dir: Path):
+    """``(manifest, meta, wave(row) -> ndarray)`` of a segments directory."""
+    from pipeline.data.shards import SegmentStore
+
+    store = SegmentStore(seg_dir)
+    return store.manifest, store.meta, store.wave
+
+
+def perturbed_waves(waves: Iterable[np.ndarray], name: str, level: float, seeds: Sequence[int], *,
+                    noise: Sequence[np.ndarray] | None = None, device: torch.device | str = "cpu",
+                    max_batch_samples: int = MAX_BATCH_SAMPLES, max_batch_clips: int = MAX_BATCH_CLIPS,
+                    ) -> Iterator[np.ndarray]:
+    """Yield the perturbed clips, in order, processing runs of equal-length clips as batches.
+
+    Each clip uses its own seed (``seeds[i]``), so the output does not depend on batching.
+    The perturbation runs on ``device``; the yielded arrays are float32 NumPy (CPU).
+    """
+    batch: list[np.ndarray] = []
+    batch_seeds: list[int] = []
+
+    def flush() -> list[np.ndarray]:
+        x = torch.from_numpy(np.stack(batch)).to(device)
+        y = apply(name, x, level, list(batch_seeds), noise=noise)
+        out = list(y.float().cpu().numpy())
+        batch.clear()
+        batch_seeds.clear()
+        return out
+
+    for wave, seed in zip(waves, seeds, strict=True):
+        wave = np.asarray(wave, dtype=np.float32)
+        if batch and (len(wave) != len(batch[0]) or len(batch) >= max_batch_clips
+                      or (len(batch) + 1) * len(wave) > max_batch_samples):
+            yield from flush()
+        batch.append(wave)
+        batch_seeds.append(int(seed))
+    if batch:
+        yield from flush()
+
+
+# --------------------------------------------------------------------------------------------
+# the stage
+# --------------------------------------------------------------------------------------------
+def run_robustness(task: str, model_name: str, params: "Params", layout: Layout = Layout(), *,
+                   track: bool = True) -> pd.DataFrame:
+    """Run the robustness stage for one trained model; return the tidy table.
+
+    Args:
+        task: dataset/task name (``data/segments/<task>/``).
+        model_name: grid model name (``models/<task>/<model_name>/``).
+        params: validated params (uses ``robustness``, ``evaluate``, ``train.device``,
+            ``train.bf16`` and ``seed``).
+        layout: project layout.
+        track: log to MLflow through ``pipeline.tracking.log_robustness`` when available.
+
+    Returns:
+        Tidy DataFrame with :data:`COLUMNS` (also written to ``robustness.parquet``/``.csv``).
+
+    Raises:
+        UserError: bad grid, missing model or segments, empty test split, missing noises.
+    """
+    from pipeline.checkpoint import load_model
+    from pipeline.inference import label_matrix, pick_device, predict_clips
+    from pipeline.metrics import PRIMARY_METRIC, task_metrics
+
+    rp = params.robustness
+    grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()} if rp.enabled else {}
+    if not rp.enabled:
+        log.info("robustness disabled in params: only the clean point is evaluated")
+    validate_grid(grid)
+
+    model, card = load_model(layout.model(task, model_name))
+    device = pick_device(params.train.device)
+    model.to(device)
+    manifest, meta, wave_of = _open_store(layout.segments(task))
+    kind = meta["kind"]
+    multilabel = kind == "multilabel"
+    test = manifest[manifest["split"] == "test"]
+    if test.empty:
+        raise UserError(f"{layout.segments(task)} has no test clips; re-run `musicrep segment {task}`.")
+    test = select_clips(test, rp.max_clips, params.seed)
+    vocabulary = list(card.get("labels") or meta["labels"])
+    if list(meta["labels"]) != vocabulary:
+        log.warning("label order of %s differs from the dataset's; scoring with the model's order", model_name)
+    y_true = label_matrix([list(v) for v in test["labels"]], vocabulary, multilabel)
+    n_clips = len(test)
+    rows_iter = list(test.itertuples(index=False))
+
+    cache: list[np.ndarray] | None = None
+    if int(test["n_samples"].sum()) * 4 <= CACHE_BYTES:
+        cache = [wave_of(r) for r in rows_iter]
+
+    def clean_waves() -> Iterator[np.ndarray]:
+        return iter(cache) if cache is not None else (wave_of(r) for r in rows_iter)
+
+    noise = None
+    if any(INFO[name].needs_noise for name in grid):
+        from pipeline.robustness.noises import load_noise
+
+        noise = load_noise(rp.noise_source, layout, seed=params.seed)
+
+    def score(waves: Iterable[np.ndarray]) -> dict[str, float]:
+        scores = predict_clips(model, waves, n_chunks=params.evaluate.n_chunks, batch_size=params.evaluate.batch_size,
+                               device=device, bf16=params.train.bf16)
+        metrics = task_metrics(kind, y_true, scores, params.evaluate.threshold)
+        return {k: float(v) for k, v in metrics.items() if k not in _SKIP_METRICS}
+
+    records: list[dict[str, Any]] = []
+
+    def add(perturbation: str, level: float, metrics: dict[str, float]) -> None:
+        unit = "" if perturbation == CLEAN else INFO[perturbation].unit
+        for metric, value in metrics.items():
+            records.append({"task": task, "model": model_name, "perturbation": perturbation, "level": level,
+                            "metric": metric, "value": value, "unit": unit, "n_clips": n_clips})
+
+    t0 = time.perf_counter()
+    add(CLEAN, math.nan, score(clean_waves()))
+    log.info("robustness %s/%s: clean on %d clips in %.1f s", task, model_name, n_clips, time.perf_counter() - t0)
+    for name, levels in grid.items():
+        seeds = [clip_seed(params.seed, name, str(r.clip_id)) for r in rows_iter]
+        for level in levels:
+            t1 = time.perf_counter()
+            waves = perturbed_waves(clean_waves(), name, level, seeds, noise=noise, device=device)
+            add(name, level, score(waves))
+            log.info("robustness %s/%s: %s %s in %.1f s", task, model_name, name, level_key(name, level),
+                     time.perf_counter() - t1)
+
+    table = pd.DataFrame.from_records(records, columns=COLUMNS)
+    out_dir = layout.metrics(task, model_name)
+    paths = write_outputs(table, out_dir, metric=PRIMARY_METRIC[kind])
+    if track:
+        flat = flat_metrics(table)
+        _log_tracking(task, model_name, {f"robust/{k}": v for k, v in flat.items()}, list(paths.values()), params)
+    log.info("robustness %s/%s done in %.1f s -> %s", task, model_name, time.perf_counter() - t0, out_dir)
+    return table
+
+
+def write_outputs(table: pd.DataFrame, out_dir: str | Path, metric: str | None = None) -> dict[str, Path]:
+    """Write ``robustness.{parquet,csv,json,png}`` atomically into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    paths = {"parquet": out_dir / TABLE, "csv": out_dir / CSV, "json": out_dir / JSON, "png": out_dir / PNG}
+    with atomic_path(paths["parquet"]) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(paths["csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    write_json(paths["json"], flat_metrics(table))
+    plot_robustness(table, paths["png"], metric=metric)
+    return paths
+
+
+def _log_tracking(task: str, model_name: str, metrics: dict[str, float], artifacts: list[Path],
+                  params: "Params") -> bool:
+    """Call ``pipeline.tracking.log_robustness`` if it exists (it is optional here)."""
+    try:
+        from pipeline.tracking import log_robustness
+    except ImportError as exc:
+        log.debug("MLflow logging skipped: pipeline.tracking.log_robustness is not available (%s)", exc)
+        return False
+    log_robustness(task, model_name, metrics, artifacts, params)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# report helpers
+# --------------------------------------------------------------------------------------------
+def robustness_summary(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Degradation of every perturbed point relative to the same model's clean score.
+
+    Args:
+        tables: tidy robustness tables (any number of tasks/models; concatenated here).
+
+    Returns:
+        One row per (task, model, perturbation, level, metric) with columns ``task, model,
+        perturbation, level, unit, metric, clean, value, drop`` (clean - value) and
+        ``relative_degradation`` (1 - value/clean; NaN when clean is 0 or NaN).
+    """
+    cols = ["task", "model", "perturbation", "level", "unit", "metric", "clean", "value", "drop",
+            "relative_degradation"]
+    frames = [t for t in tables if t is not None and len(t)]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    df = pd.concat(frames, ignore_index=True)
+    clean = (df[df["perturbation"] == CLEAN][["task", "model", "metric", "value"]]
+             .drop_duplicates(["task", "model", "metric"], keep="last").rename(columns={"value": "clean"}))
+    pert = df[df["perturbation"] != CLEAN].merge(clean, on=["task", "model", "metric"], how="left")
+    pert["drop"] = pert["clean"] - pert["value"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = 1.0 - pert["value"].to_numpy(float) / pert["clean"].to_numpy(float)
+    rel[~np.isfinite(rel)] = np.nan
+    pert["relative_degradation"] = rel
+    if "unit" not in pert:
+        pert["unit"] = [INFO[p].unit if p in INFO else "" for p in pert["perturbation"]]
+    return pert[cols].sort_values(["task", "model", "perturbation", "level", "metric"]).reset_index(drop=True)
+
+
+def _default_metric(table: pd.DataFrame) -> str:
+    metrics = list(dict.fromkeys(table["metric"]))
+    for m in ("roc_auc", "accuracy"):
+        if m in metrics:
+            return m
+    return metrics[0]
+
+
+def _curve(sub: pd.DataFrame, clean: float, perturbation: str) -> tuple[list[float], list[float], float | None]:
+    """Sorted (levels, values) of one perturbation, the clean point inserted at the identity level.
+
+    Returns ``(x, y, x_clean)`` where ``x_clean`` is where the clean point sits when it has
+    no natural level on the axis (SNR: one step right of the highest level), else ``None``.
+    """
+    sub = sub.sort_values("level")
+    xs, ys = sub["level"].astype(float).tolist(), sub["value"].astype(float).tolist()
+    identity = INFO[perturbation].identity if perturbation in INFO else None
+    x_clean = None
+    if identity is not None and math.isfinite(clean):
+        if math.isinf(identity):
+            step = max(np.diff(xs).max() if len(xs) > 1 else 10.0, 1.0)
+            x_clean = (max(xs) if xs else 0.0) + step
+        elif identity not in xs:
+            xs.append(float(identity))
+            ys.append(clean)
+            order = np.argsort(xs)
+            xs, ys = [xs[i] for i in order], [ys[i] for i in order]
+    return xs, ys, x_clean
+
+
+def _panels(n: int):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    ncols = max(1, min(n, 3))
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.7 * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return plt, fig, list(axes.flat[:n])
+
+
+def _save(plt, fig, out_png: Path) -> Path:
+    out_png = Path(out_png)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def _clean_tick(ax, x_clean: float) -> None:
+    ticks = [t for t in ax.get_xticks() if t < x_clean - 1e-9 and t >= ax.get_xlim()[0]]
+    ax.set_xticks(ticks + [x_clean])
+    ax.set_xticklabels([f"{t:g}" for t in ticks] + ["clean"])
+
+
+def plot_robustness(table: pd.DataFrame, out_png: str | Path, metric: str | None = None) -> Path:
+    """One model's metric vs level, one panel per perturbation, clean as a dashed line."""
+    metric = metric or _default_metric(table)
+    data = table[table["metric"] == metric]
+    clean_rows = data[data["perturbation"] == CLEAN]["value"]
+    clean = float(clean_rows.iloc[0]) if len(clean_rows) else math.nan
+    perts = [p for p in dict.fromkeys(data["perturbation"]) if p != CLEAN]
+    plt, fig, axes = _panels(max(1, len(perts)))
+    task = str(table["task"].iloc[0]) if len(table) else "?"
+    model = str(table["model"].iloc[0]) if len(table) else "?"
+    n_clips = int(table["n_clips"].iloc[0]) if len(table) else 0
+    if not perts:
+        axes[0].axhline(clean, color="grey", linestyle="--", label=f"clean ({clean:.3f})")
+        axes[0].set_title("no perturbations configured")
+        axes[0].set_ylabel(metric)
+        axes[0].legend()
+    for ax, pert in zip(axes, perts):
+        xs, ys, x_clean = _curve(data[data["perturbation"] == pert], clean, pert)
+        ax.plot(xs, ys, marker="o", label=pert)
+        if math.isfinite(clean):
+            ax.axhline(clean, color="grey", linestyle="--", linewidth=1, label=f"clean ({clean:.3f})")
+        if x_clean is not None and xs:
+            ax.plot([xs[-1], x_clean], [ys[-1], clean], color="C0", linestyle=":")
+            ax.plot([x_clean], [clean], marker="s", color="grey")
+            _clean_tick(ax, x_clean)
+        ax.set_title(pert)
+        ax.set_xlabel(INFO[pert].axis_label if pert in INFO else "level")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Robustness of {model} on {task} ({metric}, {n_clips} test clips)")
+    return _save(plt, fig, Path(out_png))
+
+
+def plot_task_curves(table: pd.DataFrame, task: str, out_png: str | Path, metric: str | None = None,
+                     perturbations: Sequence[str] | None = None) -> Path:
+    """All models of ``task``: metric vs SNR (one panel per SNR perturbation), clean point included.
+
+    Args:
+        table: tidy robustness tables of several models (concatenated).
+        task: which task to draw.
+        out_png: output path (written atomically).
+        metric: metric to draw (default: ``roc_auc`` if present, else ``accuracy``).
+        perturbations: panels to draw (default: every SNR perturbation in the table, or every
+            perturbation if there is none).
+    """
+    data = table[table["task"] == task]
+    metric = metric or (_default_metric(data) if len(data) else "value")
+    data = data[data["metric"] == metric]
+    present = [p for p in dict.fromkeys(data["perturbation"]) if p != CLEAN]
+    if perturbations is None:
+        perturbations = [p for p in present if p in INFO and INFO[p].unit == "snr"] or present
+    perturbations = [p for p in perturbations if p in present]
+    plt, fig, axes = _panels(max(1, len(perturbations)))
+    models = list(dict.fromkeys(data["model"]))
+    for ax, pert in zip(axes, perturbations):
+        x_clean_all = None
+        for i, model in enumerate(models):
+            mdata = data[data["model"] == model]
+            clean_rows = mdata[mdata["perturbation"] == CLEAN]["value"]
+            clean = float(clean_rows.iloc[0]) if len(clean_rows) else math.nan
+            xs, ys, x_clean = _curve(mdata[mdata["perturbation"] == pert], clean, pert)
+            color = f"C{i % 10}"
+            ax.plot(xs, ys, marker="o", color=color, label=model)
+            if x_clean is not None and xs:
+                ax.plot([xs[-1], x_clean], [ys[-1], clean], color=color, linestyle=":")
+                ax.plot([x_clean], [clean], marker="s", color=color)
+                x_clean_all = x_clean
+            elif INFO.get(pert) is not None and INFO[pert].identity is None and math.isfinite(clean):
+                ax.axhline(clean, color=color, linestyle="--", linewidth=0.8)
+        if x_clean_all is not None:
+            _clean_tick(ax, x_clean_all)
+        ax.set_title(pert)
+        ax.set_xlabel(INFO[pert].axis_label if pert in INFO else "level")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if not perturbations:
+        axes[0].set_title("no perturbed results")
+    fig.suptitle(f"{task}: {metric} under perturbation, all models (clean point included)")
+    return _save(plt, fig, Path(out_png))

@@ -1,0 +1,189 @@
+"""Helpers for the download and real-dataset tests (imported explicitly, not a conftest).
+
+- :class:`LoopbackServer`: an HTTP server on 127.0.0.1 serving in-memory files with ``Range``
+  support, a request log, and switches to cut the first transfer of a file short, to answer
+  errors, or to serve wrong bytes.
+- tiny audio writers and archive builders that mimic the publishers' layouts.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import re
+import socket
+import tarfile
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Request:
+    path: str
+    range: str | None
+    status: int
+    bytes_sent: int
+
+
+@dataclass
+class LoopbackServer:
+    """Serve ``files`` ({name: bytes}) at ``http://127.0.0.1:<port>/<name>``.
+
+    Attributes:
+        cut_first: names whose first full GET sends only ``cut_fraction`` of the body and
+            then drops the connection (the headers announce the whole length).
+        errors: ``{name: [status, ...]}`` statuses answered (and consumed) before serving.
+        honour_range: when False the server ignores ``Range`` and always sends 200.
+        log: every request, in order.
+    """
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    cut_first: set[str] = field(default_factory=set)
+    cut_fraction: float = 0.5
+    errors: dict[str, list[int]] = field(default_factory=dict)
+    honour_range: bool = True
+    log: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep pytest output clean
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                name = self.path.lstrip("/").split("?")[0]
+                from urllib.parse import unquote
+
+                name = unquote(name)
+                rng = self.headers.get("Range")
+                pending = owner.errors.get(name)
+                if pending:
+                    status = pending.pop(0)
+                    self._reply(status, b"error", name, rng)
+                    return
+                if name not in owner.files:
+                    self._reply(404, b"not found", name, rng)
+                    return
+                body = owner.files[name]
+                start = 0
+                m = re.match(r"bytes=(\d+)-$", rng or "")
+                if m and owner.honour_range:
+                    start = int(m.group(1))
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.send_header("Content-Length", "0")
+                        owner.log.append(Request(name, rng, 416, 0))
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                chunk = body[start:]
+                self.send_header("Content-Length", str(len(chunk)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                if name in owner.cut_first and start == 0:
+                    owner.cut_first.discard(name)
+                    sent = int(len(chunk) * owner.cut_fraction)
+                    owner.log.append(Request(name, rng, 200, sent))  # logged before the client can see it
+                    self.wfile.write(chunk[:sent])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                owner.log.append(Request(name, rng, 206 if start else 200, len(chunk)))
+                self.wfile.write(chunk)
+
+            def _reply(self, status: int, body: bytes, name: str, rng: str | None) -> None:
+                owner.log.append(Request(name, rng, status, 0))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def requests_for(self, name: str) -> list[Request]:
+        return [r for r in self.log if r.path == name]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connection refused at once)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ----------------------------------------------------------------------------- audio
+def tone(seconds: float, sr: int, freq: float = 440.0, channels: int = 1, amp: float = 0.3, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(seed)
+    x = amp * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))
+    x = x.astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def audio_bytes(x: np.ndarray, sr: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def write_audio(path: Path, x: np.ndarray, sr: int, fmt: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, format=fmt)
+    return path
+
+
+# ----------------------------------------------------------------------------- archives
+def make_tar_gz(members: dict[str, bytes], prefix: str = "") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(prefix + name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def params(overrides: dict | None = None):
+    from pipeline.config import load_params
+
+    return load_params(REPO / "params.yaml", overrides=overrides or {})
