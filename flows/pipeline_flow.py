@@ -80,9 +80,12 @@ FLOW_STEPS = {
 
 
 @flow(name="musicrep-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
-def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", max_workers: int = 1,
-                      report: bool = True) -> dict[str, Any]:
-    """The whole grid of ``params.yaml``: datasets x models, then the report."""
+def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report: bool = True) -> dict[str, Any]:
+    """The whole grid of ``params.yaml``: datasets x models, then the report.
+
+    The grid fans out over the flow's task runner; ``musicrep flow --max-workers N`` runs N
+    (task, model) pairs at once (threads: torch releases the GIL). On one GPU keep N small.
+    """
     params_path = str(Path(params_path).resolve())
     root = str(Path(root).resolve())
     params = load_params(params_path)

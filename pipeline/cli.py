@@ -180,9 +180,12 @@ def compare(
 @app.command()
 def flow(params: ParamsOpt = Path("params.yaml"), max_workers: Annotated[int, typer.Option(help="parallel grid tasks")] = 1) -> None:
     """Run the whole pipeline as a Prefect flow (same stage functions as dvc.yaml)."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
     from flows.pipeline_flow import musicrep_pipeline
 
-    musicrep_pipeline(params_path=str(params), max_workers=max_workers)
+    runner = ThreadPoolTaskRunner(max_workers=max_workers)
+    musicrep_pipeline.with_options(task_runner=runner)(params_path=str(params))
 
 
 @app.command()

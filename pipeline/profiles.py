@@ -19,9 +19,9 @@ _COMMON: dict[str, Any] = {
     "seed": 0,
     "variants": {},
     "datasets": {
-        "synth_tags": {"n_clips": 480, "clip_seconds": 4.0},
+        "synth_tags": {"n_clips": 600, "clip_seconds": 2.0},
         "synth_keywords": {"n_clips": 720, "clip_seconds": 1.0},
-        "synth_events": {"n_clips": 480, "clip_seconds": 4.0},
+        "synth_events": {"n_clips": 480, "clip_seconds": 2.0},
     },
     "segment": {"sample_rate": 16000, "shard_mb": 256, "min_seconds": 0.05, "silence_dbfs": -80.0},
     "features": {"n_fft": 512, "hop_length": 256, "enabled": True},
@@ -32,16 +32,16 @@ _SMOKE: dict[str, Any] = {
     "profile": "smoke",
     "grid": {"tasks": ["synth_tags", "synth_keywords", "synth_events"], "models": list(ALL_MODELS)},
     "train": {
-        "epochs": 6, "batch_size": 16, "lr": 1e-3, "weight_decay": 1e-4, "optimizer": "adam",
+        "epochs": 8, "batch_size": 16, "lr": 2e-3, "weight_decay": 1e-4, "optimizer": "adam",
         "width": 0.25, "device": "auto", "bf16": True, "num_threads": 0,
         "steps_per_epoch": None, "use_feature_cache": True, "patience": None,
     },
-    "evaluate": {"n_chunks": 4, "batch_size": 32, "threshold": 0.1},
+    "evaluate": {"n_chunks": 3, "batch_size": 32, "threshold": 0.1},
     "robustness": {
         "enabled": True,
         "grid": {"white_noise": [20.0, 10.0, 0.0], "background_noise": [20.0, 10.0, 0.0]},
         "noise_source": "synthetic",
-        "max_clips": 120,
+        "max_clips": 96,
     },
 }
 

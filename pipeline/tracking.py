@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from pipeline.config import Params
+    from pipeline.paths import Layout
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -188,20 +189,22 @@ def log_to_run(run_id: str | None, metrics: dict[str, float], artifacts: list[Pa
             c.log_artifact(run_id, str(path), artifact_dir)
 
 
-def _run_id_of(task: str, model_name: str) -> str | None:
+def run_id_of(task: str, model_name: str, layout: "Layout | None" = None) -> str | None:
+    """MLflow run id recorded in the packaged model's card (None if absent)."""
     from pipeline.checkpoint import read_card
     from pipeline.paths import Layout
 
     try:
-        return read_card(Layout().model(task, model_name))["metadata"].get("mlflow_run_id")
+        return read_card((layout or Layout()).model(task, model_name))["metadata"].get("mlflow_run_id")
     except Exception:  # noqa: BLE001
         return None
 
 
-def log_robustness(task: str, model_name: str, metrics: dict[str, float], artifacts: list[Path], params: "Params") -> None:
+def log_robustness(task: str, model_name: str, metrics: dict[str, float], artifacts: list[Path], params: "Params",
+                   layout: "Layout | None" = None) -> None:
     """Log ``robust/<perturbation>/<level>/<metric>`` values and plots into the model's run."""
     named = {k if k.startswith("robust/") else f"robust/{k}": v for k, v in metrics.items()}
-    log_to_run(_run_id_of(task, model_name), named, artifacts, "robustness")
+    log_to_run(run_id_of(task, model_name, layout), named, artifacts, "robustness")
 
 
 def runs_table(tasks: list[str] | None = None) -> "pd.DataFrame":

@@ -29,7 +29,7 @@ def test_synth_label_structure(tmp_path: Path) -> None:
     tags = synth.generate("synth_tags", tmp_path / "t", 40, 1.0, seed=0)
     labels = [set(s.split(";")) for s in tags["labels"]]
     assert all(len(l) >= 3 for l in labels)  # register, mode, tempo + instruments: tags co-occur
-    assert all(({"low", "high"} & l) and ({"major", "minor"} & l) for l in labels)
+    assert all(({"low", "high"} & l) and ({"chords", "melody"} & l) for l in labels)
     kw = synth.generate("synth_keywords", tmp_path / "k", 24, 1.0, seed=0)
     assert set(kw["labels"]) == set(synth.KEYWORDS)
     ev = synth.generate("synth_events", tmp_path / "e", 20, 2.0, seed=0)

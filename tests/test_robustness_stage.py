@@ -182,20 +182,23 @@ def test_stage_on_trained_stub_model(tmp_path, stub_zoo) -> None:
     assert png.stat().st_size > 0
 
 
-def test_stage_logs_through_tracking_when_available(tmp_path, stub_zoo, monkeypatch) -> None:
+def test_stage_logs_into_the_models_mlflow_run(tmp_path, stub_zoo) -> None:
+    """Real MLflow store (tests/conftest.py): robust/* metrics and plots land in the training run."""
+    from pipeline import tracking
+
     _write_segments(tmp_path)
     config = ModelConfig(variant="tiny", n_classes=3, multilabel=True, width=1.0, input_length=N)
-    save_model(_stub_build_model(config), Layout(tmp_path).model(TASK, "tiny"), LABELS)
-    calls = []
-    fake = types.ModuleType("pipeline.tracking")
-    fake.log_robustness = lambda *args: calls.append(args)
-    monkeypatch.setitem(sys.modules, "pipeline.tracking", fake)
-    grid = {"white_noise": [10.0]}
-    run_robustness(TASK, "tiny", _params(grid), Layout(tmp_path))
-    (task, model_name, metrics, artifacts, params), = calls
-    assert (task, model_name) == (TASK, "tiny")
+    params = _params({"white_noise": [10.0]})
+    run = tracking.TrainingRun(TASK, "tiny", params)
+    save_model(_stub_build_model(config), Layout(tmp_path).model(TASK, "tiny"), LABELS, {"mlflow_run_id": run.run_id})
+    run_robustness(TASK, "tiny", params, Layout(tmp_path))
+    client = tracking.client()
+    metrics = client.get_run(run.run_id).data.metrics
     assert "robust/white_noise/snr_10/roc_auc" in metrics and "robust/clean/roc_auc" in metrics
-    assert {Path(a).name for a in artifacts} >= {"robustness.parquet", "robustness.png"}
+    flat = json.loads((Layout(tmp_path).metrics(TASK, "tiny") / "robustness.json").read_text())
+    assert metrics["robust/white_noise/snr_10/roc_auc"] == pytest.approx(flat["white_noise/snr_10/roc_auc"])
+    names = {f.path for f in client.list_artifacts(run.run_id, "robustness")}
+    assert {"robustness/robustness.png", "robustness/robustness.parquet"} <= names
 
 
 def test_stage_with_zoo_model(tmp_path) -> None:

@@ -8,6 +8,7 @@ torchaudio 2.11 has no I/O of its own without FFmpeg. Resampling uses
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torchaudio.functional as AF
 
 from pipeline import SAMPLE_RATE
 
+log = logging.getLogger(__name__)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
 
 
@@ -56,16 +58,44 @@ def read_audio(path: str | Path, start_s: float = 0.0, duration_s: float | None 
     mono = data.mean(axis=1)
     if not np.all(np.isfinite(mono)):
         raise AudioError("non-finite samples")
-    return resample(mono, sr, sample_rate)
+    return resample(mono, sr, sample_rate, path)
 
 
-def resample(wave: np.ndarray, orig_sr: int, new_sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample a 1-D float32 array with torchaudio's band-limited sinc interpolation."""
+def resample(wave: np.ndarray, orig_sr: int, new_sr: int = SAMPLE_RATE, path: str | Path = "") -> np.ndarray:
+    """Resample a 1-D float32 array with torchaudio's band-limited sinc interpolation.
+
+    Nearly coprime rates are first snapped to a nearby rate that reduces well
+    (:func:`resampling_ratio`), so the sinc kernel stays small.
+    """
     if orig_sr == new_sr:
         return np.ascontiguousarray(wave, dtype=np.float32)
-    g = math.gcd(orig_sr, new_sr)
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), orig_sr // g, new_sr // g)
+    down, up = resampling_ratio(orig_sr, new_sr, path)
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), down, up)
     return out.numpy()
+
+
+MAX_RATIO_TERM = 1_000
+
+
+def resampling_ratio(native: int, target: int, path: str | Path = "") -> tuple[int, int]:
+    """Reduced ``(down, up)`` with ``native * up / down == target`` for resampling.
+
+    torchaudio's sinc resampler builds a kernel of ``up x (down + 2 width)`` taps, which is
+    huge for nearly coprime rates (44,101 Hz -> 16 kHz: 16,000 x 44,135). When ``down`` or
+    ``up`` exceed :data:`MAX_RATIO_TERM`, the native rate is treated as the nearest rate on a
+    10/20/25/50/100... Hz grid that reduces well (44,101 -> 44,100 Hz: a 0.002 % speed
+    change, logged).
+    """
+    for step in (1, 10, 20, 25, 50, 100, 160, 200, 250, 400, 500, 1000, 2000, 4000, 8000, 16000):
+        rate = max(step, int(round(native / step)) * step)
+        g = math.gcd(rate, target)
+        down, up = rate // g, target // g
+        if max(down, up) <= MAX_RATIO_TERM:
+            if rate != native:
+                log.warning("%s: resampling its %d Hz as %d Hz (%.3f %% speed change) to keep the resampler small",
+                            path, native, rate, 100 * abs(rate - native) / native)
+            return down, up
+    raise AssertionError("unreachable: step == target always reduces to 1/1")
 
 
 

@@ -3,10 +3,10 @@
 They mirror the label structure of the real tasks so that a fresh clone runs the whole
 pipeline in minutes and the tests need no download:
 
-- ``synth_tags`` (music tagging, multi-label, 14 tags): melodies played by instruments
+- ``synth_tags`` (music tagging, multi-label, 14 tags): chord sequences played by instruments
   that differ in *which harmonics are present* (flute: f0 plus a weak 2nd; clarinet: odd
   harmonics; brass: all harmonics; organ: octave harmonics 1, 2, 4, 8; bell: inharmonic
-  partials), plus register (low/high), mode (major/minor), tempo (fast/slow), envelope
+  partials; flute adds vibrato, organ tremolo, bell always decays), plus register (low/high), mode (major/minor), tempo (fast/slow), envelope
   (plucked), drums and background noise; several sources per clip, so tags co-occur.
 - ``synth_keywords`` (keyword spotting, single-label, 12 words): formant-shaped vowel
   sequences with a voiced source, random speaker pitch and contour, speed and loudness.
@@ -36,7 +36,7 @@ SR = 16_000
 
 TAGS = [
     "flute", "clarinet", "brass", "organ", "bell", "drums", "fast", "slow",
-    "low", "high", "major", "minor", "plucked", "noisy",
+    "low", "high", "chords", "melody", "plucked", "noisy",
 ]
 KEYWORDS = ["ai", "ia", "au", "ua", "iu", "ui", "ei", "oa", "aiu", "uia", "eo", "oe"]
 EVENTS = [
@@ -95,13 +95,13 @@ def make_tag_clip(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray,
     n = int(seconds * SR)
     tags: set[str] = set()
     register = rng.choice(["low", "high"])
-    mode = rng.choice(["major", "minor"])
+    texture = rng.choice(["chords", "melody"])
     tempo = rng.choice(["fast", "slow"])
-    tags.update([register, mode, tempo])
-    root_midi = rng.integers(40, 52) if register == "low" else rng.integers(72, 82)
-    triad = [0, 4, 7, 12] if mode == "major" else [0, 3, 7, 12]
+    tags.update([register, texture, tempo])
+    root_midi = rng.integers(45, 55) if register == "low" else rng.integers(72, 80)
+    triad = [0, 4, 7, 12] if rng.random() < 0.5 else [0, 3, 7, 12]  # major or minor harmony (not a tag)
     note_s = rng.uniform(0.11, 0.16) if tempo == "fast" else rng.uniform(0.4, 0.6)
-    n_inst = rng.choice([1, 2], p=[0.5, 0.5])
+    n_inst = rng.choice([1, 2], p=[0.8, 0.2])
     instruments = rng.choice(["flute", "clarinet", "brass", "organ", "bell"], size=n_inst, replace=False)
     plucked = rng.random() < 0.4
     if plucked:
@@ -116,9 +116,21 @@ def make_tag_clip(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray,
         octave = 12 * k if register == "low" else -12 * k
         voice = np.zeros(n)
         for start in range(0, n - note_len + 1, note_len):
-            midi = root_midi + octave + triad[rng.integers(0, len(triad))]
-            f0 = np.full(note_len, 440.0 * 2 ** ((midi - 69) / 12))
-            voice[start : start + note_len] += env * _harmonic_tone(f0, partials)
+            if texture == "chords":  # root, third and fifth together on a random degree
+                base = root_midi + octave + rng.choice([0, 5, 7])
+                notes = [base + iv for iv in triad[:3]]
+            else:  # one note of the arpeggio at a time
+                notes = [root_midi + octave + triad[rng.integers(0, len(triad))]]
+            for midi in notes:
+                f0 = np.full(note_len, 440.0 * 2 ** ((midi - 69) / 12))
+                if inst == "flute":  # vibrato
+                    f0 = f0 * (1 + 0.015 * np.sin(2 * np.pi * 5.5 * t_note))
+                tone = _harmonic_tone(f0, partials)
+                if inst == "organ":  # tremolo
+                    tone = tone * (1 + 0.4 * np.sin(2 * np.pi * 7.0 * t_note))
+                if inst == "bell":  # struck: always decays, whatever the playing style
+                    tone = tone * np.exp(-t_note / 0.15)
+                voice[start : start + note_len] += env * tone
         mix += voice / (np.max(np.abs(voice)) + 1e-9)
     if rng.random() < 0.4:
         tags.add("drums")
@@ -129,7 +141,7 @@ def make_tag_clip(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray,
         for i, start in enumerate(range(0, n - len(tk), beat)):
             hit = kick if i % 2 == 0 else rng.standard_normal(len(tk)) * np.exp(-tk / 0.015)
             drum[start : start + len(tk)] += hit
-        mix += 0.8 * drum / (np.max(np.abs(drum)) + 1e-9)
+        mix += 1.2 * drum / (np.max(np.abs(drum)) + 1e-9)
     if rng.random() < 0.3:
         tags.add("noisy")
         mix += 0.6 * rng.standard_normal(n) * np.std(mix)

@@ -257,7 +257,9 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
     paths = write_outputs(table, out_dir, metric=PRIMARY_METRIC[kind])
     if track:
         flat = flat_metrics(table)
-        _log_tracking(task, model_name, {f"robust/{k}": v for k, v in flat.items()}, list(paths.values()), params)
+        from pipeline.tracking import log_robustness
+
+        log_robustness(task, model_name, {f"robust/{k}": v for k, v in flat.items()}, list(paths.values()), params, layout)
     log.info("robustness %s/%s done in %.1f s -> %s", task, model_name, time.perf_counter() - t0, out_dir)
     return table
 
@@ -273,18 +275,6 @@ def write_outputs(table: pd.DataFrame, out_dir: str | Path, metric: str | None =
     write_json(paths["json"], flat_metrics(table))
     plot_robustness(table, paths["png"], metric=metric)
     return paths
-
-
-def _log_tracking(task: str, model_name: str, metrics: dict[str, float], artifacts: list[Path],
-                  params: "Params") -> bool:
-    """Call ``pipeline.tracking.log_robustness`` if it exists (it is optional here)."""
-    try:
-        from pipeline.tracking import log_robustness
-    except ImportError as exc:
-        log.debug("MLflow logging skipped: pipeline.tracking.log_robustness is not available (%s)", exc)
-        return False
-    log_robustness(task, model_name, metrics, artifacts, params)
-    return True
 
 
 # --------------------------------------------------------------------------------------------
