@@ -8,7 +8,7 @@
   to the clip's top tag scores.
 - :func:`confusion_matrix_figure`: single-label tasks, from ``predictions.parquet``.
 - :func:`per_class_auc_figure`: multi-label tasks, from ``per_class_auc.json``.
-- :func:`training_curve_figure`: ``history.csv`` through :func:`pipeline.plots.training_curve`.
+- :func:`training_curve_figure`: loss and validation metrics per epoch (also the MLflow training-run plot).
 
 Each returns the PNG path, or ``None`` when the model/data has nothing to draw (e.g. the
 attention figure for a model without self-attention).
@@ -336,18 +336,35 @@ def per_class_auc_figure(aucs: dict[str, float], title: str, out: str | Path) ->
     return _save(fig, out)
 
 
-def training_curve_figure(history_csv: str | Path, title: str, out: str | Path) -> Path | None:
-    """Loss (train, validation) and validation metrics per epoch from ``history.csv``.
-
-    Same content as :func:`pipeline.plots.training_curve`, laid out as two panels with
-    integer epoch ticks. ``None`` if the file is missing or empty.
-    """
+def _epoch_axes(ax: Any, ylabel: str, title: str) -> None:
+    """Label an axis whose x is the training epoch (integer ticks, grid, legend)."""
     from matplotlib.ticker import MaxNLocator
 
-    path = Path(history_csv)
-    if not path.exists():
-        return None
-    h = pd.read_csv(path)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def training_curve_figure(history: str | Path | pd.DataFrame, title: str, out: str | Path) -> Path | None:
+    """Loss (train, validation) and validation metrics per epoch, two panels, integer epoch ticks.
+
+    Args:
+        history: ``history.csv`` of a trained model (path) or the same table as a DataFrame
+            (columns ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``...).
+        title: figure title, e.g. ``"synth_tags / hcnn"``.
+        out: PNG path (written atomically).
+
+    Returns ``None`` if the file is missing or the table is empty.
+    """
+    if isinstance(history, pd.DataFrame):
+        h = history
+    else:
+        if not Path(history).exists():
+            return None
+        h = pd.read_csv(history)
     if h.empty or "epoch" not in h:
         return None
     metrics = [c for c in h.columns if c.startswith("val_") and c != "val_loss" and h[c].notna().any()
@@ -357,23 +374,13 @@ def training_curve_figure(history_csv: str | Path, title: str, out: str | Path) 
     for col, label in (("train_loss", "train loss (mean over batches)"), ("val_loss", "validation loss (clip level)")):
         if col in h and h[col].notna().any():
             ax.plot(h["epoch"], h[col], marker="o", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("loss", fontsize=10)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _epoch_axes(ax, "loss", "loss")
     if metrics:
         ax = axes[0, 1]
         for col in metrics:
             ax.plot(h["epoch"], h[col], marker="s", label=col.replace("val_", "validation "))
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("score")
-        ax.set_title("validation metrics", fontsize=10)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _epoch_axes(ax, "score", "validation metrics")
     fig.suptitle(f"{title}: training curve ({len(h)} epochs)", fontsize=12)
     fig.tight_layout()
     return _save(fig, out)

@@ -164,11 +164,9 @@ class TrainingRun:
 def _training_curve(history: "pd.DataFrame", title: str) -> Path | None:
     if history.empty:
         return None
-    from pipeline.plots import training_curve
+    from pipeline.figures import training_curve_figure
 
-    out = Path(tempfile.mkdtemp()) / "training_curve.png"
-    training_curve(history, title, out)
-    return out
+    return training_curve_figure(history, title, Path(tempfile.mkdtemp()) / "training_curve.png")
 
 
 def log_to_run(run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None) -> None:

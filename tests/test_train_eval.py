@@ -70,6 +70,13 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
     row = runs[runs.model == "fcn"].iloc[0]
     assert row["status"] == "FINISHED" and row["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert "val/loss" in runs.columns and "train/loss" in runs.columns
+    from pipeline.tracking import client
+
+    run_id = card["metadata"]["mlflow_run_id"]
+    artifacts = {a.path for d in ("model", "plots") for a in client().list_artifacts(run_id, d)}
+    assert {"model/model.pt", "model/model.json", "model/history.csv", "plots/training_curve.png"} <= artifacts
+    png = Path(client().download_artifacts(run_id, "plots/training_curve.png", str(layout.root / "dl")))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path) -> None:

@@ -57,42 +57,50 @@ class MelFrontend(TransformFrontend):
         self._attach(LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power), hop_length)
 
 
-class LinearFrontend(TransformFrontend):
-    """Linear-frequency STFT **magnitude** ``|STFT|`` (no log).
+class _STFTFrontend(TransformFrontend):
+    """Shared constructor of the STFT-bin front-ends (``linear``, ``log``).
+
+    Args:
+        sample_rate: Hz (default 16,000; recorded in the cache key only).
+        n_fft: default 512. hop_length: default 256.
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_fft // 2 + 1, 1 + samples // hop_length)``.
     """
+
+    OPTIONS: ClassVar[frozenset[str]] = _STFT_OPTIONS
+
+    def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, hop_length: int = 256) -> None:
+        super().__init__()
+        self.sample_rate = int(sample_rate)
+        self._attach(self._make_transform(n_fft, hop_length), hop_length)
+
+    @staticmethod
+    def _make_transform(n_fft: int, hop_length: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def cache_spec(self) -> dict:
+        return {**super().cache_spec(), "sample_rate": self.sample_rate}
+
+
+class LinearFrontend(_STFTFrontend):
+    """Linear-frequency STFT **magnitude** ``|STFT|`` (no log); arguments as :class:`_STFTFrontend`."""
 
     name: ClassVar[str] = "linear"
-    OPTIONS: ClassVar[frozenset[str]] = _STFT_OPTIONS
 
-    def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, hop_length: int = 256) -> None:
-        super().__init__()
-        self.sample_rate = int(sample_rate)
-        self._attach(Spectrogram(n_fft, hop_length, power=1.0), hop_length)
-
-    def cache_spec(self) -> dict:
-        return {**super().cache_spec(), "sample_rate": self.sample_rate}
+    @staticmethod
+    def _make_transform(n_fft: int, hop_length: int) -> torch.nn.Module:
+        return Spectrogram(n_fft, hop_length, power=1.0)
 
 
-class LogFrontend(TransformFrontend):
-    """Log-magnitude STFT in dB, ``10 log10(max(|STFT|^2, 1e-10))``.
-
-    Shape:
-        ``(batch, samples)`` -> ``(batch, 1, n_fft // 2 + 1, 1 + samples // hop_length)``.
-    """
+class LogFrontend(_STFTFrontend):
+    """Log-magnitude STFT in dB, ``10 log10(max(|STFT|^2, 1e-10))``; arguments as :class:`_STFTFrontend`."""
 
     name: ClassVar[str] = "log"
-    OPTIONS: ClassVar[frozenset[str]] = _STFT_OPTIONS
 
-    def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, hop_length: int = 256) -> None:
-        super().__init__()
-        self.sample_rate = int(sample_rate)
-        self._attach(LogSpectrogram(n_fft, hop_length), hop_length)
-
-    def cache_spec(self) -> dict:
-        return {**super().cache_spec(), "sample_rate": self.sample_rate}
+    @staticmethod
+    def _make_transform(n_fft: int, hop_length: int) -> torch.nn.Module:
+        return LogSpectrogram(n_fft, hop_length)
 
 
 class CQTFrontend(TransformFrontend):
