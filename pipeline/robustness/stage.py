@@ -403,6 +403,14 @@ def plot_robustness(table: pd.DataFrame, out_png: str | Path, metric: str | None
     return _save(plt, fig, Path(out_png))
 
 
+def _model_style(i: int, n: int) -> tuple[Any, str]:
+    """Distinct (colour, marker) for model ``i`` of ``n``: tab10 up to 10 models, tab20 beyond."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return cmap(i % cmap.N), "osD^v<>px*"[i % 10]
+
+
 def plot_task_curves(table: pd.DataFrame, task: str, out_png: str | Path, metric: str | None = None,
                      perturbations: Sequence[str] | None = None) -> Path:
     """All models of ``task``: metric vs SNR (one panel per SNR perturbation), clean point included.
@@ -431,8 +439,8 @@ def plot_task_curves(table: pd.DataFrame, task: str, out_png: str | Path, metric
             clean_rows = mdata[mdata["perturbation"] == CLEAN]["value"]
             clean = float(clean_rows.iloc[0]) if len(clean_rows) else math.nan
             xs, ys, x_clean = _curve(mdata[mdata["perturbation"] == pert], clean, pert)
-            color = f"C{i % 10}"
-            ax.plot(xs, ys, marker="o", color=color, label=model)
+            color, marker = _model_style(i, len(models))
+            ax.plot(xs, ys, marker=marker, color=color, label=model)
             if x_clean is not None and xs:
                 ax.plot([xs[-1], x_clean], [ys[-1], clean], color=color, linestyle=":")
                 ax.plot([x_clean], [clean], marker="s", color=color)
