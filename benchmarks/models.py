@@ -123,16 +123,19 @@ def _measure_isolated(args: tuple) -> BenchmarkResult:
                                error=f"{type(exc).__name__}: {exc}")
 
 
-def format_table(results: list[BenchmarkResult]) -> str:
-    """Plain-text table of the results."""
-    header = f"{'variant':<15}{'L':>9}{'params':>13}{'step s':>9}{'samples/s':>11}{'peak MiB':>10}"
+def format_table(results: list[BenchmarkResult], reference: str = "fcn") -> str:
+    """Plain-text table of the results; ``x ref`` = samples/s relative to ``reference`` in the same run."""
+    ref = next((r.samples_per_second for r in results if r.variant == reference and not r.error), None)
+    header = (f"{'variant':<15}{'L':>9}{'params':>13}{'step s':>9}{'samples/s':>11}"
+              f"{'x ' + reference if ref else '':>10}{'peak MiB':>10}")
     lines = [header, "-" * len(header)]
     for r in results:
         if r.error:
             lines.append(f"{r.variant:<15}  failed: {r.error}")
             continue
+        ratio = f"{r.samples_per_second / ref:>10.2f}" if ref else f"{'':>10}"
         lines.append(f"{r.variant:<15}{r.input_length:>9,}{r.params:>13,}{r.step_seconds:>9.3f}"
-                     f"{r.samples_per_second:>11.2f}{r.peak_memory_mb:>10.0f}")
+                     f"{r.samples_per_second:>11.2f}{ratio}{r.peak_memory_mb:>10.0f}")
     return "\n".join(lines)
 
 
