@@ -28,7 +28,7 @@ FSDD_MODEL, FSDD_EPOCHS = "short_cnn", 10  # 0.907 test accuracy in docs/dataset
 
 def _project(tmp: Path, overrides: dict) -> Path:
     proj = tmp / "proj"
-    proj.mkdir()
+    proj.mkdir(parents=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in overrides.items():
         params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) and isinstance(params.get(key), dict) else value
