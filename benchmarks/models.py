@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 import multiprocessing
-import platform
 import resource
 import statistics
 import sys
@@ -34,8 +33,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pipeline.models.base import ModelConfig
-from pipeline.models.zoo import VARIANTS, build_model, count_parameters, input_length_for
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._machine import describe  # noqa: E402
+from pipeline.models.base import ModelConfig  # noqa: E402
+from pipeline.models.zoo import VARIANTS, build_model, count_parameters, input_length_for  # noqa: E402
 
 logger = logging.getLogger("benchmarks.models")
 
@@ -172,12 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(results)
     sys.stdout.write(table + "\n")
     if args.json:
-        meta = {
-            "torch": torch.__version__,
-            "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
-            "threads": args.threads or torch.get_num_threads(),
-            "python": platform.python_version(),
-        }
+        meta = describe(args.device)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2))
         logger.info("wrote %s", args.json)

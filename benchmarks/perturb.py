@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._machine import describe  # noqa: E402
 from pipeline.robustness.noises import synthetic_noises  # noqa: E402
 from pipeline.robustness.perturb import apply  # noqa: E402
 
@@ -102,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['perturbation']:<18} {r['level']:>7g} {r['device']:>6} {r['batch']:>5} {1000 * r['median_s']:>9.1f} "
               f"{r['clips_per_s']:>9.1f} {r['realtime_factor']:>10.1f}")
     if args.json:
-        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
-                "machine": platform.machine(), "processor": platform.processor(),
-                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+        meta = describe(args.device if args.device != "both" else "cuda")
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     return 0
 

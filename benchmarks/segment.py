@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -37,6 +35,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._machine import describe  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.data.registry import get_source  # noqa: E402
 from pipeline.data.segment import segment_dataset  # noqa: E402
@@ -105,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-    env = {"python": platform.python_version(), "torch": torch.__version__, "soundfile": sf.__version__,
-           "libsndfile": sf.__libsndfile_version__, "cpu_count": os.cpu_count(), "torch_default_threads": default_threads, "machine": platform.machine()}
+    env = {**describe("cpu"), "soundfile": sf.__version__, "libsndfile": sf.__libsndfile_version__,
+           "torch_default_threads": default_threads}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": rows, "environment": env}, indent=2) + "\n")

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from pipeline.models.base import ModelConfig
-from pipeline.models.zoo import build_model
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._machine import describe  # noqa: E402
+from pipeline.models.base import ModelConfig  # noqa: E402
+from pipeline.models.zoo import build_model  # noqa: E402
 
 
 def _time_steps(model, batch_fn, forward, steps: int) -> float:
@@ -78,7 +83,7 @@ def main() -> None:
         torch.set_num_threads(n)
         speed.setdefault(n, []).append(_time_steps(model, lambda: waves, model, args.steps))
     torch.set_num_threads(threads)
-    result = {"machine": f"{platform.processor() or platform.machine()}, {threads} torch threads (CPU)",
+    result = {"machine": describe("cpu"),
               "input_seconds": args.seconds, "width": args.width, "batch": 16, "rows": rows,
               "threads": {str(k): round(max(v), 3) for k, v in speed.items()},
               "ratio_default_threads_over_1": round(max(speed[threads]) / max(speed[1]), 3)}
