@@ -226,7 +226,8 @@ VARIANTS: dict[str, VariantSpec] = {
             description="Attention-RNN for keywords (de Andrade et al. 2018): time convs + 2 BiLSTM(64) + dot attention, 1 s.",
             notes=f"{_LOGITS_NOTE} Mel of the magnitude STFT, 80 bands 40-8000 Hz, n_fft 1024, hop 128 "
             "(Keras code), in dB; BatchNorm input norm instead of per-batch standardisation; middle "
-            "time step as query (paper); Conv->BN->ReLU (spec).",
+            "time step as query (paper); Conv->ReLU->BN (Keras code; the spec's Conv->BN->ReLU learnt "
+            "much less on multi-label tasks).",
             frontend_kwargs={"n_mels": 80, "n_fft": 1_024, "hop_length": 128, "f_min": 40.0, "power": 1.0},
         ),
         VariantSpec(

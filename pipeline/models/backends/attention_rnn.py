@@ -21,7 +21,12 @@ DENSE_UNITS = (64, 32)
 
 
 class TimeConv(nn.Module):
-    """Conv2d over time only (kernel 1 x 5, same pad) -> BN -> ReLU.
+    """Conv2d over time only (kernel 1 x 5, same pad) -> ReLU -> BN.
+
+    The order of the public Keras code (``Conv2D(..., activation='relu')`` then
+    ``BatchNormalization``). The spec's Conv -> BN -> ReLU zeroes half of the single-channel
+    map that feeds the LSTM; on ``synth_events`` it reached 0.573 test ROC-AUC against 0.672
+    for this order (same seed and schedule, docs/models.md).
 
     Shape: ``(batch, C_in, F, T)`` -> ``(batch, C_out, F, T)``.
     """
@@ -32,7 +37,7 @@ class TimeConv(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        return self.bn(F.relu(self.conv(x)))
 
 
 class AttentionRNNBackend(Backend):
