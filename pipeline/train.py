@@ -29,7 +29,7 @@ from pipeline.chunking import random_crop
 from pipeline.data.shards import FeatureStore, SegmentStore
 from pipeline.errors import UserError
 from pipeline.inference import autocast_for, label_matrix, pick_device, predict_clips
-from pipeline.io_utils import atomic_path, stable_hash
+from pipeline.io_utils import atomic_path, sha256_file, stable_hash
 from pipeline.metrics import PRIMARY_METRIC, task_metrics
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.paths import Layout
@@ -157,6 +157,22 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+_TRAINING_CODE = ("models", "features", "train.py", "chunking.py", "inference.py")
+
+
+def training_code_hash() -> str:
+    """Hash of the source files that shape a training run (models, features, the loop).
+
+    Part of the checkpoint fingerprint: a checkpoint written by other model or training code is
+    not resumed, so a re-run after a code change (which is when DVC re-runs ``train``) trains
+    from scratch instead of continuing stale weights.
+    """
+    root = Path(__file__).resolve().parent
+    files = sorted(f for name in _TRAINING_CODE
+                   for f in ((root / name).rglob("*.py") if (root / name).is_dir() else [root / name]))
+    return stable_hash([(f.relative_to(root).as_posix(), sha256_file(f)) for f in files])
+
+
 def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
     if not path.exists():
         return None
@@ -166,7 +182,7 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
         log.warning("ignoring unreadable checkpoint %s (%s); starting fresh", path, exc)
         return None
     if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
-        log.warning("checkpoint %s was made with other params or data; starting fresh", path)
+        log.warning("checkpoint %s was made with other params, data or code; starting fresh", path)
         return None
     return state
 
@@ -223,7 +239,8 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
 
     data_hash = store.meta.get("coverage", {}) and stable_hash([store.meta["coverage"], store.manifest["source_sha256"].tolist()[:1000]])
     fingerprint = stable_hash({"params": params.model_dump(mode="json", include={"seed", "train", "features", "variants", "profile"}),
-                               "task": task, "model": model_name, "data": data_hash, "config": dataclasses.asdict(model.config)})
+                               "task": task, "model": model_name, "data": data_hash, "config": dataclasses.asdict(model.config),
+                               "code": training_code_hash()})
     ckpt_path = checkpoint_dir(layout, task, model_name) / "last.pt"
     state = _load_checkpoint(ckpt_path, fingerprint) if resume else None
     model.to(device)

@@ -111,3 +111,28 @@ def test_stale_checkpoint_is_not_resumed(prepared, tmp_path) -> None:
     res = train_model("synth_keywords", "samplecnn", changed, lay, resume=True)
     hist = (res.model_dir / "history.csv").read_text().splitlines()
     assert len(hist) == 1 + params.train.epochs  # trained from epoch 1, not resumed
+
+
+def test_checkpoint_from_other_model_code_is_not_resumed(prepared, tmp_path, monkeypatch) -> None:
+    """A model-code change (what makes DVC re-run `train`) must not continue stale weights."""
+    import pipeline.train as train_mod
+
+    params, layout = prepared
+    lay = Layout(tmp_path)
+    (tmp_path / "data").symlink_to(layout.root / "data")
+    with pytest.raises(KeyboardInterrupt):
+        train_model("synth_keywords", "samplecnn", params, lay, stop_after_epoch=1)
+    monkeypatch.setattr(train_mod, "training_code_hash", lambda: "other-code")
+    res = train_model("synth_keywords", "samplecnn", params, lay, resume=True)
+    hist = (res.model_dir / "history.csv").read_text().splitlines()
+    assert len(hist) == 1 + params.train.epochs  # trained from epoch 1, not resumed
+
+
+def test_training_code_hash_covers_the_model_sources(monkeypatch) -> None:
+    import pipeline.train as train_mod
+
+    before = train_mod.training_code_hash()
+    real = train_mod.sha256_file
+    monkeypatch.setattr(train_mod, "sha256_file",
+                        lambda f: "edited" if Path(f).name == "attention_rnn.py" else real(f))
+    assert train_mod.training_code_hash() != before
