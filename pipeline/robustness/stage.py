@@ -453,7 +453,8 @@ def plot_task_curves(table: pd.DataFrame, task: str, out_png: str | Path, metric
         ax.set_xlabel(INFO[pert].axis_label if pert in INFO else "level")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    if perturbations and models:  # one legend for all panels, outside the axes (no curve hidden)
+        axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), title="model", title_fontsize=8)
     if not perturbations:
         axes[0].set_title("no perturbed results")
     fig.suptitle(f"{task}: {metric} under perturbation, all models (clean point included)")
