@@ -104,9 +104,9 @@ def _feature_store_for(model: AudioModel, dataset: str, params: "Params", layout
     spec = model.frontend.cache_spec()
     if spec is None:
         return None
-    from pipeline.features.cache import cache_dir_name
+    from pipeline.features.cache import cache_dir_name, segments_key
 
-    path = layout.features(dataset) / cache_dir_name(spec)
+    path = layout.features(dataset) / cache_dir_name(spec, segments_key(layout.segments(dataset)))
     if not (path / "index.parquet").exists():
         log.info("no feature cache at %s; computing the front-end on the fly", path)
         return None

@@ -11,7 +11,7 @@ import torch
 
 from pipeline import stages
 from pipeline.data.shards import FeatureStore, SegmentStore
-from pipeline.features.cache import cache_dir_name
+from pipeline.features.cache import cache_dir_name, segments_key
 from pipeline.paths import Layout
 from pipeline.train import build_for_task, train_model
 
@@ -38,7 +38,7 @@ def test_cached_features_equal_frontend_on_waveform(prepared) -> None:
     model = build_for_task("fcn", "synth_keywords", params, n_classes=len(store.labels), multilabel=False, clip_samples=16000)
     spec = model.frontend.cache_spec()
     assert spec is not None
-    feats = FeatureStore(layout.features("synth_keywords") / cache_dir_name(spec))
+    feats = FeatureStore(layout.features("synth_keywords") / cache_dir_name(spec, segments_key(layout.segments("synth_keywords"))))
     for row in store.manifest.head(5).itertuples(index=False):
         with torch.no_grad():
             direct = model.frontend(torch.from_numpy(store.wave(row))[None])[0].numpy()
