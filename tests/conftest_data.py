@@ -30,6 +30,7 @@ class Request:
     range: str | None
     status: int
     bytes_sent: int
+    if_range: str | None = None
 
 
 @dataclass
@@ -41,6 +42,8 @@ class LoopbackServer:
             then drops the connection (the headers announce the whole length).
         errors: ``{name: [status, ...]}`` statuses answered (and consumed) before serving.
         honour_range: when False the server ignores ``Range`` and always sends 200.
+        validators: send an ``ETag`` (a hash of the body) and honour ``If-Range``: a
+            ``Range`` whose ``If-Range`` is not the current ETag gets the whole file (200).
         log: every request, in order.
     """
 
@@ -49,6 +52,7 @@ class LoopbackServer:
     cut_fraction: float = 0.5
     errors: dict[str, list[int]] = field(default_factory=dict)
     honour_range: bool = True
+    validators: bool = False
     log: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -77,6 +81,10 @@ class LoopbackServer:
                 body = owner.files[name]
                 start = 0
                 m = re.match(r"bytes=(\d+)-$", rng or "")
+                etag = '"' + __import__("hashlib").sha1(body).hexdigest()[:16] + '"' if owner.validators else None
+                if_range = self.headers.get("If-Range")
+                if m and etag and if_range is not None and if_range != etag:
+                    m = None  # the file changed since the client's partial copy: send all of it
                 if m and owner.honour_range:
                     start = int(m.group(1))
                     if start >= len(body):
@@ -91,13 +99,15 @@ class LoopbackServer:
                 else:
                     self.send_response(200)
                 chunk = body[start:]
+                if etag:
+                    self.send_header("ETag", etag)
                 self.send_header("Content-Length", str(len(chunk)))
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 if name in owner.cut_first and start == 0:
                     owner.cut_first.discard(name)
                     sent = int(len(chunk) * owner.cut_fraction)
-                    owner.log.append(Request(name, rng, 200, sent))  # logged before the client can see it
+                    owner.log.append(Request(name, rng, 200, sent, if_range))  # logged before the client can see it
                     self.wfile.write(chunk[:sent])
                     self.wfile.flush()
                     self.close_connection = True
@@ -106,7 +116,7 @@ class LoopbackServer:
                     except OSError:
                         pass
                     return
-                owner.log.append(Request(name, rng, 206 if start else 200, len(chunk)))
+                owner.log.append(Request(name, rng, 206 if start else 200, len(chunk), if_range))
                 self.wfile.write(chunk)
 
             def _reply(self, status: int, body: bytes, name: str, rng: str | None) -> None:

@@ -5,8 +5,12 @@ checksum and size where the publisher gives them) and calls :func:`fetch_file` f
 :func:`safe_extract` for archives. The guarantees:
 
 - **Resume.** Bytes arrive in ``<name>.part``; after an interruption the next attempt (or the
-  next run) asks for the rest with an HTTP ``Range`` request. A server that ignores ``Range``
-  (status 200) makes the transfer restart from byte 0.
+  next run) asks for the rest with an HTTP ``Range`` request and ``If-Range`` (the ETag or
+  Last-Modified recorded in ``<name>.part.json`` when the transfer began). A ``.part`` with no
+  such record, longer than the file, answered with the wrong ``Content-Range`` or (for a file
+  without a published checksum) without a validator is discarded, and a server that ignores
+  ``Range`` or says the file changed (status 200) makes the transfer restart from byte 0. A
+  resumed file that fails its checksum is downloaded once more from byte 0.
 - **Retry.** Connection errors, time-outs, truncated bodies and HTTP 408/429/5xx are retried
   with exponential backoff (:class:`RetryPolicy`; environment variables
   ``MUSICREP_DOWNLOAD_ATTEMPTS``, ``MUSICREP_DOWNLOAD_BACKOFF_S``, ``MUSICREP_DOWNLOAD_TIMEOUT_S``).
@@ -18,7 +22,11 @@ checksum and size where the publisher gives them) and calls :func:`fetch_file` f
   digests); a re-run finds them and downloads nothing. A file whose size or mtime changed is
   hashed again, so a tampered file fails with a clear message.
 - **Safe extraction.** Zip and tar(.gz) members with absolute paths, ``..`` components, links
-  pointing outside the target or device files are refused; extraction happens in a temporary
+  pointing outside the target or device files are refused; so are archives that would expand
+  to more than :func:`extraction_limit` (``MUSICREP_EXTRACT_MAX_RATIO`` x their size, at least
+  ``MUSICREP_EXTRACT_MIN_BYTES``, at most ``MUSICREP_EXTRACT_MAX_BYTES`` and the free disk
+  space) or hold more than ``MUSICREP_EXTRACT_MAX_MEMBERS`` members ("zip bombs"), checked
+  before anything is written and again while writing; extraction happens in a temporary
   directory that is renamed onto the target only when complete.
 - **Mirrors.** ``mirror`` replaces the publisher's base URL: a base URL (``http://host/dir``,
   ``file://``) under which the files keep their names, or a local directory holding them.
@@ -247,21 +255,87 @@ def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
     return start, total
 
 
-def _http_once(url: str, part: Path, timeout: float, label: str) -> None:
-    """One attempt: fetch ``url`` into ``part``, resuming from its current size."""
+def _part_meta_path(part: Path) -> Path:
+    """Sidecar of a ``.part`` file: where its bytes came from (URL, validators, total size)."""
+    return part.with_name(part.name + ".json")
+
+
+def _read_part_meta(part: Path) -> dict | None:
+    try:
+        meta = json.loads(_part_meta_path(part).read_text())
+        return meta if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def discard_part(part: Path) -> None:
+    """Delete a ``.part`` file and its sidecar."""
+    for p in (part, _part_meta_path(part)):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def _validator(meta: dict) -> str | None:
+    """The ``If-Range`` value for a recorded transfer: a strong ETag, else Last-Modified."""
+    etag = meta.get("etag")
+    if etag and not str(etag).startswith("W/"):
+        return str(etag)
+    return meta.get("last_modified") or None
+
+
+def _resumable_offset(url: str, part: Path, label: str, expected_size: int | None, need_validator: bool) -> int:
+    """Bytes of ``part`` that may be resumed from, or 0 (the part is discarded) when it cannot be trusted.
+
+    A ``.part`` is resumed only when its sidecar says it came from ``url``, it is not longer
+    than the recorded (and published) total, and, when ``need_validator`` (no published
+    checksum), the server gave an ETag or Last-Modified to resume against with ``If-Range``.
+    """
     offset = part.stat().st_size if part.exists() else 0
+    if not offset:
+        return 0
+    meta = _read_part_meta(part)
+    reason = None
+    if meta is None or meta.get("url") != url:
+        reason = "no record of where its bytes came from"
+    elif meta.get("total") is not None and offset > int(meta["total"]):
+        reason = f"it is longer ({offset:,} bytes) than the file ({int(meta['total']):,} bytes)"
+    elif expected_size is not None and offset > expected_size:
+        reason = f"it is longer ({offset:,} bytes) than the published size ({expected_size:,} bytes)"
+    elif need_validator and not _validator(meta):
+        reason = "the server gave no ETag/Last-Modified to check it against and the file has no published checksum"
+    if reason:
+        log.warning("%s: discarding %s (%s); downloading from byte 0", label, part.name, reason)
+        discard_part(part)
+        return 0
+    return offset
+
+
+def _http_once(url: str, part: Path, timeout: float, label: str, expected_size: int | None = None,
+               need_validator: bool = False) -> None:
+    """One attempt: fetch ``url`` into ``part``, resuming from its current size when that is safe.
+
+    A resume sends ``Range`` plus ``If-Range`` (the ETag or Last-Modified recorded when the
+    transfer began, in ``<name>.part.json``); the answer must be a 206 whose ``Content-Range``
+    starts at the part's size and whose total matches the recorded one, else the part is
+    discarded. A 200 (changed file, or no ``Range`` support) restarts from byte 0.
+    """
+    offset = _resumable_offset(url, part, label, expected_size, need_validator)
+    meta = _read_part_meta(part) if offset else None
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        validator = _validator(meta or {})
+        if validator:
+            headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             _, total = _parse_content_range(exc.headers.get("Content-Range") if exc.headers else None)
-            if total == offset:
+            if total == offset and (meta or {}).get("total") in (None, total):
                 return  # the part file is already complete
-            part.unlink()
+            discard_part(part)
             raise _Retryable(f"server refused to resume at byte {offset}; restarting") from None
         if exc.code in (408, 425, 429) or exc.code >= 500:
             raise _Retryable(f"HTTP {exc.code} {exc.reason}") from None
@@ -272,14 +346,22 @@ def _http_once(url: str, part: Path, timeout: float, label: str) -> None:
         remaining = int(length_header) if length_header and length_header.isdigit() else None
         if offset and status == 206:
             start, total = _parse_content_range(response.headers.get("Content-Range"))
-            if start != offset:
-                part.unlink()
-                raise _Retryable(f"server resumed at byte {start}, not {offset}; restarting")
+            recorded = (meta or {}).get("total")
+            if start != offset or (recorded is not None and total != recorded):
+                discard_part(part)
+                raise _Retryable(f"server resumed at byte {start} of {total}, not {offset} of {recorded}; restarting")
             mode = "ab"
+            meta = {**(meta or {}), "resumed": True}
         else:
             if offset:
                 log.info("%s: the server does not resume (status %s); restarting from byte 0", label, status)
             offset, mode, total = 0, "wb", remaining
+            if status == 206:  # a partial answer to a request for the whole file
+                raise _Retryable("server sent a partial answer to a full request")
+            hdr = response.headers
+            meta = {"url": url, "total": total, "etag": hdr.get("ETag") if hdr else None,
+                    "last_modified": hdr.get("Last-Modified") if hdr else None, "resumed": False}
+        write_json(_part_meta_path(part), meta)
         written = 0
         with open(part, mode) as out, _progress(label, total, offset) as advance:
             while block := response.read(CHUNK):
@@ -288,6 +370,9 @@ def _http_once(url: str, part: Path, timeout: float, label: str) -> None:
                 advance(len(block))
         if remaining is not None and written < remaining:
             raise _Retryable(f"connection closed after {offset + written:,} of {offset + remaining:,} bytes")
+        if total is not None and offset + written != total:
+            discard_part(part)
+            raise _Retryable(f"received {offset + written:,} bytes, not the announced {total:,}; restarting")
 
 
 def _manual_hint(remote: RemoteFile, dest: Path, dataset: str) -> str:
@@ -300,7 +385,7 @@ def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, dataset
     last: Exception | None = None
     for attempt in range(policy.attempts):
         try:
-            _http_once(url, part, policy.timeout_s, remote.name)
+            _http_once(url, part, policy.timeout_s, remote.name, remote.size, need_validator=not (remote.sha256 or remote.md5))
             return
         except _Permanent as exc:
             raise UserError(f"{host} answered {exc} for {url}; {_manual_hint(remote, dest, dataset)}.") from None
@@ -321,6 +406,7 @@ def _copy_local(source: Path, part: Path, remote: RemoteFile, dest: Path, datase
         raise UserError(f"mirror folder {source.parent} has no {remote.name}; put the file there (expected {remote.describe_checksum()}), "
                         f"or place it at {dest}, or drop --mirror to download from {remote.url}.")
     log.info("copying %s from mirror %s", remote.name, source.parent)
+    discard_part(part)
     shutil.copyfile(source, part)
 
 
@@ -369,12 +455,20 @@ def fetch_file(remote: RemoteFile, raw_dir: Path, dataset: str, mirror: str | os
         raise
     digests = file_digests(part)
     bad = _mismatch(remote, digests, part.stat().st_size, None)
+    resumed = bool((_read_part_meta(part) or {}).get("resumed"))
+    if bad and resumed and not isinstance(source, Path):  # a spliced transfer: fetch it whole once more
+        log.warning("%s fails its %s check after a resumed transfer; downloading it again from byte 0", remote.name, bad[0])
+        discard_part(part)
+        _download_http(source, part, remote, dest, dataset, policy)
+        digests, resumed = file_digests(part), False
+        bad = _mismatch(remote, digests, part.stat().st_size, None)
     if bad:
         algo, want, got = bad
-        part.unlink()
+        discard_part(part)
         raise UserError(f"{remote.name} downloaded from {source} fails its {algo} check (expected {want}, got {got}); the download was deleted: "
                         f"re-run `musicrep download {dataset}`, and if it fails again use another mirror or place a good copy at {dest}.")
     os.replace(part, dest)
+    discard_part(part)
     if not (remote.sha256 or remote.md5):
         log.warning("%s has no published checksum; recorded its SHA-256 %s for later checks", remote.name, digests["sha256"])
     state.record(remote.name, dest, digests, str(source), trusted_on_first_use=not (remote.sha256 or remote.md5))
@@ -445,6 +539,10 @@ class UnsafeArchiveError(Exception):
     """An archive member would land outside the target directory."""
 
 
+class ArchiveTooLargeError(UnsafeArchiveError):
+    """An archive would expand past :func:`extraction_limit` (a decompression bomb)."""
+
+
 def _safe_member_path(name: str) -> PurePosixPath:
     norm = name.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
@@ -473,9 +571,66 @@ def _link_stays_inside(member: PurePosixPath, target: str, hard: bool) -> bool:
     return True
 
 
-def _check_tar(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+EXTRACT_MAX_RATIO = 100
+EXTRACT_MIN_BYTES = 1 << 30
+EXTRACT_MAX_MEMBERS = 2_000_000
+
+
+@dataclass(frozen=True)
+class ExtractionLimit:
+    """How much an archive may expand to: ``max_bytes`` in all and ``max_members`` entries."""
+
+    max_bytes: int
+    max_members: int
+    why: str
+
+
+def extraction_limit(compressed_bytes: int, target_parent: Path) -> ExtractionLimit:
+    """The bound for extracting ``compressed_bytes`` of archive next to ``target_parent``.
+
+    ``max(MUSICREP_EXTRACT_MAX_RATIO (100) x compressed size, MUSICREP_EXTRACT_MIN_BYTES (1 GiB))``,
+    capped by ``MUSICREP_EXTRACT_MAX_BYTES`` (unset: no cap) and by the free disk space. Audio
+    compresses by far less than 100:1, so only crafted archives ("bombs") reach it.
+    """
+    def env_int(name: str, default: int | None) -> int | None:
+        value = os.environ.get(name)
+        if value in (None, ""):
+            return default
+        try:
+            return max(0, int(float(value)))
+        except ValueError:
+            raise UserError(f"invalid {name}={value!r}; use a whole number, e.g. {name}={default or 1000}.") from None
+
+    ratio = env_int("MUSICREP_EXTRACT_MAX_RATIO", EXTRACT_MAX_RATIO) or EXTRACT_MAX_RATIO
+    floor = env_int("MUSICREP_EXTRACT_MIN_BYTES", EXTRACT_MIN_BYTES)
+    cap = env_int("MUSICREP_EXTRACT_MAX_BYTES", None)
+    members = env_int("MUSICREP_EXTRACT_MAX_MEMBERS", EXTRACT_MAX_MEMBERS) or EXTRACT_MAX_MEMBERS
+    limit, why = max(ratio * compressed_bytes, floor or 0), f"{ratio}x its size (MUSICREP_EXTRACT_MAX_RATIO)"
+    if limit == floor and floor > ratio * compressed_bytes:
+        why = "MUSICREP_EXTRACT_MIN_BYTES"
+    if cap is not None and cap < limit:
+        limit, why = cap, "MUSICREP_EXTRACT_MAX_BYTES"
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(target_parent).free
+        if free < limit:
+            limit, why = free, f"the free space on {target_parent}"
+    return ExtractionLimit(int(limit), int(members), why)
+
+
+def _check_totals(total: int, count: int, limit: ExtractionLimit) -> None:
+    if count > limit.max_members:
+        raise ArchiveTooLargeError(f"it holds {count:,} members, more than the limit of {limit.max_members:,} (MUSICREP_EXTRACT_MAX_MEMBERS)")
+    if total > limit.max_bytes:
+        raise ArchiveTooLargeError(f"it would expand to {total:,} bytes, more than the limit of {limit.max_bytes:,} bytes ({limit.why})")
+
+
+def _check_tar(tar: tarfile.TarFile, limit: ExtractionLimit | None = None) -> list[tarfile.TarInfo]:
     members = []
+    total = 0
     for m in tar.getmembers():
+        total += max(0, m.size) if m.isfile() else 0
+        if limit is not None:
+            _check_totals(total, len(members) + 1, limit)
         path = _safe_member_path(m.name)
         if m.issym() or m.islnk():
             if not _link_stays_inside(path, m.linkname, hard=m.islnk()):
@@ -486,9 +641,13 @@ def _check_tar(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
     return members
 
 
-def _extract_zip(zf: zipfile.ZipFile, root: Path) -> int:
+def _extract_zip(zf: zipfile.ZipFile, root: Path, limit: ExtractionLimit | None = None) -> int:
     count = 0
-    for info in zf.infolist():
+    infos = zf.infolist()
+    if limit is not None:  # the sizes the archive declares, before anything is written
+        _check_totals(sum(max(0, i.file_size) for i in infos), len(infos), limit)
+    written = 0
+    for info in infos:
         path = _safe_member_path(info.filename)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
@@ -501,7 +660,11 @@ def _extract_zip(zf: zipfile.ZipFile, root: Path) -> int:
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         with zf.open(info) as src, open(out, "wb") as dst:  # links inside are written as small text files
-            shutil.copyfileobj(src, dst, CHUNK)
+            while block := src.read(CHUNK):  # and again while writing, in case a header lies
+                written += len(block)
+                if limit is not None:
+                    _check_totals(written, count + 1, limit)
+                dst.write(block)
         count += 1
     return count
 
@@ -530,18 +693,23 @@ def safe_extract(archives: Path | Sequence[Path], target: Path, dataset: str) ->
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
     label = parts[0].name if len(parts) == 1 else f"{parts[0].name} .. {parts[-1].name}"
     try:
+        limit = extraction_limit(sum(p.stat().st_size for p in parts), target.parent)
         fmt = archive_format(parts[0])
         log.info("extracting %s into %s", label, target)
         if fmt == "zip":
             with open_concatenated(parts) if len(parts) > 1 else open(parts[0], "rb") as handle, zipfile.ZipFile(handle) as zf:
-                _extract_zip(zf, tmp)
+                _extract_zip(zf, tmp, limit)
         else:
             with tarfile.open(parts[0], "r:*") as tar:
-                members = _check_tar(tar)
+                members = _check_tar(tar, limit)
                 tar.extractall(tmp, members=members, filter="data")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
+    except ArchiveTooLargeError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{label} is refused: {exc}; nothing was extracted. Check the archive (or your mirror), "
+                        f"or raise the limit (e.g. MUSICREP_EXTRACT_MAX_RATIO=1000) if you trust it, and re-run `musicrep download {dataset}`.") from None
     except UnsafeArchiveError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"{label} holds an unsafe member: {exc}; nothing was extracted. Delete {parts[0]} and re-run `musicrep download {dataset}` (or check your mirror).") from None
@@ -585,7 +753,7 @@ def write_manifest(root: Path, dataset: str, files: Sequence[Path] | None = None
     out = Path(out or root / MANIFEST_FILE)
     if files is None:
         files = sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (STATE_FILE, MANIFEST_FILE, "COMPLETE.json")
-                       and not p.name.endswith(".part") and not any(s.startswith(".") and s.endswith(".extracting") for s in p.relative_to(root).parts))
+                       and not p.name.endswith((".part", ".part.json")) and not any(s.startswith(".") and s.endswith(".extracting") for s in p.relative_to(root).parts))
     previous: dict[str, dict] = {}
     if out.exists():
         with contextlib.suppress(OSError, json.JSONDecodeError, KeyError, TypeError):
