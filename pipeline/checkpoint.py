@@ -9,8 +9,10 @@ A packaged model is a directory holding
 - ``model.json``: the same config/labels in readable form plus ``sha256`` of ``model.pt``.
 
 Loading checks the checksum first, then loads with ``weights_only=True`` (never arbitrary
-pickles), then checks the format name and version; anything else is refused with a
-:class:`~pipeline.errors.UserError`.
+pickles), then checks the format name and version, that the card's labels count equals its
+config's outputs, that the weights were packaged with the card's config and labels, and that
+the weights fit the model the card describes (strict shapes); anything else is refused with a
+:class:`~pipeline.errors.UserError` (a corrupt ``model.json`` too).
 """
 
 from __future__ import annotations
@@ -64,7 +66,37 @@ def read_card(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / CARD
     if not path.exists():
         raise UserError(f"{directory} is not a trained model (no {CARD}); train one with `musicrep train` first.")
-    return json.loads(path.read_text())
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise UserError(f"{path} is corrupt (not readable JSON{where}); re-run training or re-download the model to rebuild it.") from None
+    if not isinstance(card, dict):
+        raise UserError(f"{path} is corrupt (not a JSON object); re-run training or re-download the model to rebuild it.")
+    return card
+
+
+def _check_card(directory: Path, card: dict[str, Any], payload: dict[str, Any]) -> ModelConfig:
+    """The card's config, once its labels, config and the weights' shapes agree (else :class:`UserError`)."""
+    fix = "re-run training or re-download the model (model.json and model.pt must come from the same run)"
+    labels, config = card.get("labels"), card.get("config")
+    if not isinstance(labels, list) or not isinstance(config, dict):
+        raise UserError(f"{directory / CARD} has no labels/config; {fix}.")
+    try:
+        cfg = ModelConfig(**config)
+    except TypeError as exc:
+        raise UserError(f"{directory / CARD} has an invalid config ({exc}); {fix}.") from None
+    if cfg.n_classes != len(labels):
+        raise UserError(f"{directory / CARD} lists {len(labels)} labels for a model with {cfg.n_classes} outputs; {fix}.")
+    def plain(obj: Any) -> Any:  # tuples in the weights' config are lists in the card
+        return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+    if plain(payload.get("config")) != plain(config) or plain(list(payload.get("labels") or [])) != plain(labels):
+        other = payload.get("config") or {}
+        raise UserError(f"{directory / WEIGHTS} belongs to another model ({other.get('variant')!r} with "
+                        f"{len(payload.get('labels') or [])} labels) than {directory / CARD} describes "
+                        f"({cfg.variant!r} with {len(labels)} labels); {fix}.")
+    return cfg
 
 
 def load_model(directory: str | Path, map_location: str | torch.device = "cpu") -> tuple[AudioModel, dict[str, Any]]:
@@ -95,10 +127,15 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(weights, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
         raise UserError(f"{weights} could not be loaded safely ({type(exc).__name__}); re-run training to rebuild it.") from exc
-    if payload.get("format") != FORMAT or payload.get("format_version") != FORMAT_VERSION:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or payload.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{weights} is not a musicrep v{FORMAT_VERSION} model; retrain it with this version.")
-    config = ModelConfig(**payload["config"])
+    config = _check_card(directory, card, payload)
     model = build_model(config)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{weights} does not fit the {config.variant!r} model with {config.n_classes} outputs that "
+                        f"{directory / CARD} describes ({first}); re-run training to rebuild it.") from None
     model.eval()
     return model, card

@@ -126,7 +126,10 @@ def collect_inputs(paths: Iterable[str | Path], on_error: ErrorHandler | None = 
         elif path.exists():
             files = [path]
         else:
-            report(str(path), "no such file or folder")
+            from pipeline.data.audio import path_problem
+
+            problem = path_problem(path)
+            report(str(path), "no such file or folder" if problem in (None, "file not found") else problem)
             files = []
         for f in files:
             key = f.resolve()
@@ -172,12 +175,16 @@ def stream_audio(path: str | Path, sample_rate: int, block_seconds: float = 10.0
     """
     import soundfile as sf
 
-    from pipeline.data.audio import AudioError, resample, resampling_ratio
+    from pipeline.data.audio import AudioError, _decode_reason, check_audio_path, resample, resampling_ratio, wav_truncation
 
+    check_audio_path(path)  # a FIFO or device is refused here, never opened (opening a FIFO would block)
+    cut = wav_truncation(path)
+    if cut:
+        raise AudioError(f"truncated (its header declares {cut[0]:,} data bytes, only {cut[1]:,} are present)")
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
-        raise AudioError(f"cannot decode ({_short(exc, path)})") from exc
+        raise AudioError(_decode_reason(exc)) from exc
     with f:
         native = int(f.samplerate)
         if native <= 0:

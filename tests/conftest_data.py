@@ -43,7 +43,8 @@ class LoopbackServer:
         errors: ``{name: [status, ...]}`` statuses answered (and consumed) before serving.
         honour_range: when False the server ignores ``Range`` and always sends 200.
         validators: send an ``ETag`` (a hash of the body) and honour ``If-Range``: a
-            ``Range`` whose ``If-Range`` is not the current ETag gets the whole file (200).
+            ``Range`` whose ``If-Range`` is not the current ETag gets the whole file (200), as
+            real publishers do; False mimics a server without validators.
         log: every request, in order.
     """
 
@@ -52,7 +53,7 @@ class LoopbackServer:
     cut_fraction: float = 0.5
     errors: dict[str, list[int]] = field(default_factory=dict)
     honour_range: bool = True
-    validators: bool = False
+    validators: bool = True
     log: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -6,6 +6,7 @@ Fast by default; the long ones are marked ``slow``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +178,7 @@ DATA = bytes(range(256)) * 1200  # 307,200 bytes
 def blob_server():
     from tests.conftest_data import LoopbackServer
 
-    srv = LoopbackServer(files={"blob.bin": DATA}, validators=True)
+    srv = LoopbackServer(files={"blob.bin": DATA})
     yield srv
     srv.close()
 
@@ -236,7 +237,7 @@ def test_resume_without_validator_restarts_when_no_checksum(tmp_path: Path) -> N
     from pipeline.data.download import RetryPolicy, fetch_file
     from tests.conftest_data import LoopbackServer
 
-    srv = LoopbackServer(files={"blob.bin": DATA}, cut_first={"blob.bin"})
+    srv = LoopbackServer(files={"blob.bin": DATA}, cut_first={"blob.bin"}, validators=False)
     try:
         path = fetch_file(_remote(), tmp_path, "demo", mirror=srv.url, policy=RetryPolicy(**FAST))
         assert path.read_bytes() == DATA
@@ -264,3 +265,263 @@ def test_spliced_part_failing_its_checksum_is_fetched_whole(tmp_path: Path) -> N
         assert [r.range for r in srv.requests_for("blob.bin")] == ["bytes=1000-", None]
     finally:
         srv.close()
+
+
+# ----------------------------------------------------------------------------- defects 4 and 5: bad inputs
+def _tone(path: Path, seconds: float = 1.5, sr: int = 16000, freq: float = 440.0) -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(str(path), (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+def _truncate_wav(path: Path, keep_data_bytes: int = 2624) -> None:
+    """Cut the data chunk short while the header still declares all of it (as a killed copy would)."""
+    blob = path.read_bytes()
+    at = blob.index(b"data") + 8
+    path.write_bytes(blob[: at + keep_data_bytes])
+
+
+def _unreadable(monkeypatch, path: Path) -> None:
+    """Make ``path`` unreadable: chmod 000, and (as root, who reads anything) the same seen by the code."""
+    import os
+
+    path.chmod(0)
+    if os.geteuid() != 0:
+        return
+    import pipeline.data.audio as audio
+    import pipeline.io_utils as io_utils
+
+    real_access, real_sha = os.access, io_utils.sha256_file
+
+    def access(p, mode, *a, **k):
+        return False if Path(p) == path else real_access(p, mode, *a, **k)
+
+    def sha(p, *a, **k):
+        if Path(p) == path:
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_sha(p, *a, **k)
+
+    monkeypatch.setattr(audio.os, "access", access)
+    monkeypatch.setattr(io_utils, "sha256_file", sha)
+
+
+@pytest.fixture()
+def bad_folder(tmp_path: Path, monkeypatch) -> tuple[Path, dict[str, str]]:
+    """Folder-per-class audio with good files and one of each bad input; returns ``(root, {name: reason})``."""
+    import os
+
+    root = tmp_path / "mine"
+    for cls, freq in (("low", 220.0), ("high", 880.0)):
+        for i in range(6):
+            _tone(root / cls / f"{cls}_{i}.wav", freq=freq * (1 + 0.05 * i))
+    trunc = _tone(root / "low" / "truncated.wav")
+    _truncate_wav(trunc)
+    (root / "low" / "notes.mp3").write_text("this is a text file renamed .mp3\n" * 20)
+    (root / "high" / "loop.wav").symlink_to("loop.wav")
+    (root / "high" / "dangling.wav").symlink_to("gone.wav")
+    os.mkfifo(root / "high" / "pipe.wav")
+    _unreadable(monkeypatch, _tone(root / "high" / "locked.wav"))
+    expected = {
+        "truncated.wav": "truncated (its header declares", "notes.mp3": "not a decodable audio file",
+        "loop.wav": "symbolic link loop", "dangling.wav": "dangling symbolic link", "pipe.wav": "named pipe (FIFO)",
+        "locked.wav": "permission denied",
+    }
+    yield root, expected
+    (root / "high" / "locked.wav").chmod(0o644)
+
+
+def test_bad_inputs_are_reported_and_good_files_kept(tmp_path: Path, bad_folder, caplog) -> None:
+    """Defects 4 and 5: each bad file is listed in report.json with its reason and one log line; the rest is used."""
+    import json
+    import logging
+
+    root, expected = bad_folder
+    layout = Layout(tmp_path / "proj")
+    p = _tiny()
+    p = p.model_copy(update={"datasets": p.datasets.model_copy(update={"folder": p.datasets.folder.model_copy(update={"path": str(root)})})})
+    with caplog.at_level(logging.WARNING):
+        stages.download("folder", p, layout)  # the unreadable file does not stop the download
+        stages.segment("folder", p, layout)
+    report = json.loads((layout.segments("folder") / "report.json").read_text())
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    for name, why in expected.items():
+        assert why in reasons.get(name, ""), f"{name}: {reasons.get(name)!r}"
+        lines = [r for r in caplog.records if name in r.getMessage() and r.name == "pipeline.data.segment"]
+        assert len(lines) == 1, f"one log line for {name}"
+    assert "possibly a pipe" not in json.dumps(report)
+    import pandas as pd
+
+    manifest = pd.read_parquet(layout.segments("folder") / "manifest.parquet")
+    assert len(manifest) == 12 and not any(n in " ".join(manifest["source_path"]) for n in expected)
+
+
+def test_read_audio_names_each_bad_input(tmp_path: Path, bad_folder) -> None:
+    """Defect 5: :func:`read_audio` gives a named reason for each bad input, and never opens the FIFO."""
+    from pipeline.data.audio import AudioError, read_audio
+
+    root, expected = bad_folder
+    for path in sorted(root.rglob("*")):
+        if path.name in expected:
+            with pytest.raises(AudioError, match=re.escape(expected[path.name])):
+                read_audio(path)
+
+
+def test_truncated_wav_is_not_a_short_clip(tmp_path: Path) -> None:
+    """Defect 5: 7,962 declared bytes with 2,624 present is 'truncated', not a 0.08 s clip."""
+    from pipeline.data.audio import AudioError, read_audio
+
+    path = _tone(tmp_path / "t.wav", seconds=7962 / 32000)
+    _truncate_wav(path)
+    with pytest.raises(AudioError, match=r"truncated \(its header declares 7,962 data bytes, only 2,624 are present\)"):
+        read_audio(path)
+
+
+# ----------------------------------------------------------------------------- a trained model (predict, model card)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two tiny trained models of different label sets: ``(layout, keywords model dir, tags model dir)``."""
+    import torch
+
+    from pipeline.config import load_params
+    from tests.conftest import tiny_overrides
+
+    torch.set_num_threads(1)
+    layout = Layout(tmp_path_factory.mktemp("faults-proj"))
+    over = tiny_overrides(tasks=["synth_keywords", "synth_tags"], models=["fcn"], n_clips=24)
+    over["features"] = {"enabled": False}
+    params = load_params(REPO / "params.yaml", overrides=over)
+    dirs = []
+    for task in ("synth_keywords", "synth_tags"):
+        stages.download(task, params, layout)
+        stages.segment(task, params, layout)
+        dirs.append(stages.train(task, "fcn", params, layout, resume=False))
+    return layout, params, dirs[0], dirs[1]
+
+
+def test_predict_on_a_fifo_refuses_at_once(tmp_path: Path, trained) -> None:
+    """Defect 5: ``predict`` on a FIFO names it and returns instead of hanging; good files are still predicted."""
+    import os
+    import threading
+
+    from pipeline.predict import predict
+
+    _, _, model_dir, _ = trained
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    good = _tone(tmp_path / "good.wav")
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(pred=predict([fifo, good], str(model_dir))), daemon=True)
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():  # unblock the reader so that the test run can finish
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        pytest.fail("predict blocked on the FIFO")
+    pred = result["pred"]
+    assert [Path(f["path"]).name for f in pred.failures] == ["pipe.wav"]
+    assert "named pipe (FIFO)" in pred.failures[0]["error"]
+    assert [Path(r["path"]).name for r in pred.records] == ["good.wav"]
+
+
+def _cli(monkeypatch, capsys, *argv: str) -> tuple[int, list[str]]:
+    """Run ``musicrep ARGV`` in-process; return ``(exit code, stderr lines)``."""
+    import logging
+    import sys
+
+    from pipeline.cli import main
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    monkeypatch.setattr(sys, "argv", ["musicrep", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- defect 8: model card vs weights
+def _swap_weights(dst: Path, src: Path) -> None:
+    """Put ``src``'s model.pt into ``dst`` and fix up the card's checksum (the probe's attack)."""
+    import json
+    import shutil
+
+    from pipeline.io_utils import sha256_file
+
+    shutil.copyfile(src / "model.pt", dst / "model.pt")
+    card = json.loads((dst / "model.json").read_text())
+    card["sha256"] = sha256_file(dst / "model.pt")
+    (dst / "model.json").write_text(json.dumps(card))
+
+
+def test_weights_of_another_model_are_refused(tmp_path: Path, trained, monkeypatch, capsys) -> None:
+    """Defect 8: another model's model.pt behind a fixed-up checksum is refused at load, in one line."""
+    import shutil
+
+    from pipeline.checkpoint import load_model
+
+    _, _, keywords, tags = trained
+    bad = tmp_path / "swapped"
+    shutil.copytree(keywords, bad)
+    _swap_weights(bad, tags)
+    with pytest.raises(UserError, match="belongs to another model"):
+        load_model(bad)
+    good = _tone(tmp_path / "a.wav")
+    code, err = _cli(monkeypatch, capsys, "predict", str(good), "--model", str(bad))
+    assert code == 2 and len(err) == 1 and "belongs to another model" in err[0] and "Traceback" not in err[0]
+
+
+def test_card_label_count_must_match_the_outputs(tmp_path: Path, trained) -> None:
+    """Defect 8: a card whose labels do not match the weights' output size is refused (not wrong names)."""
+    import json
+    import shutil
+
+    from pipeline.checkpoint import load_model
+
+    _, _, keywords, _ = trained
+    bad = tmp_path / "relabelled"
+    shutil.copytree(keywords, bad)
+    card = json.loads((bad / "model.json").read_text())
+    card["labels"] = card["labels"][:-1]
+    (bad / "model.json").write_text(json.dumps(card))
+    with pytest.raises(UserError, match=r"lists \d+ labels for a model with \d+ outputs"):
+        load_model(bad)
+    card["config"]["n_classes"] -= 1  # consistent card, but the weights have one more output
+    (bad / "model.json").write_text(json.dumps(card))
+    with pytest.raises(UserError, match="belongs to another model|does not fit"):
+        load_model(bad)
+
+
+def test_evaluate_with_swapped_weights_is_a_clear_error(tmp_path: Path, trained) -> None:
+    """Defect 8: ``evaluate`` on a model dir holding another model's weights fails with a UserError, not IndexError."""
+    import shutil
+
+    layout, params, keywords, tags = trained
+    backup = tmp_path / "backup"
+    shutil.copytree(keywords, backup)
+    try:
+        _swap_weights(keywords, tags)
+        with pytest.raises(UserError, match="belongs to another model"):
+            stages.evaluate("synth_keywords", "fcn", params, layout)
+    finally:
+        shutil.rmtree(keywords)
+        shutil.copytree(backup, keywords)
+
+
+def test_corrupt_model_card_is_one_line(tmp_path: Path, trained, monkeypatch, capsys) -> None:
+    """Defect 8: a corrupt model.json gives one clear line (no JSONDecodeError traceback)."""
+    import shutil
+
+    _, _, keywords, _ = trained
+    bad = tmp_path / "corrupt"
+    shutil.copytree(keywords, bad)
+    (bad / "model.json").write_text('{"format": "musicrep-model", "labels": [')
+    code, err = _cli(monkeypatch, capsys, "predict", str(_tone(tmp_path / "a.wav")), "--model", str(bad))
+    assert code == 2 and len(err) == 1 and "model.json is corrupt (not readable JSON at line 1" in err[0]

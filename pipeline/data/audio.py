@@ -8,8 +8,12 @@ torchaudio 2.11 has no I/O of its own without FFmpeg. Resampling uses
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import os
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,86 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
 
 class AudioError(Exception):
     """The file cannot be used as audio (unreadable, empty, truncated, silent...)."""
+
+
+def path_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be opened as an audio file, or ``None`` when it is a readable regular file.
+
+    Only ``lstat``/``stat``/``access`` are used: a FIFO or a device is named, never opened
+    (opening a FIFO blocks until a writer appears).
+    """
+    path = Path(path)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return "file not found"
+    except PermissionError:
+        return "permission denied on its folder (make the folder readable, e.g. chmod a+rx)"
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror or exc})"
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return f"dangling symbolic link (its target {os.readlink(path)} does not exist)"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "symbolic link loop (the link points back to itself)"
+            return f"symbolic link that cannot be followed ({exc.strerror or exc})"
+    kind = st.st_mode
+    if stat.S_ISDIR(kind):
+        return "is a folder, not an audio file"
+    if stat.S_ISFIFO(kind):
+        return "is a named pipe (FIFO), not a regular file; it was not opened"
+    if stat.S_ISSOCK(kind):
+        return "is a socket, not a regular file"
+    if stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
+        return "is a device, not a regular file; it was not opened"
+    if not stat.S_ISREG(kind):
+        return "is not a regular file"
+    if not os.access(path, os.R_OK):
+        return "permission denied (the file is not readable; fix its permissions, e.g. chmod a+r)"
+    return None
+
+
+def check_audio_path(path: str | Path) -> None:
+    """Raise :class:`AudioError` naming why ``path`` cannot be read (see :func:`path_problem`)."""
+    problem = path_problem(path)
+    if problem:
+        raise AudioError(problem)
+
+
+def wav_truncation(path: str | Path) -> tuple[int, int] | None:
+    """``(declared, present)`` data bytes when a RIFF/WAVE file's ``data`` chunk is cut short, else ``None``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(f.fileno()).st_size
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk = f.read(8)
+                cid, n = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if cid == b"data":
+                    present = size - pos - 8
+                    if n not in (0, 0xFFFFFFFF) and n > present:  # 0 / all ones: a stream of unknown length
+                        return n, present
+                    return None
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
+
+
+def _decode_reason(exc: BaseException) -> str:
+    """A user-facing reason for a libsndfile open failure (its 'possibly a pipe?' text misleads)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^Error opening '.*?':\s*", "", text)
+    if isinstance(exc, (sf.LibsndfileError, RuntimeError)) or "not a regular file" in text or "not recognised" in text:
+        return "not a decodable audio file (cannot decode it as wav, flac, ogg, mp3 or aiff)"
+    return f"cannot decode ({text[:200]})"
 
 
 def read_audio(path: str | Path, start_s: float = 0.0, duration_s: float | None = None,
@@ -43,8 +127,16 @@ def read_audio(path: str | Path, start_s: float = 0.0, duration_s: float | None 
     Raises:
         AudioError: the file cannot be decoded or holds no samples.
     """
+    check_audio_path(path)
+    cut = wav_truncation(path)
+    if cut:
+        raise AudioError(f"truncated (its header declares {cut[0]:,} data bytes, only {cut[1]:,} are present)")
     try:
-        with sf.SoundFile(str(path)) as f:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
+        raise AudioError(_decode_reason(exc)) from exc
+    try:
+        with f:
             sr = f.samplerate
             start = int(round(start_s * sr))
             if start:
@@ -52,7 +144,7 @@ def read_audio(path: str | Path, start_s: float = 0.0, duration_s: float | None 
             frames = -1 if duration_s is None or math.isnan(duration_s) else int(round(duration_s * sr))
             data = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
-        raise AudioError(f"cannot decode ({exc})") from exc
+        raise AudioError(f"truncated or corrupt (decoding failed: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__})") from exc
     if data.size == 0:
         raise AudioError("no audio samples")
     mono = data.mean(axis=1)

@@ -765,13 +765,20 @@ def write_manifest(root: Path, dataset: str, files: Sequence[Path] | None = None
     from pipeline.io_utils import sha256_file
     from pipeline.progress import track
 
-    entries = []
+    entries, unreadable = [], []
     for p in track(files, total=len(files), description=f"manifest {dataset}"):
-        st = p.stat()
         rel = p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p)
-        old = previous.get(rel)
-        digest = old["sha256"] if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns else sha256_file(p)
+        try:
+            st = p.stat()
+            old = previous.get(rel)
+            digest = old["sha256"] if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns else sha256_file(p)
+        except OSError as exc:  # one unreadable file never blocks the dataset: listed, and `segment` reports it
+            reason = exc.strerror or exc.__class__.__name__
+            log.warning("%s: cannot read it (%s); left out of the manifest (fix its permissions to use it)", p, reason)
+            unreadable.append({"path": rel, "reason": reason})
+            continue
         entries.append({"path": rel, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns})
-    manifest = {"dataset": dataset, "n_files": len(entries), "total_bytes": sum(e["size"] for e in entries), "files": entries, **(extra or {})}
+    manifest = {"dataset": dataset, "n_files": len(entries), "total_bytes": sum(e["size"] for e in entries), "files": entries,
+                **({"unreadable": unreadable} if unreadable else {}), **(extra or {})}
     write_json(out, manifest)
     return manifest

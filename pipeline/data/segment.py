@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipeline.data.audio import AudioError, peak_dbfs, read_audio
+from pipeline.data.audio import AudioError, check_audio_path, peak_dbfs, read_audio
 from pipeline.data.registry import get_source
 from pipeline.io_utils import sha256_file, write_json
 from pipeline.paths import Layout
@@ -84,8 +84,7 @@ def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -
         if not path.is_absolute():
             path = raw_dir / path
         try:
-            if not path.exists():
-                raise AudioError("file not found")
+            check_audio_path(path)  # names dangling links, loops, FIFOs (never opened), unreadable files
             wave = read_audio(path, float(clip.start_s or 0.0), None if pd.isna(clip.duration_s) else float(clip.duration_s), seg.sample_rate)
             if len(wave) < seg.min_seconds * seg.sample_rate:
                 raise AudioError(f"too short ({len(wave) / seg.sample_rate:.3f} s < {seg.min_seconds} s)")

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,7 +155,11 @@ class FolderSource(RealSource):
         for full, rel, labels in entries:
             vocab.update(labels)
             if not full.is_file():
-                missing.append(rel)
+                if os.path.lexists(full):  # a dangling link, link loop or FIFO: `segment` names the reason
+                    rows.append({"clip_id": rel, "path": str(full), "split": split_for_path(rel, cfg.val_fraction, cfg.test_fraction),
+                                 "labels": list(labels), "start_s": 0.0, "duration_s": None})
+                else:
+                    missing.append(rel)
                 continue
             try:
                 duration = sf.info(str(full)).duration
