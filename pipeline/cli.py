@@ -71,8 +71,8 @@ def download(
     dataset: str,
     mirror: Annotated[Optional[str], typer.Option(help="directory or base URL replacing the publisher's")] = None,
     audio_dir: Annotated[Optional[Path], typer.Option(help="DCASE: folder of audio you obtained")] = None,
-    path: Annotated[Optional[Path], typer.Option(help="folder: your audio folder")] = None,
-    labels_csv: Annotated[Optional[Path], typer.Option(help="folder: CSV of path,labels")] = None,
+    path: Annotated[Optional[Path], typer.Option(help="folder / own dataset: your audio folder")] = None,
+    labels_csv: Annotated[Optional[Path], typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
@@ -83,7 +83,11 @@ def download(
     if mirror or audio_dir:
         overrides.setdefault("datasets", {})[dataset] = {k: str(v) for k, v in {"mirror": mirror, "audio_dir": audio_dir}.items() if v}
     if path or labels_csv:
-        overrides.setdefault("datasets", {})["folder"] = {k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v}
+        from pipeline.data.registry import available
+
+        if dataset in available() and dataset != "folder":
+            raise UserError(f"--path/--labels-csv are for your own audio (folder or a datasets.NAME with kind: folder), not {dataset}; drop them.")
+        overrides.setdefault("datasets", {})[dataset] = {k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v}
     out = stages.download(dataset, load_params(params, overrides))
     typer.echo(f"{dataset}: raw files in {out}")
 
@@ -165,16 +169,27 @@ def compare(
     csv: Annotated[Optional[Path], typer.Option("--csv", help="write the table as CSV")] = None,
     robust: Annotated[bool, typer.Option("--robustness", help="show robustness metrics too")] = False,
     task: Annotated[Optional[list[str]], typer.Option("--task", help="only these tasks")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="table | csv | json | markdown (default: a table; "
+                                                "plain text when stdout is not a terminal)")] = None,
+    long: Annotated[bool, typer.Option("--long", help="one row per (task, model, metric) instead of one column per metric")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
+    digits: Annotated[int, typer.Option(help="decimals of table/markdown values (csv/json keep full precision)")] = 4,
 ) -> None:
-    """Table of MLflow runs: task x model x metrics."""
-    from pipeline.compare import compare_table, render
+    """Table of MLflow runs: task x model x metrics; values are never truncated."""
+    from pipeline.compare import FORMATS, compare_table, format_table, render
 
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
     df = compare_table(task, robust)
     if csv:
-        df.to_csv(csv, index=False)
+        csv.write_text(format_table(df, "csv", long))
         typer.echo(f"wrote {csv} ({len(df)} rows)")
         return
-    render(df)
+    if out:
+        out.write_text(format_table(df, fmt or "table", long, digits))
+        typer.echo(f"wrote {out} ({len(df)} rows)")
+        return
+    render(df, fmt, long, digits)
 
 
 @app.command()

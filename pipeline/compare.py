@@ -21,20 +21,133 @@ def compare_table(tasks: list[str] | None = None, robustness: bool = False) -> p
     return df[["task", "model", *metric_cols, *extra]]
 
 
-def render(df: pd.DataFrame) -> None:
-    """Print the table with rich (one table per task when there are many columns)."""
+FORMATS = ("table", "csv", "json", "markdown")
+ID_COLUMNS = ("task", "model", "on", "dataset", "seed", "seeds", "n_seeds", "noise_source", "perturbation")
+NO_RUNS = "no runs yet: run `dvc repro` or `musicrep flow` first"
+
+
+def id_columns(df: pd.DataFrame) -> list[str]:
+    """The columns that name a row (task, model, ...); every other column is a value."""
+    return [c for c in ID_COLUMNS if c in df.columns]
+
+
+def to_long(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, model, ..., metric): columns ``<id columns>, metric, value``; empty cells dropped."""
+    ids = id_columns(df)
+    if df.empty:
+        return pd.DataFrame(columns=[*ids, "metric", "value"])
+    long = df.melt(id_vars=ids, var_name="metric", value_name="value")
+    long = long[long["value"].notna() & (long["value"].astype(str) != "")]
+    order = {c: i for i, c in enumerate(df.columns)}
+    long = long.assign(_order=long["metric"].map(order)).sort_values([*ids, "_order"], kind="stable").drop(columns="_order")
+    return long.reset_index(drop=True)
+
+
+def _cell(value: object, digits: int) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _sections(df: pd.DataFrame, long: bool) -> list[tuple[str | None, pd.DataFrame]]:
+    """Wide tables split per task (their metric columns differ); long tables stay whole."""
+    if long or "task" not in df.columns:
+        return [(None, df)]
+    out = []
+    for task, sub in df.groupby("task", sort=True):
+        cols = [c for c in sub.columns if c != "task" and sub[c].notna().any()]
+        out.append((str(task), sub[cols]))
+    return out
+
+
+def _plain(df: pd.DataFrame, digits: int) -> str:
+    """Fixed-width text: every column as wide as its widest value (nothing cut)."""
+    cols = list(df.columns)
+    cells = [[_cell(v, digits) for v in row] for row in df.itertuples(index=False)]
+    widths = [max([len(str(c))] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in cols]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    return "\n".join([line([str(c) for c in cols]), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _markdown(df: pd.DataFrame, digits: int) -> str:
+    cols = list(df.columns)
+
+    def esc(v: str) -> str:
+        return v.replace("|", "\\|")
+
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in cols]
+    rows = ["| " + " | ".join(esc(str(c)) for c in cols) + " |",
+            "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    rows += ["| " + " | ".join(esc(_cell(v, digits)) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join(rows)
+
+
+def format_table(df: pd.DataFrame, fmt: str = "table", long: bool = False, digits: int = 4) -> str:
+    """The comparison as text in ``fmt`` (table | csv | json | markdown); values are never cut.
+
+    ``csv`` and ``json`` keep full precision; ``table`` and ``markdown`` round floats to
+    ``digits`` decimals. Wide tables (one column per metric) are split per task for table and
+    markdown; ``long`` gives one row per metric.
+    """
+    if fmt not in FORMATS:
+        from pipeline.errors import UserError
+
+        raise UserError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    data = to_long(df) if long else df
+    if fmt == "csv":
+        return data.to_csv(index=False)
+    if fmt == "json":
+        import json
+
+        records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in data.to_dict(orient="records")]
+        return json.dumps(records, indent=2, default=str)
+    if df.empty:
+        return NO_RUNS
+    parts = []
+    for title, sub in _sections(data, long):
+        if fmt == "markdown":
+            parts.append((f"### {title}\n\n" if title else "") + _markdown(sub, digits))
+        else:
+            parts.append((f"{title}\n" if title else "") + _plain(sub, digits))
+    return "\n\n".join(parts) + "\n"
+
+
+def render(df: pd.DataFrame, fmt: str | None = None, long: bool = False, digits: int = 4) -> None:
+    """Print the comparison on stdout. ``fmt=None``: a rich table on a terminal, plain text otherwise.
+
+    The rich table is given the width its widest row needs (the terminal wraps long lines),
+    so no value is ever shortened to an ellipsis.
+    """
+    import sys
+
+    if fmt is None:
+        fmt = "rich" if sys.stdout.isatty() else "table"
+    if fmt != "rich":
+        text = format_table(df, fmt, long, digits)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     if df.empty:
-        console.print("no runs yet: run `dvc repro` or `musicrep flow` first")
+        console.print(NO_RUNS)
         return
-    for task, sub in df.groupby("task", sort=True):
-        cols = [c for c in sub.columns if c not in ("task",) and sub[c].notna().any()]
-        table = Table(title=f"{task}")
-        for c in cols:
-            table.add_column(c, justify="left" if c == "model" else "right")
-        for _, row in sub.iterrows():
-            table.add_row(*(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
-        console.print(table)
+    data = to_long(df) if long else df
+    for title, sub in _sections(data, long):
+        table = Table(title=title)
+        cells = [[_cell(v, digits) for v in row] for row in sub.itertuples(index=False)]
+        for i, c in enumerate(sub.columns):
+            width = max([len(str(c))] + [len(r[i]) for r in cells])
+            table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(sub[c]) else "left",
+                             min_width=width, no_wrap=True, overflow="fold")
+        for r in cells:
+            table.add_row(*r)
+        need = sum(max([len(str(c))] + [len(r[i]) for r in cells]) + 3 for i, c in enumerate(sub.columns)) + 1
+        Console(width=max(console.width, need)).print(table)

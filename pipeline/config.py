@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
 from pipeline.io_utils import stable_hash
@@ -74,16 +74,61 @@ class RealDatasetParams(Section):
 
 
 class FolderDatasetParams(Section):
-    """The user's own audio: folder-per-class or a CSV of ``path,labels``."""
+    """The user's own audio: folder-per-class or a CSV of ``path,labels`` (see docs/datasets.md).
 
+    Used for the fixed ``datasets.folder`` key and for every named own dataset
+    (``datasets.<name>: {kind: folder, ...}``).
+    """
+
+    kind: Literal["folder"] = "folder"
     path: str | None = None
     labels_csv: str | None = None
+    task: Literal["single_label", "multi_label"] | None = None
+    """single_label (accuracy, confusion matrix) | multi_label (ROC-AUC, PR-AUC); unset = inferred."""
     clip_seconds: float = Field(default=4.0, gt=0.1, le=60)
+    tail: Literal["keep", "overlap", "drop"] = "keep"
+    """Rest of a file after its last whole clip: keep (a shorter clip), overlap (a full clip ending at
+    the file's end), drop (reported as audio not used)."""
+    split: Literal["auto", "column", "fold", "hash"] = "auto"
+    """auto: the CSV's split column if present, else its fold column with ``splits``, else hash."""
+    split_column: str = "split"
+    fold_column: str = "fold"
+    splits: dict[Literal["train", "val", "test"], list[int | str]] | None = None
+    """Fold values per split, e.g. ``{train: [1, 2, 3], val: [5], test: [4]}``."""
+    group_column: str | None = None
+    group_regex: str | None = None
+    """Regex over the path relative to ``path``; its first group (or whole match) is the group."""
     val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
 
+    @field_validator("group_regex")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            import re
+
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return v
+
+
+OWN_DATASET_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+
+
+class OwnDatasetParams(FolderDatasetParams):
+    """A named own dataset: ``datasets.<name>: {kind: folder, path: ..., ...}`` (``kind`` required)."""
+
+    kind: Literal["folder"]
+
 
 class DatasetsParams(Section):
+    """The fixed datasets, plus any number of named own datasets (extra keys with ``kind: folder``)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    __pydantic_extra__: dict[str, OwnDatasetParams] = Field(init=False)
+
     synth_tags: SynthParams
     synth_keywords: SynthParams
     synth_events: SynthParams
@@ -92,6 +137,25 @@ class DatasetsParams(Section):
     speech_commands: RealDatasetParams = Field(default_factory=RealDatasetParams)
     dcase2017_task4: RealDatasetParams = Field(default_factory=RealDatasetParams)
     folder: FolderDatasetParams = Field(default_factory=FolderDatasetParams)
+
+    @model_validator(mode="after")
+    def _own_names(self) -> "DatasetsParams":
+        import re
+
+        for name in self.model_extra or {}:
+            if not re.match(OWN_DATASET_NAME, name):
+                raise ValueError(f"own dataset name {name!r} must start with a letter and hold only letters, digits, '_', '.', '-'")
+        return self
+
+    def own(self) -> dict[str, FolderDatasetParams]:
+        """The folder-kind datasets: ``folder`` (when configured) is not included; named ones are."""
+        return dict(self.model_extra or {})
+
+    def folder_settings(self, name: str) -> FolderDatasetParams | None:
+        """Settings of ``folder`` or of the named own dataset ``name`` (``None`` if neither)."""
+        if name == "folder":
+            return self.folder
+        return (self.model_extra or {}).get(name)
 
 
 class SegmentParams(Section):
@@ -178,6 +242,9 @@ def _format_error(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
     value = err.get("input")
+    own = _own_dataset_error(err, source)
+    if own:
+        return own
     if kind == "extra_forbidden":
         parent = err["loc"][:-1]
         allowed = _allowed_keys(parent)
@@ -188,10 +255,28 @@ def _format_error(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
     return f"{source}: invalid value {value!r} for '{loc}': {err['msg']}."
 
 
+def _own_dataset_error(err: dict[str, Any], source: str) -> str | None:
+    """A clear line for ``datasets.<name>`` entries that are neither fixed datasets nor ``kind: folder``."""
+    loc = err["loc"]
+    if tuple(loc) == ("datasets",) and err["type"] == "value_error":
+        return f"{source}: {str(err['msg']).removeprefix('Value error, ')}; rename it."
+    if len(loc) < 2 or loc[0] != "datasets" or str(loc[1]) in DatasetsParams.model_fields:
+        return None
+    name = str(loc[1])
+    fixed = ", ".join(DatasetsParams.model_fields)
+    if len(loc) == 2 or (len(loc) == 3 and loc[2] == "kind"):
+        return (f"{source}: unknown dataset 'datasets.{name}'; the fixed datasets are {fixed}, and an own dataset "
+                f"needs `kind: folder` (e.g. datasets.{name}: {{kind: folder, path: DIR}}).")
+    return None
+
+
 def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
     model: Any = Params
     for part in parent:
         field = getattr(model, "model_fields", {}).get(str(part))
+        if field is None and model is DatasetsParams:
+            model = OwnDatasetParams
+            continue
         if field is None:
             return []
         model = field.annotation

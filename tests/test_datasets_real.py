@@ -473,15 +473,16 @@ def test_folder_per_class_mixed_formats(tmp_path: Path) -> None:
     out, meta, report = read_outputs(segment_dataset("folder", p, layout))
     assert meta["labels"] == ["cat", "dog"]
     assert sorted(out["clip_id"]) == sorted(["dog/bark1.wav", "dog/sub/bark2.flac", "dog/long.ogg#0", "dog/long.ogg#1",
-                                             "cat/meow1.mp3", "cat/meow2.wav"])
+                                             "dog/long.ogg#2", "cat/meow1.mp3", "cat/meow2.wav"])
     lengths = out.set_index("clip_id")["n_samples"]
     assert lengths["dog/long.ogg#0"] == lengths["dog/long.ogg#1"] == 4 * 16000
+    assert abs(lengths["dog/long.ogg#2"] - 16000) <= 1  # the 1 s tail of the 9 s file is kept, not dropped
     assert abs(lengths["dog/bark1.wav"] - 16000) <= 1 and abs(lengths["cat/meow2.wav"] - 0.8 * 16000) <= 1
     assert abs(lengths["cat/meow1.mp3"] - 1.5 * 16000) < 0.1 * 16000
     labels = dict(zip(out["clip_id"], out["labels"]))
     assert list(labels["cat/meow1.mp3"]) == ["cat"] and list(labels["dog/long.ogg#1"]) == ["dog"]
     splits = dict(zip(out["clip_id"], out["split"]))
-    assert splits["dog/long.ogg#0"] == splits["dog/long.ogg#1"]  # one file, one split
+    assert splits["dog/long.ogg#0"] == splits["dog/long.ogg#1"] == splits["dog/long.ogg#2"]  # one file, one split
     assert {Path(s["path"]).name for s in report["skipped"]} == {"broken.wav", "empty.flac", "silence.wav"}
     # the split depends only on the relative path: a copy elsewhere splits the same way
     assert folder_source.split_for_path("dog/long.ogg", 0.15, 0.2) == splits["dog/long.ogg#0"]

@@ -46,12 +46,21 @@ class Catalog:
         expected: number of clips the publisher lists (``None`` if unknown); with
             ``len(clips)`` it gives the coverage recorded in the manifest.
         missing: ids of expected clips whose audio is absent.
+        kind: task kind decided while cataloguing (own datasets infer it from the labels);
+            ``None`` = the source's ``kind``.
+        durations: seconds of every listed audio file (``path`` as in ``clips``), where known;
+            ``segment`` reports the fraction of these seconds written to the shards.
+        info: how the split was made etc. (``split_method``, group counts), copied into
+            ``report.json`` and ``meta.json``.
     """
 
     clips: pd.DataFrame
     labels: list[str]
     expected: int | None = None
     missing: list[str] = field(default_factory=list)
+    kind: TaskKind | None = None
+    durations: dict[str, float] | None = None
+    info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         absent = [c for c in CATALOG_COLUMNS if c not in self.clips.columns]
@@ -81,9 +90,24 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
 
+def own_datasets(params: "Params | None") -> list[str]:
+    """Names of the named own datasets in ``params`` (``datasets.<name>: {kind: folder}``)."""
+    return sorted(params.datasets.own()) if params is not None else []
+
+
 def get_source(name: str, params: "Params | None" = None) -> DatasetSource:
-    """Return the source called ``name`` (configured from ``params`` where it needs it)."""
+    """Return the source called ``name`` (configured from ``params`` where it needs it).
+
+    ``name`` is a registered source (:func:`available`) or a named own dataset of ``params``,
+    which is served by the folder source under its own name.
+    """
     if name not in available():
-        raise UserError(f"unknown dataset {name!r}; available: {', '.join(available())}.")
+        if name in own_datasets(params):
+            from pipeline.data.sources.folder import make_source
+
+            return make_source(params, name)
+        own = own_datasets(params)
+        raise UserError(f"unknown dataset {name!r}; available: {', '.join(available() + own)} "
+                        f"(or add datasets.{name}: {{kind: folder, path: DIR}} to params.yaml for your own audio).")
     module = importlib.import_module(f"pipeline.data.sources.{name}")
     return module.make_source(params) if hasattr(module, "make_source") else module.SOURCE

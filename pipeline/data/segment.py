@@ -5,9 +5,11 @@ Output directory ``data/segments/<dataset>/``:
 - ``shard-00000.npy`` ...: float32 1-D arrays (memory-mappable) holding clips back to back;
 - ``manifest.parquet``: one row per clip: ``clip_id, split, labels, shard, offset,
   n_samples, source_sha256, source_path``;
-- ``meta.json``: dataset name, task, kind, label vocabulary, sample rate, coverage;
+- ``meta.json``: dataset name, task, kind, label vocabulary, sample rate, coverage (of clips
+  and of audio seconds: ``seconds_listed``, ``seconds_used``, ``seconds_fraction``) and, for
+  own datasets, ``split`` (how the split was made: ``split_method``, groups crossing splits);
 - ``report.json``: every skipped input with its reason (unreadable, empty, too short,
-  silent), and expected / present counts.
+  silent), expected / present counts and the same ``split`` block.
 
 Inputs that cannot be used are skipped and listed; they never stop the stage. The
 directory is built under a temporary name and renamed when complete, so an interrupted run
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +82,7 @@ def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     hashes: dict[str, str] = {}
+    spans: dict[str, list[tuple[float, float, bool]]] = defaultdict(list)  # catalog path -> (start, end, cropped)
     for clip in track(catalog.clips.itertuples(index=False), total=len(catalog.clips), description=f"segment {dataset}"):
         path = Path(clip.path)
         if not path.is_absolute():
@@ -97,6 +101,8 @@ def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -
         if str(path) not in hashes:
             hashes[str(path)] = sha256_file(path)
         shard, offset = writer.add(wave)
+        spans[str(clip.path)].append((float(clip.start_s or 0.0), float(clip.start_s or 0.0) + len(wave) / seg.sample_rate,
+                                      not pd.isna(clip.duration_s)))
         rows.append({
             "clip_id": str(clip.clip_id), "split": str(clip.split), "labels": list(clip.labels),
             "shard": shard, "offset": int(offset), "n_samples": int(len(wave)),
@@ -116,18 +122,54 @@ def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -
         "skipped": len(skipped), "missing": len(catalog.missing),
         "fraction": round(len(rows) / expected, 6) if expected else math.nan,
         "per_split": manifest["split"].value_counts().to_dict(),
+        **audio_coverage(catalog, spans, seg.sample_rate),
     }
+    kind, task = catalog.kind or source.kind, source.task
+    if kind != source.kind:
+        task = "tagging" if kind == "multilabel" else "keywords"
     write_json(tmp_dir / "meta.json", {
-        "dataset": dataset, "task": source.task, "kind": source.kind, "labels": catalog.labels,
+        "dataset": dataset, "task": task, "kind": kind, "labels": catalog.labels,
         "sample_rate": seg.sample_rate, "clip_seconds": source.clip_seconds, "coverage": coverage,
         "total_seconds": float(manifest["n_samples"].sum() / seg.sample_rate),
+        **({"split": catalog.info} if catalog.info else {}),
     })
-    write_json(tmp_dir / "report.json", {"coverage": coverage, "skipped": skipped, "missing": catalog.missing[:10_000]})
+    write_json(tmp_dir / "report.json", {"coverage": coverage, **({"split": catalog.info} if catalog.info else {}),
+                                         "skipped": skipped, "missing": catalog.missing[:10_000]})
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp_dir.rename(out_dir)
     log.info("segmented %s: %d clips (%d skipped) -> %s", dataset, len(rows), len(skipped), out_dir)
     return out_dir
+
+
+def audio_coverage(catalog: Any, spans: dict[str, list[tuple[float, float, bool]]], sample_rate: int) -> dict[str, Any]:
+    """Seconds of audio listed vs written to the shards (``seconds_fraction``), not only clips.
+
+    A file's length comes from ``catalog.durations`` where the source gives it; a file read
+    whole has the length decoded. Files with neither (skipped, unreadable, absent) are counted
+    in ``seconds_unknown_files``. Overlapping clips count their seconds once.
+    """
+    known = dict(catalog.durations or {})
+    used, total, unknown = 0.0, 0.0, 0
+    for path in dict.fromkeys(str(p) for p in catalog.clips["path"]):
+        pieces = sorted(spans.get(path, []))
+        if path in known:
+            length = known[path]
+        elif pieces and not any(cropped for _, _, cropped in pieces):
+            length = max(end for _, end, _ in pieces)
+        else:
+            unknown += 1
+            continue
+        total += length
+        covered, reach = 0.0, 0.0
+        for start, end, _ in pieces:
+            start, end = max(start, reach), min(end, length + 1.0 / sample_rate)
+            if end > start:
+                covered += end - start
+                reach = end
+        used += min(covered, length)
+    return {"seconds_listed": round(total, 3), "seconds_used": round(used, 3),
+            "seconds_fraction": round(used / total, 6) if total > 0 else math.nan, "seconds_unknown_files": unknown}
 
 
 def load_meta(seg_dir: Path) -> dict[str, Any]:
