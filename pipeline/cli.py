@@ -61,6 +61,12 @@ def params_cmd(
     path = file or Path("params.yaml")
     p = load_params(path)
     if check:
+        from pipeline.params_check import check_names
+
+        problems = check_names(p, path.parent)
+        if problems:
+            more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+            raise UserError(f"{path}: {problems[0]}{more}; fix it in {path}.")
         typer.echo(f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(p.grid.models)} models, hash {p.section_hash('train', 'features', 'evaluate')})")
         return
     typer.echo(yaml.safe_dump(p.model_dump(mode="json"), sort_keys=False))

@@ -211,7 +211,7 @@ class Params(Section):
     """The whole ``params.yaml``."""
 
     profile: Literal["smoke", "paper"] = "smoke"
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, lt=2**31)
     grid: GridParams
     variants: dict[str, VariantAlias] = Field(default_factory=dict)
     datasets: DatasetsParams
@@ -285,6 +285,28 @@ def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
     return sorted(getattr(model, "model_fields", {}))
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping in a params file repeats a key."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a repeated key in any mapping (PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden by later keys
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: let the base class report it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise DuplicateKeyError(f"key {key!r} appears twice (lines {first} and {key_node.start_mark.line + 1})")
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
     """Load, merge with the profile defaults, and validate a params file.
 
@@ -301,7 +323,9 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     if not path.exists():
         raise UserError(f"params file {path} not found; run from the repository root or pass --params FILE.")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}
+    except DuplicateKeyError as exc:
+        raise UserError(f"{path}: {exc}; keep one of them (a repeated section silently replaces the first).") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML ({exc.__class__.__name__} near line {getattr(getattr(exc, 'problem_mark', None), 'line', '?')}); fix its syntax.") from exc
     if not isinstance(raw, dict):

@@ -7,8 +7,40 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read from ``/proc`` where possible, else set and restored under a lock)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would have (``0o666``/``0o777`` minus the umask).
+
+    ``mkstemp``/``mkdtemp`` create 0600/0700 entries; files renamed from them would otherwise
+    be private to their owner whatever the user's umask.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
+def make_temp_dir(prefix: str, suffix: str = "", dir: str | os.PathLike | None = None) -> Path:
+    """``tempfile.mkdtemp`` with the umask's mode (the folder is renamed into place later)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=dir))
+    apply_umask(tmp, directory=True)
+    return tmp
 
 
 @contextlib.contextmanager
@@ -16,13 +48,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     On an exception the temporary file is removed and ``path`` is left untouched, so a
-    killed or failed write never looks like finished work.
+    killed or failed write never looks like finished work. The file gets the mode the umask
+    gives a new file (not ``mkstemp``'s 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    apply_umask(tmp_path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -597,7 +597,9 @@ def build_report(params: "Params", layout: Layout = Layout(), *, register: bool 
     t0 = time.time()
     out_dir = layout.root / params.report.out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    from pipeline.io_utils import make_temp_dir
+
+    tmp_dir = make_temp_dir(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent)
     try:
         fig_dir = tmp_dir / "figures"
         fig_dir.mkdir()

@@ -525,3 +525,112 @@ def test_corrupt_model_card_is_one_line(tmp_path: Path, trained, monkeypatch, ca
     (bad / "model.json").write_text('{"format": "musicrep-model", "labels": [')
     code, err = _cli(monkeypatch, capsys, "predict", str(_tone(tmp_path / "a.wav")), "--model", str(bad))
     assert code == 2 and len(err) == 1 and "model.json is corrupt (not readable JSON at line 1" in err[0]
+
+
+# ----------------------------------------------------------------------------- defect 10: smaller ones
+def test_atomic_writes_respect_the_umask(tmp_path: Path) -> None:
+    """Defect 10: JSON/model/report files get the umask's mode (0644 under 022), not mkstemp's 0600."""
+    import os
+    import stat as st
+
+    from pipeline.io_utils import atomic_path, make_temp_dir, write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"x")
+        folder = make_temp_dir(prefix=".reports.tmp-", dir=tmp_path)
+        assert st.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+        assert st.S_IMODE((tmp_path / "b.bin").stat().st_mode) == 0o644
+        assert st.S_IMODE(folder.stat().st_mode) == 0o755
+        os.umask(0o077)
+        write_json(tmp_path / "c.json", {"x": 1})
+        assert st.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_extracted_folder_respects_the_umask(tmp_path: Path) -> None:
+    """Defect 10: an extracted archive's folder is 0755 under umask 022, not mkdtemp's 0700."""
+    import os
+    import stat as st
+
+    from pipeline.data.download import safe_extract
+    from tests.conftest_data import make_zip
+
+    (tmp_path / "a.zip").write_bytes(make_zip({"x/y.txt": b"y"}))
+    old = os.umask(0o022)
+    try:
+        safe_extract(tmp_path / "a.zip", tmp_path / "out", "demo")
+    finally:
+        os.umask(old)
+    assert st.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+
+
+def _params_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text() + "\n" + text)
+    return path
+
+
+def test_duplicate_yaml_section_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Defect 10: a repeated section no longer silently replaces the first."""
+    from pipeline.config import load_params
+
+    path = _params_file(tmp_path, "train:\n  epochs: 3\n")
+    with pytest.raises(UserError, match=r"key 'train' appears twice \(lines \d+ and \d+\)"):
+        load_params(path)
+    code, err = _cli(monkeypatch, capsys, "params", str(path), "--check")
+    assert code == 2 and len(err) == 1 and "appears twice" in err[0]
+
+
+def test_huge_seed_is_refused_by_the_check(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Defect 10: a seed too big for the RNGs is a params error, not an overflow traceback in training."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["seed"] = 2**70
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    code, err = _cli(monkeypatch, capsys, "params", str(path), "--check")
+    assert code == 2 and len(err) == 1 and "'seed'" in err[0] and "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize("change,why", [
+    ({"grid": {"models": ["fcn", "no_such_model"]}}, "unknown model variant 'no_such_model'"),
+    ({"grid": {"models": ["mel+samplecnn"]}}, "cannot feed the 'samplecnn' back-end"),
+    ({"grid": {"tasks": ["synth_tagz"]}}, "unknown dataset 'synth_tagz'"),
+    ({"robustness": {"grid": {"white_nosie": [10.0]}}}, "unknown perturbation 'white_nosie'"),
+    ({"robustness": {"noise_source": "/no/such/noise/folder"}}, "neither 'synthetic', 'speech_commands' nor an existing folder"),
+    ({"variants": {"fcn_x": {"model": "fcn", "options": {"n_melz": 64}}}, "grid": {"models": ["fcn_x"]}}, "unknown option 'n_melz'"),
+])
+def test_params_check_validates_names(tmp_path: Path, monkeypatch, capsys, change: dict, why: str) -> None:
+    """Defect 10: ``params --check`` names an unknown model, task, perturbation, noise folder or option."""
+    import yaml
+
+    from pipeline.config import _deep_merge
+
+    raw = _deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), change)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    code, err = _cli(monkeypatch, capsys, "params", str(path), "--check")
+    assert code == 2 and len(err) == 1 and why in err[0], err
+
+
+def test_params_check_accepts_the_shipped_params(monkeypatch, capsys) -> None:
+    code, err = _cli(monkeypatch, capsys, "params", str(REPO / "params.yaml"), "--check")
+    assert code == 0, err
+
+
+def test_eval_json_holds_no_wall_time(trained) -> None:
+    """Defect 10: eval.json holds only deterministic values, so `dvc metrics diff` shows real changes."""
+    import json
+
+    layout, params, _, _ = trained
+    stages.evaluate("synth_keywords", "fcn", params, layout)
+    path = next(layout.metrics("synth_keywords", "fcn").rglob("eval.json"))
+    first = path.read_text()
+    assert not [k for k in json.loads(first) if any(w in k for w in ("second", "time", "duration"))]
+    stages.evaluate("synth_keywords", "fcn", params, layout)
+    assert path.read_text() == first

@@ -59,7 +59,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Iterator, Sequence
 
 from pipeline.errors import UserError
-from pipeline.io_utils import write_json
+from pipeline.io_utils import make_temp_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -690,7 +690,7 @@ def safe_extract(archives: Path | Sequence[Path], target: Path, dataset: str) ->
     parts = [Path(archives)] if isinstance(archives, (str, os.PathLike)) else [Path(p) for p in archives]
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
+    tmp = make_temp_dir(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent)
     label = parts[0].name if len(parts) == 1 else f"{parts[0].name} .. {parts[-1].name}"
     try:
         limit = extraction_limit(sum(p.stat().st_size for p in parts), target.parent)

@@ -158,7 +158,9 @@ class FSDDSource(RealSource):
         files = sorted(p for p in src.glob("*.wav") if p.is_file())
         if not files:
             raise UserError(f"mirror {mirror_dir} has no recordings/*.wav; point --mirror at a copy of the FSDD repository (or its archive).")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{RECORDINGS}.", suffix=".extracting", dir=raw_dir))
+        from pipeline.io_utils import make_temp_dir
+
+        tmp = make_temp_dir(prefix=f".{RECORDINGS}.", suffix=".extracting", dir=raw_dir)
         try:
             from pipeline.progress import track
 
