@@ -87,6 +87,24 @@ def test_fsdd_speaker_split_by_group_regex(tmp_path: Path, fsdd_dir: Path, caplo
     assert (again.assign(s=again["clip_id"].map(speaker)).groupby("s")["split"].nunique() == 1).all()
 
 
+def test_speaker_id_heuristic() -> None:
+    from pipeline.data.sources.folder import Entry, suspected_group
+
+    def entries(names: list[tuple[str, str]]) -> list:
+        return [Entry(Path("/x") / n, n, [label]) for n, label in names]
+
+    speech_commands = [(f"{w}/{spk:08x}_nohash_{i}.wav", w) for w in ("yes", "no", "up") for spk in range(5) for i in range(2)]
+    found = suspected_group(entries(speech_commands))
+    assert found is not None and found["position"] == 0 and found["n_ids"] == 5
+    import re
+
+    assert re.search(found["group_regex"], "yes/00000003_nohash_1.wav").group(1) == "00000003"
+    assert suspected_group(entries([(f"{c}/{c}_{i:03d}.wav", c) for c in ("dog", "cat") for i in range(10)])) is None  # label prefix
+    assert suspected_group(entries([(f"a/track{i:02d}.wav", "a") for i in range(20)])) is None
+    esc50 = [(f"{fold}-{clip}-{take}-{cls}.wav", str(cls)) for fold in range(1, 3) for clip in range(100, 106) for take in "AB" for cls in (clip % 3,)]
+    assert suspected_group(entries(esc50))["example_id"] == "100"  # the source clip id, not the fold
+
+
 def test_group_column_and_folder_per_class_groups(tmp_path: Path, fsdd_dir: Path) -> None:
     files = fsdd_files(fsdd_dir)
     rows = [{"path": str(f), "labels": f.stem.split("_")[0], "speaker": f.stem.split("_")[1]} for f in files]  # absolute paths
@@ -122,6 +140,12 @@ def test_split_column_is_honoured_clip_for_clip(tmp_path: Path, fsdd_dir: Path) 
     got = {cid.split("#")[0]: s for cid, s in zip(manifest["clip_id"], manifest["split"])}
     assert got == expected  # every clip, including the extra clips of files longer than 1 s
     assert meta["split"]["split_method"] == "column 'split'" and report["split"]["split_method"] == "column 'split'"
+    # with a group rule, the report counts the groups the given split puts in several splits
+    mixed = [{**r, "split": "test" if r["path"].endswith("_george_0.wav") else r["split"]} for r in rows]
+    p_mixed = params({"words": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(write_csv(tmp_path / "mixed.csv", mixed)),
+                                "group_regex": SPEAKER_REGEX}})
+    info = get_source("words", p_mixed).catalog(layout.raw("words"), p_mixed).info
+    assert info["groups_crossing_splits"] == 1 and info["split_method"] == "column 'split'"  # george: train and test
     # a bad value names the line and the allowed values
     bad = write_csv(tmp_path / "bad.csv", [*rows[:3], {"path": rows[3]["path"], "labels": "0", "split": "holdout"}])
     p_bad = params({"words": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(bad)}})
@@ -220,6 +244,24 @@ def test_two_own_datasets_coexist_in_one_project_and_in_mlflow(tmp_path: Path, f
     for n in ("own_digits", "own_speakers"):
         exp = c.get_experiment_by_name(n)
         assert exp is not None and c.search_runs([exp.experiment_id]), n
+
+
+def test_changed_split_rule_or_csv_changes_the_raw_output(tmp_path: Path, fsdd_dir: Path) -> None:
+    """``data/raw/<name>`` records the CSV hash and the settings, so DVC re-runs ``segment`` when they change."""
+    files = fsdd_files(fsdd_dir, takes=1)[:12]
+    csv_path = write_csv(tmp_path / "labels.csv", [{"path": str(f), "labels": f.stem[0]} for f in files])
+    raw = tmp_path / "raw"
+
+    def manifest(**extra) -> str:
+        p = params({"mine": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(csv_path), **extra}})
+        get_source("mine", p).fetch(raw, p)
+        return (raw / "manifest.json").read_text()
+
+    first = manifest()
+    assert manifest() == first
+    assert manifest(group_regex=SPEAKER_REGEX) != first
+    write_csv(csv_path, [{"path": str(f), "labels": f.stem[0] + "x"} for f in files])
+    assert manifest() != first
 
 
 def test_named_dataset_errors(tmp_path: Path) -> None:

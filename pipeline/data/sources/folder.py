@@ -68,6 +68,7 @@ from pipeline.data.download import MANIFEST_FILE, write_manifest
 from pipeline.data.registry import Catalog
 from pipeline.data.sources._common import RealSource, audio_files
 from pipeline.errors import UserError
+from pipeline.io_utils import sha256_file
 from pipeline.paths import Layout
 
 if TYPE_CHECKING:
@@ -276,7 +277,11 @@ class FolderSource(RealSource):
         Path(raw_dir).mkdir(parents=True, exist_ok=True)
         manifest = write_manifest(base, self.name, files=files, base=base, out=Path(raw_dir) / "manifest.json",
                                   extra={"root": str(base), "absent": absent, "path": str(root) if root else None,
-                                         "labels_csv": str(table) if table else None})
+                                         "labels_csv": str(table) if table else None,
+                                         # what the catalog depends on, so that a changed CSV or split rule changes
+                                         # data/raw/<name> and DVC re-runs `segment`
+                                         "labels_csv_sha256": sha256_file(table) if table else None,
+                                         "settings": self._cfg(params).model_dump(mode="json", exclude={"path", "labels_csv"})})
         log.info("%s: %d audio files (%.1f MB) recorded in %s", self.name, manifest["n_files"], manifest["total_bytes"] / 1e6,
                  Path(raw_dir) / "manifest.json")
 
