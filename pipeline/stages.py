@@ -23,24 +23,34 @@ def download(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
     """Fetch (or generate) a dataset's raw files into ``data/raw/<dataset>/``."""
     from pipeline.data.registry import get_source
 
-    raw = layout.raw(dataset)
-    raw.mkdir(parents=True, exist_ok=True)
-    get_source(dataset, params).fetch(raw, params)
+    from pipeline.locks import clean_stage_leftovers, stage_lock
+
+    with stage_lock("download", dataset, root=layout.root):  # two runs never share temporaries
+        clean_stage_leftovers("download", dataset, layout)
+        raw = layout.raw(dataset)
+        raw.mkdir(parents=True, exist_ok=True)
+        get_source(dataset, params).fetch(raw, params)
     return raw
 
 
 def segment(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
     """Decode a raw dataset into waveform shards + manifest (``data/segments/<dataset>/``)."""
     from pipeline.data.segment import segment_dataset
+    from pipeline.locks import clean_stage_leftovers, stage_lock
 
-    return segment_dataset(dataset, params, layout)
+    with stage_lock("segment", dataset, root=layout.root):
+        clean_stage_leftovers("segment", dataset, layout)
+        return segment_dataset(dataset, params, layout)
 
 
 def features(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
     """Cache the grid's fixed front-end outputs (``data/features/<dataset>/``)."""
     from pipeline.features.cache import build_features
+    from pipeline.locks import clean_stage_leftovers, stage_lock
 
-    return build_features(dataset, params, layout)
+    with stage_lock("features", dataset, root=layout.root):
+        clean_stage_leftovers("features", dataset, layout)
+        return build_features(dataset, params, layout)
 
 
 def train(task: str, model: str, params: "Params", layout: Layout = Layout(), resume: bool = True) -> Path:
@@ -66,9 +76,12 @@ def robustness(task: str, model: str, params: "Params", layout: Layout = Layout(
 
 def report(params: "Params", layout: Layout = Layout()) -> Path:
     """Comparison report (``reports/index.md``, ``reports/index.html``, figures)."""
+    from pipeline.locks import clean_stage_leftovers, stage_lock
     from pipeline.report import build_report
 
-    return build_report(params, layout)
+    with stage_lock("report", root=layout.root):
+        clean_stage_leftovers("report", params.report.out_dir, layout)
+        return build_report(params, layout)
 
 
 STAGES: dict[str, Callable[..., Any]] = {

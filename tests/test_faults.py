@@ -634,3 +634,221 @@ def test_eval_json_holds_no_wall_time(trained) -> None:
     assert not [k for k in json.loads(first) if any(w in k for w in ("second", "time", "duration"))]
     stages.evaluate("synth_keywords", "fcn", params, layout)
     assert path.read_text() == first
+
+
+# ----------------------------------------------------------------------------- defect 6: locking outside DVC
+def _hold_lock_in_subprocess(root: Path, stage: str, *keys: str):
+    """Start a process that holds ``stage_lock(stage, *keys)`` until killed; return it once it holds it."""
+    import subprocess
+    import sys
+    import time
+
+    from pipeline.locks import is_held
+
+    code = ("import sys, time; from pipeline.locks import stage_lock\n"
+            f"with stage_lock({stage!r}, *{list(keys)!r}, root={str(root)!r}):\n"
+            "    print('held', flush=True); time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    deadline = time.time() + 10
+    while not is_held(stage, *keys, root=root) and time.time() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize("stage", ["download", "segment", "features"])
+def test_concurrent_stage_run_is_refused_with_the_pid(tmp_path: Path, monkeypatch, capsys, stage: str) -> None:
+    """Defect 6: a second run of a stage on the same dataset fails at once with one line naming the holder."""
+    import time
+
+    layout = Layout(tmp_path)
+    p = _tiny()
+    proc = _hold_lock_in_subprocess(tmp_path, stage, "synth_keywords")
+    try:
+        t0 = time.time()
+        with pytest.raises(UserError) as err:
+            getattr(stages, stage)("synth_keywords", p, layout)
+        assert time.time() - t0 < 5, "refused at once, not after waiting"
+        msg = str(err.value)
+        assert f"another `musicrep {stage} synth_keywords` is running (pid {proc.pid})" in msg and "\n" not in msg
+        assert not layout.segments("synth_keywords").exists() and not layout.features("synth_keywords").exists()
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+        code, lines = _cli(monkeypatch, capsys, stage, "synth_keywords")
+        assert code == 2 and len(lines) == 1 and f"pid {proc.pid}" in lines[0]
+    finally:
+        proc.kill()
+        proc.wait()
+    stages.download("synth_keywords", p, layout)  # the kernel released the dead holder's lock
+
+
+def test_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(tmp_path: Path) -> None:
+    """Defect 6: the lock API other stages use (train/cell): re-entrant in one thread, refused in another."""
+    import threading
+
+    from pipeline.locks import is_held, lock_path, stage_lock
+
+    with stage_lock("train", "synth_tags", "fcn", 0, root=tmp_path) as path:
+        assert path == lock_path("train", "synth_tags", "fcn", 0, root=tmp_path)
+        assert path.name == "train-synth_tags-fcn-0.lock" and path.parent == tmp_path / ".musicrep" / "locks"
+        with stage_lock("train", "synth_tags", "fcn", 0, root=tmp_path):
+            pass
+        assert is_held("train", "synth_tags", "fcn", 0, root=tmp_path)
+        errors: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                with stage_lock("train", "synth_tags", "fcn", 0, root=tmp_path):
+                    pass
+            except UserError as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert len(errors) == 1 and "is running" in str(errors[0])
+        with stage_lock("train", "synth_tags", "fcn", 1, root=tmp_path):  # another cell: free
+            pass
+    assert not is_held("train", "synth_tags", "fcn", 0, root=tmp_path)
+
+
+def test_segment_uses_a_fresh_temporary_folder_per_run(tmp_path: Path, monkeypatch) -> None:
+    """Defect 6: the segment stage's temporary folder is unique to the run, so runs never share it."""
+    from pipeline.data import segment as seg
+
+    layout = Layout(tmp_path)
+    p = _tiny()
+    stages.download("synth_keywords", p, layout)
+    seen: list[Path] = []
+    real = seg._ShardWriter.__init__
+
+    def spy(self, out_dir, shard_mb):
+        seen.append(out_dir)
+        real(self, out_dir, shard_mb)
+
+    monkeypatch.setattr(seg._ShardWriter, "__init__", spy)
+    stages.segment("synth_keywords", p, layout)
+    stages.segment("synth_keywords", p, layout)
+    assert len(seen) == 2 and seen[0] != seen[1]
+    assert all(d.name.startswith(".synth_keywords.partial-") for d in seen)
+
+
+# ----------------------------------------------------------------------------- defect 9: leftovers of kill -9
+def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path: Path) -> None:
+    """Defect 9: hidden extraction folders, atomic-write temporaries, partial folders and report temporaries go."""
+    layout = Layout(tmp_path)
+    p = _tiny()
+    raw = layout.raw("synth_keywords")
+    stages.download("synth_keywords", p, layout)
+    stages.segment("synth_keywords", p, layout)
+    stages.features("synth_keywords", p, layout)
+    seg, feats = layout.segments("synth_keywords"), layout.features("synth_keywords")
+    before = {q: q.read_bytes() for d in (raw, seg, feats) for q in d.rglob("*") if q.is_file()}
+    # what kill -9 at various points leaves behind
+    junk = [raw / ".archive.extracting" / "big.wav", raw / ".recordings.k3j2.extracting" / "x.wav",
+            raw / "train" / ".clip_0001.wav.a1b2c3.tmp", seg.parent / ".synth_keywords.partial-x1y2" / "shard-00000.npy",
+            seg.parent / "synth_keywords.partial" / "shard-00000.npy", seg / ".meta.json.zz9.tmp",
+            feats / "logmel-abc.partial" / "shard-00000.npy", feats / ".caches.json.q1.tmp",
+            tmp_path / ".reports.tmp-abc123" / "index.md"]
+    keep = [raw / "blob.bin.part", seg.parent / ".synth_events.partial-zz" / "shard-00000.npy"]  # resumable / another dataset
+    for j in junk + keep:
+        j.parent.mkdir(parents=True, exist_ok=True)
+        j.write_bytes(b"leftover")
+    stages.download("synth_keywords", p, layout)
+    stages.segment("synth_keywords", p, layout)
+    stages.features("synth_keywords", p, layout)
+    from pipeline.locks import clean_stage_leftovers, stage_lock
+
+    with stage_lock("report", root=layout.root):
+        clean_stage_leftovers("report", p.report.out_dir, layout)
+    for j in junk:
+        gone = j.parent if j.parent.name.endswith((".extracting", ".partial")) or ".partial-" in j.parent.name or ".tmp-" in j.parent.name else j
+        assert not gone.exists(), gone
+    assert all(k.exists() for k in keep)
+    after = {q: q.read_bytes() for d in (raw, seg, feats) for q in d.rglob("*") if q.is_file() and q not in keep}
+    assert set(after) == set(before)
+    same = [q for q in before if q.suffix in (".wav", ".npy", ".parquet")]
+    assert same and all(after[q] == before[q] for q in same), "identical outputs after the re-run"
+
+
+def test_leftovers_of_a_live_run_are_not_touched(tmp_path: Path) -> None:
+    """Defect 9: cleaning only happens under the stage's lock, so a running stage's temporaries are safe."""
+    layout = Layout(tmp_path)
+    p = _tiny()
+    live = layout.segments("synth_keywords").parent / ".synth_keywords.partial-live" / "shard-00000.npy"
+    live.parent.mkdir(parents=True)
+    live.write_bytes(b"in progress")
+    proc = _hold_lock_in_subprocess(tmp_path, "segment", "synth_keywords")
+    try:
+        with pytest.raises(UserError, match="is running"):
+            stages.segment("synth_keywords", p, layout)
+        assert live.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _project_dir(tmp: Path, overrides: dict) -> Path:
+    import yaml
+
+    from pipeline.config import _deep_merge
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "params.yaml").write_text(yaml.safe_dump(_deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)))
+    return tmp
+
+
+def _run_stage(proj: Path, *args: str) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=proj, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def _temporaries(proj: Path) -> list[Path]:
+    """Leftover-looking entries anywhere under data/ (what clean_leftovers removes)."""
+    from pipeline.locks import _TEMP_DIR, _TEMP_FILE
+
+    return [q for q in (proj / "data").rglob("*") if (_TEMP_DIR.match(q.name) if q.is_dir() else _TEMP_FILE.match(q.name))]
+
+
+def _outputs(proj: Path, stage: str) -> dict[str, bytes]:
+    where = {"download": "raw", "segment": "segments", "features": "features"}[stage]
+    base = proj / "data" / where / "synth_keywords"
+    return {q.relative_to(base).as_posix(): q.read_bytes() for q in sorted(base.rglob("*"))
+            if q.is_file() and q.name not in ("download_state.json",)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["download", "segment", "features"])
+def test_sigkill_during_a_data_stage_then_rerun(tmp_path: Path, stage: str) -> None:
+    """Defects 6 and 9: kill -9 mid-stage, re-run: identical outputs and no leftovers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    over = {"grid": {"tasks": ["synth_keywords"], "models": ["fcn"]},
+            "datasets": {"synth_keywords": {"n_clips": 1500, "clip_seconds": 1.0}}, "train": {"width": 0.125}}
+    ref, killed = _project_dir(tmp_path / "ref", over), _project_dir(tmp_path / "killed", over)
+    order = ["download", "segment", "features"]
+    for proj in (ref, killed):
+        for s in order[: order.index(stage)]:
+            _run_stage(proj, s, "synth_keywords")
+    _run_stage(ref, stage, "synth_keywords")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", stage, "synth_keywords"], cwd=killed,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not _temporaries(killed) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, f"{stage} finished before it could be killed; make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _run_stage(killed, stage, "synth_keywords")
+    assert _temporaries(killed) == []
+    a, b = _outputs(ref, stage), _outputs(killed, stage)
+    assert sorted(a) == sorted(b)
+    differ = [k for k in a if a[k] != b[k] and not k.endswith(".json")]
+    assert differ == [], f"outputs differ after kill -9 and re-run: {differ[:5]}"

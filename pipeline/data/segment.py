@@ -30,7 +30,7 @@ import pandas as pd
 
 from pipeline.data.audio import AudioError, check_audio_path, peak_dbfs, read_audio
 from pipeline.data.registry import get_source
-from pipeline.io_utils import sha256_file, write_json
+from pipeline.io_utils import make_temp_dir, sha256_file, write_json
 from pipeline.paths import Layout
 from pipeline.progress import track
 
@@ -73,9 +73,8 @@ def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -
     raw_dir = layout.raw(dataset)
     catalog = source.catalog(raw_dir, params)
     out_dir = layout.segments(dataset)
-    tmp_dir = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = make_temp_dir(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent)  # one per run, never shared
 
     seg = params.segment
     writer = _ShardWriter(tmp_dir, seg.shard_mb)
