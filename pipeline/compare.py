@@ -51,6 +51,16 @@ def _cell(value: object, digits: int) -> str:
     return str(value)
 
 
+def _numeric(col: pd.Series) -> bool:
+    """Right-align a column whose values are all numbers (also in the long format's mixed ``value``)."""
+    import numbers
+
+    if pd.api.types.is_numeric_dtype(col):
+        return True
+    values = col.dropna()
+    return len(values) > 0 and all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in values)
+
+
 def _sections(df: pd.DataFrame, long: bool) -> list[tuple[str | None, pd.DataFrame]]:
     """Wide tables split per task (their metric columns differ); long tables stay whole."""
     if long or "task" not in df.columns:
@@ -67,7 +77,7 @@ def _plain(df: pd.DataFrame, digits: int) -> str:
     cols = list(df.columns)
     cells = [[_cell(v, digits) for v in row] for row in df.itertuples(index=False)]
     widths = [max([len(str(c))] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in cols]
+    numeric = [_numeric(df[c]) for c in cols]
 
     def line(values: list[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
@@ -81,7 +91,7 @@ def _markdown(df: pd.DataFrame, digits: int) -> str:
     def esc(v: str) -> str:
         return v.replace("|", "\\|")
 
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in cols]
+    numeric = [_numeric(df[c]) for c in cols]
     rows = ["| " + " | ".join(esc(str(c)) for c in cols) + " |",
             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     rows += ["| " + " | ".join(esc(_cell(v, digits)) for v in r) + " |" for r in df.itertuples(index=False)]
@@ -145,7 +155,7 @@ def render(df: pd.DataFrame, fmt: str | None = None, long: bool = False, digits:
         cells = [[_cell(v, digits) for v in row] for row in sub.itertuples(index=False)]
         for i, c in enumerate(sub.columns):
             width = max([len(str(c))] + [len(r[i]) for r in cells])
-            table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(sub[c]) else "left",
+            table.add_column(str(c), justify="right" if _numeric(sub[c]) else "left",
                              min_width=width, no_wrap=True, overflow="fold")
         for r in cells:
             table.add_row(*r)
