@@ -45,7 +45,7 @@ ui-mlflow: env
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --host 127.0.0.1 --port 5000 --workers 1 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
 ui-prefect: env
-	prefect server start --host 127.0.0.1 --port 4200
+	$(VENV)/bin/python -m flows.server --host 127.0.0.1 --port 4200  # prefect server + CSRF, CORS and Host checks
 
 clean-env:
 	rm -rf $(VENV) $(TOOLS)

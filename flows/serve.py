@@ -9,13 +9,22 @@ the UI. Stop ``serve`` before the server (STACK.md pitfall 7).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from flows.pipeline_flow import musicrep_pipeline
 
 
 def serve_pipeline(cron: str = "0 3 * * *", name: str = "nightly", params_path: str = "params.yaml") -> None:
-    """Serve the flow as deployment ``musicrep-pipeline/<name>`` on ``cron`` (blocks)."""
+    """Serve the flow as deployment ``musicrep-pipeline/<name>`` on ``cron`` (blocks).
+
+    Without ``PREFECT_API_URL`` Prefect starts a temporary local server; it gets the same
+    CSRF and CORS protection as ``python -m flows.server`` (:func:`flows.server.apply_secure_settings`).
+    """
+    from flows.server import apply_secure_settings
+
+    if not os.environ.get("PREFECT_API_URL"):
+        apply_secure_settings(port=None)
     root = str(Path.cwd().resolve())
     musicrep_pipeline.serve(name=name, cron=cron, parameters={"params_path": str(Path(params_path).resolve()), "root": root})
 

@@ -852,3 +852,124 @@ def test_sigkill_during_a_data_stage_then_rerun(tmp_path: Path, stage: str) -> N
     assert sorted(a) == sorted(b)
     differ = [k for k in a if a[k] != b[k] and not k.endswith(".json")]
     assert differ == [], f"outputs differ after kill -9 and re-run: {differ[:5]}"
+
+
+# ----------------------------------------------------------------------------- defect 2: the Prefect server
+def _http(port: int, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None):
+    """``(status, headers, body)`` of one raw request to 127.0.0.1:port (any Host/Origin header)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request(method, path, body=body, headers={"Host": f"127.0.0.1:{port}", **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """``python -m flows.server`` (what ``make ui-prefect`` starts) on a free loopback port."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path_factory.mktemp("prefect-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_") and k != "PREFECT_API_URL"}
+    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"})
+    proc = subprocess.Popen([sys.executable, "-m", "flows.server", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if _http(port, "GET", "/api/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, "flows.server exited"
+            time.sleep(0.3)
+        else:
+            pytest.fail("flows.server did not come up in 120 s")
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+EVIL = "http://evil.example"
+
+
+def test_prefect_refuses_a_cross_origin_post(prefect_server) -> None:
+    """Defect 2: a page elsewhere cannot create a flow run: no CSRF token -> 403, and no ``*`` CORS answer."""
+    port = prefect_server
+    body = b'{"name": "pwned", "parameters": {"params_path": "/tmp/evil.yaml", "root": "/"}}'
+    status, headers, _ = _http(port, "POST", "/api/flow_runs/filter", {"Origin": EVIL, "Content-Type": "text/plain"}, b"{}")
+    assert status == 403 and headers.get("access-control-allow-origin") in (None, f"http://127.0.0.1:{port}")
+    status, headers, _ = _http(port, "POST", "/api/deployments/filter", {"Origin": EVIL, "Content-Type": "application/json"}, body)
+    assert status == 403
+    status, headers, _ = _http(port, "OPTIONS", "/api/flow_runs/", {"Origin": EVIL, "Access-Control-Request-Method": "POST",
+                                                                      "Access-Control-Request-Headers": "content-type,prefect-csrf-token"})
+    assert headers.get("access-control-allow-origin") not in ("*", EVIL)
+    status, headers, _ = _http(port, "GET", "/api/csrf-token?client=evil", {"Origin": EVIL})
+    assert headers.get("access-control-allow-origin") not in ("*", EVIL), "a page elsewhere cannot read a CSRF token"
+
+
+def test_prefect_refuses_a_foreign_host_header(prefect_server) -> None:
+    """Defect 2: DNS rebinding (a foreign Host header) is refused before Prefect sees the request."""
+    port = prefect_server
+    status, _, _ = _http(port, "GET", "/api/health", {"Host": f"evil.example:{port}"})
+    assert status == 400
+    status, _, _ = _http(port, "GET", "/api/csrf-token?client=x", {"Host": f"evil.example:{port}"})
+    assert status == 400
+
+
+def test_prefect_still_serves_its_own_clients(prefect_server) -> None:
+    """Defect 2 (the good path): a same-origin client with a CSRF token is served."""
+    import json
+
+    port = prefect_server
+    status, _, raw = _http(port, "GET", "/api/csrf-token?client=musicrep-test")
+    assert status == 200
+    token = json.loads(raw)["token"]
+    status, headers, _ = _http(port, "POST", "/api/deployments/filter",
+                               {"Content-Type": "application/json", "Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "musicrep-test",
+                                "Origin": f"http://127.0.0.1:{port}"}, b"{}")
+    assert status == 200 and headers.get("access-control-allow-origin") == f"http://127.0.0.1:{port}"
+    status, _, _ = _http(port, "GET", "/api/health", {"Host": f"localhost:{port}"})
+    assert status == 200
+
+
+def test_serve_protects_its_temporary_server(monkeypatch) -> None:
+    """Defect 2: ``musicrep serve`` without PREFECT_API_URL gives Prefect's temporary server CSRF and closed CORS."""
+    import os
+
+    import flows.serve as serve
+
+    for key in ("PREFECT_API_URL", "PREFECT_SERVER_CSRF_PROTECTION_ENABLED", "PREFECT_SERVER_CORS_ALLOWED_ORIGINS",
+                "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"):
+        monkeypatch.setenv(key, "")  # recorded, so that the test's changes are undone afterwards
+        monkeypatch.delenv(key)
+    seen: dict = {}
+    monkeypatch.setattr(serve.musicrep_pipeline, "serve", lambda **kw: seen.update(kw, env=dict(os.environ)))
+    serve.serve_pipeline(cron="0 3 * * *", name="t")
+    assert seen["env"]["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] == "true"
+    assert "*" not in seen["env"]["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"]
+    assert "PREFECT_SERVER_API_PORT" not in seen["env"] or seen["env"]["PREFECT_SERVER_API_PORT"] != "0"
+
+
+def test_make_ui_prefect_starts_the_protected_server() -> None:
+    """Defect 2: ``make ui-prefect`` runs flows.server, not a bare ``prefect server start``."""
+    text = (REPO / "Makefile").read_text()
+    target = text[text.index("\nui-prefect:"):].split("\n\n")[0]
+    assert "-m flows.server" in target and "prefect server start" not in target
