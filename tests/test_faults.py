@@ -973,3 +973,47 @@ def test_make_ui_prefect_starts_the_protected_server() -> None:
     text = (REPO / "Makefile").read_text()
     target = text[text.index("\nui-prefect:"):].split("\n\n")[0]
     assert "-m flows.server" in target and "prefect server start" not in target
+
+
+def test_mlflow_ui_refuses_cross_origin_and_foreign_hosts(tmp_path: Path) -> None:
+    """Defect 2 (the other server the project starts): ``make ui-mlflow``'s command refuses a cross-origin POST."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    text = (REPO / "Makefile").read_text()
+    target = text[text.index("\nui-mlflow:"):].split("\n\n")[0]
+    assert "--host 127.0.0.1" in target
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen([str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                             "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if _http(port, "GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, "mlflow ui exited"
+            time.sleep(0.3)
+        body = b'{"name": "pwned"}'
+        for ctype in ("application/json", "text/plain"):
+            status, headers, _ = _http(port, "POST", "/api/2.0/mlflow/experiments/create", {"Origin": EVIL, "Content-Type": ctype}, body)
+            assert status == 403 and headers.get("access-control-allow-origin") not in ("*", EVIL)
+        status, _, _ = _http(port, "GET", "/api/2.0/mlflow/experiments/search?max_results=1", {"Host": f"evil.example:{port}"})
+        assert status == 403
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
