@@ -21,14 +21,22 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@if [ ! -x $(TOOLS)/bin/uv ]; then $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q uv==$(UV_VERSION) || true; fi
 	@if [ -x $(TOOLS)/bin/uv ]; then \
 	  $(TOOLS)/bin/uv venv -q --allow-existing $(VENV) --python $(PYTHON) && \
-	  VIRTUAL_ENV=$(VENV) $(TOOLS)/bin/uv pip sync -q requirements.lock && \
+	  VIRTUAL_ENV=$(VENV) $(TOOLS)/bin/uv pip sync -q --compile-bytecode requirements.lock && \
 	  VIRTUAL_ENV=$(VENV) $(TOOLS)/bin/uv pip install -q --no-deps -e . ; \
 	else \
-	  $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q -r requirements.lock && $(VENV)/bin/pip install -q --no-deps -e . ; \
+	  $(PYTHON) -m venv $(VENV) && PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pip install -q --compile -r requirements.lock && $(VENV)/bin/pip install -q --no-deps -e . ; \
 	fi
 	@touch $@
 
+# JOBS grid cells run at once, one torch thread each (default: one per core). DVC releases its
+# repo lock while a stage command runs, so `dvc repro --single-item` of different cells can run
+# side by side; the data stages run first and the final `dvc repro` runs the report and checks
+# that nothing is left stale.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 repro: env
+	musicrep dag --write
+	dvc repro features
+	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -n 1 dvc repro --single-item
 	dvc repro
 	musicrep compare
 

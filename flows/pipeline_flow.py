@@ -1,9 +1,11 @@
-"""Prefect flow running the same stage functions as ``dvc.yaml`` (:mod:`pipeline.stages`).
+"""Prefect flow running the same stages as ``dvc.yaml``, in the order of :mod:`pipeline.dag`.
 
-Per dataset: download -> segment -> features; per (task, model) of the grid, fanned out
-with ``.submit``: train -> evaluate -> robustness; then the report. Steps that can fail
-transiently (downloads, training interrupted by a lost worker) are retried; a retried
-training resumes from its last epoch checkpoint.
+Per dataset: download -> segment -> features; then one task per grid cell
+``(task, model, seed)`` (train -> evaluate -> robustness in one call, as ``musicrep cell``),
+fanned out over the flow's task runner; then the report. Downloads are retried; a retried
+cell resumes training from its last epoch checkpoint. Task runs are named by stage, dataset,
+model and seed (``cell-synth_tags-fcn-seed0``), and the pipeline's own log lines are sent to
+the Prefect API, so they show in the UI next to each task run.
 
 Run it: ``musicrep flow`` (or ``python -m flows.pipeline_flow``). Without
 ``PREFECT_API_URL`` Prefect starts a temporary local server; see README for the UI.
@@ -11,102 +13,99 @@ Run it: ``musicrep flow`` (or ``python -m flows.pipeline_flow``). Without
 
 from __future__ import annotations
 
-import os
+import contextlib
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from prefect import flow, task  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from pipeline import stages  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
-from pipeline.paths import Layout  # noqa: E402
+from pipeline import stages
+from pipeline.config import load_params
+from pipeline.dag import DATA_STAGES, cell_keys
+from pipeline.paths import Layout
 
 
 def _ctx(params_path: str, root: str) -> tuple[Any, Layout]:
     return load_params(params_path), Layout(Path(root))
 
 
-@task(name="download", retries=3, retry_delay_seconds=[2, 10, 30])
+@task(name="download", task_run_name="download-{dataset}", retries=3, retry_delay_seconds=[2, 10, 30])
 def download_task(dataset: str, params_path: str, root: str) -> str:
     params, layout = _ctx(params_path, root)
     return str(stages.download(dataset, params, layout))
 
 
-@task(name="segment")
+@task(name="segment", task_run_name="segment-{dataset}")
 def segment_task(dataset: str, params_path: str, root: str) -> str:
     params, layout = _ctx(params_path, root)
     return str(stages.segment(dataset, params, layout))
 
 
-@task(name="features")
+@task(name="features", task_run_name="features-{dataset}")
 def features_task(dataset: str, params_path: str, root: str) -> str:
     params, layout = _ctx(params_path, root)
     return str(stages.features(dataset, params, layout))
 
 
-@task(name="train", retries=1, retry_delay_seconds=5)
-def train_task(dataset: str, model: str, params_path: str, root: str) -> str:
+@task(name="cell", task_run_name="cell-{dataset}-{model}-seed{seed}", retries=1, retry_delay_seconds=5)
+def cell_task(dataset: str, model: str, seed: int, params_path: str, root: str) -> dict[str, float]:
     params, layout = _ctx(params_path, root)
-    return str(stages.train(dataset, model, params, layout, resume=True))
+    return stages.cell(dataset, model, params, layout, seed=seed, resume=True)
 
 
-@task(name="evaluate")
-def evaluate_task(dataset: str, model: str, params_path: str, root: str) -> dict[str, float]:
-    params, layout = _ctx(params_path, root)
-    return stages.evaluate(dataset, model, params, layout)
-
-
-@task(name="robustness")
-def robustness_task(dataset: str, model: str, params_path: str, root: str) -> str:
-    params, layout = _ctx(params_path, root)
-    if params.robustness.enabled:
-        stages.robustness(dataset, model, params, layout)
-    return f"{dataset}/{model}"
-
-
-@task(name="report")
+@task(name="report", task_run_name="report")
 def report_task(params_path: str, root: str) -> str:
     params, layout = _ctx(params_path, root)
     return str(stages.report(params, layout))
 
 
-FLOW_STEPS = {
-    "download": download_task, "segment": segment_task, "features": features_task, "train": train_task,
-    "evaluate": evaluate_task, "robustness": robustness_task, "report": report_task,
-}
+FLOW_STEPS = {"download": download_task, "segment": segment_task, "features": features_task, "cell": cell_task,
+              "report": report_task}
+"""One Prefect task per stage of :data:`pipeline.stages.STAGES` (a test checks they agree)."""
+
+
+@contextlib.contextmanager
+def _pipeline_logs_to_prefect() -> Iterator[None]:
+    """Forward the ``pipeline`` logger to the Prefect API for the duration of a flow run."""
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger("pipeline")
+    handler = APILogHandler()
+    logger.addHandler(handler)
+    old_level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
 
 
 @flow(name="musicrep-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
 def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report: bool = True) -> dict[str, Any]:
-    """The whole grid of ``params.yaml``: datasets x models, then the report.
+    """The whole grid of ``params.yaml``: datasets x models x seeds, then the report.
 
-    The grid fans out over the flow's task runner; ``musicrep flow --max-workers N`` runs N
-    (task, model) pairs at once (threads: torch releases the GIL). On one GPU keep N small.
+    The cells fan out over the flow's task runner; ``musicrep flow --max-workers N`` runs N
+    cells at once (threads: torch releases the GIL). On one GPU keep N small.
     """
     params_path = str(Path(params_path).resolve())
     root = str(Path(root).resolve())
     params = load_params(params_path)
-    prepared = {}
-    for dataset in params.grid.tasks:
-        d = download_task.submit(dataset, params_path, root)
-        s = segment_task.submit(dataset, params_path, root, wait_for=[d])
-        prepared[dataset] = features_task.submit(dataset, params_path, root, wait_for=[s])
-    results, finals = {}, []
-    for dataset in params.grid.tasks:
-        for model in params.grid.models:
-            t = train_task.submit(dataset, model, params_path, root, wait_for=[prepared[dataset]])
-            e = evaluate_task.submit(dataset, model, params_path, root, wait_for=[t])
-            r = robustness_task.submit(dataset, model, params_path, root, wait_for=[t])
-            results[f"{dataset}/{model}"] = e
-            finals += [e, r]
-    metrics = {key: fut.result() for key, fut in results.items()}
-    for fut in finals:
-        fut.wait()
-    if report:
-        report_task.submit(params_path, root, wait_for=finals).result()
+    with _pipeline_logs_to_prefect():
+        prepared = {}
+        for dataset in params.grid.tasks:
+            future = None
+            for name in DATA_STAGES:
+                future = FLOW_STEPS[name].submit(dataset, params_path, root, wait_for=[future] if future else [])
+            prepared[dataset] = future
+        cells = {(t, m, s): cell_task.submit(t, m, s, params_path, root, wait_for=[prepared[t]])
+                 for t, m, s in cell_keys(params)}
+        metrics = {f"{t}/{m}/seed{s}": fut.result() for (t, m, s), fut in cells.items()}
+        if report:
+            report_task.submit(params_path, root, wait_for=list(cells.values())).result()
     return metrics
 
 

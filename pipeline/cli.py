@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="musicrep: front-end/back-end audio representation learning pipeline.")
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
 _state: dict[str, object] = {}
+log = logging.getLogger("musicrep")
 
 
 @app.callback()
@@ -114,31 +115,79 @@ def features(dataset: str, params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"{dataset}: features in {stages.features(dataset, _params(params))}")
 
 
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
+
+
 @app.command()
 def train(task: str, model: str, resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
-          params: ParamsOpt = Path("params.yaml")) -> None:
+          seed: SeedOpt = None, params: ParamsOpt = Path("params.yaml")) -> None:
     """Train MODEL on TASK (a segmented dataset)."""
+    log.info("train %s/%s: loading", task, model)
     from pipeline import stages
 
-    typer.echo(f"{task}/{model}: model in {stages.train(task, model, _params(params), resume=resume)}")
+    typer.echo(f"{task}/{model}: model in {stages.train(task, model, _params(params), resume=resume, seed=seed)}")
 
 
 @app.command()
-def evaluate(task: str, model: str, params: ParamsOpt = Path("params.yaml")) -> None:
+def evaluate(task: str, model: str, seed: SeedOpt = None, params: ParamsOpt = Path("params.yaml")) -> None:
     """Test-split metrics of a trained model."""
     from pipeline import stages
 
-    result = stages.evaluate(task, model, _params(params))
+    result = stages.evaluate(task, model, _params(params), seed=seed)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
 @app.command()
-def robustness(task: str, model: str, params: ParamsOpt = Path("params.yaml")) -> None:
+def robustness(task: str, model: str, seed: SeedOpt = None, params: ParamsOpt = Path("params.yaml")) -> None:
     """Evaluate a trained model under the perturbation grid."""
     from pipeline import stages
 
-    stages.robustness(task, model, _params(params))
-    typer.echo(f"{task}/{model}: robustness table in metrics/{task}/{model}/")
+    p = _params(params)
+    stages.robustness(task, model, p, seed=seed)
+    typer.echo(f"{task}/{model}: robustness table in metrics/{task}/{model}/seed{p.grid.seeds[0] if seed is None else seed}/")
+
+
+@app.command()
+def cell(task: str, model: str, seed: SeedOpt = None,
+         resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
+         params: ParamsOpt = Path("params.yaml")) -> None:
+    """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""
+    log.info("cell %s/%s: loading", task, model)
+    from pipeline import stages
+
+    result = stages.cell(task, model, _params(params), seed=seed, resume=resume)
+    typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
+
+
+@app.command()
+def dag(write: Annotated[bool, typer.Option("--write", help="write dvc.yaml")] = False,
+        check: Annotated[bool, typer.Option("--check", help="fail if dvc.yaml is out of date")] = False,
+        targets: Annotated[bool, typer.Option("--targets", help="list the DVC cell stages, one per line")] = False,
+        params: ParamsOpt = Path("params.yaml")) -> None:
+    """Generate dvc.yaml from the pipeline description (pipeline/dag.py) and the grid."""
+    from pipeline.dag import dvc_cell_targets, render_dvc_yaml
+
+    p = _params(params)
+    if targets:
+        typer.echo("\n".join(dvc_cell_targets(p)))
+        return
+    text = render_dvc_yaml(p)
+    out = params.resolve().parent / "dvc.yaml"
+    current = out.read_text() if out.exists() else ""
+    if check:
+        if current != text:
+            raise UserError(f"{out} is out of date with the grid of {params}; run `musicrep dag --write`.")
+        typer.echo(f"{out}: up to date")
+        return
+    if write:
+        if current != text:
+            from pipeline.io_utils import atomic_path
+
+            with atomic_path(out) as tmp:
+                tmp.write_text(text)
+            typer.echo(f"wrote {out}")
+        return
+    typer.echo(text, nl=False)
 
 
 @app.command()
@@ -219,16 +268,14 @@ def serve(cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *"
     serve_pipeline(cron=cron, name=name, params_path=str(params))
 
 
-def _register_optional_commands() -> None:
-    """Commands implemented in optional modules (predict/embed)."""
-    try:
-        from pipeline.predict import register_commands
-    except ImportError:
-        return
+def _register_predict_commands() -> None:
+    """``predict``, ``embed`` and ``register`` (pipeline/predict.py); an import error is a bug, not hidden."""
+    from pipeline.predict import register_commands
+
     register_commands(app)
 
 
-_register_optional_commands()
+_register_predict_commands()
 
 
 def main() -> None:

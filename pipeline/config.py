@@ -46,6 +46,16 @@ class GridParams(Section):
 
     tasks: list[str] = Field(min_length=1)
     models: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    """Training seeds: every (task, model) cell is trained once per seed (initialisation and
+    data order); the data and its split stay fixed by the top-level ``seed``."""
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v) or any(s < 0 or s >= 2**31 for s in v):
+            raise ValueError("seeds must be distinct integers in [0, 2**31)")
+        return v
 
 
 class VariantAlias(Section):
@@ -186,6 +196,12 @@ class TrainParams(Section):
     steps_per_epoch: int | None = Field(default=None, ge=1)
     use_feature_cache: bool = True
     patience: int | None = Field(default=None, ge=1)
+    compile: Literal["auto", "on", "off"] = "auto"
+    """torch.compile the model: ``auto`` = on CUDA only (measured faster there), ``on``, ``off``."""
+    num_workers: int | Literal["auto"] = "auto"
+    """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
+    progress_seconds: float = Field(default=10.0, gt=0)
+    """Without a terminal, one progress log line per this many seconds inside an epoch."""
 
 
 class EvaluateParams(Section):

@@ -1,17 +1,17 @@
-"""``evaluate`` stage: test-split metrics with the seed's protocol (spec §5).
+"""``evaluate`` stage: test-split metrics with the seed's protocol.
 
 Each test clip is cut into ``evaluate.n_chunks`` chunks of the model's input length, the
 activated chunk scores are averaged, and the task's metrics computed: macro ROC-AUC and
 PR-AUC (+ per-sample and micro F1 at ``evaluate.threshold``) for multi-label tasks,
-accuracy for single-label ones. Writes ``metrics/<task>/<model>/eval.json`` (read by
-``dvc metrics show``), ``predictions.parquet`` (per-clip scores, for figures) and logs
-``test/<metric>`` into the model's MLflow run.
+accuracy for single-label ones. Writes ``metrics/<task>/<model>/seed<k>/eval.json`` (read
+by ``dvc metrics show``; only deterministic values, so ``dvc metrics diff`` shows real
+changes), ``predictions.parquet`` (per-clip scores, for figures and paired bootstrap
+intervals) and logs ``test/<metric>`` into the model's MLflow run.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +22,8 @@ from pipeline.checkpoint import load_model
 from pipeline.data.shards import SegmentStore
 from pipeline.inference import label_matrix, pick_device, predict_clips
 from pipeline.io_utils import atomic_path, write_json
-from pipeline.metrics import per_class_auc, task_metrics
+from pipeline.metrics import clip_loss, per_class_auc, task_metrics
 from pipeline.paths import Layout
-from pipeline.train import clip_loss
 
 if TYPE_CHECKING:
     from pipeline.config import Params
@@ -32,13 +31,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def evaluate_model(task: str, model_name: str, params: "Params", layout: Layout = Layout()) -> dict[str, float]:
-    """Evaluate the packaged model ``models/<task>/<model_name>`` on the test split."""
+def evaluate_model(task: str, model_name: str, params: "Params", layout: Layout = Layout(),
+                   seed: int | None = None) -> dict[str, float]:
+    """Evaluate the packaged model ``models/<task>/<model_name>/seed<k>`` on the test split.
+
+    Args:
+        task: dataset name the model was trained on.
+        model_name: grid model name.
+        params: validated params (``evaluate`` section, device).
+        layout: project layout.
+        seed: training seed of the cell (default: the first of ``grid.seeds``).
+
+    Returns:
+        ``{"test/<metric>": value, ..., "params": n}`` as written to ``eval.json``.
+    """
     from pipeline import tracking
 
-    t0 = time.time()
+    seed = params.grid.seeds[0] if seed is None else int(seed)
     device = pick_device(params.train.device)
-    model, card = load_model(layout.model(task, model_name), map_location=device)
+    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
     model.to(device)
     store = SegmentStore(layout.segments(task))
     rows = store.split("test")
@@ -50,9 +61,7 @@ def evaluate_model(task: str, model_name: str, params: "Params", layout: Layout 
     metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
     metrics["loss"] = clip_loss(scores, y, multilabel)
     metrics["n_clips"] = float(len(rows))
-    seconds = time.time() - t0
-    metrics["seconds"] = round(seconds, 3)
-    out_dir = layout.metrics(task, model_name)
+    out_dir = layout.metrics(task, model_name, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {f"test/{k}": v for k, v in metrics.items()}
     result["params"] = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
@@ -64,15 +73,15 @@ def evaluate_model(task: str, model_name: str, params: "Params", layout: Layout 
     if multilabel:
         write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
     tracking.log_to_run(card["metadata"].get("mlflow_run_id"), {k: v for k, v in result.items() if k.startswith("test/")})
-    log.info("evaluated %s/%s on %d test clips: %s", task, model_name, len(rows),
+    log.info("evaluated %s/%s seed%d on %d test clips: %s", task, model_name, seed, len(rows),
              ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "pr_auc", "accuracy", "f1_sample")))
     return result
 
 
-def read_eval(task: str, model_name: str, layout: Layout = Layout()) -> dict[str, float] | None:
+def read_eval(task: str, model_name: str, layout: Layout = Layout(), seed: int = 0) -> dict[str, float] | None:
     import json
 
-    path = layout.metrics(task, model_name) / "eval.json"
+    path = layout.metrics(task, model_name, seed) / "eval.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 

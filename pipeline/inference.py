@@ -55,35 +55,35 @@ def predict_clips(model: AudioModel, waves: Iterable[np.ndarray], *, n_chunks: i
     device = device or next(model.parameters()).device
     length = input_length or model.input_length
     multilabel = model.config.multilabel
+    non_blocking = device.type == "cuda"
     owners: list[int] = []
     pending: list[np.ndarray] = []
-    sums: list[np.ndarray] = []
-    counts: list[int] = []
+    outputs: list[torch.Tensor] = []  # activated chunk scores, kept on the device until the end
+    n_clips = 0
 
     def flush() -> None:
         if not pending:
             return
-        batch = torch.from_numpy(np.stack(pending)).to(device)
+        batch = torch.from_numpy(np.stack(pending))
+        if non_blocking:
+            batch = batch.pin_memory()
         with autocast_for(device, bf16):
-            scores = activate(model(batch).float(), multilabel).cpu().numpy()
-        for owner, row in zip(owners, scores):
-            sums[owner] += row
-            counts[owner] += 1
+            outputs.append(activate(model(batch.to(device, non_blocking=non_blocking)).float(), multilabel))
         pending.clear()
-        owners.clear()
 
     for i, wave in enumerate(waves):
-        sums.append(np.zeros(model.config.n_classes, dtype=np.float64))
-        counts.append(0)
+        n_clips = i + 1
         for chunk in eval_chunks(np.asarray(wave, dtype=np.float32), length, n_chunks):
             pending.append(chunk)
             owners.append(i)
             if len(pending) >= batch_size:
                 flush()
     flush()
-    if not sums:
-        return np.zeros((0, model.config.n_classes), dtype=np.float32)
-    return (np.stack(sums) / np.maximum(1, np.array(counts))[:, None]).astype(np.float32)
+    sums = np.zeros((n_clips, model.config.n_classes), dtype=np.float64)
+    if outputs:
+        np.add.at(sums, np.asarray(owners), torch.cat(outputs).cpu().numpy())  # one host copy per call
+    counts = np.bincount(np.asarray(owners, dtype=np.int64), minlength=n_clips)
+    return (sums / np.maximum(1, counts)[:, None]).astype(np.float32)
 
 
 def label_matrix(labels: Sequence[Sequence[str]], vocabulary: Sequence[str], multilabel: bool) -> np.ndarray:

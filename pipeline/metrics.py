@@ -63,3 +63,12 @@ def task_metrics(kind: str, y_true: np.ndarray, scores: np.ndarray, threshold: f
 
 
 PRIMARY_METRIC = {"multilabel": "roc_auc", "single": "accuracy"}
+
+
+def clip_loss(scores: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
+    """Loss of chunk-averaged *scores* (validation, spec §4)."""
+    eps = 1e-7
+    s = np.clip(scores.astype(np.float64), eps, 1 - eps)
+    if multilabel:
+        return float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s)))
+    return float(-np.mean(np.log(s[np.arange(len(y)), y])))

@@ -1,9 +1,21 @@
-"""Where every stage reads and writes, relative to the project root (DESIGN §3)."""
+"""Where every stage reads and writes, relative to the project root.
+
+One grid *cell* is ``(task, model, seed)``; its outputs live in per-seed folders::
+
+    models/<task>/<model>/seed<k>/       packaged model (model.pt, model.json, history.csv)
+    metrics/<task>/<model>/seed<k>/      eval.json, predictions.parquet, robustness.*
+    .checkpoints/<task>/<model>/seed<k>/ resumable training state
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def seed_dir(seed: int) -> str:
+    """Folder name of one training seed (``seed0``, ``seed1``, ...)."""
+    return f"seed{int(seed)}"
 
 
 @dataclass(frozen=True)
@@ -25,11 +37,17 @@ class Layout:
     def features(self, dataset: str) -> Path:
         return self.root / "data" / "features" / dataset
 
-    def model(self, task: str, model: str) -> Path:
-        return self.root / "models" / task / model
+    def model(self, task: str, model: str, seed: int = 0) -> Path:
+        """Packaged model of one cell: ``models/<task>/<model>/seed<k>``."""
+        return self.root / "models" / task / model / seed_dir(seed)
 
-    def metrics(self, task: str, model: str) -> Path:
-        return self.root / "metrics" / task / model
+    def metrics(self, task: str, model: str, seed: int = 0) -> Path:
+        """Metrics of one cell: ``metrics/<task>/<model>/seed<k>``."""
+        return self.root / "metrics" / task / model / seed_dir(seed)
+
+    def checkpoints(self, task: str, model: str, seed: int = 0) -> Path:
+        """Resumable training state of one cell (ignored by git and DVC)."""
+        return self.root / ".checkpoints" / task / model / seed_dir(seed)
 
     def reports(self) -> Path:
         return self.root / "reports"

@@ -62,8 +62,9 @@ def resolve_model_dir(spec: str, root: str | Path = ".") -> Path:
     """Turn a ``--model`` value into a local packaged-model directory.
 
     Args:
-        spec: a directory holding ``model.json``; ``<task>/<model>`` (looked up under
-            ``<root>/models/``); or ``models:/<name>/<version>`` (MLflow registry).
+        spec: a directory holding ``model.json`` (or ``seed<k>/model.json`` folders: the
+            lowest seed is used); ``<task>/<model>`` or ``<task>/<model>/seed<k>`` (looked up
+            under ``<root>/models/``); or ``models:/<name>/<version>`` (MLflow registry).
         root: project root for short names (default: the current directory).
 
     Raises:
@@ -74,13 +75,14 @@ def resolve_model_dir(spec: str, root: str | Path = ".") -> Path:
         from pipeline.registry import resolve_model_uri
 
         return resolve_model_uri(spec)
-    path = Path(spec).expanduser()
-    if (path / "model.json").exists():
-        return path
-    candidate = Path(root) / "models" / spec
-    if (candidate / "model.json").exists():
-        return candidate
-    found = sorted(str(p.parent.relative_to(Path(root) / "models")) for p in (Path(root) / "models").glob("*/*/model.json"))
+    for path in (Path(spec).expanduser(), Path(root) / "models" / spec):
+        if (path / "model.json").exists():
+            return path
+        seeds = sorted((p.parent for p in path.glob("seed*/model.json")), key=lambda d: int(d.name[4:] or 0)
+                       if d.name[4:].isdigit() else 1 << 40)
+        if seeds:
+            return seeds[0]
+    found = sorted(str(p.parent.relative_to(Path(root) / "models")) for p in (Path(root) / "models").glob("*/*/*/model.json"))
     hint = f" Trained models here: {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}." if found else \
         " No trained models under models/ here; run `musicrep train TASK MODEL` or `dvc repro` first."
     raise UserError(f"--model {spec!r} is not a packaged model directory (with model.json), a trained TASK/MODEL "

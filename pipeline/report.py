@@ -110,11 +110,12 @@ def _fmt(v: Any, digits: int = 4) -> str:
 # ----------------------------------------------------------------------------- collecting
 @dataclass
 class Entry:
-    """Everything the report knows about one (task, model) of the grid."""
+    """Everything the report knows about one cell (task, model, seed) of the grid."""
 
     task: str
     model: str
     model_dir: Path
+    seed: int = 0
     card: dict[str, Any] | None = None
     eval: dict[str, Any] | None = None
     history: pd.DataFrame | None = None
@@ -171,18 +172,18 @@ def _client() -> Any:
         return None
 
 
-def _mlflow_runs(c: Any, tasks: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Latest run per (task, model) from MLflow: ``{"run_id", "tags", "metrics"}``; empty on any failure."""
+def _mlflow_runs(c: Any, tasks: Sequence[str]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Latest run per (task, model, seed) from MLflow: ``{"run_id", "tags", "metrics"}``; empty on any failure."""
     if c is None:
         return {}
     try:
-        out: dict[tuple[str, str], dict[str, Any]] = {}
+        out: dict[tuple[str, str, int], dict[str, Any]] = {}
         for task in tasks:
             exp = c.get_experiment_by_name(task)
             if exp is None:
                 continue
             for run in c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=2000):
-                key = (task, run.info.run_name)
+                key = (task, run.info.run_name, int(run.data.tags.get("seed", 0) or 0))
                 if key not in out:
                     out[key] = {"run_id": run.info.run_id, "tags": dict(run.data.tags), "metrics": dict(run.data.metrics),
                                 "status": run.info.status}
@@ -203,35 +204,35 @@ def _run_by_id(c: Any, run_id: str) -> dict[str, Any]:
 
 
 def collect(params: "Params", layout: Layout, client: Any = None) -> list[Entry]:
-    """One :class:`Entry` per (task, model) of ``params.grid``, in grid order (``client``: MLflow, or None)."""
+    """One :class:`Entry` per cell (task, model, seed) of ``params.grid``, in grid order (``client``: MLflow, or None)."""
     from pipeline.checkpoint import read_card
+    from pipeline.dag import cell_keys
 
     runs = _mlflow_runs(client, params.grid.tasks)
     entries = []
-    for task in params.grid.tasks:
-        for model in params.grid.models:
-            e = Entry(task, model, layout.model(task, model))
-            if (e.model_dir / "model.json").exists():
-                try:
-                    e.card = read_card(e.model_dir)
-                except Exception as exc:  # noqa: BLE001 - corrupt card
-                    e.notes.append(f"model card unreadable ({exc})")
-            e.eval = _read_json(layout.metrics(task, model) / "eval.json")
-            hist = e.model_dir / "history.csv"
-            if hist.exists():
-                try:
-                    e.history = pd.read_csv(hist)
-                except (OSError, ValueError, pd.errors.EmptyDataError):
-                    e.history = None
-            rob = layout.metrics(task, model) / "robustness.parquet"
-            if rob.exists():
-                try:
-                    e.robustness = pd.read_parquet(rob)
-                except Exception as exc:  # noqa: BLE001
-                    e.notes.append(f"robustness table unreadable ({exc})")
-            run_id = (e.card or {}).get("metadata", {}).get("mlflow_run_id")
-            e.run = (_run_by_id(client, run_id) if run_id else {}) or (runs.get((task, model), {}) if e.card else {})
-            entries.append(e)
+    for task, model, seed in cell_keys(params):
+        e = Entry(task, model, layout.model(task, model, seed), seed)
+        if (e.model_dir / "model.json").exists():
+            try:
+                e.card = read_card(e.model_dir)
+            except Exception as exc:  # noqa: BLE001 - corrupt card
+                e.notes.append(f"model card unreadable ({exc})")
+        e.eval = _read_json(layout.metrics(task, model, seed) / "eval.json")
+        hist = e.model_dir / "history.csv"
+        if hist.exists():
+            try:
+                e.history = pd.read_csv(hist)
+            except (OSError, ValueError, pd.errors.EmptyDataError):
+                e.history = None
+        rob = layout.metrics(task, model, seed) / "robustness.parquet"
+        if rob.exists():
+            try:
+                e.robustness = pd.read_parquet(rob)
+            except Exception as exc:  # noqa: BLE001
+                e.notes.append(f"robustness table unreadable ({exc})")
+        run_id = (e.card or {}).get("metadata", {}).get("mlflow_run_id")
+        e.run = (_run_by_id(client, run_id) if run_id else {}) or (runs.get((task, model, seed), {}) if e.card else {})
+        entries.append(e)
     return entries
 
 
@@ -270,7 +271,7 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
     from pipeline import figures
 
     title = f"{e.task} / {e.model}"
-    mdir = layout.metrics(e.task, e.model)
+    mdir = layout.metrics(e.task, e.model, e.seed)
 
     def attempt(caption: str, fn, *args, **kw) -> None:
         try:
@@ -282,6 +283,11 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
         if path is not None:
             e.figures.append((caption, Path(path)))
 
+    if e.robustness is not None and len(e.robustness):
+        from pipeline.robustness.stage import plot_robustness
+
+        attempt("metric under perturbations", plot_robustness, e.robustness,
+                fig_dir / f"{_slug(e.task, e.model)}__robustness.png", metric=PRIMARY.get(e.kind or "multilabel"))
     if e.history is not None:
         attempt("training curve", figures.training_curve_figure, e.model_dir / "history.csv", title,
                 fig_dir / f"{_slug(e.task, e.model)}__training.png")
@@ -341,8 +347,8 @@ def _robustness_tables(entries: list[Entry], task: str, fig_dir: Path) -> tuple[
         return None, png, metric
     summary = summary.assign(point=[f"{p} {u} {lv:g}".replace("  ", " ") for p, u, lv in
                                     zip(summary["perturbation"], summary["unit"].fillna(""), summary["level"])])
-    pivot = summary.pivot_table(index="model", columns="point", values="relative_degradation", aggfunc="last", sort=False)
-    clean = summary.groupby("model", sort=False)["clean"].first()
+    pivot = summary.pivot_table(index="model", columns="point", values="relative_degradation", aggfunc="mean", sort=False)
+    clean = summary.groupby("model", sort=False)["clean"].mean()
     pivot.insert(0, f"clean {metric}", clean)
     return pivot, png, metric
 
@@ -355,9 +361,11 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
     header = ["model", "status", *[label for _, label in metric_cols], "params", "train time", "s / epoch",
               "eval clips/s", "best epoch", "robustness", "registry"]
     rows = []
+    several = len({e.seed for e in sub}) > 1
     for e in sub:
+        label = f"{e.model} (seed {e.seed})" if several else e.model
         if not e.trained:
-            rows.append([e.model, NOT_RUN, *[NOT_RUN] * len(metric_cols), NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN,
+            rows.append([label, NOT_RUN, *[NOT_RUN] * len(metric_cols), NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN,
                          NOT_RUN, "-"])
             continue
         meta = e.card.get("metadata", {})
@@ -366,7 +374,7 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
         n_clips, eval_s = e.metric("test/n_clips"), e.metric("test/seconds")
         throughput = (float(n_clips) / float(eval_s)) if n_clips and eval_s else None
         rows.append([
-            e.model, e.status, *[_fmt(e.metric(k)) for k, _ in metric_cols], _fmt(e.n_params),
+            label, e.status, *[_fmt(e.metric(k)) for k, _ in metric_cols], _fmt(e.n_params),
             f"{float(secs):.1f} s" if secs is not None else "n/a",
             f"{float(secs) / epochs:.2f}" if secs is not None and epochs else "n/a",
             _fmt(throughput, 1) if e.evaluated else NOT_RUN, _fmt(meta.get("best_epoch")),
@@ -381,7 +389,7 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
     for e in entries:
         meta = (e.card or {}).get("metadata", {})
         tags = e.run.get("tags", {})
-        row: dict[str, Any] = {"task": e.task, "model": e.model, "synthetic": is_synthetic(e.task), "status": e.status,
+        row: dict[str, Any] = {"task": e.task, "model": e.model, "seed": e.seed, "synthetic": is_synthetic(e.task), "status": e.status,
                                "kind": e.kind or "", "variant": (e.card or {}).get("config", {}).get("variant", "")}
         for key in sorted({k for ks in METRICS.values() for k, _ in ks} | {"test/loss", "test/n_clips", "test/seconds"}):
             v = e.metric(key) if e.trained else None
@@ -429,13 +437,13 @@ def coverage_rows(params: "Params", layout: Layout) -> tuple[list[str], list[lis
 
 
 def provenance_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "model", "device", "git commit", "python", "torch", "torchaudio", "cuda / gpu", "profile", "MLflow run"]
+    header = ["task", "model", "seed", "device", "git commit", "python", "torch", "torchaudio", "cuda / gpu", "profile", "MLflow run"]
     rows = []
     for e in entries:
         if not e.trained:
             continue
         meta, tags = e.card.get("metadata", {}), e.run.get("tags", {})
-        rows.append([e.task, e.model, str(meta.get("device", tags.get("device", "?"))), str(tags.get("git_commit", "?"))[:12],
+        rows.append([e.task, e.model, str(e.seed), str(meta.get("device", tags.get("device", "?"))), str(tags.get("git_commit", "?"))[:12],
                      tags.get("python", "?"), tags.get("torch", "?"), tags.get("torchaudio", "?"),
                      tags.get("gpu", tags.get("cuda", "?")), tags.get("profile", "?"), (e.run_id or "?")[:12]])
     return header, rows
@@ -607,8 +615,9 @@ def build_report(params: "Params", layout: Layout = Layout(), *, register: bool 
         entries = collect(params, layout, client)
         if register:
             _register(entries, client)
+        first_seed = params.grid.seeds[0]
         for e in entries:
-            if e.trained:
+            if e.trained and e.seed == first_seed:  # figures of the first seed; tables cover all seeds
                 make_figures(e, layout, fig_dir)
         doc = _write(params, layout, entries, tmp_dir, fig_dir)
         results_frame(entries).to_csv(tmp_dir / "results.csv", index=False)

@@ -1,8 +1,12 @@
-"""The pipeline's stages, one function each (DESIGN §2: one implementation per stage).
+"""The pipeline's stages, one function each: one implementation per stage.
 
 ``dvc.yaml`` (through the ``musicrep`` CLI) and the Prefect flow (``flows/``) are thin
-views on these functions; ``tests/test_stages_cover.py`` checks that both cover
-:data:`STAGES`.
+views on these functions; :data:`STAGES` lists them in pipeline order and
+``tests/test_stages.py`` checks that ``dvc.yaml`` and the flow follow it.
+
+Data stages run once per dataset (``download``, ``segment``, ``features``); a grid *cell*
+``(task, model, seed)`` runs ``train -> evaluate -> robustness`` in one process
+(:func:`cell`), so the start-up cost (torch, MLflow) is paid once per cell, not per step.
 """
 
 from __future__ import annotations
@@ -53,25 +57,41 @@ def features(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
         return build_features(dataset, params, layout)
 
 
-def train(task: str, model: str, params: "Params", layout: Layout = Layout(), resume: bool = True) -> Path:
-    """Train one model on one task (``models/<task>/<model>/``); resumes a matching checkpoint."""
+def train(task: str, model: str, params: "Params", layout: Layout = Layout(), resume: bool = True,
+          seed: int | None = None) -> Path:
+    """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
     from pipeline.train import train_model
 
-    return train_model(task, model, params, layout, resume=resume).model_dir
+    return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
 
 
-def evaluate(task: str, model: str, params: "Params", layout: Layout = Layout()) -> dict[str, float]:
-    """Test metrics (``metrics/<task>/<model>/eval.json``)."""
+def evaluate(task: str, model: str, params: "Params", layout: Layout = Layout(), seed: int | None = None) -> dict[str, float]:
+    """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
     from pipeline.evaluate import evaluate_model
 
-    return evaluate_model(task, model, params, layout)
+    return evaluate_model(task, model, params, layout, seed=seed)
 
 
-def robustness(task: str, model: str, params: "Params", layout: Layout = Layout()) -> Any:
-    """Metrics under perturbations (``metrics/<task>/<model>/robustness.*``)."""
+def robustness(task: str, model: str, params: "Params", layout: Layout = Layout(), seed: int | None = None) -> Any:
+    """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``)."""
     from pipeline.robustness.stage import run_robustness
 
-    return run_robustness(task, model, params, layout)
+    return run_robustness(task, model, params, layout, seed=seed)
+
+
+def cell(task: str, model: str, params: "Params", layout: Layout = Layout(), seed: int | None = None,
+         resume: bool = True) -> dict[str, float]:
+    """One grid cell: train, evaluate and (when enabled) robustness of ``(task, model, seed)``.
+
+    Returns the test metrics. Each step writes its outputs atomically, so a killed cell
+    re-run resumes training from its last epoch checkpoint and rewrites the rest.
+    """
+    seed = params.grid.seeds[0] if seed is None else int(seed)
+    train(task, model, params, layout, resume=resume, seed=seed)
+    result = evaluate(task, model, params, layout, seed=seed)
+    if params.robustness.enabled:
+        robustness(task, model, params, layout, seed=seed)
+    return result
 
 
 def report(params: "Params", layout: Layout = Layout()) -> Path:
@@ -88,8 +108,10 @@ STAGES: dict[str, Callable[..., Any]] = {
     "download": download,
     "segment": segment,
     "features": features,
-    "train": train,
-    "evaluate": evaluate,
-    "robustness": robustness,
+    "cell": cell,
     "report": report,
 }
+"""The pipeline in order, as ``dvc.yaml`` and the Prefect flow run it."""
+
+STEPS: dict[str, Callable[..., Any]] = {"train": train, "evaluate": evaluate, "robustness": robustness}
+"""The steps inside a cell, also runnable alone (``musicrep train|evaluate|robustness``)."""

@@ -12,6 +12,7 @@ Metric names are slash-namespaced: ``train/loss``, ``val/roc_auc``, ``test/pr_au
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
@@ -47,9 +48,14 @@ def artifact_root(root: Path | None = None) -> str:
 
 
 def client(root: Path | None = None) -> "MlflowClient":
+    """The process's MLflow client for the tracking URI in force (one per URI, reused)."""
+    return _client_for(tracking_uri(root))
+
+
+@functools.lru_cache(maxsize=4)
+def _client_for(uri: str) -> "MlflowClient":
     from mlflow import MlflowClient
 
-    uri = tracking_uri(root)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -101,8 +107,8 @@ class TrainingRun:
     """
 
     def __init__(self, task: str, model_name: str, params: "Params", run_id: str | None = None,
-                 tags: dict[str, str] | None = None) -> None:
-        from mlflow.entities import Param, RunTag
+                 tags: dict[str, str] | None = None, seed: int | None = None) -> None:
+        from mlflow.entities import Param
 
         from pipeline.config import flatten
 
@@ -119,16 +125,16 @@ class TrainingRun:
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
             return
-        run = self.client.create_run(exp, run_name=model_name, tags={"task": task, "model": model_name, "seed": str(params.seed),
+        seed = params.grid.seeds[0] if seed is None else seed
+        run = self.client.create_run(exp, run_name=model_name, tags={"task": task, "model": model_name, "seed": str(seed),
+                                                                      "data_seed": str(params.seed),
                                                                       "profile": params.profile, **environment_tags(), **(tags or {})})
         self.run_id = run.info.run_id
         flat = flatten(params.model_dump(mode="json", exclude={"datasets", "grid"}))
         flat["dataset"] = task
         flat["model"] = model_name
-        items = [Param(k, str(v)[:6000]) for k, v in flat.items()]
-        for i in range(0, len(items), 90):
-            self.client.log_batch(self.run_id, params=items[i : i + 90])
-        del RunTag
+        flat["train_seed"] = seed
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
 
     def log_epoch(self, epoch: int, record: dict[str, float]) -> None:
         """Log one epoch's ``train_loss``, ``val_loss`` and ``val_<metric>`` as ``train/``, ``val/``."""
@@ -179,30 +185,35 @@ def log_to_run(run_id: str | None, metrics: dict[str, float], artifacts: list[Pa
 
     c = client()
     now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v]
-    for i in range(0, len(items), 900):
-        c.log_batch(run_id, metrics=items[i : i + 900])
+    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v])
     for path in artifacts:
         if Path(path).exists():
             c.log_artifact(run_id, str(path), artifact_dir)
 
 
-def run_id_of(task: str, model_name: str, layout: "Layout | None" = None) -> str | None:
+def run_id_of(task: str, model_name: str, layout: "Layout | None" = None, seed: int = 0) -> str | None:
     """MLflow run id recorded in the packaged model's card (None if absent)."""
     from pipeline.checkpoint import read_card
     from pipeline.paths import Layout
 
     try:
-        return read_card((layout or Layout()).model(task, model_name))["metadata"].get("mlflow_run_id")
+        return read_card((layout or Layout()).model(task, model_name, seed))["metadata"].get("mlflow_run_id")
     except Exception:  # noqa: BLE001
         return None
 
 
 def log_robustness(task: str, model_name: str, metrics: dict[str, float], artifacts: list[Path], params: "Params",
-                   layout: "Layout | None" = None) -> None:
-    """Log ``robust/<perturbation>/<level>/<metric>`` values and plots into the model's run."""
+                   layout: "Layout | None" = None, seed: int = 0, noise_source: str | None = None) -> None:
+    """Log ``robust/<perturbation>/<level>/<metric>`` values and tables into the model's run.
+
+    The noise source of the background-noise points is recorded as the run tag
+    ``robust_noise_source``, so results made with another noise bank are never mixed up.
+    """
     named = {k if k.startswith("robust/") else f"robust/{k}": v for k, v in metrics.items()}
-    log_to_run(run_id_of(task, model_name, layout), named, artifacts, "robustness")
+    run_id = run_id_of(task, model_name, layout, seed)
+    log_to_run(run_id, named, artifacts, "robustness")
+    if run_id and noise_source:
+        client().set_tag(run_id, "robust_noise_source", noise_source)
 
 
 def runs_table(tasks: list[str] | None = None) -> "pd.DataFrame":
@@ -214,12 +225,13 @@ def runs_table(tasks: list[str] | None = None) -> "pd.DataFrame":
     rows = []
     for exp in exps:
         for run in c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=5000):
-            row = {"task": exp.name, "model": run.info.run_name, "status": run.info.status, "run_id": run.info.run_id,
+            row = {"task": exp.name, "model": run.info.run_name, "seed": run.data.tags.get("seed", "0"),
+                   "status": run.info.status, "run_id": run.info.run_id,
                    "start_time": run.info.start_time, "params": run.data.tags.get("n_params")}
             row.update(run.data.metrics)
             rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["task", "model"])
     df = pd.DataFrame(rows)
-    df = df.sort_values("start_time", ascending=False).drop_duplicates(["task", "model"]).sort_values(["task", "model"])
+    df = df.sort_values("start_time", ascending=False).drop_duplicates(["task", "model", "seed"]).sort_values(["task", "model", "seed"])
     return df.reset_index(drop=True)

@@ -18,19 +18,19 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.chunking import random_crop
+from pipeline.batches import CropBatches, EpochSampler, make_loader
 from pipeline.data.shards import FeatureStore, SegmentStore
 from pipeline.errors import UserError
 from pipeline.inference import autocast_for, label_matrix, pick_device, predict_clips
 from pipeline.io_utils import atomic_path, sha256_file, stable_hash
-from pipeline.metrics import PRIMARY_METRIC, task_metrics
+from pipeline.metrics import PRIMARY_METRIC, clip_loss, task_metrics
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.paths import Layout
 
@@ -65,39 +65,6 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-class CropDataset(torch.utils.data.Dataset):
-    """Training examples: one random crop per clip per epoch (waveform or cached frames).
-
-    Args:
-        store: segment store of the dataset.
-        rows: the training rows of the manifest.
-        targets: label matrix aligned with ``rows``.
-        input_length: crop length in samples.
-        features: a :class:`FeatureStore` to crop frames from instead of waveforms.
-        n_frames: frames per crop in feature mode.
-    """
-
-    def __init__(self, store: SegmentStore, rows: pd.DataFrame, targets: np.ndarray, input_length: int,
-                 features: FeatureStore | None = None, n_frames: int | None = None) -> None:
-        self.store, self.rows, self.targets = store, rows, targets
-        self.input_length, self.features, self.n_frames = input_length, features, n_frames
-        self.epoch_seed = 0
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.epoch_seed, i])
-        row = self.rows.iloc[i]
-        if self.features is not None:
-            total = self.features.n_frames(row["clip_id"])
-            start = int(rng.random() * (total - self.n_frames)) if total > self.n_frames else 0
-            x = self.features.frames(row["clip_id"], start, self.n_frames)
-        else:
-            x = random_crop(self.store.wave(row), self.input_length, rng)
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(self.targets[i])
-
-
 def _feature_store_for(model: AudioModel, dataset: str, params: "Params", layout: Layout) -> FeatureStore | None:
     if not (params.train.use_feature_cache and params.features.enabled):
         return None
@@ -138,18 +105,9 @@ def loss_fn(multilabel: bool) -> nn.Module:
     return nn.BCEWithLogitsLoss() if multilabel else nn.CrossEntropyLoss()
 
 
-def clip_loss(scores: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
-    """Loss of chunk-averaged *scores* (validation, spec §4)."""
-    eps = 1e-7
-    s = np.clip(scores.astype(np.float64), eps, 1 - eps)
-    if multilabel:
-        return float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s)))
-    return float(-np.mean(np.log(s[np.arange(len(y)), y])))
-
-
 # ----------------------------------------------------------------------------- checkpoints
-def checkpoint_dir(layout: Layout, task: str, model_name: str) -> Path:
-    return layout.root / ".checkpoints" / task / model_name
+def checkpoint_dir(layout: Layout, task: str, model_name: str, seed: int = 0) -> Path:
+    return layout.checkpoints(task, model_name, seed)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -157,7 +115,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-_TRAINING_CODE = ("models", "features", "train.py", "chunking.py", "inference.py")
+_TRAINING_CODE = ("models", "features", "train.py", "batches.py", "chunking.py", "inference.py")
 
 
 def training_code_hash() -> str:
@@ -198,8 +156,33 @@ class TrainResult:
     seconds: float
 
 
+
+def prepare_for_device(model: AudioModel, device: torch.device, compile_mode: str = "auto") -> nn.Module:
+    """Speed settings for ``device``; returns the module to call (maybe compiled).
+
+    On CUDA: ``cudnn.benchmark`` (input shapes are fixed per run) and ``channels_last`` for
+    models with 2-D convolutions. ``compile_mode``: ``"on"`` wraps the model in
+    ``torch.compile``; ``"auto"`` and ``"off"`` leave it eager (``auto`` stays eager until
+    compile is measured faster on the GPUs we benchmark, see docs/benchmarks.md). CPU runs
+    are untouched, so CPU results do not depend on these settings.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+            model.to(memory_format=torch.channels_last)
+    if compile_mode == "on":
+        return torch.compile(model)
+    return model
+
+
+def epoch_seed_of(seed: int, epoch: int) -> int:
+    """The seed of one epoch's data order, crops and dropout (same on resume)."""
+    return seed * 100_003 + epoch
+
+
 def train_model(task: str, model_name: str, params: "Params", layout: Layout = Layout(), *,
-                resume: bool = False, stop_after_epoch: int | None = None) -> TrainResult:
+                resume: bool = False, seed: int | None = None,
+                on_epoch_end: "Callable[[int], None] | None" = None) -> TrainResult:
     """Train ``model_name`` on ``task`` (a segmented dataset) and package the best model.
 
     Args:
@@ -208,14 +191,18 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
         params: validated params.
         layout: project layout.
         resume: continue from the last epoch checkpoint when it matches these params/data.
-        stop_after_epoch: stop (as if killed) after this 1-based epoch; for tests.
+        seed: training seed (initialisation, data order, crops); default the first of
+            ``grid.seeds``. The model goes to ``models/<task>/<model>/seed<k>/``.
+        on_epoch_end: called with the 1-based epoch after its checkpoint is written
+            (progress hooks; an exception it raises stops training like a kill would).
     """
     from pipeline import tracking
     from pipeline.checkpoint import save_model
 
     t0 = time.time()
     t = params.train
-    seed_everything(params.seed)
+    seed = params.grid.seeds[0] if seed is None else int(seed)
+    seed_everything(seed)
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     device = pick_device(t.device)
@@ -234,16 +221,20 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
     n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
     y_train = label_matrix(train_rows["labels"], labels, multilabel)
     y_val = label_matrix(val_rows["labels"], labels, multilabel)
-    dataset = CropDataset(store, train_rows, y_train.astype(np.float32) if multilabel else y_train, model.input_length, feats, n_frames)
-    loader_gen = torch.Generator()
+    batches = CropBatches(store, train_rows, y_train.astype(np.float32) if multilabel else y_train, model.input_length,
+                          t.batch_size, feats, n_frames)
+    sampler = EpochSampler(len(batches), t.steps_per_epoch)
+    loader = make_loader(batches, sampler, device, t.num_workers)
+    val_waves = list(store.waves(val_rows))
 
     data_hash = store.meta.get("coverage", {}) and stable_hash([store.meta["coverage"], store.manifest["source_sha256"].tolist()[:1000]])
     fingerprint = stable_hash({"params": params.model_dump(mode="json", include={"seed", "train", "features", "variants", "profile"}),
-                               "task": task, "model": model_name, "data": data_hash, "config": dataclasses.asdict(model.config),
-                               "code": training_code_hash()})
-    ckpt_path = checkpoint_dir(layout, task, model_name) / "last.pt"
+                               "task": task, "model": model_name, "training_seed": seed, "data": data_hash,
+                               "config": dataclasses.asdict(model.config), "code": training_code_hash()})
+    ckpt_path = layout.checkpoints(task, model_name, seed) / "last.pt"
     state = _load_checkpoint(ckpt_path, fingerprint) if resume else None
     model.to(device)
+    forward = prepare_for_device(model, device, t.compile)
     criterion = loss_fn(multilabel)
     history: list[dict[str, float]] = []
     best = {"epoch": 0, "val_loss": math.inf, "state_dict": None, "val_metrics": {}}
@@ -256,45 +247,51 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
         optimizer.load_state_dict(state["optimizer"])
         history, best, run_id = state["history"], state["best"], state.get("run_id")
         start_epoch = state["epoch"] + 1
-        log.info("resuming %s/%s from epoch %d", task, model_name, state["epoch"])
+        log.info("resuming %s/%s seed %d from epoch %d", task, model_name, seed, state["epoch"])
 
     kind = "multilabel" if multilabel else "single"
     primary = PRIMARY_METRIC[kind]
-    run = tracking.TrainingRun(task, model_name, params, run_id=run_id, tags={
+    run = tracking.TrainingRun(task, model_name, params, run_id=run_id, seed=seed, tags={
         "device": str(device), "variant": model.config.variant, "input_length": str(model.input_length),
         "feature_cache": feats.dir.name if feats is not None else "none", "data_hash": str(data_hash),
         "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "coverage": str(store.meta.get("coverage", {}).get("fraction")),
     })
     run_id = run.run_id
+    from pipeline.progress import EpochProgress
+
+    non_blocking = device.type == "cuda"
     for epoch in range(start_epoch, t.epochs + 1):
         if t.optimizer == "paper" and paper_phase(epoch - 1, t.epochs) != phase:
             phase = paper_phase(epoch - 1, t.epochs)
             if best["state_dict"] is not None:
                 model.load_state_dict(best["state_dict"])
             optimizer = make_optimizer(model, params, phase)
-        torch.manual_seed(params.seed * 100_003 + epoch)
-        dataset.epoch_seed = params.seed * 100_003 + epoch
-        loader_gen.manual_seed(params.seed * 100_003 + epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=t.batch_size, shuffle=True, generator=loader_gen, num_workers=0)
+        torch.manual_seed(epoch_seed_of(seed, epoch))
+        sampler.set_epoch_seed(epoch_seed_of(seed, epoch))
         model.train()
-        losses = []
-        for step, (x, y) in enumerate(loader):
-            if t.steps_per_epoch is not None and step >= t.steps_per_epoch:
-                break
-            x, y = x.to(device), y.to(device)
-            with autocast_for(device, t.bf16):
-                logits = model.forward_features(x) if feats is not None else model(x)
-            loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        scores = predict_clips(model, store.waves(val_rows), n_chunks=params.evaluate.n_chunks,
+        loss_sum = torch.zeros((), device=device)
+        steps = 0
+        progress = EpochProgress(f"{task}/{model_name} seed{seed} epoch {epoch}/{t.epochs}", len(sampler), t.progress_seconds, log)
+        try:
+            for x, y in loader:
+                x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
+                with autocast_for(device, t.bf16):
+                    logits = model.forward_features(x) if feats is not None else forward(x)
+                loss = criterion(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                steps += 1
+                progress.update(steps, len(x), loss_sum, steps)
+        finally:
+            progress.close()
+        scores = predict_clips(model, val_waves, n_chunks=params.evaluate.n_chunks,
                                batch_size=params.evaluate.batch_size, device=device, bf16=t.bf16)
         val_loss = clip_loss(scores, y_val, multilabel)
         val_metrics = task_metrics(kind, y_val, scores, params.evaluate.threshold)
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan, "val_loss": val_loss,
+        record = {"epoch": epoch, "train_loss": float(loss_sum) / steps if steps else math.nan, "val_loss": val_loss,
                   **{f"val_{k}": v for k, v in val_metrics.items()}}
         history.append(record)
         improved = val_loss < best["val_loss"]
@@ -302,27 +299,30 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
             best = {"epoch": epoch, "val_loss": val_loss, "val_metrics": val_metrics,
                     "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         run.log_epoch(epoch, record)
-        log.info("%s/%s epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s", task, model_name, epoch, t.epochs,
-                 record["train_loss"], val_loss, primary, val_metrics.get(primary, math.nan), " *" if improved else "")
+        log.info("%s/%s seed%d epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s", task, model_name, seed, epoch,
+                 t.epochs, record["train_loss"], val_loss, primary, val_metrics.get(primary, math.nan), " *" if improved else "")
         _save_checkpoint(ckpt_path, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch, "phase": phase,
                                      "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                      "history": history, "best": best, "run_id": run_id})
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            run.end(status="KILLED")
-            raise KeyboardInterrupt(f"stopped after epoch {epoch} (test hook)")
+        if on_epoch_end is not None:
+            try:
+                on_epoch_end(epoch)
+            except BaseException:
+                run.end(status="KILLED")
+                raise
         if t.patience is not None and epoch - best["epoch"] >= t.patience:
             log.info("early stop: no validation improvement for %d epochs", t.patience)
             break
 
     model.load_state_dict(best["state_dict"])
-    out_dir = layout.model(task, model_name)
+    out_dir = layout.model(task, model_name, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     hist = pd.DataFrame(history)
     with atomic_path(out_dir / "history.csv") as tmp:
         hist.to_csv(tmp, index=False)
     seconds = time.time() - t0
     save_model(model.cpu(), out_dir, labels, metadata={
-        "task": task, "model_name": model_name, "kind": kind, "best_epoch": best["epoch"],
+        "task": task, "model_name": model_name, "seed": seed, "kind": kind, "best_epoch": best["epoch"],
         "best_val_loss": best["val_loss"], "val_metrics": best["val_metrics"], "mlflow_run_id": run_id,
         "device": str(device), "train_seconds": round(seconds, 2), "dataset_coverage": store.meta.get("coverage", {}),
     })

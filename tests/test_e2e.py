@@ -31,7 +31,6 @@ def _project(tmp: Path, tasks: list[str] = TASKS) -> Path:
     """A fresh git+DVC project with the repo's dvc.yaml and a tiny params.yaml."""
     proj = tmp / "proj"
     proj.mkdir()
-    shutil.copy(REPO / "dvc.yaml", proj / "dvc.yaml")
     shutil.copytree(REPO / "pipeline", proj / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     over = tiny_overrides(models=MODELS, tasks=tasks, n_clips=36)
@@ -42,6 +41,7 @@ def _project(tmp: Path, tasks: list[str] = TASKS) -> Path:
         else:
             params[key] = value
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["musicrep", "dag", "--write", "--params", str(proj / "params.yaml")], check=True, capture_output=True)
     env = _git_env()
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
                 ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
@@ -53,10 +53,10 @@ def _check_outputs(proj: Path, tasks: list[str] = TASKS) -> None:
     for task in tasks:
         assert (proj / "data" / "segments" / task / "manifest.parquet").exists()
         for model in MODELS:
-            assert (proj / "models" / task / model / "model.pt").exists()
-            ev = json.loads((proj / "metrics" / task / model / "eval.json").read_text())
+            assert (proj / "models" / task / model / "seed0" / "model.pt").exists()
+            ev = json.loads((proj / "metrics" / task / model / "seed0" / "eval.json").read_text())
             assert any(k in ev for k in ("test/roc_auc", "test/accuracy"))
-            assert (proj / "metrics" / task / model / "robustness.csv").exists()
+            assert (proj / "metrics" / task / model / "seed0" / "robustness.csv").exists()
     assert (proj / "reports" / "index.html").exists()
 
 
@@ -83,8 +83,10 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     exp = subprocess.run(["dvc", "exp", "run", "-S", "robustness.max_clips=6", "-n", "fewer-clips"], cwd=proj,
                          capture_output=True, text=True, timeout=600)
     assert exp.returncode == 0, exp.stdout[-2000:] + exp.stderr[-2000:]
-    assert "Running stage 'robustness@synth_keywords-fcn'" in exp.stdout
-    assert "Running stage 'train@" not in exp.stdout  # only the stages that depend on the changed param re-run
+    assert "Running stage 'cell-fcn@synth_keywords-0'" in exp.stdout
+    out = exp.stdout + exp.stderr
+    assert "epoch 1/1 train_loss" not in out  # training is not redone: the cell resumes its finished checkpoint
+    assert "resuming synth_keywords/fcn seed 0" in out
     shown = subprocess.run(["dvc", "exp", "show", "--json"], cwd=proj, capture_output=True, text=True, check=True)
     assert "fewer-clips" in shown.stdout
 
@@ -94,7 +96,7 @@ def test_prefect_flow_end_to_end(tmp_path: Path) -> None:
 
     proj = _project(tmp_path)
     metrics = musicrep_pipeline(params_path=str(proj / "params.yaml"), root=str(proj))
-    assert set(metrics) == {f"{t}/{m}" for t in TASKS for m in MODELS}
+    assert set(metrics) == {f"{t}/{m}/seed0" for t in TASKS for m in MODELS}
     _check_outputs(proj)
 
 
@@ -102,7 +104,14 @@ def test_dvc_stages_and_flow_cover_the_same_stage_functions() -> None:
     from flows.pipeline_flow import FLOW_STEPS
     from pipeline.stages import STAGES
 
-    dvc_stages = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
-    assert dvc_stages == set(STAGES) == set(FLOW_STEPS)
-    cli_cmds = {s["cmd"].split()[1] for s in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()}
-    assert cli_cmds == set(STAGES)
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    cli_cmds = [s["cmd"].split()[1] for s in stages.values()]
+    assert list(dict.fromkeys(cli_cmds)) == list(STAGES) == list(FLOW_STEPS)  # same stages, same order
+
+
+def test_committed_dvc_yaml_is_generated_from_the_pipeline_description() -> None:
+    from pipeline.config import load_params
+    from pipeline.dag import render_dvc_yaml
+
+    assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(load_params(REPO / "params.yaml")), \
+        "dvc.yaml is stale: run `musicrep dag --write`"

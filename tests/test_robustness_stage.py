@@ -20,7 +20,7 @@ from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.paths import Layout
 from pipeline.profiles import profile_defaults
 from pipeline.robustness.stage import (
-    COLUMNS, format_level, level_key, plot_task_curves, robustness_summary, run_robustness,
+    COLUMNS, format_level, level_key, plot_robustness, plot_task_curves, robustness_summary, run_robustness,
 )
 
 SR = 16_000
@@ -133,8 +133,10 @@ def stub_zoo(monkeypatch):
 
 def _check_outputs(root: Path, model_name: str, table: pd.DataFrame, grid: dict[str, list[float]]) -> dict:
     out = Layout(root).metrics(TASK, model_name)
-    for name in ("robustness.parquet", "robustness.csv", "robustness.json", "robustness.png"):
+    for name in ("robustness.parquet", "robustness.csv", "robustness.json", "robustness_scores.parquet"):
         assert (out / name).stat().st_size > 0, name
+    scores = pd.read_parquet(out / "robustness_scores.parquet")
+    assert len(scores) == 12 * len({(p, v) for p, v in zip(table["perturbation"], table["level"].fillna(-999))})
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
     assert list(table.columns) == COLUMNS
     stored = pd.read_parquet(out / "robustness.parquet")
@@ -177,6 +179,7 @@ def test_stage_on_trained_stub_model(tmp_path, stub_zoo) -> None:
     assert {"clean", "drop", "relative_degradation"} <= set(summary.columns)
     row = summary[(summary.perturbation == "white_noise") & (summary.level == -10.0) & (summary.metric == "roc_auc")]
     assert row["relative_degradation"].iloc[0] > 0
+    assert plot_robustness(table, tmp_path / "one.png").stat().st_size > 0  # drawn by the report
     both = pd.concat([table, table.assign(model="tiny2")])
     png = plot_task_curves(both, TASK, tmp_path / "curves.png")
     assert png.stat().st_size > 0
@@ -198,7 +201,7 @@ def test_stage_logs_into_the_models_mlflow_run(tmp_path, stub_zoo) -> None:
     flat = json.loads((Layout(tmp_path).metrics(TASK, "tiny") / "robustness.json").read_text())
     assert metrics["robust/white_noise/snr_10/roc_auc"] == pytest.approx(flat["white_noise/snr_10/roc_auc"])
     names = {f.path for f in client.list_artifacts(run.run_id, "robustness")}
-    assert {"robustness/robustness.png", "robustness/robustness.parquet"} <= names
+    assert {"robustness/robustness_scores.parquet", "robustness/robustness.parquet"} <= names
 
 
 def test_stage_with_zoo_model(tmp_path) -> None:

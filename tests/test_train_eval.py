@@ -79,6 +79,14 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _kill_after(epoch: int):
+    """An epoch hook that stops training after ``epoch`` as a kill would (after the checkpoint)."""
+    def hook(done: int) -> None:
+        if done >= epoch:
+            raise KeyboardInterrupt(f"stopped after epoch {done}")
+    return hook
+
+
 def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path) -> None:
     """Stop after epoch 1, resume: same weights and metrics as a straight 2-epoch run."""
     params, layout = prepared
@@ -90,8 +98,8 @@ def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path) -> None:
             (lay.root / sub).symlink_to(layout.root / sub)
     a = train_model("synth_keywords", "samplecnn", params, straight)
     with pytest.raises(KeyboardInterrupt):
-        train_model("synth_keywords", "samplecnn", params, resumed, stop_after_epoch=1)
-    assert (resumed.root / ".checkpoints" / "synth_keywords" / "samplecnn" / "last.pt").exists()
+        train_model("synth_keywords", "samplecnn", params, resumed, on_epoch_end=_kill_after(1))
+    assert (resumed.checkpoints("synth_keywords", "samplecnn", 0) / "last.pt").exists()
     assert not (resumed.model("synth_keywords", "samplecnn") / "model.pt").exists()  # partial work is not finished work
     b = train_model("synth_keywords", "samplecnn", params, resumed, resume=True)
     assert a.best_epoch == b.best_epoch
@@ -106,7 +114,7 @@ def test_stale_checkpoint_is_not_resumed(prepared, tmp_path) -> None:
     lay = Layout(tmp_path)
     (tmp_path / "data").symlink_to(layout.root / "data")
     with pytest.raises(KeyboardInterrupt):
-        train_model("synth_keywords", "samplecnn", params, lay, stop_after_epoch=1)
+        train_model("synth_keywords", "samplecnn", params, lay, on_epoch_end=_kill_after(1))
     changed = params.model_copy(update={"train": params.train.model_copy(update={"lr": 0.01})})
     res = train_model("synth_keywords", "samplecnn", changed, lay, resume=True)
     hist = (res.model_dir / "history.csv").read_text().splitlines()
@@ -121,7 +129,7 @@ def test_checkpoint_from_other_model_code_is_not_resumed(prepared, tmp_path, mon
     lay = Layout(tmp_path)
     (tmp_path / "data").symlink_to(layout.root / "data")
     with pytest.raises(KeyboardInterrupt):
-        train_model("synth_keywords", "samplecnn", params, lay, stop_after_epoch=1)
+        train_model("synth_keywords", "samplecnn", params, lay, on_epoch_end=_kill_after(1))
     monkeypatch.setattr(train_mod, "training_code_hash", lambda: "other-code")
     res = train_model("synth_keywords", "samplecnn", params, lay, resume=True)
     hist = (res.model_dir / "history.csv").read_text().splitlines()

@@ -51,7 +51,8 @@ PROFILES = ("paper", "smoke")
 TASK_KINDS = ("multilabel", "single")
 EVENT_CLIP_MAX_SAMPLES = 160_000
 """Multi-label clips up to 10 s at 16 kHz count as sound events, longer ones as music tagging."""
-SAMPLE_CNN_SMOKE_LENGTHS = (3**9, 3**10)
+SAMPLE_CNN_FRAME = 3
+"""Samples per frame of the sample-level CNNs (their first convolution has stride 3)."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ VARIANTS: dict[str, VariantSpec] = {
             description="Sample-level CNN (Lee et al. 2017): 11 conv stages on the raw waveform, 3^10 samples.",
             notes=f"{_LOGITS_NOTE} {_FIT_NOTE} The reference needs exactly 3^10 samples; other lengths "
             "end with a global max over time.",
-            smoke_rule="3^9 = 19,683 if min(paper L, clip) <= 19,683, else 3^10 = 59,049",
+            smoke_rule="min(paper L, clip) rounded up to a whole frame of 3 samples (< 1 frame of padding)",
         ),
         VariantSpec(
             name="samplecnn_se",
@@ -159,7 +160,7 @@ VARIANTS: dict[str, VariantSpec] = {
             min_input_length=1_024,
             description="Sample-level CNN + residual squeeze-excitation blocks (Kim et al. 2018), 3^10 samples.",
             notes=f"{_LOGITS_NOTE} {_FIT_NOTE} Same length handling as samplecnn.",
-            smoke_rule="3^9 = 19,683 if min(paper L, clip) <= 19,683, else 3^10 = 59,049",
+            smoke_rule="min(paper L, clip) rounded up to a whole frame of 3 samples (< 1 frame of padding)",
         ),
         VariantSpec(
             name="hcnn",
@@ -315,7 +316,7 @@ def input_length_for(variant: str, profile: str, clip_samples: int, task_kind: s
         return paper
     target = max(min(paper, clip_samples), spec.min_input_length)
     if spec.backend in ("samplecnn", "samplecnn_se"):
-        return next(n for n in SAMPLE_CNN_SMOKE_LENGTHS if n >= target or n == SAMPLE_CNN_SMOKE_LENGTHS[-1])
+        return -(-target // SAMPLE_CNN_FRAME) * SAMPLE_CNN_FRAME
     return target
 
 

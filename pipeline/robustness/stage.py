@@ -2,22 +2,24 @@
 
 For one (task, model), :func:`run_robustness`
 
-1. loads the packaged model (``models/<task>/<model>/``) and the test split of
+1. loads the packaged model (``models/<task>/<model>/seed<k>/``) and the test split of
    ``data/segments/<task>/`` (at most ``robustness.max_clips`` clips, a seeded random subset
    in manifest order, the same subset for every model of the task);
 2. scores the clean clips and every ``(perturbation, level)`` of ``robustness.grid`` with the
    evaluation protocol (:func:`pipeline.inference.predict_clips`: the whole clip is perturbed,
    then chunked and the chunk scores averaged, as in the reference robustness script);
 3. computes the task metrics (:func:`pipeline.metrics.task_metrics`) at each point and writes,
-   atomically, into ``metrics/<task>/<model>/``:
+   atomically, into ``metrics/<task>/<model>/seed<k>/``:
 
    - ``robustness.parquet`` / ``robustness.csv``: tidy table, one row per
      (perturbation, level, metric): ``task, model, perturbation, level, metric, value, unit,
-     n_clips``; the unperturbed point has ``perturbation == "clean"`` and ``level`` NaN;
+     n_clips, noise_source`` (the noise bank of background-noise points, else empty); the unperturbed point has ``perturbation == "clean"`` and ``level`` NaN;
    - ``robustness.json``: flat ``{"<perturbation>/<unit>_<level>/<metric>": value}`` for
      ``dvc metrics show`` (e.g. ``white_noise/snr_10/roc_auc``, ``clean/roc_auc``);
-   - ``robustness.png``: primary metric vs level, one panel per perturbation, clean as a
-     reference line;
+   - ``robustness_scores.parquet``: the activated scores of every clip at every point (the
+     report's bootstrap intervals of degradation, paired across models);
+   - the figure (primary metric vs level, one panel per perturbation) is drawn by the report
+     (:func:`plot_robustness`), so a grid cell never imports matplotlib;
 
 4. logs the same numbers to MLflow as ``robust/<perturbation>/<unit>_<level>/<metric>`` via
    ``pipeline.tracking.log_robustness`` when that function exists.
@@ -50,8 +52,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["task", "model", "perturbation", "level", "metric", "value", "unit", "n_clips"]
+COLUMNS = ["task", "model", "perturbation", "level", "metric", "value", "unit", "n_clips", "noise_source"]
 TABLE, CSV, JSON, PNG = "robustness.parquet", "robustness.csv", "robustness.json", "robustness.png"
+SCORES = "robustness_scores.parquet"
+"""Per clip and point: ``perturbation, level, clip_id, scores`` (the report's paired intervals)."""
 CLEAN = "clean"
 MAX_BATCH_SAMPLES = 1 << 21  # samples perturbed at once (about 2 min of audio, ~8 MB per copy)
 MAX_BATCH_CLIPS = 64
@@ -169,7 +173,7 @@ def perturbed_waves(waves: Iterable[np.ndarray], name: str, level: float, seeds:
 # the stage
 # --------------------------------------------------------------------------------------------
 def run_robustness(task: str, model_name: str, params: "Params", layout: Layout = Layout(), *,
-                   track: bool = True) -> pd.DataFrame:
+                   track: bool = True, seed: int | None = None) -> pd.DataFrame:
     """Run the robustness stage for one trained model; return the tidy table.
 
     Args:
@@ -179,6 +183,8 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
             ``train.bf16`` and ``seed``).
         layout: project layout.
         track: log to MLflow through ``pipeline.tracking.log_robustness`` when available.
+        seed: training seed of the cell (default: the first of ``grid.seeds``); the clips
+            and noise draws depend only on the data seed, so all seeds see the same inputs.
 
     Returns:
         Tidy DataFrame with :data:`COLUMNS` (also written to ``robustness.parquet``/``.csv``).
@@ -196,7 +202,8 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
         log.info("robustness disabled in params: only the clean point is evaluated")
     validate_grid(grid)
 
-    model, card = load_model(layout.model(task, model_name))
+    seed = params.grid.seeds[0] if seed is None else int(seed)
+    model, card = load_model(layout.model(task, model_name, seed))
     device = pick_device(params.train.device)
     model.to(device)
     manifest, meta, wave_of = _open_store(layout.segments(task))
@@ -226,9 +233,14 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
 
         noise = load_noise(rp.noise_source, layout, seed=params.seed)
 
-    def score(waves: Iterable[np.ndarray]) -> dict[str, float]:
+    clip_scores: list[dict[str, Any]] = []  # per clip and point, for bootstrap intervals in the report
+
+    def score(waves: Iterable[np.ndarray], perturbation: str = CLEAN, level: float = math.nan) -> dict[str, float]:
         scores = predict_clips(model, waves, n_chunks=params.evaluate.n_chunks, batch_size=params.evaluate.batch_size,
                                device=device, bf16=params.train.bf16)
+        for r, row in zip(rows_iter, scores):
+            clip_scores.append({"perturbation": perturbation, "level": level, "clip_id": str(r.clip_id),
+                                "scores": row.astype(np.float32)})
         metrics = task_metrics(kind, y_true, scores, params.evaluate.threshold)
         return {k: float(v) for k, v in metrics.items() if k not in _SKIP_METRICS}
 
@@ -238,7 +250,8 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
         unit = "" if perturbation == CLEAN else INFO[perturbation].unit
         for metric, value in metrics.items():
             records.append({"task": task, "model": model_name, "perturbation": perturbation, "level": level,
-                            "metric": metric, "value": value, "unit": unit, "n_clips": n_clips})
+                            "metric": metric, "value": value, "unit": unit, "n_clips": n_clips,
+                            "noise_source": rp.noise_source if INFO.get(perturbation) and INFO[perturbation].needs_noise else ""})
 
     t0 = time.perf_counter()
     add(CLEAN, math.nan, score(clean_waves()))
@@ -248,32 +261,39 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
         for level in levels:
             t1 = time.perf_counter()
             waves = perturbed_waves(clean_waves(), name, level, seeds, noise=noise, device=device)
-            add(name, level, score(waves))
+            add(name, level, score(waves, name, level))
             log.info("robustness %s/%s: %s %s in %.1f s", task, model_name, name, level_key(name, level),
                      time.perf_counter() - t1)
 
     table = pd.DataFrame.from_records(records, columns=COLUMNS)
-    out_dir = layout.metrics(task, model_name)
-    paths = write_outputs(table, out_dir, metric=PRIMARY_METRIC[kind])
+    out_dir = layout.metrics(task, model_name, seed)
+    paths = write_outputs(table, out_dir)
+    with atomic_path(out_dir / SCORES) as tmp:
+        pd.DataFrame(clip_scores).to_parquet(tmp, index=False)
+    paths["scores"] = out_dir / SCORES
     if track:
         flat = flat_metrics(table)
         from pipeline.tracking import log_robustness
 
-        log_robustness(task, model_name, {f"robust/{k}": v for k, v in flat.items()}, list(paths.values()), params, layout)
+        log_robustness(task, model_name, {f"robust/{k}": v for k, v in flat.items()}, list(paths.values()), params, layout,
+                       seed, noise_source=rp.noise_source if noise is not None else None)
     log.info("robustness %s/%s done in %.1f s -> %s", task, model_name, time.perf_counter() - t0, out_dir)
     return table
 
 
-def write_outputs(table: pd.DataFrame, out_dir: str | Path, metric: str | None = None) -> dict[str, Path]:
-    """Write ``robustness.{parquet,csv,json,png}`` atomically into ``out_dir``; return their paths."""
+def write_outputs(table: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``robustness.{parquet,csv,json}`` atomically into ``out_dir``; return their paths.
+
+    The figure (:func:`plot_robustness`) is drawn by the report, so a grid cell never pays
+    for importing matplotlib.
+    """
     out_dir = Path(out_dir)
-    paths = {"parquet": out_dir / TABLE, "csv": out_dir / CSV, "json": out_dir / JSON, "png": out_dir / PNG}
+    paths = {"parquet": out_dir / TABLE, "csv": out_dir / CSV, "json": out_dir / JSON}
     with atomic_path(paths["parquet"]) as tmp:
         table.to_parquet(tmp, index=False)
     with atomic_path(paths["csv"]) as tmp:
         table.to_csv(tmp, index=False)
     write_json(paths["json"], flat_metrics(table))
-    plot_robustness(table, paths["png"], metric=metric)
     return paths
 
 
