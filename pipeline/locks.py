@@ -93,7 +93,8 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".") -> I
         UserError: the lock is held elsewhere (the message names the holder's pid).
     """
     path = lock_path(stage, *keys, root=root)
-    key = str(path.resolve()) if path.parent.exists() else str(path.absolute())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = str(path.resolve())
     me = threading.get_ident()
     with _GUARD:
         held = _HELD.get(key)
@@ -112,7 +113,6 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".") -> I
                 thread, depth, fd = _HELD[key]
                 _HELD[key] = (thread, depth - 1, fd)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -141,11 +141,11 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".") -> I
 def is_held(stage: str, *keys: str | int, root: str | os.PathLike = ".") -> bool:
     """True when some process (this one included) holds the lock right now."""
     path = lock_path(stage, *keys, root=root)
-    with _GUARD:
-        if any(k == str(path.absolute()) or k == str(path.resolve()) for k in _HELD):
-            return True
     if not path.exists():
         return False
+    with _GUARD:
+        if str(path.resolve()) in _HELD:
+            return True
     fd = os.open(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
