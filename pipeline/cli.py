@@ -129,10 +129,27 @@ def train(task: str, model: str, resume: Annotated[bool, typer.Option("--resume/
 
 
 @app.command()
-def evaluate(task: str, model: str, seed: SeedOpt = None, params: ParamsOpt = Path("params.yaml")) -> None:
-    """Test-split metrics of a trained model."""
+def evaluate(task: str, model: str, seed: SeedOpt = None,
+             on: Annotated[Optional[str], typer.Option("--on", help="evaluate on the test split of this other dataset")] = None,
+             label_map: Annotated[Optional[Path], typer.Option("--label-map", help="with --on: JSON {their label: model label}")] = None,
+             params: ParamsOpt = Path("params.yaml")) -> None:
+    """Test-split metrics of a trained model (on its own dataset, or cross-dataset with --on)."""
     from pipeline import stages
 
+    if on:
+        from pipeline.evaluate import evaluate_cross
+
+        mapping = None
+        if label_map is not None:
+            try:
+                mapping = json.loads(label_map.read_text())
+            except (OSError, ValueError) as exc:
+                raise UserError(f"--label-map {label_map} is not a readable JSON object ({exc}); write {{\"their label\": \"model label\"}}.") from None
+            if not isinstance(mapping, dict):
+                raise UserError(f"--label-map {label_map} must hold a JSON object {{\"their label\": \"model label\"}}.")
+        result = evaluate_cross(task, model, on, _params(params), seed=seed, label_map=mapping)
+        typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
+        return
     result = stages.evaluate(task, model, _params(params), seed=seed)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
@@ -229,13 +246,20 @@ def compare(
     long: Annotated[bool, typer.Option("--long", help="one row per (task, model, metric) instead of one column per metric")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
     digits: Annotated[int, typer.Option(help="decimals of table/markdown values (csv/json keep full precision)")] = 4,
+    per_seed: Annotated[bool, typer.Option("--per-seed", help="one row per seed instead of mean/std over seeds")] = False,
+    params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Table of MLflow runs: task x model x metrics; values are never truncated."""
+    """Table of MLflow runs: task x model x metrics, mean and std over seeds, 95 % CI over test clips; never truncated."""
     from pipeline.compare import FORMATS, compare_table, format_table, render
 
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
-    df = compare_table(task, robust)
+    evidence = None
+    if params.exists():
+        from pipeline.paths import Layout
+
+        evidence = (_params(params), Layout(params.resolve().parent))
+    df = compare_table(task, robust, per_seed=per_seed, evidence=None if per_seed else evidence)
     if csv:
         csv.write_text(format_table(df, "csv", long))
         typer.echo(f"wrote {csv} ({len(df)} rows)")

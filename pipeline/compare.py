@@ -1,24 +1,69 @@
-"""``musicrep compare``: MLflow runs as a task x model x metrics table."""
+"""``musicrep compare``: MLflow runs as a task x model x metrics table, over seeds with intervals."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from pipeline.tracking import runs_table
 
+if TYPE_CHECKING:
+    from pipeline.config import Params
+    from pipeline.paths import Layout
+
 MAIN_METRICS = ["test/roc_auc", "test/pr_auc", "test/f1_sample", "test/accuracy", "test/loss", "best/epoch"]
 
 
-def compare_table(tasks: list[str] | None = None, robustness: bool = False) -> pd.DataFrame:
-    """Columns ``task``, ``model``, then one per metric named as logged (``test/roc_auc``...)."""
+def compare_table(tasks: list[str] | None = None, robustness: bool = False, per_seed: bool = False,
+                  evidence: "tuple[Params, Layout] | None" = None) -> pd.DataFrame:
+    """The runs as a table, one row per (task, model) over its seeds (or per seed).
+
+    Columns ``task``, ``model``, ``n_seeds``, then per metric (named as logged:
+    ``test/roc_auc``, ``cross/<dataset>/accuracy``...) the mean over seeds and ``<metric> std``.
+    With ``evidence=(params, layout)`` and the cells' predictions on disk, the primary metric
+    of the seed-averaged model gets its 95 % bootstrap interval over test clips
+    (``ci_low``, ``ci_high``) from :func:`pipeline.evidence.accuracy_table`.
+    With ``per_seed`` the rows are the runs themselves (column ``seed``).
+    """
     df = runs_table(tasks)
     if df.empty:
         return df
     metric_cols = [c for c in MAIN_METRICS if c in df.columns]
+    metric_cols += sorted(c for c in df.columns if c.startswith("cross/"))
     if robustness:
         metric_cols += sorted(c for c in df.columns if c.startswith("robust/"))
     extra = [c for c in ("params",) if c in df.columns]
-    return df[["task", "model", *metric_cols, *extra]]
+    if per_seed:
+        return df[["task", "model", "seed", *metric_cols, *extra]]
+    groups = df.groupby(["task", "model"], sort=False)
+    out = groups.size().rename("n_seeds").reset_index()
+    for col in metric_cols:
+        values = pd.to_numeric(df[col], errors="coerce")
+        out[col] = values.groupby([df["task"], df["model"]], sort=False).mean().to_numpy()
+        out[f"{col} std"] = values.groupby([df["task"], df["model"]], sort=False).std(ddof=1).to_numpy()
+    for col in extra:
+        out[col] = groups[col].first().to_numpy()
+    out = out.dropna(axis=1, how="all")
+    if evidence is not None:
+        out = _with_intervals(out, *evidence)
+    return out
+
+
+def _with_intervals(df: pd.DataFrame, params: "Params", layout: "Layout") -> pd.DataFrame:
+    from pipeline.evidence import accuracy_table
+
+    rows = []
+    for task in df["task"].unique():
+        try:
+            table = accuracy_table(params, layout, task)
+        except Exception:  # noqa: BLE001 - a task of another project, or no predictions here
+            continue
+        if not table.empty:
+            rows.append(table.assign(task=task)[["task", "model", "ci_low", "ci_high"]])
+    if not rows:
+        return df
+    return df.merge(pd.concat(rows), on=["task", "model"], how="left")
 
 
 FORMATS = ("table", "csv", "json", "markdown")

@@ -197,7 +197,7 @@ class TrainParams(Section):
     use_feature_cache: bool = True
     patience: int | None = Field(default=None, ge=1)
     compile: Literal["auto", "on", "off"] = "auto"
-    """torch.compile the model: ``auto`` = on CUDA only (measured faster there), ``on``, ``off``."""
+    """torch.compile the model: ``on``, ``off``, or ``auto`` (eager until compile is measured faster on a GPU)."""
     num_workers: int | Literal["auto"] = "auto"
     """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
     progress_seconds: float = Field(default=10.0, gt=0)

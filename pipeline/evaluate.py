@@ -78,6 +78,66 @@ def evaluate_model(task: str, model_name: str, params: "Params", layout: Layout 
     return result
 
 
+def evaluate_cross(task: str, model_name: str, other: str, params: "Params", layout: Layout = Layout(),
+                   seed: int | None = None, label_map: dict[str, str] | None = None) -> dict[str, float]:
+    """Evaluate the model trained on ``task`` on the test split of another dataset ``other``.
+
+    Labels are matched by name, or through ``label_map`` (``{other's label: model's label}``;
+    labels of ``other`` that map to nothing are left out). Single-label: clips whose label
+    the model does not know are left out and counted; multi-label: the metrics are computed
+    over the shared labels only. Writes ``metrics/<task>/<model>/seed<k>/cross/<other>/eval.json``
+    and ``predictions.parquet``, and logs ``cross/<other>/<metric>`` into the model's run.
+
+    Raises:
+        UserError: no shared label, or no test clip left after the mapping.
+    """
+    from pipeline import tracking
+    from pipeline.errors import UserError
+
+    seed = params.grid.seeds[0] if seed is None else int(seed)
+    device = pick_device(params.train.device)
+    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
+    model.to(device)
+    store = SegmentStore(layout.segments(other))
+    vocab = list(card["labels"])
+    mapping = {lab: (label_map or {}).get(lab, lab) for lab in store.labels}
+    mapping = {k: v for k, v in mapping.items() if v in vocab}
+    if not mapping:
+        raise UserError(f"{other} shares no label with {task}/{model_name} ({', '.join(vocab[:6])}...); "
+                        "pass a label map (--label-map FILE.json with {\"their label\": \"model label\"}).")
+    rows = store.split("test")
+    mapped = [[mapping[lab] for lab in labs if lab in mapping] for labs in rows["labels"]]
+    multilabel = bool(card["config"].get("multilabel"))
+    keep = np.array([len(m) > 0 if not multilabel else True for m in mapped], dtype=bool)
+    if not keep.any():
+        raise UserError(f"no test clip of {other} has a label that {task}/{model_name} knows; check the label map.")
+    rows = rows[keep].reset_index(drop=True)
+    mapped = [m for m, k in zip(mapped, keep) if k]
+    scores = predict_clips(model, store.waves(rows), n_chunks=params.evaluate.n_chunks,
+                           batch_size=params.evaluate.batch_size, device=device, bf16=params.train.bf16)
+    kind = "multilabel" if multilabel else "single"
+    y = label_matrix(mapped, vocab, multilabel)
+    if multilabel:  # only the labels both datasets have
+        shared = sorted({vocab.index(v) for v in mapping.values()})
+        metrics = task_metrics(kind, y[:, shared], scores[:, shared], params.evaluate.threshold)
+    else:
+        metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
+    metrics["n_clips"] = float(len(rows))
+    metrics["n_clips_left_out"] = float((~keep).sum())
+    metrics["n_labels_shared"] = float(len(set(mapping.values())))
+    out_dir = layout.metrics(task, model_name, seed) / "cross" / other
+    result = {f"cross/{other}/{k}": float(v) for k, v in metrics.items()}
+    write_json(out_dir / "eval.json", result)
+    preds = pd.DataFrame({"clip_id": rows["clip_id"], "labels": mapped})
+    preds["scores"] = list(scores.astype(np.float32))
+    with atomic_path(out_dir / "predictions.parquet") as tmp:
+        preds.to_parquet(tmp, index=False)
+    tracking.log_to_run(card["metadata"].get("mlflow_run_id"), result)
+    log.info("cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s", task, model_name, seed, other, len(rows),
+             int((~keep).sum()), ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "accuracy")))
+    return result
+
+
 def read_eval(task: str, model_name: str, layout: Layout = Layout(), seed: int = 0) -> dict[str, float] | None:
     import json
 
@@ -85,4 +145,4 @@ def read_eval(task: str, model_name: str, layout: Layout = Layout(), seed: int =
     return json.loads(path.read_text()) if path.exists() else None
 
 
-__all__ = ["evaluate_model", "read_eval", "Path"]
+__all__ = ["evaluate_model", "evaluate_cross", "read_eval", "Path"]

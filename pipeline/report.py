@@ -579,6 +579,17 @@ def _log_figures(entries: list[Entry]) -> None:
                 log.warning("could not log figures of %s/%s to MLflow: %s", e.task, e.model, exc)
 
 
+def _write_evidence_files(ev: dict[str, dict[str, Any]], out_dir: Path) -> None:
+    """``evidence.csv`` (accuracy with intervals), ``robustness_evidence.csv``, ``harmonic_differences.csv``."""
+    for name, key in (("evidence.csv", "accuracy"), ("robustness_evidence.csv", "robustness"),
+                      ("harmonic_differences.csv", "differences")):
+        frames = [t.assign(task=task) for task, t in ev[key].items() if t is not None and not t.empty]
+        if frames:
+            df = pd.concat(frames, ignore_index=True)
+            df[["task", *[c for c in df.columns if c != "task"]]].to_csv(out_dir / name, index=False)
+    (out_dir / "harmonic_robustness.txt").write_text("\n".join(ev["statements"].values()) + "\n")
+
+
 def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
     """Replace ``out_dir`` by ``tmp_dir`` (renames on one filesystem)."""
     old = None
@@ -619,7 +630,9 @@ def build_report(params: "Params", layout: Layout = Layout(), *, register: bool 
         for e in entries:
             if e.trained and e.seed == first_seed:  # figures of the first seed; tables cover all seeds
                 make_figures(e, layout, fig_dir)
-        doc = _write(params, layout, entries, tmp_dir, fig_dir)
+        evidence = _evidence(params, layout)
+        doc = _write(params, layout, entries, tmp_dir, fig_dir, evidence)
+        _write_evidence_files(evidence, tmp_dir)
         results_frame(entries).to_csv(tmp_dir / "results.csv", index=False)
         (tmp_dir / "index.md").write_text("\n".join(doc.md))
         (tmp_dir / "index.html").write_text(doc.render_html("musicrep report"))
@@ -637,7 +650,67 @@ def build_report(params: "Params", layout: Layout = Layout(), *, register: bool 
     return out_dir / "index.html"
 
 
-def _write(params: "Params", layout: Layout, entries: list[Entry], out_dir: Path, fig_dir: Path) -> _Doc:
+def _evidence(params: "Params", layout: Layout) -> dict[str, dict[str, Any]]:
+    """Per task: the accuracy table with intervals, the robustness table and the harmonic statement."""
+    from pipeline.evidence import accuracy_table, harmonic_statement, robustness_table
+
+    out: dict[str, dict[str, Any]] = {"accuracy": {}, "robustness": {}, "statements": {}, "differences": {}}
+    for task in params.grid.tasks:
+        out["accuracy"][task] = accuracy_table(params, layout, task)
+        table, rs, models = robustness_table(params, layout, task)
+        out["robustness"][task] = table
+        out["differences"][task], out["statements"][task] = harmonic_statement(params, table, rs, models, task)
+    return out
+
+
+def _cross_rows(params: "Params", layout: Layout) -> tuple[list[str], list[list[str]]]:
+    """One row per (trained on, model, seed, evaluated on) found under ``metrics/*/*/seed*/cross/``."""
+    header = ["trained on", "model", "seed", "evaluated on", "metric", "value", "clips", "labels shared"]
+    rows = []
+    from pipeline.dag import cell_keys
+
+    for task, model, seed in cell_keys(params):
+        for path in sorted((layout.metrics(task, model, seed) / "cross").glob("*/eval.json")):
+            data = _read_json(path) or {}
+            other = path.parent.name
+            metric = next((m for m in ("accuracy", "roc_auc") if f"cross/{other}/{m}" in data), None)
+            if metric is None:
+                continue
+            rows.append([task, model, str(seed), other, metric, _fmt(data[f"cross/{other}/{metric}"]),
+                         _fmt(data.get(f"cross/{other}/n_clips")), _fmt(data.get(f"cross/{other}/n_labels_shared"))])
+    return header, rows
+
+
+def _ci(v: float, lo: float, hi: float, digits: int = 3, pct: bool = False) -> str:
+    if v != v:
+        return "n/a"
+    if pct:
+        return f"{100 * v:+.1f} % [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _accuracy_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    metric = str(table["metric"].iloc[0])
+    header = ["model", "seeds", f"{metric} mean +- std over seeds", f"{metric} [95 % CI over clips]",
+              f"difference to {table['best'].iloc[0]} [95 % CI, paired]"]
+    rows = []
+    for r in table.sort_values("value", ascending=False).itertuples(index=False):
+        spread = f"{r.seed_mean:.3f} +- {r.seed_std:.3f}" if r.seed_std == r.seed_std else f"{r.seed_mean:.3f} (1 seed)"
+        diff = "best" if r.model == r.best else _ci(r.diff_to_best, r.diff_low, r.diff_high)
+        rows.append([r.model, str(r.n_seeds), spread, _ci(r.value, r.ci_low, r.ci_high), diff])
+    return header, rows
+
+
+def _robustness_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "clean [95 % CI]", "under noise [95 % CI]", "absolute drop [95 % CI]", "relative drop [95 % CI]"]
+    rows = [[r.model, _ci(r.clean, r.clean_low, r.clean_high), _ci(r.perturbed, r.perturbed_low, r.perturbed_high),
+             _ci(r.drop, r.drop_low, r.drop_high), _ci(r.relative_drop, r.relative_drop_low, r.relative_drop_high, pct=True)]
+            for r in table.sort_values("drop").itertuples(index=False)]
+    return header, rows
+
+
+def _write(params: "Params", layout: Layout, entries: list[Entry], out_dir: Path, fig_dir: Path,
+           evidence: dict[str, dict[str, Any]]) -> _Doc:
     doc = _Doc(out_dir)
     doc.heading("musicrep report", 1)
     synthetic = [t for t in params.grid.tasks if is_synthetic(t)]
@@ -662,7 +735,37 @@ def _write(params: "Params", layout: Layout, entries: list[Entry], out_dir: Path
              "`eval clips/s`: test clips per second of the evaluate stage. `registry`: load with "
              "`musicrep predict FILE --model <uri>`.")
 
+    doc.heading("Uncertainty: seeds, test clips, paired differences")
+    for task in params.grid.tasks:
+        table = evidence["accuracy"].get(task)
+        if table is None or table.empty:
+            continue
+        doc.heading(f"{task}{' (synthetic)' if is_synthetic(task) else ''}", 3)
+        doc.table(*_accuracy_rows(table))
+    doc.para(f"Mean +- std over the training seeds {params.grid.seeds}; the 95 % interval is a bootstrap over test "
+             "clips of the seed-averaged model (each seed scored on the same resample, then averaged). The difference "
+             "to the best model is paired: same clips, same resamples, same seeds; an interval that excludes 0 means "
+             "the data separate the two models.")
+
+    cross = _cross_rows(params, layout)
+    if cross[1]:
+        doc.heading("Cross-dataset evaluation")
+        doc.table(*cross)
+        doc.para("`musicrep evaluate TASK MODEL --on OTHER`: the model trained on TASK scored on the test split of "
+                 "OTHER (labels matched by name or a label map; multi-label metrics over the shared labels).")
+
     doc.heading("Robustness")
+    for task in params.grid.tasks:
+        table = evidence["robustness"].get(task)
+        if table is None or table.empty:
+            continue
+        doc.heading(f"{task}: degradation under noise{' (synthetic)' if is_synthetic(task) else ''}", 3)
+        doc.table(*_robustness_rows(table))
+        doc.para(f"**Harmonic front-end.** {evidence['statements'][task]}")
+    doc.para("Absolute drop = clean metric - mean metric over every noise point (white and background noise at each "
+             "SNR of `robustness.grid`), relative drop = drop / clean, for the seed-averaged model, with 95 % paired "
+             "bootstrap intervals over the test clips (clean and noisy scores of the same clips). Models near chance "
+             "have little to lose, so read the absolute drop together with the clean score.")
     any_rob = False
     for task in params.grid.tasks:
         pivot, png, metric = _robustness_tables(entries, task, fig_dir)
