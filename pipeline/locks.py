@@ -13,6 +13,10 @@ root while it runs:
     with stage_lock("segment", dataset, root=layout.root):
         ...  # a second holder fails at once with a one-line UserError naming the pid
 
+A stage also holds the lock of the stage whose outputs it reads (``segment`` holds
+``download X``, ``features`` holds ``segment X``, with ``holder=`` naming itself), so that
+its inputs cannot change under it.
+
 The kernel drops a ``flock`` when its process dies (even by ``kill -9``), so a lock is never
 stale: a lock file left behind is simply taken by the next run. The file records the pid,
 host, start time and command of its holder, for the error message.
@@ -65,8 +69,12 @@ def _holder(path: Path) -> dict:
     return {}
 
 
+def _describe(stage: str, keys: tuple) -> str:
+    return " ".join(["musicrep", stage, *(str(k) for k in keys if k is not None and str(k) != "")])
+
+
 def _busy_error(stage: str, keys: tuple, path: Path, info: dict) -> UserError:
-    what = " ".join(["musicrep", stage, *(str(k) for k in keys)])
+    what = info.get("holder") or _describe(stage, keys)
     pid = info.get("pid")
     who = f" (pid {pid}{' on ' + info['host'] if info.get('host') and info['host'] != socket.gethostname() else ''})" if pid else ""
     return UserError(f"another `{what}` is running{who} on this project; wait for it to finish or stop it, "
@@ -74,7 +82,7 @@ def _busy_error(stage: str, keys: tuple, path: Path, info: dict) -> UserError:
 
 
 @contextlib.contextmanager
-def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".") -> Iterator[Path]:
+def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".", holder: str | None = None) -> Iterator[Path]:
     """Hold the project lock of ``stage`` on ``keys`` (dataset, model, seed...) for the ``with`` block.
 
     Never waits: when another process (or another thread of this one) holds it, raises at
@@ -85,6 +93,9 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".") -> I
         stage: stage name, e.g. ``"segment"``.
         keys: what the stage works on, e.g. the dataset, or task, model and seed.
         root: the project root (``layout.root``).
+        holder: what the holder is doing, for others' error message (default
+            ``"musicrep <stage> <keys>"``); e.g. ``segment`` holds ``download X`` as
+            ``"musicrep segment X"`` so that a download cannot change the files it reads.
 
     Yields:
         The lock file's path.
@@ -100,7 +111,7 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".") -> I
         held = _HELD.get(key)
         if held is not None:
             if held[0] != me:
-                raise _busy_error(stage, keys, path, {"pid": os.getpid()})
+                raise _busy_error(stage, keys, path, {**_holder(path), "pid": os.getpid()})
             _HELD[key] = (me, held[1] + 1, held[2])
             reentered = True
         else:
@@ -126,6 +137,7 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".") -> I
         _HELD[key] = (me, 1, fd)
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage, "keys": [str(k) for k in keys],
+                "holder": holder or _describe(stage, keys),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)[:500]}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)

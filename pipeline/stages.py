@@ -42,7 +42,8 @@ def segment(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
     from pipeline.data.segment import segment_dataset
     from pipeline.locks import clean_stage_leftovers, stage_lock
 
-    with stage_lock("segment", dataset, root=layout.root):
+    with stage_lock("segment", dataset, root=layout.root), \
+            stage_lock("download", dataset, root=layout.root, holder=f"musicrep segment {dataset}"):  # raw files stay put
         clean_stage_leftovers("segment", dataset, layout)
         return segment_dataset(dataset, params, layout)
 
@@ -52,7 +53,8 @@ def features(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
     from pipeline.features.cache import build_features
     from pipeline.locks import clean_stage_leftovers, stage_lock
 
-    with stage_lock("features", dataset, root=layout.root):
+    with stage_lock("features", dataset, root=layout.root), \
+            stage_lock("segment", dataset, root=layout.root, holder=f"musicrep features {dataset}"):  # segments stay put
         clean_stage_leftovers("features", dataset, layout)
         return build_features(dataset, params, layout)
 

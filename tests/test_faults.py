@@ -1018,3 +1018,42 @@ def test_mlflow_ui_refuses_cross_origin_and_foreign_hosts(tmp_path: Path) -> Non
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("running,started,reads", [("segment", "download", "raw files"), ("features", "segment", "segments")])
+def test_a_stage_cannot_change_what_a_running_stage_reads(tmp_path: Path, running: str, started: str, reads: str) -> None:
+    """Defect 6: while `segment X` reads data/raw/X, `download X` is refused (and `segment X` while `features X` runs)."""
+    import subprocess
+    import sys
+
+    layout = Layout(tmp_path)
+    p = _tiny()
+    code = ("import time; from pipeline.locks import stage_lock\n"
+            f"with stage_lock({running!r}, 'synth_keywords', root={str(tmp_path)!r}), "
+            f"stage_lock({started!r}, 'synth_keywords', root={str(tmp_path)!r}, holder='musicrep {running} synth_keywords'):\n"
+            "    print('held', flush=True); time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=rf"another `musicrep {running} synth_keywords` is running \(pid {proc.pid}\)"):
+            getattr(stages, started)("synth_keywords", p, layout)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_segment_and_features_hold_their_inputs_lock(tmp_path: Path, monkeypatch) -> None:
+    """Defect 6: the real stages hold the upstream stage's lock while they run."""
+    import pipeline.data.segment as seg_mod
+    import pipeline.features.cache as cache_mod
+    from pipeline.locks import is_held
+
+    seen: dict[str, bool] = {}
+    monkeypatch.setattr(seg_mod, "segment_dataset", lambda ds, p, lay: seen.setdefault("segment", is_held("download", ds, root=lay.root)))
+    monkeypatch.setattr(cache_mod, "build_features", lambda ds, p, lay: seen.setdefault("features", is_held("segment", ds, root=lay.root)))
+    layout = Layout(tmp_path)
+    p = _tiny()
+    stages.segment("synth_keywords", p, layout)
+    stages.features("synth_keywords", p, layout)
+    assert seen == {"segment": True, "features": True}
+    assert not is_held("download", "synth_keywords", root=tmp_path) and not is_held("segment", "synth_keywords", root=tmp_path)
