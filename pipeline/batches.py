@@ -111,13 +111,22 @@ class CropBatches(torch.utils.data.Dataset):
     def assemble(self, clips: np.ndarray, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Copy the crops ``[start, start + L)`` of ``clips`` into one array (padding outside the clip)."""
         length = self.length
-        x = np.full((len(clips),) + self.lead_shape + (length,), self.pad_value, dtype=np.float32)
-        for row, (c, s) in enumerate(zip(clips.tolist(), starts.tolist())):
-            lo, hi = max(s, 0), min(s + length, int(self.n[c]))
-            if hi > lo:
-                base = int(self.offset[c])
-                x[row, ..., lo - s : hi - s] = self._open(self.shard_names[self.shard_of[c]])[..., base + lo : base + hi]
-        return torch.from_numpy(x), torch.from_numpy(self.targets[clips])
+        shards = [self._open(name) for name in self.shard_names]
+        dtype = shards[0].dtype if shards else np.float32  # copy as stored (float16 features), convert once
+        x = np.empty((len(clips),) + self.lead_shape + (length,), dtype=dtype)
+        lo = np.maximum(starts, 0)
+        hi = np.minimum(starts + length, self.n[clips])
+        base = self.offset[clips]
+        which = self.shard_of[clips]
+        for row, (a, b, s, o, k) in enumerate(zip(lo.tolist(), hi.tolist(), starts.tolist(), base.tolist(), which.tolist())):
+            a0, b0 = a - s, max(b - s, a - s)
+            if b > a:
+                x[row, ..., a0:b0] = shards[k][..., o + a : o + b]
+            if a0 > 0:
+                x[row, ..., :a0] = self.pad_value
+            if b0 < length:
+                x[row, ..., b0:] = self.pad_value
+        return torch.from_numpy(x).float(), torch.from_numpy(self.targets[clips])
 
 
 class EpochSampler(torch.utils.data.Sampler):

@@ -83,16 +83,26 @@ def robustness(task: str, model: str, params: "Params", layout: Layout = Layout(
 
 def cell(task: str, model: str, params: "Params", layout: Layout = Layout(), seed: int | None = None,
          resume: bool = True) -> dict[str, float]:
-    """One grid cell: train, evaluate and (when enabled) robustness of ``(task, model, seed)``.
+    """One grid cell: train, evaluate and robustness of ``(task, model, seed)``.
 
     Returns the test metrics. Each step writes its outputs atomically, so a killed cell
     re-run resumes training from its last epoch checkpoint and rewrites the rest.
     """
+    import time
+
+    from pipeline.locks import stage_lock
+
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    train(task, model, params, layout, resume=resume, seed=seed)
-    result = evaluate(task, model, params, layout, seed=seed)
-    if params.robustness.enabled:
-        robustness(task, model, params, layout, seed=seed)
+    with stage_lock("cell", task, model, seed, root=layout.root):  # two runs of one cell never interleave
+        t0 = time.perf_counter()
+        train(task, model, params, layout, resume=resume, seed=seed)
+        t1 = time.perf_counter()
+        result = evaluate(task, model, params, layout, seed=seed)
+        t2 = time.perf_counter()
+        robustness(task, model, params, layout, seed=seed)  # only the clean point when robustness is disabled
+        t3 = time.perf_counter()
+    log.info("cell %s/%s seed%d done in %.1f s (train %.1f s, evaluate %.1f s, robustness %.1f s)",
+             task, model, seed, t3 - t0, t1 - t0, t2 - t1, t3 - t2)
     return result
 
 

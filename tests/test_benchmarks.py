@@ -56,3 +56,19 @@ def test_train_cache_benchmark(tmp_path: Path, model: str) -> None:
     _bench("train_cache.py", "--models", model, "--seconds", "0.5", "--steps", "1", "--json", str(out))
     result = json.loads(out.read_text())
     assert result["rows"][0]["model"] == model and result["rows"][0]["ratio_cached_over_waveform"] > 0
+
+
+def test_batches_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "batches.json"
+    _bench("batches.py", "--clips", "64", "--repeats", "1", "--json", str(out))
+    rows = json.loads(out.read_text())["results"]
+    assert [r["mode"] for r in rows] == ["waveform", "features"]
+    assert all(r["per_item_ms"] > 0 and r["planned_ms"] > 0 for r in rows)
+
+
+def test_startup_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "startup.json"
+    _bench("startup.py", "--repeats", "1", "--only", "python", "cli --help", "--json", str(out))
+    rows = json.loads(out.read_text())["results"]
+    assert {(r["probe"], r["mode"]) for r in rows} == {(p, m) for p in ("python", "cli --help") for m in ("bytecode", "no bytecode")}
+    assert all(r["cpu_s"] >= 0 for r in rows)

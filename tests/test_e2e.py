@@ -72,6 +72,13 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     assert "test/accuracy" in shown.stdout and "test/roc_auc" in shown.stdout
     status = subprocess.run(["dvc", "status"], cwd=proj, capture_output=True, text=True, check=True)
     assert "changed" not in status.stdout  # a second repro would do nothing
+    # a change to one back-end file makes only that model's cells stale (per-model code deps of dvc.yaml)
+    backend = proj / "pipeline" / "models" / "backends" / "samplecnn.py"
+    original = backend.read_text()
+    backend.write_text(original + "\n# edited\n")
+    stale = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=proj, capture_output=True, text=True, check=True).stdout)
+    assert set(stale) == {f"cell-samplecnn@{t}-0" for t in DVC_TASKS}, stale
+    backend.write_text(original)
     compare = subprocess.run(["musicrep", "compare", "--csv", str(tmp_path / "cmp.csv")], cwd=proj, capture_output=True, text=True)
     assert compare.returncode == 0, compare.stderr
     df = pd.read_csv(tmp_path / "cmp.csv")
