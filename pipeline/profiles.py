@@ -26,6 +26,7 @@ _COMMON: dict[str, Any] = {
     "segment": {"sample_rate": 16000, "shard_mb": 256, "min_seconds": 0.05, "silence_dbfs": -80.0},
     "features": {"n_fft": 512, "hop_length": 256, "enabled": True},
     "report": {"out_dir": "reports"},
+    "flow": {"task_runner": "thread", "address": None, "max_workers": 1, "gpu_concurrency": 1, "gpu_tag": "auto"},
 }
 
 _SMOKE: dict[str, Any] = {
@@ -41,7 +42,7 @@ _SMOKE: dict[str, Any] = {
         "enabled": True,
         "grid": {"white_noise": [20.0, 10.0, 0.0], "background_noise": [20.0, 10.0, 0.0]},
         "noise_source": "synthetic",
-        "max_clips": 96,
+        "max_clips": None,
     },
 }
 

@@ -12,7 +12,7 @@ For one (task, model), :func:`run_robustness`
    atomically, into ``metrics/<task>/<model>/seed<k>/``:
 
    - ``robustness.parquet`` / ``robustness.csv``: tidy table, one row per
-     (perturbation, level, metric): ``task, model, perturbation, level, metric, value, unit,
+     (perturbation, level, metric): ``task, model, seed, perturbation, level, metric, value, unit,
      n_clips, noise_source`` (the noise bank of background-noise points, else empty); the unperturbed point has ``perturbation == "clean"`` and ``level`` NaN;
    - ``robustness.json``: flat ``{"<perturbation>/<unit>_<level>/<metric>": value}`` for
      ``dvc metrics show`` (e.g. ``white_noise/snr_10/roc_auc``, ``clean/roc_auc``);
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["task", "model", "perturbation", "level", "metric", "value", "unit", "n_clips", "noise_source"]
+COLUMNS = ["task", "model", "seed", "perturbation", "level", "metric", "value", "unit", "n_clips", "noise_source"]
 TABLE, CSV, JSON, PNG = "robustness.parquet", "robustness.csv", "robustness.json", "robustness.png"
 SCORES = "robustness_scores.parquet"
 """Per clip and point: ``perturbation, level, clip_id, scores`` (the report's paired intervals)."""
@@ -249,7 +249,7 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
     def add(perturbation: str, level: float, metrics: dict[str, float]) -> None:
         unit = "" if perturbation == CLEAN else INFO[perturbation].unit
         for metric, value in metrics.items():
-            records.append({"task": task, "model": model_name, "perturbation": perturbation, "level": level,
+            records.append({"task": task, "model": model_name, "seed": seed, "perturbation": perturbation, "level": level,
                             "metric": metric, "value": value, "unit": unit, "n_clips": n_clips,
                             "noise_source": rp.noise_source if INFO.get(perturbation) and INFO[perturbation].needs_noise else ""})
 
@@ -307,19 +307,23 @@ def robustness_summary(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
         tables: tidy robustness tables (any number of tasks/models; concatenated here).
 
     Returns:
-        One row per (task, model, perturbation, level, metric) with columns ``task, model,
-        perturbation, level, unit, metric, clean, value, drop`` (clean - value) and
-        ``relative_degradation`` (1 - value/clean; NaN when clean is 0 or NaN).
+        One row per (task, model, seed, perturbation, level, metric) with columns ``task, model,
+        seed, perturbation, level, unit, metric, clean, value, drop`` (clean - value, against the
+        same seed's clean score) and ``relative_degradation`` (1 - value/clean; NaN when clean
+        is 0 or NaN).
     """
-    cols = ["task", "model", "perturbation", "level", "unit", "metric", "clean", "value", "drop",
+    cols = ["task", "model", "seed", "perturbation", "level", "unit", "metric", "clean", "value", "drop",
             "relative_degradation"]
     frames = [t for t in tables if t is not None and len(t)]
     if not frames:
         return pd.DataFrame(columns=cols)
     df = pd.concat(frames, ignore_index=True)
-    clean = (df[df["perturbation"] == CLEAN][["task", "model", "metric", "value"]]
-             .drop_duplicates(["task", "model", "metric"], keep="last").rename(columns={"value": "clean"}))
-    pert = df[df["perturbation"] != CLEAN].merge(clean, on=["task", "model", "metric"], how="left")
+    if "seed" not in df:
+        df["seed"] = 0
+    keys = ["task", "model", "seed", "metric"]  # each seed's points against that seed's clean score
+    clean = (df[df["perturbation"] == CLEAN][[*keys, "value"]]
+             .drop_duplicates(keys, keep="last").rename(columns={"value": "clean"}))
+    pert = df[df["perturbation"] != CLEAN].merge(clean, on=keys, how="left")
     pert["drop"] = pert["clean"] - pert["value"]
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = 1.0 - pert["value"].to_numpy(float) / pert["clean"].to_numpy(float)
@@ -327,7 +331,7 @@ def robustness_summary(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     pert["relative_degradation"] = rel
     if "unit" not in pert:
         pert["unit"] = [INFO[p].unit if p in INFO else "" for p in pert["perturbation"]]
-    return pert[cols].sort_values(["task", "model", "perturbation", "level", "metric"]).reset_index(drop=True)
+    return pert[cols].sort_values(["task", "model", "seed", "perturbation", "level", "metric"]).reset_index(drop=True)
 
 
 def _default_metric(table: pd.DataFrame) -> str:
@@ -389,8 +393,17 @@ def _clean_tick(ax, x_clean: float) -> None:
     ax.set_xticklabels([f"{t:g}" for t in ticks] + ["clean"])
 
 
+def mean_over_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table with ``value`` averaged over seeds (one row per task, model, point, metric)."""
+    if "seed" not in table or table["seed"].nunique() <= 1:
+        return table
+    keys = [c for c in ("task", "model", "perturbation", "level", "metric", "unit", "n_clips", "noise_source") if c in table]
+    return table.groupby(keys, dropna=False, sort=False)["value"].mean().reset_index()
+
+
 def plot_robustness(table: pd.DataFrame, out_png: str | Path, metric: str | None = None) -> Path:
-    """One model's metric vs level, one panel per perturbation, clean as a dashed line."""
+    """One model's metric vs level (mean over its seeds), one panel per perturbation, clean as a dashed line."""
+    table = mean_over_seeds(table)
     metric = metric or _default_metric(table)
     data = table[table["metric"] == metric]
     clean_rows = data[data["perturbation"] == CLEAN]["value"]
@@ -443,7 +456,7 @@ def plot_task_curves(table: pd.DataFrame, task: str, out_png: str | Path, metric
         perturbations: panels to draw (default: every SNR perturbation in the table, or every
             perturbation if there is none).
     """
-    data = table[table["task"] == task]
+    data = mean_over_seeds(table[table["task"] == task])
     metric = metric or (_default_metric(data) if len(data) else "value")
     data = data[data["metric"] == metric]
     present = [p for p in dict.fromkeys(data["perturbation"]) if p != CLEAN]
