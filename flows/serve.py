@@ -12,16 +12,16 @@ import argparse
 import os
 from pathlib import Path
 
-from flows.pipeline_flow import musicrep_pipeline
+from .pipeline_flow import musicrep_pipeline
 
 
 def serve_pipeline(cron: str = "0 3 * * *", name: str = "nightly", params_path: str = "params.yaml") -> None:
     """Serve the flow as deployment ``musicrep-pipeline/<name>`` on ``cron`` (blocks).
 
     Without ``PREFECT_API_URL`` Prefect starts a temporary local server; it gets the same
-    CSRF and CORS protection as ``python -m flows.server`` (:func:`flows.server.apply_secure_settings`).
+    CSRF and CORS protection as ``python -m flows.server`` (:func:`pipeline.flows.server.apply_secure_settings`).
     """
-    from flows.server import apply_secure_settings
+    from .server import apply_secure_settings
 
     if not os.environ.get("PREFECT_API_URL"):
         apply_secure_settings(port=None)

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 PACKAGE_DIR = "package"
 PACKAGE_FILES = ("model.pt", "model.json")
@@ -223,11 +222,11 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
         UserError: malformed URI, unknown name/version, or downloaded files that do not
             match the version's ``sha256`` tag.
     """
-    import mlflow
-
     from pipeline import tracking
 
-    c = tracking.client()
+    c = tracking.client()  # before importing mlflow: sets its telemetry switches
+    import mlflow
+
     mv = get_version(uri, c)
     digest = mv.tags.get("sha256")
     root = Path(cache_dir) if cache_dir else cache_root()

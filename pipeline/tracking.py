@@ -1,4 +1,4 @@
-"""MLflow tracking (DESIGN §6): one experiment per task, one run per (model, seed).
+"""MLflow tracking (docs/spec.md §11): one experiment per task, one run per (model, seed).
 
 The store is local by default: ``sqlite:///<project>/mlflow.db`` with artifacts under
 ``<project>/mlartifacts`` (absolute, so DVC stages and Prefect tasks started from other
@@ -29,8 +29,18 @@ if TYPE_CHECKING:
     from pipeline.paths import Layout
 
 log = logging.getLogger(__name__)
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
+
+_QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+def quiet_mlflow_env() -> None:
+    """Switch MLflow's telemetry and progress bars off unless the user set them (docs/spec.md §10.3).
+
+    MLflow reads its telemetry switch once, when it is imported, so this runs before the first
+    ``import mlflow`` (:func:`client` calls it); values already in the environment win.
+    """
+    for name, value in _QUIET_MLFLOW_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 def tracking_uri(root: Path | None = None) -> str:
@@ -54,6 +64,7 @@ def client(root: Path | None = None) -> "MlflowClient":
 
 @functools.lru_cache(maxsize=4)
 def _client_for(uri: str) -> "MlflowClient":
+    quiet_mlflow_env()
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -99,7 +99,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
 
 
 def test_prefect_flow_end_to_end(tmp_path: Path) -> None:
-    from flows.pipeline_flow import musicrep_pipeline
+    from pipeline.flows.pipeline_flow import musicrep_pipeline
 
     proj = _project(tmp_path)
     metrics = musicrep_pipeline(params_path=str(proj / "params.yaml"), root=str(proj))
@@ -108,7 +108,7 @@ def test_prefect_flow_end_to_end(tmp_path: Path) -> None:
 
 
 def test_dvc_stages_and_flow_cover_the_same_stage_functions() -> None:
-    from flows.pipeline_flow import FLOW_STEPS
+    from pipeline.flows.pipeline_flow import FLOW_STEPS
     from pipeline.stages import STAGES
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
