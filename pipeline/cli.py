@@ -23,16 +23,42 @@ _state: dict[str, object] = {}
 log = logging.getLogger("musicrep")
 
 
-@app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+_LOGGERS = ("pipeline", "musicrep")  # the command configures its own loggers only, never the root logger
+
+
+def _configure_logging(verbose: bool) -> None:
+    """One stderr handler on the ``pipeline`` and ``musicrep`` loggers (replaced on each call).
+
+    Records still propagate (so pytest's ``caplog`` sees them); the root logger and the
+    libraries' loggers keep their own settings.
+    """
     from rich.logging import RichHandler
 
-    level = logging.DEBUG if verbose else logging.INFO
-    handler = RichHandler(show_path=False, rich_tracebacks=False) if sys.stderr.isatty() else logging.StreamHandler()
-    logging.basicConfig(level=level, format="%(message)s" if sys.stderr.isatty() else "%(levelname)s %(name)s: %(message)s",
-                        handlers=[handler], force=True)
-    for noisy in ("mlflow", "alembic", "urllib3", "httpx", "matplotlib", "numba", "prefect", "git"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    tty = sys.stderr.isatty()
+    handler = RichHandler(show_path=False, rich_tracebacks=False) if tty else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s" if tty else "%(levelname)s %(name)s: %(message)s"))
+    handler._musicrep = True  # type: ignore[attr-defined]
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if getattr(h, "_musicrep", False)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _hand_logging_to_prefect() -> None:
+    """Drop our handlers once Prefect is imported: its console handler on the root logger prints the lines."""
+    if not logging.getLogger().handlers:
+        return
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if getattr(h, "_musicrep", False)]:
+            logger.removeHandler(old)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+    _configure_logging(verbose)
 
 
 def _params(path: Path):
@@ -276,8 +302,9 @@ def flow(params: ParamsOpt = Path("params.yaml"), max_workers: Annotated[int, ty
     """Run the whole pipeline as a Prefect flow (same stage functions as dvc.yaml)."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.pipeline_flow import musicrep_pipeline
+    from pipeline.flows.pipeline_flow import musicrep_pipeline
 
+    _hand_logging_to_prefect()
     runner = ThreadPoolTaskRunner(max_workers=max_workers)
     musicrep_pipeline.with_options(task_runner=runner)(params_path=str(params))
 
@@ -287,8 +314,9 @@ def serve(cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *"
           name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
           params: ParamsOpt = Path("params.yaml")) -> None:
     """Register a scheduled Prefect deployment of the pipeline and serve it."""
-    from flows.serve import serve_pipeline
+    from pipeline.flows.serve import serve_pipeline
 
+    _hand_logging_to_prefect()
     serve_pipeline(cron=cron, name=name, params_path=str(params))
 
 
