@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 env: $(VENV)/.installed
 
-# uv installs the locked stack in ~20 s (pip takes minutes, STACK.md); pip is the fallback.
+# uv installs the locked stack in ~20 s (pip takes minutes, docs/spec.md §10.1); pip is the fallback.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@if [ ! -x $(TOOLS)/bin/uv ]; then $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q uv==$(UV_VERSION) || true; fi
 	@if [ -x $(TOOLS)/bin/uv ]; then \

@@ -14,7 +14,7 @@ processing seconds / audio seconds (lower is faster); ``x realtime`` is its inve
 
 Usage::
 
-    .venv/bin/python benchmarks/segment.py --fsdd ../shared/data/fsdd --n-mp3 8 --threads 1,0 --json out.json
+    .venv/bin/python benchmarks/segment.py --fsdd /path/to/fsdd --n-mp3 8 --threads 1,0 --json out.json
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _run(dataset: str, params, layout: Layout, threads: int, default_threads: in
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fsdd", type=Path, help="folder holding recordings/*.wav (e.g. ../shared/data/fsdd); omitted: skip")
+    ap.add_argument("--fsdd", type=Path, help="folder holding recordings/*.wav (a copy of FSDD); omitted: skip")
     ap.add_argument("--n-mp3", type=int, default=8, help="generated mp3 files (0: skip)")
     ap.add_argument("--mp3-seconds", type=float, default=30.0)
     ap.add_argument("--threads", default="1,0", help="comma-separated torch thread counts to compare (0 = default)")

@@ -3,7 +3,7 @@
 ``musicrep serve --cron "0 3 * * *"`` or ``python -m flows.serve --cron "..."``. Point it
 at a Prefect server (``prefect server start --host 127.0.0.1``, then
 ``export PREFECT_API_URL=http://127.0.0.1:4200/api``) to see the deployment and its runs in
-the UI. Stop ``serve`` before the server (STACK.md pitfall 7).
+the UI. Stop ``serve`` before the server (docs/spec.md §10.4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chunking of clips into model inputs (spec §1.2).
+"""Chunking of clips into model inputs (docs/spec.md §1.2).
 
 - Training: one random crop of ``L`` samples per draw.
 - Evaluation: ``n_chunks`` chunks per clip at ``hop = floor((N - L) / n_chunks)``; the
@@ -23,7 +23,7 @@ def pad_center(wave: np.ndarray, length: int) -> np.ndarray:
 
 
 def eval_starts(n: int, length: int, n_chunks: int) -> list[int]:
-    """Start offsets of the evaluation chunks of a clip of ``n`` samples (spec §1.2)."""
+    """Start offsets of the evaluation chunks of a clip of ``n`` samples (docs/spec.md §1.2)."""
     if n <= length:
         return [0]
     hop = (n - length) // n_chunks

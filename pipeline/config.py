@@ -176,7 +176,7 @@ class SegmentParams(Section):
 
 
 class FeaturesParams(Section):
-    """Spectrogram cache (log-mel shared by mel front-ends; STFT as in spec 1.1)."""
+    """Spectrogram cache (log-mel shared by mel front-ends; STFT as in docs/spec.md §1.1)."""
 
     n_fft: Literal[512] = 512
     hop_length: Literal[256] = 256

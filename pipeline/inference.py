@@ -36,7 +36,7 @@ def predict_clips(model: AudioModel, waves: Iterable[np.ndarray], *, n_chunks: i
                   device: torch.device | None = None, bf16: bool = True, input_length: int | None = None) -> np.ndarray:
     """Score whole clips with the evaluation protocol.
 
-    Each clip is cut into ``n_chunks`` chunks of the model's input length (spec §1.2), the
+    Each clip is cut into ``n_chunks`` chunks of the model's input length (docs/spec.md §1.2), the
     chunks run in batches of ``batch_size``, and the activated chunk scores are averaged.
 
     Args:

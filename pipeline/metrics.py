@@ -17,7 +17,7 @@ def multilabel_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float 
     Args:
         y_true: ``(clips, classes)`` 0/1.
         scores: ``(clips, classes)`` probabilities (sigmoid of mean logits or mean sigmoid).
-        threshold: decision threshold for F1 (spec §5: 0.1 for DCASE).
+        threshold: decision threshold for F1 (docs/spec.md §5: 0.1 for DCASE).
 
     Returns:
         ``roc_auc``, ``pr_auc`` (macro, per class then mean), ``f1_sample`` (per-clip F1 then
@@ -66,7 +66,7 @@ PRIMARY_METRIC = {"multilabel": "roc_auc", "single": "accuracy"}
 
 
 def clip_loss(scores: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
-    """Loss of chunk-averaged *scores* (validation, spec §4)."""
+    """Loss of chunk-averaged *scores* (validation, docs/spec.md §4)."""
     eps = 1e-7
     s = np.clip(scores.astype(np.float64), eps, 1 - eps)
     if multilabel:

@@ -2,7 +2,7 @@
 
 We register **our own packaged files** (``model.pt`` + ``model.json``,
 :mod:`pipeline.checkpoint`), not ``mlflow.pytorch.log_model`` output: that would be a pickle
-or a ``torch.export`` program (STACK.md §4: the pt2 default bakes the example's batch size
+or a ``torch.export`` program (docs/spec.md §10.3: the pt2 default bakes the example's batch size
 into the export; pickles are unsafe to load), while our format loads with
 ``weights_only=True`` after a checksum.
 

@@ -7,7 +7,7 @@
 - Checkpoint after every epoch (``.checkpoints/<task>/<model>/last.pt``: weights,
   optimiser, history, best state, MLflow run id, and a fingerprint of params + data so a
   stale checkpoint is never resumed). ``--resume`` continues from it.
-- Model selection: lowest validation loss (spec §4); the best weights are packaged in
+- Model selection: lowest validation loss (docs/spec.md §4); the best weights are packaged in
   ``models/<task>/<model>/`` (:mod:`pipeline.checkpoint`) with ``history.csv``.
 """
 
@@ -82,7 +82,7 @@ def _feature_store_for(model: AudioModel, dataset: str, params: "Params", layout
 
 # ----------------------------------------------------------------------------- optimisation
 def make_optimizer(model: nn.Module, params: "Params", phase: int = 0) -> torch.optim.Optimizer:
-    """Adam / AdamW / SGD, or the paper's schedule (phase 0: Adam 1e-4; then SGD, spec §4)."""
+    """Adam / AdamW / SGD, or the paper's schedule (phase 0: Adam 1e-4; then SGD, docs/spec.md §4)."""
     t = params.train
     if t.optimizer == "paper" and phase > 0:
         lr = {1: 1e-3, 2: 1e-4}.get(phase, 1e-5)

@@ -43,7 +43,7 @@ def repo_root() -> Path:
 def fsdd_dir() -> Path:
     path = SHARED / "data" / "fsdd"
     if not (path / "recordings").is_dir():
-        pytest.skip("the FSDD mirror ../shared/data/fsdd is not present")
+        pytest.skip(f"no FSDD mirror (recordings/*.wav) at {path}")
     return path
 
 

@@ -151,7 +151,7 @@ def test_fsdd_directory_mirror_checks_sha256sums(tmp_path: Path) -> None:
 
 
 def test_fsdd_real_local_mirror(tmp_path: Path, fsdd_dir: Path) -> None:
-    """The 3,000 real recordings in ../shared/data/fsdd: fetch (checked) + segment."""
+    """The 3,000 real recordings of the FSDD mirror (``fsdd_dir``): fetch (checked) + segment."""
     layout = Layout(tmp_path)
     p = params({"datasets": {"fsdd": {"mirror": str(fsdd_dir)}}})
     fetch("fsdd", p, layout)

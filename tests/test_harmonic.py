@@ -90,7 +90,7 @@ def test_erb_values_at_q1_match_spec() -> None:
 
 def test_empty_filters_faithful_and_floored() -> None:
     bank = HarmonicFilterbank()
-    assert int((bank.filterbank().sum(0) == 0).sum()) == 1  # spec 3.7 at Q = 1
+    assert int((bank.filterbank().sum(0) == 0).sum()) == 1  # docs/spec.md §3.7 at Q = 1
     with torch.no_grad():
         bank.bw_q.fill_(2.0)
     empty = bank.filterbank().detach().sum(0) == 0

@@ -1,4 +1,4 @@
-"""Model zoo: parameter counts (spec 2.10), shapes, short inputs, swaps, options, APIs."""
+"""Model zoo: parameter counts (docs/spec.md §2.10), shapes, short inputs, swaps, options, APIs."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Own datasets (issue 14, items 1-4 and 8): named datasets, the user's split, task type, no
 silent loss of audio, legible ``compare`` tables.
 
-Real recordings: a subset of the Free Spoken Digit Dataset (``../shared/data/fsdd``,
+Real recordings: a subset of the Free Spoken Digit Dataset (the ``fsdd_dir`` mirror of conftest.py,
 ``recordings/<digit>_<speaker>_<take>.wav``, 6 speakers), listed in CSVs built in ``tmp_path``.
 """
 

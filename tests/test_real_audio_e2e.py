@@ -1,4 +1,4 @@
-"""Real recordings end to end through the `musicrep` commands (FSDD from ../shared/data/fsdd).
+"""Real recordings end to end through the `musicrep` commands (FSDD from the ``fsdd_dir`` mirror of conftest.py).
 
 - FSDD: download --mirror -> segment -> features -> train -> evaluate; accuracy well above
   chance (10 digits) on the standard split (takes 0-4 are test). Marked slow (minutes).

@@ -63,7 +63,7 @@ def test_serve_registers_scheduled_deployment(tmp_path: Path) -> None:
         assert "0 3 * * *" in crons
         assert found["parameters"]["params_path"].endswith("params.yaml")
     finally:
-        for proc in (serve, server):  # serve before the server (STACK.md pitfall 7)
+        for proc in (serve, server):  # serve before the server (docs/spec.md §10.4)
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 try:

@@ -1,7 +1,7 @@
 """Audio decoding: any common format -> mono float32 at 16 kHz.
 
 soundfile (libsndfile 1.2.2, bundled in its wheel) decodes wav, flac, ogg and mp3 with no
-system packages and was 3-10x faster than torchaudio+torchcodec here (STACK.md §5);
+system packages and was 3-10x faster than torchaudio+torchcodec here (docs/spec.md §10.2);
 torchaudio 2.11 has no I/O of its own without FFmpeg. Resampling uses
 ``torchaudio.functional.resample``.
 """

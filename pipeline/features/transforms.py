@@ -216,7 +216,7 @@ class LogSpectrogram(nn.Module):
 
 
 class LogMelSpectrogram(nn.Module):
-    """Log-mel spectrogram in dB (spec 1.1): HTK mel, no area norm, no top-dB.
+    """Log-mel spectrogram in dB (docs/spec.md §1.1): HTK mel, no area norm, no top-dB.
 
     Args:
         sample_rate: Hz (default 16,000).
@@ -492,7 +492,7 @@ ERB_BETA = 24.7
 
 
 def harmonic_pitch_grid(sample_rate: int = 16_000, n_harmonics: int = 6, semitone_scale: int = 2) -> np.ndarray:
-    """Fundamental frequencies of the harmonic filterbank (spec 3.1), in Hz.
+    """Fundamental frequencies of the harmonic filterbank (docs/spec.md §3.1), in Hz.
 
     Semitone grid from C1 (MIDI 24) up to, excluding, the note nearest ``sample_rate /
     (2 n_harmonics)``, ``semitone_scale`` bands per semitone. For 16 kHz, 6 harmonics, 2

@@ -64,14 +64,14 @@ class VariantSpec:
         frontend: front-end name (key of ``pipeline.models.frontends.FRONTENDS``).
         backend: back-end name (key of ``pipeline.models.backends.BACKENDS``).
         paper_input_length: the spec's chunk length L in samples at 16 kHz (home task).
-        reference_params: trainable parameters at width 1.0 with 50 outputs (spec 2.10), or
+        reference_params: trainable parameters at width 1.0 with 50 outputs (docs/spec.md §2.10), or
             None for the task baselines that are not in the reference code.
         min_input_length: shortest input (samples) the model accepts.
         description: one line: paper and architecture.
         notes: adaptations relative to the reference.
         frontend_kwargs: front-end settings of this variant (e.g. ``{"n_mels": 128}``).
         backend_kwargs: back-end settings of this variant.
-        reference_params_by_classes: spec 2.10 counts by number of outputs (50, 35, 17).
+        reference_params_by_classes: docs/spec.md §2.10 counts by number of outputs (50, 35, 17).
         task_input_lengths: paper L per task (``"tagging"``, ``"events"``, ``"keywords"``)
             where it differs from ``paper_input_length``.
         smoke_rule: how ``input_length_for(..., "smoke", ...)`` picks L (for the docs).
@@ -381,7 +381,7 @@ def registry_table(n_classes: int = 50) -> list[dict[str, Any]]:
     """One JSON-able row per variant, with the parameter count measured at width 1.0.
 
     Keys: ``name, frontend, backend, input_length`` (paper L, home task), ``min_input_length,
-    params`` (trainable, ``n_classes`` multi-label outputs), ``reference_params`` (spec 2.10
+    params`` (trainable, ``n_classes`` multi-label outputs), ``reference_params`` (docs/spec.md §2.10
     for ``n_classes`` if listed, else None), ``description, notes``.
     """
     rows = []

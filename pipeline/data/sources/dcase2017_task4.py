@@ -28,7 +28,7 @@ listed in the catalog's ``missing`` list and coverage (found/expected) goes to t
 ``--audio-dir`` finds it again.
 
 Labels: clip-level multi-hot from the weak label files (the strong files are kept for
-event-level evaluation). Splits (spec §4): the "training" and "testing" subsets are merged;
+event-level evaluation). Splits (docs/spec.md §4): the "training" and "testing" subsets are merged;
 for each class in vocabulary order, ``floor(10 %)`` of the merged clips carrying it are drawn
 (``numpy.random.RandomState(123)`` over the sorted clip ids) and the union of the draws is
 **val**; the rest is **train**; the "evaluation" subset is **test**. The draw uses the

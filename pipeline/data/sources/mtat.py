@@ -1,4 +1,4 @@
-"""MagnaTagATune (MTAT), the cleaned top-50 split of the reference repository (spec §4).
+"""MagnaTagATune (MTAT), the cleaned top-50 split of the reference repository (docs/spec.md §4).
 
 Publisher: MIRG, City University London, ``https://mirg.city.ac.uk/datasets/magnatagatune/``:
 

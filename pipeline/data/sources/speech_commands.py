@@ -7,7 +7,7 @@ extracted, safely, into ``data/raw/speech_commands/speech_commands_v0.02/``:
 ``<word>/<speaker>_nohash_<n>.wav``, ``validation_list.txt``, ``testing_list.txt``,
 ``_background_noise_/*.wav``, ``LICENSE``, ``README.md``.
 
-Splits (spec §4): the dataset's own ``validation_list.txt`` -> **val** and ``testing_list.txt``
+Splits (docs/spec.md §4): the dataset's own ``validation_list.txt`` -> **val** and ``testing_list.txt``
 -> **test**; every other word recording -> **train**. There are no ``_silence_``/``_unknown_``
 classes: the label vocabulary is the 35 words. ``_background_noise_`` is kept on disk for the
 robustness stage (:func:`background_noise_files`) and is not a clip.

@@ -1,4 +1,4 @@
-"""Attention-RNN for keyword spotting (de Andrade et al. 2018, arXiv 1808.08929), spec 2.11.
+"""Attention-RNN for keyword spotting (de Andrade et al. 2018, arXiv 1808.08929), docs/spec.md §2.11.
 
 Not in the reference repositories; built from the paper and its public Keras code
 (``douglas125/SpeechCmdRecognition``). Front-end (registry default): log-mel of the

@@ -1,5 +1,5 @@
 """CNN-SA: short-chunk ResNet front + Transformer encoder (Won et al. 2019; [SOTA] 2020 code),
-spec 2.6: 128 mel, L = 240,000.
+docs/spec.md §2.6: 128 mel, L = 240,000.
 """
 
 from __future__ import annotations

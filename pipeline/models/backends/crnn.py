@@ -1,4 +1,4 @@
-"""CRNN (Choi et al. 2017), spec 2.2: four C2 blocks + 2-layer GRU, 96 mel, L = 464,000."""
+"""CRNN (Choi et al. 2017), docs/spec.md §2.2: four C2 blocks + 2-layer GRU, 96 mel, L = 464,000."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FCN (Choi et al. 2016), spec 2.1: five C2 blocks, 96 mel, L = 464,000."""
+"""FCN (Choi et al. 2016), docs/spec.md §2.1: five C2 blocks, 96 mel, L = 464,000."""
 
 from __future__ import annotations
 

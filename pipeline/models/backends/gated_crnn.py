@@ -1,5 +1,5 @@
 """Gated CRNN with attention pooling for weakly labelled sound events (Xu et al. 2017,
-arXiv 1710.00343; DCASE 2017 task 4), spec 2.11.
+arXiv 1710.00343; DCASE 2017 task 4), docs/spec.md §2.11.
 
 Not in the reference repositories; built from the paper and the authors' public Keras code
 (``yongxuUSTC/dcase2017_task4_cvssp``). Front-end (registry default): log-mel of the

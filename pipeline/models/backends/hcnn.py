@@ -1,4 +1,4 @@
-"""Harmonic CNN back-end (Won et al., ICASSP 2020), spec 2.9.
+"""Harmonic CNN back-end (Won et al., ICASSP 2020), docs/spec.md §2.9.
 
 Stages 1-5 are shared by the three task variants of the reference; only the pools of
 stages 6-7 differ (they make the time axis end at 1 for each task's input length):

@@ -1,4 +1,4 @@
-"""Musicnn (Pons et al. 2018, "mtat" configuration), spec 2.3: 96 mel, L = 48,000."""
+"""Musicnn (Pons et al. 2018, "mtat" configuration), docs/spec.md §2.3: 96 mel, L = 48,000."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sample-level CNN (Lee et al. 2017) and its SE variant (Kim et al. 2018), spec 2.4-2.5.
+"""Sample-level CNN (Lee et al. 2017) and its SE variant (Kim et al. 2018), docs/spec.md §2.4 and §2.5.
 
 Raw waveform, L = 59,049 = 3^10. At that length the time axis ends at exactly 1; other
 lengths rely on the fit pools and a final global max over time.

@@ -1,4 +1,4 @@
-"""Short-chunk CNN and ResNet (Won et al., SMC 2020), spec 2.7-2.8: 128 mel, L = 59,049."""
+"""Short-chunk CNN and ResNet (Won et al., SMC 2020), docs/spec.md §2.7 and §2.8: 128 mel, L = 59,049."""
 
 from __future__ import annotations
 
