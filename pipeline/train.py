@@ -157,8 +157,12 @@ class TrainResult:
 
 
 
-def prepare_for_device(model: AudioModel, device: torch.device, compile_mode: str = "auto") -> nn.Module:
-    """Speed settings for ``device``; returns the module to call (maybe compiled).
+def prepare_for_device(model: AudioModel, device: torch.device, compile_mode: str = "auto",
+                       features: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Speed settings for ``device``; returns the training forward to call (maybe compiled).
+
+    ``features``: the loop feeds cached front-end outputs, so the forward is
+    ``model.forward_features`` (the back-end alone), else the whole model.
 
     On CUDA: ``cudnn.benchmark`` (input shapes are fixed per run) and ``channels_last`` for
     models with 2-D convolutions. ``compile_mode``: ``"on"`` wraps the model in
@@ -170,9 +174,10 @@ def prepare_for_device(model: AudioModel, device: torch.device, compile_mode: st
         torch.backends.cudnn.benchmark = True
         if any(isinstance(m, nn.Conv2d) for m in model.modules()):
             model.to(memory_format=torch.channels_last)
+    forward = model.forward_features if features else model
     if compile_mode == "on":
-        return torch.compile(model)
-    return model
+        return torch.compile(forward)
+    return forward
 
 
 def epoch_seed_of(seed: int, epoch: int) -> int:
@@ -234,7 +239,7 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
     ckpt_path = layout.checkpoints(task, model_name, seed) / "last.pt"
     state = _load_checkpoint(ckpt_path, fingerprint) if resume else None
     model.to(device)
-    forward = prepare_for_device(model, device, t.compile)
+    forward = prepare_for_device(model, device, t.compile, features=feats is not None)
     criterion = loss_fn(multilabel)
     history: list[dict[str, float]] = []
     best = {"epoch": 0, "val_loss": math.inf, "state_dict": None, "val_metrics": {}}
@@ -277,7 +282,7 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
             for x, y in loader:
                 x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
                 with autocast_for(device, t.bf16):
-                    logits = model.forward_features(x) if feats is not None else forward(x)
+                    logits = forward(x)
                 loss = criterion(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

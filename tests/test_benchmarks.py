@@ -72,3 +72,11 @@ def test_startup_benchmark(tmp_path: Path) -> None:
     rows = json.loads(out.read_text())["results"]
     assert {(r["probe"], r["mode"]) for r in rows} == {(p, m) for p in ("python", "cli --help") for m in ("bytecode", "no bytecode")}
     assert all(r["cpu_s"] >= 0 for r in rows)
+
+
+def test_train_loop_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "loop.json"
+    _bench("train_loop.py", "--device", "cpu", "--model", "fcn", "--width", "0.125", "--steps", "2", "--warmup", "1",
+           "--clips", "16", "--seconds", "2", "--json", str(out))
+    row = json.loads(out.read_text())["results"][0]
+    assert row["samples_per_second"] > 0 and 0 < row["device_busy_fraction"] <= 1.0
