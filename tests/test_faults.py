@@ -955,7 +955,7 @@ def test_serve_protects_its_temporary_server(monkeypatch) -> None:
     """Defect 2: ``musicrep serve`` without PREFECT_API_URL gives Prefect's temporary server CSRF and closed CORS."""
     import os
 
-    import flows.serve as serve
+    import pipeline.flows.serve as serve
 
     for key in ("PREFECT_API_URL", "PREFECT_SERVER_CSRF_PROTECTION_ENABLED", "PREFECT_SERVER_CORS_ALLOWED_ORIGINS",
                 "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"):
