@@ -22,8 +22,13 @@ HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)\.?\s", re.M)
 
 
 def _sources() -> list[Path]:
-    files = [*REPO.glob("pipeline/**/*.py"), *REPO.glob("flows/*.py"), *REPO.glob("tests/*.py"),
-             *REPO.glob("benchmarks/*.py"), *REPO.glob("docs/*.md")]
+    files = [
+        *REPO.glob("pipeline/**/*.py"),
+        *REPO.glob("flows/*.py"),
+        *REPO.glob("tests/*.py"),
+        *REPO.glob("benchmarks/*.py"),
+        *REPO.glob("docs/*.md"),
+    ]
     files += [REPO / n for n in ("README.md", "CHANGELOG.md", "Makefile", "params.yaml", "dvc.yaml", "pyproject.toml")]
     return sorted(p for p in files if p.is_file() and "__pycache__" not in p.parts)
 
