@@ -17,6 +17,7 @@ full sample both equal scikit-learn's values (tested).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -63,8 +64,10 @@ def metric_on(kind: str, y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> 
 
 
 def _bootstrap(statistic, n: int, seed: int, n_resamples: int) -> tuple[float, float]:
-    res = sst.bootstrap((np.arange(n),), statistic, vectorized=True, n_resamples=n_resamples,
-                        confidence_level=CONFIDENCE, method="percentile", rng=np.random.default_rng(seed))
+    with warnings.catch_warnings():  # every resample equal (e.g. accuracy 1.0): a zero-width interval is right
+        warnings.simplefilter("ignore", sst.DegenerateDataWarning)
+        res = sst.bootstrap((np.arange(n),), statistic, vectorized=True, n_resamples=n_resamples,
+                            confidence_level=CONFIDENCE, method="percentile", rng=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

@@ -67,7 +67,33 @@ def _client_for(uri: str) -> "MlflowClient":
     quiet_mlflow_env()
     from mlflow import MlflowClient
 
+    if uri.startswith("sqlite:///"):
+        return _open_sqlite_store(uri, Path(uri[len("sqlite:///"):]))
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _open_sqlite_store(uri: str, db: Path) -> "MlflowClient":
+    """Create/migrate a local SQLite store under a file lock.
+
+    MLflow creates its tables and runs its migrations on first use; two processes doing that at
+    once (two grid cells started side by side on a fresh project) make one fail with a
+    SQLAlchemy ``CircularDependencyError``. The first process holds ``<db>.init.lock`` while it
+    opens the store; the others wait for it, then find the schema in place.
+    """
+    import fcntl
+
+    from mlflow import MlflowClient
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".init.lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            c.search_experiments(max_results=1)  # forces the store (and its schema) into being
+            c.search_registered_models(max_results=1)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return c
 
 
 def experiment_id(c: "MlflowClient", task: str, root: Path | None = None) -> str:
