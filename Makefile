@@ -33,11 +33,19 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # side by side; the data stages run first and the final `dvc repro` runs the report and checks
 # that nothing is left stale.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# Each phase prints a `[repro] <phase> <unix time>` line and each cell a `[repro] cell <stage> <start> <end>`
+# line, which `benchmarks/grid.py` turns into the wall-time breakdown of docs/benchmarks.md.
+STAMP = echo "[repro] $(1) $$(date +%s.%N)"
 repro: env
+	@$(call STAMP,start)
 	musicrep dag --write
 	dvc repro features
-	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -n 1 dvc repro --single-item
+	@$(call STAMP,data-done)
+	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -I{} sh -c \
+	  's=$$(date +%s.%N); dvc repro --single-item "{}"; rc=$$?; echo "[repro] cell {} $$s $$(date +%s.%N)"; exit $$rc'
+	@$(call STAMP,cells-done)
 	dvc repro
+	@$(call STAMP,report-done)
 	musicrep compare
 
 test: env
