@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from prefect import flow, task
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import stages
 from pipeline.config import load_params
 from pipeline.dag import DATA_STAGES, cell_keys
 from pipeline.paths import Layout
+from pipeline.runners import GPU_TAG, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
 
 
 def _ctx(params_path: str, root: str) -> tuple[Any, Layout]:
@@ -88,12 +90,17 @@ def _pipeline_logs_to_prefect() -> Iterator[None]:
 def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report: bool = True) -> dict[str, Any]:
     """The whole grid of ``params.yaml``: datasets x models x seeds, then the report.
 
-    The cells fan out over the flow's task runner; ``musicrep flow --max-workers N`` runs N
-    cells at once (threads: torch releases the GIL). On one GPU keep N small.
+    The cells fan out over the flow's task runner (``flow:`` in params.yaml, or ``musicrep flow
+    --task-runner thread|dask|ray --address ... --max-workers N``; :mod:`pipeline.runners`);
+    GPU cells are tagged ``gpu`` and capped by the ``gpu`` concurrency limit (``flow.gpu_concurrency``).
     """
     params_path = str(Path(params_path).resolve())
     root = str(Path(root).resolve())
     params = load_params(params_path)
+    cell_run = cell_task
+    if gpu_cells(params):  # GPU cells wait for a slot of the `gpu` limit; data stages run freely
+        ensure_gpu_limit(params.flow.gpu_concurrency)
+        cell_run = cell_task.with_options(tags=[GPU_TAG])
     with _pipeline_logs_to_prefect():
         prepared = {}
         for dataset in params.grid.tasks:
@@ -101,13 +108,27 @@ def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report:
             for name in DATA_STAGES:
                 future = FLOW_STEPS[name].submit(dataset, params_path, root, wait_for=[future] if future else [])
             prepared[dataset] = future
-        cells = {(t, m, s): cell_task.submit(t, m, s, params_path, root, wait_for=[prepared[t]])
-                 for t, m, s in cell_keys(params)}
+        # a dataset's cells are submitted once its data stages are done: no Dask/Ray data dependency, so
+        # the scheduler spreads them over all workers instead of queueing them where `features` ran
+        cells = {}
+        dataset_of = {fut: dataset for dataset, fut in prepared.items()}
+        for done in as_completed(list(prepared.values())):
+            t = dataset_of[done]
+            upstream = [] if done.state.is_completed() else [done]  # a failed data stage: its cells are NotReady
+            cells.update({(t, m, s): cell_run.submit(t, m, s, params_path, root, wait_for=upstream)
+                          for tt, m, s in cell_keys(params) if tt == t})
+        cells = {key: cells[key] for key in cell_keys(params)}  # pipeline order
         metrics = {f"{t}/{m}/seed{s}": fut.result() for (t, m, s), fut in cells.items()}
         if report:
             report_task.submit(params_path, root, wait_for=list(cells.values())).result()
     return metrics
 
 
+def run_flow(params_path: str = "params.yaml", root: str = ".", report: bool = True, **runner: Any) -> dict[str, Any]:
+    """The flow on the task runner of ``params.flow`` (``runner``: task_runner, address, max_workers overrides)."""
+    fp = flow_settings(load_params(params_path), **runner)
+    return musicrep_pipeline.with_options(task_runner=task_runner(fp))(params_path=params_path, root=root, report=report)
+
+
 if __name__ == "__main__":
-    musicrep_pipeline()
+    run_flow()

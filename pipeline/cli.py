@@ -298,14 +298,17 @@ def compare(
 
 
 @app.command()
-def flow(params: ParamsOpt = Path("params.yaml"), max_workers: Annotated[int, typer.Option(help="parallel grid tasks")] = 1) -> None:
-    """Run the whole pipeline as a Prefect flow (same stage functions as dvc.yaml)."""
-    from prefect.task_runners import ThreadPoolTaskRunner
+def flow(params: ParamsOpt = Path("params.yaml"),
+         task_runner: Annotated[Optional[str], typer.Option(help="thread | dask | ray (default: flow.task_runner of params)")] = None,
+         address: Annotated[Optional[str], typer.Option(help="existing Dask scheduler (tcp://...) or Ray cluster (ray://..., auto); default flow.address, none = a temporary local one")] = None,
+         max_workers: Annotated[Optional[int], typer.Option(help="cells at once: threads, local Dask workers or local Ray CPUs (default flow.max_workers)")] = None) -> None:
+    """Run the whole pipeline as a Prefect flow (same stage functions as dvc.yaml) on threads, Dask or Ray (docs/scaling.md)."""
+    from pipeline.runners import flow_settings, task_runner as make_runner
 
     from pipeline.flows.pipeline_flow import musicrep_pipeline
 
     _hand_logging_to_prefect()
-    runner = ThreadPoolTaskRunner(max_workers=max_workers)
+    runner = make_runner(flow_settings(_params(params), task_runner, address, max_workers))
     musicrep_pipeline.with_options(task_runner=runner)(params_path=str(params))
 
 

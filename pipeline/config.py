@@ -13,6 +13,7 @@ Layout of ``params.yaml`` (one section per stage)::
     evaluate: {...}
     robustness: {...}
     report: {...}
+    flow: {...}               # task runner of `musicrep flow` (thread | dask | ray), GPU limit
 
 Keys that are absent take the selected profile's default (:mod:`pipeline.profiles`), so
 ``profile: paper`` alone is a complete paper configuration. Unknown keys, wrong types and
@@ -223,6 +224,22 @@ class ReportParams(Section):
     out_dir: str = "reports"
 
 
+class FlowParams(Section):
+    """How ``musicrep flow`` fans the grid out (``docs/scaling.md``); not part of any result."""
+
+    task_runner: Literal["thread", "dask", "ray"] = "thread"
+    """thread: Prefect's thread pool in this process | dask: prefect-dask | ray: prefect-ray."""
+    address: str | None = None
+    """An existing Dask scheduler (``tcp://host:8786``) or Ray cluster (``ray://host:10001``, ``auto``);
+    ``null`` starts a temporary local one (Dask ``LocalCluster``, local Ray) of ``max_workers`` workers."""
+    max_workers: int = Field(default=1, ge=1, le=4096)
+    """Threads (thread), single-threaded worker processes (local Dask) or CPUs (local Ray)."""
+    gpu_concurrency: int = Field(default=1, ge=1, le=4096)
+    """GPU cells at once: the Prefect tag concurrency limit ``gpu`` (one per GPU)."""
+    gpu_tag: Literal["auto", "on", "off"] = "auto"
+    """Tag cells ``gpu``: auto = when ``train.device`` resolves to CUDA here | on | off."""
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -237,6 +254,7 @@ class Params(Section):
     evaluate: EvaluateParams
     robustness: RobustnessParams = Field(default_factory=RobustnessParams)
     report: ReportParams = Field(default_factory=ReportParams)
+    flow: FlowParams = Field(default_factory=FlowParams)
 
     def section_hash(self, *sections: str) -> str:
         """Stable hash of the named sections (keys caches; same on every machine)."""
