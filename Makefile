@@ -63,5 +63,17 @@ ui-mlflow: env
 ui-prefect: env
 	$(VENV)/bin/python -m flows.server --host 127.0.0.1 --port 4200  # prefect server + CSRF, CORS and Host checks
 
+# A team MLflow server (docs/scaling.md): PostgreSQL (initdb/pg_ctl into .services/postgres, 127.0.0.1:$(PG_PORT))
+# as the backend store, proxied artifacts in .services/artifacts, on 127.0.0.1:$(MLFLOW_PORT); then
+# export MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT). Data stays across stop/start.
+.PHONY: mlflow-server mlflow-server-stop
+MLFLOW_PORT ?= 5001
+PG_PORT ?= 5433
+mlflow-server: env
+	$(VENV)/bin/python -m pipeline.mlflow_server start --dir .services --port $(MLFLOW_PORT) --pg-port $(PG_PORT)
+
+mlflow-server-stop:
+	$(VENV)/bin/python -m pipeline.mlflow_server stop --dir .services
+
 clean-env:
 	rm -rf $(VENV) $(TOOLS)

@@ -52,9 +52,16 @@ def tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
-def artifact_root(root: Path | None = None) -> str:
+def artifact_root(root: Path | None = None) -> str | None:
+    """Where new experiments keep artifacts: ``$MUSICREP_ARTIFACT_ROOT``, the project's ``mlartifacts/``,
+    or ``None`` against a tracking server (``http(s)://``): the server's root, proxied ``mlflow-artifacts:/``,
+    which every worker reaches (``make mlflow-server``, docs/scaling.md)."""
     env = os.environ.get("MUSICREP_ARTIFACT_ROOT")
-    return env if env else ((root or Path.cwd()).resolve() / "mlartifacts").as_uri()
+    if env:
+        return env
+    if tracking_uri(root).startswith(("http://", "https://")):
+        return None
+    return ((root or Path.cwd()).resolve() / "mlartifacts").as_uri()
 
 
 def client(root: Path | None = None) -> "MlflowClient":
@@ -102,7 +109,8 @@ def experiment_id(c: "MlflowClient", task: str, root: Path | None = None) -> str
     if exp is not None:
         return exp.experiment_id
     try:
-        return c.create_experiment(task, artifact_location=f"{artifact_root(root)}/{task}")
+        base = artifact_root(root)
+        return c.create_experiment(task, artifact_location=f"{base}/{task}" if base else None)
     except Exception:  # noqa: BLE001 - created concurrently by another process
         exp = c.get_experiment_by_name(task)
         if exp is None:
