@@ -4,8 +4,8 @@ Both commands take files or folders (searched recursively for
 :data:`~pipeline.data.audio.AUDIO_EXTENSIONS`) of any format, sample rate, channel count
 and length, and a model given as
 
-- a packaged model directory (``models/<task>/<model>``, anything holding ``model.json``
-  and ``model.pt``),
+- a packaged model directory (``models/<task>/<model>/seed<k>``, anything holding
+  ``model.json`` and ``model.pt``; a folder of ``seed<k>`` folders uses the lowest seed),
 - a short name ``<task>/<model>`` resolved under ``models/``, or
 - an MLflow registry URI ``models:/<name>/<version>`` (also ``models:/<name>/latest`` and
   ``models:/<name>@<alias>``), downloaded to a local cache first (:mod:`pipeline.registry`).
@@ -13,12 +13,18 @@ and length, and a model given as
 Every model is loaded through :func:`pipeline.checkpoint.load_model` (checksum, then
 ``weights_only`` loading, then format check), so a modified checkpoint is refused.
 
-Audio is **streamed**: a file is decoded block by block with :class:`soundfile.SoundFile`,
-each block resampled to the model's rate with a context margin so that the result equals
-resampling the whole file at once (:func:`stream_audio`), then cut into chunks of the
-model's input length (hop = chunk by default; the uncovered end of the file gets one
-end-aligned chunk; files shorter than a chunk are centre-padded, as in evaluation). At no
-point is the whole file held in memory, so hour-long recordings work.
+Audio is **streamed** (:mod:`pipeline.audio_stream`): a file is decoded block by block,
+resampled to the model's rate exactly as ``segment`` resamples training data, and cut into
+chunks of the model's input length (hop = chunk by default; the uncovered end of the file
+gets one end-aligned chunk; files shorter than a chunk are centre-padded, as in
+evaluation). At no point is the whole file held in memory, so hour-long recordings work.
+
+Chunks are **batched across files** (:func:`iter_outputs`): the chunks of consecutive files
+fill one batch of ``--batch-size`` chunks per forward pass, so a folder of one-second clips
+runs at the speed of ``evaluate``. Only the current batch, the batch in flight and the
+per-file sums of the files they touch are held; each file's result is handed on, in input
+order, as soon as all its chunks are scored (``--json`` and ``--csv`` are written as they
+come).
 
 A file's scores are the chunk scores (sigmoid for multi-label models, softmax for
 single-label ones) aggregated by ``mean`` (default, the evaluation protocol) or ``max``;
@@ -34,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -41,6 +48,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterable, Iterator, 
 import numpy as np
 import typer
 
+from pipeline.audio_stream import (  # noqa: F401 - re-exported: pipeline.predict's public names
+    Chunk, ChunkStream, ErrorHandler, _log_error, _short, collect_inputs, stream_audio)
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -52,9 +61,8 @@ log = logging.getLogger(__name__)
 
 AGGREGATES = ("mean", "max")
 LAYERS = ("pooled", "logits")
-LOWPASS_FILTER_WIDTH = 6  # torchaudio.functional.resample defaults
-ROLLOFF = 0.99
-ErrorHandler = Callable[[str, str], None]
+BATCH_SIZE = 32  # chunks per forward pass (--batch-size); as evaluate.batch_size. On CPU 64 and 128 were no
+# faster per chunk (128 and, for sample-level models, 64 slower: activations outgrow the caches); pass more on a GPU
 
 
 # ----------------------------------------------------------------------------- model
@@ -105,205 +113,6 @@ def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") 
     return model, card, model_dir
 
 
-# ----------------------------------------------------------------------------- inputs
-def collect_inputs(paths: Iterable[str | Path], on_error: ErrorHandler | None = None) -> list[Path]:
-    """Expand files and folders into a sorted, de-duplicated list of audio files.
-
-    Folders are searched recursively for :data:`AUDIO_EXTENSIONS` (case-insensitive).
-    Files named explicitly are kept whatever their extension (the decoder decides). A path
-    that does not exist, or a folder without audio, is passed to ``on_error``.
-    """
-    from pipeline.data.audio import AUDIO_EXTENSIONS
-
-    report = on_error or _log_error
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                report(str(path), f"folder holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-            files = found
-        elif path.exists():
-            files = [path]
-        else:
-            from pipeline.data.audio import path_problem
-
-            problem = path_problem(path)
-            report(str(path), "no such file or folder" if problem in (None, "file not found") else problem)
-            files = []
-        for f in files:
-            key = f.resolve()
-            if key not in seen:
-                seen.add(key)
-                out.append(f)
-    return out
-
-
-def _log_error(path: str, reason: str) -> None:
-    log.error("%s: %s; skipped", path, reason)
-
-
-# ----------------------------------------------------------------------------- streaming audio
-def _mono(block: np.ndarray) -> np.ndarray:
-    from pipeline.data.audio import AudioError
-
-    mono = block.mean(axis=1, dtype=np.float32) if block.ndim == 2 else block.astype(np.float32)
-    if not np.all(np.isfinite(mono)):
-        raise AudioError("non-finite samples")
-    return mono
-
-
-def stream_audio(path: str | Path, sample_rate: int, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
-    """Decode ``path`` block by block as mono float32 at ``sample_rate``.
-
-    Each native-rate block is resampled together with a margin of neighbouring samples
-    (wider than the sinc kernel) and trimmed, with block starts on the resampling grid, so
-    the concatenated output equals :func:`pipeline.data.audio.resample` of the whole file
-    (up to float rounding) while memory stays ``O(block)``.
-
-    Args:
-        path: audio file (any format soundfile/libsndfile decodes: wav, flac, ogg, mp3, aiff).
-        sample_rate: output rate in Hz.
-        block_seconds: decoded seconds per block (default 10).
-
-    Yields:
-        ``(samples,)`` float32 arrays, in order.
-
-    Raises:
-        AudioError: the file cannot be decoded or holds non-finite samples. Errors may come
-            mid-stream (a file truncated half-way).
-    """
-    import soundfile as sf
-
-    from pipeline.data.audio import AudioError, _decode_reason, check_audio_path, resample, resampling_ratio, wav_truncation
-
-    check_audio_path(path)  # a FIFO or device is refused here, never opened (opening a FIFO would block)
-    cut = wav_truncation(path)
-    if cut:
-        raise AudioError(f"truncated (its header declares {cut[0]:,} data bytes, only {cut[1]:,} are present)")
-    try:
-        f = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
-        raise AudioError(_decode_reason(exc)) from exc
-    with f:
-        native = int(f.samplerate)
-        if native <= 0:
-            raise AudioError(f"invalid sample rate {native}")
-        down, up = resampling_ratio(native, sample_rate, path)  # output sample j sits at input j * down / up
-        block = max(down, down * round(block_seconds * native / down))
-
-        def read(n: int) -> np.ndarray:
-            try:
-                data = f.read(n, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
-                raise AudioError(f"decoding failed mid-file ({_short(exc, path)})") from exc
-            return _mono(data)
-
-        if down == up:
-            while True:
-                data = read(block)
-                if not len(data):
-                    return
-                yield data
-        width = math.ceil(LOWPASS_FILTER_WIDTH * down / (min(down, up) * ROLLOFF))
-        margin = down * math.ceil((width + 2) / down)  # a multiple of `down`, wider than the kernel
-        buf = np.zeros(0, dtype=np.float32)  # native samples [buf_start, buf_start + len(buf))
-        buf_start, start, eof = 0, 0, False
-        while True:
-            while not eof and buf_start + len(buf) < start + block + margin:
-                data = read(block)
-                if not len(data):
-                    eof = True
-                    break
-                buf = np.concatenate([buf, data])
-            end = buf_start + len(buf)
-            if start >= end:
-                return
-            lo = max(0, start - margin)
-            hi = end if eof else start + block + margin
-            out = resample(buf[lo - buf_start : hi - buf_start], down, up)
-            skip = (start - lo) * up // down
-            last = eof and start + block >= end
-            yield out[skip:] if last else out[skip : skip + block * up // down]
-            if last:
-                return
-            start += block
-            drop = start - margin - buf_start
-            if drop > 0:
-                buf, buf_start = buf[drop:], buf_start + drop
-
-
-@dataclass
-class Chunk:
-    """One model input cut from a file: ``samples`` (length = chunk) and its place in seconds."""
-
-    index: int
-    start_s: float
-    end_s: float
-    samples: np.ndarray
-
-
-@dataclass
-class ChunkStream:
-    """Iterate the chunks of one file; ``n_samples`` holds the file length once exhausted.
-
-    Args:
-        path: audio file.
-        sample_rate: model rate in Hz.
-        chunk: chunk length in samples.
-        hop: hop between chunk starts in samples.
-        block_seconds: decoding block length.
-    """
-
-    path: Path
-    sample_rate: int
-    chunk: int
-    hop: int
-    block_seconds: float = 10.0
-    n_samples: int = 0
-
-    def __iter__(self) -> Iterator[Chunk]:
-        from pipeline.chunking import pad_center
-        from pipeline.data.audio import AudioError
-
-        sr, chunk, hop = self.sample_rate, self.chunk, self.hop
-        buf = np.zeros(0, dtype=np.float32)
-        buf_start = 0
-        next_start, last_start, index = 0, -1, 0
-        block_seconds = max(self.block_seconds, chunk / sr)
-        for block in stream_audio(self.path, sr, block_seconds):
-            buf = np.concatenate([buf, block])
-            end = buf_start + len(buf)
-            while next_start + chunk <= end:
-                s = next_start - buf_start
-                yield Chunk(index, next_start / sr, (next_start + chunk) / sr, buf[s : s + chunk].copy())
-                index, last_start = index + 1, next_start
-                next_start += hop
-            keep_from = max(buf_start, min(next_start, end - chunk))
-            if keep_from > buf_start:
-                buf, buf_start = buf[keep_from - buf_start :], keep_from
-        n = buf_start + len(buf)
-        self.n_samples = n
-        if n == 0:
-            raise AudioError("no audio samples")
-        if index == 0:  # shorter than one chunk: centre-pad, as evaluation does
-            yield Chunk(0, 0.0, n / sr, pad_center(buf, chunk))
-        elif next_start < n and n - chunk > last_start:  # uncovered tail: one end-aligned chunk
-            s = n - chunk - buf_start
-            yield Chunk(index, (n - chunk) / sr, n / sr, buf[s : s + chunk].copy())
-
-
-def _short(exc: BaseException, path: str | Path | None = None) -> str:
-    """First line of an exception message, without the file name libsndfile repeats."""
-    import re
-
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if path is not None:
-        text = re.sub(r"^Error opening '.*?':\s*", "", text).replace(str(path), "<file>")
-    return text[:200] or type(exc).__name__
-
 
 # ----------------------------------------------------------------------------- core
 @dataclass
@@ -337,59 +146,175 @@ def _chunk_length(model: "AudioModel", chunk_seconds: float | None, hop_seconds:
     return chunk, hop
 
 
-def run_files(model: "AudioModel", files: Sequence[Path], fn: Callable[["torch.Tensor"], "torch.Tensor"], *,
-              chunk: int, hop: int, aggregate: str = "mean", keep_chunks: bool = False, batch_size: int = 16,
-              on_error: ErrorHandler | None = None, block_seconds: float = 10.0) -> list[FileOutput]:
+@dataclass(eq=False)
+class _FileState:
+    """A file whose result is not handed on yet: its running aggregate and chunks in flight."""
+
+    path: Path
+    total: np.ndarray | None = None
+    count: int = 0
+    outstanding: int = 0  # chunks queued or in flight
+    decoded: bool = False  # its stream is exhausted
+    failed: bool = False
+    n_samples: int = 0
+    rows: list[tuple[int, float, float, np.ndarray]] = field(default_factory=list)
+
+
+class _Batcher:
+    """Run chunks of many files through ``fn`` in batches of ``batch_size``.
+
+    On CUDA the input goes through pinned memory with a non-blocking copy, and the output
+    comes back the same way; a batch's result is read one batch later, so the host cuts
+    the next batch while the device computes (at most two batches in flight). On CPU each
+    batch is read at once.
+    """
+
+    def __init__(self, fn: Callable[["torch.Tensor"], "torch.Tensor"], device: "torch.device", batch_size: int,
+                 aggregate: str, keep_chunks: bool, on_error: ErrorHandler) -> None:
+        self.fn, self.device, self.batch_size = fn, device, max(1, int(batch_size))
+        self.on_error = on_error
+        self.mean, self.keep_chunks = aggregate == "mean", keep_chunks
+        self.cuda = device.type == "cuda"
+        self.queue: list[tuple[_FileState, Chunk]] = []
+        self.inflight: deque[tuple[list[tuple[_FileState, Chunk]], Any, Any]] = deque()
+
+    def add(self, state: _FileState, chunk: Chunk) -> None:
+        self.queue.append((state, chunk))
+        state.outstanding += 1
+        if len(self.queue) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.queue:
+            return
+        items, self.queue = self.queue, []
+        try:
+            self._launch(items)
+        except MemoryError:  # every file with a chunk in this batch is reported, the run goes on
+            for state in dict.fromkeys(s for s, _ in items):
+                state.outstanding -= sum(1 for s, _ in items if s is state)
+                if not state.failed:
+                    state.failed = True
+                    self.on_error(str(state.path), "out of memory")
+
+    def _launch(self, items: list[tuple[_FileState, Chunk]]) -> None:
+        import torch
+
+        x = torch.from_numpy(np.stack([c.samples for _, c in items]))
+        with torch.inference_mode():
+            if self.cuda:
+                try:
+                    self._launch_cuda(items, x)
+                except torch.OutOfMemoryError as exc:
+                    raise MemoryError from exc
+            else:
+                self.inflight.append((items, self.fn(x.to(self.device)).float(), None))
+                self._finish()
+
+    def _launch_cuda(self, items: list[tuple[_FileState, Chunk]], x: "torch.Tensor") -> None:
+        import torch
+
+        out = self.fn(x.pin_memory().to(self.device, non_blocking=True)).float()
+        host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(out, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self.inflight.append((items, host, event))
+        if len(self.inflight) > 1:
+            self._finish()
+
+    def drain(self) -> None:
+        self.flush()
+        while self.inflight:
+            self._finish()
+
+    def _finish(self) -> None:
+        items, host, event = self.inflight.popleft()
+        if event is not None:
+            event.synchronize()
+        out = host.numpy()
+        i = 0
+        while i < len(items):  # one file's chunks are consecutive in a batch
+            state = items[i][0]
+            j = i + 1
+            while j < len(items) and items[j][0] is state:
+                j += 1
+            if not state.failed:
+                part = out[i:j]
+                if self.mean:
+                    s = part.sum(0, dtype=np.float64)
+                    state.total = s if state.total is None else state.total + s
+                else:
+                    s = part.max(0).astype(np.float64)
+                    state.total = s if state.total is None else np.maximum(state.total, s)
+                state.count += j - i
+                if self.keep_chunks:
+                    state.rows.extend((c.index, c.start_s, c.end_s, o.astype(np.float32))
+                                      for (_, c), o in zip(items[i:j], part))
+            state.outstanding -= j - i
+            i = j
+
+
+def iter_outputs(model: "AudioModel", files: Sequence[Path], fn: Callable[["torch.Tensor"], "torch.Tensor"], *,
+                 chunk: int, hop: int, aggregate: str = "mean", keep_chunks: bool = False,
+                 batch_size: int = BATCH_SIZE, on_error: ErrorHandler | None = None,
+                 block_seconds: float = 10.0) -> Iterator[FileOutput]:
     """Apply ``fn`` (a batch of chunks ``(batch, chunk)`` -> ``(batch, dim)``) to every file.
 
-    Files are processed one at a time, their chunks in batches of ``batch_size``; the chunk
-    outputs are aggregated (``mean`` or ``max``) into one vector per file. A file that
-    fails to decode (at open or mid-stream) is passed to ``on_error`` and left out.
-    """
-    import torch
+    Files are decoded one after the other and their chunks fill shared batches of
+    ``batch_size`` (a batch may hold the end of one file and the start of the next); the
+    chunk outputs are aggregated (``mean`` or ``max``) into one vector per file. Results
+    are yielded in the order of ``files``, each as soon as all its chunks are scored. A
+    file that fails to decode (at open or mid-stream) is passed to ``on_error`` and left
+    out; its chunks already queued are discarded.
 
+    Memory: one batch being cut, at most one in flight, and the running sums (plus the
+    per-chunk rows when ``keep_chunks``) of the files those batches touch.
+    """
     from pipeline.data.audio import AudioError
     from pipeline.progress import track
 
     if aggregate not in AGGREGATES:
         raise UserError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}.")
     report = on_error or _log_error
-    device = next(model.parameters()).device
-    results: list[FileOutput] = []
     model.eval()
+    batcher = _Batcher(fn, next(model.parameters()).device, batch_size, aggregate, keep_chunks, report)
+    waiting: deque[_FileState] = deque()  # files not handed on yet, in input order
+    sr = model.config.sample_rate
+
+    def ready() -> Iterator[FileOutput]:
+        while waiting and (waiting[0].failed or (waiting[0].decoded and not waiting[0].outstanding)):
+            state = waiting.popleft()
+            if state.failed:
+                continue
+            vector = state.total / state.count if aggregate == "mean" else state.total
+            yield FileOutput(str(state.path), state.n_samples / sr, state.count, np.asarray(vector, dtype=np.float32),
+                             state.rows)
+
     for path in track(files, total=len(files), description="audio files"):
-        stream = ChunkStream(Path(path), model.config.sample_rate, chunk, hop, block_seconds)
-        total: np.ndarray | None = None
-        count = 0
-        rows: list[tuple[int, float, float, np.ndarray]] = []
-        pending: list[Chunk] = []
-
-        def flush() -> None:
-            nonlocal total, count
-            if not pending:
-                return
-            with torch.inference_mode():
-                out = fn(torch.from_numpy(np.stack([c.samples for c in pending])).to(device)).float().cpu().numpy()
-            part = out.sum(0, dtype=np.float64) if aggregate == "mean" else out.max(0).astype(np.float64)
-            total = part if total is None else (total + part if aggregate == "mean" else np.maximum(total, part))
-            count += len(pending)
-            if keep_chunks:
-                rows.extend((c.index, c.start_s, c.end_s, o.astype(np.float32)) for c, o in zip(pending, out))
-            pending.clear()
-
+        state = _FileState(Path(path))
+        waiting.append(state)
+        stream = ChunkStream(state.path, sr, chunk, hop, block_seconds)
         try:
             for c in stream:
-                pending.append(c)
-                if len(pending) >= batch_size:
-                    flush()
-            flush()
+                batcher.add(state, c)
         except (AudioError, MemoryError) as exc:
-            report(str(path), str(exc) if isinstance(exc, AudioError) else "out of memory")
-            continue
-        vector = total / count if aggregate == "mean" else total
-        results.append(FileOutput(str(path), stream.n_samples / model.config.sample_rate, count,
-                                  np.asarray(vector, dtype=np.float32), rows))
-    return results
+            if not state.failed:
+                state.failed = True
+                report(str(path), str(exc) if isinstance(exc, AudioError) else "out of memory")
+        else:
+            state.decoded, state.n_samples = True, stream.n_samples
+        yield from ready()
+    batcher.drain()
+    yield from ready()
+
+
+def run_files(model: "AudioModel", files: Sequence[Path], fn: Callable[["torch.Tensor"], "torch.Tensor"], *,
+              chunk: int, hop: int, aggregate: str = "mean", keep_chunks: bool = False, batch_size: int = BATCH_SIZE,
+              on_error: ErrorHandler | None = None, block_seconds: float = 10.0) -> list[FileOutput]:
+    """:func:`iter_outputs` as a list."""
+    return list(iter_outputs(model, files, fn, chunk=chunk, hop=hop, aggregate=aggregate, keep_chunks=keep_chunks,
+                             batch_size=batch_size, on_error=on_error, block_seconds=block_seconds))
 
 
 # ----------------------------------------------------------------------------- predict
@@ -406,8 +331,9 @@ class Predictions:
 
 
 def predict(paths: Iterable[str | Path], model: str, *, chunk_seconds: float | None = None,
-            hop_seconds: float | None = None, aggregate: str = "mean", top_k: int = 5, batch_size: int = 16,
-            device: str = "auto", root: str | Path = ".", on_error: ErrorHandler | None = None) -> Predictions:
+            hop_seconds: float | None = None, aggregate: str = "mean", top_k: int = 5, batch_size: int = BATCH_SIZE,
+            device: str = "auto", root: str | Path = ".", on_error: ErrorHandler | None = None,
+            on_record: Callable[[dict[str, Any]], None] | None = None) -> Predictions:
     """Score audio files with a trained model.
 
     Args:
@@ -417,10 +343,12 @@ def predict(paths: Iterable[str | Path], model: str, *, chunk_seconds: float | N
         hop_seconds: hop between chunks (default: the chunk length).
         aggregate: ``mean`` or ``max`` of the chunk scores.
         top_k: labels listed per file, best first.
-        batch_size: chunks per forward pass.
+        batch_size: chunks per forward pass (chunks of several files share a batch).
         device: ``auto`` | ``cpu`` | ``cuda``.
         root: project root for ``task/model`` names.
         on_error: called with ``(path, reason)`` for every unusable input (default: log).
+        on_record: called with each record as soon as it is ready, in input order (for
+            writers that stream).
 
     Returns:
         :class:`Predictions`; each record is ``{"path", "duration_s", "n_chunks", "top":
@@ -436,22 +364,36 @@ def predict(paths: Iterable[str | Path], model: str, *, chunk_seconds: float | N
 
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}.")
+    if aggregate not in AGGREGATES:
+        raise UserError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}.")
     net, card, model_dir = load_for_inference(model, device, root)
     labels = list(card["labels"])
     multilabel = bool(net.config.multilabel)
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
-    outputs = run_files(net, files, lambda x: activate(net(x).float(), multilabel), chunk=chunk, hop=hop,
-                        aggregate=aggregate, batch_size=batch_size, on_error=fail)
     records = []
-    for out in outputs:
+    for out in iter_outputs(net, files, lambda x: activate(net(x).float(), multilabel), chunk=chunk, hop=hop,
+                            aggregate=aggregate, batch_size=batch_size, on_error=fail):
         order = np.argsort(-out.vector, kind="stable")[:top_k]
-        records.append({
+        record = {
             "path": out.path, "duration_s": round(out.duration_s, 4), "n_chunks": out.n_chunks,
             "top": [{"label": labels[i], "score": float(out.vector[i])} for i in order],
             "scores": {name: float(v) for name, v in zip(labels, out.vector)},
-        })
+        }
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
     return Predictions(records, failures, labels, model_dir, multilabel, str(model))
+
+
+def prediction_row(record: dict[str, Any], top_k: int) -> dict[str, Any]:
+    """One CSV row: ``path, duration_s, n_chunks, top1_label, top1_score, ..., score:<label>``."""
+    row: dict[str, Any] = {"path": record["path"], "duration_s": record["duration_s"], "n_chunks": record["n_chunks"]}
+    for i in range(top_k):
+        item = record["top"][i] if i < len(record["top"]) else {"label": "", "score": math.nan}
+        row[f"top{i + 1}_label"], row[f"top{i + 1}_score"] = item["label"], item["score"]
+    row.update({f"score:{k}": v for k, v in record["scores"].items()})
+    return row
 
 
 def predictions_frame(pred: Predictions, top_k: int) -> "Any":
@@ -459,15 +401,44 @@ def predictions_frame(pred: Predictions, top_k: int) -> "Any":
     score:<label>`` for every label (a pandas DataFrame)."""
     import pandas as pd
 
-    rows = []
-    for r in pred.records:
-        row: dict[str, Any] = {"path": r["path"], "duration_s": r["duration_s"], "n_chunks": r["n_chunks"]}
-        for i in range(top_k):
-            item = r["top"][i] if i < len(r["top"]) else {"label": "", "score": math.nan}
-            row[f"top{i + 1}_label"], row[f"top{i + 1}_score"] = item["label"], item["score"]
-        row.update({f"score:{k}": v for k, v in r["scores"].items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([prediction_row(r, top_k) for r in pred.records])
+
+
+class _CsvStream:
+    """Write :func:`prediction_row` rows to an open text file as they come (pandas' CSV
+    layout: header first, NaN as an empty field)."""
+
+    def __init__(self, fh: Any, top_k: int) -> None:
+        import csv
+
+        self.writer = csv.writer(fh, lineterminator="\n")
+        self.top_k, self.header, self.n = top_k, None, 0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        row = prediction_row(record, self.top_k)
+        if self.header is None:
+            self.header = list(row)
+            self.writer.writerow(self.header)
+        self.writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in row.values()])
+        self.n += 1
+
+
+class _JsonListStream:
+    """Print records as one JSON list (the layout of ``json.dumps(records, indent=2)``), each
+    record as it comes; :meth:`close` ends the list."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        import textwrap
+
+        body = textwrap.indent(json.dumps(record, indent=2), "  ")
+        typer.echo(("[\n" if not self.n else ",\n") + body, nl=False)
+        self.n += 1
+
+    def close(self) -> None:
+        typer.echo("\n]" if self.n else "[]")
 
 
 # ----------------------------------------------------------------------------- embed
@@ -483,7 +454,7 @@ class Embeddings:
 
 
 def embed(paths: Iterable[str | Path], model: str, *, per_chunk: bool = False, layer: str = "pooled",
-          chunk_seconds: float | None = None, hop_seconds: float | None = None, batch_size: int = 16,
+          chunk_seconds: float | None = None, hop_seconds: float | None = None, batch_size: int = BATCH_SIZE,
           device: str = "auto", root: str | Path = ".", on_error: ErrorHandler | None = None) -> Embeddings:
     """One embedding per file (mean of the chunk embeddings), optionally one per chunk too.
 
@@ -510,8 +481,8 @@ def embed(paths: Iterable[str | Path], model: str, *, per_chunk: bool = False, l
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
     fn = net.embed if layer == "pooled" else (lambda x: net(x))
-    outputs = run_files(net, files, fn, chunk=chunk, hop=hop, aggregate="mean", keep_chunks=per_chunk,
-                        batch_size=batch_size, on_error=fail)
+    outputs = iter_outputs(net, files, fn, chunk=chunk, hop=hop, aggregate="mean", keep_chunks=per_chunk,
+                           batch_size=batch_size, on_error=fail)
     index, vectors = [], []
     for out in outputs:
         index.append({"file": out.path, "chunk": -1, "start_s": 0.0, "end_s": out.duration_s})
@@ -604,7 +575,7 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="packaged model dir
 ChunkOpt = Annotated[Optional[float], typer.Option("--chunk-seconds", help="chunk length in s (default: the model's input length)")]
 HopOpt = Annotated[Optional[float], typer.Option("--hop-seconds", help="hop between chunks in s (default: the chunk length)")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="chunks per forward pass")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="chunks per forward pass (chunks of several files share a batch)")]
 PathsArg = Annotated[list[Path], typer.Argument(help="audio files and/or folders (searched recursively)")]
 
 
@@ -618,23 +589,32 @@ def predict_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON record per file (a list) to stdout")] = False,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="also write one CSV row per file to this file")] = None,
     device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 16,
+    batch_size: BatchOpt = BATCH_SIZE,
 ) -> None:
     """Tag/classify audio files with a trained model (top-k labels and all scores per file)."""
+    from contextlib import ExitStack
+
     from pipeline.io_utils import atomic_path
 
-    pred = predict(paths, model, chunk_seconds=chunk_seconds, hop_seconds=hop_seconds, aggregate=aggregate,
-                   top_k=top_k, batch_size=batch_size, device=device, on_error=_print_error)
-    if not pred.records:
-        raise UserError(f"none of the {len(pred.failures)} inputs could be used (see the errors above); "
-                        "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them.")
+    sinks: list[Callable[[dict[str, Any]], None]] = []
+    with ExitStack() as stack:  # --csv and --json are written as the files are scored, in input order
+        if csv is not None:
+            fh = stack.enter_context(open(stack.enter_context(atomic_path(csv)), "w", newline="", encoding="utf-8"))
+            sinks.append(_CsvStream(fh, top_k))
+        json_out = _JsonListStream() if as_json else None
+        if json_out is not None:
+            sinks.append(json_out)
+        pred = predict(paths, model, chunk_seconds=chunk_seconds, hop_seconds=hop_seconds, aggregate=aggregate,
+                       top_k=top_k, batch_size=batch_size, device=device, on_error=_print_error,
+                       on_record=lambda r: [sink(r) for sink in sinks])
+        if not pred.records:  # raised inside: the CSV's temporary file is removed, nothing was printed
+            raise UserError(f"none of the {len(pred.failures)} inputs could be used (see the errors above); "
+                            "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them.")
+        if json_out is not None:
+            json_out.close()
     if csv is not None:
-        with atomic_path(csv) as tmp:
-            predictions_frame(pred, top_k).to_csv(tmp, index=False)
         typer.echo(f"wrote {csv} ({len(pred.records)} files)", err=True)
-    if as_json:
-        typer.echo(json.dumps(pred.records, indent=2))
-    else:
+    if not as_json:
         _render_table(pred, top_k)
     if pred.failures:
         typer.echo(f"{len(pred.records)} files scored, {len(pred.failures)} skipped", err=True)
@@ -648,7 +628,7 @@ def embed_cmd(
     chunk_seconds: ChunkOpt = None,
     hop_seconds: HopOpt = None,
     device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 16,
+    batch_size: BatchOpt = BATCH_SIZE,
 ) -> None:
     """Write one embedding per file (mean over chunks), optionally one per chunk."""
     if Path(out).suffix.lower() not in (".parquet", ".npy"):

@@ -2,8 +2,11 @@
 
 soundfile (libsndfile 1.2.2, bundled in its wheel) decodes wav, flac, ogg and mp3 with no
 system packages and was 3-10x faster than torchaudio+torchcodec here (docs/spec.md §10.2);
-torchaudio 2.11 has no I/O of its own without FFmpeg. Resampling uses
-``torchaudio.functional.resample``.
+torchaudio 2.11 has no I/O of its own without FFmpeg. Resampling uses torchaudio's
+band-limited sinc resampler (:class:`torchaudio.transforms.Resample`, the kernel of
+``torchaudio.functional.resample`` built once per rate pair and cached) on one torch thread:
+on these short 1-D signals one thread was up to 14x faster than two on a busy 2-core machine
+(docs/benchmarks.md, "Segmenting throughput").
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import math
 import os
 import re
 import stat
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
 from pipeline import SAMPLE_RATE
 
@@ -153,16 +158,45 @@ def read_audio(path: str | Path, start_s: float = 0.0, duration_s: float | None 
     return resample(mono, sr, sample_rate, path)
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+RESAMPLE_THREADS = 1  # torch threads for resampling (0: the caller's count); 1 measured fastest (docs/benchmarks.md)
+
+
+@lru_cache(maxsize=16)
+def _resampler(down: int, up: int) -> "torch.nn.Module":
+    """torchaudio's resampler for ``down -> up``, its sinc kernel built once (float32, as
+    ``torchaudio.functional.resample`` builds it for float32 input: identical output)."""
+    import torchaudio.transforms as T
+
+    return T.Resample(down, up, dtype=torch.float32)
+
+
 def resample(wave: np.ndarray, orig_sr: int, new_sr: int = SAMPLE_RATE, path: str | Path = "") -> np.ndarray:
     """Resample a 1-D float32 array with torchaudio's band-limited sinc interpolation.
 
     Nearly coprime rates are first snapped to a nearby rate that reduces well
-    (:func:`resampling_ratio`), so the sinc kernel stays small.
+    (:func:`resampling_ratio`), so the sinc kernel stays small. The kernel is cached per
+    rate pair and the work runs on :data:`RESAMPLE_THREADS` torch thread(s), the previous
+    thread count restored afterwards.
     """
     if orig_sr == new_sr:
         return np.ascontiguousarray(wave, dtype=np.float32)
     down, up = resampling_ratio(orig_sr, new_sr, path)
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), down, up)
+    with torch_threads(RESAMPLE_THREADS or torch.get_num_threads()), torch.inference_mode():
+        out = _resampler(down, up)(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))
     return out.numpy()
 
 
