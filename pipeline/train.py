@@ -31,7 +31,8 @@ from pipeline.errors import UserError
 from pipeline.inference import autocast_for, label_matrix, pick_device, predict_clips
 from pipeline.io_utils import atomic_path, sha256_file, stable_hash
 from pipeline.metrics import PRIMARY_METRIC, clip_loss, task_metrics
-from pipeline.models.base import AudioModel, ModelConfig
+from pipeline.models.base import AudioModel
+from pipeline.models.build import build_for_task
 from pipeline.paths import Layout
 
 if TYPE_CHECKING:
@@ -42,23 +43,6 @@ CHECKPOINT_VERSION = 1
 
 
 # ----------------------------------------------------------------------------- model
-def build_for_task(name: str, dataset: str, params: "Params", *, n_classes: int, multilabel: bool,
-                   clip_samples: int) -> AudioModel:
-    """Build grid model ``name`` (registry name, ``front+back`` or alias) for a task."""
-    from pipeline.config import resolve_variant
-    from pipeline.models.zoo import build_model, input_length_for
-
-    variant, options, width = resolve_variant(params, name)
-    kind = "multilabel" if multilabel else "single"
-    try:
-        length = input_length_for(variant, params.profile, clip_samples, kind)
-        config = ModelConfig(variant=variant, n_classes=n_classes, multilabel=multilabel, width=width,
-                             input_length=length, options=options)
-        return build_model(config)
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"model {name!r} cannot be built for {dataset}: {exc}; see `musicrep models`.") from exc
-
-
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))

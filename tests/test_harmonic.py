@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.features.transforms import (
+from pipeline.models.frontends.transforms import (
     ERB_ALPHA,
     ERB_BETA,
     HarmonicFilterbank,

@@ -20,7 +20,7 @@ import torch
 
 librosa = pytest.importorskip("librosa")
 
-from pipeline.features.transforms import (  # noqa: E402
+from pipeline.models.frontends.transforms import (  # noqa: E402
     MFCC,
     ConstantQTransform,
     LogMelSpectrogram,

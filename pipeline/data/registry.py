@@ -21,66 +21,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from pipeline.data.catalog import CATALOG_COLUMNS, Catalog, DatasetSource, TaskKind
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
     from pipeline.config import Params
 
-TaskKind = Literal["multilabel", "single"]
-CATALOG_COLUMNS = ["clip_id", "path", "split", "labels", "start_s", "duration_s"]
-
-
-@dataclass
-class Catalog:
-    """What a raw dataset holds.
-
-    Attributes:
-        clips: one row per clip, columns :data:`CATALOG_COLUMNS`.
-        labels: label vocabulary in model output order.
-        expected: number of clips the publisher lists (``None`` if unknown); with
-            ``len(clips)`` it gives the coverage recorded in the manifest.
-        missing: ids of expected clips whose audio is absent.
-        kind: task kind decided while cataloguing (own datasets infer it from the labels);
-            ``None`` = the source's ``kind``.
-        durations: seconds of every listed audio file (``path`` as in ``clips``), where known;
-            ``segment`` reports the fraction of these seconds written to the shards.
-        info: how the split was made etc. (``split_method``, group counts), copied into
-            ``report.json`` and ``meta.json``.
-    """
-
-    clips: pd.DataFrame
-    labels: list[str]
-    expected: int | None = None
-    missing: list[str] = field(default_factory=list)
-    kind: TaskKind | None = None
-    durations: dict[str, float] | None = None
-    info: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        absent = [c for c in CATALOG_COLUMNS if c not in self.clips.columns]
-        if absent:
-            raise ValueError(f"catalog lacks columns {absent}")
-
-
-class DatasetSource(Protocol):
-    """A dataset the pipeline can fetch and catalog."""
-
-    name: str
-    kind: TaskKind  # multilabel (sigmoid/BCE, ROC-AUC/PR-AUC) or single (softmax, accuracy)
-    task: Literal["tagging", "keywords", "events"]
-    clip_seconds: float  # nominal clip length; segment crops longer audio to this
-
-    def fetch(self, raw_dir: Path, params: "Params") -> None:
-        """Bring the raw files into ``raw_dir`` (idempotent, resumable)."""
-
-    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
-        """List the clips in ``raw_dir``; raise UserError naming what is missing."""
+__all__ = ["CATALOG_COLUMNS", "Catalog", "DatasetSource", "TaskKind", "available", "get_source", "own_datasets"]
 
 
 def available() -> list[str]:

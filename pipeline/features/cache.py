@@ -59,7 +59,7 @@ def cache_dir_name(spec: dict[str, Any], data_key: str | None = None) -> str:
 
 def frontends_for_grid(dataset: str, params: "Params", data_key: str | None = None) -> dict[str, "Frontend"]:
     """Distinct cacheable front-ends used by the grid's models on ``dataset`` (keyed by cache directory name)."""
-    from pipeline.train import build_for_task
+    from pipeline.models.build import build_for_task
 
     out: dict[str, Frontend] = {}
     for name in params.grid.models:

@@ -1,15 +1,16 @@
-"""Noise-robustness layer: perturbations, noise sources and the ``robustness`` stage.
+"""Noise-robustness layer: perturbations, noise sources, the ``robustness`` stage and its plots.
 
 - :mod:`pipeline.robustness.perturb`: batched, seeded torch perturbations and their registry;
 - :mod:`pipeline.robustness.noises`: noise banks (synthetic, Speech Commands, any folder);
-- :mod:`pipeline.robustness.stage`: :func:`run_robustness` and the report helpers.
+- :mod:`pipeline.robustness.stage`: :func:`~pipeline.robustness.stage.run_robustness` and the
+  summaries the report reads;
+- :mod:`pipeline.robustness.plots`: the robustness figures (drawn by the report, not by cells).
+
+The package itself re-exports only the lower-layer modules (perturbations, noises), so that
+importing :mod:`pipeline.robustness.perturb` does not pull in the stage and its tracking.
 """
 
 from pipeline.robustness.noises import load_noise, synthetic_noises
 from pipeline.robustness.perturb import INFO, PERTURBATIONS, apply
-from pipeline.robustness.stage import plot_task_curves, robustness_summary, run_robustness
 
-__all__ = [
-    "INFO", "PERTURBATIONS", "apply", "load_noise", "synthetic_noises",
-    "run_robustness", "robustness_summary", "plot_task_curves",
-]
+__all__ = ["INFO", "PERTURBATIONS", "apply", "load_noise", "synthetic_noises"]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from pipeline.data import synth
-from pipeline.data.registry import Catalog
+from pipeline.data.catalog import Catalog
 from pipeline.errors import UserError
 from pipeline.io_utils import stable_hash, write_json
 

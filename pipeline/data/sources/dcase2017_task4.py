@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pipeline.data.catalog import Catalog
 from pipeline.data.download import DownloadState, RemoteFile, fetch_file, write_manifest
-from pipeline.data.registry import Catalog
 from pipeline.data.sources._common import RealSource, audio_files, clip_seconds_from, read_complete, write_complete
 from pipeline.errors import UserError
 

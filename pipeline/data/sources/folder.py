@@ -64,8 +64,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import soundfile as sf
 
+from pipeline.data.catalog import Catalog
 from pipeline.data.download import MANIFEST_FILE, write_manifest
-from pipeline.data.registry import Catalog
 from pipeline.data.sources._common import RealSource, audio_files
 from pipeline.errors import UserError
 from pipeline.io_utils import sha256_file

@@ -1,6 +1,6 @@
 """Shared plumbing of the spectrogram-type front-ends.
 
-A front-end wraps one transform of :mod:`pipeline.features.transforms` and adds what the
+A front-end wraps one transform of :mod:`pipeline.models.frontends.transforms` and adds what the
 zoo needs to wire it to a back-end: ``out_channels`` and ``n_bins`` (the ``C`` and ``F`` of
 its ``(batch, C, F, frames)`` output), ``output_kind`` (``"spectrogram"`` or
 ``"waveform"``), ``hop_length``, ``n_frames`` and ``cache_spec``.

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from pipeline.features.transforms import HarmonicFilterbank
+from pipeline.models.frontends.transforms import HarmonicFilterbank
 from pipeline.models.frontends.base import TransformFrontend
 
 

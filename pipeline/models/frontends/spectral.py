@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from pipeline.features.transforms import (
+from pipeline.models.frontends.transforms import (
     C1_MIDI,
     MFCC,
     ConstantQTransform,

@@ -1,0 +1,32 @@
+"""Build a grid model for a task: the model name of ``params.yaml`` plus the task's shape.
+
+Used by ``train`` and by the feature cache (which builds the grid's front-ends to know what
+to cache); it lives with the models so that neither stage imports the other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipeline.errors import UserError
+from pipeline.models.base import AudioModel, ModelConfig
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+
+def build_for_task(name: str, dataset: str, params: "Params", *, n_classes: int, multilabel: bool,
+                   clip_samples: int) -> AudioModel:
+    """Build grid model ``name`` (registry name, ``front+back`` or alias) for a task."""
+    from pipeline.config import resolve_variant
+    from pipeline.models.zoo import build_model, input_length_for
+
+    variant, options, width = resolve_variant(params, name)
+    kind = "multilabel" if multilabel else "single"
+    try:
+        length = input_length_for(variant, params.profile, clip_samples, kind)
+        config = ModelConfig(variant=variant, n_classes=n_classes, multilabel=multilabel, width=width,
+                             input_length=length, options=options)
+        return build_model(config)
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"model {name!r} cannot be built for {dataset}: {exc}; see `musicrep models`.") from exc
