@@ -29,7 +29,8 @@ DATA_STAGES = ("download", "segment", "features")
 CELL_CODE = (
     "pipeline/train.py", "pipeline/batches.py", "pipeline/chunking.py", "pipeline/inference.py",
     "pipeline/evaluate.py", "pipeline/metrics.py", "pipeline/checkpoint.py", "pipeline/data/shards.py",
-    "pipeline/robustness",
+    "pipeline/robustness/__init__.py", "pipeline/robustness/stage.py", "pipeline/robustness/perturb.py",
+    "pipeline/robustness/noises.py", "pipeline/models/build.py",
 )
 """Code every cell runs (training loop, evaluation, robustness), besides its model's code."""
 
@@ -86,7 +87,7 @@ def _closure(module: str) -> set[Path]:
         if path is None or path in seen:
             continue
         rel = path.relative_to(REPO).as_posix()
-        if not (rel.startswith("pipeline/models/") or rel.startswith("pipeline/features/transforms")):
+        if not rel.startswith("pipeline/models/"):
             continue
         seen.add(path)
         todo.extend(m for m in _imports(path) if m.startswith("pipeline."))
@@ -114,7 +115,8 @@ def _data_stages() -> dict[str, Any]:
         "download": {
             "matrix": {"dataset": "${grid.tasks}"},
             "cmd": "musicrep download ${item.dataset}",
-            "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py"],
+            "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py",
+                     "pipeline/data/archives.py"],
             "params": ["seed", "datasets.${item.dataset}"],
             "outs": [{"data/raw/${item.dataset}": {"persist": True}}],
         },
@@ -130,7 +132,7 @@ def _data_stages() -> dict[str, Any]:
             "matrix": {"dataset": "${grid.tasks}"},
             "cmd": "musicrep features ${item.dataset}",
             "deps": ["data/segments/${item.dataset}", "pipeline/features", "pipeline/models/frontends",
-                     *MODEL_SHARED[:3]],
+                     *MODEL_SHARED[:3], "pipeline/models/build.py"],
             "params": ["profile", "features", "grid.models", "variants", "train.width"],
             "outs": ["data/features/${item.dataset}"],
         },
@@ -154,8 +156,8 @@ def _cell_stage(model: str, params: "Params") -> dict[str, Any]:
 def _report_stage() -> dict[str, Any]:
     return {
         "cmd": "musicrep report",
-        "deps": ["metrics", "models", "pipeline/report.py", "pipeline/figures.py", "pipeline/registry.py",
-                 "pipeline/stats.py", "pipeline/robustness/stage.py"],
+        "deps": ["metrics", "models", "pipeline/report", "pipeline/figures.py", "pipeline/registry.py",
+                 "pipeline/stats.py", "pipeline/robustness/stage.py", "pipeline/robustness/plots.py"],
         "params": ["report", "grid"],
         "outs": ["reports"],
     }

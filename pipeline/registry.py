@@ -159,6 +159,25 @@ def register_model(model_dir: str | Path, name: str | None = None, description: 
     return name, str(mv.version)
 
 
+def register_models(model_dirs: list[Path], client: "MlflowClient") -> dict[Path, str | Exception]:
+    """Register every packaged model of ``model_dirs`` (idempotent, :func:`register_model`).
+
+    Returns, per directory, its ``models:/<name>/<version>`` URI or the error that stopped it
+    (registry down, bad checkpoint), so that one failure does not stop the others.
+    """
+    from pipeline.tracking import mlflow_errors
+
+    out: dict[Path, str | Exception] = {}
+    for model_dir in model_dirs:
+        try:
+            name, version = register_model(model_dir, client=client)
+            out[model_dir] = f"models:/{name}/{version}"
+        except (UserError, *mlflow_errors()) as exc:
+            log.warning("could not register %s: %s", model_dir, exc)
+            out[model_dir] = exc
+    return out
+
+
 def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     """``models:/name/3`` -> ``("name", "3", None)``; ``models:/name@prod`` -> ``("name", None, "prod")``."""
     m = _URI.match(uri.strip())

@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 _QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
+def mlflow_errors() -> tuple[type[BaseException], ...]:
+    """What a failing MLflow store raises: its own exception, an unreachable server, a bad URI."""
+    try:
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        return (ImportError, OSError, ValueError)
+    return (MlflowException, ImportError, OSError, ValueError)
+
+
 def quiet_mlflow_env() -> None:
     """Switch MLflow's telemetry and progress bars off unless the user set them (docs/spec.md §10.3).
 

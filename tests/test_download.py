@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest_data import LoopbackServer, closed_port, make_tar_gz, make_zip
+from pipeline.data import archives
 from pipeline.data import download as dl
-from pipeline.data.download import DownloadState, RemoteFile, RetryPolicy, fetch_file, safe_extract
+from pipeline.data.archives import safe_extract
+from pipeline.data.download import DownloadState, RemoteFile, RetryPolicy, fetch_file
 from pipeline.errors import UserError
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0)
@@ -287,7 +289,7 @@ def test_byte_split_zip_parts_extract_without_concatenating(tmp_path: Path) -> N
     safe_extract(parts, tmp_path / "mp3", "demo")
     for name, data in members.items():
         assert (tmp_path / "mp3" / name).read_bytes() == data
-    with dl.open_concatenated(parts) as f:
+    with archives.open_concatenated(parts) as f:
         f.seek(cuts[1] - 5)
         assert f.read(10) == blob[cuts[1] - 5: cuts[1] + 5]
         f.seek(-3, io.SEEK_END)

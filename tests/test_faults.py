@@ -157,7 +157,7 @@ def test_bomb_is_refused_with_default_limits(tmp_path: Path) -> None:
     """Defect 3: 2 MB that declares 2 GiB is refused from the declared sizes, before anything is written."""
     import zipfile
 
-    from pipeline.data.download import safe_extract
+    from pipeline.data.archives import safe_extract
 
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -557,7 +557,7 @@ def test_extracted_folder_respects_the_umask(tmp_path: Path) -> None:
     import os
     import stat as st
 
-    from pipeline.data.download import safe_extract
+    from pipeline.data.archives import safe_extract
     from tests.conftest_data import make_zip
 
     (tmp_path / "a.zip").write_bytes(make_zip({"x/y.txt": b"y"}))

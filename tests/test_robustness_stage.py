@@ -19,8 +19,9 @@ from pipeline.io_utils import write_json
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.paths import Layout
 from pipeline.profiles import profile_defaults
+from pipeline.robustness.plots import plot_robustness, plot_task_curves
 from pipeline.robustness.stage import (
-    COLUMNS, format_level, level_key, plot_robustness, plot_task_curves, robustness_summary, run_robustness,
+    COLUMNS, format_level, level_key, robustness_summary, run_robustness,
 )
 
 SR = 16_000

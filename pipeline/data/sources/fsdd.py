@@ -36,10 +36,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pipeline.data.download import (
-    ARCHIVE_SUFFIXES, DownloadState, RemoteFile, fetch_file, file_digests, is_url, safe_extract, write_manifest,
-)
-from pipeline.data.registry import Catalog
+from pipeline.data.archives import ARCHIVE_SUFFIXES, safe_extract
+from pipeline.data.catalog import Catalog
+from pipeline.data.download import DownloadState, RemoteFile, fetch_file, file_digests, is_url, write_manifest
 from pipeline.data.sources._common import RealSource, clip_seconds_from, read_complete, write_complete
 from pipeline.errors import UserError
 

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pipeline.data.download import DownloadState, RemoteFile, extract_once, fetch_file, write_manifest
-from pipeline.data.registry import Catalog
+from pipeline.data.archives import extract_once
+from pipeline.data.catalog import Catalog
+from pipeline.data.download import DownloadState, RemoteFile, fetch_file, write_manifest
 from pipeline.data.sources._common import RealSource, clip_seconds_from, read_complete, write_complete
 from pipeline.errors import UserError
 

@@ -1,0 +1,38 @@
+"""``report`` stage: ``reports/index.md``, a self-contained ``reports/index.html`` and
+``reports/results.csv`` for the model x task grid of ``params.grid``.
+
+Contents, per task of the grid:
+
+1. **Comparison table**: test metrics from ``metrics/<task>/<model>/eval.json`` (falling back
+   to the model's MLflow run when the file is gone), trainable parameters, training time
+   (total and per epoch), evaluation throughput, best epoch, the registry URI of the model.
+   Stages that have not produced their files are shown as ``not run``.
+2. **Robustness**: the task's metric-vs-SNR curves of all models
+   (:func:`pipeline.robustness.plots.plot_task_curves`) and a relative-degradation table
+   (:func:`pipeline.robustness.stage.robustness_summary`), when robustness files exist.
+3. **Figures** (:mod:`pipeline.figures`): training curves; confusion matrices (single-label)
+   or per-class ROC-AUC (multi-label); the learned harmonic filterbank of models with one;
+   the self-attention map of one test clip for models with self-attention.
+4. **Data and environment** behind each number: dataset coverage (``meta.json`` of the
+   segments), device / git commit / library versions of every training run (model card and
+   MLflow tags), and the environment that built the report.
+
+Results on the embedded synthetic datasets (``synth_*``) are labelled as such: they test the
+pipeline, they say nothing about the architectures.
+
+The report is built in a temporary directory that then replaces ``reports/`` (no stale
+figures, no half-written report). Figures are also logged to each model's MLflow run
+(``figures/``), and every trained model is registered in the MLflow model registry
+(:func:`pipeline.registry.register_models`, idempotent) unless ``register=False``.
+
+One job per module: :mod:`~pipeline.report.collect` (files and MLflow runs of each cell),
+:mod:`~pipeline.report.tables` (formatted table rows), :mod:`~pipeline.report.plots` (figures),
+:mod:`~pipeline.report.render` (Markdown, and HTML from the Jinja2 template in
+``templates/``), :mod:`~pipeline.report.build` (the stage: compose, write, swap in).
+"""
+
+
+from pipeline.report.build import build_report
+from pipeline.report.collect import Entry, collect, is_synthetic, results_frame
+
+__all__ = ["build_report", "collect", "results_frame", "is_synthetic", "Entry"]

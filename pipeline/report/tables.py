@@ -1,0 +1,139 @@
+"""The rows of the report's tables, formatted (numbers as text, ``not run`` where missing)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from pipeline.paths import Layout
+from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
+from pipeline.report.render import fmt
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+
+def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted rows of one task's comparison table."""
+    sub = [e for e in entries if e.task == task]
+    kind = next((e.kind for e in sub if e.kind), None) or ("single" if "keyword" in task else "multilabel")
+    metric_cols = METRICS.get(kind, METRICS["multilabel"])
+    header = ["model", "status", *[label for _, label in metric_cols], "params", "train time", "s / epoch",
+              "eval clips/s", "best epoch", "robustness", "registry"]
+    rows = []
+    several = len({e.seed for e in sub}) > 1
+    for e in sub:
+        label = f"{e.model} (seed {e.seed})" if several else e.model
+        if not e.trained:
+            rows.append([label, NOT_RUN, *[NOT_RUN] * len(metric_cols), NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN,
+                         NOT_RUN, "-"])
+            continue
+        meta = e.card.get("metadata", {})
+        secs = meta.get("train_seconds")
+        epochs = len(e.history) if e.history is not None else None
+        n_clips, eval_s = e.metric("test/n_clips"), e.metric("test/seconds")
+        throughput = (float(n_clips) / float(eval_s)) if n_clips and eval_s else None
+        rows.append([
+            label, e.status, *[fmt(e.metric(k)) for k, _ in metric_cols], fmt(e.n_params),
+            f"{float(secs):.1f} s" if secs is not None else "n/a",
+            f"{float(secs) / epochs:.2f}" if secs is not None and epochs else "n/a",
+            fmt(throughput, 1) if e.evaluated else NOT_RUN, fmt(meta.get("best_epoch")),
+            "yes" if e.robustness is not None else NOT_RUN, e.registry_uri or "-",
+        ])
+    return header, rows
+
+
+def coverage_rows(params: "Params", layout: Layout) -> tuple[list[str], list[list[str]]]:
+    header = ["task", "data", "kind", "classes", "clips present / expected", "coverage", "skipped", "missing",
+              "train / val / test", "hours of audio"]
+    rows = []
+    for task in params.grid.tasks:
+        meta = read_json(layout.segments(task) / "meta.json")
+        origin = "synthetic (generated)" if is_synthetic(task) else "real"
+        if meta is None:
+            rows.append([task, origin, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN])
+            continue
+        cov = meta.get("coverage", {})
+        split = cov.get("per_split", {})
+        frac = cov.get("fraction")
+        rows.append([task, origin, str(meta.get("kind", "")), str(len(meta.get("labels", []))),
+                     f"{cov.get('present', '?')} / {cov.get('expected', '?')}",
+                     f"{100 * float(frac):.1f} %" if frac is not None and frac == frac else "n/a",
+                     fmt(cov.get("skipped")), fmt(cov.get("missing")),
+                     " / ".join(str(split.get(s, 0)) for s in ("train", "val", "test")),
+                     f"{float(meta.get('total_seconds', 0)) / 3600:.3f}"])
+    return header, rows
+
+
+def provenance_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
+    header = ["task", "model", "seed", "device", "git commit", "python", "torch", "torchaudio", "cuda / gpu", "profile", "MLflow run"]
+    rows = []
+    for e in entries:
+        if not e.trained:
+            continue
+        meta, tags = e.card.get("metadata", {}), e.run.get("tags", {})
+        rows.append([e.task, e.model, str(e.seed), str(meta.get("device", tags.get("device", "?"))), str(tags.get("git_commit", "?"))[:12],
+                     tags.get("python", "?"), tags.get("torch", "?"), tags.get("torchaudio", "?"),
+                     tags.get("gpu", tags.get("cuda", "?")), tags.get("profile", "?"), (e.run_id or "?")[:12]])
+    return header, rows
+
+
+def pivot_rows(pivot: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = ["model", *[str(c) for c in pivot.columns]]
+    rows = []
+    for model, r in pivot.iterrows():
+        cells = [str(model)]
+        for i, v in enumerate(r):
+            if i == 0:
+                cells.append(fmt(v))
+            else:
+                cells.append("n/a" if v != v else f"{100 * float(v):+.1f} %")
+        rows.append(cells)
+    return header, rows
+
+
+def cross_rows(params: "Params", layout: Layout) -> tuple[list[str], list[list[str]]]:
+    """One row per (trained on, model, seed, evaluated on) found under ``metrics/*/*/seed*/cross/``."""
+    header = ["trained on", "model", "seed", "evaluated on", "metric", "value", "clips", "labels shared"]
+    rows = []
+    from pipeline.dag import cell_keys
+
+    for task, model, seed in cell_keys(params):
+        for path in sorted((layout.metrics(task, model, seed) / "cross").glob("*/eval.json")):
+            data = read_json(path) or {}
+            other = path.parent.name
+            metric = next((m for m in ("accuracy", "roc_auc") if f"cross/{other}/{m}" in data), None)
+            if metric is None:
+                continue
+            rows.append([task, model, str(seed), other, metric, fmt(data[f"cross/{other}/{metric}"]),
+                         fmt(data.get(f"cross/{other}/n_clips")), fmt(data.get(f"cross/{other}/n_labels_shared"))])
+    return header, rows
+
+
+def ci(v: float, lo: float, hi: float, digits: int = 3, pct: bool = False) -> str:
+    if v != v:
+        return "n/a"
+    if pct:
+        return f"{100 * v:+.1f} % [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def accuracy_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    metric = str(table["metric"].iloc[0])
+    header = ["model", "seeds", f"{metric} mean +- std over seeds", f"{metric} [95 % CI over clips]",
+              f"difference to {table['best'].iloc[0]} [95 % CI, paired]"]
+    rows = []
+    for r in table.sort_values("value", ascending=False).itertuples(index=False):
+        spread = f"{r.seed_mean:.3f} +- {r.seed_std:.3f}" if r.seed_std == r.seed_std else f"{r.seed_mean:.3f} (1 seed)"
+        diff = "best" if r.model == r.best else ci(r.diff_to_best, r.diff_low, r.diff_high)
+        rows.append([r.model, str(r.n_seeds), spread, ci(r.value, r.ci_low, r.ci_high), diff])
+    return header, rows
+
+
+def robustness_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "clean [95 % CI]", "under noise [95 % CI]", "absolute drop [95 % CI]", "relative drop [95 % CI]"]
+    rows = [[r.model, ci(r.clean, r.clean_low, r.clean_high), ci(r.perturbed, r.perturbed_low, r.perturbed_high),
+             ci(r.drop, r.drop_low, r.drop_high), ci(r.relative_drop, r.relative_drop_low, r.relative_drop_high, pct=True)]
+            for r in table.sort_values("drop").itertuples(index=False)]
+    return header, rows
