@@ -50,6 +50,20 @@ def test_white_noise_snr_is_exact(snr: float) -> None:
         assert abs(_snr_db(x[row], y[row]) - snr) < 0.1
 
 
+@pytest.mark.parametrize("snr", [30.0, 10.0, 0.0, -5.0, -10.0, math.inf])
+def test_snr_mixing_by_torchaudio_matches_the_former_formula(snr: float) -> None:
+    """``_mix_at_snr`` uses ``torchaudio.functional.add_noise``; results equal the former scaling."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(6, 4000, generator=g) * torch.rand(6, 1, generator=g)
+    x[2] = 0.0  # a silent row stays silent
+    noise = torch.randn(6, 4000, generator=g)
+    px, pn = x.double().pow(2).mean(-1, keepdim=True), noise.double().pow(2).mean(-1, keepdim=True)
+    former = (x.double() + torch.sqrt(px / (pn * 10.0 ** (snr / 10.0))) * noise.double()).to(x.dtype)
+    mixed = P._mix_at_snr(x, noise, snr)
+    torch.testing.assert_close(mixed, former, rtol=1e-6, atol=1e-7)
+    assert torch.equal(mixed[2], x[2])
+
+
 @pytest.mark.parametrize("snr", [20.0, 5.0, 0.0, -5.0])
 def test_background_noise_snr_is_exact(bank, snr: float) -> None:
     x = np.stack([_music(seed=2), 3.0 * _music(seed=4)])

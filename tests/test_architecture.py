@@ -1,0 +1,181 @@
+"""The shape of the package: imports point one way, no cycles, files of a readable size.
+
+Every module under ``pipeline/`` (and ``flows/``, installed as ``pipeline.flows``) is parsed
+with :mod:`ast`; every ``import`` counts, including function-local ones and those under
+``if TYPE_CHECKING:``, because a hidden import is still a dependency.
+
+Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
+
+0. foundation: ``pipeline`` (the package: version, sample rate), ``errors``, ``io_utils``,
+   ``paths``, ``progress``, ``project``, ``locks``
+1. configuration: ``config``, ``profiles``
+2. models, data and the computations they share: ``models.*`` (front-ends with their DSP
+   transforms, back-ends, the zoo), ``data.*``, ``chunking``, ``batches``, ``metrics``,
+   ``stats``, ``inference``, ``checkpoint`` (the packaged-model format), and the
+   perturbations and noise sources ``robustness`` / ``robustness.perturb`` /
+   ``robustness.noises``
+3. stage building blocks and the pipeline description: ``features.*``, ``dag`` (the grid and
+   ``dvc.yaml``), ``params_check``
+4. stages and services: ``train``, ``evaluate``, ``robustness.stage``, ``robustness.plots``,
+   ``evidence``, ``report.*``, ``registry``, ``tracking``, ``figures``, ``compare``,
+   ``predict``, ``audio_stream``, ``runners``, ``mlflow_server``
+5. the stage runner: ``stages``
+6. entry points: ``cli``, ``__main__``, ``flows.*``
+
+Files in ``pipeline/`` longer than :data:`MAX_LINES` must be listed, with a reason, in the
+table of ``docs/decisions.md`` (the rows whose first cell is a backticked ``pipeline/...`` path).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_LINES = 400
+
+LAYERS: list[set[str]] = [
+    {"pipeline", "errors", "io_utils", "paths", "progress", "project", "locks"},
+    {"config", "profiles"},
+    {"models", "models.*", "data", "data.*", "chunking", "batches", "metrics", "stats", "inference", "checkpoint",
+     "robustness", "robustness.perturb", "robustness.noises"},
+    {"features", "features.*", "dag", "params_check"},
+    {"train", "evaluate", "robustness.stage", "robustness.plots", "evidence", "report", "report.*", "registry",
+     "tracking", "figures", "compare", "predict", "audio_stream", "runners", "mlflow_server"},
+    {"stages"},
+    {"cli", "__main__", "flows", "flows.*"},
+]
+
+
+def _sources() -> dict[str, Path]:
+    """Module name -> file, for ``pipeline/`` and ``flows/`` (as ``pipeline.flows``)."""
+    out: dict[str, Path] = {}
+    for root, prefix in ((REPO / "pipeline", ["pipeline"]), (REPO / "flows", ["pipeline", "flows"])):
+        for path in root.rglob("*.py"):
+            parts = prefix + list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = _sources()
+
+
+def _known(name: str) -> str | None:
+    """The longest prefix of ``name`` that is one of our modules."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module: str) -> set[str]:
+    """Our modules that ``module`` imports anywhere in its file (function-local ones included)."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(filter(None, (_known(a.name) for a in node.names)))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                hit = f"{target}.{alias.name}" if f"{target}.{alias.name}" in MODULES else _known(target)
+                if hit:
+                    found.add(hit)
+    found.discard(module)
+    return found
+
+
+GRAPH = {m: _imports(m) for m in MODULES}
+
+
+def layer_of(module: str) -> int:
+    short = module.removeprefix("pipeline").removeprefix(".") or "pipeline"
+    for level, names in enumerate(LAYERS):
+        for pattern in names:
+            if short == pattern or (pattern.endswith(".*") and short.startswith(pattern[:-1])):
+                return level
+    raise AssertionError(f"{module} is in no layer; add it to LAYERS (and to this file's docstring)")
+
+
+def test_every_module_has_a_layer() -> None:
+    assert len(MODULES) > 50
+    for module in MODULES:
+        layer_of(module)
+
+
+def test_layers_point_one_way() -> None:
+    wrong = [f"{m} (layer {layer_of(m)}) imports {dep} (layer {layer_of(dep)})"
+             for m, deps in sorted(GRAPH.items()) for dep in sorted(deps) if layer_of(dep) > layer_of(m)]
+    assert not wrong, "imports from a lower layer to a higher one:\n" + "\n".join(wrong)
+
+
+def test_no_import_cycle() -> None:
+    # Tarjan's strongly connected components; any component of more than one module is a cycle
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(GRAPH):
+        if module not in index:
+            visit(module)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_feature_cache_and_train_and_evaluate_do_not_lean_on_each_other() -> None:
+    # train reads the feature cache (higher layer -> lower); the cache never imports train
+    assert "pipeline.train" not in GRAPH["pipeline.features.cache"]
+    # evaluate takes clip_loss and the metrics from pipeline.metrics, not from train
+    assert "pipeline.train" not in GRAPH["pipeline.evaluate"]
+    assert "pipeline.metrics" in GRAPH["pipeline.evaluate"]
+
+
+def test_transforms_live_with_the_models() -> None:
+    assert "pipeline.models.frontends.transforms" in MODULES
+    assert "pipeline.features.transforms" not in MODULES
+    assert not any(m.startswith("pipeline.features") for m in GRAPH["pipeline.models.frontends.spectral"])
+
+
+def _long_file_reasons() -> dict[str, str]:
+    text = (REPO / "docs" / "decisions.md").read_text()
+    rows = re.findall(r"^\s*\|\s*`(pipeline/[^`|]+\.py)`\s*\|(.*)\|\s*$", text, flags=re.M)
+    return {path: reason.strip() for path, reason in rows}
+
+
+def test_no_long_file_without_a_recorded_reason() -> None:
+    reasons = _long_file_reasons()
+    long = {p.relative_to(REPO).as_posix(): len(p.read_text().splitlines()) for p in (REPO / "pipeline").rglob("*.py")}
+    long = {p: n for p, n in long.items() if n > MAX_LINES}
+    unexplained = sorted(f"{p} ({n} lines)" for p, n in long.items() if not reasons.get(p))
+    assert not unexplained, f"files over {MAX_LINES} lines without a reason in docs/decisions.md: {unexplained}"
+    stale = sorted(p for p in reasons if not (REPO / p).exists())
+    assert not stale, f"docs/decisions.md lists files that do not exist: {stale}"
