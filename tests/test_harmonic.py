@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.models.frontends import HarmonicFrontend
 from pipeline.models.frontends.transforms import (
     ERB_ALPHA,
     ERB_BETA,
@@ -14,7 +15,6 @@ from pipeline.models.frontends.transforms import (
     stft_bin_frequencies,
     triangular_filterbank,
 )
-from pipeline.models.frontends import HarmonicFrontend
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import torch
 
 librosa = pytest.importorskip("librosa")
 
+from pipeline.models.frontends import FRONTENDS  # noqa: E402
 from pipeline.models.frontends.transforms import (  # noqa: E402
     MFCC,
     ConstantQTransform,
@@ -29,7 +30,6 @@ from pipeline.models.frontends.transforms import (  # noqa: E402
     mel_filterbank,
     power_to_db,
 )
-from pipeline.models.frontends import FRONTENDS  # noqa: E402
 
 SR = 16_000
 

@@ -39,13 +39,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import io
 import json
 import logging
 import os
 import re
 import shutil
-import stat
 import sys
 import time
 import urllib.error
@@ -53,7 +51,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from pipeline.errors import UserError
 from pipeline.io_utils import write_json

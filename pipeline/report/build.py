@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from pipeline.paths import Layout
-from pipeline.tracking import mlflow_errors
 from pipeline.registry import register_models
 from pipeline.report.collect import NOT_RUN, Entry, collect, environment, is_synthetic, mlflow_client, results_frame
 from pipeline.report.plots import make_figures, robustness_tables
@@ -29,6 +28,7 @@ from pipeline.report.tables import (
     provenance_rows,
     robustness_rows,
 )
+from pipeline.tracking import mlflow_errors
 
 if TYPE_CHECKING:
     from pipeline.config import Params
