@@ -25,7 +25,7 @@ def serve_pipeline(cron: str = "0 3 * * *", name: str = "nightly", params_path: 
 
     if not os.environ.get("PREFECT_API_URL"):
         apply_secure_settings(port=None)
-    root = str(Path.cwd().resolve())
+    root = str(Path(params_path).resolve().parent)  # the project is where its params.yaml lives
     musicrep_pipeline.serve(name=name, cron=cron, parameters={"params_path": str(Path(params_path).resolve()), "root": root})
 
 

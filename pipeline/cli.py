@@ -57,14 +57,47 @@ def _hand_logging_to_prefect() -> None:
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+          debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an unexpected error (anywhere on the line)")] = False,
+          project: Annotated[Optional[Path], typer.Option("--project", help="the project folder (default: the nearest folder at or above here with params.yaml)")] = None,
+          set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a param for this command: --set train.epochs=2 (repeatable; values are YAML)")] = None) -> None:
     _configure_logging(verbose)
+    import os
+
+    from pipeline.project import Invocation, begin, find_root, parse_overrides
+
+    root = find_root(project)
+    begin(Invocation(root, parse_overrides(set_ or [])))
+    if root != Path.cwd().resolve() and not os.environ.get("MLFLOW_TRACKING_URI"):
+        # the project's own MLflow store, wherever the command is started (the library default is the cwd)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+        os.environ.setdefault("MUSICREP_ARTIFACT_ROOT", (root / "mlartifacts").as_uri())
+
+
+def _root() -> Path:
+    """The project root found by the callback (``--project`` or the nearest params.yaml)."""
+    from pipeline.project import current_root
+
+    return current_root()
+
+
+def _params_file(path: Path) -> Path:
+    from pipeline.project import params_path
+
+    return params_path(_root(), path)
+
+
+def _layout():
+    from pipeline.paths import Layout
+
+    return Layout(_root())
 
 
 def _params(path: Path):
     from pipeline.config import load_params
+    from pipeline.project import current_overrides, params_path
 
-    return load_params(path)
+    return load_params(params_path(_root(), path), current_overrides() or None)
 
 
 @app.command("params")
@@ -85,8 +118,12 @@ def params_cmd(
         resolved = Params.model_validate(profile_defaults(init)).model_dump(mode="json")
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         return
-    path = file or Path("params.yaml")
-    p = load_params(path)
+    from pipeline.project import params_path
+
+    from pipeline.project import current_overrides
+
+    path = params_path(_root(), file)
+    p = load_params(path, current_overrides() or None)
     if check:
         from pipeline.params_check import check_names
 
@@ -111,6 +148,7 @@ def download(
     """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
     from pipeline import stages
     from pipeline.config import load_params
+    from pipeline.project import params_path
 
     overrides: dict = {}
     if mirror or audio_dir:
@@ -121,7 +159,11 @@ def download(
         if dataset in available() and dataset != "folder":
             raise UserError(f"--path/--labels-csv are for your own audio (folder or a datasets.NAME with kind: folder), not {dataset}; drop them.")
         overrides.setdefault("datasets", {})[dataset] = {k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v}
-    out = stages.download(dataset, load_params(params, overrides))
+    from pipeline.config import _deep_merge
+    from pipeline.project import current_overrides
+
+    merged = _deep_merge(current_overrides(), overrides)
+    out = stages.download(dataset, load_params(params_path(_root(), params), merged or None), _layout())
     typer.echo(f"{dataset}: raw files in {out}")
 
 
@@ -130,7 +172,7 @@ def segment(dataset: str, params: ParamsOpt = Path("params.yaml")) -> None:
     """Decode, mix to mono, resample to 16 kHz, write waveform shards + manifest."""
     from pipeline import stages
 
-    typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(params))}")
+    typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(params), _layout())}")
 
 
 @app.command()
@@ -138,7 +180,7 @@ def features(dataset: str, params: ParamsOpt = Path("params.yaml")) -> None:
     """Cache log-mel (and other fixed front-end) features as float16 shards."""
     from pipeline import stages
 
-    typer.echo(f"{dataset}: features in {stages.features(dataset, _params(params))}")
+    typer.echo(f"{dataset}: features in {stages.features(dataset, _params(params), _layout())}")
 
 
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
@@ -151,7 +193,7 @@ def train(task: str, model: str, resume: Annotated[bool, typer.Option("--resume/
     log.info("train %s/%s: loading", task, model)
     from pipeline import stages
 
-    typer.echo(f"{task}/{model}: model in {stages.train(task, model, _params(params), resume=resume, seed=seed)}")
+    typer.echo(f"{task}/{model}: model in {stages.train(task, model, _params(params), _layout(), resume=resume, seed=seed)}")
 
 
 @app.command()
@@ -173,10 +215,10 @@ def evaluate(task: str, model: str, seed: SeedOpt = None,
                 raise UserError(f"--label-map {label_map} is not a readable JSON object ({exc}); write {{\"their label\": \"model label\"}}.") from None
             if not isinstance(mapping, dict):
                 raise UserError(f"--label-map {label_map} must hold a JSON object {{\"their label\": \"model label\"}}.")
-        result = evaluate_cross(task, model, on, _params(params), seed=seed, label_map=mapping)
+        result = evaluate_cross(task, model, on, _params(params), _layout(), seed=seed, label_map=mapping)
         typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
         return
-    result = stages.evaluate(task, model, _params(params), seed=seed)
+    result = stages.evaluate(task, model, _params(params), _layout(), seed=seed)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
@@ -186,7 +228,7 @@ def robustness(task: str, model: str, seed: SeedOpt = None, params: ParamsOpt = 
     from pipeline import stages
 
     p = _params(params)
-    stages.robustness(task, model, p, seed=seed)
+    stages.robustness(task, model, p, _layout(), seed=seed)
     typer.echo(f"{task}/{model}: robustness table in metrics/{task}/{model}/seed{p.grid.seeds[0] if seed is None else seed}/")
 
 
@@ -198,7 +240,7 @@ def cell(task: str, model: str, seed: SeedOpt = None,
     log.info("cell %s/%s: loading", task, model)
     from pipeline import stages
 
-    result = stages.cell(task, model, _params(params), seed=seed, resume=resume)
+    result = stages.cell(task, model, _params(params), _layout(), seed=seed, resume=resume)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
@@ -215,7 +257,9 @@ def dag(write: Annotated[bool, typer.Option("--write", help="write dvc.yaml")] =
         typer.echo("\n".join(dvc_cell_targets(p)))
         return
     text = render_dvc_yaml(p)
-    out = params.resolve().parent / "dvc.yaml"
+    from pipeline.project import params_path
+
+    out = params_path(_root(), params).resolve().parent / "dvc.yaml"
     current = out.read_text() if out.exists() else ""
     if check:
         if current != text:
@@ -238,7 +282,7 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
     """Build reports/index.md and reports/index.html from the runs."""
     from pipeline import stages
 
-    typer.echo(f"report: {stages.report(_params(params))}")
+    typer.echo(f"report: {stages.report(_params(params), _layout())}")
 
 
 @app.command()
@@ -281,10 +325,10 @@ def compare(
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
     evidence = None
-    if params.exists():
-        from pipeline.paths import Layout
+    from pipeline.project import params_path
 
-        evidence = (_params(params), Layout(params.resolve().parent))
+    if params_path(_root(), params).exists():
+        evidence = (_params(params), _layout())
     df = compare_table(task, robust, per_seed=per_seed, evidence=None if per_seed else evidence)
     if csv:
         csv.write_text(format_table(df, "csv", long))
@@ -309,7 +353,7 @@ def flow(params: ParamsOpt = Path("params.yaml"),
 
     _hand_logging_to_prefect()
     runner = make_runner(flow_settings(_params(params), task_runner, address, max_workers))
-    musicrep_pipeline.with_options(task_runner=runner)(params_path=str(params))
+    musicrep_pipeline.with_options(task_runner=runner)(params_path=str(_params_file(params)), root=str(_root()))
 
 
 @app.command()
@@ -320,7 +364,7 @@ def serve(cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *"
     from pipeline.flows.serve import serve_pipeline
 
     _hand_logging_to_prefect()
-    serve_pipeline(cron=cron, name=name, params_path=str(params))
+    serve_pipeline(cron=cron, name=name, params_path=str(_params_file(params)))
 
 
 def _register_predict_commands() -> None:
@@ -333,13 +377,60 @@ def _register_predict_commands() -> None:
 _register_predict_commands()
 
 
+GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
+GLOBAL_VALUED = ("--set", "--project")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move the global options to the front, so ``musicrep train T M --set train.epochs=1`` works.
+
+    ``--debug``, ``--verbose``/``-v``, ``--set KEY=VALUE`` and ``--project DIR`` (also in the
+    ``--opt=value`` form) may stand anywhere on the line; everything else keeps its order.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest.extend(args[i:])
+            break
+        if a in GLOBAL_FLAGS:
+            front.append(a)
+        elif a in GLOBAL_VALUED and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 1
+        elif any(a.startswith(f"{opt}=") for opt in GLOBAL_VALUED):
+            front.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
-    """Entry point of the ``musicrep`` console script."""
+    """Entry point of the ``musicrep`` console script.
+
+    Exit codes: 0 done; 2 a problem the user can fix (one line naming it and the fix);
+    1 an unexpected error (one line; ``--debug`` anywhere on the command line shows the
+    traceback); 130 interrupted (re-running the command resumes).
+    """
+    sys.argv = [sys.argv[0], *hoist_global_options(sys.argv[1:])]
+    debug = "--debug" in sys.argv[1:]
     try:
         app()
     except UserError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        typer.secho("interrupted; finished outputs are kept, and re-running the same command resumes.", fg="red", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, traceback on request
+        if debug:
+            raise
+        typer.secho(f"error: unexpected {type(exc).__name__}: {exc}. Re-run with --debug to see the traceback, and "
+                    "please report it.", fg="red", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import typer
 from pipeline.audio_stream import (  # noqa: F401 - re-exported: pipeline.predict's public names
     Chunk, ChunkStream, ErrorHandler, _log_error, _short, collect_inputs, stream_audio)
 from pipeline.errors import UserError
+from pipeline.project import current_root
 
 if TYPE_CHECKING:
     import torch
@@ -606,7 +607,7 @@ def predict_cmd(
             sinks.append(json_out)
         pred = predict(paths, model, chunk_seconds=chunk_seconds, hop_seconds=hop_seconds, aggregate=aggregate,
                        top_k=top_k, batch_size=batch_size, device=device, on_error=_print_error,
-                       on_record=lambda r: [sink(r) for sink in sinks])
+                       on_record=lambda r: [sink(r) for sink in sinks], root=current_root())
         if not pred.records:  # raised inside: the CSV's temporary file is removed, nothing was printed
             raise UserError(f"none of the {len(pred.failures)} inputs could be used (see the errors above); "
                             "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them.")
@@ -634,7 +635,8 @@ def embed_cmd(
     if Path(out).suffix.lower() not in (".parquet", ".npy"):
         raise UserError(f"--out {out} must end in .parquet or .npy.")
     emb = embed(paths, model, per_chunk=per_chunk, layer=layer, chunk_seconds=chunk_seconds,
-                hop_seconds=hop_seconds, batch_size=batch_size, device=device, on_error=_print_error)
+                hop_seconds=hop_seconds, batch_size=batch_size, device=device, on_error=_print_error,
+                root=current_root())
     if emb.matrix.shape[0] == 0:
         raise UserError(f"none of the {len(emb.failures)} inputs could be used (see the errors above); "
                         "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them.")
@@ -652,7 +654,7 @@ def register_cmd(
 
     if str(model).startswith("models:/"):
         raise UserError(f"{model} is already a registry URI; pass a packaged model directory or TASK/MODEL.")
-    reg_name, version = register_model(resolve_model_dir(model), name=name)
+    reg_name, version = register_model(resolve_model_dir(model, current_root()), name=name)
     typer.echo(f"models:/{reg_name}/{version}")
 
 def register_commands(app: "typer.Typer") -> None:

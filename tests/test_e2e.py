@@ -102,9 +102,20 @@ def test_prefect_flow_end_to_end(tmp_path: Path) -> None:
     from pipeline.flows.pipeline_flow import musicrep_pipeline
 
     proj = _project(tmp_path)
-    metrics = musicrep_pipeline(params_path=str(proj / "params.yaml"), root=str(proj))
+    state = musicrep_pipeline(params_path=str(proj / "params.yaml"), root=str(proj), return_state=True)
+    metrics = state.result()
     assert set(metrics) == {f"{t}/{m}/seed0" for t in TASKS for m in MODELS}
     _check_outputs(proj)
+    # task runs are named by stage, dataset, model and seed; the pipeline's log lines reach the API (the UI)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        names = {r.name for r in runs}
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    assert {f"cell-{t}-{m}-seed0" for t in TASKS for m in MODELS} | {"download-synth_tags", "report"} <= names
+    assert any("evaluated synth_tags/fcn seed0" in log.message for log in logs)
 
 
 def test_dvc_stages_and_flow_cover_the_same_stage_functions() -> None:
