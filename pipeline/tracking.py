@@ -34,12 +34,15 @@ _QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
 
 
 def mlflow_errors() -> tuple[type[BaseException], ...]:
-    """What a failing MLflow store raises: its own exception, an unreachable server, a bad URI."""
+    """What a failing MLflow store raises: its own exception, a SQL store's database error
+    (locked, half-migrated), an unreachable server, a bad URI."""
+    errors: tuple[type[BaseException], ...] = (ImportError, OSError, ValueError)
     try:
         from mlflow.exceptions import MlflowException
+        from sqlalchemy.exc import SQLAlchemyError
     except ImportError:
-        return (ImportError, OSError, ValueError)
-    return (MlflowException, ImportError, OSError, ValueError)
+        return errors
+    return (MlflowException, SQLAlchemyError, *errors)
 
 
 def quiet_mlflow_env() -> None:
