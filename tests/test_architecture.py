@@ -11,7 +11,7 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
 1. configuration: ``config``, ``profiles``
 2. models, data and the computations they share: ``models.*`` (front-ends with their DSP
    transforms, back-ends, the zoo), ``data.*``, ``chunking``, ``batches``, ``metrics``,
-   ``stats``, ``inference``, ``checkpoint`` (the packaged-model format), and the
+   ``stats``, ``inference``, ``distributed``, ``checkpoint`` (the packaged-model format), and the
    perturbations and noise sources ``robustness`` / ``robustness.perturb`` /
    ``robustness.noises``
 3. stage building blocks and the pipeline description: ``features.*``, ``dag`` (the grid and
@@ -38,8 +38,8 @@ MAX_LINES = 400
 LAYERS: list[set[str]] = [
     {"pipeline", "errors", "io_utils", "paths", "progress", "project", "locks"},
     {"config", "profiles"},
-    {"models", "models.*", "data", "data.*", "chunking", "batches", "metrics", "stats", "inference", "checkpoint",
-     "robustness", "robustness.perturb", "robustness.noises"},
+    {"models", "models.*", "data", "data.*", "chunking", "batches", "metrics", "stats", "inference", "distributed",
+     "checkpoint", "robustness", "robustness.perturb", "robustness.noises"},
     {"features", "features.*", "dag", "params_check"},
     {"train", "evaluate", "robustness.stage", "robustness.plots", "evidence", "report", "report.*", "registry",
      "tracking", "figures", "compare", "predict", "audio_stream", "runners", "mlflow_server"},
