@@ -130,20 +130,27 @@ class CropBatches(torch.utils.data.Dataset):
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """Yields the keys ``(epoch_seed, batch)`` of one epoch; ``set_epoch_seed`` before each epoch."""
+    """Yields the keys ``(epoch_seed, batch)`` of one epoch; ``set_epoch_seed`` before each epoch.
 
-    def __init__(self, n_batches: int, max_batches: int | None = None) -> None:
+    Under torchrun (``world`` > 1, :mod:`pipeline.distributed`) rank ``r`` gets the batches
+    ``b`` with ``b % world == r``, the same count on every rank (the remainder is dropped, or
+    batches are reused when there are fewer than ranks), as ``DistributedSampler`` does.
+    """
+
+    def __init__(self, n_batches: int, max_batches: int | None = None, rank: int = 0, world: int = 1) -> None:
         self.n_batches = n_batches if max_batches is None else min(n_batches, max_batches)
         self.epoch_seed = 0
+        self.batches = [(rank + k * world) % self.n_batches for k in range(max(1, self.n_batches // world))] \
+            if world > 1 else list(range(self.n_batches))
 
     def set_epoch_seed(self, epoch_seed: int) -> None:
         self.epoch_seed = int(epoch_seed)
 
     def __len__(self) -> int:
-        return self.n_batches
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter((self.epoch_seed, b) for b in range(self.n_batches))
+        return iter((self.epoch_seed, b) for b in self.batches)
 
 
 def make_loader(batches: CropBatches, sampler: EpochSampler, device: torch.device,

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pipeline import distributed
 from pipeline.batches import CropBatches, EpochSampler, make_loader
 from pipeline.data.shards import FeatureStore, SegmentStore
 from pipeline.errors import UserError
@@ -195,6 +196,8 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     device = pick_device(t.device)
+    rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
+    device = distributed.local_device(device)
     store = SegmentStore(layout.segments(task))
     multilabel = store.multilabel
     labels = store.labels
@@ -212,7 +215,7 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
     y_val = label_matrix(val_rows["labels"], labels, multilabel)
     batches = CropBatches(store, train_rows, y_train.astype(np.float32) if multilabel else y_train, model.input_length,
                           t.batch_size, feats, n_frames)
-    sampler = EpochSampler(len(batches), t.steps_per_epoch)
+    sampler = EpochSampler(len(batches), t.steps_per_epoch, rank=rank, world=world_size)
     loader = make_loader(batches, sampler, device, t.num_workers)
     val_waves = list(store.waves(val_rows))
 
@@ -223,7 +226,7 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
     ckpt_path = layout.checkpoints(task, model_name, seed) / "last.pt"
     state = _load_checkpoint(ckpt_path, fingerprint) if resume else None
     model.to(device)
-    forward = prepare_for_device(model, device, t.compile, features=feats is not None)
+    forward = distributed.wrap(model, prepare_for_device(model, device, t.compile, features=feats is not None), device)
     criterion = loss_fn(multilabel)
     history: list[dict[str, float]] = []
     best = {"epoch": 0, "val_loss": math.inf, "state_dict": None, "val_metrics": {}}
@@ -240,13 +243,14 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
 
     kind = "multilabel" if multilabel else "single"
     primary = PRIMARY_METRIC[kind]
-    run = tracking.TrainingRun(task, model_name, params, run_id=run_id, seed=seed, tags={
+    run = None if rank else tracking.TrainingRun(task, model_name, params, run_id=run_id, seed=seed, tags={  # rank 0 logs
         "device": str(device), "variant": model.config.variant, "input_length": str(model.input_length),
         "feature_cache": feats.dir.name if feats is not None else "none", "data_hash": str(data_hash),
         "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "coverage": str(store.meta.get("coverage", {}).get("fraction")),
+        **({"world_size": str(world_size)} if world_size > 1 else {}),
     })
-    run_id = run.run_id
+    run_id = run.run_id if run else run_id
     from pipeline.progress import EpochProgress
 
     non_blocking = device.type == "cuda"
@@ -280,24 +284,28 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
                                batch_size=params.evaluate.batch_size, device=device, bf16=t.bf16)
         val_loss = clip_loss(scores, y_val, multilabel)
         val_metrics = task_metrics(kind, y_val, scores, params.evaluate.threshold)
-        record = {"epoch": epoch, "train_loss": float(loss_sum) / steps if steps else math.nan, "val_loss": val_loss,
+        train_loss = float(distributed.mean(loss_sum)) / steps if steps else math.nan  # averaged over the ranks
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                   **{f"val_{k}": v for k, v in val_metrics.items()}}
         history.append(record)
         improved = val_loss < best["val_loss"]
         if improved:
             best = {"epoch": epoch, "val_loss": val_loss, "val_metrics": val_metrics,
                     "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        run.log_epoch(epoch, record)
+        if run:
+            run.log_epoch(epoch, record)
         log.info("%s/%s seed%d epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s", task, model_name, seed, epoch,
                  t.epochs, record["train_loss"], val_loss, primary, val_metrics.get(primary, math.nan), " *" if improved else "")
-        _save_checkpoint(ckpt_path, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch, "phase": phase,
-                                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "history": history, "best": best, "run_id": run_id})
+        if rank == 0:
+            _save_checkpoint(ckpt_path, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch,
+                                         "phase": phase, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "history": history, "best": best, "run_id": run_id})
         if on_epoch_end is not None:
             try:
                 on_epoch_end(epoch)
             except BaseException:
-                run.end(status="KILLED")
+                if run:
+                    run.end(status="KILLED")
                 raise
         if t.patience is not None and epoch - best["epoch"] >= t.patience:
             log.info("early stop: no validation improvement for %d epochs", t.patience)
@@ -305,6 +313,9 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
 
     model.load_state_dict(best["state_dict"])
     out_dir = layout.model(task, model_name, seed)
+    if rank:  # rank 0 packages and logs the model; the others wait for it and leave
+        distributed.finish()
+        return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, time.time() - t0)
     out_dir.mkdir(parents=True, exist_ok=True)
     hist = pd.DataFrame(history)
     with atomic_path(out_dir / "history.csv") as tmp:
@@ -316,4 +327,5 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
         "device": str(device), "train_seconds": round(seconds, 2), "dataset_coverage": store.meta.get("coverage", {}),
     })
     run.finish_training(out_dir, hist, best)
+    distributed.finish()
     return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, seconds)
