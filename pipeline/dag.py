@@ -27,7 +27,7 @@ DATA_STAGES = ("download", "segment", "features")
 """Per dataset, in this order; then one cell per (task, model, seed); then the report."""
 
 CELL_CODE = (
-    "pipeline/train.py", "pipeline/batches.py", "pipeline/chunking.py", "pipeline/inference.py",
+    "pipeline/train.py", "pipeline/batches.py", "pipeline/distributed.py", "pipeline/chunking.py", "pipeline/inference.py",
     "pipeline/evaluate.py", "pipeline/metrics.py", "pipeline/checkpoint.py", "pipeline/data/shards.py",
     "pipeline/robustness/__init__.py", "pipeline/robustness/stage.py", "pipeline/robustness/perturb.py",
     "pipeline/robustness/noises.py", "pipeline/models/build.py",

@@ -100,7 +100,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-_TRAINING_CODE = ("models", "features", "train.py", "batches.py", "chunking.py", "inference.py")
+_TRAINING_CODE = ("models", "features", "train.py", "batches.py", "chunking.py", "inference.py", "distributed.py")
 
 
 def training_code_hash() -> str:
