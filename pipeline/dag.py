@@ -183,6 +183,24 @@ def cell_keys(params: "Params") -> list[tuple[str, str, int]]:
     return [(t, m, s) for t in params.grid.tasks for m in params.grid.models for s in params.grid.seeds]
 
 
+SMOKE_COST_ORDER = ("musicnn", "samplecnn_se", "short_cnn", "cnnsa", "hcnn", "samplecnn", "short_res", "crnn", "fcn",
+                    "gated_crnn", "attention_rnn")
+"""Registry variants from the most to the least expensive to train (smoke grid, measured:
+``benchmarks/grid.py`` on a ``make repro`` log). Only the order of the parallel run uses it."""
+
+
 def dvc_cell_targets(params: "Params") -> list[str]:
-    """DVC stage names of every cell (``cell-fcn@synth_tags-0``), for parallel ``dvc repro``."""
-    return [f"{stage_name(m)}@{t}-{s}" for t, m, s in cell_keys(params)]
+    """DVC stage names of every cell (``cell-fcn@synth_tags-0``), most expensive first.
+
+    Two workers taking cells from this list finish closer together when the long cells start
+    first (otherwise one core idles while the other runs the last big cell). Aliases and swaps
+    are placed by the variant they build on.
+    """
+    from pipeline.config import resolve_variant
+
+    def cost_rank(model: str) -> int:
+        base = resolve_variant(params, model)[0].rpartition("+")[2]
+        return SMOKE_COST_ORDER.index(base) if base in SMOKE_COST_ORDER else len(SMOKE_COST_ORDER)
+
+    keys = sorted(cell_keys(params), key=lambda k: (cost_rank(k[1]), params.grid.tasks.index(k[0])))
+    return [f"{stage_name(m)}@{t}-{s}" for t, m, s in keys]

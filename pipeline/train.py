@@ -165,6 +165,19 @@ def prepare_for_device(model: AudioModel, device: torch.device, compile_mode: st
     return forward
 
 
+def _use_mkldnn(model: AudioModel, choice: str) -> bool:
+    """Whether to train with oneDNN convolutions on CPU: ``on``/``off``, or the variant's measured default."""
+    if choice != "auto":
+        return choice == "on"
+    from pipeline.models.zoo import resolve_variant as resolve_registry
+
+    try:
+        _, spec = resolve_registry(model.config.variant)
+    except ValueError:
+        return True
+    return spec.cpu_mkldnn and torch.backends.mkldnn.enabled
+
+
 def epoch_seed_of(seed: int, epoch: int) -> int:
     """The seed of one epoch's data order, crops and dropout (same on resume)."""
     return seed * 100_003 + epoch
@@ -254,62 +267,64 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
     from pipeline.progress import EpochProgress
 
     non_blocking = device.type == "cuda"
-    for epoch in range(start_epoch, t.epochs + 1):
-        if t.optimizer == "paper" and paper_phase(epoch - 1, t.epochs) != phase:
-            phase = paper_phase(epoch - 1, t.epochs)
-            if best["state_dict"] is not None:
-                model.load_state_dict(best["state_dict"])
-            optimizer = make_optimizer(model, params, phase)
-        torch.manual_seed(epoch_seed_of(seed, epoch))
-        sampler.set_epoch_seed(epoch_seed_of(seed, epoch))
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        steps = 0
-        progress = EpochProgress(f"{task}/{model_name} seed{seed} epoch {epoch}/{t.epochs}", len(sampler), t.progress_seconds, log)
-        try:
-            for x, y in loader:
-                x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
-                with autocast_for(device, t.bf16):
-                    logits = forward(x)
-                loss = criterion(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach()
-                steps += 1
-                progress.update(steps, len(x), loss_sum, steps)
-        finally:
-            progress.close()
-        scores = predict_clips(model, val_waves, n_chunks=params.evaluate.n_chunks,
-                               batch_size=params.evaluate.batch_size, device=device, bf16=t.bf16)
-        val_loss = clip_loss(scores, y_val, multilabel)
-        val_metrics = task_metrics(kind, y_val, scores, params.evaluate.threshold)
-        train_loss = float(distributed.mean(loss_sum)) / steps if steps else math.nan  # averaged over the ranks
-        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                  **{f"val_{k}": v for k, v in val_metrics.items()}}
-        history.append(record)
-        improved = val_loss < best["val_loss"]
-        if improved:
-            best = {"epoch": epoch, "val_loss": val_loss, "val_metrics": val_metrics,
-                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        if run:
-            run.log_epoch(epoch, record)
-        log.info("%s/%s seed%d epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s", task, model_name, seed, epoch,
-                 t.epochs, record["train_loss"], val_loss, primary, val_metrics.get(primary, math.nan), " *" if improved else "")
-        if rank == 0:
-            _save_checkpoint(ckpt_path, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch,
-                                         "phase": phase, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "history": history, "best": best, "run_id": run_id})
-        if on_epoch_end is not None:
+    mkldnn = _use_mkldnn(model, t.mkldnn) if device.type == "cpu" else torch.backends.mkldnn.enabled
+    with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
+        for epoch in range(start_epoch, t.epochs + 1):
+            if t.optimizer == "paper" and paper_phase(epoch - 1, t.epochs) != phase:
+                phase = paper_phase(epoch - 1, t.epochs)
+                if best["state_dict"] is not None:
+                    model.load_state_dict(best["state_dict"])
+                optimizer = make_optimizer(model, params, phase)
+            torch.manual_seed(epoch_seed_of(seed, epoch))
+            sampler.set_epoch_seed(epoch_seed_of(seed, epoch))
+            model.train()
+            loss_sum = torch.zeros((), device=device)
+            steps = 0
+            progress = EpochProgress(f"{task}/{model_name} seed{seed} epoch {epoch}/{t.epochs}", len(sampler), t.progress_seconds, log)
             try:
-                on_epoch_end(epoch)
-            except BaseException:
-                if run:
-                    run.end(status="KILLED")
-                raise
-        if t.patience is not None and epoch - best["epoch"] >= t.patience:
-            log.info("early stop: no validation improvement for %d epochs", t.patience)
-            break
+                for x, y in loader:
+                    x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
+                    with autocast_for(device, t.bf16):
+                        logits = forward(x)
+                    loss = criterion(logits.float(), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    loss_sum += loss.detach()
+                    steps += 1
+                    progress.update(steps, len(x), loss_sum, steps)
+            finally:
+                progress.close()
+            scores = predict_clips(model, val_waves, n_chunks=params.evaluate.n_chunks,
+                                   batch_size=params.evaluate.batch_size, device=device, bf16=t.bf16)
+            val_loss = clip_loss(scores, y_val, multilabel)
+            val_metrics = task_metrics(kind, y_val, scores, params.evaluate.threshold)
+            train_loss = float(distributed.mean(loss_sum)) / steps if steps else math.nan  # averaged over the ranks
+            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                      **{f"val_{k}": v for k, v in val_metrics.items()}}
+            history.append(record)
+            improved = val_loss < best["val_loss"]
+            if improved:
+                best = {"epoch": epoch, "val_loss": val_loss, "val_metrics": val_metrics,
+                        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            if run:
+                run.log_epoch(epoch, record)
+            log.info("%s/%s seed%d epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s", task, model_name, seed, epoch,
+                     t.epochs, record["train_loss"], val_loss, primary, val_metrics.get(primary, math.nan), " *" if improved else "")
+            if rank == 0:
+                _save_checkpoint(ckpt_path, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch,
+                                             "phase": phase, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                             "history": history, "best": best, "run_id": run_id})
+            if on_epoch_end is not None:
+                try:
+                    on_epoch_end(epoch)
+                except BaseException:
+                    if run:
+                        run.end(status="KILLED")
+                    raise
+            if t.patience is not None and epoch - best["epoch"] >= t.patience:
+                log.info("early stop: no validation improvement for %d epochs", t.patience)
+                break
 
     model.load_state_dict(best["state_dict"])
     out_dir = layout.model(task, model_name, seed)

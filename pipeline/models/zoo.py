@@ -90,6 +90,10 @@ class VariantSpec:
     reference_params_by_classes: Mapping[int, int] = field(default_factory=dict)
     task_input_lengths: Mapping[str, int] = field(default_factory=dict)
     smoke_rule: str = "min(paper L, clip), at least min_input_length"
+    cpu_mkldnn: bool = True
+    """Train with oneDNN (mkldnn) convolutions on CPU. False where PyTorch's native kernels were
+    measured faster (``benchmarks/models.py``, ``docs/benchmarks.md``): musicnn's tall
+    one-channel front filters backpropagate about 2x faster without oneDNN on our CPUs."""
 
 
 _LOGITS_NOTE = "Returns logits (no sigmoid in forward)."
@@ -136,6 +140,7 @@ VARIANTS: dict[str, VariantSpec] = {
             notes=f"{_LOGITS_NOTE} Vertical kernel heights are int(0.7 F), int(0.4 F) of the input height F "
             "(67/38 at 96 mel, as the reference).",
             frontend_kwargs={"n_mels": 96},
+            cpu_mkldnn=False,
         ),
         VariantSpec(
             name="samplecnn",
