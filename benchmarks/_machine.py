@@ -22,6 +22,11 @@ def cpu_name() -> str:
 def describe(device: str = "cpu") -> dict[str, object]:
     """Device, CPU, core count, torch threads and versions of this run."""
     gpu = torch.cuda.get_device_name() if device.startswith("cuda") and torch.cuda.is_available() else None
-    return {"device": gpu or f"CPU: {cpu_name()}", "cpu": cpu_name(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
+    return {
+        "device": gpu or f"CPU: {cpu_name()}",
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }

@@ -41,17 +41,26 @@ def _write_stores(root: Path, clips: int, samples: int, frames: int, bins: int =
     seg = root / "segments"
     seg.mkdir()
     np.save(seg / "shard-00000.npy", rng.standard_normal(clips * samples).astype(np.float32))
-    manifest = pd.DataFrame({
-        "clip_id": [f"c{i:05d}" for i in range(clips)], "split": "train", "labels": [["a"]] * clips,
-        "shard": "shard-00000.npy", "offset": np.arange(clips) * samples, "n_samples": samples,
-        "source_sha256": "0" * 64, "source_path": "x"})
+    manifest = pd.DataFrame(
+        {
+            "clip_id": [f"c{i:05d}" for i in range(clips)],
+            "split": "train",
+            "labels": [["a"]] * clips,
+            "shard": "shard-00000.npy",
+            "offset": np.arange(clips) * samples,
+            "n_samples": samples,
+            "source_sha256": "0" * 64,
+            "source_path": "x",
+        }
+    )
     manifest.to_parquet(seg / "manifest.parquet", index=False)
     (seg / "meta.json").write_text(json.dumps({"labels": ["a"], "kind": "single"}))
     feat = root / "features"
     feat.mkdir()
     np.save(feat / "shard-00000.npy", rng.standard_normal((1, bins, clips * frames)).astype(np.float16))
-    pd.DataFrame({"clip_id": manifest["clip_id"], "shard": "shard-00000.npy", "offset": np.arange(clips) * frames,
-                  "n_frames": frames}).to_parquet(feat / "index.parquet", index=False)
+    pd.DataFrame(
+        {"clip_id": manifest["clip_id"], "shard": "shard-00000.npy", "offset": np.arange(clips) * frames, "n_frames": frames}
+    ).to_parquet(feat / "index.parquet", index=False)
     (feat / "spec.json").write_text(json.dumps({"pad_value": -100.0}))
     return SegmentStore(seg), FeatureStore(feat)
 
@@ -122,12 +131,18 @@ def main() -> None:
                 t_old.append(_epoch_ms(old, n_batches))
                 sampler.set_epoch_seed(r)
                 t_new.append(_epoch_ms(new, n_batches))
-            row = {"mode": mode, "batch": args.batch, "per_item_ms": float(np.median(t_old)),
-                   "planned_ms": float(np.median(t_new))}
+            row = {
+                "mode": mode,
+                "batch": args.batch,
+                "per_item_ms": float(np.median(t_old)),
+                "planned_ms": float(np.median(t_new)),
+            }
             row["speedup"] = row["per_item_ms"] / row["planned_ms"]
             rows_out.append(row)
-            print(f"{mode:9s} batch {args.batch}: per-item {row['per_item_ms']:.3f} ms, planned {row['planned_ms']:.3f} ms "
-                  f"({row['speedup']:.1f}x)")
+            print(
+                f"{mode:9s} batch {args.batch}: per-item {row['per_item_ms']:.3f} ms, planned {row['planned_ms']:.3f} ms "
+                f"({row['speedup']:.1f}x)"
+            )
     result = {"machine": describe(), "args": vars(args) | {"json": str(args.json)}, "results": rows_out}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

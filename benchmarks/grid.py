@@ -31,8 +31,10 @@ from benchmarks._machine import describe  # noqa: E402
 
 STAMP = re.compile(r"^\[repro\] (start|data-done|cells-done|report-done) ([0-9.]+)$")
 CELL = re.compile(r"^\[repro\] cell (\S+) ([0-9.]+) ([0-9.]+)$")
-DONE = re.compile(r"cell (\S+)/(\S+) seed(\d+) done in ([0-9.]+) s \(train ([0-9.]+) s, evaluate ([0-9.]+) s, "
-                  r"robustness ([0-9.]+) s\)")
+DONE = re.compile(
+    r"cell (\S+)/(\S+) seed(\d+) done in ([0-9.]+) s \(train ([0-9.]+) s, evaluate ([0-9.]+) s, "
+    r"robustness ([0-9.]+) s\)"
+)
 TIME = re.compile(r"^(real|user|sys)\s+(\d+)m([0-9.]+)s$")
 
 
@@ -59,8 +61,11 @@ def breakdown(parsed: dict, jobs: int) -> dict:
     s, cells, work = parsed["stamps"], parsed["cells"], parsed["work"]
     out: dict = {"totals": parsed["totals"]}
     if {"start", "data-done", "cells-done", "report-done"} <= set(s):
-        out["phases_s"] = {"data stages": s["data-done"] - s["start"], "cells": s["cells-done"] - s["data-done"],
-                           "report": s["report-done"] - s["cells-done"]}
+        out["phases_s"] = {
+            "data stages": s["data-done"] - s["start"],
+            "cells": s["cells-done"] - s["data-done"],
+            "report": s["report-done"] - s["cells-done"],
+        }
         if "real" in parsed["totals"]:
             out["phases_s"]["environment and the rest"] = parsed["totals"]["real"] - (s["report-done"] - s["start"])
     rows = []

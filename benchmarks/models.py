@@ -75,8 +75,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(variant: str, batch: int, steps: int, device_name: str, compile_model: bool, bf16: bool,
-            threads: int | None) -> BenchmarkResult:
+def measure(
+    variant: str, batch: int, steps: int, device_name: str, compile_model: bool, bf16: bool, threads: int | None
+) -> BenchmarkResult:
     """Time ``steps`` training steps of ``variant`` (after one warm-up) and record peak memory."""
     if threads:
         torch.set_num_threads(threads)
@@ -113,8 +114,7 @@ def measure(variant: str, batch: int, steps: int, device_name: str, compile_mode
     else:
         peak = _peak_rss_mb() - rss_before
     median = statistics.median(times)
-    return BenchmarkResult(variant, length, params, batch, steps, device_name, median, batch / median, peak,
-                           compile_model, bf16)
+    return BenchmarkResult(variant, length, params, batch, steps, device_name, median, batch / median, peak, compile_model, bf16)
 
 
 def _measure_isolated(args: tuple) -> BenchmarkResult:
@@ -122,34 +122,48 @@ def _measure_isolated(args: tuple) -> BenchmarkResult:
     try:
         return measure(variant, batch, steps, device, compile_model, bf16, threads)
     except Exception as exc:  # noqa: BLE001 - report the failure in the table, keep going
-        return BenchmarkResult(variant, 0, 0, batch, steps, device, 0.0, 0.0, 0.0, compile_model, bf16,
-                               error=f"{type(exc).__name__}: {exc}")
+        return BenchmarkResult(
+            variant, 0, 0, batch, steps, device, 0.0, 0.0, 0.0, compile_model, bf16, error=f"{type(exc).__name__}: {exc}"
+        )
 
 
 def format_table(results: list[BenchmarkResult], reference: str = "fcn") -> str:
     """Plain-text table of the results; ``x ref`` = samples/s relative to ``reference`` in the same run."""
     ref = next((r.samples_per_second for r in results if r.variant == reference and not r.error), None)
-    header = (f"{'variant':<15}{'L':>9}{'params':>13}{'step s':>9}{'samples/s':>11}"
-              f"{'x ' + reference if ref else '':>10}{'peak MiB':>10}")
+    header = (
+        f"{'variant':<15}{'L':>9}{'params':>13}{'step s':>9}{'samples/s':>11}"
+        f"{'x ' + reference if ref else '':>10}{'peak MiB':>10}"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         if r.error:
             lines.append(f"{r.variant:<15}  failed: {r.error}")
             continue
         ratio = f"{r.samples_per_second / ref:>10.2f}" if ref else f"{'':>10}"
-        lines.append(f"{r.variant:<15}{r.input_length:>9,}{r.params:>13,}{r.step_seconds:>9.3f}"
-                     f"{r.samples_per_second:>11.2f}{ratio}{r.peak_memory_mb:>10.0f}")
+        lines.append(
+            f"{r.variant:<15}{r.input_length:>9,}{r.params:>13,}{r.step_seconds:>9.3f}"
+            f"{r.samples_per_second:>11.2f}{ratio}{r.peak_memory_mb:>10.0f}"
+        )
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
-                        help="variants to measure (default: all)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        metavar="NAME",
+        help="variants to measure (default: all)",
+    )
     parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up (default 3)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (default: cuda if available, else cpu)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
     parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16")

@@ -33,18 +33,29 @@ from pipeline.robustness.perturb import apply  # noqa: E402
 
 SR = 16_000
 CASES = [
-    ("white_noise", 10.0), ("background_noise", 0.0), ("pitch_shift", 1.0), ("pitch_shift", -1.0),
-    ("pitch_shift", 0.5), ("time_stretch", 0.8), ("time_stretch", 1.25), ("gain", 6.0),
-    ("dynamic_range", 20.0), ("ref_white_noise", 0.2), ("ref_dynamic_range", 4.0),
-    ("ref_time_stretch", 2**0.5), ("ref_pitch_shift", -1.0),
+    ("white_noise", 10.0),
+    ("background_noise", 0.0),
+    ("pitch_shift", 1.0),
+    ("pitch_shift", -1.0),
+    ("pitch_shift", 0.5),
+    ("time_stretch", 0.8),
+    ("time_stretch", 1.25),
+    ("gain", 6.0),
+    ("dynamic_range", 20.0),
+    ("ref_white_noise", 0.2),
+    ("ref_dynamic_range", 4.0),
+    ("ref_time_stretch", 2**0.5),
+    ("ref_pitch_shift", -1.0),
 ]
 
 
 def _audio(batch: int, seconds: float) -> torch.Tensor:
     t = np.arange(int(seconds * SR)) / SR
     rng = np.random.default_rng(0)
-    rows = [sum(0.2 / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, 6)) + 0.01 * rng.standard_normal(len(t))
-            for f0 in rng.uniform(110, 440, size=batch)]
+    rows = [
+        sum(0.2 / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, 6)) + 0.01 * rng.standard_normal(len(t))
+        for f0 in rng.uniform(110, 440, size=batch)
+    ]
     return torch.from_numpy(np.stack(rows).astype(np.float32))
 
 
@@ -68,18 +79,26 @@ def run(device: torch.device, batch: int, seconds: float, repeats: int, cases=CA
             _sync(device)
             times.append(time.perf_counter() - t0)
         med = statistics.median(times)
-        out.append({
-            "perturbation": name, "level": level, "device": device.type, "batch": batch, "seconds": seconds,
-            "median_s": round(med, 5), "clips_per_s": round(batch / med, 2),
-            "realtime_factor": round(batch * seconds / med, 1),
-        })
+        out.append(
+            {
+                "perturbation": name,
+                "level": level,
+                "device": device.type,
+                "batch": batch,
+                "seconds": seconds,
+                "median_s": round(med, 5),
+                "clips_per_s": round(batch / med, 2),
+                "realtime_factor": round(batch * seconds / med, 1),
+            }
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "both"],
-                    help="cpu, cuda, or both (cuda is skipped when absent)")
+    ap.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda", "both"], help="cpu, cuda, or both (cuda is skipped when absent)"
+    )
     ap.add_argument("--batch", type=int, default=1, help="clips per call")
     ap.add_argument("--seconds", type=float, default=4.0, help="clip length in seconds")
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per perturbation")
@@ -99,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         results += run(torch.device(dev), args.batch, args.seconds, args.repeats, cases)
     print(f"{'perturbation':<18} {'level':>7} {'device':>6} {'batch':>5} {'ms/call':>9} {'clips/s':>9} {'x realtime':>10}")
     for r in results:
-        print(f"{r['perturbation']:<18} {r['level']:>7g} {r['device']:>6} {r['batch']:>5} {1000 * r['median_s']:>9.1f} "
-              f"{r['clips_per_s']:>9.1f} {r['realtime_factor']:>10.1f}")
+        print(
+            f"{r['perturbation']:<18} {r['level']:>7g} {r['device']:>6} {r['batch']:>5} {1000 * r['median_s']:>9.1f} "
+            f"{r['clips_per_s']:>9.1f} {r['realtime_factor']:>10.1f}"
+        )
     if args.json:
         meta = describe(args.device if args.device != "both" else "cuda")
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")

@@ -76,8 +76,7 @@ def _write_wavs(store: SegmentStore, rows, folder: Path, rate: int) -> list[Path
     files = []
     for i, wave in enumerate(store.waves(rows)):
         path = folder / f"clip{i:05d}.wav"
-        sf.write(path, resample(np.asarray(wave, np.float32), 16000, rate) if rate != 16000 else wave, rate,
-                 subtype="FLOAT")
+        sf.write(path, resample(np.asarray(wave, np.float32), 16000, rate) if rate != 16000 else wave, rate, subtype="FLOAT")
         files.append(path)
     return files
 
@@ -88,12 +87,19 @@ def _evaluate(params, model_dir: Path, store: SegmentStore, rows) -> tuple[float
 
     t0 = time.perf_counter()
     model, _ = load_model(model_dir, map_location="cpu")
-    scores = predict_clips(model, store.waves(rows), n_chunks=params.evaluate.n_chunks,
-                           batch_size=params.evaluate.batch_size, device=torch.device("cpu"), bf16=params.train.bf16)
+    scores = predict_clips(
+        model,
+        store.waves(rows),
+        n_chunks=params.evaluate.n_chunks,
+        batch_size=params.evaluate.batch_size,
+        device=torch.device("cpu"),
+        bf16=params.train.bf16,
+    )
     wall = time.perf_counter() - t0
     assert len(scores) == len(rows)
-    chunks = sum(len(eval_starts(max(int(n), model.input_length), model.input_length, params.evaluate.n_chunks))
-                 for n in rows["n_samples"])
+    chunks = sum(
+        len(eval_starts(max(int(n), model.input_length), model.input_length, params.evaluate.n_chunks)) for n in rows["n_samples"]
+    )
     return wall, chunks
 
 
@@ -117,8 +123,9 @@ def _one_file_per_batch(model_dir: Path, files: list[Path], batch_size: int) -> 
     multilabel = bool(net.config.multilabel)
     n = 0
     for path in collect_inputs(files):
-        (out,) = iter_outputs(net, [path], lambda x: activate(net(x).float(), multilabel), chunk=chunk, hop=hop,
-                              batch_size=batch_size)
+        (out,) = iter_outputs(
+            net, [path], lambda x: activate(net(x).float(), multilabel), chunk=chunk, hop=hop, batch_size=batch_size
+        )
         n += out.n_chunks
     return time.perf_counter() - t0, n
 
@@ -128,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-files", type=int, default=600, help="one-second files for predict = clips for evaluate")
     ap.add_argument("--model", default="hcnn", help="grid model trained for the benchmark (tiny width, 3 steps)")
     ap.add_argument("--rate", type=int, default=16000, help="sample rate of the WAV files (16000: no resampling)")
-    ap.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"predict --batch-size (default {BATCH_SIZE}, its default)")
+    ap.add_argument(
+        "--batch-size", type=int, default=BATCH_SIZE, help=f"predict --batch-size (default {BATCH_SIZE}, its default)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0 = torch's default)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-per-file", action="store_true", help="skip the one-file-per-batch emulation")
@@ -161,9 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     median = {k: statistics.median(v) for k, v in runs.items() if v}
     result = {
-        "model": args.model, "n_files": len(files), "rate": args.rate, "batch_size": args.batch_size,
-        "evaluate_batch_size": params.evaluate.batch_size, "evaluate_n_chunks": params.evaluate.n_chunks,
-        "chunks": chunks, "wall_s": {k: [round(x, 4) for x in v] for k, v in runs.items() if v},
+        "model": args.model,
+        "n_files": len(files),
+        "rate": args.rate,
+        "batch_size": args.batch_size,
+        "evaluate_batch_size": params.evaluate.batch_size,
+        "evaluate_n_chunks": params.evaluate.n_chunks,
+        "chunks": chunks,
+        "wall_s": {k: [round(x, 4) for x in v] for k, v in runs.items() if v},
         "median_s": {k: round(v, 4) for k, v in median.items()},
         "files_per_s": {k: round(len(files) / v, 1) for k, v in median.items()},
         "ratio_predict_over_evaluate": round(median["predict"] / median["evaluate"], 3),

@@ -70,10 +70,17 @@ def _run(dataset: str, params, layout: Layout, threads: int, default_threads: in
     meta = json.loads((out / "meta.json").read_text())
     clips = int(meta["coverage"]["present"])
     audio_s = float(meta["total_seconds"])
-    return {"workload": dataset if dataset != "folder" else "mp3", "threads": threads or f"default ({default_threads})",
-            "resample_threads": resample_threads or "= threads", "clips": clips, "audio_s": round(audio_s, 2),
-            "wall_s": round(wall, 3), "clips_per_s": round(clips / wall, 2),
-            "rtf": round(wall / audio_s, 5), "x_realtime": round(audio_s / wall, 1)}
+    return {
+        "workload": dataset if dataset != "folder" else "mp3",
+        "threads": threads or f"default ({default_threads})",
+        "resample_threads": resample_threads or "= threads",
+        "clips": clips,
+        "audio_s": round(audio_s, 2),
+        "wall_s": round(wall, 3),
+        "clips_per_s": round(clips / wall, 2),
+        "rtf": round(wall / audio_s, 5),
+        "x_realtime": round(audio_s / wall, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-mp3", type=int, default=8, help="generated mp3 files (0: skip)")
     ap.add_argument("--mp3-seconds", type=float, default=30.0)
     ap.add_argument("--threads", default="1,0", help="comma-separated torch thread counts to compare (0 = default)")
-    ap.add_argument("--resample-threads", default="1",
-                    help="comma-separated resampler thread counts to compare (0 = the --threads value)")
+    ap.add_argument(
+        "--resample-threads", default="1", help="comma-separated resampler thread counts to compare (0 = the --threads value)"
+    )
     ap.add_argument("--rounds", type=int, default=1, help="repeat every setting, alternating")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
@@ -105,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             audio = work / "mp3-audio"
             _make_mp3s(audio, args.n_mp3, args.mp3_seconds)
             layout = Layout(work / "mp3")
-            params = load_params(REPO / "params.yaml", overrides={"datasets": {"folder": {"path": str(audio), "clip_seconds": min(60.0, args.mp3_seconds)}}})
+            params = load_params(
+                REPO / "params.yaml",
+                overrides={"datasets": {"folder": {"path": str(audio), "clip_seconds": min(60.0, args.mp3_seconds)}}},
+            )
             get_source("folder", params).fetch(layout.raw("folder"), params)
             rows += [_run("folder", params, layout, n, default_threads, r) for _ in range(args.rounds) for n, r in settings]
     finally:
@@ -118,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-    env = {**describe("cpu"), "soundfile": sf.__version__, "libsndfile": sf.__libsndfile_version__,
-           "torch_default_threads": default_threads}
+    env = {
+        **describe("cpu"),
+        "soundfile": sf.__version__,
+        "libsndfile": sf.__libsndfile_version__,
+        "torch_default_threads": default_threads,
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": rows, "environment": env}, indent=2) + "\n")

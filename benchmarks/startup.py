@@ -32,10 +32,14 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import describe  # noqa: E402
 
-CELL_IMPORTS = ("import pipeline.stages, pipeline.train, pipeline.evaluate, pipeline.robustness.stage, "
-                "pipeline.tracking, mlflow, torch, torchaudio")
-STEP = ("import torch; m = torch.nn.Linear(4, 2); o = torch.optim.Adam(m.parameters()); "
-        "m(torch.zeros(2, 4)).sum().backward(); o.step()")
+CELL_IMPORTS = (
+    "import pipeline.stages, pipeline.train, pipeline.evaluate, pipeline.robustness.stage, "
+    "pipeline.tracking, mlflow, torch, torchaudio"
+)
+STEP = (
+    "import torch; m = torch.nn.Linear(4, 2); o = torch.optim.Adam(m.parameters()); "
+    "m(torch.zeros(2, 4)).sum().backward(); o.step()"
+)
 CLIENT = "from pipeline import tracking; tracking.client().search_experiments()"
 
 PROBES = {
@@ -78,11 +82,19 @@ def main() -> None:
     args = ap.parse_args()
     probes = {k: v for k, v in PROBES.items() if not args.only or k in args.only}
     with tempfile.TemporaryDirectory() as tmp:
-        base = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
-                "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "OMP_NUM_THREADS": "1"}
+        base = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "OMP_NUM_THREADS": "1",
+        }
         subprocess.run([sys.executable, "-c", CLIENT], env=base, check=True, capture_output=True)  # create the store once
-        envs = {"bytecode": base,
-                "no bytecode": {**base, "PYTHONPYCACHEPREFIX": str(Path(tmp) / "empty-pycache"), "PYTHONDONTWRITEBYTECODE": "1"}}
+        envs = {
+            "bytecode": base,
+            "no bytecode": {**base, "PYTHONPYCACHEPREFIX": str(Path(tmp) / "empty-pycache"), "PYTHONDONTWRITEBYTECODE": "1"},
+        }
         samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for _ in range(args.repeats):
             for name, cmd in probes.items():

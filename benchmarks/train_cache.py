@@ -60,11 +60,11 @@ def main() -> None:
             feats = model.frontend(waves).half()  # what the cache stores
         idx = iter(range(10**9))
 
-        def wave_batch():
+        def wave_batch(idx=idx, waves=waves):
             i = next(idx) % 4
             return waves[i * 16 : (i + 1) * 16]
 
-        def feat_batch():
+        def feat_batch(idx=idx, feats=feats):
             i = next(idx) % 4
             return feats[i * 16 : (i + 1) * 16].float()
 
@@ -73,8 +73,14 @@ def main() -> None:
             cached.append(_time_steps(model, feat_batch, model.forward_features, args.steps))
             direct.append(_time_steps(model, wave_batch, model, args.steps))
         c, d = max(cached), max(direct)
-        rows.append({"model": name, "cached_steps_per_s": round(c, 3), "waveform_steps_per_s": round(d, 3),
-                     "ratio_cached_over_waveform": round(c / d, 3)})
+        rows.append(
+            {
+                "model": name,
+                "cached_steps_per_s": round(c, 3),
+                "waveform_steps_per_s": round(d, 3),
+                "ratio_cached_over_waveform": round(c / d, 3),
+            }
+        )
     threads = torch.get_num_threads()
     model = build_model(ModelConfig(variant=args.models[0], n_classes=14, multilabel=True, width=args.width, input_length=length))
     waves = torch.randn(16, length) * 0.1
@@ -83,13 +89,20 @@ def main() -> None:
         torch.set_num_threads(n)
         speed.setdefault(n, []).append(_time_steps(model, lambda: waves, model, args.steps))
     torch.set_num_threads(threads)
-    result = {"machine": describe("cpu"),
-              "input_seconds": args.seconds, "width": args.width, "batch": 16, "rows": rows,
-              "threads": {str(k): round(max(v), 3) for k, v in speed.items()},
-              "ratio_default_threads_over_1": round(max(speed[threads]) / max(speed[1]), 3)}
+    result = {
+        "machine": describe("cpu"),
+        "input_seconds": args.seconds,
+        "width": args.width,
+        "batch": 16,
+        "rows": rows,
+        "threads": {str(k): round(max(v), 3) for k, v in speed.items()},
+        "ratio_default_threads_over_1": round(max(speed[threads]) / max(speed[1]), 3),
+    }
     print(f"{'model':12s} {'cached st/s':>12s} {'waveform st/s':>14s} {'ratio':>7s}")
     for r in rows:
-        print(f"{r['model']:12s} {r['cached_steps_per_s']:12.3f} {r['waveform_steps_per_s']:14.3f} {r['ratio_cached_over_waveform']:7.3f}")
+        print(
+            f"{r['model']:12s} {r['cached_steps_per_s']:12.3f} {r['waveform_steps_per_s']:14.3f} {r['ratio_cached_over_waveform']:7.3f}"
+        )
     print(f"threads: {result['threads']}  ratio {threads}/1 = {result['ratio_default_threads_over_1']}")
     if args.json:
         with open(args.json, "w") as f:

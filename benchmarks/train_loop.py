@@ -50,21 +50,36 @@ def write_cache(root: Path, clips: int, samples: int, bins: int, hop: int) -> tu
     feat.mkdir()
     np.save(seg / "shard-00000.npy", np.zeros(clips * samples, dtype=np.float32))
     ids = [f"c{i:06d}" for i in range(clips)]
-    pd.DataFrame({"clip_id": ids, "split": "train", "labels": [["a"]] * clips, "shard": "shard-00000.npy",
-                  "offset": np.arange(clips) * samples, "n_samples": samples, "source_sha256": "0" * 64,
-                  "source_path": "x"}).to_parquet(seg / "manifest.parquet", index=False)
+    pd.DataFrame(
+        {
+            "clip_id": ids,
+            "split": "train",
+            "labels": [["a"]] * clips,
+            "shard": "shard-00000.npy",
+            "offset": np.arange(clips) * samples,
+            "n_samples": samples,
+            "source_sha256": "0" * 64,
+            "source_path": "x",
+        }
+    ).to_parquet(seg / "manifest.parquet", index=False)
     (seg / "meta.json").write_text(json.dumps({"labels": ["a"], "kind": "multilabel"}))
     np.save(feat / "shard-00000.npy", (rng.standard_normal((1, bins, clips * frames)) * 10 - 40).astype(np.float16))
-    pd.DataFrame({"clip_id": ids, "shard": "shard-00000.npy", "offset": np.arange(clips) * frames,
-                  "n_frames": frames}).to_parquet(feat / "index.parquet", index=False)
+    pd.DataFrame(
+        {"clip_id": ids, "shard": "shard-00000.npy", "offset": np.arange(clips) * frames, "n_frames": frames}
+    ).to_parquet(feat / "index.parquet", index=False)
     (feat / "spec.json").write_text(json.dumps({"pad_value": -100.0}))
     return SegmentStore(seg), FeatureStore(feat)
 
 
 def run(args: argparse.Namespace, compile_mode: str) -> dict[str, float | str]:
     device = torch.device(args.device)
-    config = ModelConfig(variant=args.model, n_classes=50, multilabel=True, width=args.width,
-                         input_length=input_length_for(args.model, "paper", args.seconds * 16_000, "multilabel"))
+    config = ModelConfig(
+        variant=args.model,
+        n_classes=50,
+        multilabel=True,
+        width=args.width,
+        input_length=input_length_for(args.model, "paper", args.seconds * 16_000, "multilabel"),
+    )
     model = build_model(config).to(device)
     if model.frontend.cache_spec() is None:
         raise SystemExit(f"{args.model} has no cached front-end; pick a mel model (fcn, short_cnn, short_res, ...)")
@@ -122,10 +137,16 @@ def run(args: argparse.Namespace, compile_mode: str) -> dict[str, float | str]:
             torch.cuda.synchronize()
             busy = sum(a.elapsed_time(b) for a, b in events) / 1000
         wall = time.perf_counter() - (t0 or time.perf_counter())
-    return {"model": args.model, "width": args.width, "compile": compile_mode, "batch": args.batch,
-            "samples_per_second": samples / wall if wall else 0.0, "device_busy_fraction": busy / wall if wall else 0.0,
-            "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan"),
-            "final_loss": float(loss_sum) / max(steps, 1)}
+    return {
+        "model": args.model,
+        "width": args.width,
+        "compile": compile_mode,
+        "batch": args.batch,
+        "samples_per_second": samples / wall if wall else 0.0,
+        "device_busy_fraction": busy / wall if wall else 0.0,
+        "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan"),
+        "final_loss": float(loss_sum) / max(steps, 1),
+    }
 
 
 def main() -> None:
@@ -149,8 +170,10 @@ def main() -> None:
     for mode in args.compile:
         row = run(args, mode)
         rows.append(row)
-        print(f"{row['model']} width {row['width']} compile {mode}: {row['samples_per_second']:.1f} samples/s, "
-              f"device busy {100 * row['device_busy_fraction']:.1f} %, peak {row['peak_memory_mb']:.0f} MB")
+        print(
+            f"{row['model']} width {row['width']} compile {mode}: {row['samples_per_second']:.1f} samples/s, "
+            f"device busy {100 * row['device_busy_fraction']:.1f} %, peak {row['peak_memory_mb']:.0f} MB"
+        )
     result = {"machine": describe(args.device), "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

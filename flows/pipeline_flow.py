@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from prefect import flow, task
 from prefect.futures import as_completed
@@ -63,8 +64,13 @@ def report_task(params_path: str, root: str) -> str:
     return str(stages.report(params, layout))
 
 
-FLOW_STEPS = {"download": download_task, "segment": segment_task, "features": features_task, "cell": cell_task,
-              "report": report_task}
+FLOW_STEPS = {
+    "download": download_task,
+    "segment": segment_task,
+    "features": features_task,
+    "cell": cell_task,
+    "report": report_task,
+}
 """One Prefect task per stage of :data:`pipeline.stages.STAGES` (a test checks they agree)."""
 
 
@@ -115,8 +121,13 @@ def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report:
         for done in as_completed(list(prepared.values())):
             t = dataset_of[done]
             upstream = [] if done.state.is_completed() else [done]  # a failed data stage: its cells are NotReady
-            cells.update({(t, m, s): cell_run.submit(t, m, s, params_path, root, wait_for=upstream)
-                          for tt, m, s in cell_keys(params) if tt == t})
+            cells.update(
+                {
+                    (t, m, s): cell_run.submit(t, m, s, params_path, root, wait_for=upstream)
+                    for tt, m, s in cell_keys(params)
+                    if tt == t
+                }
+            )
         cells = {key: cells[key] for key in cell_keys(params)}  # pipeline order
         metrics = {f"{t}/{m}/seed{s}": fut.result() for (t, m, s), fut in cells.items()}
         if report:

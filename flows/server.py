@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,9 @@ def secure_settings(host: str = "127.0.0.1", port: int | None = 4200) -> dict[st
     return out
 
 
-def apply_secure_settings(host: str = "127.0.0.1", port: int | None = 4200,
-                          environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+def apply_secure_settings(
+    host: str = "127.0.0.1", port: int | None = 4200, environ: MutableMapping[str, str] | None = None
+) -> dict[str, str]:
     """Put :func:`secure_settings` into ``environ`` (default ``os.environ``) unless already set there.
 
     Prefect reads its settings when it is imported (and a server subprocess from its
@@ -89,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=4200)
     args = parser.parse_args(argv)
     apply_secure_settings(args.host, args.port)
-    os.environ.setdefault("PREFECT_UI_API_URL", f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/api")
+    os.environ.setdefault(
+        "PREFECT_UI_API_URL", f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/api"
+    )
     import uvicorn
 
     uvicorn.run(create_secure_app(args.host), host=args.host, port=args.port, log_level="info")

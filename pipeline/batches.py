@@ -15,9 +15,8 @@ silence value.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -63,8 +62,16 @@ class CropBatches(torch.utils.data.Dataset):
     ``(batch, channels, bins, n_frames)`` float32 features; ``y`` is the targets' rows.
     """
 
-    def __init__(self, store: SegmentStore, rows: pd.DataFrame, targets: np.ndarray, input_length: int,
-                 batch_size: int, features: FeatureStore | None = None, n_frames: int | None = None) -> None:
+    def __init__(
+        self,
+        store: SegmentStore,
+        rows: pd.DataFrame,
+        targets: np.ndarray,
+        input_length: int,
+        batch_size: int,
+        features: FeatureStore | None = None,
+        n_frames: int | None = None,
+    ) -> None:
         self.batch_size = int(batch_size)
         self.targets = np.ascontiguousarray(targets)
         self.features = features
@@ -86,13 +93,16 @@ class CropBatches(torch.utils.data.Dataset):
         self.n = np.asarray(lengths, dtype=np.int64)
         sample = self._open(names[0]) if names else None
         self.lead_shape = tuple(sample.shape[:-1]) if sample is not None else ()
+        self._plan: tuple[int, EpochPlan] | None = None
 
     def __len__(self) -> int:  # batches per epoch
         return -(-len(self.n) // self.batch_size)
 
-    @lru_cache(maxsize=2)
     def plan(self, epoch_seed: int) -> EpochPlan:
-        return epoch_plan(len(self.n), epoch_seed)
+        """The plan of one epoch, kept for the epoch being read (each worker keeps its own)."""
+        if self._plan is None or self._plan[0] != epoch_seed:
+            self._plan = (epoch_seed, epoch_plan(len(self.n), epoch_seed))
+        return self._plan[1]
 
     def starts(self, clips: np.ndarray, unit: np.ndarray) -> np.ndarray:
         """Crop start of each clip: >= 0 inside the clip, < 0 = left padding of a short clip."""
@@ -140,8 +150,11 @@ class EpochSampler(torch.utils.data.Sampler):
     def __init__(self, n_batches: int, max_batches: int | None = None, rank: int = 0, world: int = 1) -> None:
         self.n_batches = n_batches if max_batches is None else min(n_batches, max_batches)
         self.epoch_seed = 0
-        self.batches = [(rank + k * world) % self.n_batches for k in range(max(1, self.n_batches // world))] \
-            if world > 1 else list(range(self.n_batches))
+        self.batches = (
+            [(rank + k * world) % self.n_batches for k in range(max(1, self.n_batches // world))]
+            if world > 1
+            else list(range(self.n_batches))
+        )
 
     def set_epoch_seed(self, epoch_seed: int) -> None:
         self.epoch_seed = int(epoch_seed)
@@ -153,8 +166,9 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter((self.epoch_seed, b) for b in self.batches)
 
 
-def make_loader(batches: CropBatches, sampler: EpochSampler, device: torch.device,
-                num_workers: int | str = "auto") -> torch.utils.data.DataLoader:
+def make_loader(
+    batches: CropBatches, sampler: EpochSampler, device: torch.device, num_workers: int | str = "auto"
+) -> torch.utils.data.DataLoader:
     """One DataLoader for the whole run (built once, not per epoch).
 
     On CUDA (``num_workers="auto"``): 4 persistent worker processes and pinned memory, so
@@ -164,6 +178,11 @@ def make_loader(batches: CropBatches, sampler: EpochSampler, device: torch.devic
     cuda = device.type == "cuda"
     workers = (4 if cuda else 0) if num_workers == "auto" else int(num_workers)
     return torch.utils.data.DataLoader(
-        batches, batch_size=None, sampler=sampler, num_workers=workers,
-        pin_memory=cuda, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+        batches,
+        batch_size=None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=cuda,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
     )

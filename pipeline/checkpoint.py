@@ -34,9 +34,7 @@ WEIGHTS = "model.pt"
 CARD = "model.json"
 
 
-def save_model(
-    model: AudioModel, directory: str | Path, labels: list[str], metadata: dict[str, Any] | None = None
-) -> Path:
+def save_model(model: AudioModel, directory: str | Path, labels: list[str], metadata: dict[str, Any] | None = None) -> Path:
     """Write ``model.pt`` and ``model.json`` atomically into ``directory``; return the directory."""
     directory = Path(directory)
     payload = {
@@ -70,7 +68,9 @@ def read_card(directory: str | Path) -> dict[str, Any]:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise UserError(f"{path} is corrupt (not readable JSON{where}); re-run training or re-download the model to rebuild it.") from None
+        raise UserError(
+            f"{path} is corrupt (not readable JSON{where}); re-run training or re-download the model to rebuild it."
+        ) from None
     if not isinstance(card, dict):
         raise UserError(f"{path} is corrupt (not a JSON object); re-run training or re-download the model to rebuild it.")
     return card
@@ -88,14 +88,17 @@ def _check_card(directory: Path, card: dict[str, Any], payload: dict[str, Any]) 
         raise UserError(f"{directory / CARD} has an invalid config ({exc}); {fix}.") from None
     if cfg.n_classes != len(labels):
         raise UserError(f"{directory / CARD} lists {len(labels)} labels for a model with {cfg.n_classes} outputs; {fix}.")
+
     def plain(obj: Any) -> Any:  # tuples in the weights' config are lists in the card
         return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
     if plain(payload.get("config")) != plain(config) or plain(list(payload.get("labels") or [])) != plain(labels):
         other = payload.get("config") or {}
-        raise UserError(f"{directory / WEIGHTS} belongs to another model ({other.get('variant')!r} with "
-                        f"{len(payload.get('labels') or [])} labels) than {directory / CARD} describes "
-                        f"({cfg.variant!r} with {len(labels)} labels); {fix}.")
+        raise UserError(
+            f"{directory / WEIGHTS} belongs to another model ({other.get('variant')!r} with "
+            f"{len(payload.get('labels') or [])} labels) than {directory / CARD} describes "
+            f"({cfg.variant!r} with {len(labels)} labels); {fix}."
+        )
     return cfg
 
 
@@ -135,7 +138,9 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{weights} does not fit the {config.variant!r} model with {config.n_classes} outputs that "
-                        f"{directory / CARD} describes ({first}); re-run training to rebuild it.") from None
+        raise UserError(
+            f"{weights} does not fit the {config.variant!r} model with {config.n_classes} outputs that "
+            f"{directory / CARD} describes ({first}); re-run training to rebuild it."
+        ) from None
     model.eval()
     return model, card

@@ -10,14 +10,18 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from pipeline.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="musicrep: front-end/back-end audio representation learning pipeline.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="musicrep: front-end/back-end audio representation learning pipeline.",
+)
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
 _state: dict[str, object] = {}
 log = logging.getLogger("musicrep")
@@ -57,10 +61,20 @@ def _hand_logging_to_prefect() -> None:
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
-          debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an unexpected error (anywhere on the line)")] = False,
-          project: Annotated[Optional[Path], typer.Option("--project", help="the project folder (default: the nearest folder at or above here with params.yaml)")] = None,
-          set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a param for this command: --set train.epochs=2 (repeatable; values are YAML)")] = None) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of an unexpected error (anywhere on the line)")
+    ] = False,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", help="the project folder (default: the nearest folder at or above here with params.yaml)"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a param for this command: --set train.epochs=2 (repeatable; values are YAML)"),
+    ] = None,
+) -> None:
     _configure_logging(verbose)
     import os
 
@@ -102,9 +116,9 @@ def _params(path: Path):
 
 @app.command("params")
 def params_cmd(
-    file: Annotated[Optional[Path], typer.Argument(help="params file (default params.yaml)")] = None,
+    file: Annotated[Path | None, typer.Argument(help="params file (default params.yaml)")] = None,
     check: Annotated[bool, typer.Option("--check", help="validate only")] = False,
-    init: Annotated[Optional[str], typer.Option("--init", help="print a full params file for a profile (smoke|paper)")] = None,
+    init: Annotated[str | None, typer.Option("--init", help="print a full params file for a profile (smoke|paper)")] = None,
 ) -> None:
     """Validate a params file, show the resolved values, or print a profile preset."""
     import yaml
@@ -118,9 +132,7 @@ def params_cmd(
         resolved = Params.model_validate(profile_defaults(init)).model_dump(mode="json")
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         return
-    from pipeline.project import params_path
-
-    from pipeline.project import current_overrides
+    from pipeline.project import current_overrides, params_path
 
     path = params_path(_root(), file)
     p = load_params(path, current_overrides() or None)
@@ -131,7 +143,9 @@ def params_cmd(
         if problems:
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
             raise UserError(f"{path}: {problems[0]}{more}; fix it in {path}.")
-        typer.echo(f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(p.grid.models)} models, hash {p.section_hash('train', 'features', 'evaluate')})")
+        typer.echo(
+            f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(p.grid.models)} models, hash {p.section_hash('train', 'features', 'evaluate')})"
+        )
         return
     typer.echo(yaml.safe_dump(p.model_dump(mode="json"), sort_keys=False))
 
@@ -139,10 +153,10 @@ def params_cmd(
 @app.command()
 def download(
     dataset: str,
-    mirror: Annotated[Optional[str], typer.Option(help="directory or base URL replacing the publisher's")] = None,
-    audio_dir: Annotated[Optional[Path], typer.Option(help="DCASE: folder of audio you obtained")] = None,
-    path: Annotated[Optional[Path], typer.Option(help="folder / own dataset: your audio folder")] = None,
-    labels_csv: Annotated[Optional[Path], typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
+    mirror: Annotated[str | None, typer.Option(help="directory or base URL replacing the publisher's")] = None,
+    audio_dir: Annotated[Path | None, typer.Option(help="DCASE: folder of audio you obtained")] = None,
+    path: Annotated[Path | None, typer.Option(help="folder / own dataset: your audio folder")] = None,
+    labels_csv: Annotated[Path | None, typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
@@ -152,13 +166,19 @@ def download(
 
     overrides: dict = {}
     if mirror or audio_dir:
-        overrides.setdefault("datasets", {})[dataset] = {k: str(v) for k, v in {"mirror": mirror, "audio_dir": audio_dir}.items() if v}
+        overrides.setdefault("datasets", {})[dataset] = {
+            k: str(v) for k, v in {"mirror": mirror, "audio_dir": audio_dir}.items() if v
+        }
     if path or labels_csv:
         from pipeline.data.registry import available
 
         if dataset in available() and dataset != "folder":
-            raise UserError(f"--path/--labels-csv are for your own audio (folder or a datasets.NAME with kind: folder), not {dataset}; drop them.")
-        overrides.setdefault("datasets", {})[dataset] = {k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v}
+            raise UserError(
+                f"--path/--labels-csv are for your own audio (folder or a datasets.NAME with kind: folder), not {dataset}; drop them."
+            )
+        overrides.setdefault("datasets", {})[dataset] = {
+            k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v
+        }
     from pipeline.config import _deep_merge
     from pipeline.project import current_overrides
 
@@ -183,12 +203,17 @@ def features(dataset: str, params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"{dataset}: features in {stages.features(dataset, _params(params), _layout())}")
 
 
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
 
 
 @app.command()
-def train(task: str, model: str, resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
-          seed: SeedOpt = None, params: ParamsOpt = Path("params.yaml")) -> None:
+def train(
+    task: str,
+    model: str,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
+    seed: SeedOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
     """Train MODEL on TASK (a segmented dataset)."""
     log.info("train %s/%s: loading", task, model)
     from pipeline import stages
@@ -197,10 +222,14 @@ def train(task: str, model: str, resume: Annotated[bool, typer.Option("--resume/
 
 
 @app.command()
-def evaluate(task: str, model: str, seed: SeedOpt = None,
-             on: Annotated[Optional[str], typer.Option("--on", help="evaluate on the test split of this other dataset")] = None,
-             label_map: Annotated[Optional[Path], typer.Option("--label-map", help="with --on: JSON {their label: model label}")] = None,
-             params: ParamsOpt = Path("params.yaml")) -> None:
+def evaluate(
+    task: str,
+    model: str,
+    seed: SeedOpt = None,
+    on: Annotated[str | None, typer.Option("--on", help="evaluate on the test split of this other dataset")] = None,
+    label_map: Annotated[Path | None, typer.Option("--label-map", help="with --on: JSON {their label: model label}")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
     """Test-split metrics of a trained model (on its own dataset, or cross-dataset with --on)."""
     from pipeline import stages
 
@@ -212,9 +241,11 @@ def evaluate(task: str, model: str, seed: SeedOpt = None,
             try:
                 mapping = json.loads(label_map.read_text())
             except (OSError, ValueError) as exc:
-                raise UserError(f"--label-map {label_map} is not a readable JSON object ({exc}); write {{\"their label\": \"model label\"}}.") from None
+                raise UserError(
+                    f'--label-map {label_map} is not a readable JSON object ({exc}); write {{"their label": "model label"}}.'
+                ) from None
             if not isinstance(mapping, dict):
-                raise UserError(f"--label-map {label_map} must hold a JSON object {{\"their label\": \"model label\"}}.")
+                raise UserError(f'--label-map {label_map} must hold a JSON object {{"their label": "model label"}}.')
         result = evaluate_cross(task, model, on, _params(params), _layout(), seed=seed, label_map=mapping)
         typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
         return
@@ -233,9 +264,13 @@ def robustness(task: str, model: str, seed: SeedOpt = None, params: ParamsOpt = 
 
 
 @app.command()
-def cell(task: str, model: str, seed: SeedOpt = None,
-         resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
-         params: ParamsOpt = Path("params.yaml")) -> None:
+def cell(
+    task: str,
+    model: str,
+    seed: SeedOpt = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
     """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""
     log.info("cell %s/%s: loading", task, model)
     from pipeline import stages
@@ -245,10 +280,12 @@ def cell(task: str, model: str, seed: SeedOpt = None,
 
 
 @app.command()
-def dag(write: Annotated[bool, typer.Option("--write", help="write dvc.yaml")] = False,
-        check: Annotated[bool, typer.Option("--check", help="fail if dvc.yaml is out of date")] = False,
-        targets: Annotated[bool, typer.Option("--targets", help="list the DVC cell stages, one per line")] = False,
-        params: ParamsOpt = Path("params.yaml")) -> None:
+def dag(
+    write: Annotated[bool, typer.Option("--write", help="write dvc.yaml")] = False,
+    check: Annotated[bool, typer.Option("--check", help="fail if dvc.yaml is out of date")] = False,
+    targets: Annotated[bool, typer.Option("--targets", help="list the DVC cell stages, one per line")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
     """Generate dvc.yaml from the pipeline description (pipeline/dag.py) and the grid."""
     from pipeline.dag import dvc_cell_targets, render_dvc_yaml
 
@@ -286,8 +323,10 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
-def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-           n_classes: Annotated[int, typer.Option(help="outputs for the parameter count")] = 50) -> None:
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    n_classes: Annotated[int, typer.Option(help="outputs for the parameter count")] = 50,
+) -> None:
     """List the model registry with parameter counts (paper widths)."""
     from pipeline.models.zoo import registry_table
 
@@ -302,19 +341,30 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
     for col in ("name", "frontend", "backend", "input_length", "params", "reference_params"):
         table.add_column(col, justify="right" if col in ("input_length", "params", "reference_params") else "left")
     for r in rows:
-        table.add_row(*(f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "")) for c in ("name", "frontend", "backend", "input_length", "params", "reference_params")))
+        table.add_row(
+            *(
+                f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, ""))
+                for c in ("name", "frontend", "backend", "input_length", "params", "reference_params")
+            )
+        )
     Console().print(table)
 
 
 @app.command()
 def compare(
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="write the table as CSV")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="write the table as CSV")] = None,
     robust: Annotated[bool, typer.Option("--robustness", help="show robustness metrics too")] = False,
-    task: Annotated[Optional[list[str]], typer.Option("--task", help="only these tasks")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="table | csv | json | markdown (default: a table; "
-                                                "plain text when stdout is not a terminal)")] = None,
-    long: Annotated[bool, typer.Option("--long", help="one row per (task, model, metric) instead of one column per metric")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="table | csv | json | markdown (default: a table; plain text when stdout is not a terminal)"
+        ),
+    ] = None,
+    long: Annotated[
+        bool, typer.Option("--long", help="one row per (task, model, metric) instead of one column per metric")
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
     digits: Annotated[int, typer.Option(help="decimals of table/markdown values (csv/json keep full precision)")] = 4,
     per_seed: Annotated[bool, typer.Option("--per-seed", help="one row per seed instead of mean/std over seeds")] = False,
     params: ParamsOpt = Path("params.yaml"),
@@ -342,14 +392,23 @@ def compare(
 
 
 @app.command()
-def flow(params: ParamsOpt = Path("params.yaml"),
-         task_runner: Annotated[Optional[str], typer.Option(help="thread | dask | ray (default: flow.task_runner of params)")] = None,
-         address: Annotated[Optional[str], typer.Option(help="existing Dask scheduler (tcp://...) or Ray cluster (ray://..., auto); default flow.address, none = a temporary local one")] = None,
-         max_workers: Annotated[Optional[int], typer.Option(help="cells at once: threads, local Dask workers or local Ray CPUs (default flow.max_workers)")] = None) -> None:
+def flow(
+    params: ParamsOpt = Path("params.yaml"),
+    task_runner: Annotated[str | None, typer.Option(help="thread | dask | ray (default: flow.task_runner of params)")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="existing Dask scheduler (tcp://...) or Ray cluster (ray://..., auto); default flow.address, none = a temporary local one"
+        ),
+    ] = None,
+    max_workers: Annotated[
+        int | None, typer.Option(help="cells at once: threads, local Dask workers or local Ray CPUs (default flow.max_workers)")
+    ] = None,
+) -> None:
     """Run the whole pipeline as a Prefect flow (same stage functions as dvc.yaml) on threads, Dask or Ray (docs/scaling.md)."""
-    from pipeline.runners import flow_settings, task_runner as make_runner
-
     from pipeline.flows.pipeline_flow import musicrep_pipeline
+    from pipeline.runners import flow_settings
+    from pipeline.runners import task_runner as make_runner
 
     _hand_logging_to_prefect()
     runner = make_runner(flow_settings(_params(params), task_runner, address, max_workers))
@@ -357,9 +416,11 @@ def flow(params: ParamsOpt = Path("params.yaml"),
 
 
 @app.command()
-def serve(cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *",
-          name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
-          params: ParamsOpt = Path("params.yaml")) -> None:
+def serve(
+    cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *",
+    name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
     """Register a scheduled Prefect deployment of the pipeline and serve it."""
     from pipeline.flows.serve import serve_pipeline
 
@@ -428,8 +489,11 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, traceback on request
         if debug:
             raise
-        typer.secho(f"error: unexpected {type(exc).__name__}: {exc}. Re-run with --debug to see the traceback, and "
-                    "please report it.", fg="red", err=True)
+        typer.secho(
+            f"error: unexpected {type(exc).__name__}: {exc}. Re-run with --debug to see the traceback, and please report it.",
+            fg="red",
+            err=True,
+        )
         raise SystemExit(1) from None
 
 

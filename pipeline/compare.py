@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 MAIN_METRICS = ["test/roc_auc", "test/pr_auc", "test/f1_sample", "test/accuracy", "test/loss", "best/epoch"]
 
 
-def compare_table(tasks: list[str] | None = None, robustness: bool = False, per_seed: bool = False,
-                  evidence: "tuple[Params, Layout] | None" = None) -> pd.DataFrame:
+def compare_table(
+    tasks: list[str] | None = None,
+    robustness: bool = False,
+    per_seed: bool = False,
+    evidence: tuple[Params, Layout] | None = None,
+) -> pd.DataFrame:
     """The runs as a table, one row per (task, model) over its seeds (or per seed).
 
     Columns ``task``, ``model``, ``n_seeds``, then per metric (named as logged:
@@ -50,7 +54,7 @@ def compare_table(tasks: list[str] | None = None, robustness: bool = False, per_
     return out
 
 
-def _with_intervals(df: pd.DataFrame, params: "Params", layout: "Layout") -> pd.DataFrame:
+def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.DataFrame:
     from pipeline.evidence import accuracy_table
 
     rows = []
@@ -137,8 +141,7 @@ def _markdown(df: pd.DataFrame, digits: int) -> str:
         return v.replace("|", "\\|")
 
     numeric = [_numeric(df[c]) for c in cols]
-    rows = ["| " + " | ".join(esc(str(c)) for c in cols) + " |",
-            "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    rows = ["| " + " | ".join(esc(str(c)) for c in cols) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     rows += ["| " + " | ".join(esc(_cell(v, digits)) for v in r) + " |" for r in df.itertuples(index=False)]
     return "\n".join(rows)
 
@@ -160,7 +163,9 @@ def format_table(df: pd.DataFrame, fmt: str = "table", long: bool = False, digit
     if fmt == "json":
         import json
 
-        records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in data.to_dict(orient="records")]
+        records = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in data.to_dict(orient="records")
+        ]
         return json.dumps(records, indent=2, default=str)
     if df.empty:
         return NO_RUNS
@@ -200,8 +205,9 @@ def render(df: pd.DataFrame, fmt: str | None = None, long: bool = False, digits:
         cells = [[_cell(v, digits) for v in row] for row in sub.itertuples(index=False)]
         for i, c in enumerate(sub.columns):
             width = max([len(str(c))] + [len(r[i]) for r in cells])
-            table.add_column(str(c), justify="right" if _numeric(sub[c]) else "left",
-                             min_width=width, no_wrap=True, overflow="fold")
+            table.add_column(
+                str(c), justify="right" if _numeric(sub[c]) else "left", min_width=width, no_wrap=True, overflow="fold"
+            )
         for r in cells:
             table.add_row(*r)
         need = sum(max([len(str(c))] + [len(r[i]) for r in cells]) + 3 for i, c in enumerate(sub.columns)) + 1

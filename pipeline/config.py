@@ -150,12 +150,14 @@ class DatasetsParams(Section):
     folder: FolderDatasetParams = Field(default_factory=FolderDatasetParams)
 
     @model_validator(mode="after")
-    def _own_names(self) -> "DatasetsParams":
+    def _own_names(self) -> DatasetsParams:
         import re
 
         for name in self.model_extra or {}:
             if not re.match(OWN_DATASET_NAME, name):
-                raise ValueError(f"own dataset name {name!r} must start with a letter and hold only letters, digits, '_', '.', '-'")
+                raise ValueError(
+                    f"own dataset name {name!r} must start with a letter and hold only letters, digits, '_', '.', '-'"
+                )
         return self
 
     def own(self) -> dict[str, FolderDatasetParams]:
@@ -302,8 +304,10 @@ def _own_dataset_error(err: dict[str, Any], source: str) -> str | None:
     name = str(loc[1])
     fixed = ", ".join(DatasetsParams.model_fields)
     if len(loc) == 2 or (len(loc) == 3 and loc[2] == "kind"):
-        return (f"{source}: unknown dataset 'datasets.{name}'; the fixed datasets are {fixed}, and an own dataset "
-                f"needs `kind: folder` (e.g. datasets.{name}: {{kind: folder, path: DIR}}).")
+        return (
+            f"{source}: unknown dataset 'datasets.{name}'; the fixed datasets are {fixed}, and an own dataset "
+            f"needs `kind: folder` (e.g. datasets.{name}: {{kind: folder, path: DIR}})."
+        )
     return None
 
 
@@ -364,7 +368,9 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     except DuplicateKeyError as exc:
         raise UserError(f"{path}: {exc}; keep one of them (a repeated section silently replaces the first).") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML ({exc.__class__.__name__} near line {getattr(getattr(exc, 'problem_mark', None), 'line', '?')}); fix its syntax.") from exc
+        raise UserError(
+            f"{path} is not valid YAML ({exc.__class__.__name__} near line {getattr(getattr(exc, 'problem_mark', None), 'line', '?')}); fix its syntax."
+        ) from exc
     if not isinstance(raw, dict):
         raise UserError(f"{path} must be a mapping of sections (profile, grid, train, ...), not {type(raw).__name__}.")
     if overrides:

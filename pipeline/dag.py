@@ -27,16 +27,29 @@ DATA_STAGES = ("download", "segment", "features")
 """Per dataset, in this order; then one cell per (task, model, seed); then the report."""
 
 CELL_CODE = (
-    "pipeline/train.py", "pipeline/batches.py", "pipeline/distributed.py", "pipeline/chunking.py", "pipeline/inference.py",
-    "pipeline/evaluate.py", "pipeline/metrics.py", "pipeline/checkpoint.py", "pipeline/data/shards.py",
-    "pipeline/robustness/__init__.py", "pipeline/robustness/stage.py", "pipeline/robustness/perturb.py",
-    "pipeline/robustness/noises.py", "pipeline/models/build.py",
+    "pipeline/train.py",
+    "pipeline/batches.py",
+    "pipeline/distributed.py",
+    "pipeline/chunking.py",
+    "pipeline/inference.py",
+    "pipeline/evaluate.py",
+    "pipeline/metrics.py",
+    "pipeline/checkpoint.py",
+    "pipeline/data/shards.py",
+    "pipeline/robustness/__init__.py",
+    "pipeline/robustness/stage.py",
+    "pipeline/robustness/perturb.py",
+    "pipeline/robustness/noises.py",
+    "pipeline/models/build.py",
 )
 """Code every cell runs (training loop, evaluation, robustness), besides its model's code."""
 
 MODEL_SHARED = (
-    "pipeline/models/base.py", "pipeline/models/layers.py", "pipeline/models/zoo.py",
-    "pipeline/models/frontends/base.py", "pipeline/models/backends/base.py",
+    "pipeline/models/base.py",
+    "pipeline/models/layers.py",
+    "pipeline/models/zoo.py",
+    "pipeline/models/frontends/base.py",
+    "pipeline/models/backends/base.py",
 )
 """Model code shared by every variant (the registry, base classes, layers)."""
 
@@ -94,7 +107,7 @@ def _closure(module: str) -> set[Path]:
     return seen
 
 
-def model_sources(model: str, params: "Params") -> list[str]:
+def model_sources(model: str, params: Params) -> list[str]:
     """Repository-relative source files that define grid model ``model`` (alias, swap or name)."""
     from pipeline.config import resolve_variant
     from pipeline.models.backends import BACKENDS
@@ -115,31 +128,34 @@ def _data_stages() -> dict[str, Any]:
         "download": {
             "matrix": {"dataset": "${grid.tasks}"},
             "cmd": "musicrep download ${item.dataset}",
-            "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py",
-                     "pipeline/data/archives.py"],
+            "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py", "pipeline/data/archives.py"],
             "params": ["seed", "datasets.${item.dataset}"],
             "outs": [{"data/raw/${item.dataset}": {"persist": True}}],
         },
         "segment": {
             "matrix": {"dataset": "${grid.tasks}"},
             "cmd": "musicrep segment ${item.dataset}",
-            "deps": ["data/raw/${item.dataset}", "pipeline/data/segment.py", "pipeline/data/audio.py",
-                     "pipeline/data/sources"],
+            "deps": ["data/raw/${item.dataset}", "pipeline/data/segment.py", "pipeline/data/audio.py", "pipeline/data/sources"],
             "params": ["segment", "datasets.${item.dataset}"],
             "outs": ["data/segments/${item.dataset}"],
         },
         "features": {
             "matrix": {"dataset": "${grid.tasks}"},
             "cmd": "musicrep features ${item.dataset}",
-            "deps": ["data/segments/${item.dataset}", "pipeline/features", "pipeline/models/frontends",
-                     *MODEL_SHARED[:3], "pipeline/models/build.py"],
+            "deps": [
+                "data/segments/${item.dataset}",
+                "pipeline/features",
+                "pipeline/models/frontends",
+                *MODEL_SHARED[:3],
+                "pipeline/models/build.py",
+            ],
             "params": ["profile", "features", "grid.models", "variants", "train.width"],
             "outs": ["data/features/${item.dataset}"],
         },
     }
 
 
-def _cell_stage(model: str, params: "Params") -> dict[str, Any]:
+def _cell_stage(model: str, params: Params) -> dict[str, Any]:
     m = f"${{item.task}}/{model}/seed${{item.seed}}"
     aliased = model in params.variants
     return {
@@ -147,8 +163,13 @@ def _cell_stage(model: str, params: "Params") -> dict[str, Any]:
         "cmd": f"musicrep cell ${{item.task}} {model} --seed ${{item.seed}}",
         "deps": ["data/segments/${item.task}", "data/features/${item.task}", *CELL_CODE, *model_sources(model, params)],
         "params": ["seed", "profile", "train", "evaluate", "robustness", *([f"variants.{model}"] if aliased else [])],
-        "outs": [f"models/{m}", f"metrics/{m}/predictions.parquet", f"metrics/{m}/robustness.parquet",
-                 f"metrics/{m}/robustness.csv", f"metrics/{m}/robustness_scores.parquet"],
+        "outs": [
+            f"models/{m}",
+            f"metrics/{m}/predictions.parquet",
+            f"metrics/{m}/robustness.parquet",
+            f"metrics/{m}/robustness.csv",
+            f"metrics/{m}/robustness_scores.parquet",
+        ],
         "metrics": [{f"metrics/{m}/eval.json": {"cache": False}}, {f"metrics/{m}/robustness.json": {"cache": False}}],
     }
 
@@ -156,14 +177,22 @@ def _cell_stage(model: str, params: "Params") -> dict[str, Any]:
 def _report_stage() -> dict[str, Any]:
     return {
         "cmd": "musicrep report",
-        "deps": ["metrics", "models", "pipeline/report", "pipeline/figures.py", "pipeline/registry.py",
-                 "pipeline/stats.py", "pipeline/robustness/stage.py", "pipeline/robustness/plots.py"],
+        "deps": [
+            "metrics",
+            "models",
+            "pipeline/report",
+            "pipeline/figures.py",
+            "pipeline/registry.py",
+            "pipeline/stats.py",
+            "pipeline/robustness/stage.py",
+            "pipeline/robustness/plots.py",
+        ],
         "params": ["report", "grid"],
         "outs": ["reports"],
     }
 
 
-def dvc_stages(params: "Params") -> dict[str, Any]:
+def dvc_stages(params: Params) -> dict[str, Any]:
     """The ``stages:`` mapping of ``dvc.yaml`` for the grid of ``params``."""
     stages = _data_stages()
     for model in params.grid.models:
@@ -172,24 +201,35 @@ def dvc_stages(params: "Params") -> dict[str, Any]:
     return stages
 
 
-def render_dvc_yaml(params: "Params") -> str:
+def render_dvc_yaml(params: Params) -> str:
     """The full text of ``dvc.yaml``."""
     body = yaml.safe_dump({"stages": dvc_stages(params)}, sort_keys=False, width=120)
     return HEADER + body
 
 
-def cell_keys(params: "Params") -> list[tuple[str, str, int]]:
+def cell_keys(params: Params) -> list[tuple[str, str, int]]:
     """Every grid cell ``(task, model, seed)`` in pipeline order."""
     return [(t, m, s) for t in params.grid.tasks for m in params.grid.models for s in params.grid.seeds]
 
 
-SMOKE_COST_ORDER = ("musicnn", "samplecnn_se", "short_cnn", "cnnsa", "hcnn", "samplecnn", "short_res", "crnn", "fcn",
-                    "gated_crnn", "attention_rnn")
+SMOKE_COST_ORDER = (
+    "musicnn",
+    "samplecnn_se",
+    "short_cnn",
+    "cnnsa",
+    "hcnn",
+    "samplecnn",
+    "short_res",
+    "crnn",
+    "fcn",
+    "gated_crnn",
+    "attention_rnn",
+)
 """Registry variants from the most to the least expensive to train (smoke grid, measured:
 ``benchmarks/grid.py`` on a ``make repro`` log). Only the order of the parallel run uses it."""
 
 
-def dvc_cell_targets(params: "Params") -> list[str]:
+def dvc_cell_targets(params: Params) -> list[str]:
     """DVC stage names of every cell (``cell-fcn@synth_tags-0``), most expensive first.
 
     Two workers taking cells from this list finish closer together when the long cells start

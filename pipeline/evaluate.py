@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def evaluate_model(task: str, model_name: str, params: "Params", layout: Layout = Layout(),
-                   seed: int | None = None) -> dict[str, float]:
+def evaluate_model(
+    task: str, model_name: str, params: Params, layout: Layout = Layout(), seed: int | None = None
+) -> dict[str, float]:
     """Evaluate the packaged model ``models/<task>/<model_name>/seed<k>`` on the test split.
 
     Args:
@@ -55,8 +56,14 @@ def evaluate_model(task: str, model_name: str, params: "Params", layout: Layout 
     rows = store.split("test")
     multilabel = store.multilabel
     y = label_matrix(rows["labels"], store.labels, multilabel)
-    scores = predict_clips(model, store.waves(rows), n_chunks=params.evaluate.n_chunks,
-                           batch_size=params.evaluate.batch_size, device=device, bf16=params.train.bf16)
+    scores = predict_clips(
+        model,
+        store.waves(rows),
+        n_chunks=params.evaluate.n_chunks,
+        batch_size=params.evaluate.batch_size,
+        device=device,
+        bf16=params.train.bf16,
+    )
     kind = "multilabel" if multilabel else "single"
     metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
     metrics["loss"] = clip_loss(scores, y, multilabel)
@@ -73,13 +80,26 @@ def evaluate_model(task: str, model_name: str, params: "Params", layout: Layout 
     if multilabel:
         write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
     tracking.log_to_run(card["metadata"].get("mlflow_run_id"), {k: v for k, v in result.items() if k.startswith("test/")})
-    log.info("evaluated %s/%s seed%d on %d test clips: %s", task, model_name, seed, len(rows),
-             ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "pr_auc", "accuracy", "f1_sample")))
+    log.info(
+        "evaluated %s/%s seed%d on %d test clips: %s",
+        task,
+        model_name,
+        seed,
+        len(rows),
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "pr_auc", "accuracy", "f1_sample")),
+    )
     return result
 
 
-def evaluate_cross(task: str, model_name: str, other: str, params: "Params", layout: Layout = Layout(),
-                   seed: int | None = None, label_map: dict[str, str] | None = None) -> dict[str, float]:
+def evaluate_cross(
+    task: str,
+    model_name: str,
+    other: str,
+    params: Params,
+    layout: Layout = Layout(),
+    seed: int | None = None,
+    label_map: dict[str, str] | None = None,
+) -> dict[str, float]:
     """Evaluate the model trained on ``task`` on the test split of another dataset ``other``.
 
     Labels are matched by name, or through ``label_map`` (``{other's label: model's label}``;
@@ -103,8 +123,10 @@ def evaluate_cross(task: str, model_name: str, other: str, params: "Params", lay
     mapping = {lab: (label_map or {}).get(lab, lab) for lab in store.labels}
     mapping = {k: v for k, v in mapping.items() if v in vocab}
     if not mapping:
-        raise UserError(f"{other} shares no label with {task}/{model_name} ({', '.join(vocab[:6])}...); "
-                        "pass a label map (--label-map FILE.json with {\"their label\": \"model label\"}).")
+        raise UserError(
+            f"{other} shares no label with {task}/{model_name} ({', '.join(vocab[:6])}...); "
+            'pass a label map (--label-map FILE.json with {"their label": "model label"}).'
+        )
     rows = store.split("test")
     mapped = [[mapping[lab] for lab in labs if lab in mapping] for labs in rows["labels"]]
     multilabel = bool(card["config"].get("multilabel"))
@@ -113,8 +135,14 @@ def evaluate_cross(task: str, model_name: str, other: str, params: "Params", lay
         raise UserError(f"no test clip of {other} has a label that {task}/{model_name} knows; check the label map.")
     rows = rows[keep].reset_index(drop=True)
     mapped = [m for m, k in zip(mapped, keep) if k]
-    scores = predict_clips(model, store.waves(rows), n_chunks=params.evaluate.n_chunks,
-                           batch_size=params.evaluate.batch_size, device=device, bf16=params.train.bf16)
+    scores = predict_clips(
+        model,
+        store.waves(rows),
+        n_chunks=params.evaluate.n_chunks,
+        batch_size=params.evaluate.batch_size,
+        device=device,
+        bf16=params.train.bf16,
+    )
     kind = "multilabel" if multilabel else "single"
     y = label_matrix(mapped, vocab, multilabel)
     if multilabel:  # only the labels both datasets have
@@ -133,8 +161,16 @@ def evaluate_cross(task: str, model_name: str, other: str, params: "Params", lay
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         preds.to_parquet(tmp, index=False)
     tracking.log_to_run(card["metadata"].get("mlflow_run_id"), result)
-    log.info("cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s", task, model_name, seed, other, len(rows),
-             int((~keep).sum()), ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "accuracy")))
+    log.info(
+        "cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s",
+        task,
+        model_name,
+        seed,
+        other,
+        len(rows),
+        int((~keep).sum()),
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "accuracy")),
+    )
     return result
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,7 @@ def _labels_of(layout: Layout, task: str, model: str, seed: int) -> list[str] | 
         return None
 
 
-def load_task(params: "Params", layout: Layout, task: str) -> tuple[str, np.ndarray, list[ModelScores], np.ndarray]:
+def load_task(params: Params, layout: Layout, task: str) -> tuple[str, np.ndarray, list[ModelScores], np.ndarray]:
     """``(kind, y, models, clip_ids)`` of one task: every model with predictions for all its seeds' clips.
 
     Models are kept when at least one seed has ``predictions.parquet``; the clips are the
@@ -162,7 +163,7 @@ class _Resamples:
         return Interval(value, low, high)
 
 
-def accuracy_table(params: "Params", layout: Layout, task: str) -> pd.DataFrame:
+def accuracy_table(params: Params, layout: Layout, task: str) -> pd.DataFrame:
     """Per model: seeds, mean +- std over seeds, seed-averaged metric [95 % CI], paired difference to the best.
 
     Columns: ``model, metric, n_seeds, seed_mean, seed_std, value, ci_low, ci_high, diff_to_best,
@@ -178,8 +179,18 @@ def accuracy_table(params: "Params", layout: Layout, task: str) -> pd.DataFrame:
         per_seed = [float(metric_on(kind, y, s, np.arange(len(y)))) for s in m.clean]
         mean, std, n = seed_summary(per_seed)
         ci = rs.interval(lambda idx, m=m: rs.clean(m, idx))
-        rows.append({"model": m.model, "metric": metric, "n_seeds": n, "seed_mean": mean, "seed_std": std,
-                     "value": ci.value, "ci_low": ci.low, "ci_high": ci.high})
+        rows.append(
+            {
+                "model": m.model,
+                "metric": metric,
+                "n_seeds": n,
+                "seed_mean": mean,
+                "seed_std": std,
+                "value": ci.value,
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+            }
+        )
     df = pd.DataFrame(rows)
     best = models[int(df["value"].to_numpy().argmax())]
     diffs = []
@@ -195,7 +206,7 @@ def accuracy_table(params: "Params", layout: Layout, task: str) -> pd.DataFrame:
     return df
 
 
-def robustness_table(params: "Params", layout: Layout, task: str) -> tuple[pd.DataFrame, "_Resamples | None", list[ModelScores]]:
+def robustness_table(params: Params, layout: Layout, task: str) -> tuple[pd.DataFrame, _Resamples | None, list[ModelScores]]:
     """Per model: clean, mean perturbed, absolute and relative drop under noise, each with a 95 % CI.
 
     Returns ``(table, resamples, models)``; pass all three to :func:`harmonic_statement`. The perturbed value is the mean over every noise point (``white_noise`` and
@@ -216,7 +227,7 @@ def robustness_table(params: "Params", layout: Layout, task: str) -> tuple[pd.Da
     return pd.DataFrame(rows), rs, models
 
 
-def is_harmonic(model: str, params: "Params") -> bool:
+def is_harmonic(model: str, params: Params) -> bool:
     """Whether grid model ``model`` has the harmonic front-end (hcnn, ``harmonic+...`` or an alias of one)."""
     from pipeline.config import resolve_variant
     from pipeline.models.zoo import resolve_variant as resolve_registry
@@ -229,8 +240,9 @@ def is_harmonic(model: str, params: "Params") -> bool:
     return frontend == "harmonic"
 
 
-def harmonic_statement(params: "Params", table: pd.DataFrame, rs: "_Resamples | None", models: list[ModelScores],
-                       task: str) -> tuple[pd.DataFrame, str]:
+def harmonic_statement(
+    params: Params, table: pd.DataFrame, rs: _Resamples | None, models: list[ModelScores], task: str
+) -> tuple[pd.DataFrame, str]:
     """Paired differences of absolute drop, harmonic model minus each other model, and one plain sentence.
 
     A negative difference means the harmonic model lost less under noise. The sentence says
@@ -248,8 +260,7 @@ def harmonic_statement(params: "Params", table: pd.DataFrame, rs: "_Resamples | 
             if other is h:
                 continue
             d = rs.interval(lambda idx, h=h, o=other: rs.drop(h, idx) - rs.drop(o, idx))
-            rows.append({"harmonic": h.model, "other": other.model, "drop_difference": d.value,
-                         "low": d.low, "high": d.high})
+            rows.append({"harmonic": h.model, "other": other.model, "drop_difference": d.value, "low": d.low, "high": d.high})
     diffs = pd.DataFrame(rows)
     sentences = []
     level = int(round(CONFIDENCE * 100))
@@ -264,14 +275,20 @@ def harmonic_statement(params: "Params", table: pd.DataFrame, rs: "_Resamples | 
         if better == len(sub):
             verdict = "degrades least: its drop is smaller than every other model's, with every paired interval below zero"
         elif worse == 0 and better > 0:
-            verdict = (f"is not worse than any model; it degrades significantly less than {better} of {len(sub)}, "
-                       f"and the other {tied} cannot be told apart")
+            verdict = (
+                f"is not worse than any model; it degrades significantly less than {better} of {len(sub)}, "
+                f"and the other {tied} cannot be told apart"
+            )
         elif worse == 0:
             verdict = "cannot be told apart from any other model (every paired interval includes zero)"
         else:
-            verdict = (f"does not degrade least: {worse} of {len(sub)} models lose significantly less under noise "
-                       f"({better} lose significantly more, {tied} cannot be told apart)")
-        sentences.append(f"{task}: {h.model} (absolute drop {drop['drop']:.3f} [{drop['drop_low']:.3f}, "
-                         f"{drop['drop_high']:.3f}], rank {rank} of {len(table)}) {verdict} ({level} % paired bootstrap "
-                         f"over {int(drop['n_clips'])} test clips, {int(drop['n_seeds'])} seed(s)).")
+            verdict = (
+                f"does not degrade least: {worse} of {len(sub)} models lose significantly less under noise "
+                f"({better} lose significantly more, {tied} cannot be told apart)"
+            )
+        sentences.append(
+            f"{task}: {h.model} (absolute drop {drop['drop']:.3f} [{drop['drop_low']:.3f}, "
+            f"{drop['drop_high']:.3f}], rank {rank} of {len(table)}) {verdict} ({level} % paired bootstrap "
+            f"over {int(drop['n_clips'])} test clips, {int(drop['n_seeds'])} seed(s))."
+        )
     return diffs, " ".join(sentences)

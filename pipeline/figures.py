@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 DPI = 110
 
 
-def _save(fig: "plt.Figure", out: str | Path) -> Path:
+def _save(fig: plt.Figure, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
@@ -47,7 +48,7 @@ def _save(fig: "plt.Figure", out: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- harmonic filterbank
-def find_harmonic_filterbank(model: "AudioModel") -> Any | None:
+def find_harmonic_filterbank(model: AudioModel) -> Any | None:
     """The module of ``model`` with ``center_frequencies()``/``bandwidths()``/``bw_q`` (HCNN), or None."""
     for module in model.modules():
         if all(hasattr(module, a) for a in ("center_frequencies", "bandwidths", "bw_q", "n_harmonics", "n_bands")):
@@ -55,7 +56,7 @@ def find_harmonic_filterbank(model: "AudioModel") -> Any | None:
     return None
 
 
-def _initial_filterbank(model: "AudioModel") -> Any | None:
+def _initial_filterbank(model: AudioModel) -> Any | None:
     """The filterbank of a freshly built model with the same config (= its initial state)."""
     from pipeline.models.zoo import build_model
 
@@ -66,7 +67,7 @@ def _initial_filterbank(model: "AudioModel") -> Any | None:
         return None
 
 
-def harmonic_filterbank_figure(model: "AudioModel", title: str, out: str | Path) -> Path | None:
+def harmonic_filterbank_figure(model: AudioModel, title: str, out: str | Path) -> Path | None:
     """Learned vs initial harmonic filterbank of an HCNN-type model; ``None`` for other models.
 
     Panels: (a) bandwidth (Hz) of every filter against its centre frequency (Hz), one colour
@@ -101,8 +102,9 @@ def harmonic_filterbank_figure(model: "AudioModel", title: str, out: str | Path)
     for h in range(H):
         sl = slice(h * B, (h + 1) * B)
         ax_c.plot(band, centres[sl], color=cmap(h), linewidth=1.5, label=f"harmonic {h + 1}")
-        ax_c.fill_between(band, np.maximum(centres[sl] - bws[sl] / 2, 1.0), centres[sl] + bws[sl] / 2,
-                          color=cmap(h), alpha=0.25, linewidth=0)
+        ax_c.fill_between(
+            band, np.maximum(centres[sl] - bws[sl] / 2, 1.0), centres[sl] + bws[sl] / 2, color=cmap(h), alpha=0.25, linewidth=0
+        )
         if c0 is not None:
             ax_c.plot(band, c0[sl] - b0[sl] / 2, color=cmap(h), linewidth=0.8, linestyle=":")
             ax_c.plot(band, c0[sl] + b0[sl] / 2, color=cmap(h), linewidth=0.8, linestyle=":")
@@ -119,10 +121,23 @@ def harmonic_filterbank_figure(model: "AudioModel", title: str, out: str | Path)
         o0 = np.argsort(c0)
         ax_b.plot(c0[o0], b0[o0], color="black", linestyle="--", linewidth=1.2, label=f"initial (Q = {q0:.2f})")
         ratio = float(np.median(bws / np.maximum(b0, 1e-9)))
-        ax_b.text(0.97, 0.05, f"learned / initial bandwidth: x{ratio:.3f}", transform=ax_b.transAxes,
-                  ha="right", va="bottom", fontsize=9, bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "grey"})
-    ax_b.axhline(float(fb.bin_spacing), color="tab:red", linewidth=0.8, linestyle="-.",
-                 label=f"STFT bin spacing ({float(fb.bin_spacing):.2f} Hz)")
+        ax_b.text(
+            0.97,
+            0.05,
+            f"learned / initial bandwidth: x{ratio:.3f}",
+            transform=ax_b.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=9,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "grey"},
+        )
+    ax_b.axhline(
+        float(fb.bin_spacing),
+        color="tab:red",
+        linewidth=0.8,
+        linestyle="-.",
+        label=f"STFT bin spacing ({float(fb.bin_spacing):.2f} Hz)",
+    )
     ax_b.set_xscale("log")
     ax_b.set_yscale("log")
     ax_b.set_xlabel("filter centre frequency (Hz)")
@@ -138,11 +153,16 @@ def harmonic_filterbank_figure(model: "AudioModel", title: str, out: str | Path)
     for n, j in enumerate(picks):
         cols = [h * B + j for h in range(H)]
         top = max(top, float(centres[cols].max() + bws[cols].max()))
-        ax_r.plot(freqs, W[:, cols].sum(1), color=colors[n], linewidth=1.6,
-                  label=f"band f0 = {f0[j]:.0f} Hz, learned")
+        ax_r.plot(freqs, W[:, cols].sum(1), color=colors[n], linewidth=1.6, label=f"band f0 = {f0[j]:.0f} Hz, learned")
         if W0 is not None:
-            ax_r.plot(freqs, W0[:, cols].sum(1), color=colors[n], linewidth=1.0, linestyle="--",
-                      label=f"band f0 = {f0[j]:.0f} Hz, initial")
+            ax_r.plot(
+                freqs,
+                W0[:, cols].sum(1),
+                color=colors[n],
+                linewidth=1.0,
+                linestyle="--",
+                label=f"band f0 = {f0[j]:.0f} Hz, initial",
+            )
     ax_r.set_xlim(0, float(min(freqs[-1], top * 1.05)))
     ax_r.set_xlabel("frequency (Hz), sampled at the STFT bins")
     ax_r.set_ylabel("filter weight (linear)")
@@ -162,10 +182,12 @@ def harmonic_filterbank_figure(model: "AudioModel", title: str, out: str | Path)
         ax_f.grid(alpha=0.3, which="both")
     else:
         ax_f.axis("off")
-        lines = [f"harmonics H = {H}, bands B = {B} ({getattr(fb, 'semitone_scale', '?')} per semitone)",
-                 f"fundamentals: {centres[0]:.1f} .. {centres[B - 1]:.1f} Hz (fixed)",
-                 f"trainable: {getattr(fb, 'learn_bw', '?')}" + (" + f0" if getattr(fb, "learn_f0", False) else ""),
-                 f"Q: initial {q0:.3f} -> learned {q:.3f}"]
+        lines = [
+            f"harmonics H = {H}, bands B = {B} ({getattr(fb, 'semitone_scale', '?')} per semitone)",
+            f"fundamentals: {centres[0]:.1f} .. {centres[B - 1]:.1f} Hz (fixed)",
+            f"trainable: {getattr(fb, 'learn_bw', '?')}" + (" + f0" if getattr(fb, "learn_f0", False) else ""),
+            f"Q: initial {q0:.3f} -> learned {q:.3f}",
+        ]
         ax_f.text(0.02, 0.95, "\n".join(lines), va="top", fontsize=11, family="monospace", transform=ax_f.transAxes)
         ax_f.set_title("(d) filterbank settings", fontsize=10)
     fig.suptitle(f"{title}: learned harmonic filterbank", fontsize=13)
@@ -174,7 +196,7 @@ def harmonic_filterbank_figure(model: "AudioModel", title: str, out: str | Path)
 
 
 # ----------------------------------------------------------------------------- self-attention
-def attention_maps(model: "AudioModel", wave: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray] | None:
+def attention_maps(model: AudioModel, wave: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray] | None:
     """Run one chunk through a self-attention back-end.
 
     Returns:
@@ -202,8 +224,16 @@ def attention_maps(model: "AudioModel", wave: np.ndarray) -> tuple[np.ndarray, l
     return scores, [m[0].float().cpu().numpy() for m in maps], feats[0].float().cpu().numpy()
 
 
-def attention_figure(model: "AudioModel", wave: np.ndarray, labels: Sequence[str], title: str, out: str | Path, *,
-                     true_labels: Sequence[str] = (), top_k: int = 10) -> Path | None:
+def attention_figure(
+    model: AudioModel,
+    wave: np.ndarray,
+    labels: Sequence[str],
+    title: str,
+    out: str | Path,
+    *,
+    true_labels: Sequence[str] = (),
+    top_k: int = 10,
+) -> Path | None:
     """Self-attention of the CLS token over time for one clip, next to its tag scores.
 
     Left: the clip's front-end output (log-mel, dB) over time; below it, one heatmap row per
@@ -227,27 +257,27 @@ def attention_figure(model: "AudioModel", wave: np.ndarray, labels: Sequence[str
     att = np.stack(rows)  # (layers*heads, T)
     n_tokens = att.shape[1]
     fig = plt.figure(figsize=(13, 3.0 + 0.22 * len(rows) + 2.2))
-    grid = fig.add_gridspec(2, 2, width_ratios=[3.2, 1.3], height_ratios=[2.2, max(1.5, 0.22 * len(rows))],
-                            hspace=0.18, wspace=0.3)
+    grid = fig.add_gridspec(
+        2, 2, width_ratios=[3.2, 1.3], height_ratios=[2.2, max(1.5, 0.22 * len(rows))], hspace=0.18, wspace=0.3
+    )
     ax_spec = fig.add_subplot(grid[0, 0])
     ax_att = fig.add_subplot(grid[1, 0], sharex=ax_spec)
     ax_bar = fig.add_subplot(grid[:, 1])
     spec = feats.mean(0) if feats.ndim == 3 else feats
     lo, hi = np.percentile(spec, [2, 99.8])
-    im = ax_spec.imshow(spec, origin="lower", aspect="auto", extent=(0, seconds, 0, spec.shape[0]), cmap="magma",
-                        vmin=lo, vmax=hi)
+    im = ax_spec.imshow(
+        spec, origin="lower", aspect="auto", extent=(0, seconds, 0, spec.shape[0]), cmap="magma", vmin=lo, vmax=hi
+    )
     kind = getattr(model.frontend, "name", "") or type(model.frontend).__name__
     ax_spec.set_ylabel("mel band" if kind == "mel" else "frequency bin")
     ax_spec.set_title(f"input: {kind} front-end output (first {seconds:.2f} s of the clip)", fontsize=10)
     fig.colorbar(im, ax=ax_spec, pad=0.01, label="dB")
     plt.setp(ax_spec.get_xticklabels(), visible=False)
-    im = ax_att.imshow(att, aspect="auto", extent=(0, seconds, len(rows) - 0.5, -0.5), cmap="viridis",
-                       interpolation="nearest")
+    im = ax_att.imshow(att, aspect="auto", extent=(0, seconds, len(rows) - 0.5, -0.5), cmap="viridis", interpolation="nearest")
     ax_att.set_yticks(range(len(rows)))
     ax_att.set_yticklabels(names, fontsize=7 if len(rows) > 12 else 8)
     ax_att.set_xlabel("time (s)")
-    ax_att.set_title(f"CLS-token attention over {n_tokens} time steps ({seconds / n_tokens * 1000:.0f} ms each)",
-                     fontsize=10)
+    ax_att.set_title(f"CLS-token attention over {n_tokens} time steps ({seconds / n_tokens * 1000:.0f} ms each)", fontsize=10)
     fig.colorbar(im, ax=ax_att, pad=0.01, label="attention weight")
     order = np.argsort(-scores)[:top_k][::-1]
     truth = set(true_labels)
@@ -300,8 +330,15 @@ def confusion_matrix_figure(predictions: pd.DataFrame, labels: Sequence[str], ti
         for i in range(n):
             for j in range(n):
                 if counts[i, j]:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=fs - 1,
-                            color="white" if frac[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(counts[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=fs - 1,
+                        color="white" if frac[i, j] > 0.5 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     note = " (cell text: clip counts)" if n <= 20 else ""
     ax.set_title(f"{title}: confusion matrix\n{len(y)} test clips, accuracy {acc:.3f}{note}", fontsize=11)
@@ -311,15 +348,20 @@ def confusion_matrix_figure(predictions: pd.DataFrame, labels: Sequence[str], ti
 
 def per_class_auc_figure(aucs: dict[str, float], title: str, out: str | Path) -> Path:
     """Horizontal bars of per-class ROC-AUC (sorted), chance (0.5) and macro mean marked."""
-    items = sorted(aucs.items(), key=lambda kv: (-math.inf if kv[1] is None or kv[1] != kv[1] else kv[1]))
+    items = sorted(aucs.items(), key=lambda kv: -math.inf if kv[1] is None or kv[1] != kv[1] else kv[1])
     names = [k for k, _ in items]
     vals = np.array([np.nan if v is None else float(v) for _, v in items], dtype=float)
     finite = np.isfinite(vals)
     fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.28 * len(names) + 1.4)))
     ax.barh(range(len(names)), np.where(finite, vals, 0), color=np.where(finite, "tab:blue", "lightgrey"))
     for i, v in enumerate(vals):
-        ax.text((v if np.isfinite(v) else 0) + 0.01, i, f"{v:.3f}" if np.isfinite(v) else "n/a (one class only)",
-                va="center", fontsize=8)
+        ax.text(
+            (v if np.isfinite(v) else 0) + 0.01,
+            i,
+            f"{v:.3f}" if np.isfinite(v) else "n/a (one class only)",
+            va="center",
+            fontsize=8,
+        )
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1, label="chance (0.5)")
     if finite.any():
         macro = float(np.nanmean(vals))
@@ -367,8 +409,9 @@ def training_curve_figure(history: str | Path | pd.DataFrame, title: str, out: s
         h = pd.read_csv(history)
     if h.empty or "epoch" not in h:
         return None
-    metrics = [c for c in h.columns if c.startswith("val_") and c != "val_loss" and h[c].notna().any()
-               and h[c].between(0, 1).all()]
+    metrics = [
+        c for c in h.columns if c.startswith("val_") and c != "val_loss" and h[c].notna().any() and h[c].between(0, 1).all()
+    ]
     fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(11 if metrics else 6, 3.8), squeeze=False)
     ax = axes[0, 0]
     for col, label in (("train_loss", "train loss (mean over batches)"), ("val_loss", "validation loss (clip level)")):

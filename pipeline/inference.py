@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -32,8 +32,16 @@ def activate(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_clips(model: AudioModel, waves: Iterable[np.ndarray], *, n_chunks: int, batch_size: int = 32,
-                  device: torch.device | None = None, bf16: bool = True, input_length: int | None = None) -> np.ndarray:
+def predict_clips(
+    model: AudioModel,
+    waves: Iterable[np.ndarray],
+    *,
+    n_chunks: int,
+    batch_size: int = 32,
+    device: torch.device | None = None,
+    bf16: bool = True,
+    input_length: int | None = None,
+) -> np.ndarray:
     """Score whole clips with the evaluation protocol.
 
     Each clip is cut into ``n_chunks`` chunks of the model's input length (docs/spec.md §1.2), the

@@ -8,9 +8,9 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
-
+from typing import Any
 
 _UMASK_LOCK = threading.Lock()
 

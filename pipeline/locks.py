@@ -40,8 +40,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pipeline.errors import UserError
 from pipeline.paths import Layout
@@ -76,9 +76,12 @@ def _describe(stage: str, keys: tuple) -> str:
 def _busy_error(stage: str, keys: tuple, path: Path, info: dict) -> UserError:
     what = info.get("holder") or _describe(stage, keys)
     pid = info.get("pid")
-    who = f" (pid {pid}{' on ' + info['host'] if info.get('host') and info['host'] != socket.gethostname() else ''})" if pid else ""
-    return UserError(f"another `{what}` is running{who} on this project; wait for it to finish or stop it, "
-                     f"then re-run (its lock is {path}).")
+    who = (
+        f" (pid {pid}{' on ' + info['host'] if info.get('host') and info['host'] != socket.gethostname() else ''})" if pid else ""
+    )
+    return UserError(
+        f"another `{what}` is running{who} on this project; wait for it to finish or stop it, then re-run (its lock is {path})."
+    )
 
 
 @contextlib.contextmanager
@@ -136,9 +139,15 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".", hold
     with _GUARD:
         _HELD[key] = (me, 1, fd)
     try:
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage, "keys": [str(k) for k in keys],
-                "holder": holder or _describe(stage, keys),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)[:500]}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "stage": stage,
+            "keys": [str(k) for k in keys],
+            "holder": holder or _describe(stage, keys),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(sys.argv)[:500],
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         yield path
@@ -220,8 +229,13 @@ def clean_leftovers(folder: str | os.PathLike, recursive: bool = True, only: str
         if not recursive:
             break
     if removed:
-        log.info("removed %d leftovers of an interrupted run in %s (%.1f MB), e.g. %s",
-                 len(removed), folder, total / 1e6, removed[0].name)
+        log.info(
+            "removed %d leftovers of an interrupted run in %s (%.1f MB), e.g. %s",
+            len(removed),
+            folder,
+            total / 1e6,
+            removed[0].name,
+        )
     return removed
 
 

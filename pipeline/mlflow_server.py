@@ -96,14 +96,18 @@ def _pg_user() -> str | None:
             return name
         except KeyError:
             continue
-    raise UserError("PostgreSQL refuses to run as root and neither a 'postgres' nor a 'nobody' account exists; run as another user.")
+    raise UserError(
+        "PostgreSQL refuses to run as root and neither a 'postgres' nor a 'nobody' account exists; run as another user."
+    )
 
 
 def _as_pg(cmd: list[str], user: str | None, **kw) -> subprocess.CompletedProcess:
     full = ["runuser", "-u", user, "--", *cmd] if user else cmd
     res = subprocess.run(full, capture_output=True, text=True, **kw)
     if res.returncode != 0:
-        raise UserError(f"{Path(cmd[0]).name} failed ({res.returncode}): {(res.stderr or res.stdout).strip().splitlines()[-1:]}; see {cmd}.")
+        raise UserError(
+            f"{Path(cmd[0]).name} failed ({res.returncode}): {(res.stderr or res.stdout).strip().splitlines()[-1:]}; see {cmd}."
+        )
     return res
 
 
@@ -138,8 +142,22 @@ def start_postgres(s: Services) -> None:
         if user:
             _chown_tree(s.pg, user)
         pwfile.chmod(0o600)
-        _as_pg([initdb, "-D", str(data), "-U", USER, f"--pwfile={pwfile}", "--auth-host=scram-sha-256",
-                "--auth-local=peer", "-E", "UTF8", "--no-locale"], user)
+        _as_pg(
+            [
+                initdb,
+                "-D",
+                str(data),
+                "-U",
+                USER,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=peer",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            user,
+        )
         log.info("initialised PostgreSQL in %s", data)
     if not _pg_running(s, user):
         opts = f"-c listen_addresses=127.0.0.1 -p {s.pg_port} -k {s.pg / 'run'}"
@@ -148,8 +166,9 @@ def start_postgres(s: Services) -> None:
     import psycopg
 
     password = (s.pg / "password").read_text().strip()
-    with psycopg.connect(host="127.0.0.1", port=s.pg_port, user=USER, password=password, dbname="postgres",
-                         autocommit=True, connect_timeout=10) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=s.pg_port, user=USER, password=password, dbname="postgres", autocommit=True, connect_timeout=10
+    ) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{DB}"')
             log.info("created database %s", DB)
@@ -178,13 +197,35 @@ def start_mlflow(s: Services, timeout: float = 120.0) -> int:
     if s.artifacts is None:
         Path(s.artifacts_destination).mkdir(parents=True, exist_ok=True)
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": s.backend_uri(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-           "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": s.backend_uri(),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     logf = open(s.dir / "mlflow-server.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([mlflow, "server", "--host", s.host, "--port", str(s.port), "--workers", "1",
-                             "--artifacts-destination", s.artifacts_destination, "--serve-artifacts"],
-                            stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=s.dir)
+    proc = subprocess.Popen(
+        [
+            mlflow,
+            "server",
+            "--host",
+            s.host,
+            "--port",
+            str(s.port),
+            "--workers",
+            "1",
+            "--artifacts-destination",
+            s.artifacts_destination,
+            "--serve-artifacts",
+        ],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        cwd=s.dir,
+    )
     logf.close()
     info.write_text(json.dumps({"pid": proc.pid, "tracking_uri": s.tracking_uri, **{k: str(v) for k, v in asdict(s).items()}}))
     deadline = time.monotonic() + timeout
@@ -200,7 +241,9 @@ def start_mlflow(s: Services, timeout: float = 120.0) -> int:
             pass
         time.sleep(0.5)
     stop_mlflow(s)
-    raise UserError(f"mlflow server did not answer {s.tracking_uri}/health within {timeout:.0f} s; see {s.dir / 'mlflow-server.log'}.")
+    raise UserError(
+        f"mlflow server did not answer {s.tracking_uri}/health within {timeout:.0f} s; see {s.dir / 'mlflow-server.log'}."
+    )
 
 
 def stop_mlflow(s: Services, timeout: float = 20.0) -> None:
@@ -267,8 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             info = _pidfile(s)
             running = info.exists() and _alive(json.loads(info.read_text())["pid"])
-            log.info("postgres: %s; mlflow server: %s", "running" if _pg_running(s, _pg_user()) else "stopped",
-                     f"running at {s.tracking_uri}" if running else "stopped")
+            log.info(
+                "postgres: %s; mlflow server: %s",
+                "running" if _pg_running(s, _pg_user()) else "stopped",
+                f"running at {s.tracking_uri}" if running else "stopped",
+            )
     except UserError as exc:
         log.error("error: %s", exc)
         return 2

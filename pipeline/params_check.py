@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pipeline.config import Params
 
 
-def _model_problem(name: str, params: "Params") -> str | None:
+def _model_problem(name: str, params: Params) -> str | None:
     from pipeline.models.zoo import BACKENDS, FRONTENDS, resolve_variant
 
     alias = params.variants.get(name)
@@ -24,7 +24,11 @@ def _model_problem(name: str, params: "Params") -> str | None:
         frontend, spec = resolve_variant(variant)
     except ValueError as exc:
         hint = f"; or define it under variants (aliases: {', '.join(sorted(params.variants)) or 'none'})" if alias is None else ""
-        return f"{where}: {exc} (or FRONTEND+MODEL with a front-end of {sorted(FRONTENDS)}){hint}" if "unknown model" in str(exc) else f"{where}: {exc}"
+        return (
+            f"{where}: {exc} (or FRONTEND+MODEL with a front-end of {sorted(FRONTENDS)}){hint}"
+            if "unknown model" in str(exc)
+            else f"{where}: {exc}"
+        )
     allowed = FRONTENDS[frontend].OPTIONS | BACKENDS[spec.backend].OPTIONS
     unknown = sorted(set(options) - allowed)
     if unknown:
@@ -32,7 +36,7 @@ def _model_problem(name: str, params: "Params") -> str | None:
     return None
 
 
-def check_names(params: "Params", base_dir: str | Path = ".") -> list[str]:
+def check_names(params: Params, base_dir: str | Path = ".") -> list[str]:
     """Problems with the names in ``params`` (empty when every name is known).
 
     Args:
@@ -47,8 +51,10 @@ def check_names(params: "Params", base_dir: str | Path = ".") -> list[str]:
     known = available() + own_datasets(params)
     for task in params.grid.tasks:
         if task not in known:
-            problems.append(f"grid.tasks: unknown dataset {task!r}; known: {', '.join(known)} "
-                            f"(or add datasets.{task}: {{kind: folder, path: DIR}} for your own audio)")
+            problems.append(
+                f"grid.tasks: unknown dataset {task!r}; known: {', '.join(known)} "
+                f"(or add datasets.{task}: {{kind: folder, path: DIR}} for your own audio)"
+            )
     for name in params.grid.models:
         problem = _model_problem(name, params)
         if problem:
@@ -72,5 +78,7 @@ def check_names(params: "Params", base_dir: str | Path = ".") -> list[str]:
     if source not in ("synthetic", "speech_commands"):
         path = Path(source).expanduser()
         if not (path.is_dir() or (not path.is_absolute() and (Path(base_dir) / path).is_dir())):
-            problems.append(f"robustness.noise_source {source!r} is neither 'synthetic', 'speech_commands' nor an existing folder of audio files")
+            problems.append(
+                f"robustness.noise_source {source!r} is neither 'synthetic', 'speech_commands' nor an existing folder of audio files"
+            )
     return problems

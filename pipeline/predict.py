@@ -41,15 +41,15 @@ import json
 import logging
 import math
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 
-from pipeline.audio_stream import (  # noqa: F401 - re-exported: pipeline.predict's public names
-    Chunk, ChunkStream, ErrorHandler, _log_error, _short, collect_inputs, stream_audio)
+from pipeline.audio_stream import Chunk, ChunkStream, ErrorHandler, _log_error, _short, collect_inputs, stream_audio  # noqa: F401 - re-exported: pipeline.predict's public names
 from pipeline.errors import UserError
 from pipeline.project import current_root
 
@@ -87,18 +87,25 @@ def resolve_model_dir(spec: str, root: str | Path = ".") -> Path:
     for path in (Path(spec).expanduser(), Path(root) / "models" / spec):
         if (path / "model.json").exists():
             return path
-        seeds = sorted((p.parent for p in path.glob("seed*/model.json")), key=lambda d: int(d.name[4:] or 0)
-                       if d.name[4:].isdigit() else 1 << 40)
+        seeds = sorted(
+            (p.parent for p in path.glob("seed*/model.json")),
+            key=lambda d: int(d.name[4:] or 0) if d.name[4:].isdigit() else 1 << 40,
+        )
         if seeds:
             return seeds[0]
     found = sorted(str(p.parent.relative_to(Path(root) / "models")) for p in (Path(root) / "models").glob("*/*/*/model.json"))
-    hint = f" Trained models here: {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}." if found else \
-        " No trained models under models/ here; run `musicrep train TASK MODEL` or `dvc repro` first."
-    raise UserError(f"--model {spec!r} is not a packaged model directory (with model.json), a trained TASK/MODEL "
-                    f"under models/, or a registry URI models:/NAME/VERSION.{hint}")
+    hint = (
+        f" Trained models here: {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}."
+        if found
+        else " No trained models under models/ here; run `musicrep train TASK MODEL` or `dvc repro` first."
+    )
+    raise UserError(
+        f"--model {spec!r} is not a packaged model directory (with model.json), a trained TASK/MODEL "
+        f"under models/, or a registry URI models:/NAME/VERSION.{hint}"
+    )
 
 
-def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") -> tuple["AudioModel", dict[str, Any], Path]:
+def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") -> tuple[AudioModel, dict[str, Any], Path]:
     """Resolve, verify and load a model for inference.
 
     Returns:
@@ -114,7 +121,6 @@ def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") 
     return model, card, model_dir
 
 
-
 # ----------------------------------------------------------------------------- core
 @dataclass
 class FileOutput:
@@ -127,7 +133,7 @@ class FileOutput:
     chunks: list[tuple[int, float, float, np.ndarray]] = field(default_factory=list)
 
 
-def _chunk_length(model: "AudioModel", chunk_seconds: float | None, hop_seconds: float | None) -> tuple[int, int]:
+def _chunk_length(model: AudioModel, chunk_seconds: float | None, hop_seconds: float | None) -> tuple[int, int]:
     sr = model.config.sample_rate
     if chunk_seconds is not None and not chunk_seconds > 0:
         raise UserError(f"--chunk-seconds must be > 0, got {chunk_seconds}.")
@@ -142,8 +148,10 @@ def _chunk_length(model: "AudioModel", chunk_seconds: float | None, hop_seconds:
             with torch.no_grad():
                 model(torch.zeros(1, chunk, device=next(model.parameters()).device))
         except Exception as exc:  # noqa: BLE001 - shape errors differ per architecture
-            raise UserError(f"this {model.config.variant} model cannot take {chunk / sr:g}-s chunks ({_short(exc)}); "
-                            f"use its default of {model.input_length / sr:g} s or a longer --chunk-seconds.") from exc
+            raise UserError(
+                f"this {model.config.variant} model cannot take {chunk / sr:g}-s chunks ({_short(exc)}); "
+                f"use its default of {model.input_length / sr:g} s or a longer --chunk-seconds."
+            ) from exc
     return chunk, hop
 
 
@@ -170,8 +178,15 @@ class _Batcher:
     batch is read at once.
     """
 
-    def __init__(self, fn: Callable[["torch.Tensor"], "torch.Tensor"], device: "torch.device", batch_size: int,
-                 aggregate: str, keep_chunks: bool, on_error: ErrorHandler) -> None:
+    def __init__(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        device: torch.device,
+        batch_size: int,
+        aggregate: str,
+        keep_chunks: bool,
+        on_error: ErrorHandler,
+    ) -> None:
         self.fn, self.device, self.batch_size = fn, device, max(1, int(batch_size))
         self.on_error = on_error
         self.mean, self.keep_chunks = aggregate == "mean", keep_chunks
@@ -212,7 +227,7 @@ class _Batcher:
                 self.inflight.append((items, self.fn(x.to(self.device)).float(), None))
                 self._finish()
 
-    def _launch_cuda(self, items: list[tuple[_FileState, Chunk]], x: "torch.Tensor") -> None:
+    def _launch_cuda(self, items: list[tuple[_FileState, Chunk]], x: torch.Tensor) -> None:
         import torch
 
         out = self.fn(x.pin_memory().to(self.device, non_blocking=True)).float()
@@ -250,16 +265,24 @@ class _Batcher:
                     state.total = s if state.total is None else np.maximum(state.total, s)
                 state.count += j - i
                 if self.keep_chunks:
-                    state.rows.extend((c.index, c.start_s, c.end_s, o.astype(np.float32))
-                                      for (_, c), o in zip(items[i:j], part))
+                    state.rows.extend((c.index, c.start_s, c.end_s, o.astype(np.float32)) for (_, c), o in zip(items[i:j], part))
             state.outstanding -= j - i
             i = j
 
 
-def iter_outputs(model: "AudioModel", files: Sequence[Path], fn: Callable[["torch.Tensor"], "torch.Tensor"], *,
-                 chunk: int, hop: int, aggregate: str = "mean", keep_chunks: bool = False,
-                 batch_size: int = BATCH_SIZE, on_error: ErrorHandler | None = None,
-                 block_seconds: float = 10.0) -> Iterator[FileOutput]:
+def iter_outputs(
+    model: AudioModel,
+    files: Sequence[Path],
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    chunk: int,
+    hop: int,
+    aggregate: str = "mean",
+    keep_chunks: bool = False,
+    batch_size: int = BATCH_SIZE,
+    on_error: ErrorHandler | None = None,
+    block_seconds: float = 10.0,
+) -> Iterator[FileOutput]:
     """Apply ``fn`` (a batch of chunks ``(batch, chunk)`` -> ``(batch, dim)``) to every file.
 
     Files are decoded one after the other and their chunks fill shared batches of
@@ -289,8 +312,7 @@ def iter_outputs(model: "AudioModel", files: Sequence[Path], fn: Callable[["torc
             if state.failed:
                 continue
             vector = state.total / state.count if aggregate == "mean" else state.total
-            yield FileOutput(str(state.path), state.n_samples / sr, state.count, np.asarray(vector, dtype=np.float32),
-                             state.rows)
+            yield FileOutput(str(state.path), state.n_samples / sr, state.count, np.asarray(vector, dtype=np.float32), state.rows)
 
     for path in track(files, total=len(files), description="audio files"):
         state = _FileState(Path(path))
@@ -310,12 +332,34 @@ def iter_outputs(model: "AudioModel", files: Sequence[Path], fn: Callable[["torc
     yield from ready()
 
 
-def run_files(model: "AudioModel", files: Sequence[Path], fn: Callable[["torch.Tensor"], "torch.Tensor"], *,
-              chunk: int, hop: int, aggregate: str = "mean", keep_chunks: bool = False, batch_size: int = BATCH_SIZE,
-              on_error: ErrorHandler | None = None, block_seconds: float = 10.0) -> list[FileOutput]:
+def run_files(
+    model: AudioModel,
+    files: Sequence[Path],
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    chunk: int,
+    hop: int,
+    aggregate: str = "mean",
+    keep_chunks: bool = False,
+    batch_size: int = BATCH_SIZE,
+    on_error: ErrorHandler | None = None,
+    block_seconds: float = 10.0,
+) -> list[FileOutput]:
     """:func:`iter_outputs` as a list."""
-    return list(iter_outputs(model, files, fn, chunk=chunk, hop=hop, aggregate=aggregate, keep_chunks=keep_chunks,
-                             batch_size=batch_size, on_error=on_error, block_seconds=block_seconds))
+    return list(
+        iter_outputs(
+            model,
+            files,
+            fn,
+            chunk=chunk,
+            hop=hop,
+            aggregate=aggregate,
+            keep_chunks=keep_chunks,
+            batch_size=batch_size,
+            on_error=on_error,
+            block_seconds=block_seconds,
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- predict
@@ -331,10 +375,20 @@ class Predictions:
     model: str = ""  # the --model value as given
 
 
-def predict(paths: Iterable[str | Path], model: str, *, chunk_seconds: float | None = None,
-            hop_seconds: float | None = None, aggregate: str = "mean", top_k: int = 5, batch_size: int = BATCH_SIZE,
-            device: str = "auto", root: str | Path = ".", on_error: ErrorHandler | None = None,
-            on_record: Callable[[dict[str, Any]], None] | None = None) -> Predictions:
+def predict(
+    paths: Iterable[str | Path],
+    model: str,
+    *,
+    chunk_seconds: float | None = None,
+    hop_seconds: float | None = None,
+    aggregate: str = "mean",
+    top_k: int = 5,
+    batch_size: int = BATCH_SIZE,
+    device: str = "auto",
+    root: str | Path = ".",
+    on_error: ErrorHandler | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> Predictions:
     """Score audio files with a trained model.
 
     Args:
@@ -373,11 +427,21 @@ def predict(paths: Iterable[str | Path], model: str, *, chunk_seconds: float | N
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
     records = []
-    for out in iter_outputs(net, files, lambda x: activate(net(x).float(), multilabel), chunk=chunk, hop=hop,
-                            aggregate=aggregate, batch_size=batch_size, on_error=fail):
+    for out in iter_outputs(
+        net,
+        files,
+        lambda x: activate(net(x).float(), multilabel),
+        chunk=chunk,
+        hop=hop,
+        aggregate=aggregate,
+        batch_size=batch_size,
+        on_error=fail,
+    ):
         order = np.argsort(-out.vector, kind="stable")[:top_k]
         record = {
-            "path": out.path, "duration_s": round(out.duration_s, 4), "n_chunks": out.n_chunks,
+            "path": out.path,
+            "duration_s": round(out.duration_s, 4),
+            "n_chunks": out.n_chunks,
             "top": [{"label": labels[i], "score": float(out.vector[i])} for i in order],
             "scores": {name: float(v) for name, v in zip(labels, out.vector)},
         }
@@ -397,7 +461,7 @@ def prediction_row(record: dict[str, Any], top_k: int) -> dict[str, Any]:
     return row
 
 
-def predictions_frame(pred: Predictions, top_k: int) -> "Any":
+def predictions_frame(pred: Predictions, top_k: int) -> Any:
     """One row per file: ``path, duration_s, n_chunks, top1_label, top1_score, ...,
     score:<label>`` for every label (a pandas DataFrame)."""
     import pandas as pd
@@ -447,16 +511,26 @@ class _JsonListStream:
 class Embeddings:
     """Result of :func:`embed`: rows (file rows have ``chunk == -1``) and a ``(rows, dim)`` matrix."""
 
-    index: "Any"  # DataFrame: file, chunk, start_s, end_s
+    index: Any  # DataFrame: file, chunk, start_s, end_s
     matrix: np.ndarray
     failures: list[dict[str, str]]
     model_dir: Path
     layer: str
 
 
-def embed(paths: Iterable[str | Path], model: str, *, per_chunk: bool = False, layer: str = "pooled",
-          chunk_seconds: float | None = None, hop_seconds: float | None = None, batch_size: int = BATCH_SIZE,
-          device: str = "auto", root: str | Path = ".", on_error: ErrorHandler | None = None) -> Embeddings:
+def embed(
+    paths: Iterable[str | Path],
+    model: str,
+    *,
+    per_chunk: bool = False,
+    layer: str = "pooled",
+    chunk_seconds: float | None = None,
+    hop_seconds: float | None = None,
+    batch_size: int = BATCH_SIZE,
+    device: str = "auto",
+    root: str | Path = ".",
+    on_error: ErrorHandler | None = None,
+) -> Embeddings:
     """One embedding per file (mean of the chunk embeddings), optionally one per chunk too.
 
     Args:
@@ -482,8 +556,9 @@ def embed(paths: Iterable[str | Path], model: str, *, per_chunk: bool = False, l
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
     fn = net.embed if layer == "pooled" else (lambda x: net(x))
-    outputs = iter_outputs(net, files, fn, chunk=chunk, hop=hop, aggregate="mean", keep_chunks=per_chunk,
-                           batch_size=batch_size, on_error=fail)
+    outputs = iter_outputs(
+        net, files, fn, chunk=chunk, hop=hop, aggregate="mean", keep_chunks=per_chunk, batch_size=batch_size, on_error=fail
+    )
     index, vectors = [], []
     for out in outputs:
         index.append({"file": out.path, "chunk": -1, "start_s": 0.0, "end_s": out.duration_s})
@@ -493,7 +568,8 @@ def embed(paths: Iterable[str | Path], model: str, *, per_chunk: bool = False, l
             vectors.append(v)
     dim = int(vectors[0].shape[0]) if vectors else 0
     frame = pd.DataFrame(index, columns=["file", "chunk", "start_s", "end_s"]).astype(
-        {"file": str, "chunk": "int32", "start_s": "float64", "end_s": "float64"})
+        {"file": str, "chunk": "int32", "start_s": "float64", "end_s": "float64"}
+    )
     matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), dtype=np.float32)
     return Embeddings(frame, matrix, failures, model_dir, layer)
 
@@ -523,15 +599,18 @@ def write_embeddings(emb: Embeddings, out: str | Path) -> list[Path]:
     dim = int(emb.matrix.shape[1])
     if suffix == ".parquet":
         values = pa.array(emb.matrix.reshape(-1), type=pa.float32())
-        table = pa.table({
-            "file": pa.array(emb.index["file"].tolist(), type=pa.string()),
-            "chunk": pa.array(emb.index["chunk"].to_numpy(np.int32), type=pa.int32()),
-            "start_s": pa.array(emb.index["start_s"].to_numpy(np.float64), type=pa.float64()),
-            "end_s": pa.array(emb.index["end_s"].to_numpy(np.float64), type=pa.float64()),
-            "embedding": pa.FixedSizeListArray.from_arrays(values, dim),
-        })
-        table = table.replace_schema_metadata({"musicrep.model": str(emb.model_dir), "musicrep.layer": emb.layer,
-                                               "musicrep.dim": str(dim)})
+        table = pa.table(
+            {
+                "file": pa.array(emb.index["file"].tolist(), type=pa.string()),
+                "chunk": pa.array(emb.index["chunk"].to_numpy(np.int32), type=pa.int32()),
+                "start_s": pa.array(emb.index["start_s"].to_numpy(np.float64), type=pa.float64()),
+                "end_s": pa.array(emb.index["end_s"].to_numpy(np.float64), type=pa.float64()),
+                "embedding": pa.FixedSizeListArray.from_arrays(values, dim),
+            }
+        )
+        table = table.replace_schema_metadata(
+            {"musicrep.model": str(emb.model_dir), "musicrep.layer": emb.layer, "musicrep.dim": str(dim)}
+        )
         with atomic_path(out) as tmp:
             pq.write_table(table, tmp)
         return [out]
@@ -572,11 +651,15 @@ def _render_table(pred: Predictions, top_k: int) -> None:
     Console().print(table)
 
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="packaged model dir, TASK/MODEL under models/, or models:/NAME/VERSION")]
-ChunkOpt = Annotated[Optional[float], typer.Option("--chunk-seconds", help="chunk length in s (default: the model's input length)")]
-HopOpt = Annotated[Optional[float], typer.Option("--hop-seconds", help="hop between chunks in s (default: the chunk length)")]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="packaged model dir, TASK/MODEL under models/, or models:/NAME/VERSION")
+]
+ChunkOpt = Annotated[float | None, typer.Option("--chunk-seconds", help="chunk length in s (default: the model's input length)")]
+HopOpt = Annotated[float | None, typer.Option("--hop-seconds", help="hop between chunks in s (default: the chunk length)")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="chunks per forward pass (chunks of several files share a batch)")]
+BatchOpt = Annotated[
+    int, typer.Option("--batch-size", min=1, help="chunks per forward pass (chunks of several files share a batch)")
+]
 PathsArg = Annotated[list[Path], typer.Argument(help="audio files and/or folders (searched recursively)")]
 
 
@@ -588,7 +671,7 @@ def predict_cmd(
     aggregate: Annotated[str, typer.Option("--aggregate", help="mean | max of the chunk scores")] = "mean",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="labels shown per file")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON record per file (a list) to stdout")] = False,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="also write one CSV row per file to this file")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="also write one CSV row per file to this file")] = None,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = BATCH_SIZE,
 ) -> None:
@@ -605,12 +688,24 @@ def predict_cmd(
         json_out = _JsonListStream() if as_json else None
         if json_out is not None:
             sinks.append(json_out)
-        pred = predict(paths, model, chunk_seconds=chunk_seconds, hop_seconds=hop_seconds, aggregate=aggregate,
-                       top_k=top_k, batch_size=batch_size, device=device, on_error=_print_error,
-                       on_record=lambda r: [sink(r) for sink in sinks], root=current_root())
+        pred = predict(
+            paths,
+            model,
+            chunk_seconds=chunk_seconds,
+            hop_seconds=hop_seconds,
+            aggregate=aggregate,
+            top_k=top_k,
+            batch_size=batch_size,
+            device=device,
+            on_error=_print_error,
+            on_record=lambda r: [sink(r) for sink in sinks],
+            root=current_root(),
+        )
         if not pred.records:  # raised inside: the CSV's temporary file is removed, nothing was printed
-            raise UserError(f"none of the {len(pred.failures)} inputs could be used (see the errors above); "
-                            "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them.")
+            raise UserError(
+                f"none of the {len(pred.failures)} inputs could be used (see the errors above); "
+                "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them."
+            )
         if json_out is not None:
             json_out.close()
     if csv is not None:
@@ -619,6 +714,7 @@ def predict_cmd(
         _render_table(pred, top_k)
     if pred.failures:
         typer.echo(f"{len(pred.records)} files scored, {len(pred.failures)} skipped", err=True)
+
 
 def embed_cmd(
     paths: PathsArg,
@@ -634,20 +730,34 @@ def embed_cmd(
     """Write one embedding per file (mean over chunks), optionally one per chunk."""
     if Path(out).suffix.lower() not in (".parquet", ".npy"):
         raise UserError(f"--out {out} must end in .parquet or .npy.")
-    emb = embed(paths, model, per_chunk=per_chunk, layer=layer, chunk_seconds=chunk_seconds,
-                hop_seconds=hop_seconds, batch_size=batch_size, device=device, on_error=_print_error,
-                root=current_root())
+    emb = embed(
+        paths,
+        model,
+        per_chunk=per_chunk,
+        layer=layer,
+        chunk_seconds=chunk_seconds,
+        hop_seconds=hop_seconds,
+        batch_size=batch_size,
+        device=device,
+        on_error=_print_error,
+        root=current_root(),
+    )
     if emb.matrix.shape[0] == 0:
-        raise UserError(f"none of the {len(emb.failures)} inputs could be used (see the errors above); "
-                        "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them.")
+        raise UserError(
+            f"none of the {len(emb.failures)} inputs could be used (see the errors above); "
+            "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them."
+        )
     written = write_embeddings(emb, out)
     n_files = int((emb.index["chunk"] == -1).sum())
-    typer.echo(f"wrote {', '.join(map(str, written))}: {n_files} files, {len(emb.index)} rows, "
-               f"dim {emb.matrix.shape[1]} ({layer})" + (f"; {len(emb.failures)} skipped" if emb.failures else ""))
+    typer.echo(
+        f"wrote {', '.join(map(str, written))}: {n_files} files, {len(emb.index)} rows, "
+        f"dim {emb.matrix.shape[1]} ({layer})" + (f"; {len(emb.failures)} skipped" if emb.failures else "")
+    )
+
 
 def register_cmd(
     model: Annotated[str, typer.Argument(help="packaged model dir or TASK/MODEL under models/")],
-    name: Annotated[Optional[str], typer.Option("--name", help="registered model name (default musicrep-TASK-MODEL)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="registered model name (default musicrep-TASK-MODEL)")] = None,
 ) -> None:
     """Register a trained model in the MLflow model registry (prints its models:/ URI)."""
     from pipeline.registry import register_model
@@ -657,7 +767,8 @@ def register_cmd(
     reg_name, version = register_model(resolve_model_dir(model, current_root()), name=name)
     typer.echo(f"models:/{reg_name}/{version}")
 
-def register_commands(app: "typer.Typer") -> None:
+
+def register_commands(app: typer.Typer) -> None:
     """Add ``predict``, ``embed`` and ``register`` to the ``musicrep`` typer app."""
     app.command("predict")(predict_cmd)
     app.command("embed")(embed_cmd)

@@ -11,8 +11,17 @@ import copy
 from typing import Any
 
 ALL_MODELS = [
-    "fcn", "crnn", "musicnn", "samplecnn", "samplecnn_se", "hcnn", "cnnsa",
-    "short_cnn", "short_res", "attention_rnn", "gated_crnn",
+    "fcn",
+    "crnn",
+    "musicnn",
+    "samplecnn",
+    "samplecnn_se",
+    "hcnn",
+    "cnnsa",
+    "short_cnn",
+    "short_res",
+    "attention_rnn",
+    "gated_crnn",
 ]
 
 _COMMON: dict[str, Any] = {
@@ -33,9 +42,18 @@ _SMOKE: dict[str, Any] = {
     "profile": "smoke",
     "grid": {"tasks": ["synth_tags", "synth_keywords", "synth_events"], "models": list(ALL_MODELS)},
     "train": {
-        "epochs": 8, "batch_size": 16, "lr": 2e-3, "weight_decay": 1e-4, "optimizer": "adam",
-        "width": 0.25, "device": "auto", "bf16": True, "num_threads": 0,
-        "steps_per_epoch": None, "use_feature_cache": True, "patience": None,
+        "epochs": 8,
+        "batch_size": 16,
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "optimizer": "adam",
+        "width": 0.25,
+        "device": "auto",
+        "bf16": True,
+        "num_threads": 0,
+        "steps_per_epoch": None,
+        "use_feature_cache": True,
+        "patience": None,
     },
     "evaluate": {"n_chunks": 3, "batch_size": 32, "threshold": 0.1},
     "robustness": {
@@ -50,9 +68,18 @@ _PAPER: dict[str, Any] = {
     "profile": "paper",
     "grid": {"tasks": ["mtat", "speech_commands", "dcase2017_task4"], "models": list(ALL_MODELS)},
     "train": {
-        "epochs": 200, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-4, "optimizer": "paper",
-        "width": 1.0, "device": "auto", "bf16": True, "num_threads": 0,
-        "steps_per_epoch": None, "use_feature_cache": True, "patience": None,
+        "epochs": 200,
+        "batch_size": 16,
+        "lr": 1e-4,
+        "weight_decay": 1e-4,
+        "optimizer": "paper",
+        "width": 1.0,
+        "device": "auto",
+        "bf16": True,
+        "num_threads": 0,
+        "steps_per_epoch": None,
+        "use_feature_cache": True,
+        "patience": None,
     },
     "evaluate": {"n_chunks": 16, "batch_size": 16, "threshold": 0.1},
     "robustness": {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -45,9 +46,15 @@ class EpochProgress:
         if sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]:>7.1f} samples/s  loss {task.fields[loss]:.4f}"),
-                                TimeRemainingColumn(), transient=True, refresh_per_second=2)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:>7.1f} samples/s  loss {task.fields[loss]:.4f}"),
+                TimeRemainingColumn(),
+                transient=True,
+                refresh_per_second=2,
+            )
             self.bar.start()
             self.task = self.bar.add_task(title, total=total, rate=0.0, loss=float("nan"))
 

@@ -29,8 +29,10 @@ def find_root(explicit: str | os.PathLike | None = None, start: str | os.PathLik
     if explicit is not None:
         root = Path(explicit).expanduser().resolve()
         if not (root / PARAMS).is_file():
-            raise UserError(f"--project {explicit} has no {PARAMS}; pass the folder of a musicrep project (where dvc.yaml "
-                            "and params.yaml live).")
+            raise UserError(
+                f"--project {explicit} has no {PARAMS}; pass the folder of a musicrep project (where dvc.yaml "
+                "and params.yaml live)."
+            )
         return root
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):

@@ -64,15 +64,20 @@ def _is_not_found(exc: Exception) -> bool:
 def _version_tags(card: dict[str, Any], digest: str) -> dict[str, str]:
     config, meta = card.get("config", {}), card.get("metadata", {})
     return {
-        "format": str(card.get("format")), "format_version": str(card.get("format_version")), "sha256": digest,
-        "n_labels": str(len(card.get("labels", []))), "sample_rate": str(config.get("sample_rate")),
-        "input_length": str(config.get("input_length")), "task": str(meta.get("task")),
-        "variant": str(config.get("variant")), "model_name": str(meta.get("model_name")),
+        "format": str(card.get("format")),
+        "format_version": str(card.get("format_version")),
+        "sha256": digest,
+        "n_labels": str(len(card.get("labels", []))),
+        "sample_rate": str(config.get("sample_rate")),
+        "input_length": str(config.get("input_length")),
+        "task": str(meta.get("task")),
+        "variant": str(config.get("variant")),
+        "model_name": str(meta.get("model_name")),
         "multilabel": str(config.get("multilabel")),
     }
 
 
-def _host_run(c: "MlflowClient", card: dict[str, Any], model_dir: Path) -> str:
+def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
     """The model's training run, or (when it is not in this store) a new run to hold the files."""
     from pipeline import tracking
 
@@ -83,15 +88,23 @@ def _host_run(c: "MlflowClient", card: dict[str, Any], model_dir: Path) -> str:
             c.get_run(run_id)
             return run_id
         except Exception as exc:  # noqa: BLE001 - deleted run or another store
-            log.info("training run %s is not in %s (%s); registering from a new run", run_id, tracking.tracking_uri(), type(exc).__name__)
+            log.info(
+                "training run %s is not in %s (%s); registering from a new run",
+                run_id,
+                tracking.tracking_uri(),
+                type(exc).__name__,
+            )
     task = str(meta.get("task") or "registered")
-    run = c.create_run(tracking.experiment_id(c, task), run_name=str(meta.get("model_name") or model_dir.name),
-                       tags={"task": task, "model": str(meta.get("model_name")), "musicrep.registered_from": str(model_dir.resolve())})
+    run = c.create_run(
+        tracking.experiment_id(c, task),
+        run_name=str(meta.get("model_name") or model_dir.name),
+        tags={"task": task, "model": str(meta.get("model_name")), "musicrep.registered_from": str(model_dir.resolve())},
+    )
     c.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
 
 
-def find_version(name: str, digest: str, c: "MlflowClient | None" = None) -> str | None:
+def find_version(name: str, digest: str, c: MlflowClient | None = None) -> str | None:
     """Version of registered model ``name`` whose ``sha256`` tag is ``digest``, if any."""
     from pipeline import tracking
 
@@ -104,8 +117,9 @@ def find_version(name: str, digest: str, c: "MlflowClient | None" = None) -> str
     return str(max(int(v.version) for v in matches)) if matches else None
 
 
-def register_model(model_dir: str | Path, name: str | None = None, description: str | None = None,
-                   client: "MlflowClient | None" = None) -> tuple[str, str]:
+def register_model(
+    model_dir: str | Path, name: str | None = None, description: str | None = None, client: MlflowClient | None = None
+) -> tuple[str, str]:
     """Register a packaged model directory in the MLflow model registry.
 
     Args:
@@ -145,21 +159,29 @@ def register_model(model_dir: str | Path, name: str | None = None, description: 
         c.log_artifact(run_id, str(model_dir / fname), artifact_path)
     tags = _version_tags(card, digest)
     try:
-        c.create_registered_model(name, tags={"task": tags["task"], "variant": tags["variant"], "format": tags["format"]},
-                                  description=f"musicrep {tags['variant']} trained on {tags['task']} (packaged model.pt + model.json).")
+        c.create_registered_model(
+            name,
+            tags={"task": tags["task"], "variant": tags["variant"], "format": tags["format"]},
+            description=f"musicrep {tags['variant']} trained on {tags['task']} (packaged model.pt + model.json).",
+        )
     except Exception as exc:  # noqa: BLE001 - already exists
         if "RESOURCE_ALREADY_EXISTS" not in (getattr(exc, "error_code", "") or "") and "already exists" not in str(exc):
             raise
     meta = card.get("metadata", {})
     vals = ", ".join(f"{k} {v:.4f}" for k, v in (meta.get("val_metrics") or {}).items() if isinstance(v, (int, float)))
-    mv = c.create_model_version(name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=tags,
-                                description=description or f"{tags['variant']} on {tags['task']}; best epoch {meta.get('best_epoch')}"
-                                + (f"; validation {vals}" if vals else ""))
+    mv = c.create_model_version(
+        name,
+        source=f"runs:/{run_id}/{artifact_path}",
+        run_id=run_id,
+        tags=tags,
+        description=description
+        or f"{tags['variant']} on {tags['task']}; best epoch {meta.get('best_epoch')}" + (f"; validation {vals}" if vals else ""),
+    )
     log.info("registered %s as models:/%s/%s", model_dir, name, mv.version)
     return name, str(mv.version)
 
 
-def register_models(model_dirs: list[Path], client: "MlflowClient") -> dict[Path, str | Exception]:
+def register_models(model_dirs: list[Path], client: MlflowClient) -> dict[Path, str | Exception]:
     """Register every packaged model of ``model_dirs`` (idempotent, :func:`register_model`).
 
     Returns, per directory, its ``models:/<name>/<version>`` URI or the error that stopped it
@@ -186,7 +208,7 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     return m["name"], m["version"], m["alias"]
 
 
-def get_version(uri: str, c: "MlflowClient | None" = None) -> "ModelVersion":
+def get_version(uri: str, c: MlflowClient | None = None) -> ModelVersion:
     """The :class:`ModelVersion` a ``models:/`` URI names (``latest`` = highest version)."""
     from pipeline import tracking
 
@@ -199,7 +221,9 @@ def get_version(uri: str, c: "MlflowClient | None" = None) -> "ModelVersion":
         if version == "latest":
             versions = c.search_model_versions(f"name='{name}'")
             if not versions:
-                raise UserError(f"registered model {name!r} has no versions in {where}; register one with `musicrep register MODEL_DIR`.")
+                raise UserError(
+                    f"registered model {name!r} has no versions in {where}; register one with `musicrep register MODEL_DIR`."
+                )
             return max(versions, key=lambda v: int(v.version))
         if not version.isdigit():
             raise UserError(f"{uri!r}: version must be a number, 'latest' or '@alias'.")
@@ -208,8 +232,10 @@ def get_version(uri: str, c: "MlflowClient | None" = None) -> "ModelVersion":
         raise
     except Exception as exc:  # noqa: BLE001 - MlflowException for unknown names/versions
         if _is_not_found(exc):
-            raise UserError(f"{uri} does not exist in the registry at {where}; check the name and version "
-                            "(MLflow UI: Models tab) or set MLFLOW_TRACKING_URI.") from None
+            raise UserError(
+                f"{uri} does not exist in the registry at {where}; check the name and version "
+                "(MLflow UI: Models tab) or set MLFLOW_TRACKING_URI."
+            ) from None
         raise
 
 
@@ -223,7 +249,11 @@ def cache_root() -> Path:
 
 
 def _cached_ok(directory: Path, digest: str | None) -> bool:
-    return all((directory / f).exists() for f in PACKAGE_FILES) and digest is not None and sha256_file(directory / "model.pt") == digest
+    return (
+        all((directory / f).exists() for f in PACKAGE_FILES)
+        and digest is not None
+        and sha256_file(directory / "model.pt") == digest
+    )
 
 
 def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
@@ -257,17 +287,24 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
     try:
         source = c.get_model_version_download_uri(mv.name, mv.version)
         try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp),
-                                                              tracking_uri=tracking.tracking_uri()))
+            local = Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking.tracking_uri())
+            )
         except Exception as exc:  # noqa: BLE001 - missing artifacts, unreachable store
-            raise UserError(f"could not download {uri} from {source} ({type(exc).__name__}: {str(exc)[:160]}); "
-                            "check that the artifact store is reachable.") from None
+            raise UserError(
+                f"could not download {uri} from {source} ({type(exc).__name__}: {str(exc)[:160]}); "
+                "check that the artifact store is reachable."
+            ) from None
         if not all((local / f).exists() for f in PACKAGE_FILES):
-            raise UserError(f"{uri} holds no musicrep package (model.pt + model.json) at {source}; "
-                            "register it with pipeline.registry.register_model.")
+            raise UserError(
+                f"{uri} holds no musicrep package (model.pt + model.json) at {source}; "
+                "register it with pipeline.registry.register_model."
+            )
         if digest is None or sha256_file(local / "model.pt") != digest:
-            raise UserError(f"{uri}: the downloaded model.pt does not match the registered sha256; the stored "
-                            "artifact was modified; re-register the model.")
+            raise UserError(
+                f"{uri}: the downloaded model.pt does not match the registered sha256; the stored "
+                "artifact was modified; re-register the model."
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             shutil.rmtree(target)

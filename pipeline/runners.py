@@ -38,8 +38,9 @@ GPU_TAG = "gpu"
 RUNNERS = ("thread", "dask", "ray")
 
 
-def flow_settings(params: "Params", task_runner: str | None = None, address: str | None = None,
-                  max_workers: int | None = None) -> "FlowParams":
+def flow_settings(
+    params: Params, task_runner: str | None = None, address: str | None = None, max_workers: int | None = None
+) -> FlowParams:
     """``params.flow`` with the command line's choices on top (``None`` keeps the params value)."""
     from pydantic import ValidationError
 
@@ -47,8 +48,9 @@ def flow_settings(params: "Params", task_runner: str | None = None, address: str
 
     if task_runner is not None and task_runner not in RUNNERS:
         raise UserError(f"unknown task runner {task_runner!r}; use one of {', '.join(RUNNERS)}.")
-    over = {k: v for k, v in {"task_runner": task_runner, "address": address, "max_workers": max_workers}.items()
-            if v is not None}
+    over = {
+        k: v for k, v in {"task_runner": task_runner, "address": address, "max_workers": max_workers}.items() if v is not None
+    }
     try:
         return FlowParams.model_validate({**params.flow.model_dump(), **over})
     except ValidationError as exc:
@@ -57,11 +59,13 @@ def flow_settings(params: "Params", task_runner: str | None = None, address: str
 
 
 def _missing(package: str) -> UserError:
-    return UserError(f"the {package} task runner is not installed; install the scale extra "
-                     f"(`pip install -e '.[scale]'`, or `make env`, which installs requirements.lock).")
+    return UserError(
+        f"the {package} task runner is not installed; install the scale extra "
+        f"(`pip install -e '.[scale]'`, or `make env`, which installs requirements.lock)."
+    )
 
 
-def task_runner(fp: "FlowParams") -> "TaskRunner[Any]":
+def task_runner(fp: FlowParams) -> TaskRunner[Any]:
     """The Prefect task runner for ``fp`` (a fresh one per flow run)."""
     if fp.task_runner == "thread":
         from prefect.task_runners import ThreadPoolTaskRunner
@@ -76,9 +80,16 @@ def task_runner(fp: "FlowParams") -> "TaskRunner[Any]":
             log.info("flow tasks on the Dask scheduler %s", fp.address)
             return DaskTaskRunner(address=fp.address)
         log.info("flow tasks on a temporary Dask LocalCluster of %d single-threaded workers", fp.max_workers)
-        return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
-            "n_workers": fp.max_workers, "threads_per_worker": 1, "processes": True,
-            "host": "127.0.0.1", "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "n_workers": fp.max_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "host": "127.0.0.1",
+                "dashboard_address": None,
+            },
+        )
     try:
         from prefect_ray import RayTaskRunner
     except ImportError:
@@ -87,8 +98,14 @@ def task_runner(fp: "FlowParams") -> "TaskRunner[Any]":
         log.info("flow tasks on the Ray cluster %s", fp.address)
         return RayTaskRunner(address=fp.address)
     log.info("flow tasks on a temporary local Ray with %d CPUs", fp.max_workers)
-    return RayTaskRunner(init_kwargs={"num_cpus": fp.max_workers, "num_gpus": _local_gpus(),
-                                      "include_dashboard": False, "_node_ip_address": "127.0.0.1"})
+    return RayTaskRunner(
+        init_kwargs={
+            "num_cpus": fp.max_workers,
+            "num_gpus": _local_gpus(),
+            "include_dashboard": False,
+            "_node_ip_address": "127.0.0.1",
+        }
+    )
 
 
 def _local_gpus() -> int:
@@ -97,7 +114,7 @@ def _local_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def gpu_cells(params: "Params") -> bool:
+def gpu_cells(params: Params) -> bool:
     """Whether the grid's cells are GPU cells (tagged ``gpu``): ``flow.gpu_tag``, or where ``train.device`` resolves."""
     if params.flow.gpu_tag != "auto":
         return params.flow.gpu_tag == "on"

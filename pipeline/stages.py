@@ -12,8 +12,9 @@ Data stages run once per dataset (``download``, ``segment``, ``features``); a gr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from pipeline.paths import Layout
 
@@ -23,10 +24,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def download(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+def download(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
     """Fetch (or generate) a dataset's raw files into ``data/raw/<dataset>/``."""
     from pipeline.data.registry import get_source
-
     from pipeline.locks import clean_stage_leftovers, stage_lock
 
     with stage_lock("download", dataset, root=layout.root):  # two runs never share temporaries
@@ -37,52 +37,56 @@ def download(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
     return raw
 
 
-def segment(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+def segment(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
     """Decode a raw dataset into waveform shards + manifest (``data/segments/<dataset>/``)."""
     from pipeline.data.segment import segment_dataset
     from pipeline.locks import clean_stage_leftovers, stage_lock
 
-    with stage_lock("segment", dataset, root=layout.root), \
-            stage_lock("download", dataset, root=layout.root, holder=f"musicrep segment {dataset}"):  # raw files stay put
+    with (
+        stage_lock("segment", dataset, root=layout.root),
+        stage_lock("download", dataset, root=layout.root, holder=f"musicrep segment {dataset}"),
+    ):  # raw files stay put
         clean_stage_leftovers("segment", dataset, layout)
         return segment_dataset(dataset, params, layout)
 
 
-def features(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+def features(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
     """Cache the grid's fixed front-end outputs (``data/features/<dataset>/``)."""
     from pipeline.features.cache import build_features
     from pipeline.locks import clean_stage_leftovers, stage_lock
 
-    with stage_lock("features", dataset, root=layout.root), \
-            stage_lock("segment", dataset, root=layout.root, holder=f"musicrep features {dataset}"):  # segments stay put
+    with (
+        stage_lock("features", dataset, root=layout.root),
+        stage_lock("segment", dataset, root=layout.root, holder=f"musicrep features {dataset}"),
+    ):  # segments stay put
         clean_stage_leftovers("features", dataset, layout)
         return build_features(dataset, params, layout)
 
 
-def train(task: str, model: str, params: "Params", layout: Layout = Layout(), resume: bool = True,
-          seed: int | None = None) -> Path:
+def train(task: str, model: str, params: Params, layout: Layout = Layout(), resume: bool = True, seed: int | None = None) -> Path:
     """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
     from pipeline.train import train_model
 
     return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
 
 
-def evaluate(task: str, model: str, params: "Params", layout: Layout = Layout(), seed: int | None = None) -> dict[str, float]:
+def evaluate(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> dict[str, float]:
     """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
     from pipeline.evaluate import evaluate_model
 
     return evaluate_model(task, model, params, layout, seed=seed)
 
 
-def robustness(task: str, model: str, params: "Params", layout: Layout = Layout(), seed: int | None = None) -> Any:
+def robustness(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> Any:
     """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``)."""
     from pipeline.robustness.stage import run_robustness
 
     return run_robustness(task, model, params, layout, seed=seed)
 
 
-def cell(task: str, model: str, params: "Params", layout: Layout = Layout(), seed: int | None = None,
-         resume: bool = True) -> dict[str, float]:
+def cell(
+    task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None, resume: bool = True
+) -> dict[str, float]:
     """One grid cell: train, evaluate and robustness of ``(task, model, seed)``.
 
     Returns the test metrics. Each step writes its outputs atomically, so a killed cell
@@ -101,12 +105,20 @@ def cell(task: str, model: str, params: "Params", layout: Layout = Layout(), see
         t2 = time.perf_counter()
         robustness(task, model, params, layout, seed=seed)  # only the clean point when robustness is disabled
         t3 = time.perf_counter()
-    log.info("cell %s/%s seed%d done in %.1f s (train %.1f s, evaluate %.1f s, robustness %.1f s)",
-             task, model, seed, t3 - t0, t1 - t0, t2 - t1, t3 - t2)
+    log.info(
+        "cell %s/%s seed%d done in %.1f s (train %.1f s, evaluate %.1f s, robustness %.1f s)",
+        task,
+        model,
+        seed,
+        t3 - t0,
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+    )
     return result
 
 
-def report(params: "Params", layout: Layout = Layout()) -> Path:
+def report(params: Params, layout: Layout = Layout()) -> Path:
     """Comparison report (``reports/index.md``, ``reports/index.html``, figures)."""
     from pipeline.locks import clean_stage_leftovers, stage_lock
     from pipeline.report import build_report

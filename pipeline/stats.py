@@ -18,8 +18,8 @@ full sample both equal scikit-learn's values (tested).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats as sst
@@ -66,13 +66,21 @@ def metric_on(kind: str, y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> 
 def _bootstrap(statistic, n: int, seed: int, n_resamples: int) -> tuple[float, float]:
     with warnings.catch_warnings():  # every resample equal (e.g. accuracy 1.0): a zero-width interval is right
         warnings.simplefilter("ignore", sst.DegenerateDataWarning)
-        res = sst.bootstrap((np.arange(n),), statistic, vectorized=True, n_resamples=n_resamples,
-                            confidence_level=CONFIDENCE, method="percentile", rng=np.random.default_rng(seed))
+        res = sst.bootstrap(
+            (np.arange(n),),
+            statistic,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def clip_interval(kind: str, y: np.ndarray, seed_scores: Sequence[np.ndarray], *, seed: int = 0,
-                  n_resamples: int = N_RESAMPLES) -> Interval:
+def clip_interval(
+    kind: str, y: np.ndarray, seed_scores: Sequence[np.ndarray], *, seed: int = 0, n_resamples: int = N_RESAMPLES
+) -> Interval:
     """Metric of the seed-averaged model with a bootstrap CI over test clips.
 
     Args:
@@ -97,8 +105,15 @@ def clip_interval(kind: str, y: np.ndarray, seed_scores: Sequence[np.ndarray], *
     return Interval(value, low, high)
 
 
-def paired_difference(kind: str, y: np.ndarray, scores_a: Sequence[np.ndarray], scores_b: Sequence[np.ndarray], *,
-                      seed: int = 0, n_resamples: int = N_RESAMPLES) -> Interval:
+def paired_difference(
+    kind: str,
+    y: np.ndarray,
+    scores_a: Sequence[np.ndarray],
+    scores_b: Sequence[np.ndarray],
+    *,
+    seed: int = 0,
+    n_resamples: int = N_RESAMPLES,
+) -> Interval:
     """Metric of model A minus model B (seed-averaged) on the same clip resamples, with its CI."""
     y = np.asarray(y)
     a, b = [np.asarray(s) for s in scores_a], [np.asarray(s) for s in scores_b]
@@ -106,8 +121,7 @@ def paired_difference(kind: str, y: np.ndarray, scores_a: Sequence[np.ndarray], 
 
     def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64)
-        return (np.mean([metric_on(kind, y, m, idx) for m in a], axis=0)
-                - np.mean([metric_on(kind, y, m, idx) for m in b], axis=0))
+        return np.mean([metric_on(kind, y, m, idx) for m in a], axis=0) - np.mean([metric_on(kind, y, m, idx) for m in b], axis=0)
 
     value = float(statistic(np.arange(n)))
     if n < 2:

@@ -76,22 +76,22 @@ def artifact_root(root: Path | None = None) -> str | None:
     return ((root or Path.cwd()).resolve() / "mlartifacts").as_uri()
 
 
-def client(root: Path | None = None) -> "MlflowClient":
+def client(root: Path | None = None) -> MlflowClient:
     """The process's MLflow client for the tracking URI in force (one per URI, reused)."""
     return _client_for(tracking_uri(root))
 
 
 @functools.lru_cache(maxsize=4)
-def _client_for(uri: str) -> "MlflowClient":
+def _client_for(uri: str) -> MlflowClient:
     quiet_mlflow_env()
     from mlflow import MlflowClient
 
     if uri.startswith("sqlite:///"):
-        return _open_sqlite_store(uri, Path(uri[len("sqlite:///"):]))
+        return _open_sqlite_store(uri, Path(uri[len("sqlite:///") :]))
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def _open_sqlite_store(uri: str, db: Path) -> "MlflowClient":
+def _open_sqlite_store(uri: str, db: Path) -> MlflowClient:
     """Create/migrate a local SQLite store under a file lock.
 
     MLflow creates its tables and runs its migrations on first use; two processes doing that at
@@ -115,7 +115,7 @@ def _open_sqlite_store(uri: str, db: Path) -> "MlflowClient":
     return c
 
 
-def experiment_id(c: "MlflowClient", task: str, root: Path | None = None) -> str:
+def experiment_id(c: MlflowClient, task: str, root: Path | None = None) -> str:
     """Id of the task's experiment, created (with an absolute artifact location) if needed."""
     exp = c.get_experiment_by_name(task)
     if exp is not None:
@@ -143,8 +143,11 @@ def environment_tags() -> dict[str, str]:
     import torchaudio
 
     tags = {
-        "git_commit": git_commit(), "python": platform.python_version(), "torch": torch.__version__,
-        "torchaudio": torchaudio.__version__, "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchaudio": torchaudio.__version__,
+        "platform": platform.platform(),
         "cuda": torch.version.cuda or "none",
     }
     if torch.cuda.is_available():
@@ -163,8 +166,15 @@ class TrainingRun:
         tags: extra tags (device, data hash, ...).
     """
 
-    def __init__(self, task: str, model_name: str, params: "Params", run_id: str | None = None,
-                 tags: dict[str, str] | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        task: str,
+        model_name: str,
+        params: Params,
+        run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        seed: int | None = None,
+    ) -> None:
         from mlflow.entities import Param
 
         from pipeline.config import flatten
@@ -183,9 +193,19 @@ class TrainingRun:
             self.client.update_run(run_id, status="RUNNING")
             return
         seed = params.grid.seeds[0] if seed is None else seed
-        run = self.client.create_run(exp, run_name=model_name, tags={"task": task, "model": model_name, "seed": str(seed),
-                                                                      "data_seed": str(params.seed),
-                                                                      "profile": params.profile, **environment_tags(), **(tags or {})})
+        run = self.client.create_run(
+            exp,
+            run_name=model_name,
+            tags={
+                "task": task,
+                "model": model_name,
+                "seed": str(seed),
+                "data_seed": str(params.seed),
+                "profile": params.profile,
+                **environment_tags(),
+                **(tags or {}),
+            },
+        )
         self.run_id = run.info.run_id
         flat = flatten(params.model_dump(mode="json", exclude={"datasets", "grid"}))
         flat["dataset"] = task
@@ -195,8 +215,9 @@ class TrainingRun:
 
     def log_epoch(self, epoch: int, record: dict[str, float]) -> None:
         """Log one epoch's ``train_loss``, ``val_loss`` and ``val_<metric>`` as ``train/``, ``val/``."""
-        from mlflow.entities import Metric
         import time
+
+        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         metrics = []
@@ -207,7 +228,7 @@ class TrainingRun:
             metrics.append(Metric(name, float(value), now, epoch))
         self.client.log_batch(self.run_id, metrics=metrics)
 
-    def finish_training(self, model_dir: Path, history: "pd.DataFrame", best: dict[str, Any]) -> None:
+    def finish_training(self, model_dir: Path, history: pd.DataFrame, best: dict[str, Any]) -> None:
         """Log the best epoch, artifacts (packaged model, curves) and close the run."""
         self.client.log_metric(self.run_id, "best/epoch", best["epoch"])
         self.client.log_metric(self.run_id, "best/val_loss", best["val_loss"])
@@ -224,7 +245,7 @@ class TrainingRun:
         self.client.set_terminated(self.run_id, status)
 
 
-def _training_curve(history: "pd.DataFrame", title: str) -> Path | None:
+def _training_curve(history: pd.DataFrame, title: str) -> Path | None:
     if history.empty:
         return None
     from pipeline.figures import training_curve_figure
@@ -232,13 +253,16 @@ def _training_curve(history: "pd.DataFrame", title: str) -> Path | None:
     return training_curve_figure(history, title, Path(tempfile.mkdtemp()) / "training_curve.png")
 
 
-def log_to_run(run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None) -> None:
+def log_to_run(
+    run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None
+) -> None:
     """Add metrics/artifacts to an existing run (evaluate, robustness). No-op without a run id."""
     if not run_id:
         log.debug("no MLflow run id; skipping logging")
         return
-    from mlflow.entities import Metric
     import time
+
+    from mlflow.entities import Metric
 
     c = client()
     now = int(time.time() * 1000)
@@ -248,7 +272,7 @@ def log_to_run(run_id: str | None, metrics: dict[str, float], artifacts: list[Pa
             c.log_artifact(run_id, str(path), artifact_dir)
 
 
-def run_id_of(task: str, model_name: str, layout: "Layout | None" = None, seed: int = 0) -> str | None:
+def run_id_of(task: str, model_name: str, layout: Layout | None = None, seed: int = 0) -> str | None:
     """MLflow run id recorded in the packaged model's card (None if absent)."""
     from pipeline.checkpoint import read_card
     from pipeline.paths import Layout
@@ -259,8 +283,16 @@ def run_id_of(task: str, model_name: str, layout: "Layout | None" = None, seed: 
         return None
 
 
-def log_robustness(task: str, model_name: str, metrics: dict[str, float], artifacts: list[Path], params: "Params",
-                   layout: "Layout | None" = None, seed: int = 0, noise_source: str | None = None) -> None:
+def log_robustness(
+    task: str,
+    model_name: str,
+    metrics: dict[str, float],
+    artifacts: list[Path],
+    params: Params,
+    layout: Layout | None = None,
+    seed: int = 0,
+    noise_source: str | None = None,
+) -> None:
     """Log ``robust/<perturbation>/<level>/<metric>`` values and tables into the model's run.
 
     The noise source of the background-noise points is recorded as the run tag
@@ -273,7 +305,7 @@ def log_robustness(task: str, model_name: str, metrics: dict[str, float], artifa
         client().set_tag(run_id, "robust_noise_source", noise_source)
 
 
-def runs_table(tasks: list[str] | None = None) -> "pd.DataFrame":
+def runs_table(tasks: list[str] | None = None) -> pd.DataFrame:
     """Latest finished run per (task, model) with its metrics, for ``musicrep compare``."""
     import pandas as pd
 
@@ -282,13 +314,23 @@ def runs_table(tasks: list[str] | None = None) -> "pd.DataFrame":
     rows = []
     for exp in exps:
         for run in c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=5000):
-            row = {"task": exp.name, "model": run.info.run_name, "seed": run.data.tags.get("seed", "0"),
-                   "status": run.info.status, "run_id": run.info.run_id,
-                   "start_time": run.info.start_time, "params": run.data.tags.get("n_params")}
+            row = {
+                "task": exp.name,
+                "model": run.info.run_name,
+                "seed": run.data.tags.get("seed", "0"),
+                "status": run.info.status,
+                "run_id": run.info.run_id,
+                "start_time": run.info.start_time,
+                "params": run.data.tags.get("n_params"),
+            }
             row.update(run.data.metrics)
             rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["task", "model"])
     df = pd.DataFrame(rows)
-    df = df.sort_values("start_time", ascending=False).drop_duplicates(["task", "model", "seed"]).sort_values(["task", "model", "seed"])
+    df = (
+        df.sort_values("start_time", ascending=False)
+        .drop_duplicates(["task", "model", "seed"])
+        .sort_values(["task", "model", "seed"])
+    )
     return df.reset_index(drop=True)

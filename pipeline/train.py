@@ -17,8 +17,9 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-def _feature_store_for(model: AudioModel, dataset: str, params: "Params", layout: Layout) -> FeatureStore | None:
+def _feature_store_for(model: AudioModel, dataset: str, params: Params, layout: Layout) -> FeatureStore | None:
     if not (params.train.use_feature_cache and params.features.enabled):
         return None
     spec = model.frontend.cache_spec()
@@ -66,7 +67,7 @@ def _feature_store_for(model: AudioModel, dataset: str, params: "Params", layout
 
 
 # ----------------------------------------------------------------------------- optimisation
-def make_optimizer(model: nn.Module, params: "Params", phase: int = 0) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, params: Params, phase: int = 0) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD, or the paper's schedule (phase 0: Adam 1e-4; then SGD, docs/spec.md §4)."""
     t = params.train
     if t.optimizer == "paper" and phase > 0:
@@ -111,8 +112,9 @@ def training_code_hash() -> str:
     from scratch instead of continuing stale weights.
     """
     root = Path(__file__).resolve().parent
-    files = sorted(f for name in _TRAINING_CODE
-                   for f in ((root / name).rglob("*.py") if (root / name).is_dir() else [root / name]))
+    files = sorted(
+        f for name in _TRAINING_CODE for f in ((root / name).rglob("*.py") if (root / name).is_dir() else [root / name])
+    )
     return stable_hash([(f.relative_to(root).as_posix(), sha256_file(f)) for f in files])
 
 
@@ -141,9 +143,9 @@ class TrainResult:
     seconds: float
 
 
-
-def prepare_for_device(model: AudioModel, device: torch.device, compile_mode: str = "auto",
-                       features: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+def prepare_for_device(
+    model: AudioModel, device: torch.device, compile_mode: str = "auto", features: bool = False
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """Speed settings for ``device``; returns the training forward to call (maybe compiled).
 
     ``features``: the loop feeds cached front-end outputs, so the forward is
@@ -183,9 +185,16 @@ def epoch_seed_of(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def train_model(task: str, model_name: str, params: "Params", layout: Layout = Layout(), *,
-                resume: bool = False, seed: int | None = None,
-                on_epoch_end: "Callable[[int], None] | None" = None) -> TrainResult:
+def train_model(
+    task: str,
+    model_name: str,
+    params: Params,
+    layout: Layout = Layout(),
+    *,
+    resume: bool = False,
+    seed: int | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> TrainResult:
     """Train ``model_name`` on ``task`` (a segmented dataset) and package the best model.
 
     Args:
@@ -226,16 +235,33 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
     n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
     y_train = label_matrix(train_rows["labels"], labels, multilabel)
     y_val = label_matrix(val_rows["labels"], labels, multilabel)
-    batches = CropBatches(store, train_rows, y_train.astype(np.float32) if multilabel else y_train, model.input_length,
-                          t.batch_size, feats, n_frames)
+    batches = CropBatches(
+        store,
+        train_rows,
+        y_train.astype(np.float32) if multilabel else y_train,
+        model.input_length,
+        t.batch_size,
+        feats,
+        n_frames,
+    )
     sampler = EpochSampler(len(batches), t.steps_per_epoch, rank=rank, world=world_size)
     loader = make_loader(batches, sampler, device, t.num_workers)
     val_waves = list(store.waves(val_rows))
 
-    data_hash = store.meta.get("coverage", {}) and stable_hash([store.meta["coverage"], store.manifest["source_sha256"].tolist()[:1000]])
-    fingerprint = stable_hash({"params": params.model_dump(mode="json", include={"seed", "train", "features", "variants", "profile"}),
-                               "task": task, "model": model_name, "training_seed": seed, "data": data_hash,
-                               "config": dataclasses.asdict(model.config), "code": training_code_hash()})
+    data_hash = store.meta.get("coverage", {}) and stable_hash(
+        [store.meta["coverage"], store.manifest["source_sha256"].tolist()[:1000]]
+    )
+    fingerprint = stable_hash(
+        {
+            "params": params.model_dump(mode="json", include={"seed", "train", "features", "variants", "profile"}),
+            "task": task,
+            "model": model_name,
+            "training_seed": seed,
+            "data": data_hash,
+            "config": dataclasses.asdict(model.config),
+            "code": training_code_hash(),
+        }
+    )
     ckpt_path = layout.checkpoints(task, model_name, seed) / "last.pt"
     state = _load_checkpoint(ckpt_path, fingerprint) if resume else None
     model.to(device)
@@ -256,13 +282,27 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
 
     kind = "multilabel" if multilabel else "single"
     primary = PRIMARY_METRIC[kind]
-    run = None if rank else tracking.TrainingRun(task, model_name, params, run_id=run_id, seed=seed, tags={  # rank 0 logs
-        "device": str(device), "variant": model.config.variant, "input_length": str(model.input_length),
-        "feature_cache": feats.dir.name if feats is not None else "none", "data_hash": str(data_hash),
-        "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-        "coverage": str(store.meta.get("coverage", {}).get("fraction")),
-        **({"world_size": str(world_size)} if world_size > 1 else {}),
-    })
+    run = (
+        None
+        if rank
+        else tracking.TrainingRun(
+            task,
+            model_name,
+            params,
+            run_id=run_id,
+            seed=seed,
+            tags={  # rank 0 logs
+                "device": str(device),
+                "variant": model.config.variant,
+                "input_length": str(model.input_length),
+                "feature_cache": feats.dir.name if feats is not None else "none",
+                "data_hash": str(data_hash),
+                "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+                "coverage": str(store.meta.get("coverage", {}).get("fraction")),
+                **({"world_size": str(world_size)} if world_size > 1 else {}),
+            },
+        )
+    )
     run_id = run.run_id if run else run_id
     from pipeline.progress import EpochProgress
 
@@ -280,7 +320,9 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
             model.train()
             loss_sum = torch.zeros((), device=device)
             steps = 0
-            progress = EpochProgress(f"{task}/{model_name} seed{seed} epoch {epoch}/{t.epochs}", len(sampler), t.progress_seconds, log)
+            progress = EpochProgress(
+                f"{task}/{model_name} seed{seed} epoch {epoch}/{t.epochs}", len(sampler), t.progress_seconds, log
+            )
             try:
                 for x, y in loader:
                     x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
@@ -295,26 +337,62 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
                     progress.update(steps, len(x), loss_sum, steps)
             finally:
                 progress.close()
-            scores = predict_clips(model, val_waves, n_chunks=params.evaluate.n_chunks,
-                                   batch_size=params.evaluate.batch_size, device=device, bf16=t.bf16)
+            scores = predict_clips(
+                model,
+                val_waves,
+                n_chunks=params.evaluate.n_chunks,
+                batch_size=params.evaluate.batch_size,
+                device=device,
+                bf16=t.bf16,
+            )
             val_loss = clip_loss(scores, y_val, multilabel)
             val_metrics = task_metrics(kind, y_val, scores, params.evaluate.threshold)
             train_loss = float(distributed.mean(loss_sum)) / steps if steps else math.nan  # averaged over the ranks
-            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                      **{f"val_{k}": v for k, v in val_metrics.items()}}
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                **{f"val_{k}": v for k, v in val_metrics.items()},
+            }
             history.append(record)
             improved = val_loss < best["val_loss"]
             if improved:
-                best = {"epoch": epoch, "val_loss": val_loss, "val_metrics": val_metrics,
-                        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                best = {
+                    "epoch": epoch,
+                    "val_loss": val_loss,
+                    "val_metrics": val_metrics,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                }
             if run:
                 run.log_epoch(epoch, record)
-            log.info("%s/%s seed%d epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s", task, model_name, seed, epoch,
-                     t.epochs, record["train_loss"], val_loss, primary, val_metrics.get(primary, math.nan), " *" if improved else "")
+            log.info(
+                "%s/%s seed%d epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s",
+                task,
+                model_name,
+                seed,
+                epoch,
+                t.epochs,
+                record["train_loss"],
+                val_loss,
+                primary,
+                val_metrics.get(primary, math.nan),
+                " *" if improved else "",
+            )
             if rank == 0:
-                _save_checkpoint(ckpt_path, {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch,
-                                             "phase": phase, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                             "history": history, "best": best, "run_id": run_id})
+                _save_checkpoint(
+                    ckpt_path,
+                    {
+                        "version": CHECKPOINT_VERSION,
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "phase": phase,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "history": history,
+                        "best": best,
+                        "run_id": run_id,
+                    },
+                )
             if on_epoch_end is not None:
                 try:
                     on_epoch_end(epoch)
@@ -336,11 +414,24 @@ def train_model(task: str, model_name: str, params: "Params", layout: Layout = L
     with atomic_path(out_dir / "history.csv") as tmp:
         hist.to_csv(tmp, index=False)
     seconds = time.time() - t0
-    save_model(model.cpu(), out_dir, labels, metadata={
-        "task": task, "model_name": model_name, "seed": seed, "kind": kind, "best_epoch": best["epoch"],
-        "best_val_loss": best["val_loss"], "val_metrics": best["val_metrics"], "mlflow_run_id": run_id,
-        "device": str(device), "train_seconds": round(seconds, 2), "dataset_coverage": store.meta.get("coverage", {}),
-    })
+    save_model(
+        model.cpu(),
+        out_dir,
+        labels,
+        metadata={
+            "task": task,
+            "model_name": model_name,
+            "seed": seed,
+            "kind": kind,
+            "best_epoch": best["epoch"],
+            "best_val_loss": best["val_loss"],
+            "val_metrics": best["val_metrics"],
+            "mlflow_run_id": run_id,
+            "device": str(device),
+            "train_seconds": round(seconds, 2),
+            "dataset_coverage": store.meta.get("coverage", {}),
+        },
+    )
     run.finish_training(out_dir, hist, best)
     distributed.finish()
     return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, seconds)

@@ -38,11 +38,40 @@ MAX_LINES = 400
 LAYERS: list[set[str]] = [
     {"pipeline", "errors", "io_utils", "paths", "progress", "project", "locks"},
     {"config", "profiles"},
-    {"models", "models.*", "data", "data.*", "chunking", "batches", "metrics", "stats", "inference", "distributed",
-     "checkpoint", "robustness", "robustness.perturb", "robustness.noises"},
+    {
+        "models",
+        "models.*",
+        "data",
+        "data.*",
+        "chunking",
+        "batches",
+        "metrics",
+        "stats",
+        "inference",
+        "distributed",
+        "checkpoint",
+        "robustness",
+        "robustness.perturb",
+        "robustness.noises",
+    },
     {"features", "features.*", "dag", "params_check"},
-    {"train", "evaluate", "robustness.stage", "robustness.plots", "evidence", "report", "report.*", "registry",
-     "tracking", "figures", "compare", "predict", "audio_stream", "runners", "mlflow_server"},
+    {
+        "train",
+        "evaluate",
+        "robustness.stage",
+        "robustness.plots",
+        "evidence",
+        "report",
+        "report.*",
+        "registry",
+        "tracking",
+        "figures",
+        "compare",
+        "predict",
+        "audio_stream",
+        "runners",
+        "mlflow_server",
+    },
     {"stages"},
     {"cli", "__main__", "flows", "flows.*"},
 ]
@@ -111,8 +140,12 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_layers_point_one_way() -> None:
-    wrong = [f"{m} (layer {layer_of(m)}) imports {dep} (layer {layer_of(dep)})"
-             for m, deps in sorted(GRAPH.items()) for dep in sorted(deps) if layer_of(dep) > layer_of(m)]
+    wrong = [
+        f"{m} (layer {layer_of(m)}) imports {dep} (layer {layer_of(dep)})"
+        for m, deps in sorted(GRAPH.items())
+        for dep in sorted(deps)
+        if layer_of(dep) > layer_of(m)
+    ]
     assert not wrong, "imports from a lower layer to a higher one:\n" + "\n".join(wrong)
 
 

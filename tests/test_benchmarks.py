@@ -19,16 +19,29 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _bench(script: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert res.returncode == 0, f"{script} failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
     return res
 
 
 def test_models_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "models.json"
-    res = _bench("models.py", "--variants", "attention_rnn", "gated_crnn", "--batch", "2", "--steps", "1",
-                 "--threads", "1", "--json", str(out))
+    res = _bench(
+        "models.py",
+        "--variants",
+        "attention_rnn",
+        "gated_crnn",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        str(out),
+    )
     rows = json.loads(out.read_text())["results"]
     assert [r["variant"] for r in rows] == ["attention_rnn", "gated_crnn"]
     assert all(r["error"] is None and r["samples_per_second"] > 0 and r["params"] > 0 for r in rows)
@@ -77,8 +90,25 @@ def test_startup_benchmark(tmp_path: Path) -> None:
 
 def test_train_loop_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "loop.json"
-    _bench("train_loop.py", "--device", "cpu", "--model", "fcn", "--width", "0.125", "--steps", "2", "--warmup", "1",
-           "--clips", "16", "--seconds", "2", "--json", str(out))
+    _bench(
+        "train_loop.py",
+        "--device",
+        "cpu",
+        "--model",
+        "fcn",
+        "--width",
+        "0.125",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--clips",
+        "16",
+        "--seconds",
+        "2",
+        "--json",
+        str(out),
+    )
     row = json.loads(out.read_text())["results"][0]
     assert row["samples_per_second"] > 0 and 0 < row["device_busy_fraction"] <= 1.0
 
@@ -94,13 +124,23 @@ def test_predict_benchmark(tmp_path: Path) -> None:
 
 def test_grid_benchmark_parses_a_repro_log(tmp_path: Path) -> None:
     log = tmp_path / "repro.log"
-    log.write_text("\n".join([
-        "[repro] start 100.0", "[repro] data-done 130.0",
-        "[repro] cell cell-fcn@synth_tags-0 130.0 160.0",
-        "INFO pipeline.stages: cell synth_tags/fcn seed0 done in 25.0 s (train 20.0 s, evaluate 1.0 s, robustness 4.0 s)",
-        "[repro] cell cell-mfcc_short_cnn@synth_tags-0 131.0 150.0",
-        "INFO pipeline.stages: cell synth_tags/mfcc+short_cnn seed0 done in 15.0 s (train 12.0 s, evaluate 1.0 s, robustness 2.0 s)",
-        "[repro] cells-done 160.0", "[repro] report-done 190.0", "real\t2m0.000s", "user\t3m0.000s", "sys\t0m10.000s"]))
+    log.write_text(
+        "\n".join(
+            [
+                "[repro] start 100.0",
+                "[repro] data-done 130.0",
+                "[repro] cell cell-fcn@synth_tags-0 130.0 160.0",
+                "INFO pipeline.stages: cell synth_tags/fcn seed0 done in 25.0 s (train 20.0 s, evaluate 1.0 s, robustness 4.0 s)",
+                "[repro] cell cell-mfcc_short_cnn@synth_tags-0 131.0 150.0",
+                "INFO pipeline.stages: cell synth_tags/mfcc+short_cnn seed0 done in 15.0 s (train 12.0 s, evaluate 1.0 s, robustness 2.0 s)",
+                "[repro] cells-done 160.0",
+                "[repro] report-done 190.0",
+                "real\t2m0.000s",
+                "user\t3m0.000s",
+                "sys\t0m10.000s",
+            ]
+        )
+    )
     out = tmp_path / "grid.json"
     _bench("grid.py", str(log), "--jobs", "2", "--json", str(out))
     result = json.loads(out.read_text())

@@ -20,14 +20,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_global_options_are_hoisted_in_order() -> None:
     args = ["train", "synth_tags", "fcn", "--set", "train.epochs=1", "--debug", "--project=/p", "--seed", "2"]
-    assert hoist_global_options(args) == ["--set", "train.epochs=1", "--debug", "--project=/p", "train", "synth_tags", "fcn",
-                                          "--seed", "2"]
+    assert hoist_global_options(args) == [
+        "--set",
+        "train.epochs=1",
+        "--debug",
+        "--project=/p",
+        "train",
+        "synth_tags",
+        "fcn",
+        "--seed",
+        "2",
+    ]
     assert hoist_global_options(["predict", "--", "--set"]) == ["predict", "--", "--set"]
 
 
 def test_set_overrides_parse_as_yaml_and_bad_ones_are_one_line() -> None:
     assert parse_overrides(["train.epochs=2", "grid.models=[fcn, hcnn]", "train.patience=null"]) == {
-        "train": {"epochs": 2, "patience": None}, "grid": {"models": ["fcn", "hcnn"]}}
+        "train": {"epochs": 2, "patience": None},
+        "grid": {"models": ["fcn", "hcnn"]},
+    }
     for bad in ("train.epochs", "=3", "train..x=1"):
         with pytest.raises(UserError, match="--set"):
             parse_overrides([bad])
@@ -55,11 +66,15 @@ def test_train_with_set_and_predict_from_another_folder(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MUSICREP_ARTIFACT_ROOT")}
 
     def musicrep(*args: str) -> subprocess.CompletedProcess:  # with the project's own MLflow store
-        return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=elsewhere, capture_output=True, text=True,
-                              timeout=600, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", *args], cwd=elsewhere, capture_output=True, text=True, timeout=600, env=env
+        )
 
-    for cmd in (["download", "synth_keywords"], ["segment", "synth_keywords"],
-                ["train", "synth_keywords", "fcn", "--set", "train.epochs=1"]):
+    for cmd in (
+        ["download", "synth_keywords"],
+        ["segment", "synth_keywords"],
+        ["train", "synth_keywords", "fcn", "--set", "train.epochs=1"],
+    ):
         res = musicrep(*cmd, "--project", str(proj))
         assert res.returncode == 0, f"{cmd}: {res.stderr[-2000:]}"
     history = (proj / "models" / "synth_keywords" / "fcn" / "seed0" / "history.csv").read_text().splitlines()

@@ -49,12 +49,15 @@ def test_misspelt_top_level_section(tmp_path: Path) -> None:
         load_params(_write(tmp_path, data))
 
 
-@pytest.mark.parametrize("key,value,needle", [
-    (("train", "lr"), -1, "train.lr"),
-    (("train", "epochs"), "many", "train.epochs"),
-    (("train", "optimizer"), "adagrad", "train.optimizer"),
-    (("evaluate", "n_chunks"), 0, "evaluate.n_chunks"),
-])
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        (("train", "lr"), -1, "train.lr"),
+        (("train", "epochs"), "many", "train.epochs"),
+        (("train", "optimizer"), "adagrad", "train.optimizer"),
+        (("evaluate", "n_chunks"), 0, "evaluate.n_chunks"),
+    ],
+)
 def test_bad_values_name_key_and_value(tmp_path: Path, key, value, needle) -> None:
     data = _default()
     data[key[0]][key[1]] = value
@@ -76,8 +79,17 @@ def test_profile_paper_alone_is_complete(tmp_path: Path) -> None:
 
 def test_hash_is_stable_across_processes() -> None:
     code = "from pipeline.config import load_params; print(load_params('params.yaml').section_hash('train','features'))"
-    outs = {subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                           env={"PYTHONHASHSEED": str(s), "PATH": ""}, check=True).stdout.strip() for s in (1, 2)}
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={"PYTHONHASHSEED": str(s), "PATH": ""},
+            check=True,
+        ).stdout.strip()
+        for s in (1, 2)
+    }
     assert len(outs) == 1
     assert load_params(REPO / "params.yaml").section_hash("train", "features") in outs
 
@@ -101,7 +113,9 @@ def test_cli_check_reports_misspelt_key(tmp_path: Path) -> None:
     data = _default()
     data["segment"]["shard_mbb"] = 1
     path = _write(tmp_path, data)
-    res = subprocess.run([sys.executable, "-m", "pipeline", "params", "--check", str(path)], cwd=REPO, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "params", "--check", str(path)], cwd=REPO, capture_output=True, text=True
+    )
     assert res.returncode == 2
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "segment.shard_mbb" in lines[0]

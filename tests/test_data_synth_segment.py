@@ -28,8 +28,8 @@ def test_synth_is_deterministic(tmp_path: Path) -> None:
 def test_synth_label_structure(tmp_path: Path) -> None:
     tags = synth.generate("synth_tags", tmp_path / "t", 40, 1.0, seed=0)
     labels = [set(s.split(";")) for s in tags["labels"]]
-    assert all(len(l) >= 3 for l in labels)  # register, mode, tempo + instruments: tags co-occur
-    assert all(({"low", "high"} & l) and ({"chords", "melody"} & l) for l in labels)
+    assert all(len(tagset) >= 3 for tagset in labels)  # register, mode, tempo + instruments: tags co-occur
+    assert all(({"low", "high"} & tagset) and ({"chords", "melody"} & tagset) for tagset in labels)
     kw = synth.generate("synth_keywords", tmp_path / "k", 24, 1.0, seed=0)
     assert set(kw["labels"]) == set(synth.KEYWORDS)
     ev = synth.generate("synth_events", tmp_path / "e", 20, 2.0, seed=0)
@@ -51,9 +51,9 @@ def test_segment_writes_shards_manifest_and_skips_bad_files(tmp_path: Path, tiny
     layout = Layout(tmp_path)
     raw = stages.download("synth_keywords", params, layout)
     table = pd.read_csv(raw / "labels.csv")
-    (raw / table.path[0]).write_bytes(b"RIFF not really audio")        # corrupt
+    (raw / table.path[0]).write_bytes(b"RIFF not really audio")  # corrupt
     sf.write(raw / table.path[1], np.zeros(16000, dtype=np.float32), 16000)  # silent
-    sf.write(raw / table.path[2], np.zeros(0, dtype=np.float32), 16000)      # empty
+    sf.write(raw / table.path[2], np.zeros(0, dtype=np.float32), 16000)  # empty
     out = stages.segment("synth_keywords", params, layout)
     store = SegmentStore(out)
     m = store.manifest

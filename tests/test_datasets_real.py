@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest_data import LoopbackServer, audio_bytes, closed_port, make_tar_gz, make_zip, params, tone, write_audio
 from pipeline.data.registry import get_source
 from pipeline.data.segment import segment_dataset
 from pipeline.data.sources import dcase2017_task4, fsdd, mtat, speech_commands
 from pipeline.data.sources import folder as folder_source
 from pipeline.errors import UserError
 from pipeline.paths import Layout
+from tests.conftest_data import LoopbackServer, audio_bytes, closed_port, make_tar_gz, make_zip, params, tone, write_audio
 
 
 @pytest.fixture(autouse=True)
@@ -62,13 +62,20 @@ def fetch(name: str, p, layout: Layout) -> None:
 
 
 def read_outputs(seg_dir: Path) -> tuple[pd.DataFrame, dict, dict]:
-    return (pd.read_parquet(seg_dir / "manifest.parquet"), json.loads((seg_dir / "meta.json").read_text()),
-            json.loads((seg_dir / "report.json").read_text()))
+    return (
+        pd.read_parquet(seg_dir / "manifest.parquet"),
+        json.loads((seg_dir / "meta.json").read_text()),
+        json.loads((seg_dir / "report.json").read_text()),
+    )
 
 
 def corrupt_empty_silent(sr: int) -> dict[str, bytes]:
     """Three unusable inputs: garbage bytes, an empty file, digital silence."""
-    return {"corrupt": b"RIFF\x00\x00garbage-not-audio" * 10, "empty": b"", "silent": audio_bytes(np.zeros(sr // 2, np.float32), sr)}
+    return {
+        "corrupt": b"RIFF\x00\x00garbage-not-audio" * 10,
+        "empty": b"",
+        "silent": audio_bytes(np.zeros(sr // 2, np.float32), sr),
+    }
 
 
 # ============================================================================ FSDD
@@ -80,15 +87,18 @@ def fsdd_recordings() -> dict[str, bytes]:
     for d in FSDD_DIGITS:
         for s in FSDD_SPEAKERS:
             for t in FSDD_TAKES:
-                out[f"{d}_{s}_{t}.wav"] = audio_bytes(tone(0.15 + 0.01 * t, 8000, 300 + 50 * int(d), seed=t), 8000, subtype="PCM_16")
+                out[f"{d}_{s}_{t}.wav"] = audio_bytes(
+                    tone(0.15 + 0.01 * t, 8000, 300 + 50 * int(d), seed=t), 8000, subtype="PCM_16"
+                )
     return out
 
 
 def test_fsdd_archive_over_http_interrupted_then_segmented(tmp_path: Path, server: LoopbackServer) -> None:
     recs = fsdd_recordings()
     top = f"free-spoken-digit-dataset-{fsdd.COMMIT}/"
-    server.files[fsdd.ARCHIVE.name] = make_tar_gz({"README.md": b"# FSDD", "metadata.py": b"x = 1\n",
-                                                  **{f"recordings/{n}": b for n, b in recs.items()}}, prefix=top)
+    server.files[fsdd.ARCHIVE.name] = make_tar_gz(
+        {"README.md": b"# FSDD", "metadata.py": b"x = 1\n", **{f"recordings/{n}": b for n, b in recs.items()}}, prefix=top
+    )
     server.cut_first.add(fsdd.ARCHIVE.name)
     layout = Layout(tmp_path)
     p = params({"datasets": {"fsdd": {"mirror": server.url + "/"}}})
@@ -241,12 +251,61 @@ def test_speech_commands_unreachable_host_says_where_to_put_the_archive(tmp_path
 
 
 # ============================================================================ MTAT
-TOP50_SPACED = {t: "".join(" " + c.lower() if c.isupper() else c for c in t) for t in
-                ["guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
-                 "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
-                 "vocals", "noVocals", "harpsichord", "loud", "quiet", "flute", "woman", "maleVocal", "noVocal",
-                 "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice", "newAge", "dance", "maleVoice",
-                 "femaleVocal", "beats", "harp", "cello", "noVoice", "weird", "country", "femaleVoice", "metal", "choral"]}
+TOP50_SPACED = {
+    t: "".join(" " + c.lower() if c.isupper() else c for c in t)
+    for t in [
+        "guitar",
+        "classical",
+        "slow",
+        "techno",
+        "strings",
+        "drums",
+        "electronic",
+        "rock",
+        "fast",
+        "piano",
+        "ambient",
+        "beat",
+        "violin",
+        "vocal",
+        "synth",
+        "female",
+        "indian",
+        "opera",
+        "male",
+        "singing",
+        "vocals",
+        "noVocals",
+        "harpsichord",
+        "loud",
+        "quiet",
+        "flute",
+        "woman",
+        "maleVocal",
+        "noVocal",
+        "pop",
+        "soft",
+        "sitar",
+        "solo",
+        "man",
+        "classic",
+        "choir",
+        "voice",
+        "newAge",
+        "dance",
+        "maleVoice",
+        "femaleVocal",
+        "beats",
+        "harp",
+        "cello",
+        "noVoice",
+        "weird",
+        "country",
+        "femaleVoice",
+        "metal",
+        "choral",
+    ]
+}
 MTAT_FOLDERS = "05bcdf"
 
 
@@ -275,7 +334,7 @@ def mtat_files(with_lists: bool = True) -> tuple[dict[str, bytes], dict]:
     writer.writerows(rows)
     blob = make_zip(members)
     cut = [0, len(blob) // 3, 2 * len(blob) // 3, len(blob)]
-    files = {f"mp3.zip.00{i + 1}": blob[cut[i]:cut[i + 1]] for i in range(3)}
+    files = {f"mp3.zip.00{i + 1}": blob[cut[i] : cut[i + 1]] for i in range(3)}
     files["annotations_final.csv"] = buf.getvalue().encode()
     by_path = {r[-1]: i for i, r in enumerate(rows)}
     lists = {  # the reference lists: like the rule, except one 'b' clip moved to valid
@@ -364,10 +423,16 @@ def dcase_metadata() -> tuple[dict[str, bytes], dict]:
     files = {
         "groundtruth_weak_label_training_set.csv": lines(train),
         "groundtruth_weak_label_testing_set.csv": lines(test),
-        "groundtruth_strong_label_testing_set.csv": "".join(f"{y}_{s:.3f}_{e:.3f}.wav\t0.5\t3.25\t{labs[0]}\n" for y, s, e, labs in test).encode(),
+        "groundtruth_strong_label_testing_set.csv": "".join(
+            f"{y}_{s:.3f}_{e:.3f}.wav\t0.5\t3.25\t{labs[0]}\n" for y, s, e, labs in test
+        ).encode(),
         "groundtruth_weak_label_evaluation_set.csv": lines(evaluation),
-        "groundtruth_strong_label_evaluation_set.csv": "".join(f"{y}_{s:.3f}_{e:.3f}.wav\t1\t2\t{labs[0]}\n" for y, s, e, labs in evaluation).encode(),
-        "sound_event_list_17_classes.txt": (header + "".join(f"/m/x{i}\t{5 + i % 5}\t{c}\n" for i, c in enumerate(classes))).encode(),
+        "groundtruth_strong_label_evaluation_set.csv": "".join(
+            f"{y}_{s:.3f}_{e:.3f}.wav\t1\t2\t{labs[0]}\n" for y, s, e, labs in evaluation
+        ).encode(),
+        "sound_event_list_17_classes.txt": (
+            header + "".join(f"/m/x{i}\t{5 + i % 5}\t{c}\n" for i, c in enumerate(classes))
+        ).encode(),
     }
     return files, {"train": train, "test": test, "evaluation": evaluation}
 
@@ -424,7 +489,9 @@ def test_dcase_metadata_and_user_audio(tmp_path: Path, server: LoopbackServer, m
 
 def test_dcase_validation_split_is_seeded_per_class() -> None:
     classes = ["a", "b"]
-    dev = {(f"id{i:09d}", "0.000", "10.000"): ({"a"} if i < 50 else {"b"}) | ({"b"} if i % 10 == 0 else set()) for i in range(100)}
+    dev = {
+        (f"id{i:09d}", "0.000", "10.000"): ({"a"} if i < 50 else {"b"}) | ({"b"} if i % 10 == 0 else set()) for i in range(100)
+    }
     val = dcase2017_task4.validation_keys(dev, classes)
     assert val == dcase2017_task4.validation_keys(dev, classes)  # deterministic (seed 123)
     n_a, n_b = sum("a" in dev[k] for k in dev), sum("b" in dev[k] for k in dev)
@@ -472,8 +539,17 @@ def test_folder_per_class_mixed_formats(tmp_path: Path) -> None:
 
     out, meta, report = read_outputs(segment_dataset("folder", p, layout))
     assert meta["labels"] == ["cat", "dog"]
-    assert sorted(out["clip_id"]) == sorted(["dog/bark1.wav", "dog/sub/bark2.flac", "dog/long.ogg#0", "dog/long.ogg#1",
-                                             "dog/long.ogg#2", "cat/meow1.mp3", "cat/meow2.wav"])
+    assert sorted(out["clip_id"]) == sorted(
+        [
+            "dog/bark1.wav",
+            "dog/sub/bark2.flac",
+            "dog/long.ogg#0",
+            "dog/long.ogg#1",
+            "dog/long.ogg#2",
+            "cat/meow1.mp3",
+            "cat/meow2.wav",
+        ]
+    )
     lengths = out.set_index("clip_id")["n_samples"]
     assert lengths["dog/long.ogg#0"] == lengths["dog/long.ogg#1"] == 4 * 16000
     assert abs(lengths["dog/long.ogg#2"] - 16000) <= 1  # the 1 s tail of the 9 s file is kept, not dropped
@@ -486,7 +562,9 @@ def test_folder_per_class_mixed_formats(tmp_path: Path) -> None:
     assert {Path(s["path"]).name for s in report["skipped"]} == {"broken.wav", "empty.flac", "silence.wav"}
     # the split depends only on the relative path: a copy elsewhere splits the same way
     assert folder_source.split_for_path("dog/long.ogg", 0.15, 0.2) == splits["dog/long.ogg#0"]
-    fractions = pd.Series([folder_source.split_for_path(f"x/{i}.wav", 0.15, 0.2) for i in range(4000)]).value_counts(normalize=True)
+    fractions = pd.Series([folder_source.split_for_path(f"x/{i}.wav", 0.15, 0.2) for i in range(4000)]).value_counts(
+        normalize=True
+    )
     assert abs(fractions["test"] - 0.2) < 0.03 and abs(fractions["val"] - 0.15) < 0.03
 
 

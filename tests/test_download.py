@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest_data import LoopbackServer, closed_port, make_tar_gz, make_zip
 from pipeline.data import archives
 from pipeline.data import download as dl
 from pipeline.data.archives import safe_extract
 from pipeline.data.download import DownloadState, RemoteFile, RetryPolicy, fetch_file
 from pipeline.errors import UserError
+from tests.conftest_data import LoopbackServer, closed_port, make_tar_gz, make_zip
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0)
 DATA = os.urandom(300_000)
@@ -205,14 +205,17 @@ def _sym(name: str, target: str, kind=tarfile.SYMTYPE) -> tarfile.TarInfo:
     return info
 
 
-@pytest.mark.parametrize("member,why", [
-    (tarfile.TarInfo("../evil.txt"), "'..'"),
-    (tarfile.TarInfo("pkg/../../evil.txt"), "'..'"),
-    (tarfile.TarInfo("/tmp/evil-absolute.txt"), "absolute"),
-    (_sym("pkg/link", "../../evil.txt"), "outside"),
-    (_sym("pkg/link", "/etc/passwd"), "outside"),
-    (_sym("pkg/hard", "../evil.txt", tarfile.LNKTYPE), "outside"),
-])
+@pytest.mark.parametrize(
+    "member,why",
+    [
+        (tarfile.TarInfo("../evil.txt"), "'..'"),
+        (tarfile.TarInfo("pkg/../../evil.txt"), "'..'"),
+        (tarfile.TarInfo("/tmp/evil-absolute.txt"), "absolute"),
+        (_sym("pkg/link", "../../evil.txt"), "outside"),
+        (_sym("pkg/link", "/etc/passwd"), "outside"),
+        (_sym("pkg/hard", "../evil.txt", tarfile.LNKTYPE), "outside"),
+    ],
+)
 def test_unsafe_tar_members_are_rejected(tmp_path: Path, member: tarfile.TarInfo, why: str) -> None:
     archive = tmp_path / "dl" / "bad.tar.gz"
     archive.parent.mkdir()
@@ -243,7 +246,7 @@ def test_zip_symlink_pointing_outside_is_rejected(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         info = zipfile.ZipInfo("link")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         zf.writestr(info, "../../etc/passwd")
     (tmp_path / "bad.zip").write_bytes(buf.getvalue())
     with pytest.raises(UserError, match="links to"):
@@ -284,14 +287,14 @@ def test_byte_split_zip_parts_extract_without_concatenating(tmp_path: Path) -> N
     parts = []
     for i in range(3):
         p = tmp_path / f"mp3.zip.00{i + 1}"
-        p.write_bytes(blob[cuts[i]:cuts[i + 1]])
+        p.write_bytes(blob[cuts[i] : cuts[i + 1]])
         parts.append(p)
     safe_extract(parts, tmp_path / "mp3", "demo")
     for name, data in members.items():
         assert (tmp_path / "mp3" / name).read_bytes() == data
     with archives.open_concatenated(parts) as f:
         f.seek(cuts[1] - 5)
-        assert f.read(10) == blob[cuts[1] - 5: cuts[1] + 5]
+        assert f.read(10) == blob[cuts[1] - 5 : cuts[1] + 5]
         f.seek(-3, io.SEEK_END)
         assert f.read() == blob[-3:]
 

@@ -23,8 +23,9 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedP
     return res
 
 
-def test_second_clone_pulls_from_the_shared_remote_and_has_nothing_to_reproduce(tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_clone_pulls_from_the_shared_remote_and_has_nothing_to_reproduce(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(test_e2e, "MODELS", ["fcn"])  # one cell keeps it short
     proj = test_e2e._project(tmp_path, [TASK])
     remote = tmp_path / "remote"
@@ -37,8 +38,11 @@ def test_second_clone_pulls_from_the_shared_remote_and_has_nothing_to_reproduce(
 
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(proj), str(clone)], tmp_path)
-    outs = (f"data/segments/{TASK}/manifest.parquet", f"models/{TASK}/fcn/seed0/model.pt",
-            f"metrics/{TASK}/fcn/seed0/predictions.parquet")
+    outs = (
+        f"data/segments/{TASK}/manifest.parquet",
+        f"models/{TASK}/fcn/seed0/model.pt",
+        f"metrics/{TASK}/fcn/seed0/predictions.parquet",
+    )
     assert not (clone / ".dvc" / "cache").exists()  # an empty cache: only git-tracked files (.gitignore, eval.json)
     assert not any((clone / out).exists() for out in outs)
     pulled = _run(["dvc", "pull"], clone)

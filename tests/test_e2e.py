@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from tests.conftest import tiny_overrides
@@ -24,7 +23,13 @@ TASKS = ["synth_tags", "synth_keywords", "synth_events"]
 
 
 def _git_env() -> dict[str, str]:
-    return {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
 
 
 def _project(tmp: Path, tasks: list[str] = TASKS) -> Path:
@@ -37,14 +42,21 @@ def _project(tmp: Path, tasks: list[str] = TASKS) -> Path:
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(params.get(key), dict):
             for k, v in value.items():
-                params[key][k] = {**params[key].get(k, {}), **v} if isinstance(v, dict) and isinstance(params[key].get(k), dict) else v
+                params[key][k] = (
+                    {**params[key].get(k, {}), **v} if isinstance(v, dict) and isinstance(params[key].get(k), dict) else v
+                )
         else:
             params[key] = value
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["musicrep", "dag", "--write", "--params", str(proj / "params.yaml")], check=True, capture_output=True)
     env = _git_env()
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    ):
         subprocess.run(cmd, cwd=proj, check=True, env=env)
     return proj
 
@@ -79,7 +91,9 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     stale = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=proj, capture_output=True, text=True, check=True).stdout)
     assert set(stale) == {f"cell-samplecnn@{t}-0" for t in DVC_TASKS}, stale
     backend.write_text(original)
-    compare = subprocess.run(["musicrep", "compare", "--csv", str(tmp_path / "cmp.csv")], cwd=proj, capture_output=True, text=True)
+    compare = subprocess.run(
+        ["musicrep", "compare", "--csv", str(tmp_path / "cmp.csv")], cwd=proj, capture_output=True, text=True
+    )
     assert compare.returncode == 0, compare.stderr
     df = pd.read_csv(tmp_path / "cmp.csv")
     assert list(df.columns[:2]) == ["task", "model"]
@@ -87,8 +101,13 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     # dvc exp run -S works on the same project (after committing the lock, as a user would)
     subprocess.run(["git", "add", "-A"], cwd=proj, check=True)
     subprocess.run(["git", "commit", "-qm", "repro"], cwd=proj, check=True, env=_git_env())
-    exp = subprocess.run(["dvc", "exp", "run", "-S", "robustness.max_clips=6", "-n", "fewer-clips"], cwd=proj,
-                         capture_output=True, text=True, timeout=600)
+    exp = subprocess.run(
+        ["dvc", "exp", "run", "-S", "robustness.max_clips=6", "-n", "fewer-clips"],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert exp.returncode == 0, exp.stdout[-2000:] + exp.stderr[-2000:]
     assert "Running stage 'cell-fcn@synth_keywords-0'" in exp.stdout
     out = exp.stdout + exp.stderr
@@ -131,5 +150,6 @@ def test_committed_dvc_yaml_is_generated_from_the_pipeline_description() -> None
     from pipeline.config import load_params
     from pipeline.dag import render_dvc_yaml
 
-    assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(load_params(REPO / "params.yaml")), \
+    assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(load_params(REPO / "params.yaml")), (
         "dvc.yaml is stale: run `musicrep dag --write`"
+    )

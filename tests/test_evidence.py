@@ -140,10 +140,16 @@ def test_cross_dataset_evaluation_through_the_cli(tmp_path: Path, fsdd_dir: Path
     base["grid"] = {"tasks": ["digits_a", "digits_b"], "models": ["fcn"], "seeds": [0]}
     for key, speakers in groups.items():
         csv = tmp_path / f"{key}.csv"
-        pd.DataFrame([{"path": str(f), "labels": f.stem.split("_")[0]} for f in files
-                      if f.stem.split("_")[1] in speakers]).to_csv(csv, index=False)
-        base["datasets"][f"digits_{key}"] = {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(csv),
-                                             "clip_seconds": 1.0, "task": "single_label"}
+        pd.DataFrame(
+            [{"path": str(f), "labels": f.stem.split("_")[0]} for f in files if f.stem.split("_")[1] in speakers]
+        ).to_csv(csv, index=False)
+        base["datasets"][f"digits_{key}"] = {
+            "kind": "folder",
+            "path": str(fsdd_dir),
+            "labels_csv": str(csv),
+            "clip_seconds": 1.0,
+            "task": "single_label",
+        }
     base["train"].update({"epochs": 2, "width": 0.125, "batch_size": 8})
     base["evaluate"]["n_chunks"] = 1
     (proj / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
@@ -163,6 +169,22 @@ def test_cross_dataset_evaluation_through_the_cli(tmp_path: Path, fsdd_dir: Path
     shown = json.loads(run("compare", "--format", "json", "--task", "digits_a"))
     rows = shown if isinstance(shown, list) else shown.get("rows", shown)
     assert any("cross/digits_b/accuracy" in r for r in rows)
-    bad = subprocess.run([sys.executable, "-m", "pipeline", "evaluate", "digits_a", "fcn", "--on", "digits_b", "--label-map",
-                          str(tmp_path / "missing.json")], cwd=proj, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "evaluate",
+            "digits_a",
+            "fcn",
+            "--on",
+            "digits_b",
+            "--label-map",
+            str(tmp_path / "missing.json"),
+        ],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "--label-map" in bad.stderr and "Traceback" not in bad.stderr

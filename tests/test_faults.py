@@ -7,6 +7,7 @@ Fast by default; the long ones are marked ``slow``.
 from __future__ import annotations
 
 import re
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_feature_cache_follows_the_audio(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- defects 3 and 7: downloads
-def _tar_gz(members: list[tuple["tarfile.TarInfo", bytes]]) -> bytes:
+def _tar_gz(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
     import io
     import tarfile
 
@@ -72,7 +73,7 @@ def _tar_gz(members: list[tuple["tarfile.TarInfo", bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def _member(name: str, kind: bytes | None = None, link: str = "") -> "tarfile.TarInfo":
+def _member(name: str, kind: bytes | None = None, link: str = "") -> tarfile.TarInfo:
     import tarfile
 
     info = tarfile.TarInfo(name)
@@ -114,9 +115,15 @@ def _crafted_archives() -> dict[str, bytes]:
 
 
 CRAFTED = {
-    "escape.tar.gz": "'..'", "absolute.tar.gz": "absolute", "symlink.tar.gz": "outside the target",
-    "hardlink.tar.gz": "outside the target", "device.tar.gz": "device", "fifo.tar.gz": "FIFO",
-    "bomb.tar.gz": "would expand to", "bomb.zip": "would expand to", "escape.zip": "'..'",
+    "escape.tar.gz": "'..'",
+    "absolute.tar.gz": "absolute",
+    "symlink.tar.gz": "outside the target",
+    "hardlink.tar.gz": "outside the target",
+    "device.tar.gz": "device",
+    "fifo.tar.gz": "FIFO",
+    "bomb.tar.gz": "would expand to",
+    "bomb.zip": "would expand to",
+    "escape.zip": "'..'",
 }
 
 
@@ -144,7 +151,9 @@ def test_crafted_archive_over_http_is_refused(tmp_path: Path, hostile_server, mo
         stages.download("fsdd", p, layout)
     assert "nothing was extracted" in str(err.value) and "\n" not in str(err.value)
     raw = layout.raw("fsdd")
-    outside = {q for q in set(tmp_path.rglob("*")) - before if not q.is_relative_to(raw) and not q.is_relative_to(project / ".musicrep")}
+    outside = {
+        q for q in set(tmp_path.rglob("*")) - before if not q.is_relative_to(raw) and not q.is_relative_to(project / ".musicrep")
+    }
     outside -= {project, project / "data", project / "data" / "raw"}  # (.musicrep/locks: the stage lock)
     assert outside == set()
     assert not Path("/tmp/musicrep-evil-absolute.txt").exists()
@@ -165,7 +174,7 @@ def test_bomb_is_refused_with_default_limits(tmp_path: Path) -> None:
     # rewrite the central directory so that the member declares 2 GiB (a lying header)
     data = bytearray(archive.read_bytes())
     cd = data.rfind(b"PK\x01\x02")
-    data[cd + 24: cd + 28] = (2 << 30).to_bytes(4, "little") if (2 << 30) < 2**32 else b"\xff\xff\xff\x7f"
+    data[cd + 24 : cd + 28] = (2 << 30).to_bytes(4, "little") if (2 << 30) < 2**32 else b"\xff\xff\xff\x7f"
     archive.write_bytes(bytes(data))
     with pytest.raises(UserError, match=r"would expand to 2,147,483,648 bytes, more than the limit"):
         safe_extract(archive, tmp_path / "out", "demo")
@@ -326,8 +335,11 @@ def bad_folder(tmp_path: Path, monkeypatch) -> tuple[Path, dict[str, str]]:
     os.mkfifo(root / "high" / "pipe.wav")
     _unreadable(monkeypatch, _tone(root / "high" / "locked.wav"))
     expected = {
-        "truncated.wav": "truncated (its header declares", "notes.mp3": "not a decodable audio file",
-        "loop.wav": "symbolic link loop", "dangling.wav": "dangling symbolic link", "pipe.wav": "named pipe (FIFO)",
+        "truncated.wav": "truncated (its header declares",
+        "notes.mp3": "not a decodable audio file",
+        "loop.wav": "symbolic link loop",
+        "dangling.wav": "dangling symbolic link",
+        "pipe.wav": "named pipe (FIFO)",
         "locked.wav": "permission denied",
     }
     yield root, expected
@@ -342,7 +354,9 @@ def test_bad_inputs_are_reported_and_good_files_kept(tmp_path: Path, bad_folder,
     root, expected = bad_folder
     layout = Layout(tmp_path / "proj")
     p = _tiny()
-    p = p.model_copy(update={"datasets": p.datasets.model_copy(update={"folder": p.datasets.folder.model_copy(update={"path": str(root)})})})
+    p = p.model_copy(
+        update={"datasets": p.datasets.model_copy(update={"folder": p.datasets.folder.model_copy(update={"path": str(root)})})}
+    )
     with caplog.at_level(logging.WARNING):
         stages.download("folder", p, layout)  # the unreadable file does not stop the download
         stages.segment("folder", p, layout)
@@ -598,14 +612,23 @@ def test_huge_seed_is_refused_by_the_check(tmp_path: Path, monkeypatch, capsys) 
     assert code == 2 and len(err) == 1 and "'seed'" in err[0] and "Traceback" not in err[0]
 
 
-@pytest.mark.parametrize("change,why", [
-    ({"grid": {"models": ["fcn", "no_such_model"]}}, "unknown model variant 'no_such_model'"),
-    ({"grid": {"models": ["mel+samplecnn"]}}, "cannot feed the 'samplecnn' back-end"),
-    ({"grid": {"tasks": ["synth_tagz"]}}, "unknown dataset 'synth_tagz'"),
-    ({"robustness": {"grid": {"white_nosie": [10.0]}}}, "unknown perturbation 'white_nosie'"),
-    ({"robustness": {"noise_source": "/no/such/noise/folder"}}, "neither 'synthetic', 'speech_commands' nor an existing folder"),
-    ({"variants": {"fcn_x": {"model": "fcn", "options": {"n_melz": 64}}}, "grid": {"models": ["fcn_x"]}}, "unknown option 'n_melz'"),
-])
+@pytest.mark.parametrize(
+    "change,why",
+    [
+        ({"grid": {"models": ["fcn", "no_such_model"]}}, "unknown model variant 'no_such_model'"),
+        ({"grid": {"models": ["mel+samplecnn"]}}, "cannot feed the 'samplecnn' back-end"),
+        ({"grid": {"tasks": ["synth_tagz"]}}, "unknown dataset 'synth_tagz'"),
+        ({"robustness": {"grid": {"white_nosie": [10.0]}}}, "unknown perturbation 'white_nosie'"),
+        (
+            {"robustness": {"noise_source": "/no/such/noise/folder"}},
+            "neither 'synthetic', 'speech_commands' nor an existing folder",
+        ),
+        (
+            {"variants": {"fcn_x": {"model": "fcn", "options": {"n_melz": 64}}}, "grid": {"models": ["fcn_x"]}},
+            "unknown option 'n_melz'",
+        ),
+    ],
+)
 def test_params_check_validates_names(tmp_path: Path, monkeypatch, capsys, change: dict, why: str) -> None:
     """Defect 10: ``params --check`` names an unknown model, task, perturbation, noise folder or option."""
     import yaml
@@ -646,9 +669,11 @@ def _hold_lock_in_subprocess(root: Path, stage: str, *keys: str):
 
     from pipeline.locks import is_held
 
-    code = ("import sys, time; from pipeline.locks import stage_lock\n"
-            f"with stage_lock({stage!r}, *{list(keys)!r}, root={str(root)!r}):\n"
-            "    print('held', flush=True); time.sleep(120)\n")
+    code = (
+        "import sys, time; from pipeline.locks import stage_lock\n"
+        f"with stage_lock({stage!r}, *{list(keys)!r}, root={str(root)!r}):\n"
+        "    print('held', flush=True); time.sleep(120)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     deadline = time.time() + 10
@@ -746,11 +771,17 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path: Path) -
     seg, feats = layout.segments("synth_keywords"), layout.features("synth_keywords")
     before = {q: q.read_bytes() for d in (raw, seg, feats) for q in d.rglob("*") if q.is_file()}
     # what kill -9 at various points leaves behind
-    junk = [raw / ".archive.extracting" / "big.wav", raw / ".recordings.k3j2.extracting" / "x.wav",
-            raw / "train" / ".clip_0001.wav.a1b2c3.tmp", seg.parent / ".synth_keywords.partial-x1y2" / "shard-00000.npy",
-            seg.parent / "synth_keywords.partial" / "shard-00000.npy", seg / ".meta.json.zz9.tmp",
-            feats / "logmel-abc.partial" / "shard-00000.npy", feats / ".caches.json.q1.tmp",
-            tmp_path / ".reports.tmp-abc123" / "index.md"]
+    junk = [
+        raw / ".archive.extracting" / "big.wav",
+        raw / ".recordings.k3j2.extracting" / "x.wav",
+        raw / "train" / ".clip_0001.wav.a1b2c3.tmp",
+        seg.parent / ".synth_keywords.partial-x1y2" / "shard-00000.npy",
+        seg.parent / "synth_keywords.partial" / "shard-00000.npy",
+        seg / ".meta.json.zz9.tmp",
+        feats / "logmel-abc.partial" / "shard-00000.npy",
+        feats / ".caches.json.q1.tmp",
+        tmp_path / ".reports.tmp-abc123" / "index.md",
+    ]
     keep = [raw / "blob.bin.part", seg.parent / ".synth_events.partial-zz" / "shard-00000.npy"]  # resumable / another dataset
     for j in junk + keep:
         j.parent.mkdir(parents=True, exist_ok=True)
@@ -763,7 +794,11 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path: Path) -
     with stage_lock("report", root=layout.root):
         clean_stage_leftovers("report", p.report.out_dir, layout)
     for j in junk:
-        gone = j.parent if j.parent.name.endswith((".extracting", ".partial")) or ".partial-" in j.parent.name or ".tmp-" in j.parent.name else j
+        gone = (
+            j.parent
+            if j.parent.name.endswith((".extracting", ".partial")) or ".partial-" in j.parent.name or ".tmp-" in j.parent.name
+            else j
+        )
         assert not gone.exists(), gone
     assert all(k.exists() for k in keep)
     after = {q: q.read_bytes() for d in (raw, seg, feats) for q in d.rglob("*") if q.is_file() and q not in keep}
@@ -817,8 +852,11 @@ def _temporaries(proj: Path) -> list[Path]:
 def _outputs(proj: Path, stage: str) -> dict[str, bytes]:
     where = {"download": "raw", "segment": "segments", "features": "features"}[stage]
     base = proj / "data" / where / "synth_keywords"
-    return {q.relative_to(base).as_posix(): q.read_bytes() for q in sorted(base.rglob("*"))
-            if q.is_file() and q.name not in ("download_state.json",)}
+    return {
+        q.relative_to(base).as_posix(): q.read_bytes()
+        for q in sorted(base.rglob("*"))
+        if q.is_file() and q.name not in ("download_state.json",)
+    }
 
 
 @pytest.mark.slow
@@ -831,16 +869,23 @@ def test_sigkill_during_a_data_stage_then_rerun(tmp_path: Path, stage: str) -> N
     import sys
     import time
 
-    over = {"grid": {"tasks": ["synth_keywords"], "models": ["fcn"]},
-            "datasets": {"synth_keywords": {"n_clips": 1500, "clip_seconds": 1.0}}, "train": {"width": 0.125}}
+    over = {
+        "grid": {"tasks": ["synth_keywords"], "models": ["fcn"]},
+        "datasets": {"synth_keywords": {"n_clips": 1500, "clip_seconds": 1.0}},
+        "train": {"width": 0.125},
+    }
     ref, killed = _project_dir(tmp_path / "ref", over), _project_dir(tmp_path / "killed", over)
     order = ["download", "segment", "features"]
     for proj in (ref, killed):
         for s in order[: order.index(stage)]:
             _run_stage(proj, s, "synth_keywords")
     _run_stage(ref, stage, "synth_keywords")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", stage, "synth_keywords"], cwd=killed,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", stage, "synth_keywords"],
+        cwd=killed,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not _temporaries(killed) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
@@ -885,8 +930,14 @@ def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_") and k != "PREFECT_API_URL"}
     env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"})
-    proc = subprocess.Popen([sys.executable, "-m", "flows.server", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.server", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -917,10 +968,20 @@ def test_prefect_refuses_a_cross_origin_post(prefect_server) -> None:
     body = b'{"name": "pwned", "parameters": {"params_path": "/tmp/evil.yaml", "root": "/"}}'
     status, headers, _ = _http(port, "POST", "/api/flow_runs/filter", {"Origin": EVIL, "Content-Type": "text/plain"}, b"{}")
     assert status == 403 and headers.get("access-control-allow-origin") in (None, f"http://127.0.0.1:{port}")
-    status, headers, _ = _http(port, "POST", "/api/deployments/filter", {"Origin": EVIL, "Content-Type": "application/json"}, body)
+    status, headers, _ = _http(
+        port, "POST", "/api/deployments/filter", {"Origin": EVIL, "Content-Type": "application/json"}, body
+    )
     assert status == 403
-    status, headers, _ = _http(port, "OPTIONS", "/api/flow_runs/", {"Origin": EVIL, "Access-Control-Request-Method": "POST",
-                                                                      "Access-Control-Request-Headers": "content-type,prefect-csrf-token"})
+    status, headers, _ = _http(
+        port,
+        "OPTIONS",
+        "/api/flow_runs/",
+        {
+            "Origin": EVIL,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,prefect-csrf-token",
+        },
+    )
     assert headers.get("access-control-allow-origin") not in ("*", EVIL)
     status, headers, _ = _http(port, "GET", "/api/csrf-token?client=evil", {"Origin": EVIL})
     assert headers.get("access-control-allow-origin") not in ("*", EVIL), "a page elsewhere cannot read a CSRF token"
@@ -943,9 +1004,18 @@ def test_prefect_still_serves_its_own_clients(prefect_server) -> None:
     status, _, raw = _http(port, "GET", "/api/csrf-token?client=musicrep-test")
     assert status == 200
     token = json.loads(raw)["token"]
-    status, headers, _ = _http(port, "POST", "/api/deployments/filter",
-                               {"Content-Type": "application/json", "Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "musicrep-test",
-                                "Origin": f"http://127.0.0.1:{port}"}, b"{}")
+    status, headers, _ = _http(
+        port,
+        "POST",
+        "/api/deployments/filter",
+        {
+            "Content-Type": "application/json",
+            "Prefect-Csrf-Token": token,
+            "Prefect-Csrf-Client": "musicrep-test",
+            "Origin": f"http://127.0.0.1:{port}",
+        },
+        b"{}",
+    )
     assert status == 200 and headers.get("access-control-allow-origin") == f"http://127.0.0.1:{port}"
     status, _, _ = _http(port, "GET", "/api/health", {"Host": f"localhost:{port}"})
     assert status == 200
@@ -957,8 +1027,12 @@ def test_serve_protects_its_temporary_server(monkeypatch) -> None:
 
     import pipeline.flows.serve as serve
 
-    for key in ("PREFECT_API_URL", "PREFECT_SERVER_CSRF_PROTECTION_ENABLED", "PREFECT_SERVER_CORS_ALLOWED_ORIGINS",
-                "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"):
+    for key in (
+        "PREFECT_API_URL",
+        "PREFECT_SERVER_CSRF_PROTECTION_ENABLED",
+        "PREFECT_SERVER_CORS_ALLOWED_ORIGINS",
+        "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED",
+    ):
         monkeypatch.setenv(key, "")  # recorded, so that the test's changes are undone afterwards
         monkeypatch.delenv(key)
     seen: dict = {}
@@ -972,7 +1046,7 @@ def test_serve_protects_its_temporary_server(monkeypatch) -> None:
 def test_make_ui_prefect_starts_the_protected_server() -> None:
     """Defect 2: ``make ui-prefect`` runs flows.server, not a bare ``prefect server start``."""
     text = (REPO / "Makefile").read_text()
-    target = text[text.index("\nui-prefect:"):].split("\n\n")[0]
+    target = text[text.index("\nui-prefect:") :].split("\n\n")[0]
     assert "-m flows.server" in target and "prefect server start" not in target
 
 
@@ -986,16 +1060,31 @@ def test_mlflow_ui_refuses_cross_origin_and_foreign_hosts(tmp_path: Path) -> Non
     import time
 
     text = (REPO / "Makefile").read_text()
-    target = text[text.index("\nui-mlflow:"):].split("\n\n")[0]
+    target = text[text.index("\nui-mlflow:") :].split("\n\n")[0]
     assert "--host 127.0.0.1" in target
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mlflow = Path(sys.executable).parent / "mlflow"
-    proc = subprocess.Popen([str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                             "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
-                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(mlflow),
+            "ui",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -1008,7 +1097,9 @@ def test_mlflow_ui_refuses_cross_origin_and_foreign_hosts(tmp_path: Path) -> Non
             time.sleep(0.3)
         body = b'{"name": "pwned"}'
         for ctype in ("application/json", "text/plain"):
-            status, headers, _ = _http(port, "POST", "/api/2.0/mlflow/experiments/create", {"Origin": EVIL, "Content-Type": ctype}, body)
+            status, headers, _ = _http(
+                port, "POST", "/api/2.0/mlflow/experiments/create", {"Origin": EVIL, "Content-Type": ctype}, body
+            )
             assert status == 403 and headers.get("access-control-allow-origin") not in ("*", EVIL)
         status, _, _ = _http(port, "GET", "/api/2.0/mlflow/experiments/search?max_results=1", {"Host": f"evil.example:{port}"})
         assert status == 403
@@ -1028,10 +1119,12 @@ def test_a_stage_cannot_change_what_a_running_stage_reads(tmp_path: Path, runnin
 
     layout = Layout(tmp_path)
     p = _tiny()
-    code = ("import time; from pipeline.locks import stage_lock\n"
-            f"with stage_lock({running!r}, 'synth_keywords', root={str(tmp_path)!r}), "
-            f"stage_lock({started!r}, 'synth_keywords', root={str(tmp_path)!r}, holder='musicrep {running} synth_keywords'):\n"
-            "    print('held', flush=True); time.sleep(120)\n")
+    code = (
+        "import time; from pipeline.locks import stage_lock\n"
+        f"with stage_lock({running!r}, 'synth_keywords', root={str(tmp_path)!r}), "
+        f"stage_lock({started!r}, 'synth_keywords', root={str(tmp_path)!r}, holder='musicrep {running} synth_keywords'):\n"
+        "    print('held', flush=True); time.sleep(120)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
@@ -1049,8 +1142,12 @@ def test_segment_and_features_hold_their_inputs_lock(tmp_path: Path, monkeypatch
     from pipeline.locks import is_held
 
     seen: dict[str, bool] = {}
-    monkeypatch.setattr(seg_mod, "segment_dataset", lambda ds, p, lay: seen.setdefault("segment", is_held("download", ds, root=lay.root)))
-    monkeypatch.setattr(cache_mod, "build_features", lambda ds, p, lay: seen.setdefault("features", is_held("segment", ds, root=lay.root)))
+    monkeypatch.setattr(
+        seg_mod, "segment_dataset", lambda ds, p, lay: seen.setdefault("segment", is_held("download", ds, root=lay.root))
+    )
+    monkeypatch.setattr(
+        cache_mod, "build_features", lambda ds, p, lay: seen.setdefault("features", is_held("segment", ds, root=lay.root))
+    )
     layout = Layout(tmp_path)
     p = _tiny()
     stages.segment("synth_keywords", p, layout)

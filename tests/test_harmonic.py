@@ -23,9 +23,7 @@ def wave() -> torch.Tensor:
     return torch.randn(2, 8_000, generator=generator) * 0.1
 
 
-@pytest.mark.parametrize(
-    ("n_harmonics", "bands"), [(1, 190), (2, 166), (3, 152), (4, 142), (5, 134), (6, 128)]
-)
+@pytest.mark.parametrize(("n_harmonics", "bands"), [(1, 190), (2, 166), (3, 152), (4, 142), (5, 134), (6, 128)])
 def test_grid_size_per_number_of_harmonics(n_harmonics: int, bands: int) -> None:
     assert len(harmonic_pitch_grid(16_000, n_harmonics, 2)) == bands
 
@@ -105,9 +103,9 @@ def test_output_is_db_of_filtered_power_spectrum(wave: torch.Tensor) -> None:
     bank = HarmonicFilterbank()
     out = bank(wave)
     assert out.shape == (2, 6, 128, 1 + 8_000 // 256)
-    power = torch.stft(
-        wave, 512, 256, window=torch.hann_window(512), center=True, pad_mode="reflect", return_complex=True
-    ).abs() ** 2
+    power = (
+        torch.stft(wave, 512, 256, window=torch.hann_window(512), center=True, pad_mode="reflect", return_complex=True).abs() ** 2
+    )
     expected = 10 * torch.log10(torch.clamp(torch.einsum("bkt,km->bmt", power, bank.filterbank()), min=1e-10))
     torch.testing.assert_close(out.detach(), expected.reshape(2, 6, 128, -1).detach(), atol=1e-3, rtol=1e-4)
 

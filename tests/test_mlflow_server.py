@@ -22,8 +22,9 @@ import yaml
 from pipeline.mlflow_server import Services, pg_bin, start, stop
 from tests.conftest import REPO, tiny_overrides
 
-pytestmark = pytest.mark.skipif(not (pg_bin("initdb") and pg_bin("pg_ctl")),
-                                reason="PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+pytestmark = pytest.mark.skipif(
+    not (pg_bin("initdb") and pg_bin("pg_ctl")), reason="PostgreSQL server binaries (initdb, pg_ctl) are not installed"
+)
 
 
 def _free_port() -> int:
@@ -51,8 +52,9 @@ def server():
         subprocess.run(["rm", "-rf", str(scratch)], check=False)
 
 
-def test_cell_logs_to_the_postgres_backed_server_and_compare_reads_it(server: Services, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cell_logs_to_the_postgres_backed_server_and_compare_reads_it(
+    server: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow import MlflowClient
 
     from pipeline import stages
@@ -89,8 +91,9 @@ def test_cell_logs_to_the_postgres_backed_server_and_compare_reads_it(server: Se
     assert stored and not (proj / "mlartifacts").exists()
 
     env = {k: v for k, v in os.environ.items() if k != "MUSICREP_ARTIFACT_ROOT"}
-    out = subprocess.run(["musicrep", "compare", "--format", "csv", "--per-seed"], cwd=proj, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        ["musicrep", "compare", "--format", "csv", "--per-seed"], cwd=proj, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     df = pd.read_csv(io.StringIO(out.stdout))
     row = df[(df.task == "synth_keywords") & (df.model == "fcn")]

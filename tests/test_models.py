@@ -25,12 +25,12 @@ REFERENCE_VARIANTS = [name for name, spec in VARIANTS.items() if spec.reference_
 ALL_VARIANTS = list(VARIANTS)
 
 
-def _build(variant: str, n_classes: int = 10, multilabel: bool = True, width: float = 1.0,
-           input_length: int | None = None, **options) -> AudioModel:
+def _build(
+    variant: str, n_classes: int = 10, multilabel: bool = True, width: float = 1.0, input_length: int | None = None, **options
+) -> AudioModel:
     if input_length is None:
         input_length = VARIANTS[variant.rpartition("+")[2]].paper_input_length
-    return build_model(ModelConfig(variant, n_classes, multilabel, width=width, input_length=input_length,
-                                   options=options))
+    return build_model(ModelConfig(variant, n_classes, multilabel, width=width, input_length=input_length, options=options))
 
 
 def _train_step(model: AudioModel, n_samples: int, multilabel: bool) -> torch.Tensor:
@@ -52,8 +52,17 @@ def _train_step(model: AudioModel, n_samples: int, multilabel: bool) -> torch.Te
 
 def test_registry_has_the_eleven_variants() -> None:
     assert ALL_VARIANTS == [
-        "fcn", "crnn", "musicnn", "samplecnn", "samplecnn_se", "hcnn", "cnnsa",
-        "short_cnn", "short_res", "attention_rnn", "gated_crnn",
+        "fcn",
+        "crnn",
+        "musicnn",
+        "samplecnn",
+        "samplecnn_se",
+        "hcnn",
+        "cnnsa",
+        "short_cnn",
+        "short_res",
+        "attention_rnn",
+        "gated_crnn",
     ]
     assert [spec.name for spec in list_variants()] == ALL_VARIANTS
     for spec in list_variants():
@@ -160,9 +169,20 @@ def test_longer_inputs_use_global_max_pooling(variant: str) -> None:
 @pytest.mark.parametrize(
     "variant",
     [
-        "mfcc+short_cnn", "linear+short_cnn", "harmonic+short_cnn", "log+short_cnn", "cqt+short_cnn",
-        "mel+hcnn", "harmonic+fcn", "cqt+crnn", "mfcc+musicnn", "harmonic+cnnsa", "log+short_res",
-        "harmonic+attention_rnn", "cqt+gated_crnn", "raw+samplecnn_se",
+        "mfcc+short_cnn",
+        "linear+short_cnn",
+        "harmonic+short_cnn",
+        "log+short_cnn",
+        "cqt+short_cnn",
+        "mel+hcnn",
+        "harmonic+fcn",
+        "cqt+crnn",
+        "mfcc+musicnn",
+        "harmonic+cnnsa",
+        "log+short_res",
+        "harmonic+attention_rnn",
+        "cqt+gated_crnn",
+        "raw+samplecnn_se",
     ],
 )
 def test_frontend_swaps_build_and_train(variant: str) -> None:

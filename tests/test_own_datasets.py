@@ -52,16 +52,30 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 def segmented(name: str, p, layout: Layout) -> tuple[pd.DataFrame, dict, dict]:
     get_source(name, p).fetch(layout.raw(name), p)
     out = segment_dataset(name, p, layout)
-    return (pd.read_parquet(out / "manifest.parquet"), json.loads((out / "meta.json").read_text()),
-            json.loads((out / "report.json").read_text()))
+    return (
+        pd.read_parquet(out / "manifest.parquet"),
+        json.loads((out / "meta.json").read_text()),
+        json.loads((out / "report.json").read_text()),
+    )
 
 
 # ============================================================================ item 2: the user's split
 def test_fsdd_speaker_split_by_group_regex(tmp_path: Path, fsdd_dir: Path, caplog) -> None:
     files = fsdd_files(fsdd_dir)
-    csv_path = write_csv(tmp_path / "labels.csv", [{"path": f"recordings/{f.name}", "labels": f.stem.split("_")[0]} for f in files])
-    p = params({"fsdd_speakers": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(csv_path), "clip_seconds": 1.0,
-                                  "group_regex": SPEAKER_REGEX}})
+    csv_path = write_csv(
+        tmp_path / "labels.csv", [{"path": f"recordings/{f.name}", "labels": f.stem.split("_")[0]} for f in files]
+    )
+    p = params(
+        {
+            "fsdd_speakers": {
+                "kind": "folder",
+                "path": str(fsdd_dir),
+                "labels_csv": str(csv_path),
+                "clip_seconds": 1.0,
+                "group_regex": SPEAKER_REGEX,
+            }
+        }
+    )
     layout = Layout(tmp_path / "proj")
     manifest, meta, report = segmented("fsdd_speakers", p, layout)
     splits_of = manifest.assign(speaker=manifest["clip_id"].map(speaker)).groupby("speaker")["split"].nunique()
@@ -81,8 +95,17 @@ def test_fsdd_speaker_split_by_group_regex(tmp_path: Path, fsdd_dir: Path, caplo
     assert catalog.info["suspected_group"]["n_ids"] == 6 and catalog.info["suspected_group"]["crossing_splits"] > 0
     assert catalog.info["groups_crossing_splits"] is None and catalog.info["split_method"].startswith("hash of the relative path")
     # the suggested regex does group by speaker
-    p3 = params({"fsdd_speakers": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(csv_path), "clip_seconds": 1.0,
-                                   "group_regex": catalog.info["suspected_group"]["group_regex"]}})
+    p3 = params(
+        {
+            "fsdd_speakers": {
+                "kind": "folder",
+                "path": str(fsdd_dir),
+                "labels_csv": str(csv_path),
+                "clip_seconds": 1.0,
+                "group_regex": catalog.info["suspected_group"]["group_regex"],
+            }
+        }
+    )
     again = get_source("fsdd_speakers", p3).catalog(layout.raw("fsdd_speakers"), p3).clips
     assert (again.assign(s=again["clip_id"].map(speaker)).groupby("s")["split"].nunique() == 1).all()
 
@@ -99,9 +122,17 @@ def test_speaker_id_heuristic() -> None:
     import re
 
     assert re.search(found["group_regex"], "yes/00000003_nohash_1.wav").group(1) == "00000003"
-    assert suspected_group(entries([(f"{c}/{c}_{i:03d}.wav", c) for c in ("dog", "cat") for i in range(10)])) is None  # label prefix
+    assert (
+        suspected_group(entries([(f"{c}/{c}_{i:03d}.wav", c) for c in ("dog", "cat") for i in range(10)])) is None
+    )  # label prefix
     assert suspected_group(entries([(f"a/track{i:02d}.wav", "a") for i in range(20)])) is None
-    esc50 = [(f"{fold}-{clip}-{take}-{cls}.wav", str(cls)) for fold in range(1, 3) for clip in range(100, 106) for take in "AB" for cls in (clip % 3,)]
+    esc50 = [
+        (f"{fold}-{clip}-{take}-{cls}.wav", str(cls))
+        for fold in range(1, 3)
+        for clip in range(100, 106)
+        for take in "AB"
+        for cls in (clip % 3,)
+    ]
     assert suspected_group(entries(esc50))["example_id"] == "100"  # the source clip id, not the fold
 
 
@@ -129,21 +160,35 @@ def test_group_column_and_folder_per_class_groups(tmp_path: Path, fsdd_dir: Path
 def test_split_column_is_honoured_clip_for_clip(tmp_path: Path, fsdd_dir: Path) -> None:
     files = fsdd_files(fsdd_dir)
     given = {"jackson": "Test", "nicolas": "valid", "theo": "VAL"}  # case-insensitive; valid = val
-    rows = [{"path": f"recordings/{f.name}", "labels": f.stem.split("_")[0], "split": given.get(f.stem.split("_")[1], "train")}
-            for f in files]
+    rows = [
+        {"path": f"recordings/{f.name}", "labels": f.stem.split("_")[0], "split": given.get(f.stem.split("_")[1], "train")}
+        for f in files
+    ]
     csv_path = write_csv(tmp_path / "labels.csv", rows)
     p = params({"words": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(csv_path), "clip_seconds": 1.0}})
     layout = Layout(tmp_path / "proj")
     manifest, meta, report = segmented("words", p, layout)
-    expected = {f"recordings/{f.name}": {"test": "test", "valid": "val", "val": "val"}.get(given.get(f.stem.split("_")[1], "train").lower(), "train")
-                for f in files}
+    expected = {
+        f"recordings/{f.name}": {"test": "test", "valid": "val", "val": "val"}.get(
+            given.get(f.stem.split("_")[1], "train").lower(), "train"
+        )
+        for f in files
+    }
     got = {cid.split("#")[0]: s for cid, s in zip(manifest["clip_id"], manifest["split"])}
     assert got == expected  # every clip, including the extra clips of files longer than 1 s
     assert meta["split"]["split_method"] == "column 'split'" and report["split"]["split_method"] == "column 'split'"
     # with a group rule, the report counts the groups the given split puts in several splits
     mixed = [{**r, "split": "test" if r["path"].endswith("_george_0.wav") else r["split"]} for r in rows]
-    p_mixed = params({"words": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(write_csv(tmp_path / "mixed.csv", mixed)),
-                                "group_regex": SPEAKER_REGEX}})
+    p_mixed = params(
+        {
+            "words": {
+                "kind": "folder",
+                "path": str(fsdd_dir),
+                "labels_csv": str(write_csv(tmp_path / "mixed.csv", mixed)),
+                "group_regex": SPEAKER_REGEX,
+            }
+        }
+    )
     info = get_source("words", p_mixed).catalog(layout.raw("words"), p_mixed).info
     assert info["groups_crossing_splits"] == 1 and info["split_method"] == "column 'split'"  # george: train and test
     # a bad value names the line and the allowed values
@@ -156,21 +201,40 @@ def test_split_column_is_honoured_clip_for_clip(tmp_path: Path, fsdd_dir: Path) 
 def test_fold_column_with_splits(tmp_path: Path, fsdd_dir: Path) -> None:
     files = fsdd_files(fsdd_dir)
     speakers = sorted({f.stem.split("_")[1] for f in files})
-    rows = [{"path": f"recordings/{f.name}", "labels": f.stem.split("_")[0], "fold": speakers.index(f.stem.split("_")[1]) + 1}
-            for f in files]
+    rows = [
+        {"path": f"recordings/{f.name}", "labels": f.stem.split("_")[0], "fold": speakers.index(f.stem.split("_")[1]) + 1}
+        for f in files
+    ]
     csv_path = write_csv(tmp_path / "labels.csv", rows)
-    p = params({"words": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(csv_path),
-                          "splits": {"train": [1, 2, 3], "val": [5], "test": ["4"]}}})  # fold 6 is left out
+    p = params(
+        {
+            "words": {
+                "kind": "folder",
+                "path": str(fsdd_dir),
+                "labels_csv": str(csv_path),
+                "splits": {"train": [1, 2, 3], "val": [5], "test": ["4"]},
+            }
+        }
+    )  # fold 6 is left out
     catalog = get_source("words", p).catalog(tmp_path / "raw", p)
     fold_of = {r["path"]: r["fold"] for r in rows}
     want = {1: "train", 2: "train", 3: "train", 4: "test", 5: "val"}
     assert {cid: want[fold_of[cid.split("#")[0]]] for cid in catalog.clips["clip_id"]} == dict(
-        zip(catalog.clips["clip_id"], catalog.clips["split"]))
+        zip(catalog.clips["clip_id"], catalog.clips["split"])
+    )
     assert catalog.info["left_out_files"] == sum(1 for r in rows if r["fold"] == 6)
     assert not catalog.clips["clip_id"].map(speaker).eq(speakers[5]).any()
     with pytest.raises(UserError, match="listed under both"):
-        p2 = params({"words": {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(csv_path),
-                               "splits": {"train": [1, 2], "test": [2]}}})
+        p2 = params(
+            {
+                "words": {
+                    "kind": "folder",
+                    "path": str(fsdd_dir),
+                    "labels_csv": str(csv_path),
+                    "splits": {"train": [1, 2], "test": [2]},
+                }
+            }
+        )
         get_source("words", p2).catalog(tmp_path / "raw", p2)
 
 
@@ -214,7 +278,9 @@ def test_relative_absolute_and_moved_folder_give_the_same_split(tmp_path: Path, 
 # ============================================================================ item 1: named datasets
 def test_two_own_datasets_coexist_in_one_project_and_in_mlflow(tmp_path: Path, fsdd_dir: Path) -> None:
     files = fsdd_files(fsdd_dir, takes=1)
-    words_csv = write_csv(tmp_path / "words.csv", [{"path": f"recordings/{f.name}", "labels": f.stem.split("_")[0]} for f in files])
+    words_csv = write_csv(
+        tmp_path / "words.csv", [{"path": f"recordings/{f.name}", "labels": f.stem.split("_")[0]} for f in files]
+    )
     spk_root = tmp_path / "speakers"  # folder per class: who is speaking
     for f in files:
         (spk_root / f.stem.split("_")[1]).mkdir(parents=True, exist_ok=True)
@@ -223,8 +289,13 @@ def test_two_own_datasets_coexist_in_one_project_and_in_mlflow(tmp_path: Path, f
     proj.mkdir()
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     base["grid"] = {"tasks": ["own_digits", "own_speakers"], "models": ["fcn"]}
-    base["datasets"]["own_digits"] = {"kind": "folder", "path": str(fsdd_dir), "labels_csv": str(words_csv), "clip_seconds": 1.0,
-                                      "group_regex": SPEAKER_REGEX}
+    base["datasets"]["own_digits"] = {
+        "kind": "folder",
+        "path": str(fsdd_dir),
+        "labels_csv": str(words_csv),
+        "clip_seconds": 1.0,
+        "group_regex": SPEAKER_REGEX,
+    }
     base["datasets"]["own_speakers"] = {"kind": "folder", "path": str(spk_root), "clip_seconds": 1.0}
     base["train"].update({"epochs": 1, "width": 0.125, "steps_per_epoch": 2, "batch_size": 8})
     base["evaluate"]["n_chunks"] = 1
@@ -311,9 +382,9 @@ def test_long_file_keeps_its_audio(tmp_path: Path, tail: str, n_clips: int, frac
     (root / "a").mkdir(parents=True)
     t = np.arange(5 * 22050) / 22050
     sf.write(root / "a" / "five.wav", 0.3 * np.sin(2 * math.pi * 440 * t), 22050)
-    sf.write(root / "a" / "short.wav", 0.3 * np.sin(2 * math.pi * 330 * t[: 22050]), 22050)
+    sf.write(root / "a" / "short.wav", 0.3 * np.sin(2 * math.pi * 330 * t[:22050]), 22050)
     for i in range(4):
-        sf.write(root / "a" / f"other{i}.wav", 0.3 * np.sin(2 * math.pi * (200 + 50 * i) * t[: 44100]), 22050)
+        sf.write(root / "a" / f"other{i}.wav", 0.3 * np.sin(2 * math.pi * (200 + 50 * i) * t[:44100]), 22050)
     p = params({"long": {"kind": "folder", "path": str(root), "clip_seconds": 4.0, "tail": tail}})
     manifest, meta, _ = segmented("long", p, Layout(tmp_path / f"proj_{tail}"))
     five = manifest[manifest["clip_id"].str.startswith("a/five.wav")]
@@ -338,9 +409,15 @@ LONG_METRIC = "robust/background_noise/speech_commands/snr_0/roc_auc"
 
 
 def _runs() -> pd.DataFrame:
-    return pd.DataFrame({"task": [LONG_TASK, LONG_TASK, "synth_tags"], "model": [LONG_MODEL, "fcn", "fcn"],
-                         "test/accuracy": [0.123456789, 0.5, np.nan], "test/roc_auc": [np.nan, np.nan, 0.87654321],
-                         LONG_METRIC: [0.51234, 0.6, np.nan]})
+    return pd.DataFrame(
+        {
+            "task": [LONG_TASK, LONG_TASK, "synth_tags"],
+            "model": [LONG_MODEL, "fcn", "fcn"],
+            "test/accuracy": [0.123456789, 0.5, np.nan],
+            "test/roc_auc": [np.nan, np.nan, 0.87654321],
+            LONG_METRIC: [0.51234, 0.6, np.nan],
+        }
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])

@@ -33,7 +33,7 @@ def _snr_db(clean: np.ndarray, mixed: np.ndarray) -> float:
 def _peak_hz(x: np.ndarray) -> float:
     spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     k = int(np.argmax(spec[1:-1])) + 1
-    a, b, c = np.log(spec[k - 1:k + 2] + 1e-30)
+    a, b, c = np.log(spec[k - 1 : k + 2] + 1e-30)
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / len(x)
 
 
@@ -90,9 +90,14 @@ def test_noise_offset_depends_on_seed(bank) -> None:
     assert not np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("name,level", [
-    ("white_noise", 5.0), ("background_noise", 0.0), ("ref_white_noise", 0.2),
-])
+@pytest.mark.parametrize(
+    "name,level",
+    [
+        ("white_noise", 5.0),
+        ("background_noise", 0.0),
+        ("ref_white_noise", 0.2),
+    ],
+)
 def test_same_seed_same_output_different_seed_different(bank, name: str, level: float) -> None:
     x = _music(seconds=1.0)
     a = P.apply(name, x, level, seed=7, noise=bank)
@@ -102,17 +107,25 @@ def test_same_seed_same_output_different_seed_different(bank, name: str, level: 
     assert not np.allclose(a, c)
 
 
-@pytest.mark.parametrize("name,level", [
-    ("white_noise", 0.0), ("background_noise", 5.0), ("pitch_shift", 1.0), ("gain", -6.0),
-    ("dynamic_range", 20.0), ("ref_dynamic_range", 4.0), ("time_stretch", 1.25),
-])
+@pytest.mark.parametrize(
+    "name,level",
+    [
+        ("white_noise", 0.0),
+        ("background_noise", 5.0),
+        ("pitch_shift", 1.0),
+        ("gain", -6.0),
+        ("dynamic_range", 20.0),
+        ("ref_dynamic_range", 4.0),
+        ("time_stretch", 1.25),
+    ],
+)
 def test_batched_rows_equal_single_rows(bank, name: str, level: float) -> None:
     rows = np.stack([_music(1.0, seed=s) * g for s, g in [(0, 1.0), (1, 0.2), (2, 0.7)]])
     seeds = [101, 202, 303]
     batched = P.apply(name, rows, level, seed=seeds, noise=bank)
     assert not np.allclose(batched[0], batched[1])
     for i in range(3):
-        single = P.apply(name, rows[i:i + 1], level, seed=[seeds[i]], noise=bank)
+        single = P.apply(name, rows[i : i + 1], level, seed=[seeds[i]], noise=bank)
         np.testing.assert_allclose(batched[i], single[0], rtol=1e-5, atol=1e-6)
 
 
@@ -219,8 +232,13 @@ def test_ref_white_noise_follows_reference_formula() -> None:
 
 def test_levels_are_validated() -> None:
     x = _music(0.5)
-    for name, level in [("time_stretch", 0.0), ("ref_dynamic_range", 3.5), ("ref_white_noise", 1.5),
-                        ("dynamic_range", -1.0), ("nope", 1.0)]:
+    for name, level in [
+        ("time_stretch", 0.0),
+        ("ref_dynamic_range", 3.5),
+        ("ref_white_noise", 1.5),
+        ("dynamic_range", -1.0),
+        ("nope", 1.0),
+    ]:
         with pytest.raises(ValueError):
             P.apply(name, x, level)
     with pytest.raises(ValueError):
@@ -275,9 +293,16 @@ def test_load_noise_folder_and_errors(tmp_path) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_runs_on_cuda_and_matches_cpu(bank) -> None:
     x = torch.from_numpy(np.stack([_music(1.0, 0), _music(1.0, 1)]))
-    for name, level in [("white_noise", 0.0), ("background_noise", 0.0), ("pitch_shift", 1.0),
-                        ("time_stretch", 0.8), ("gain", 6.0), ("dynamic_range", 20.0), ("ref_dynamic_range", 6.0),
-                        ("ref_white_noise", 0.2)]:
+    for name, level in [
+        ("white_noise", 0.0),
+        ("background_noise", 0.0),
+        ("pitch_shift", 1.0),
+        ("time_stretch", 0.8),
+        ("gain", 6.0),
+        ("dynamic_range", 20.0),
+        ("ref_dynamic_range", 6.0),
+        ("ref_white_noise", 0.2),
+    ]:
         gpu = P.apply(name, x.cuda(), level, seed=[1, 2], noise=bank)
         assert gpu.is_cuda
         cpu = P.apply(name, x, level, seed=[1, 2], noise=bank)

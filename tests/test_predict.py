@@ -110,7 +110,9 @@ def test_chunk_stream_positions(tmp_path) -> None:
     sf.write(tmp_path / "b.wav", np.full(4000, 0.1, np.float32), 16000)  # shorter than a chunk
     (only,) = list(ChunkStream(tmp_path / "b.wav", 16000, 16000, 16000))
     assert (only.start_s, only.end_s, len(only.samples)) == (0.0, 0.25, 16000)
-    assert only.samples[:6000].max() == 0 and only.samples[6000:10000].min() == pytest.approx(0.1, abs=1e-3)  # centred (16-bit wav)
+    assert only.samples[:6000].max() == 0 and only.samples[6000:10000].min() == pytest.approx(
+        0.1, abs=1e-3
+    )  # centred (16-bit wav)
 
 
 def test_long_files_are_read_block_by_block(tmp_path, monkeypatch) -> None:
@@ -167,8 +169,9 @@ def test_predict_table_aggregate_max_and_chunk_options(project, audio) -> None:
     _, model_dir = project
     folder, readable, _ = audio
     long = next(p for p in readable if p.name == "long.flac")
-    result = _cli("predict", str(long), "--model", str(model_dir), "--aggregate", "max", "--chunk-seconds", "2",
-                  "--hop-seconds", "1")
+    result = _cli(
+        "predict", str(long), "--model", str(model_dir), "--aggregate", "max", "--chunk-seconds", "2", "--hop-seconds", "1"
+    )
     assert result.exit_code == 0, result.output
     assert "single-label" in result.stdout and str(long) in result.stdout  # rich table
     mean = predict([long], str(model_dir), chunk_seconds=2, hop_seconds=1)

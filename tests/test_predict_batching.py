@@ -60,8 +60,7 @@ def _reference(net, path: Path, hop: int = LENGTH) -> tuple[np.ndarray, np.ndarr
 
 @pytest.mark.parametrize("batch_size", [1, 3, 7, 64])
 def test_batches_across_files_match_one_chunk_at_a_time(net, files, batch_size) -> None:
-    outs = list(P.iter_outputs(net, files, _score(net), chunk=LENGTH, hop=LENGTH, batch_size=batch_size,
-                               keep_chunks=True))
+    outs = list(P.iter_outputs(net, files, _score(net), chunk=LENGTH, hop=LENGTH, batch_size=batch_size, keep_chunks=True))
     assert [o.path for o in outs] == [str(f) for f in files]  # input order
     for f, o in zip(files, outs):
         mean, _ = _reference(net, f)
@@ -70,8 +69,7 @@ def test_batches_across_files_match_one_chunk_at_a_time(net, files, batch_size) 
         assert [c[0] for c in o.chunks] == list(range(o.n_chunks))
         np.testing.assert_allclose(np.stack([c[3] for c in o.chunks]).mean(0), o.vector, rtol=1e-5, atol=1e-6)
         assert o.duration_s == pytest.approx(sf.info(f).duration, abs=1e-3)
-    mx = list(P.iter_outputs(net, files, _score(net), chunk=LENGTH, hop=LENGTH // 2, batch_size=batch_size,
-                             aggregate="max"))
+    mx = list(P.iter_outputs(net, files, _score(net), chunk=LENGTH, hop=LENGTH // 2, batch_size=batch_size, aggregate="max"))
     for f, o in zip(files, mx):
         np.testing.assert_allclose(o.vector, _reference(net, f, LENGTH // 2)[1], rtol=1e-4, atol=1e-6)
 
@@ -85,8 +83,11 @@ def test_bad_files_are_reported_and_skipped_in_place(net, files, tmp_path) -> No
     truncated.write_bytes(blob.read_bytes()[: len(blob.read_bytes()) // 2])
     inputs = [files[0], corrupt, files[1], truncated, files[2]]
     errors: list[tuple[str, str]] = []
-    outs = list(P.iter_outputs(net, inputs, _score(net), chunk=LENGTH, hop=LENGTH, batch_size=4,
-                               on_error=lambda p, r: errors.append((p, r))))
+    outs = list(
+        P.iter_outputs(
+            net, inputs, _score(net), chunk=LENGTH, hop=LENGTH, batch_size=4, on_error=lambda p, r: errors.append((p, r))
+        )
+    )
     assert [o.path for o in outs] == [str(files[0]), str(files[1]), str(files[2])]
     assert [Path(p).name for p, _ in errors] == ["corrupt.wav", "truncated.wav"]
     for f, o in zip(files[:3], outs):
@@ -107,8 +108,9 @@ def test_a_failure_mid_stream_drops_only_that_file(net, files, monkeypatch) -> N
 
     monkeypatch.setattr(P, "ChunkStream", Failing)
     errors: list[str] = []
-    outs = list(P.iter_outputs(net, files, _score(net), chunk=LENGTH, hop=LENGTH, batch_size=3,
-                               on_error=lambda p, r: errors.append(p)))
+    outs = list(
+        P.iter_outputs(net, files, _score(net), chunk=LENGTH, hop=LENGTH, batch_size=3, on_error=lambda p, r: errors.append(p))
+    )
     assert errors == [str(files[5])]
     assert [o.path for o in outs] == [str(f) for i, f in enumerate(files) if i != 5]
 
@@ -123,8 +125,9 @@ def test_out_of_memory_in_a_batch_reports_its_files_and_goes_on(net, files) -> N
         return _score(net)(x)
 
     errors: list[tuple[str, str]] = []
-    outs = list(P.iter_outputs(net, files[:6], fn, chunk=LENGTH, hop=LENGTH, batch_size=2,
-                               on_error=lambda p, r: errors.append((p, r))))
+    outs = list(
+        P.iter_outputs(net, files[:6], fn, chunk=LENGTH, hop=LENGTH, batch_size=2, on_error=lambda p, r: errors.append((p, r)))
+    )
     assert errors and all(r == "out of memory" for _, r in errors)
     assert sorted([o.path for o in outs] + [p for p, _ in errors]) == sorted(map(str, files[:6]))
     assert [o.path for o in outs] == [str(f) for f in files[:6] if str(f) not in dict(errors)]
@@ -152,9 +155,13 @@ def test_results_stream_out_with_bounded_lookahead(net, files, monkeypatch) -> N
 def test_streamed_csv_and_json_match_the_whole_list_layout(capsys) -> None:
     labels = ["a", "b", "c"]
     records = [
-        {"path": f"/x/{i}.wav", "duration_s": 1.25 * i, "n_chunks": i + 1,
-         "top": [{"label": labels[j], "score": s} for j, s in zip(order, scores)],
-         "scores": dict(zip(labels, [0.1 * i, 1e-7, 0.5]))}
+        {
+            "path": f"/x/{i}.wav",
+            "duration_s": 1.25 * i,
+            "n_chunks": i + 1,
+            "top": [{"label": labels[j], "score": s} for j, s in zip(order, scores)],
+            "scores": dict(zip(labels, [0.1 * i, 1e-7, 0.5])),
+        }
         for i, (order, scores) in enumerate([((2, 0, 1), (0.5, 0.0, 1e-7)), ((2, 0, 1), (0.5, 0.1, 1e-7))])
     ]
     pred = P.Predictions(records, [], labels, Path("."), False)

@@ -45,8 +45,14 @@ def _musicrep(proj: Path, *args: str, timeout: int = 900) -> subprocess.Complete
 @pytest.mark.slow
 def test_fsdd_keyword_model_from_local_mirror(tmp_path: Path, fsdd_dir: Path) -> None:
     model = FSDD_MODEL
-    proj = _project(tmp_path, {"grid": {"tasks": ["fsdd"], "models": [model]},
-                               "train": {"epochs": FSDD_EPOCHS, "width": 0.25}, "evaluate": {"n_chunks": 1}})
+    proj = _project(
+        tmp_path,
+        {
+            "grid": {"tasks": ["fsdd"], "models": [model]},
+            "train": {"epochs": FSDD_EPOCHS, "width": 0.25},
+            "evaluate": {"n_chunks": 1},
+        },
+    )
     _musicrep(proj, "download", "fsdd", "--mirror", str(fsdd_dir))
     for cmd in (["segment", "fsdd"], ["features", "fsdd"], ["train", "fsdd", model], ["evaluate", "fsdd", model]):
         _musicrep(proj, *cmd)
@@ -63,11 +69,22 @@ def test_folder_per_class_trains_and_evaluates(tmp_path: Path, fsdd_dir: Path) -
         (audio / f"digit_{digit}").mkdir(parents=True)
         for f in sorted((fsdd_dir / "recordings").glob(f"{digit}_*_1*.wav"))[:24]:
             shutil.copy(f, audio / f"digit_{digit}" / f.name)
-    proj = _project(tmp_path, {"grid": {"tasks": ["folder"], "models": ["fcn"]},
-                               "train": {"epochs": 2, "width": 0.125, "steps_per_epoch": 4}, "evaluate": {"n_chunks": 1},
-                               "datasets": {"folder": {"path": str(audio), "clip_seconds": 1.0}}})
-    for cmd in (["download", "folder"], ["segment", "folder"], ["features", "folder"], ["train", "folder", "fcn"],
-                ["evaluate", "folder", "fcn"]):
+    proj = _project(
+        tmp_path,
+        {
+            "grid": {"tasks": ["folder"], "models": ["fcn"]},
+            "train": {"epochs": 2, "width": 0.125, "steps_per_epoch": 4},
+            "evaluate": {"n_chunks": 1},
+            "datasets": {"folder": {"path": str(audio), "clip_seconds": 1.0}},
+        },
+    )
+    for cmd in (
+        ["download", "folder"],
+        ["segment", "folder"],
+        ["features", "folder"],
+        ["train", "folder", "fcn"],
+        ["evaluate", "folder", "fcn"],
+    ):
         _musicrep(proj, *cmd)
     meta = json.loads((proj / "data" / "segments" / "folder" / "meta.json").read_text())
     assert meta["kind"] == "single" and sorted(meta["labels"]) == ["digit_0", "digit_1", "digit_7"]
@@ -77,9 +94,12 @@ def test_folder_per_class_trains_and_evaluates(tmp_path: Path, fsdd_dir: Path) -
 
 @pytest.mark.slow
 def test_sigkill_during_training_then_resume_matches(tmp_path: Path) -> None:
-    over = {"grid": {"tasks": ["synth_keywords"], "models": ["samplecnn"]},
-            "datasets": {"synth_keywords": {"n_clips": 120, "clip_seconds": 1.0}},
-            "train": {"epochs": 3, "width": 0.125}, "evaluate": {"n_chunks": 1}}
+    over = {
+        "grid": {"tasks": ["synth_keywords"], "models": ["samplecnn"]},
+        "datasets": {"synth_keywords": {"n_clips": 120, "clip_seconds": 1.0}},
+        "train": {"epochs": 3, "width": 0.125},
+        "evaluate": {"n_chunks": 1},
+    }
     straight = _project(tmp_path / "a", over)
     killed = _project(tmp_path / "b", over)
     for proj in (straight, killed):
@@ -87,8 +107,12 @@ def test_sigkill_during_training_then_resume_matches(tmp_path: Path) -> None:
             _musicrep(proj, *cmd)
     _musicrep(straight, "train", "synth_keywords", "samplecnn")
     _musicrep(straight, "evaluate", "synth_keywords", "samplecnn")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "train", "synth_keywords", "samplecnn"], cwd=killed,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "train", "synth_keywords", "samplecnn"],
+        cwd=killed,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ckpt = killed / ".checkpoints" / "synth_keywords" / "samplecnn" / "last.pt"
     deadline = time.time() + 600
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:

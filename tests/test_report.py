@@ -140,8 +140,7 @@ def test_figures_logged_to_mlflow(grid) -> None:
     _, layout, _ = grid
     run_id = read_card(layout.model("synth_tags", "hcnn"))["metadata"]["mlflow_run_id"]
     names = {Path(a.path).name for a in client().list_artifacts(run_id, "figures")}
-    assert {"synth_tags__hcnn__training.png", "synth_tags__hcnn__filterbank.png",
-            "synth_tags__hcnn__per_class_auc.png"} <= names
+    assert {"synth_tags__hcnn__training.png", "synth_tags__hcnn__filterbank.png", "synth_tags__hcnn__per_class_auc.png"} <= names
 
 
 def test_rebuild_is_idempotent_and_drops_stale_files(grid) -> None:

@@ -21,7 +21,11 @@ from pipeline.paths import Layout
 from pipeline.profiles import profile_defaults
 from pipeline.robustness.plots import plot_robustness, plot_task_curves
 from pipeline.robustness.stage import (
-    COLUMNS, format_level, level_key, robustness_summary, run_robustness,
+    COLUMNS,
+    format_level,
+    level_key,
+    robustness_summary,
+    run_robustness,
 )
 
 SR = 16_000
@@ -55,13 +59,24 @@ def _write_segments(root: Path, n_train: int = 48, n_test: int = 16) -> list[tup
             labels = [LABELS[i - n_train]]
         wave = _clip(rng, labels)
         clips.append((wave, labels, split))
-        rows.append({"clip_id": f"c{i:03d}", "split": split, "labels": labels, "shard": "shard-00000.npy",
-                     "offset": offset, "n_samples": N, "source_sha256": "0" * 64, "source_path": f"c{i:03d}.wav"})
+        rows.append(
+            {
+                "clip_id": f"c{i:03d}",
+                "split": split,
+                "labels": labels,
+                "shard": "shard-00000.npy",
+                "offset": offset,
+                "n_samples": N,
+                "source_sha256": "0" * 64,
+                "source_path": f"c{i:03d}.wav",
+            }
+        )
         offset += N
     np.save(seg_dir / "shard-00000.npy", np.concatenate([c[0] for c in clips]))
     pd.DataFrame(rows).to_parquet(seg_dir / "manifest.parquet", index=False)
-    write_json(seg_dir / "meta.json", {"dataset": TASK, "task": "tagging", "kind": "multilabel", "labels": LABELS,
-                                       "sample_rate": SR})
+    write_json(
+        seg_dir / "meta.json", {"dataset": TASK, "task": "tagging", "kind": "multilabel", "labels": LABELS, "sample_rate": SR}
+    )
     return clips
 
 
@@ -72,7 +87,7 @@ def _train(model: AudioModel, clips, steps: int = 40) -> AudioModel:
     y = torch.tensor([[float(lab in labs) for lab in LABELS] for _, labs in train])
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     model.train()
-    for step in range(steps):
+    for _step in range(steps):
         idx = torch.randperm(len(x))[:16]
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
         opt.zero_grad()
@@ -162,8 +177,14 @@ def test_stage_on_trained_stub_model(tmp_path, stub_zoo) -> None:
     config = ModelConfig(variant="tiny", n_classes=3, multilabel=True, width=1.0, input_length=N)
     model = _train(_stub_build_model(config), clips)
     save_model(model, Layout(tmp_path).model(TASK, "tiny"), LABELS, {"task": TASK})
-    grid = {"white_noise": [20.0, 0.0, -10.0], "background_noise": [0.0], "pitch_shift": [1.0],
-            "time_stretch": [1.25], "gain": [-6.0], "ref_dynamic_range": [4.0]}
+    grid = {
+        "white_noise": [20.0, 0.0, -10.0],
+        "background_noise": [0.0],
+        "pitch_shift": [1.0],
+        "time_stretch": [1.25],
+        "gain": [-6.0],
+        "ref_dynamic_range": [4.0],
+    }
 
     table = run_robustness(TASK, "tiny", _params(grid), Layout(tmp_path), track=False)
 

@@ -39,20 +39,20 @@ def _write_project(path: Path, **flow: Any) -> Path:
 
 
 def _eval(proj: Path) -> dict[str, dict[str, float]]:
-    return {f"{m}/seed{s}": json.loads((proj / "metrics" / t / m / f"seed{s}" / "eval.json").read_text())
-            for t, m, s in CELLS}
+    return {f"{m}/seed{s}": json.loads((proj / "metrics" / t / m / f"seed{s}" / "eval.json").read_text()) for t, m, s in CELLS}
 
 
 def _run(proj: Path, **runner: Any):
     """The flow on ``proj``; returns (cell metrics, the flow run id)."""
-    from pipeline.flows.pipeline_flow import musicrep_pipeline
     from pipeline.config import load_params
+    from pipeline.flows.pipeline_flow import musicrep_pipeline
     from pipeline.runners import flow_settings, task_runner
 
     params_path = str(proj / "params.yaml")
     fp = flow_settings(load_params(params_path), **runner)
     state = musicrep_pipeline.with_options(task_runner=task_runner(fp))(
-        params_path=params_path, root=str(proj), report=False, return_state=True)
+        params_path=params_path, root=str(proj), report=False, return_state=True
+    )
     return state.result(), state.state_details.flow_run_id
 
 
@@ -61,8 +61,10 @@ def _cell_runs(flow_run_id) -> list[Any]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                                     task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="cell-")))
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="cell-")),
+        )
     assert len(runs) == len(CELLS), [r.name for r in runs]
     assert all(r.state.is_completed() and r.start_time and r.end_time for r in runs)
     return sorted(runs, key=lambda r: r.start_time)

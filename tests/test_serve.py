@@ -12,8 +12,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,14 +38,24 @@ def test_serve_registers_scheduled_deployment(tmp_path: Path) -> None:
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api}
     env.pop("PREFECT_SERVER_EPHEMERAL_ENABLED", None)
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env={**env, "PREFECT_API_URL": ""}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env={**env, "PREFECT_API_URL": ""},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     serve = None
     try:
         _wait(f"{api}/health", 120)
-        serve = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--cron", "0 3 * * *", "--name", "nightly-test"],
-                                 cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "serve", "--cron", "0 3 * * *", "--name", "nightly-test"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         found = None
         deadline = time.time() + 120
         while time.time() < deadline and found is None:

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import REPO, tiny_overrides
@@ -47,8 +46,12 @@ def _project(path: Path, epochs: int = 2) -> Path:
 
 
 def _env(proj: Path) -> dict[str, str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{proj / 'mlflow.db'}", "OMP_NUM_THREADS": "1",
-           "MUSICREP_ARTIFACT_ROOT": (proj / "mlartifacts").as_uri()}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{proj / 'mlflow.db'}",
+        "OMP_NUM_THREADS": "1",
+        "MUSICREP_ARTIFACT_ROOT": (proj / "mlartifacts").as_uri(),
+    }
     return env
 
 
@@ -58,8 +61,18 @@ def _card(proj: Path) -> dict:
 
 def _torchrun(proj: Path, **kw) -> list[str]:
     torchrun = Path(sys.executable).parent / "torchrun"
-    return [str(torchrun), "--nproc-per-node=2", "--nnodes=1", "--master-addr=127.0.0.1", f"--master-port={_free_port()}",
-            "-m", "pipeline.cli", "train", TASK, MODEL]
+    return [
+        str(torchrun),
+        "--nproc-per-node=2",
+        "--nnodes=1",
+        "--master-addr=127.0.0.1",
+        f"--master-port={_free_port()}",
+        "-m",
+        "pipeline.cli",
+        "train",
+        TASK,
+        MODEL,
+    ]
 
 
 def test_torchrun_two_processes_train_one_run_and_match_one_process(tmp_path: Path) -> None:
@@ -76,8 +89,14 @@ def test_torchrun_two_processes_train_one_run_and_match_one_process(tmp_path: Pa
     ddp = tmp_path / "ddp"
     shutil.copytree(single, ddp)
 
-    one = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", TASK, MODEL], cwd=single, env=_env(single),
-                         capture_output=True, text=True, timeout=600)
+    one = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "train", TASK, MODEL],
+        cwd=single,
+        env=_env(single),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run(_torchrun(ddp), cwd=ddp, env=_env(ddp), capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
@@ -107,8 +126,9 @@ def test_killed_two_process_run_resumes_from_its_checkpoint(tmp_path: Path) -> N
     for name in ("download", "segment", "features"):
         getattr(stages, name)(TASK, params, Layout(proj))
     ckpt = Layout(proj).checkpoints(TASK, MODEL, 0) / "last.pt"
-    first = subprocess.Popen(_torchrun(proj), cwd=proj, env=_env(proj), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        _torchrun(proj), cwd=proj, env=_env(proj), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 300
     while not ckpt.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -19,12 +19,14 @@ from pipeline.train import build_for_task, train_model
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """synth_keywords downloaded, segmented and feature-cached once for the module."""
-    from tests.conftest import tiny_overrides
     from pipeline.config import load_params
+    from tests.conftest import tiny_overrides
 
     root = tmp_path_factory.mktemp("proj")
-    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml",
-                         overrides=tiny_overrides(tasks=["synth_keywords"], models=["fcn", "samplecnn"], n_clips=60, epochs=2))
+    params = load_params(
+        Path(__file__).resolve().parents[1] / "params.yaml",
+        overrides=tiny_overrides(tasks=["synth_keywords"], models=["fcn", "samplecnn"], n_clips=60, epochs=2),
+    )
     layout = Layout(root)
     stages.download("synth_keywords", params, layout)
     stages.segment("synth_keywords", params, layout)
@@ -38,7 +40,9 @@ def test_cached_features_equal_frontend_on_waveform(prepared) -> None:
     model = build_for_task("fcn", "synth_keywords", params, n_classes=len(store.labels), multilabel=False, clip_samples=16000)
     spec = model.frontend.cache_spec()
     assert spec is not None
-    feats = FeatureStore(layout.features("synth_keywords") / cache_dir_name(spec, segments_key(layout.segments("synth_keywords"))))
+    feats = FeatureStore(
+        layout.features("synth_keywords") / cache_dir_name(spec, segments_key(layout.segments("synth_keywords")))
+    )
     for row in store.manifest.head(5).itertuples(index=False):
         with torch.no_grad():
             direct = model.frontend(torch.from_numpy(store.wave(row))[None])[0].numpy()
@@ -81,9 +85,11 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
 
 def _kill_after(epoch: int):
     """An epoch hook that stops training after ``epoch`` as a kill would (after the checkpoint)."""
+
     def hook(done: int) -> None:
         if done >= epoch:
             raise KeyboardInterrupt(f"stopped after epoch {done}")
+
     return hook
 
 
@@ -141,6 +147,5 @@ def test_training_code_hash_covers_the_model_sources(monkeypatch) -> None:
 
     before = train_mod.training_code_hash()
     real = train_mod.sha256_file
-    monkeypatch.setattr(train_mod, "sha256_file",
-                        lambda f: "edited" if Path(f).name == "attention_rnn.py" else real(f))
+    monkeypatch.setattr(train_mod, "sha256_file", lambda f: "edited" if Path(f).name == "attention_rnn.py" else real(f))
     assert train_mod.training_code_hash() != before

@@ -52,8 +52,19 @@ def tones() -> tuple[np.ndarray, list[float]]:
 
 def _librosa_mel_power(y: np.ndarray, n_mels: int) -> np.ndarray:
     return librosa.feature.melspectrogram(
-        y=y, sr=SR, n_fft=512, hop_length=256, window="hann", center=True, pad_mode="reflect",
-        power=2.0, n_mels=n_mels, fmin=0.0, fmax=8_000.0, htk=True, norm=None,
+        y=y,
+        sr=SR,
+        n_fft=512,
+        hop_length=256,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=n_mels,
+        fmin=0.0,
+        fmax=8_000.0,
+        htk=True,
+        norm=None,
     )
 
 
@@ -148,8 +159,21 @@ def test_cache_spec_is_stable_json_and_parameter_sensitive(name: str) -> None:
 
 def test_mel_cache_spec_lists_every_parameter() -> None:
     spec = FRONTENDS["mel"](n_mels=128).cache_spec()
-    for key in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max", "power",
-                "mel_scale", "center", "pad_mode", "window", "db"):
+    for key in (
+        "sample_rate",
+        "n_fft",
+        "hop_length",
+        "win_length",
+        "n_mels",
+        "f_min",
+        "f_max",
+        "power",
+        "mel_scale",
+        "center",
+        "pad_mode",
+        "window",
+        "db",
+    ):
         assert key in spec, key
     assert spec["n_mels"] == 128 and spec["mel_scale"] == "htk" and spec["db"]["top_db"] is None
 

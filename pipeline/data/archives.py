@@ -19,9 +19,10 @@ import shutil
 import stat
 import tarfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Sequence
+from typing import IO
 
 from pipeline.data.download import CHUNK, DownloadState, file_digests
 from pipeline.errors import UserError
@@ -64,7 +65,7 @@ class _ConcatFile(io.RawIOBase):
             i = next(k for k, (s, n) in enumerate(zip(self._starts, self._sizes)) if s <= self._pos < s + n)
             f = self._files[i]
             f.seek(self._pos - self._starts[i])
-            n = f.readinto(view[filled: filled + min(len(view) - filled, self._starts[i] + self._sizes[i] - self._pos)])
+            n = f.readinto(view[filled : filled + min(len(view) - filled, self._starts[i] + self._sizes[i] - self._pos)])
             if not n:
                 break
             filled += n
@@ -139,6 +140,7 @@ def extraction_limit(compressed_bytes: int, target_parent: Path) -> ExtractionLi
     capped by ``MUSICREP_EXTRACT_MAX_BYTES`` (unset: no cap) and by the free disk space. Audio
     compresses by far less than 100:1, so only crafted archives ("bombs") reach it.
     """
+
     def env_int(name: str, default: int | None) -> int | None:
         value = os.environ.get(name)
         if value in (None, ""):
@@ -166,9 +168,13 @@ def extraction_limit(compressed_bytes: int, target_parent: Path) -> ExtractionLi
 
 def _check_totals(total: int, count: int, limit: ExtractionLimit) -> None:
     if count > limit.max_members:
-        raise ArchiveTooLargeError(f"it holds {count:,} members, more than the limit of {limit.max_members:,} (MUSICREP_EXTRACT_MAX_MEMBERS)")
+        raise ArchiveTooLargeError(
+            f"it holds {count:,} members, more than the limit of {limit.max_members:,} (MUSICREP_EXTRACT_MAX_MEMBERS)"
+        )
     if total > limit.max_bytes:
-        raise ArchiveTooLargeError(f"it would expand to {total:,} bytes, more than the limit of {limit.max_bytes:,} bytes ({limit.why})")
+        raise ArchiveTooLargeError(
+            f"it would expand to {total:,} bytes, more than the limit of {limit.max_bytes:,} bytes ({limit.why})"
+        )
 
 
 def _check_tar(tar: tarfile.TarFile, limit: ExtractionLimit | None = None) -> list[tarfile.TarInfo]:
@@ -255,25 +261,36 @@ def safe_extract(archives: Path | Sequence[Path], target: Path, dataset: str) ->
         os.replace(tmp, target)
     except ArchiveTooLargeError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"{label} is refused: {exc}; nothing was extracted. Check the archive (or your mirror), "
-                        f"or raise the limit (e.g. MUSICREP_EXTRACT_MAX_RATIO=1000) if you trust it, and re-run `musicrep download {dataset}`.") from None
+        raise UserError(
+            f"{label} is refused: {exc}; nothing was extracted. Check the archive (or your mirror), "
+            f"or raise the limit (e.g. MUSICREP_EXTRACT_MAX_RATIO=1000) if you trust it, and re-run `musicrep download {dataset}`."
+        ) from None
     except UnsafeArchiveError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"{label} holds an unsafe member: {exc}; nothing was extracted. Delete {parts[0]} and re-run `musicrep download {dataset}` (or check your mirror).") from None
+        raise UserError(
+            f"{label} holds an unsafe member: {exc}; nothing was extracted. Delete {parts[0]} and re-run `musicrep download {dataset}` (or check your mirror)."
+        ) from None
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"cannot extract {label} ({exc.__class__.__name__}: {exc}); delete it and re-run `musicrep download {dataset}`.") from None
+        raise UserError(
+            f"cannot extract {label} ({exc.__class__.__name__}: {exc}); delete it and re-run `musicrep download {dataset}`."
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
 
 
-def extract_once(archives: Path | Sequence[Path], target: Path, dataset: str, state: DownloadState, key: str | None = None) -> Path:
+def extract_once(
+    archives: Path | Sequence[Path], target: Path, dataset: str, state: DownloadState, key: str | None = None
+) -> Path:
     """:func:`safe_extract` unless ``state`` says these exact archives already went to ``target``."""
     parts = [Path(archives)] if isinstance(archives, (str, os.PathLike)) else [Path(p) for p in archives]
     key = key or "+".join(p.name for p in parts)
-    stamp = {"archives": [(state.entry(p.name) or {}).get("sha256") or file_digests(p)["sha256"] for p in parts], "target": target.name}
+    stamp = {
+        "archives": [(state.entry(p.name) or {}).get("sha256") or file_digests(p)["sha256"] for p in parts],
+        "target": target.name,
+    }
     if target.is_dir() and state.extracted(key) == stamp:
         log.debug("%s already extracted", key)
         return target

@@ -17,10 +17,10 @@ import math
 import os
 import re
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -116,8 +116,9 @@ def _decode_reason(exc: BaseException) -> str:
     return f"cannot decode ({text[:200]})"
 
 
-def read_audio(path: str | Path, start_s: float = 0.0, duration_s: float | None = None,
-               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def read_audio(
+    path: str | Path, start_s: float = 0.0, duration_s: float | None = None, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sample_rate``.
 
     Args:
@@ -149,7 +150,9 @@ def read_audio(path: str | Path, start_s: float = 0.0, duration_s: float | None 
             frames = -1 if duration_s is None or math.isnan(duration_s) else int(round(duration_s * sr))
             data = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
-        raise AudioError(f"truncated or corrupt (decoding failed: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__})") from exc
+        raise AudioError(
+            f"truncated or corrupt (decoding failed: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__})"
+        ) from exc
     if data.size == 0:
         raise AudioError("no audio samples")
     mono = data.mean(axis=1)
@@ -176,7 +179,7 @@ RESAMPLE_THREADS = 1  # torch threads for resampling (0: the caller's count); 1 
 
 
 @lru_cache(maxsize=16)
-def _resampler(down: int, up: int) -> "torch.nn.Module":
+def _resampler(down: int, up: int) -> torch.nn.Module:
     """torchaudio's resampler for ``down -> up``, its sinc kernel built once (float32, as
     ``torchaudio.functional.resample`` builds it for float32 input: identical output)."""
     import torchaudio.transforms as T
@@ -218,12 +221,15 @@ def resampling_ratio(native: int, target: int, path: str | Path = "") -> tuple[i
         down, up = rate // g, target // g
         if max(down, up) <= MAX_RATIO_TERM:
             if rate != native:
-                log.warning("%s: resampling its %d Hz as %d Hz (%.3f %% speed change) to keep the resampler small",
-                            path, native, rate, 100 * abs(rate - native) / native)
+                log.warning(
+                    "%s: resampling its %d Hz as %d Hz (%.3f %% speed change) to keep the resampler small",
+                    path,
+                    native,
+                    rate,
+                    100 * abs(rate - native) / native,
+                )
             return down, up
     raise AssertionError("unreachable: step == target always reduces to 1/1")
-
-
 
 
 def peak_dbfs(wave: np.ndarray) -> float:

@@ -60,8 +60,8 @@ class DatasetSource(Protocol):
     task: Literal["tagging", "keywords", "events"]
     clip_seconds: float  # nominal clip length; segment crops longer audio to this
 
-    def fetch(self, raw_dir: Path, params: "Params") -> None:
+    def fetch(self, raw_dir: Path, params: Params) -> None:
         """Bring the raw files into ``raw_dir`` (idempotent, resumable)."""
 
-    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
+    def catalog(self, raw_dir: Path, params: Params) -> Catalog:
         """List the clips in ``raw_dir``; raise UserError naming what is missing."""

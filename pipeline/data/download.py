@@ -49,9 +49,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from pipeline.errors import UserError
 from pipeline.io_utils import write_json
@@ -106,7 +106,7 @@ class RetryPolicy:
     timeout_s: float = 60.0
 
     @classmethod
-    def from_env(cls) -> "RetryPolicy":
+    def from_env(cls) -> RetryPolicy:
         """Defaults, overridden by ``MUSICREP_DOWNLOAD_{ATTEMPTS,BACKOFF_S,TIMEOUT_S}``."""
         base = cls()
         try:
@@ -117,10 +117,12 @@ class RetryPolicy:
                 timeout_s=max(0.1, float(os.environ.get("MUSICREP_DOWNLOAD_TIMEOUT_S", base.timeout_s))),
             )
         except ValueError as exc:
-            raise UserError(f"invalid MUSICREP_DOWNLOAD_* environment variable ({exc}); use numbers, e.g. MUSICREP_DOWNLOAD_ATTEMPTS=5.") from None
+            raise UserError(
+                f"invalid MUSICREP_DOWNLOAD_* environment variable ({exc}); use numbers, e.g. MUSICREP_DOWNLOAD_ATTEMPTS=5."
+            ) from None
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_backoff_s, self.backoff_s * (2 ** attempt))
+        return min(self.max_backoff_s, self.backoff_s * (2**attempt))
 
 
 class _Retryable(Exception):
@@ -159,8 +161,13 @@ class DownloadState:
     def record(self, name: str, path: Path, digests: dict[str, str], url: str, trusted_on_first_use: bool) -> None:
         st = path.stat()
         self.data["files"][name] = {
-            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digests["sha256"], "md5": digests["md5"],
-            "url": url, "trusted_on_first_use": trusted_on_first_use, "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "sha256": digests["sha256"],
+            "md5": digests["md5"],
+            "url": url,
+            "trusted_on_first_use": trusted_on_first_use,
+            "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         self.save()
 
@@ -217,7 +224,9 @@ def resolve_source(remote: RemoteFile, mirror: str | os.PathLike | None) -> str 
         return mirror.rstrip("/") + "/" + urllib.parse.quote(remote.name)
     folder = Path(mirror).expanduser()
     if not folder.is_dir():
-        raise UserError(f"mirror {mirror} is neither a URL (http://..., file://...) nor an existing directory; pass a base URL or a folder that holds {remote.name}.")
+        raise UserError(
+            f"mirror {mirror} is neither a URL (http://..., file://...) nor an existing directory; pass a base URL or a folder that holds {remote.name}."
+        )
     return folder / remote.name
 
 
@@ -228,11 +237,18 @@ def _progress(label: str, total: int | None, start: int) -> Iterator:
     if sys.stderr.isatty():
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True
+        ) as bar:
             task = bar.add_task(label, total=total, completed=start)
             yield lambda n: bar.update(task, advance=n)
         return
-    log.info("downloading %s (%s)%s", label, f"{total:,} bytes" if total else "size unknown", f", resuming at byte {start:,}" if start else "")
+    log.info(
+        "downloading %s (%s)%s",
+        label,
+        f"{total:,} bytes" if total else "size unknown",
+        f", resuming at byte {start:,}" if start else "",
+    )
     yield lambda n: None
 
 
@@ -304,8 +320,9 @@ def _resumable_offset(url: str, part: Path, label: str, expected_size: int | Non
     return offset
 
 
-def _http_once(url: str, part: Path, timeout: float, label: str, expected_size: int | None = None,
-               need_validator: bool = False) -> None:
+def _http_once(
+    url: str, part: Path, timeout: float, label: str, expected_size: int | None = None, need_validator: bool = False
+) -> None:
     """One attempt: fetch ``url`` into ``part``, resuming from its current size when that is safe.
 
     A resume sends ``Range`` plus ``If-Range`` (the ETag or Last-Modified recorded when the
@@ -353,8 +370,13 @@ def _http_once(url: str, part: Path, timeout: float, label: str, expected_size: 
             if status == 206:  # a partial answer to a request for the whole file
                 raise _Retryable("server sent a partial answer to a full request")
             hdr = response.headers
-            meta = {"url": url, "total": total, "etag": hdr.get("ETag") if hdr else None,
-                    "last_modified": hdr.get("Last-Modified") if hdr else None, "resumed": False}
+            meta = {
+                "url": url,
+                "total": total,
+                "etag": hdr.get("ETag") if hdr else None,
+                "last_modified": hdr.get("Last-Modified") if hdr else None,
+                "resumed": False,
+            }
         write_json(_part_meta_path(part), meta)
         written = 0
         with open(part, mode) as out, _progress(label, total, offset) as advance:
@@ -370,8 +392,10 @@ def _http_once(url: str, part: Path, timeout: float, label: str, expected_size: 
 
 
 def _manual_hint(remote: RemoteFile, dest: Path, dataset: str) -> str:
-    return (f"download {remote.url} by hand and place it at {dest} (expected {remote.describe_checksum()}), "
-            f"or pass a mirror (`musicrep download {dataset} --mirror URL_OR_DIR`); then re-run `musicrep download {dataset}`")
+    return (
+        f"download {remote.url} by hand and place it at {dest} (expected {remote.describe_checksum()}), "
+        f"or pass a mirror (`musicrep download {dataset} --mirror URL_OR_DIR`); then re-run `musicrep download {dataset}`"
+    )
 
 
 def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, dataset: str, policy: RetryPolicy) -> None:
@@ -388,24 +412,41 @@ def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, dataset
             reason = getattr(exc, "reason", None) or exc
             if attempt + 1 < policy.attempts:
                 delay = policy.delay(attempt)
-                log.warning("download of %s failed (%s); attempt %d/%d, retrying in %.1f s", remote.name, reason, attempt + 1, policy.attempts, delay)
+                log.warning(
+                    "download of %s failed (%s); attempt %d/%d, retrying in %.1f s",
+                    remote.name,
+                    reason,
+                    attempt + 1,
+                    policy.attempts,
+                    delay,
+                )
                 time.sleep(delay)
     reason = getattr(last, "reason", None) or last
     kept = f" ({part.stat().st_size:,} bytes kept in {part.name} for resuming)" if part.exists() and part.stat().st_size else ""
-    raise UserError(f"cannot download {remote.name} from {host} ({reason}) after {policy.attempts} attempts{kept}; {_manual_hint(remote, dest, dataset)}.")
+    raise UserError(
+        f"cannot download {remote.name} from {host} ({reason}) after {policy.attempts} attempts{kept}; {_manual_hint(remote, dest, dataset)}."
+    )
 
 
 def _copy_local(source: Path, part: Path, remote: RemoteFile, dest: Path, dataset: str) -> None:
     if not source.is_file():
-        raise UserError(f"mirror folder {source.parent} has no {remote.name}; put the file there (expected {remote.describe_checksum()}), "
-                        f"or place it at {dest}, or drop --mirror to download from {remote.url}.")
+        raise UserError(
+            f"mirror folder {source.parent} has no {remote.name}; put the file there (expected {remote.describe_checksum()}), "
+            f"or place it at {dest}, or drop --mirror to download from {remote.url}."
+        )
     log.info("copying %s from mirror %s", remote.name, source.parent)
     discard_part(part)
     shutil.copyfile(source, part)
 
 
-def fetch_file(remote: RemoteFile, raw_dir: Path, dataset: str, mirror: str | os.PathLike | None = None,
-               policy: RetryPolicy | None = None, state: DownloadState | None = None) -> Path | None:
+def fetch_file(
+    remote: RemoteFile,
+    raw_dir: Path,
+    dataset: str,
+    mirror: str | os.PathLike | None = None,
+    policy: RetryPolicy | None = None,
+    state: DownloadState | None = None,
+) -> Path | None:
     """Bring ``remote`` into ``raw_dir`` verified; return its path (``None`` if optional and unavailable).
 
     A present file already recorded as verified (same size and mtime) is not touched; a
@@ -430,7 +471,9 @@ def fetch_file(remote: RemoteFile, raw_dir: Path, dataset: str, mirror: str | os
         bad = _mismatch(remote, digests, dest.stat().st_size, state.entry(remote.name))
         if bad:
             algo, want, got = bad
-            raise UserError(f"{dest} fails its {algo} check (expected {want}, got {got}); delete it and re-run `musicrep download {dataset}`.")
+            raise UserError(
+                f"{dest} fails its {algo} check (expected {want}, got {got}); delete it and re-run `musicrep download {dataset}`."
+            )
         state.record(remote.name, dest, digests, remote.url, trusted_on_first_use=not (remote.sha256 or remote.md5))
         log.info("verified %s (already present)", dest)
         return dest
@@ -459,8 +502,10 @@ def fetch_file(remote: RemoteFile, raw_dir: Path, dataset: str, mirror: str | os
     if bad:
         algo, want, got = bad
         discard_part(part)
-        raise UserError(f"{remote.name} downloaded from {source} fails its {algo} check (expected {want}, got {got}); the download was deleted: "
-                        f"re-run `musicrep download {dataset}`, and if it fails again use another mirror or place a good copy at {dest}.")
+        raise UserError(
+            f"{remote.name} downloaded from {source} fails its {algo} check (expected {want}, got {got}); the download was deleted: "
+            f"re-run `musicrep download {dataset}`, and if it fails again use another mirror or place a good copy at {dest}."
+        )
     os.replace(part, dest)
     discard_part(part)
     if not (remote.sha256 or remote.md5):
@@ -470,8 +515,13 @@ def fetch_file(remote: RemoteFile, raw_dir: Path, dataset: str, mirror: str | os
     return dest
 
 
-def fetch_all(files: Sequence[RemoteFile], raw_dir: Path, dataset: str, mirror: str | os.PathLike | None = None,
-              policy: RetryPolicy | None = None) -> dict[str, Path | None]:
+def fetch_all(
+    files: Sequence[RemoteFile],
+    raw_dir: Path,
+    dataset: str,
+    mirror: str | os.PathLike | None = None,
+    policy: RetryPolicy | None = None,
+) -> dict[str, Path | None]:
     """:func:`fetch_file` for each file; returns ``{name: path or None}``."""
     state = DownloadState(Path(raw_dir))
     policy = policy or RetryPolicy.from_env()
@@ -479,8 +529,14 @@ def fetch_all(files: Sequence[RemoteFile], raw_dir: Path, dataset: str, mirror: 
 
 
 # ----------------------------------------------------------------------------- manifest
-def write_manifest(root: Path, dataset: str, files: Sequence[Path] | None = None, base: Path | None = None,
-                   out: Path | None = None, extra: dict | None = None) -> dict:
+def write_manifest(
+    root: Path,
+    dataset: str,
+    files: Sequence[Path] | None = None,
+    base: Path | None = None,
+    out: Path | None = None,
+    extra: dict | None = None,
+) -> dict:
     """Write ``manifest.json``: every file under ``root`` (or ``files``) with size and SHA-256.
 
     Hashes of files whose size and mtime did not change since the previous manifest are
@@ -495,8 +551,14 @@ def write_manifest(root: Path, dataset: str, files: Sequence[Path] | None = None
     root, base = Path(root), Path(base or root)
     out = Path(out or root / MANIFEST_FILE)
     if files is None:
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (STATE_FILE, MANIFEST_FILE, "COMPLETE.json")
-                       and not p.name.endswith((".part", ".part.json")) and not any(s.startswith(".") and s.endswith(".extracting") for s in p.relative_to(root).parts))
+        files = sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.name not in (STATE_FILE, MANIFEST_FILE, "COMPLETE.json")
+            and not p.name.endswith((".part", ".part.json"))
+            and not any(s.startswith(".") and s.endswith(".extracting") for s in p.relative_to(root).parts)
+        )
     previous: dict[str, dict] = {}
     if out.exists():
         with contextlib.suppress(OSError, json.JSONDecodeError, KeyError, TypeError):
@@ -514,14 +576,24 @@ def write_manifest(root: Path, dataset: str, files: Sequence[Path] | None = None
         try:
             st = p.stat()
             old = previous.get(rel)
-            digest = old["sha256"] if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns else sha256_file(p)
+            digest = (
+                old["sha256"]
+                if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns
+                else sha256_file(p)
+            )
         except OSError as exc:  # one unreadable file never blocks the dataset: listed, and `segment` reports it
             reason = exc.strerror or exc.__class__.__name__
             log.warning("%s: cannot read it (%s); left out of the manifest (fix its permissions to use it)", p, reason)
             unreadable.append({"path": rel, "reason": reason})
             continue
         entries.append({"path": rel, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns})
-    manifest = {"dataset": dataset, "n_files": len(entries), "total_bytes": sum(e["size"] for e in entries), "files": entries,
-                **({"unreadable": unreadable} if unreadable else {}), **(extra or {})}
+    manifest = {
+        "dataset": dataset,
+        "n_files": len(entries),
+        "total_bytes": sum(e["size"] for e in entries),
+        "files": entries,
+        **({"unreadable": unreadable} if unreadable else {}),
+        **(extra or {}),
+    }
     write_json(out, manifest)
     return manifest

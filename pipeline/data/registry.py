@@ -39,12 +39,12 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
 
-def own_datasets(params: "Params | None") -> list[str]:
+def own_datasets(params: Params | None) -> list[str]:
     """Names of the named own datasets in ``params`` (``datasets.<name>: {kind: folder}``)."""
     return sorted(params.datasets.own()) if params is not None else []
 
 
-def get_source(name: str, params: "Params | None" = None) -> DatasetSource:
+def get_source(name: str, params: Params | None = None) -> DatasetSource:
     """Return the source called ``name`` (configured from ``params`` where it needs it).
 
     ``name`` is a registered source (:func:`available`) or a named own dataset of ``params``,
@@ -56,7 +56,9 @@ def get_source(name: str, params: "Params | None" = None) -> DatasetSource:
 
             return make_source(params, name)
         own = own_datasets(params)
-        raise UserError(f"unknown dataset {name!r}; available: {', '.join(available() + own)} "
-                        f"(or add datasets.{name}: {{kind: folder, path: DIR}} to params.yaml for your own audio).")
+        raise UserError(
+            f"unknown dataset {name!r}; available: {', '.join(available() + own)} "
+            f"(or add datasets.{name}: {{kind: folder, path: DIR}} to params.yaml for your own audio)."
+        )
     module = importlib.import_module(f"pipeline.data.sources.{name}")
     return module.make_source(params) if hasattr(module, "make_source") else module.SOURCE

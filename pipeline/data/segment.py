@@ -67,7 +67,7 @@ class _ShardWriter:
         self.index += 1
 
 
-def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+def segment_dataset(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
     """Run the ``segment`` stage for ``dataset``; return the output directory."""
     source = get_source(dataset, params)
     raw_dir = layout.raw(dataset)
@@ -88,7 +88,9 @@ def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -
             path = raw_dir / path
         try:
             check_audio_path(path)  # names dangling links, loops, FIFOs (never opened), unreadable files
-            wave = read_audio(path, float(clip.start_s or 0.0), None if pd.isna(clip.duration_s) else float(clip.duration_s), seg.sample_rate)
+            wave = read_audio(
+                path, float(clip.start_s or 0.0), None if pd.isna(clip.duration_s) else float(clip.duration_s), seg.sample_rate
+            )
             if len(wave) < seg.min_seconds * seg.sample_rate:
                 raise AudioError(f"too short ({len(wave) / seg.sample_rate:.3f} s < {seg.min_seconds} s)")
             if peak_dbfs(wave) < seg.silence_dbfs:
@@ -100,25 +102,38 @@ def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -
         if str(path) not in hashes:
             hashes[str(path)] = sha256_file(path)
         shard, offset = writer.add(wave)
-        spans[str(clip.path)].append((float(clip.start_s or 0.0), float(clip.start_s or 0.0) + len(wave) / seg.sample_rate,
-                                      not pd.isna(clip.duration_s)))
-        rows.append({
-            "clip_id": str(clip.clip_id), "split": str(clip.split), "labels": list(clip.labels),
-            "shard": shard, "offset": int(offset), "n_samples": int(len(wave)),
-            "source_sha256": hashes[str(path)], "source_path": str(path.relative_to(raw_dir) if path.is_relative_to(raw_dir) else path),
-        })
+        spans[str(clip.path)].append(
+            (float(clip.start_s or 0.0), float(clip.start_s or 0.0) + len(wave) / seg.sample_rate, not pd.isna(clip.duration_s))
+        )
+        rows.append(
+            {
+                "clip_id": str(clip.clip_id),
+                "split": str(clip.split),
+                "labels": list(clip.labels),
+                "shard": shard,
+                "offset": int(offset),
+                "n_samples": int(len(wave)),
+                "source_sha256": hashes[str(path)],
+                "source_path": str(path.relative_to(raw_dir) if path.is_relative_to(raw_dir) else path),
+            }
+        )
     writer.flush()
     if not rows:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         from pipeline.errors import UserError
 
-        raise UserError(f"no usable audio in {raw_dir} ({len(skipped)} files skipped); check the files or re-run `musicrep download {dataset}`.")
+        raise UserError(
+            f"no usable audio in {raw_dir} ({len(skipped)} files skipped); check the files or re-run `musicrep download {dataset}`."
+        )
     manifest = pd.DataFrame(rows)
     manifest.to_parquet(tmp_dir / MANIFEST, index=False)
     expected = catalog.expected if catalog.expected is not None else len(catalog.clips)
     coverage = {
-        "expected": int(expected), "listed": int(len(catalog.clips)), "present": int(len(rows)),
-        "skipped": len(skipped), "missing": len(catalog.missing),
+        "expected": int(expected),
+        "listed": int(len(catalog.clips)),
+        "present": int(len(rows)),
+        "skipped": len(skipped),
+        "missing": len(catalog.missing),
         "fraction": round(len(rows) / expected, 6) if expected else math.nan,
         "per_split": manifest["split"].value_counts().to_dict(),
         **audio_coverage(catalog, spans, seg.sample_rate),
@@ -126,14 +141,29 @@ def segment_dataset(dataset: str, params: "Params", layout: Layout = Layout()) -
     kind, task = catalog.kind or source.kind, source.task
     if kind != source.kind:
         task = "tagging" if kind == "multilabel" else "keywords"
-    write_json(tmp_dir / "meta.json", {
-        "dataset": dataset, "task": task, "kind": kind, "labels": catalog.labels,
-        "sample_rate": seg.sample_rate, "clip_seconds": source.clip_seconds, "coverage": coverage,
-        "total_seconds": float(manifest["n_samples"].sum() / seg.sample_rate),
-        **({"split": catalog.info} if catalog.info else {}),
-    })
-    write_json(tmp_dir / "report.json", {"coverage": coverage, **({"split": catalog.info} if catalog.info else {}),
-                                         "skipped": skipped, "missing": catalog.missing[:10_000]})
+    write_json(
+        tmp_dir / "meta.json",
+        {
+            "dataset": dataset,
+            "task": task,
+            "kind": kind,
+            "labels": catalog.labels,
+            "sample_rate": seg.sample_rate,
+            "clip_seconds": source.clip_seconds,
+            "coverage": coverage,
+            "total_seconds": float(manifest["n_samples"].sum() / seg.sample_rate),
+            **({"split": catalog.info} if catalog.info else {}),
+        },
+    )
+    write_json(
+        tmp_dir / "report.json",
+        {
+            "coverage": coverage,
+            **({"split": catalog.info} if catalog.info else {}),
+            "skipped": skipped,
+            "missing": catalog.missing[:10_000],
+        },
+    )
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp_dir.rename(out_dir)
@@ -167,8 +197,12 @@ def audio_coverage(catalog: Any, spans: dict[str, list[tuple[float, float, bool]
                 covered += end - start
                 reach = end
         used += min(covered, length)
-    return {"seconds_listed": round(total, 3), "seconds_used": round(used, 3),
-            "seconds_fraction": round(used / total, 6) if total > 0 else math.nan, "seconds_unknown_files": unknown}
+    return {
+        "seconds_listed": round(total, 3),
+        "seconds_used": round(used, 3),
+        "seconds_fraction": round(used / total, 6) if total > 0 else math.nan,
+        "seconds_unknown_files": unknown,
+    }
 
 
 def load_meta(seg_dir: Path) -> dict[str, Any]:

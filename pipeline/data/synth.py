@@ -25,9 +25,9 @@ columns ``clip_id, path, split, labels`` (labels joined by ``;``) into the raw d
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -39,12 +39,33 @@ log = logging.getLogger(__name__)
 SR = 16_000
 
 TAGS = [
-    "flute", "clarinet", "brass", "organ", "bell", "drums", "fast", "slow",
-    "low", "high", "chords", "melody", "plucked", "noisy",
+    "flute",
+    "clarinet",
+    "brass",
+    "organ",
+    "bell",
+    "drums",
+    "fast",
+    "slow",
+    "low",
+    "high",
+    "chords",
+    "melody",
+    "plucked",
+    "noisy",
 ]
 KEYWORDS = ["ai", "ia", "au", "ua", "iu", "ui", "ei", "oa", "aiu", "uia", "eo", "oe"]
 EVENTS = [
-    "siren", "alarm", "engine", "impact", "chirp", "whistle", "horn", "bark", "rain", "footsteps",
+    "siren",
+    "alarm",
+    "engine",
+    "impact",
+    "chirp",
+    "whistle",
+    "horn",
+    "bark",
+    "rain",
+    "footsteps",
 ]
 
 
@@ -154,8 +175,11 @@ def make_tag_clip(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray,
 
 # ----------------------------------------------------------------------------- keywords
 _VOWELS = {  # formants F1, F2, F3 (Hz)
-    "a": (730, 1090, 2440), "e": (530, 1840, 2480), "i": (270, 2290, 3010),
-    "o": (570, 840, 2410), "u": (300, 870, 2240),
+    "a": (730, 1090, 2440),
+    "e": (530, 1840, 2480),
+    "i": (270, 2290, 3010),
+    "o": (570, 840, 2410),
+    "u": (300, 870, 2240),
 }
 
 
@@ -216,9 +240,9 @@ def _event(name: str, rng: np.random.Generator, m: int) -> np.ndarray:
         f0 = rng.uniform(1800, 2600) * (1 + 0.02 * np.sin(2 * np.pi * 4 * t))
         return _harmonic_tone(f0, {1.0: 1.0})
     if name == "horn":
-        return _harmonic_tone(np.full(m, 400.0 * rng.uniform(0.95, 1.05)), {float(k): 1.0 / k for k in range(1, 12)}) + _harmonic_tone(
-            np.full(m, 500.0 * rng.uniform(0.95, 1.05)), {float(k): 1.0 / k for k in range(1, 10)}
-        )
+        return _harmonic_tone(
+            np.full(m, 400.0 * rng.uniform(0.95, 1.05)), {float(k): 1.0 / k for k in range(1, 12)}
+        ) + _harmonic_tone(np.full(m, 500.0 * rng.uniform(0.95, 1.05)), {float(k): 1.0 / k for k in range(1, 10)})
     if name == "bark":
         x = np.zeros(m)
         k = np.arange(int(0.15 * SR)) / SR
@@ -284,8 +308,9 @@ SYNTH = {
 }
 
 
-def generate(name: str, out_dir: Path, n_clips: int, clip_seconds: float, seed: int,
-             val_fraction: float = 0.15, test_fraction: float = 0.2) -> pd.DataFrame:
+def generate(
+    name: str, out_dir: Path, n_clips: int, clip_seconds: float, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.2
+) -> pd.DataFrame:
     """Write a synthetic dataset into ``out_dir`` and return its ``labels.csv`` table.
 
     Clip ``i`` is generated from ``np.random.default_rng([seed, i, dataset id])``, so the

@@ -53,11 +53,11 @@ def cache_dir_name(spec: dict[str, Any], data_key: str | None = None) -> str:
 
     ``<hash>`` covers the transform's parameters and (when given) :func:`segments_key`.
     """
-    name = spec.get('name', spec.get('frontend', 'features'))
+    name = spec.get("name", spec.get("frontend", "features"))
     return f"{name}-{stable_hash(spec if data_key is None else {'spec': spec, 'segments': data_key})}"
 
 
-def frontends_for_grid(dataset: str, params: "Params", data_key: str | None = None) -> dict[str, "Frontend"]:
+def frontends_for_grid(dataset: str, params: Params, data_key: str | None = None) -> dict[str, Frontend]:
     """Distinct cacheable front-ends used by the grid's models on ``dataset`` (keyed by cache directory name)."""
     from pipeline.models.build import build_for_task
 
@@ -71,7 +71,7 @@ def frontends_for_grid(dataset: str, params: "Params", data_key: str | None = No
 
 
 @torch.no_grad()
-def compute_cache(store: SegmentStore, frontend: "Frontend", out_dir: Path) -> Path:
+def compute_cache(store: SegmentStore, frontend: Frontend, out_dir: Path) -> Path:
     """Run ``frontend`` over every clip of ``store`` and write one cache directory."""
     spec = frontend.cache_spec()
     data_key = segments_key(store.dir)
@@ -102,21 +102,29 @@ def compute_cache(store: SegmentStore, frontend: "Frontend", out_dir: Path) -> P
         for i, feats in zip(batch, frontend(torch.from_numpy(waves)).float().numpy()):
             if filled and filled + feats.shape[-1] > SHARD_FRAMES:
                 flush()
-            rows.append({"clip_id": manifest.at[i, "clip_id"], "shard": f"shard-{shard_i:05d}.npy", "offset": filled,
-                         "n_frames": feats.shape[-1]})
+            rows.append(
+                {
+                    "clip_id": manifest.at[i, "clip_id"],
+                    "shard": f"shard-{shard_i:05d}.npy",
+                    "offset": filled,
+                    "n_frames": feats.shape[-1],
+                }
+            )
             buffer.append(feats)
             filled += feats.shape[-1]
     flush()
     pd.DataFrame(rows).to_parquet(tmp / "index.parquet", index=False)
     pad_value = float(np.median(frontend(torch.zeros(1, 4096)).float().numpy()))
-    write_json(tmp / "spec.json", {"spec": spec, "hash": stable_hash(spec), "segments_key": data_key, "pad_value": pad_value, **spec})
+    write_json(
+        tmp / "spec.json", {"spec": spec, "hash": stable_hash(spec), "segments_key": data_key, "pad_value": pad_value, **spec}
+    )
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return out_dir
 
 
-def build_features(dataset: str, params: "Params", layout: Layout = Layout()) -> Path:
+def build_features(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
     """Run the ``features`` stage for ``dataset``; return ``data/features/<dataset>``."""
     root = layout.features(dataset)
     root.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,7 @@ if TYPE_CHECKING:
     from pipeline.config import Params
 
 
-def build_for_task(name: str, dataset: str, params: "Params", *, n_classes: int, multilabel: bool,
-                   clip_samples: int) -> AudioModel:
+def build_for_task(name: str, dataset: str, params: Params, *, n_classes: int, multilabel: bool, clip_samples: int) -> AudioModel:
     """Build grid model ``name`` (registry name, ``front+back`` or alias) for a task."""
     from pipeline.config import resolve_variant
     from pipeline.models.zoo import build_model, input_length_for
@@ -25,8 +24,9 @@ def build_for_task(name: str, dataset: str, params: "Params", *, n_classes: int,
     kind = "multilabel" if multilabel else "single"
     try:
         length = input_length_for(variant, params.profile, clip_samples, kind)
-        config = ModelConfig(variant=variant, n_classes=n_classes, multilabel=multilabel, width=width,
-                             input_length=length, options=options)
+        config = ModelConfig(
+            variant=variant, n_classes=n_classes, multilabel=multilabel, width=width, input_length=length, options=options
+        )
         return build_model(config)
     except (KeyError, ValueError) as exc:
         raise UserError(f"model {name!r} cannot be built for {dataset}: {exc}; see `musicrep models`.") from exc

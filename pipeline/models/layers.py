@@ -280,4 +280,3 @@ class OutputLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(x))
-

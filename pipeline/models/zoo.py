@@ -22,8 +22,9 @@ See ``docs/models.md`` for the variant table, the adaptations and the decisions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -281,8 +282,7 @@ def resolve_variant(variant: str) -> tuple[str, VariantSpec]:
     if FRONTENDS[frontend].output_kind != wanted:
         compatible = sorted(name for name, cls in FRONTENDS.items() if cls.output_kind == wanted)
         raise ValueError(
-            f"front-end {frontend!r} cannot feed the {base!r} back-end (it takes {wanted} input); "
-            f"use one of {compatible}"
+            f"front-end {frontend!r} cannot feed the {base!r} back-end (it takes {wanted} input); use one of {compatible}"
         )
     return frontend, spec
 
@@ -377,8 +377,13 @@ def build_model(config: ModelConfig) -> AudioModel:
         width=config.width,
         **_backend_kwargs(spec, backend_options, config),
     )
-    logger.debug("built %s: %s + %s, %d parameters", config.variant, frontend_name, spec.backend,
-                 count_parameters(frontend) + count_parameters(backend))
+    logger.debug(
+        "built %s: %s + %s, %d parameters",
+        config.variant,
+        frontend_name,
+        spec.backend,
+        count_parameters(frontend) + count_parameters(backend),
+    )
     return AudioModel(frontend, backend, config)
 
 

@@ -31,7 +31,6 @@ One job per module: :mod:`~pipeline.report.collect` (files and MLflow runs of ea
 ``templates/``), :mod:`~pipeline.report.build` (the stage: compose, write, swap in).
 """
 
-
 from pipeline.report.build import build_report
 from pipeline.report.collect import Entry, collect, is_synthetic, results_frame
 

@@ -49,8 +49,11 @@ def _log_figures(entries: list[Entry]) -> None:
 
 def _write_evidence_files(ev: dict[str, dict[str, Any]], out_dir: Path) -> None:
     """``evidence.csv`` (accuracy with intervals), ``robustness_evidence.csv``, ``harmonic_differences.csv``."""
-    for name, key in (("evidence.csv", "accuracy"), ("robustness_evidence.csv", "robustness"),
-                      ("harmonic_differences.csv", "differences")):
+    for name, key in (
+        ("evidence.csv", "accuracy"),
+        ("robustness_evidence.csv", "robustness"),
+        ("harmonic_differences.csv", "differences"),
+    ):
         frames = [t.assign(task=task) for task, t in ev[key].items() if t is not None and not t.empty]
         if frames:
             df = pd.concat(frames, ignore_index=True)
@@ -69,7 +72,7 @@ def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def build_report(params: "Params", layout: Layout = Layout(), *, register: bool = True, log_figures: bool = True) -> Path:
+def build_report(params: Params, layout: Layout = Layout(), *, register: bool = True, log_figures: bool = True) -> Path:
     """Build ``reports/`` (``params.report.out_dir``) for the grid of ``params``.
 
     Args:
@@ -119,12 +122,18 @@ def build_report(params: "Params", layout: Layout = Layout(), *, register: bool 
             e.figures = [(c, out_dir / p.relative_to(tmp_dir)) for c, p in e.figures]
         _log_figures(entries)
     n_trained = sum(e.trained for e in entries)
-    log.info("report: %d of %d grid cells trained, %d figures -> %s (%.1f s)", n_trained, len(entries),
-             sum(len(e.figures) for e in entries), out_dir, time.time() - t0)
+    log.info(
+        "report: %d of %d grid cells trained, %d figures -> %s (%.1f s)",
+        n_trained,
+        len(entries),
+        sum(len(e.figures) for e in entries),
+        out_dir,
+        time.time() - t0,
+    )
     return out_dir / "index.html"
 
 
-def _evidence(params: "Params", layout: Layout) -> dict[str, dict[str, Any]]:
+def _evidence(params: Params, layout: Layout) -> dict[str, dict[str, Any]]:
     """Per task: the accuracy table with intervals, the robustness table and the harmonic statement."""
     from pipeline.evidence import accuracy_table, harmonic_statement, robustness_table
 
@@ -137,31 +146,41 @@ def _evidence(params: "Params", layout: Layout) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _write(params: "Params", layout: Layout, entries: list[Entry], out_dir: Path, fig_dir: Path,
-           evidence: dict[str, dict[str, Any]]) -> Document:
+def _write(
+    params: Params, layout: Layout, entries: list[Entry], out_dir: Path, fig_dir: Path, evidence: dict[str, dict[str, Any]]
+) -> Document:
     doc = Document(out_dir)
     doc.heading("musicrep report", 1)
     synthetic = [t for t in params.grid.tasks if is_synthetic(t)]
     n_trained = sum(e.trained for e in entries)
-    doc.para(f"Profile **{params.profile}**, seed {params.seed}; grid: {len(params.grid.tasks)} tasks x "
-             f"{len(params.grid.models)} models ({n_trained} of {len(entries)} trained). Generated "
-             f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}. Files: `index.md`, `index.html`, `results.csv`, `figures/`.")
+    doc.para(
+        f"Profile **{params.profile}**, seed {params.seed}; grid: {len(params.grid.tasks)} tasks x "
+        f"{len(params.grid.models)} models ({n_trained} of {len(entries)} trained). Generated "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}. Files: `index.md`, `index.html`, `results.csv`, `figures/`."
+    )
     if synthetic:
-        doc.para(f"**Synthetic data.** {', '.join(synthetic)} {'is' if len(synthetic) == 1 else 'are'} generated "
-                 "(embedded synthetic datasets). Their numbers check that the pipeline works end to end; they are not "
-                 "results about the architectures and are not comparable with the paper.", css="banner")
-    doc.para("Cells read `not run` where the stage that produces the number has not run yet "
-             "(`dvc repro` or `musicrep flow` fills them).")
+        doc.para(
+            f"**Synthetic data.** {', '.join(synthetic)} {'is' if len(synthetic) == 1 else 'are'} generated "
+            "(embedded synthetic datasets). Their numbers check that the pipeline works end to end; they are not "
+            "results about the architectures and are not comparable with the paper.",
+            css="banner",
+        )
+    doc.para(
+        "Cells read `not run` where the stage that produces the number has not run yet "
+        "(`dvc repro` or `musicrep flow` fills them)."
+    )
 
     doc.heading("Comparison (clean test split)")
     for task in params.grid.tasks:
         doc.heading(f"{task}{' (synthetic)' if is_synthetic(task) else ''}", 3)
         header, rows = comparison_rows(entries, task)
         doc.table(header, rows)
-    doc.para("Metrics: macro ROC-AUC / PR-AUC over classes, F1 at the evaluation threshold (multi-label); accuracy "
-             "(single-label); each clip is scored as the mean of its chunk scores. `params`: trainable parameters. "
-             "`eval clips/s`: test clips per second of the evaluate stage. `registry`: load with "
-             "`musicrep predict FILE --model <uri>`.")
+    doc.para(
+        "Metrics: macro ROC-AUC / PR-AUC over classes, F1 at the evaluation threshold (multi-label); accuracy "
+        "(single-label); each clip is scored as the mean of its chunk scores. `params`: trainable parameters. "
+        "`eval clips/s`: test clips per second of the evaluate stage. `registry`: load with "
+        "`musicrep predict FILE --model <uri>`."
+    )
 
     doc.heading("Uncertainty: seeds, test clips, paired differences")
     for task in params.grid.tasks:
@@ -170,17 +189,21 @@ def _write(params: "Params", layout: Layout, entries: list[Entry], out_dir: Path
             continue
         doc.heading(f"{task}{' (synthetic)' if is_synthetic(task) else ''}", 3)
         doc.table(*accuracy_rows(table))
-    doc.para(f"Mean +- std over the training seeds {params.grid.seeds}; the 95 % interval is a bootstrap over test "
-             "clips of the seed-averaged model (each seed scored on the same resample, then averaged). The difference "
-             "to the best model is paired: same clips, same resamples, same seeds; an interval that excludes 0 means "
-             "the data separate the two models.")
+    doc.para(
+        f"Mean +- std over the training seeds {params.grid.seeds}; the 95 % interval is a bootstrap over test "
+        "clips of the seed-averaged model (each seed scored on the same resample, then averaged). The difference "
+        "to the best model is paired: same clips, same resamples, same seeds; an interval that excludes 0 means "
+        "the data separate the two models."
+    )
 
     cross = cross_rows(params, layout)
     if cross[1]:
         doc.heading("Cross-dataset evaluation")
         doc.table(*cross)
-        doc.para("`musicrep evaluate TASK MODEL --on OTHER`: the model trained on TASK scored on the test split of "
-                 "OTHER (labels matched by name or a label map; multi-label metrics over the shared labels).")
+        doc.para(
+            "`musicrep evaluate TASK MODEL --on OTHER`: the model trained on TASK scored on the test split of "
+            "OTHER (labels matched by name or a label map; multi-label metrics over the shared labels)."
+        )
 
     doc.heading("Robustness")
     for task in params.grid.tasks:
@@ -190,10 +213,12 @@ def _write(params: "Params", layout: Layout, entries: list[Entry], out_dir: Path
         doc.heading(f"{task}: degradation under noise{' (synthetic)' if is_synthetic(task) else ''}", 3)
         doc.table(*robustness_rows(table))
         doc.para(f"**Harmonic front-end.** {evidence['statements'][task]}")
-    doc.para("Absolute drop = clean metric - mean metric over every noise point (white and background noise at each "
-             "SNR of `robustness.grid`), relative drop = drop / clean, for the seed-averaged model, with 95 % paired "
-             "bootstrap intervals over the test clips (clean and noisy scores of the same clips). Models near chance "
-             "have little to lose, so read the absolute drop together with the clean score.")
+    doc.para(
+        "Absolute drop = clean metric - mean metric over every noise point (white and background noise at each "
+        "SNR of `robustness.grid`), relative drop = drop / clean, for the seed-averaged model, with 95 % paired "
+        "bootstrap intervals over the test clips (clean and noisy scores of the same clips). Models near chance "
+        "have little to lose, so read the absolute drop together with the clean score."
+    )
     any_rob = False
     for task in params.grid.tasks:
         pivot, png, metric = robustness_tables(entries, task, fig_dir)
@@ -206,8 +231,10 @@ def _write(params: "Params", layout: Layout, entries: list[Entry], out_dir: Path
         if pivot is not None:
             header, rows = pivot_rows(pivot)
             doc.table(header, rows)
-            doc.para(f"Relative degradation 1 - perturbed/clean of the test {metric} (positive = worse), "
-                     "per perturbation and level (SNR in dB).")
+            doc.para(
+                f"Relative degradation 1 - perturbed/clean of the test {metric} (positive = worse), "
+                "per perturbation and level (SNR in dB)."
+            )
     if not any_rob:
         doc.para(f"Robustness: {NOT_RUN} (no `metrics/<task>/<model>/robustness.parquet` yet).")
 
@@ -224,8 +251,10 @@ def _write(params: "Params", layout: Layout, entries: list[Entry], out_dir: Path
     doc.heading("Data behind the numbers")
     header, rows = coverage_rows(params, layout)
     doc.table(header, rows)
-    doc.para("Coverage: clips segmented over clips the publisher lists (`data/segments/<task>/meta.json`); "
-             "skipped = unreadable/silent/too short inputs, missing = listed but absent.")
+    doc.para(
+        "Coverage: clips segmented over clips the publisher lists (`data/segments/<task>/meta.json`); "
+        "skipped = unreadable/silent/too short inputs, missing = listed but absent."
+    )
 
     doc.heading("Environment behind the numbers")
     header, rows = provenance_rows(entries)

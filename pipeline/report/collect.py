@@ -12,9 +12,10 @@ import logging
 import math
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,8 +30,12 @@ log = logging.getLogger(__name__)
 
 NOT_RUN = "not run"
 METRICS = {
-    "multilabel": [("test/roc_auc", "ROC-AUC"), ("test/pr_auc", "PR-AUC"), ("test/f1_sample", "F1 (sample)"),
-                   ("test/f1_micro", "F1 (micro)")],
+    "multilabel": [
+        ("test/roc_auc", "ROC-AUC"),
+        ("test/pr_auc", "PR-AUC"),
+        ("test/f1_sample", "F1 (sample)"),
+        ("test/f1_micro", "F1 (micro)"),
+    ],
     "single": [("test/accuracy", "accuracy")],
 }
 PRIMARY = {"multilabel": "roc_auc", "single": "accuracy"}
@@ -81,7 +86,9 @@ class Entry:
     @property
     def kind(self) -> str | None:
         if self.card:
-            return self.card.get("metadata", {}).get("kind") or ("multilabel" if self.card["config"].get("multilabel") else "single")
+            return self.card.get("metadata", {}).get("kind") or (
+                "multilabel" if self.card["config"].get("multilabel") else "single"
+            )
         return None
 
     @property
@@ -124,8 +131,7 @@ def mlflow_client() -> Any:
 
 
 def _run_dict(run: Any) -> dict[str, Any]:
-    return {"run_id": run.info.run_id, "tags": dict(run.data.tags), "metrics": dict(run.data.metrics),
-            "status": run.info.status}
+    return {"run_id": run.info.run_id, "tags": dict(run.data.tags), "metrics": dict(run.data.metrics), "status": run.info.status}
 
 
 def mlflow_runs(c: Any, tasks: Sequence[str]) -> dict[tuple[str, str, int], dict[str, Any]]:
@@ -145,7 +151,9 @@ def mlflow_runs(c: Any, tasks: Sequence[str]) -> dict[tuple[str, str, int], dict
         if not experiments:
             return {}
         out: dict[tuple[str, str, int], dict[str, Any]] = {}
-        runs = c.search_runs(list(experiments), order_by=["attributes.start_time DESC"], max_results=min(2000 * len(experiments), 50_000))
+        runs = c.search_runs(
+            list(experiments), order_by=["attributes.start_time DESC"], max_results=min(2000 * len(experiments), 50_000)
+        )
         for run in runs:
             key = (experiments[run.info.experiment_id], run.info.run_name, int(run.data.tags.get("seed", 0) or 0))
             out.setdefault(key, _run_dict(run))
@@ -165,7 +173,7 @@ def run_by_id(c: Any, run_id: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- files
-def collect(params: "Params", layout: Layout, client: Any = None) -> list[Entry]:
+def collect(params: Params, layout: Layout, client: Any = None) -> list[Entry]:
     """One :class:`Entry` per cell (task, model, seed) of ``params.grid``, in grid order (``client``: MLflow, or None)."""
     from pipeline.checkpoint import read_card
     from pipeline.dag import cell_keys
@@ -204,19 +212,33 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
     for e in entries:
         meta = (e.card or {}).get("metadata", {})
         tags = e.run.get("tags", {})
-        row: dict[str, Any] = {"task": e.task, "model": e.model, "seed": e.seed, "synthetic": is_synthetic(e.task), "status": e.status,
-                               "kind": e.kind or "", "variant": (e.card or {}).get("config", {}).get("variant", "")}
+        row: dict[str, Any] = {
+            "task": e.task,
+            "model": e.model,
+            "seed": e.seed,
+            "synthetic": is_synthetic(e.task),
+            "status": e.status,
+            "kind": e.kind or "",
+            "variant": (e.card or {}).get("config", {}).get("variant", ""),
+        }
         for key in sorted({k for ks in METRICS.values() for k, _ in ks} | {"test/loss", "test/n_clips", "test/seconds"}):
             v = e.metric(key) if e.trained else None
             row[key] = float(v) if v is not None else math.nan
-        row.update({
-            "params": e.n_params if e.n_params is not None else math.nan,
-            "train_seconds": meta.get("train_seconds", math.nan), "epochs": len(e.history) if e.history is not None else math.nan,
-            "best_epoch": meta.get("best_epoch", math.nan), "best_val_loss": meta.get("best_val_loss", math.nan),
-            "device": meta.get("device", tags.get("device", "")), "git_commit": tags.get("git_commit", ""),
-            "torch": tags.get("torch", ""), "mlflow_run_id": e.run_id or "", "registry_uri": e.registry_uri or "",
-            "robustness": e.robustness is not None,
-        })
+        row.update(
+            {
+                "params": e.n_params if e.n_params is not None else math.nan,
+                "train_seconds": meta.get("train_seconds", math.nan),
+                "epochs": len(e.history) if e.history is not None else math.nan,
+                "best_epoch": meta.get("best_epoch", math.nan),
+                "best_val_loss": meta.get("best_val_loss", math.nan),
+                "device": meta.get("device", tags.get("device", "")),
+                "git_commit": tags.get("git_commit", ""),
+                "torch": tags.get("torch", ""),
+                "mlflow_run_id": e.run_id or "",
+                "registry_uri": e.registry_uri or "",
+                "robustness": e.robustness is not None,
+            }
+        )
         if e.robustness is not None and len(e.robustness):
             from pipeline.robustness.stage import robustness_summary
 
@@ -238,9 +260,14 @@ def environment() -> dict[str, str]:
     from pipeline import __version__
     from pipeline.tracking import git_commit
 
-    env = {"musicrep": __version__, "python": platform.python_version(), "platform": platform.platform(),
-           "cpu cores": str(os.cpu_count()), "git commit": git_commit(),
-           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    env = {
+        "musicrep": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu cores": str(os.cpu_count()),
+        "git commit": git_commit(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    }
     for pkg in ("torch", "torchaudio", "numpy", "pandas", "scikit-learn", "mlflow", "matplotlib", "soundfile"):
         try:
             env[pkg] = metadata.version(pkg)

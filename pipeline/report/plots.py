@@ -75,20 +75,39 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
     if e.robustness is not None and len(e.robustness):
         from pipeline.robustness.plots import plot_robustness
 
-        attempt("metric under perturbations", plot_robustness, e.robustness,
-                fig_dir / f"{slug(e.task, e.model)}__robustness.png", metric=PRIMARY.get(e.kind or "multilabel"))
+        attempt(
+            "metric under perturbations",
+            plot_robustness,
+            e.robustness,
+            fig_dir / f"{slug(e.task, e.model)}__robustness.png",
+            metric=PRIMARY.get(e.kind or "multilabel"),
+        )
     if e.history is not None:
-        attempt("training curve", figures.training_curve_figure, e.model_dir / "history.csv", title,
-                fig_dir / f"{slug(e.task, e.model)}__training.png")
+        attempt(
+            "training curve",
+            figures.training_curve_figure,
+            e.model_dir / "history.csv",
+            title,
+            fig_dir / f"{slug(e.task, e.model)}__training.png",
+        )
     labels = list((e.card or {}).get("labels") or [])
     preds = mdir / "predictions.parquet"
     if e.kind == "single" and preds.exists() and labels:
-        attempt("confusion matrix (test split)", lambda: figures.confusion_matrix_figure(
-            pd.read_parquet(preds), labels, title, fig_dir / f"{slug(e.task, e.model)}__confusion.png"))
+        attempt(
+            "confusion matrix (test split)",
+            lambda: figures.confusion_matrix_figure(
+                pd.read_parquet(preds), labels, title, fig_dir / f"{slug(e.task, e.model)}__confusion.png"
+            ),
+        )
     auc = read_json(mdir / "per_class_auc.json")
     if e.kind == "multilabel" and auc:
-        attempt("per-class ROC-AUC (test split)", figures.per_class_auc_figure, auc, title,
-                fig_dir / f"{slug(e.task, e.model)}__per_class_auc.png")
+        attempt(
+            "per-class ROC-AUC (test split)",
+            figures.per_class_auc_figure,
+            auc,
+            title,
+            fig_dir / f"{slug(e.task, e.model)}__per_class_auc.png",
+        )
     if not e.card:
         return
     harmonic, attention = _needs_model(e.card)
@@ -102,16 +121,29 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
         e.notes.append(f"model could not be loaded for figures ({exc})")
         return
     if harmonic:
-        attempt("learned harmonic filterbank", figures.harmonic_filterbank_figure, model, title,
-                fig_dir / f"{slug(e.task, e.model)}__filterbank.png")
+        attempt(
+            "learned harmonic filterbank",
+            figures.harmonic_filterbank_figure,
+            model,
+            title,
+            fig_dir / f"{slug(e.task, e.model)}__filterbank.png",
+        )
     if attention:
         clip = _test_clip(layout, e.task)
         if clip is None:
             e.notes.append("attention figure needs data/segments/<task> (not run)")
         else:
             wave, truth, clip_id = clip
-            attempt(f"self-attention on test clip {clip_id}", figures.attention_figure, model, wave, labels, title,
-                    fig_dir / f"{slug(e.task, e.model)}__attention.png", true_labels=truth)
+            attempt(
+                f"self-attention on test clip {clip_id}",
+                figures.attention_figure,
+                model,
+                wave,
+                labels,
+                title,
+                fig_dir / f"{slug(e.task, e.model)}__attention.png",
+                true_labels=truth,
+            )
 
 
 def robustness_tables(entries: list[Entry], task: str, fig_dir: Path) -> tuple[pd.DataFrame | None, Path | None, str]:
@@ -134,8 +166,12 @@ def robustness_tables(entries: list[Entry], task: str, fig_dir: Path) -> tuple[p
     summary = summary[summary["metric"] == metric]
     if summary.empty:
         return None, png, metric
-    summary = summary.assign(point=[f"{p} {u} {lv:g}".replace("  ", " ") for p, u, lv in
-                                    zip(summary["perturbation"], summary["unit"].fillna(""), summary["level"])])
+    summary = summary.assign(
+        point=[
+            f"{p} {u} {lv:g}".replace("  ", " ")
+            for p, u, lv in zip(summary["perturbation"], summary["unit"].fillna(""), summary["level"])
+        ]
+    )
     pivot = summary.pivot_table(index="model", columns="point", values="relative_degradation", aggfunc="mean", sort=False)
     clean = summary.groupby("model", sort=False)["clean"].mean()
     pivot.insert(0, f"clean {metric}", clean)

@@ -62,8 +62,13 @@ def _inline(text: str) -> Markup:
 def _environment() -> Any:
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 @dataclass
@@ -86,8 +91,9 @@ class Document:
 
     def table(self, header: list[str], rows: list[list[str]]) -> None:
         self.md.append(md_table(header, rows) + "\n")
-        self.blocks.append({"kind": "table", "header": [str(h) for h in header],
-                            "rows": [[str(c) for c in r] for r in rows], "not_run": NOT_RUN})
+        self.blocks.append(
+            {"kind": "table", "header": [str(h) for h in header], "rows": [[str(c) for c in r] for r in rows], "not_run": NOT_RUN}
+        )
 
     def figure(self, png: Path, caption: str) -> None:
         rel = png.relative_to(self.out_dir).as_posix()

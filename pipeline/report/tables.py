@@ -19,34 +19,62 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
     sub = [e for e in entries if e.task == task]
     kind = next((e.kind for e in sub if e.kind), None) or ("single" if "keyword" in task else "multilabel")
     metric_cols = METRICS.get(kind, METRICS["multilabel"])
-    header = ["model", "status", *[label for _, label in metric_cols], "params", "train time", "s / epoch",
-              "eval clips/s", "best epoch", "robustness", "registry"]
+    header = [
+        "model",
+        "status",
+        *[label for _, label in metric_cols],
+        "params",
+        "train time",
+        "s / epoch",
+        "eval clips/s",
+        "best epoch",
+        "robustness",
+        "registry",
+    ]
     rows = []
     several = len({e.seed for e in sub}) > 1
     for e in sub:
         label = f"{e.model} (seed {e.seed})" if several else e.model
         if not e.trained:
-            rows.append([label, NOT_RUN, *[NOT_RUN] * len(metric_cols), NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN,
-                         NOT_RUN, "-"])
+            rows.append(
+                [label, NOT_RUN, *[NOT_RUN] * len(metric_cols), NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, "-"]
+            )
             continue
         meta = e.card.get("metadata", {})
         secs = meta.get("train_seconds")
         epochs = len(e.history) if e.history is not None else None
         n_clips, eval_s = e.metric("test/n_clips"), e.metric("test/seconds")
         throughput = (float(n_clips) / float(eval_s)) if n_clips and eval_s else None
-        rows.append([
-            label, e.status, *[fmt(e.metric(k)) for k, _ in metric_cols], fmt(e.n_params),
-            f"{float(secs):.1f} s" if secs is not None else "n/a",
-            f"{float(secs) / epochs:.2f}" if secs is not None and epochs else "n/a",
-            fmt(throughput, 1) if e.evaluated else NOT_RUN, fmt(meta.get("best_epoch")),
-            "yes" if e.robustness is not None else NOT_RUN, e.registry_uri or "-",
-        ])
+        rows.append(
+            [
+                label,
+                e.status,
+                *[fmt(e.metric(k)) for k, _ in metric_cols],
+                fmt(e.n_params),
+                f"{float(secs):.1f} s" if secs is not None else "n/a",
+                f"{float(secs) / epochs:.2f}" if secs is not None and epochs else "n/a",
+                fmt(throughput, 1) if e.evaluated else NOT_RUN,
+                fmt(meta.get("best_epoch")),
+                "yes" if e.robustness is not None else NOT_RUN,
+                e.registry_uri or "-",
+            ]
+        )
     return header, rows
 
 
-def coverage_rows(params: "Params", layout: Layout) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "data", "kind", "classes", "clips present / expected", "coverage", "skipped", "missing",
-              "train / val / test", "hours of audio"]
+def coverage_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "task",
+        "data",
+        "kind",
+        "classes",
+        "clips present / expected",
+        "coverage",
+        "skipped",
+        "missing",
+        "train / val / test",
+        "hours of audio",
+    ]
     rows = []
     for task in params.grid.tasks:
         meta = read_json(layout.segments(task) / "meta.json")
@@ -57,25 +85,57 @@ def coverage_rows(params: "Params", layout: Layout) -> tuple[list[str], list[lis
         cov = meta.get("coverage", {})
         split = cov.get("per_split", {})
         frac = cov.get("fraction")
-        rows.append([task, origin, str(meta.get("kind", "")), str(len(meta.get("labels", []))),
-                     f"{cov.get('present', '?')} / {cov.get('expected', '?')}",
-                     f"{100 * float(frac):.1f} %" if frac is not None and frac == frac else "n/a",
-                     fmt(cov.get("skipped")), fmt(cov.get("missing")),
-                     " / ".join(str(split.get(s, 0)) for s in ("train", "val", "test")),
-                     f"{float(meta.get('total_seconds', 0)) / 3600:.3f}"])
+        rows.append(
+            [
+                task,
+                origin,
+                str(meta.get("kind", "")),
+                str(len(meta.get("labels", []))),
+                f"{cov.get('present', '?')} / {cov.get('expected', '?')}",
+                f"{100 * float(frac):.1f} %" if frac is not None and frac == frac else "n/a",
+                fmt(cov.get("skipped")),
+                fmt(cov.get("missing")),
+                " / ".join(str(split.get(s, 0)) for s in ("train", "val", "test")),
+                f"{float(meta.get('total_seconds', 0)) / 3600:.3f}",
+            ]
+        )
     return header, rows
 
 
 def provenance_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "model", "seed", "device", "git commit", "python", "torch", "torchaudio", "cuda / gpu", "profile", "MLflow run"]
+    header = [
+        "task",
+        "model",
+        "seed",
+        "device",
+        "git commit",
+        "python",
+        "torch",
+        "torchaudio",
+        "cuda / gpu",
+        "profile",
+        "MLflow run",
+    ]
     rows = []
     for e in entries:
         if not e.trained:
             continue
         meta, tags = e.card.get("metadata", {}), e.run.get("tags", {})
-        rows.append([e.task, e.model, str(e.seed), str(meta.get("device", tags.get("device", "?"))), str(tags.get("git_commit", "?"))[:12],
-                     tags.get("python", "?"), tags.get("torch", "?"), tags.get("torchaudio", "?"),
-                     tags.get("gpu", tags.get("cuda", "?")), tags.get("profile", "?"), (e.run_id or "?")[:12]])
+        rows.append(
+            [
+                e.task,
+                e.model,
+                str(e.seed),
+                str(meta.get("device", tags.get("device", "?"))),
+                str(tags.get("git_commit", "?"))[:12],
+                tags.get("python", "?"),
+                tags.get("torch", "?"),
+                tags.get("torchaudio", "?"),
+                tags.get("gpu", tags.get("cuda", "?")),
+                tags.get("profile", "?"),
+                (e.run_id or "?")[:12],
+            ]
+        )
     return header, rows
 
 
@@ -93,7 +153,7 @@ def pivot_rows(pivot: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def cross_rows(params: "Params", layout: Layout) -> tuple[list[str], list[list[str]]]:
+def cross_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[str]]]:
     """One row per (trained on, model, seed, evaluated on) found under ``metrics/*/*/seed*/cross/``."""
     header = ["trained on", "model", "seed", "evaluated on", "metric", "value", "clips", "labels shared"]
     rows = []
@@ -106,8 +166,18 @@ def cross_rows(params: "Params", layout: Layout) -> tuple[list[str], list[list[s
             metric = next((m for m in ("accuracy", "roc_auc") if f"cross/{other}/{m}" in data), None)
             if metric is None:
                 continue
-            rows.append([task, model, str(seed), other, metric, fmt(data[f"cross/{other}/{metric}"]),
-                         fmt(data.get(f"cross/{other}/n_clips")), fmt(data.get(f"cross/{other}/n_labels_shared"))])
+            rows.append(
+                [
+                    task,
+                    model,
+                    str(seed),
+                    other,
+                    metric,
+                    fmt(data[f"cross/{other}/{metric}"]),
+                    fmt(data.get(f"cross/{other}/n_clips")),
+                    fmt(data.get(f"cross/{other}/n_labels_shared")),
+                ]
+            )
     return header, rows
 
 
@@ -121,8 +191,13 @@ def ci(v: float, lo: float, hi: float, digits: int = 3, pct: bool = False) -> st
 
 def accuracy_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     metric = str(table["metric"].iloc[0])
-    header = ["model", "seeds", f"{metric} mean +- std over seeds", f"{metric} [95 % CI over clips]",
-              f"difference to {table['best'].iloc[0]} [95 % CI, paired]"]
+    header = [
+        "model",
+        "seeds",
+        f"{metric} mean +- std over seeds",
+        f"{metric} [95 % CI over clips]",
+        f"difference to {table['best'].iloc[0]} [95 % CI, paired]",
+    ]
     rows = []
     for r in table.sort_values("value", ascending=False).itertuples(index=False):
         spread = f"{r.seed_mean:.3f} +- {r.seed_std:.3f}" if r.seed_std == r.seed_std else f"{r.seed_mean:.3f} (1 seed)"
@@ -133,7 +208,14 @@ def accuracy_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 def robustness_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["model", "clean [95 % CI]", "under noise [95 % CI]", "absolute drop [95 % CI]", "relative drop [95 % CI]"]
-    rows = [[r.model, ci(r.clean, r.clean_low, r.clean_high), ci(r.perturbed, r.perturbed_low, r.perturbed_high),
-             ci(r.drop, r.drop_low, r.drop_high), ci(r.relative_drop, r.relative_drop_low, r.relative_drop_high, pct=True)]
-            for r in table.sort_values("drop").itertuples(index=False)]
+    rows = [
+        [
+            r.model,
+            ci(r.clean, r.clean_low, r.clean_high),
+            ci(r.perturbed, r.perturbed_low, r.perturbed_high),
+            ci(r.drop, r.drop_low, r.drop_high),
+            ci(r.relative_drop, r.relative_drop_low, r.relative_drop_high, pct=True),
+        ]
+        for r in table.sort_values("drop").itertuples(index=False)
+    ]
     return header, rows

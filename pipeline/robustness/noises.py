@@ -37,10 +37,19 @@ SYNTHETIC_KINDS = ("babble", "traffic", "music", "cafe", "rain")
 TARGET_RMS = 0.1
 
 # (F1, F2, F3) in Hz of a few vowels (adult average) and their bandwidths
-_VOWELS = np.array([
-    [730, 1090, 2440], [530, 1840, 2480], [270, 2290, 3010], [570, 840, 2410],
-    [300, 870, 2240], [660, 1720, 2410], [490, 1350, 1690], [440, 1020, 2240],
-], dtype=np.float64)
+_VOWELS = np.array(
+    [
+        [730, 1090, 2440],
+        [530, 1840, 2480],
+        [270, 2290, 3010],
+        [570, 840, 2410],
+        [300, 870, 2240],
+        [660, 1720, 2410],
+        [490, 1350, 1690],
+        [440, 1020, 2240],
+    ],
+    dtype=np.float64,
+)
 _BANDWIDTHS = np.array([80.0, 110.0, 160.0])
 
 
@@ -71,7 +80,7 @@ def _envelope(n: int, attack: int, release: int) -> np.ndarray:
     if attack:
         env[:attack] = np.sin(np.linspace(0, np.pi / 2, attack)) ** 2
     if release:
-        env[n - release:] = np.cos(np.linspace(0, np.pi / 2, release)) ** 2
+        env[n - release :] = np.cos(np.linspace(0, np.pi / 2, release)) ** 2
     return env
 
 
@@ -79,8 +88,9 @@ def _talker(rng: np.random.Generator, n: int) -> np.ndarray:
     """One synthetic voice: formant-filtered pulse train with a pitch contour, in syllables."""
     t = np.arange(n) / SR
     base = rng.uniform(95, 240)
-    contour = base * 2 ** (0.12 * np.sin(2 * np.pi * rng.uniform(0.2, 0.5) * t + rng.uniform(0, 6.3))
-                          - 0.04 * (t % rng.uniform(1.5, 3.0)))
+    contour = base * 2 ** (
+        0.12 * np.sin(2 * np.pi * rng.uniform(0.2, 0.5) * t + rng.uniform(0, 6.3)) - 0.04 * (t % rng.uniform(1.5, 3.0))
+    )
     phase = np.cumsum(contour / SR)
     pulses = np.diff(np.floor(phase), prepend=0.0)
     # glottal spectral tilt (about -12 dB/octave above 300 Hz) is applied per syllable below
@@ -92,21 +102,20 @@ def _talker(rng: np.random.Generator, n: int) -> np.ndarray:
         if seg_n < 256:
             break
         jump = 2 ** (rng.uniform(-0.1, 0.1))
-        exc = pulses[pos:pos + seg_n] * jump
+        exc = pulses[pos : pos + seg_n] * jump
         spec = np.fft.rfft(exc)
         freqs = np.fft.rfftfreq(seg_n, 1 / SR)
         f123 = _VOWELS[rng.integers(len(_VOWELS))] * rng.uniform(0.9, 1.15)
-        resp = sum(a / (1 + ((freqs - f) / (bw / 2)) ** 2)
-                   for f, bw, a in zip(f123, _BANDWIDTHS, (1.0, 0.6, 0.3)))
+        resp = sum(a / (1 + ((freqs - f) / (bw / 2)) ** 2) for f, bw, a in zip(f123, _BANDWIDTHS, (1.0, 0.6, 0.3)))
         resp = resp / (1 + (freqs / 300.0) ** 2) ** 0.5
         syl = np.fft.irfft(spec * resp, seg_n) * _envelope(seg_n, int(0.02 * SR), int(0.05 * SR))
         syl *= rng.uniform(0.5, 1.0)
         if rng.random() < 0.35:  # fricative onset
             fn = min(int(rng.uniform(0.03, 0.08) * SR), seg_n)
             centre = rng.uniform(2500, 6000)
-            fric = _shaped_noise(rng, fn, lambda f: np.exp(-0.5 * ((f - centre) / 900) ** 2))
+            fric = _shaped_noise(rng, fn, lambda f, centre=centre: np.exp(-0.5 * ((f - centre) / 900) ** 2))
             syl[:fn] += 0.5 * np.std(syl) / (np.std(fric) + 1e-12) * fric * _envelope(fn, fn // 4, fn // 3)
-        out[pos:pos + seg_n] += syl
+        out[pos : pos + seg_n] += syl
         pos += seg_n
         if rng.random() < 0.18:  # pause between words
             pos += int(rng.uniform(0.08, 0.4) * SR)
@@ -164,11 +173,11 @@ def _music(rng: np.random.Generator, n: int) -> np.ndarray:
         chord = [root, root + third, root + 7] + ([root + 10] if rng.random() < 0.3 else [])
         notes = chord + [root - 12]
         for m in notes:
-            out[pos:pos + dur] += _tone(440.0 * 2 ** ((m - 69) / 12), dur, rng) * (1.2 if m < root else 0.8)
+            out[pos : pos + dur] += _tone(440.0 * 2 ** ((m - 69) / 12), dur, rng) * (1.2 if m < root else 0.8)
         step = dur // int(rng.integers(2, 5))
         for k in range(0, dur - step + 1, step):  # melody over the chord
             m = int(rng.choice(chord)) + 12 + int(rng.choice([0, 12]))
-            out[pos + k:pos + k + step] += 0.6 * _tone(440.0 * 2 ** ((m - 69) / 12), step, rng, n_harm=5)
+            out[pos + k : pos + k + step] += 0.6 * _tone(440.0 * 2 ** ((m - 69) / 12), step, rng, n_harm=5)
         pos += dur
     return out
 
@@ -179,9 +188,10 @@ def _clinks(rng: np.random.Generator, n: int, rate_hz: float) -> np.ndarray:
         start, m = int(rng.integers(0, n)), int(0.25 * SR)
         m = min(m, n - start)
         tt = np.arange(m) / SR
-        ping = sum(np.sin(2 * np.pi * rng.uniform(2000, 7000) * tt + rng.uniform(0, 6.3)) * rng.uniform(0.3, 1.0)
-                   for _ in range(3))
-        out[start:start + m] += ping * np.exp(-tt / rng.uniform(0.02, 0.08)) * rng.uniform(0.5, 2.0)
+        ping = sum(
+            np.sin(2 * np.pi * rng.uniform(2000, 7000) * tt + rng.uniform(0, 6.3)) * rng.uniform(0.3, 1.0) for _ in range(3)
+        )
+        out[start : start + m] += ping * np.exp(-tt / rng.uniform(0.02, 0.08)) * rng.uniform(0.5, 2.0)
     return out
 
 
@@ -211,7 +221,7 @@ def _rain(rng: np.random.Generator, n: int) -> np.ndarray:
         start = int(rng.integers(0, n))
         m = min(int(0.05 * SR), n - start)
         t2 = np.arange(m) / SR
-        out[start:start + m] += 2 * np.sin(2 * np.pi * rng.uniform(300, 900) * t2) * np.exp(-t2 / 0.01)
+        out[start : start + m] += 2 * np.sin(2 * np.pi * rng.uniform(300, 900) * t2) * np.exp(-t2 / 0.01)
     limit = 5 * np.std(out)  # soft limiter: keeps the crest factor (and so the usable RMS) speech-like
     return limit * np.tanh(out / limit)
 
@@ -282,7 +292,8 @@ def load_noise(source: str, layout: Layout = Layout(), seed: int = 0) -> list[np
         if folder is None:
             raise UserError(
                 f"no Speech Commands background noises under {layout.raw('speech_commands')}; run "
-                "`musicrep download speech_commands` first, or set robustness.noise_source to 'synthetic' or a folder.")
+                "`musicrep download speech_commands` first, or set robustness.noise_source to 'synthetic' or a folder."
+            )
         bank = _read_folder(folder)
         if not bank:
             raise UserError(f"{folder} holds no readable noise recordings; re-run `musicrep download speech_commands`.")
@@ -293,7 +304,8 @@ def load_noise(source: str, layout: Layout = Layout(), seed: int = 0) -> list[np
     if not path.is_dir():
         raise UserError(
             f"robustness.noise_source {source!r} is neither 'synthetic', 'speech_commands' nor an existing folder "
-            "of audio files; fix params.yaml.")
+            "of audio files; fix params.yaml."
+        )
     bank = _read_folder(path)
     if not bank:
         raise UserError(f"noise folder {path} holds no readable, non-silent audio files (wav, flac, ogg, mp3, aiff).")

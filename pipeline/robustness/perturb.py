@@ -36,10 +36,10 @@ Use :func:`apply` for name-based dispatch (it also accepts NumPy arrays).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -76,8 +76,7 @@ def row_seeds(seed: SeedLike, n: int) -> list[int]:
     if seed is None:
         seed = 0
     if isinstance(seed, (int, np.integer)):
-        return [int(np.random.SeedSequence([int(seed) & (2**63 - 1), i]).generate_state(1, np.uint64)[0] >> 1)
-                for i in range(n)]
+        return [int(np.random.SeedSequence([int(seed) & (2**63 - 1), i]).generate_state(1, np.uint64)[0] >> 1) for i in range(n)]
     seeds = [int(s) for s in seed]
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} rows")
@@ -173,8 +172,7 @@ def _as_bank(noise: NoiseBank | None) -> list[np.ndarray]:
     return bank
 
 
-def background_noise(waves: torch.Tensor, snr_db: float, seed: SeedLike = None,
-                     noise: NoiseBank | None = None) -> torch.Tensor:
+def background_noise(waves: torch.Tensor, snr_db: float, seed: SeedLike = None, noise: NoiseBank | None = None) -> torch.Tensor:
     """Add a segment of a recorded/synthetic noise at a target SNR.
 
     Args:
@@ -241,8 +239,9 @@ def _phase_vocoder(spec: torch.Tensor, rate: float, hop: int) -> torch.Tensor:
     return torch.polar(mag, phase)
 
 
-def time_stretch(waves: torch.Tensor, rate: float, seed: SeedLike = None, *,
-                 n_fft: int = N_FFT, hop_length: int = HOP) -> torch.Tensor:
+def time_stretch(
+    waves: torch.Tensor, rate: float, seed: SeedLike = None, *, n_fft: int = N_FFT, hop_length: int = HOP
+) -> torch.Tensor:
     """Change tempo, keep pitch (phase vocoder, as ``librosa.effects.time_stretch``).
 
     Args:
@@ -300,12 +299,20 @@ def pitch_error_cents(semitones: float) -> float:
 @lru_cache(maxsize=32)
 def _resampler(orig: int, new: int, device: str, dtype: torch.dtype) -> T.Resample:
     # resampy "kaiser_best" settings (as in torchaudio's resampling tutorial); kernel is cached.
-    return T.Resample(orig, new, resampling_method="sinc_interp_kaiser", lowpass_filter_width=64,
-                      rolloff=0.9475937167399596, beta=14.769656459379492, dtype=dtype).to(device)
+    return T.Resample(
+        orig,
+        new,
+        resampling_method="sinc_interp_kaiser",
+        lowpass_filter_width=64,
+        rolloff=0.9475937167399596,
+        beta=14.769656459379492,
+        dtype=dtype,
+    ).to(device)
 
 
-def pitch_shift(waves: torch.Tensor, semitones: float, seed: SeedLike = None, *,
-                n_fft: int = N_FFT, hop_length: int = HOP) -> torch.Tensor:
+def pitch_shift(
+    waves: torch.Tensor, semitones: float, seed: SeedLike = None, *, n_fft: int = N_FFT, hop_length: int = HOP
+) -> torch.Tensor:
     """Shift pitch by ``semitones``, keep duration (librosa's algorithm with a rational ratio).
 
     As ``librosa.effects.pitch_shift``: time-stretch by ``q/p`` with the phase vocoder, then
@@ -352,9 +359,17 @@ def gain(waves: torch.Tensor, db: float, seed: SeedLike = None, *, clip: bool = 
     return _restore(out, sq)
 
 
-def dynamic_range(waves: torch.Tensor, depth_db: float, seed: SeedLike = None, *, ratio: float = 4.0,
-                  frame_ms: float = 10.0, attack_ms: float = 10.0, release_ms: float = 100.0,
-                  sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+def dynamic_range(
+    waves: torch.Tensor,
+    depth_db: float,
+    seed: SeedLike = None,
+    *,
+    ratio: float = 4.0,
+    frame_ms: float = 10.0,
+    attack_ms: float = 10.0,
+    release_ms: float = 100.0,
+    sample_rate: int = SAMPLE_RATE,
+) -> torch.Tensor:
     """Downward compressor (feed-forward, RMS detector) with loudness restored.
 
     Design, per row:
@@ -392,7 +407,8 @@ def dynamic_range(waves: torch.Tensor, depth_db: float, seed: SeedLike = None, *
     n_frames = -(-n // hop)
     xp = torch.nn.functional.pad(x.double(), (0, n_frames * hop - n))
     power = xp.pow(2).reshape(b, n_frames, hop).sum(-1) / torch.tensor(
-        [hop] * (n_frames - 1) + [n - (n_frames - 1) * hop], dtype=torch.float64, device=x.device)
+        [hop] * (n_frames - 1) + [n - (n_frames - 1) * hop], dtype=torch.float64, device=x.device
+    )
     level = 10 * torch.log10(power + 1e-12)
     thresh = level.amax(dim=1, keepdim=True) - depth_db
     gr = (level - thresh).clamp_min(0) * (1 - 1 / ratio)
@@ -442,16 +458,15 @@ class CompandPreset:
 # The reference repository's presets (robustness.py, borrowed from MUDA), keyed by its `rate`.
 SOX_PRESETS: dict[int, CompandPreset] = {
     1: CompandPreset("radio", 0.01, 1.0, ((-90, -90), (-70, -70), (-60, -20), (0, 0)), -5.0),
-    2: CompandPreset("film standard", 0.1, 0.3,
-                     ((-90, -90), (-70, -64), (-43, -37), (-31, -31), (-21, -21), (0, -20)), 0, 0, 0.1),
-    3: CompandPreset("film light", 0.1, 0.3,
-                     ((-90, -90), (-70, -64), (-53, -47), (-41, -41), (-21, -21), (0, -20)), 0, 0, 0.1),
-    4: CompandPreset("music standard", 0.1, 0.3,
-                     ((-90, -90), (-70, -58), (-55, -43), (-31, -31), (-21, -21), (0, -20)), 0, 0, 0.1),
-    5: CompandPreset("music light", 0.1, 0.3,
-                     ((-90, -90), (-70, -58), (-65, -53), (-41, -41), (-21, -21), (0, -11)), 0, 0, 0.1),
-    6: CompandPreset("speech", 0.1, 0.3,
-                     ((-90, -90), (-70, -55), (-50, -35), (-31, -31), (-21, -21), (0, -20)), 0, 0, 0.1),
+    2: CompandPreset(
+        "film standard", 0.1, 0.3, ((-90, -90), (-70, -64), (-43, -37), (-31, -31), (-21, -21), (0, -20)), 0, 0, 0.1
+    ),
+    3: CompandPreset("film light", 0.1, 0.3, ((-90, -90), (-70, -64), (-53, -47), (-41, -41), (-21, -21), (0, -20)), 0, 0, 0.1),
+    4: CompandPreset(
+        "music standard", 0.1, 0.3, ((-90, -90), (-70, -58), (-55, -43), (-31, -31), (-21, -21), (0, -20)), 0, 0, 0.1
+    ),
+    5: CompandPreset("music light", 0.1, 0.3, ((-90, -90), (-70, -58), (-65, -53), (-41, -41), (-21, -21), (0, -11)), 0, 0, 0.1),
+    6: CompandPreset("speech", 0.1, 0.3, ((-90, -90), (-70, -55), (-50, -35), (-31, -31), (-21, -21), (0, -20)), 0, 0, 0.1),
 }
 
 
@@ -459,8 +474,9 @@ def _sox_coef(time_s: float, sample_rate: int) -> float:
     return 1.0 - math.exp(-1.0 / (sample_rate * time_s)) if time_s > 1.0 / sample_rate else 1.0
 
 
-def compand_envelope(mag: torch.Tensor, attack: float, decay: float, initial: float,
-                     sample_rate: int = SAMPLE_RATE, max_step: float = 0.02) -> torch.Tensor:
+def compand_envelope(
+    mag: torch.Tensor, attack: float, decay: float, initial: float, sample_rate: int = SAMPLE_RATE, max_step: float = 0.02
+) -> torch.Tensor:
     """SoX's "leaky pump" volume ``v[n] = v[n-1] + c·(|x[n]| - v[n-1])`` (c = attack if rising).
 
     Approximation: ``v`` is advanced block by block, each block of ``B`` samples adding
@@ -484,7 +500,7 @@ def compand_envelope(mag: torch.Tensor, attack: float, decay: float, initial: fl
     ends = torch.empty(b, n_blocks + 1, dtype=torch.float64, device=mag.device)
     ends[:, 0] = v
     for k in range(n_blocks):
-        diff = s[:, k * block:(k + 1) * block] - v[:, None]
+        diff = s[:, k * block : (k + 1) * block] - v[:, None]
         v = v + torch.where(diff > 0, a * diff, d * diff).sum(-1)
         ends[:, k + 1] = v
     knots = torch.clamp(torch.arange(n_blocks + 1, dtype=torch.float64, device=mag.device) * block, max=n)
@@ -492,8 +508,7 @@ def compand_envelope(mag: torch.Tensor, attack: float, decay: float, initial: fl
     return _interp(pos, knots, ends)
 
 
-def sox_compand(waves: torch.Tensor, preset: CompandPreset, sample_rate: int = SAMPLE_RATE,
-                clip: bool = True) -> torch.Tensor:
+def sox_compand(waves: torch.Tensor, preset: CompandPreset, sample_rate: int = SAMPLE_RATE, clip: bool = True) -> torch.Tensor:
     """Approximate SoX ``compand`` (mono, one attack/decay pair) in torch.
 
     Exact parts: the attack/decay coefficients ``1 - exp(-1/(sr·t))``, the initial volume,
@@ -619,8 +634,9 @@ def check_level(name: str, level: float) -> None:
         raise ValueError(f"ref_dynamic_range preset must be one of {sorted(SOX_PRESETS)}, got {level}")
 
 
-def apply(name: str, waves: torch.Tensor | np.ndarray, level: float, seed: SeedLike = None,
-          noise: NoiseBank | None = None) -> torch.Tensor | np.ndarray:
+def apply(
+    name: str, waves: torch.Tensor | np.ndarray, level: float, seed: SeedLike = None, noise: NoiseBank | None = None
+) -> torch.Tensor | np.ndarray:
     """Apply perturbation ``name`` at ``level``.
 
     Args:

@@ -10,8 +10,9 @@ averaged first, :func:`mean_over_seeds`) and write their PNG atomically.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,8 +132,9 @@ def _model_style(i: int, n: int) -> tuple[Any, str]:
     return cmap(i % cmap.N), "osD^v<>px*"[i % 10]
 
 
-def plot_task_curves(table: pd.DataFrame, task: str, out_png: str | Path, metric: str | None = None,
-                     perturbations: Sequence[str] | None = None) -> Path:
+def plot_task_curves(
+    table: pd.DataFrame, task: str, out_png: str | Path, metric: str | None = None, perturbations: Sequence[str] | None = None
+) -> Path:
     """All models of ``task``: metric vs SNR (one panel per SNR perturbation), clean point included.
 
     Args:

@@ -35,8 +35,9 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -138,10 +139,17 @@ def _open_store(seg_dir: Path):
     return store.manifest, store.meta, store.wave
 
 
-def perturbed_waves(waves: Iterable[np.ndarray], name: str, level: float, seeds: Sequence[int], *,
-                    noise: Sequence[np.ndarray] | None = None, device: torch.device | str = "cpu",
-                    max_batch_samples: int = MAX_BATCH_SAMPLES, max_batch_clips: int = MAX_BATCH_CLIPS,
-                    ) -> Iterator[np.ndarray]:
+def perturbed_waves(
+    waves: Iterable[np.ndarray],
+    name: str,
+    level: float,
+    seeds: Sequence[int],
+    *,
+    noise: Sequence[np.ndarray] | None = None,
+    device: torch.device | str = "cpu",
+    max_batch_samples: int = MAX_BATCH_SAMPLES,
+    max_batch_clips: int = MAX_BATCH_CLIPS,
+) -> Iterator[np.ndarray]:
     """Yield the perturbed clips, in order, processing runs of equal-length clips as batches.
 
     Each clip uses its own seed (``seeds[i]``), so the output does not depend on batching.
@@ -160,8 +168,9 @@ def perturbed_waves(waves: Iterable[np.ndarray], name: str, level: float, seeds:
 
     for wave, seed in zip(waves, seeds, strict=True):
         wave = np.asarray(wave, dtype=np.float32)
-        if batch and (len(wave) != len(batch[0]) or len(batch) >= max_batch_clips
-                      or (len(batch) + 1) * len(wave) > max_batch_samples):
+        if batch and (
+            len(wave) != len(batch[0]) or len(batch) >= max_batch_clips or (len(batch) + 1) * len(wave) > max_batch_samples
+        ):
             yield from flush()
         batch.append(wave)
         batch_seeds.append(int(seed))
@@ -172,8 +181,9 @@ def perturbed_waves(waves: Iterable[np.ndarray], name: str, level: float, seeds:
 # --------------------------------------------------------------------------------------------
 # the stage
 # --------------------------------------------------------------------------------------------
-def run_robustness(task: str, model_name: str, params: "Params", layout: Layout = Layout(), *,
-                   track: bool = True, seed: int | None = None) -> pd.DataFrame:
+def run_robustness(
+    task: str, model_name: str, params: Params, layout: Layout = Layout(), *, track: bool = True, seed: int | None = None
+) -> pd.DataFrame:
     """Run the robustness stage for one trained model; return the tidy table.
 
     Args:
@@ -194,7 +204,7 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
     """
     from pipeline.checkpoint import load_model
     from pipeline.inference import label_matrix, pick_device, predict_clips
-    from pipeline.metrics import PRIMARY_METRIC, task_metrics
+    from pipeline.metrics import task_metrics
 
     rp = params.robustness
     grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()} if rp.enabled else {}
@@ -236,11 +246,18 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
     clip_scores: list[dict[str, Any]] = []  # per clip and point, for bootstrap intervals in the report
 
     def score(waves: Iterable[np.ndarray], perturbation: str = CLEAN, level: float = math.nan) -> dict[str, float]:
-        scores = predict_clips(model, waves, n_chunks=params.evaluate.n_chunks, batch_size=params.evaluate.batch_size,
-                               device=device, bf16=params.train.bf16)
+        scores = predict_clips(
+            model,
+            waves,
+            n_chunks=params.evaluate.n_chunks,
+            batch_size=params.evaluate.batch_size,
+            device=device,
+            bf16=params.train.bf16,
+        )
         for r, row in zip(rows_iter, scores):
-            clip_scores.append({"perturbation": perturbation, "level": level, "clip_id": str(r.clip_id),
-                                "scores": row.astype(np.float32)})
+            clip_scores.append(
+                {"perturbation": perturbation, "level": level, "clip_id": str(r.clip_id), "scores": row.astype(np.float32)}
+            )
         metrics = task_metrics(kind, y_true, scores, params.evaluate.threshold)
         return {k: float(v) for k, v in metrics.items() if k not in _SKIP_METRICS}
 
@@ -249,9 +266,20 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
     def add(perturbation: str, level: float, metrics: dict[str, float]) -> None:
         unit = "" if perturbation == CLEAN else INFO[perturbation].unit
         for metric, value in metrics.items():
-            records.append({"task": task, "model": model_name, "seed": seed, "perturbation": perturbation, "level": level,
-                            "metric": metric, "value": value, "unit": unit, "n_clips": n_clips,
-                            "noise_source": rp.noise_source if INFO.get(perturbation) and INFO[perturbation].needs_noise else ""})
+            records.append(
+                {
+                    "task": task,
+                    "model": model_name,
+                    "seed": seed,
+                    "perturbation": perturbation,
+                    "level": level,
+                    "metric": metric,
+                    "value": value,
+                    "unit": unit,
+                    "n_clips": n_clips,
+                    "noise_source": rp.noise_source if INFO.get(perturbation) and INFO[perturbation].needs_noise else "",
+                }
+            )
 
     t0 = time.perf_counter()
     add(CLEAN, math.nan, score(clean_waves()))
@@ -262,8 +290,9 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
             t1 = time.perf_counter()
             waves = perturbed_waves(clean_waves(), name, level, seeds, noise=noise, device=device)
             add(name, level, score(waves, name, level))
-            log.info("robustness %s/%s: %s %s in %.1f s", task, model_name, name, level_key(name, level),
-                     time.perf_counter() - t1)
+            log.info(
+                "robustness %s/%s: %s %s in %.1f s", task, model_name, name, level_key(name, level), time.perf_counter() - t1
+            )
 
     table = pd.DataFrame.from_records(records, columns=COLUMNS)
     out_dir = layout.metrics(task, model_name, seed)
@@ -275,8 +304,16 @@ def run_robustness(task: str, model_name: str, params: "Params", layout: Layout 
         flat = flat_metrics(table)
         from pipeline.tracking import log_robustness
 
-        log_robustness(task, model_name, {f"robust/{k}": v for k, v in flat.items()}, list(paths.values()), params, layout,
-                       seed, noise_source=rp.noise_source if noise is not None else None)
+        log_robustness(
+            task,
+            model_name,
+            {f"robust/{k}": v for k, v in flat.items()},
+            list(paths.values()),
+            params,
+            layout,
+            seed,
+            noise_source=rp.noise_source if noise is not None else None,
+        )
     log.info("robustness %s/%s done in %.1f s -> %s", task, model_name, time.perf_counter() - t0, out_dir)
     return table
 
@@ -312,8 +349,7 @@ def robustness_summary(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
         same seed's clean score) and ``relative_degradation`` (1 - value/clean; NaN when clean
         is 0 or NaN).
     """
-    cols = ["task", "model", "seed", "perturbation", "level", "unit", "metric", "clean", "value", "drop",
-            "relative_degradation"]
+    cols = ["task", "model", "seed", "perturbation", "level", "unit", "metric", "clean", "value", "drop", "relative_degradation"]
     frames = [t for t in tables if t is not None and len(t)]
     if not frames:
         return pd.DataFrame(columns=cols)
@@ -321,8 +357,9 @@ def robustness_summary(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     if "seed" not in df:
         df["seed"] = 0
     keys = ["task", "model", "seed", "metric"]  # each seed's points against that seed's clean score
-    clean = (df[df["perturbation"] == CLEAN][[*keys, "value"]]
-             .drop_duplicates(keys, keep="last").rename(columns={"value": "clean"}))
+    clean = (
+        df[df["perturbation"] == CLEAN][[*keys, "value"]].drop_duplicates(keys, keep="last").rename(columns={"value": "clean"})
+    )
     pert = df[df["perturbation"] != CLEAN].merge(clean, on=keys, how="left")
     pert["drop"] = pert["clean"] - pert["value"]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.data.audio import AUDIO_EXTENSIONS
 from pipeline.data.download import RetryPolicy
@@ -31,23 +32,25 @@ class RealSource:
     clip_seconds: float
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
 
-    def settings(self, params: "Params | None") -> Any:
+    def settings(self, params: Params | None) -> Any:
         """``params.datasets.<name>`` (``None`` without params)."""
         if params is None:
             return None
         return getattr(params.datasets, self.name, None)
 
-    def mirror(self, params: "Params | None") -> str | None:
+    def mirror(self, params: Params | None) -> str | None:
         s = self.settings(params)
         return getattr(s, "mirror", None) if s is not None else None
 
     def missing(self, raw_dir: Path, what: str) -> UserError:
         """The error every catalog raises when the raw files are absent."""
-        return UserError(f"{raw_dir} has no {what}; run `musicrep download {self.name}` "
-                         f"(or `musicrep download {self.name} --mirror URL_OR_DIR`) first.")
+        return UserError(
+            f"{raw_dir} has no {what}; run `musicrep download {self.name}` "
+            f"(or `musicrep download {self.name} --mirror URL_OR_DIR`) first."
+        )
 
 
-def clip_seconds_from(params: "Params | None", name: str, default: float) -> float:
+def clip_seconds_from(params: Params | None, name: str, default: float) -> float:
     """``params.datasets.<name>.clip_seconds`` or the dataset's default."""
     if params is None:
         return default

@@ -27,12 +27,18 @@ class SyntheticSource:
     task: Literal["tagging", "keywords", "events"]
     clip_seconds: float = 4.0
 
-    def _settings(self, params: "Params") -> dict:
+    def _settings(self, params: Params) -> dict:
         p = getattr(params.datasets, self.name)
-        return {"n_clips": p.n_clips, "clip_seconds": p.clip_seconds, "seed": params.seed,
-                "val_fraction": p.val_fraction, "test_fraction": p.test_fraction, "generator": 1}
+        return {
+            "n_clips": p.n_clips,
+            "clip_seconds": p.clip_seconds,
+            "seed": params.seed,
+            "val_fraction": p.val_fraction,
+            "test_fraction": p.test_fraction,
+            "generator": 1,
+        }
 
-    def fetch(self, raw_dir: Path, params: "Params") -> None:
+    def fetch(self, raw_dir: Path, params: Params) -> None:
         settings = self._settings(params)
         stamp = raw_dir / "COMPLETE.json"
         key = stable_hash(settings)
@@ -40,11 +46,18 @@ class SyntheticSource:
             return
         if stamp.exists():
             stamp.unlink()
-        synth.generate(self.name, raw_dir, settings["n_clips"], settings["clip_seconds"], settings["seed"],
-                       settings["val_fraction"], settings["test_fraction"])
+        synth.generate(
+            self.name,
+            raw_dir,
+            settings["n_clips"],
+            settings["clip_seconds"],
+            settings["seed"],
+            settings["val_fraction"],
+            settings["test_fraction"],
+        )
         write_json(stamp, {"key": key, **settings})
 
-    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
+    def catalog(self, raw_dir: Path, params: Params) -> Catalog:
         if not (raw_dir / "COMPLETE.json").exists():
             raise UserError(f"{raw_dir} holds no complete {self.name} dataset; run `musicrep download {self.name}` first.")
         table = pd.read_csv(raw_dir / "labels.csv", keep_default_na=False)

@@ -56,28 +56,67 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPO_URL = ("https://raw.githubusercontent.com/ankitshah009/"
-            "Task-4-Large-scale-weakly-supervised-sound-event-detection-for-smart-cars/master/")
+REPO_URL = (
+    "https://raw.githubusercontent.com/ankitshah009/"
+    "Task-4-Large-scale-weakly-supervised-sound-event-detection-for-smart-cars/master/"
+)
 _TOFU = "no published checksum: SHA-256 recorded at first download"
 _DCASE_UTIL = "MD5 and size from dcase_util's DCASE2017_Task4tagging_DevelopmentSet package list"
-WEAK_TRAIN = RemoteFile("groundtruth_weak_label_training_set.csv", f"{REPO_URL}groundtruth_weak_label_training_set.csv",
-                        md5="1a98a76221fa5b5a85aaee9dbf02a2bf", size=2_942_866, note=_DCASE_UTIL)
-WEAK_TEST = RemoteFile("groundtruth_weak_label_testing_set.csv", f"{REPO_URL}groundtruth_weak_label_testing_set.csv",
-                       md5="b742b4d6517c82595e09a65d470ff811", size=34_199, note=_DCASE_UTIL)
+WEAK_TRAIN = RemoteFile(
+    "groundtruth_weak_label_training_set.csv",
+    f"{REPO_URL}groundtruth_weak_label_training_set.csv",
+    md5="1a98a76221fa5b5a85aaee9dbf02a2bf",
+    size=2_942_866,
+    note=_DCASE_UTIL,
+)
+WEAK_TEST = RemoteFile(
+    "groundtruth_weak_label_testing_set.csv",
+    f"{REPO_URL}groundtruth_weak_label_testing_set.csv",
+    md5="b742b4d6517c82595e09a65d470ff811",
+    size=34_199,
+    note=_DCASE_UTIL,
+)
 # dcase_util lists 37,121 bytes / MD5 da6079ac7c196c679b450cefdd0e8700 for this file, but the revision in the
 # repository index has 37,763 bytes (the file was edited on 2017-06-24): not pinned until checked.
-STRONG_TEST = RemoteFile("groundtruth_strong_label_testing_set.csv", f"{REPO_URL}groundtruth_strong_label_testing_set.csv", note=_TOFU)
-WEAK_EVAL = RemoteFile("groundtruth_weak_label_evaluation_set.csv",
-                       f"{REPO_URL}groundtruth_release/groundtruth_weak_label_evaluation_set.csv", note=_TOFU)
-STRONG_EVAL = RemoteFile("groundtruth_strong_label_evaluation_set.csv",
-                         f"{REPO_URL}groundtruth_release/groundtruth_strong_label_evaluation_set.csv", note=_TOFU)
-CLASS_LIST = RemoteFile("sound_event_list_17_classes.txt", f"{REPO_URL}sound_event_list_17_classes.txt",
-                        md5="0312c45c1ab7fc8403dfedaafdc8519f", size=491, note=_DCASE_UTIL)
+STRONG_TEST = RemoteFile(
+    "groundtruth_strong_label_testing_set.csv", f"{REPO_URL}groundtruth_strong_label_testing_set.csv", note=_TOFU
+)
+WEAK_EVAL = RemoteFile(
+    "groundtruth_weak_label_evaluation_set.csv",
+    f"{REPO_URL}groundtruth_release/groundtruth_weak_label_evaluation_set.csv",
+    note=_TOFU,
+)
+STRONG_EVAL = RemoteFile(
+    "groundtruth_strong_label_evaluation_set.csv",
+    f"{REPO_URL}groundtruth_release/groundtruth_strong_label_evaluation_set.csv",
+    note=_TOFU,
+)
+CLASS_LIST = RemoteFile(
+    "sound_event_list_17_classes.txt",
+    f"{REPO_URL}sound_event_list_17_classes.txt",
+    md5="0312c45c1ab7fc8403dfedaafdc8519f",
+    size=491,
+    note=_DCASE_UTIL,
+)
 FILES = [WEAK_TRAIN, WEAK_TEST, STRONG_TEST, WEAK_EVAL, STRONG_EVAL, CLASS_LIST]
 CLASSES = [
-    "Train horn", "Air horn, truck horn", "Car alarm", "Reversing beeps", "Bicycle", "Skateboard",
-    "Ambulance (siren)", "Fire engine, fire truck (siren)", "Civil defense siren", "Police car (siren)",
-    "Screaming", "Car", "Car passing by", "Bus", "Truck", "Motorcycle", "Train",
+    "Train horn",
+    "Air horn, truck horn",
+    "Car alarm",
+    "Reversing beeps",
+    "Bicycle",
+    "Skateboard",
+    "Ambulance (siren)",
+    "Fire engine, fire truck (siren)",
+    "Civil defense siren",
+    "Police car (siren)",
+    "Screaming",
+    "Car",
+    "Car passing by",
+    "Bus",
+    "Truck",
+    "Motorcycle",
+    "Train",
 ]
 VAL_FRACTION = 0.1
 VAL_SEED = 123
@@ -115,15 +154,21 @@ def read_weak(path: Path) -> dict[Key, set[str]]:
             continue
         fields = line.rstrip("\r").split("\t")
         if len(fields) < 4:
-            raise UserError(f"{path} line {n} has {len(fields)} tab-separated fields, not 4; delete it and re-run `musicrep download dcase2017_task4`.")
+            raise UserError(
+                f"{path} line {n} has {len(fields)} tab-separated fields, not 4; delete it and re-run `musicrep download dcase2017_task4`."
+            )
         keys = parse_clip_name(Path(fields[0]).stem)
         if not keys:
-            raise UserError(f"{path} line {n}: cannot read a clip name from {fields[0]!r}; delete it and re-run `musicrep download dcase2017_task4`.")
+            raise UserError(
+                f"{path} line {n}: cannot read a clip name from {fields[0]!r}; delete it and re-run `musicrep download dcase2017_task4`."
+            )
         out.setdefault(keys[-1], set()).add(fields[3].strip())
     return out
 
 
-def validation_keys(dev: dict[Key, set[str]], classes: list[str], fraction: float = VAL_FRACTION, seed: int = VAL_SEED) -> set[Key]:
+def validation_keys(
+    dev: dict[Key, set[str]], classes: list[str], fraction: float = VAL_FRACTION, seed: int = VAL_SEED
+) -> set[Key]:
     """Per class, ``floor(fraction * n)`` random clips (seeded); the union is the validation set."""
     rng = np.random.RandomState(seed)
     ordered = sorted(dev)
@@ -139,7 +184,7 @@ def validation_keys(dev: dict[Key, set[str]], classes: list[str], fraction: floa
 class DCASE2017Task4Source(RealSource):
     """DCASE 2017 task 4: fetch the metadata, match user-supplied audio by YouTube id and times."""
 
-    def audio_dir(self, raw_dir: Path, params: "Params | None") -> Path:
+    def audio_dir(self, raw_dir: Path, params: Params | None) -> Path:
         """``audio_dir`` from params, else the one recorded by the last fetch, else ``raw_dir/audio``."""
         s = self.settings(params)
         given = getattr(s, "audio_dir", None) if s is not None else None
@@ -147,7 +192,7 @@ class DCASE2017Task4Source(RealSource):
             given = (read_complete(raw_dir) or {}).get("audio_dir")
         return Path(os.path.expanduser(given)).resolve() if given else Path(raw_dir) / AUDIO_SUBDIR
 
-    def fetch(self, raw_dir: Path, params: "Params") -> None:
+    def fetch(self, raw_dir: Path, params: Params) -> None:
         raw_dir = Path(raw_dir)
         state = DownloadState(raw_dir)
         mirror = self.mirror(params)
@@ -156,19 +201,30 @@ class DCASE2017Task4Source(RealSource):
         audio = self.audio_dir(raw_dir, params)
         s = self.settings(params)
         if getattr(s, "audio_dir", None) and not audio.is_dir():
-            raise UserError(f"datasets.dcase2017_task4.audio_dir {audio} does not exist; pass the folder holding the "
-                            f"Y<ytid>_<start>_<end>.wav clips (`musicrep download dcase2017_task4 --audio-dir DIR`).")
+            raise UserError(
+                f"datasets.dcase2017_task4.audio_dir {audio} does not exist; pass the folder holding the "
+                f"Y<ytid>_<start>_<end>.wav clips (`musicrep download dcase2017_task4 --audio-dir DIR`)."
+            )
         write_manifest(raw_dir, self.name, files=[raw_dir / f.name for f in FILES])
-        write_complete(raw_dir, {"dataset": self.name, "metadata": {f.name: state.entry(f.name)["sha256"] for f in FILES},
-                                 "audio_dir": str(audio) if audio != raw_dir / AUDIO_SUBDIR else None})
+        write_complete(
+            raw_dir,
+            {
+                "dataset": self.name,
+                "metadata": {f.name: state.entry(f.name)["sha256"] for f in FILES},
+                "audio_dir": str(audio) if audio != raw_dir / AUDIO_SUBDIR else None,
+            },
+        )
         if audio.is_dir():
             catalog = self.catalog(raw_dir, params, require_audio=False)
             log.info("dcase2017_task4: audio for %d of %d clips found in %s", len(catalog.clips), catalog.expected, audio)
         else:
-            log.warning("dcase2017_task4: metadata fetched; the audio is not redistributed: put the clips in %s "
-                        "or set datasets.dcase2017_task4.audio_dir", audio)
+            log.warning(
+                "dcase2017_task4: metadata fetched; the audio is not redistributed: put the clips in %s "
+                "or set datasets.dcase2017_task4.audio_dir",
+                audio,
+            )
 
-    def catalog(self, raw_dir: Path, params: "Params", require_audio: bool = True) -> Catalog:
+    def catalog(self, raw_dir: Path, params: Params, require_audio: bool = True) -> Catalog:
         raw_dir = Path(raw_dir)
         absent = [f.name for f in (WEAK_TRAIN, WEAK_TEST, WEAK_EVAL) if not (raw_dir / f.name).exists()]
         if absent:
@@ -194,23 +250,39 @@ class DCASE2017Task4Source(RealSource):
                     continue
                 found[key] = path
         elif require_audio:
-            raise UserError(f"no DCASE 2017 task 4 audio at {audio_root}: the clips come from YouTube and are not redistributed; "
-                            f"put files named Y<ytid>_<start>_<end>.wav there or pass `--audio-dir DIR` (datasets.dcase2017_task4.audio_dir).")
+            raise UserError(
+                f"no DCASE 2017 task 4 audio at {audio_root}: the clips come from YouTube and are not redistributed; "
+                f"put files named Y<ytid>_<start>_<end>.wav there or pass `--audio-dir DIR` (datasets.dcase2017_task4.audio_dir)."
+            )
         rows, missing = [], []
         for key in sorted(split_of):
             if key not in found:
                 missing.append(clip_id(key))
                 continue
-            rows.append({"clip_id": clip_id(key), "path": str(found[key]), "split": split_of[key],
-                         "labels": [c for c in classes if c in labels_of[key]], "start_s": 0.0, "duration_s": math.nan})
+            rows.append(
+                {
+                    "clip_id": clip_id(key),
+                    "path": str(found[key]),
+                    "split": split_of[key],
+                    "labels": [c for c in classes if c in labels_of[key]],
+                    "start_s": 0.0,
+                    "duration_s": math.nan,
+                }
+            )
         if not rows and require_audio:
-            raise UserError(f"none of the {len(split_of)} DCASE 2017 task 4 clips was found in {audio_root}; name the files "
-                            f"Y<ytid>_<start>_<end>.wav (e.g. Y{missing[0][1:]}.wav) or pass `--audio-dir DIR`.")
+            raise UserError(
+                f"none of the {len(split_of)} DCASE 2017 task 4 clips was found in {audio_root}; name the files "
+                f"Y<ytid>_<start>_<end>.wav (e.g. Y{missing[0][1:]}.wav) or pass `--audio-dir DIR`."
+            )
         unknown = sorted({lab for labs in labels_of.values() for lab in labs} - set(classes))
         if unknown:
             log.warning("dcase2017_task4: labels outside the 17 classes ignored: %s", unknown)
-        return Catalog(clips=pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"]),
-                       labels=classes, expected=len(split_of), missing=missing)
+        return Catalog(
+            clips=pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"]),
+            labels=classes,
+            expected=len(split_of),
+            missing=missing,
+        )
 
     def _classes(self, raw_dir: Path) -> list[str]:
         """Class order of ``sound_event_list_17_classes.txt`` (third column) when present."""
@@ -228,6 +300,7 @@ class DCASE2017Task4Source(RealSource):
         return names
 
 
-def make_source(params: "Params | None" = None) -> DCASE2017Task4Source:
-    return DCASE2017Task4Source(name="dcase2017_task4", kind="multilabel", task="events",
-                                clip_seconds=clip_seconds_from(params, "dcase2017_task4", 10.0))
+def make_source(params: Params | None = None) -> DCASE2017Task4Source:
+    return DCASE2017Task4Source(
+        name="dcase2017_task4", kind="multilabel", task="events", clip_seconds=clip_seconds_from(params, "dcase2017_task4", 10.0)
+    )

@@ -76,8 +76,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "dev": "val", "test": "test", "testing": "test"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def split_for_path(rel_path: str, val_fraction: float, test_fraction: float) -> str:
@@ -86,7 +94,7 @@ def split_for_path(rel_path: str, val_fraction: float, test_fraction: float) -> 
 
 
 def _unit(key: str) -> float:
-    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:15], 16) / 16 ** 15
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:15], 16) / 16**15
 
 
 def _split_of(u: float, val_fraction: float, test_fraction: float) -> str:
@@ -101,8 +109,9 @@ def split_labels(text: str) -> list[str]:
     return [t.strip() for t in re.split(r"[;,]", text or "") if t.strip()]
 
 
-def segment_times(duration: float | None, clip_seconds: float, tail: str = "keep",
-                  min_seconds: float = 0.0) -> list[tuple[float, float]]:
+def segment_times(
+    duration: float | None, clip_seconds: float, tail: str = "keep", min_seconds: float = 0.0
+) -> list[tuple[float, float]]:
     """``(start_s, duration_s)`` of the clips of a file (NaN duration = to the end of the file).
 
     Consecutive ``clip_seconds`` windows; the rest after the last one is a shorter clip
@@ -194,8 +203,15 @@ def suspected_group(entries: list[Entry]) -> dict | None:
             if best is None or len(distinct) > best["n_ids"]:
                 s = re.escape(sep)
                 regex = "(?:^|/)" + f"[^/{s}]+{s}" * i + f"([^/{s}]+){s}"
-                best = {"position": i, "separator": sep, "n_ids": len(distinct), "n_files": len(rows),
-                        "example": rows[0][1].rel, "example_id": values[0], "group_regex": regex}
+                best = {
+                    "position": i,
+                    "separator": sep,
+                    "n_ids": len(distinct),
+                    "n_files": len(rows),
+                    "example": rows[0][1].rel,
+                    "example_id": values[0],
+                    "group_regex": regex,
+                }
         if best is not None:
             return best
     return None
@@ -204,7 +220,7 @@ def suspected_group(entries: list[Entry]) -> dict | None:
 class FolderSource(RealSource):
     """The user's audio, referenced in place, under the dataset name ``name``."""
 
-    def _cfg(self, params: "Params | None") -> "FolderDatasetParams":
+    def _cfg(self, params: Params | None) -> FolderDatasetParams:
         if params is None:
             raise UserError(f"the {self.name} dataset needs params: set datasets.{self.name}.path in params.yaml.")
         cfg = params.datasets.folder_settings(self.name)
@@ -212,7 +228,7 @@ class FolderSource(RealSource):
             raise UserError(f"datasets.{self.name} is not in params.yaml; add datasets.{self.name}: {{kind: folder, path: DIR}}.")
         return cfg
 
-    def _paths(self, params: "Params | None", raw_dir: Path | None = None) -> tuple[Path | None, Path | None]:
+    def _paths(self, params: Params | None, raw_dir: Path | None = None) -> tuple[Path | None, Path | None]:
         """``(audio folder, labels CSV)`` from params, else as recorded by the last fetch."""
         cfg, key = self._cfg(params), f"datasets.{self.name}"
         path, labels_csv = cfg.path, cfg.labels_csv
@@ -222,15 +238,23 @@ class FolderSource(RealSource):
         root = Path(path).expanduser().resolve() if path else None
         table = Path(labels_csv).expanduser().resolve() if labels_csv else None
         if root is None and table is None:
-            raise UserError(f"{key}.path is not set; point it at your audio (one folder per class) "
-                            f"or set {key}.labels_csv to a CSV of path,labels (e.g. `musicrep download {self.name} --path /my/audio`).")
+            raise UserError(
+                f"{key}.path is not set; point it at your audio (one folder per class) "
+                f"or set {key}.labels_csv to a CSV of path,labels (e.g. `musicrep download {self.name} --path /my/audio`)."
+            )
         if root is not None and not root.is_dir():
-            raise UserError(f"{key}.path {root} is not an existing folder; fix the path in params.yaml (or `musicrep download {self.name} --path DIR`).")
+            raise UserError(
+                f"{key}.path {root} is not an existing folder; fix the path in params.yaml (or `musicrep download {self.name} --path DIR`)."
+            )
         if table is not None and not table.is_file():
-            raise UserError(f"{key}.labels_csv {table} does not exist; fix the path in params.yaml or remove it to use folder-per-class.")
+            raise UserError(
+                f"{key}.labels_csv {table} does not exist; fix the path in params.yaml or remove it to use folder-per-class."
+            )
         return root, table
 
-    def _entries(self, params: "Params", raw_dir: Path | None = None) -> tuple[Path, Path | None, Path | None, list[Entry], list[str]]:
+    def _entries(
+        self, params: Params, raw_dir: Path | None = None
+    ) -> tuple[Path, Path | None, Path | None, list[Entry], list[str]]:
         """``(base folder, root, csv, entries, CSV columns)`` for either layout."""
         root, table = self._paths(params, raw_dir)
         if table is not None:
@@ -242,7 +266,9 @@ class FolderSource(RealSource):
                 reader.fieldnames = columns
                 label_col = "labels" if "labels" in columns else "label" if "label" in columns else None
                 if "path" not in columns or label_col is None:
-                    raise UserError(f"{table} needs a header with columns path,labels (labels separated by ';'); found {columns}.")
+                    raise UserError(
+                        f"{table} needs a header with columns path,labels (labels separated by ';'); found {columns}."
+                    )
                 for line, row in enumerate(reader, start=2):
                     if not (row.get("path") or "").strip():
                         continue
@@ -252,11 +278,25 @@ class FolderSource(RealSource):
                     if rel is None:
                         outside += 1
                         rel = full.as_posix()
-                    entries.append(Entry(full, rel, split_labels(row.get(label_col) or ""),
-                                         {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}, line))
+                    entries.append(
+                        Entry(
+                            full,
+                            rel,
+                            split_labels(row.get(label_col) or ""),
+                            {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)},
+                            line,
+                        )
+                    )
             if outside:
-                log.warning("%s: %d files of %s lie outside %s; their split is hashed from the absolute path and changes if "
-                            "they move; set datasets.%s.path to a folder holding them all.", self.name, outside, table, base, self.name)
+                log.warning(
+                    "%s: %d files of %s lie outside %s; their split is hashed from the absolute path and changes if "
+                    "they move; set datasets.%s.path to a folder holding them all.",
+                    self.name,
+                    outside,
+                    table,
+                    base,
+                    self.name,
+                )
             return base, root, table, entries, columns
         assert root is not None
         entries = []
@@ -264,61 +304,93 @@ class FolderSource(RealSource):
             for path in audio_files(cls):
                 entries.append(Entry(path, path.relative_to(root).as_posix(), [cls.name]))
         if not entries:
-            raise UserError(f"{root} holds no audio in class folders; use {root}/<class>/<file>.wav (wav, flac, mp3, ogg) "
-                            f"or set datasets.{self.name}.labels_csv.")
+            raise UserError(
+                f"{root} holds no audio in class folders; use {root}/<class>/<file>.wav (wav, flac, mp3, ogg) "
+                f"or set datasets.{self.name}.labels_csv."
+            )
         return root, root, None, entries, []
 
-    def fetch(self, raw_dir: Path, params: "Params") -> None:
+    def fetch(self, raw_dir: Path, params: Params) -> None:
         base, root, table, entries, _ = self._entries(params, raw_dir)
         files = sorted({e.full for e in entries if e.full.is_file()})
         absent = sorted(str(e.full) for e in entries if not e.full.is_file())
         if absent:
             log.warning("%s: %d listed files do not exist (e.g. %s)", self.name, len(absent), absent[0])
         Path(raw_dir).mkdir(parents=True, exist_ok=True)
-        manifest = write_manifest(base, self.name, files=files, base=base, out=Path(raw_dir) / "manifest.json",
-                                  extra={"root": str(base), "absent": absent, "path": str(root) if root else None,
-                                         "labels_csv": str(table) if table else None,
-                                         # what the catalog depends on, so that a changed CSV or split rule changes
-                                         # data/raw/<name> and DVC re-runs `segment`
-                                         "labels_csv_sha256": sha256_file(table) if table else None,
-                                         "settings": self._cfg(params).model_dump(mode="json", exclude={"path", "labels_csv"})})
-        log.info("%s: %d audio files (%.1f MB) recorded in %s", self.name, manifest["n_files"], manifest["total_bytes"] / 1e6,
-                 Path(raw_dir) / "manifest.json")
+        manifest = write_manifest(
+            base,
+            self.name,
+            files=files,
+            base=base,
+            out=Path(raw_dir) / "manifest.json",
+            extra={
+                "root": str(base),
+                "absent": absent,
+                "path": str(root) if root else None,
+                "labels_csv": str(table) if table else None,
+                # what the catalog depends on, so that a changed CSV or split rule changes
+                # data/raw/<name> and DVC re-runs `segment`
+                "labels_csv_sha256": sha256_file(table) if table else None,
+                "settings": self._cfg(params).model_dump(mode="json", exclude={"path", "labels_csv"}),
+            },
+        )
+        log.info(
+            "%s: %d audio files (%.1f MB) recorded in %s",
+            self.name,
+            manifest["n_files"],
+            manifest["total_bytes"] / 1e6,
+            Path(raw_dir) / "manifest.json",
+        )
 
     # ------------------------------------------------------------------ task type
-    def _task(self, cfg: "FolderDatasetParams", entries: list[Entry], table: Path | None) -> str:
+    def _task(self, cfg: FolderDatasetParams, entries: list[Entry], table: Path | None) -> str:
         """``single_label`` or ``multi_label``: as configured, else inferred from the labels (logged)."""
         multi_rows = [e for e in entries if len(e.labels) > 1]
         if cfg.task is not None:
             task = cfg.task
             if task == "single_label" and multi_rows:
                 e = multi_rows[0]
-                raise UserError(f"datasets.{self.name}.task is single_label but {len(multi_rows)} rows of {table} have several "
-                                f"labels (e.g. line {e.line}: {';'.join(e.labels)}); set task: multi_label or give one label per row.")
+                raise UserError(
+                    f"datasets.{self.name}.task is single_label but {len(multi_rows)} rows of {table} have several "
+                    f"labels (e.g. line {e.line}: {';'.join(e.labels)}); set task: multi_label or give one label per row."
+                )
         elif table is None:
             task = "single_label"
         else:
             task = "multi_label" if multi_rows else "single_label"
-            log.info("%s: task inferred as %s (%s); set datasets.%s.task to override.", self.name, task,
-                     f"{len(multi_rows)} rows have more than one label" if multi_rows else "every row has one label", self.name)
+            log.info(
+                "%s: task inferred as %s (%s); set datasets.%s.task to override.",
+                self.name,
+                task,
+                f"{len(multi_rows)} rows have more than one label" if multi_rows else "every row has one label",
+                self.name,
+            )
         if task == "single_label":
             unlabelled = [e for e in entries if not e.labels]
             if unlabelled:
                 e = unlabelled[0]
-                raise UserError(f"{self.name}: {len(unlabelled)} rows of {table} have no label (e.g. line {e.line}: {e.rel}); "
-                                f"a single_label dataset needs one label per row, so label or remove them.")
+                raise UserError(
+                    f"{self.name}: {len(unlabelled)} rows of {table} have no label (e.g. line {e.line}: {e.rel}); "
+                    f"a single_label dataset needs one label per row, so label or remove them."
+                )
         return task
 
     # ------------------------------------------------------------------ splits
-    def _groups(self, cfg: "FolderDatasetParams", entries: list[Entry], columns: list[str], table: Path | None) -> tuple[list[str], dict]:
+    def _groups(
+        self, cfg: FolderDatasetParams, entries: list[Entry], columns: list[str], table: Path | None
+    ) -> tuple[list[str], dict]:
         """Group key of every entry and a description of the rule."""
         if cfg.group_column and cfg.group_regex:
             raise UserError(f"datasets.{self.name} sets both group_column and group_regex; keep one of them.")
         if cfg.group_column:
             if table is None:
-                raise UserError(f"datasets.{self.name}.group_column needs labels_csv (a CSV with that column); use group_regex for folder-per-class data.")
+                raise UserError(
+                    f"datasets.{self.name}.group_column needs labels_csv (a CSV with that column); use group_regex for folder-per-class data."
+                )
             if cfg.group_column not in columns:
-                raise UserError(f"{table} has no column {cfg.group_column!r} (datasets.{self.name}.group_column); columns: {', '.join(columns)}.")
+                raise UserError(
+                    f"{table} has no column {cfg.group_column!r} (datasets.{self.name}.group_column); columns: {', '.join(columns)}."
+                )
             keys = [e.row.get(cfg.group_column) or e.rel for e in entries]
             empty = sum(1 for e in entries if not e.row.get(cfg.group_column))
             return keys, {"rule": f"group_column {cfg.group_column!r}", "ungrouped": empty}
@@ -333,34 +405,50 @@ class FolderSource(RealSource):
                 else:
                     keys.append(m.group(1) if rx.groups else m.group(0))
             if unmatched:
-                log.warning("%s: %d of %d files do not match group_regex %r; each of them is its own group.",
-                            self.name, unmatched, len(entries), cfg.group_regex)
+                log.warning(
+                    "%s: %d of %d files do not match group_regex %r; each of them is its own group.",
+                    self.name,
+                    unmatched,
+                    len(entries),
+                    cfg.group_regex,
+                )
             return keys, {"rule": f"group_regex {cfg.group_regex!r}", "ungrouped": unmatched}
         return [e.rel for e in entries], {"rule": None, "ungrouped": 0}
 
-    def _method(self, cfg: "FolderDatasetParams", columns: list[str], table: Path | None) -> str:
+    def _method(self, cfg: FolderDatasetParams, columns: list[str], table: Path | None) -> str:
         key = f"datasets.{self.name}"
         method = cfg.split
         if method == "auto":
             method = "fold" if cfg.splits else "column" if cfg.split_column in columns else "hash"
         if method in ("column", "fold") and table is None:
-            raise UserError(f"{key}.split is {method} but the dataset has no labels_csv; give a CSV with a "
-                            f"{cfg.split_column if method == 'column' else cfg.fold_column} column or use split: hash.")
+            raise UserError(
+                f"{key}.split is {method} but the dataset has no labels_csv; give a CSV with a "
+                f"{cfg.split_column if method == 'column' else cfg.fold_column} column or use split: hash."
+            )
         if method == "column" and cfg.split_column not in columns:
             raise UserError(f"{table} has no column {cfg.split_column!r} ({key}.split_column); columns: {', '.join(columns)}.")
         if method == "fold":
             if not cfg.splits:
-                raise UserError(f"{key}.split is fold but {key}.splits is not set; add e.g. splits: {{train: [1, 2, 3], val: [4], test: [5]}}.")
+                raise UserError(
+                    f"{key}.split is fold but {key}.splits is not set; add e.g. splits: {{train: [1, 2, 3], val: [4], test: [5]}}."
+                )
             if cfg.fold_column not in columns:
-                raise UserError(f"{table} has no column {cfg.fold_column!r} ({key}.fold_column, needed by {key}.splits); columns: {', '.join(columns)}.")
+                raise UserError(
+                    f"{table} has no column {cfg.fold_column!r} ({key}.fold_column, needed by {key}.splits); columns: {', '.join(columns)}."
+                )
         return method
 
-    def _assign(self, cfg: "FolderDatasetParams", entries: list[Entry], columns: list[str],
-                table: Path | None) -> tuple[list[str | None], dict]:
+    def _assign(
+        self, cfg: FolderDatasetParams, entries: list[Entry], columns: list[str], table: Path | None
+    ) -> tuple[list[str | None], dict]:
         """Split of every entry (``None`` = left out) and the ``split`` block of the report."""
         method = self._method(cfg, columns, table)
         keys, group_info = self._groups(cfg, entries, columns, table)
-        info: dict[str, Any] = {"split_method": method, "group_rule": group_info["rule"], "ungrouped_files": group_info["ungrouped"]}
+        info: dict[str, Any] = {
+            "split_method": method,
+            "group_rule": group_info["rule"],
+            "ungrouped_files": group_info["ungrouped"],
+        }
         splits: list[str | None]
         if method == "column":
             splits = []
@@ -377,22 +465,32 @@ class FolderSource(RealSource):
                 for fold in folds:
                     other = fold_to.setdefault(_fold_key(fold), split)
                     if other != split:
-                        raise UserError(f"fold {fold!r} is listed under both {other} and {split} in datasets.{self.name}.splits; list it once.")
+                        raise UserError(
+                            f"fold {fold!r} is listed under both {other} and {split} in datasets.{self.name}.splits; list it once."
+                        )
             splits = [fold_to.get(_fold_key(e.row.get(cfg.fold_column, ""))) for e in entries]
             left_out = Counter(_fold_key(e.row.get(cfg.fold_column, "")) for e, s in zip(entries, splits) if s is None)
             if left_out:
-                log.warning("%s: %d files are in folds %s listed in no split of datasets.%s.splits; they are left out.",
-                            self.name, sum(left_out.values()), ", ".join(sorted(left_out)), self.name)
+                log.warning(
+                    "%s: %d files are in folds %s listed in no split of datasets.%s.splits; they are left out.",
+                    self.name,
+                    sum(left_out.values()),
+                    ", ".join(sorted(left_out)),
+                    self.name,
+                )
             info["split_method"] = f"fold column {cfg.fold_column!r}: " + "; ".join(
-                f"{s} {list(v)}" for s, v in (cfg.splits or {}).items())
+                f"{s} {list(v)}" for s, v in (cfg.splits or {}).items()
+            )
             info["left_out_files"] = int(sum(left_out.values()))
         else:
             units = {k: _unit(k) for k in set(keys)}
             of_group = {k: _split_of(u, cfg.val_fraction, cfg.test_fraction) for k, u in units.items()}
             info["repaired"] = _repair(of_group, units, cfg.val_fraction, cfg.test_fraction)
             splits = [of_group[k] for k in keys]
-            info["split_method"] = (f"hash of {group_info['rule'] or 'the relative path'} "
-                                    f"(test_fraction {cfg.test_fraction}, val_fraction {cfg.val_fraction})")
+            info["split_method"] = (
+                f"hash of {group_info['rule'] or 'the relative path'} "
+                f"(test_fraction {cfg.test_fraction}, val_fraction {cfg.val_fraction})"
+            )
         info["n_groups"] = len(set(keys))
         info["groups_per_split"] = {s: len({k for k, x in zip(keys, splits) if x == s}) for s in SPLITS}
         info["groups_crossing_splits"] = _crossing(keys, splits) if group_info["rule"] else None
@@ -405,13 +503,20 @@ class FolderSource(RealSource):
                 suspect["crossing_splits"] = _crossing(id_keys, splits)
                 info["suspected_group"] = suspect
                 if method == "hash":
-                    log.warning("%s: file names look like they carry a speaker/source id (e.g. %r -> %r, %d ids), and %d of those ids "
-                                "fall in more than one split; set datasets.%s.group_regex (e.g. %r) or group_column to keep each in one split.",
-                                self.name, suspect["example"], suspect["example_id"], suspect["n_ids"], suspect["crossing_splits"],
-                                self.name, suspect["group_regex"])
+                    log.warning(
+                        "%s: file names look like they carry a speaker/source id (e.g. %r -> %r, %d ids), and %d of those ids "
+                        "fall in more than one split; set datasets.%s.group_regex (e.g. %r) or group_column to keep each in one split.",
+                        self.name,
+                        suspect["example"],
+                        suspect["example_id"],
+                        suspect["n_ids"],
+                        suspect["crossing_splits"],
+                        self.name,
+                        suspect["group_regex"],
+                    )
         return splits, info
 
-    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
+    def catalog(self, raw_dir: Path, params: Params) -> Catalog:
         cfg = self._cfg(params)
         base, _, table, entries, columns = self._entries(params, raw_dir)
         task = self._task(cfg, entries, table)
@@ -424,8 +529,16 @@ class FolderSource(RealSource):
             vocab.update(e.labels)
             if not e.full.is_file():
                 if os.path.lexists(e.full):  # a dangling link, link loop or FIFO: `segment` names the reason
-                    rows.append({"clip_id": e.rel, "path": str(e.full), "split": split, "labels": list(e.labels),
-                                 "start_s": 0.0, "duration_s": None})
+                    rows.append(
+                        {
+                            "clip_id": e.rel,
+                            "path": str(e.full),
+                            "split": split,
+                            "labels": list(e.labels),
+                            "start_s": 0.0,
+                            "duration_s": None,
+                        }
+                    )
                 else:
                     missing.append(e.rel)
                 continue
@@ -437,20 +550,45 @@ class FolderSource(RealSource):
                 durations[str(e.full)] = float(duration)
             times = segment_times(duration, cfg.clip_seconds, cfg.tail, params.segment.min_seconds)
             for k, (start, dur) in enumerate(times):
-                rows.append({"clip_id": e.rel if len(times) == 1 else f"{e.rel}#{k}", "path": str(e.full), "split": split,
-                             "labels": list(e.labels), "start_s": start, "duration_s": dur})
+                rows.append(
+                    {
+                        "clip_id": e.rel if len(times) == 1 else f"{e.rel}#{k}",
+                        "path": str(e.full),
+                        "split": split,
+                        "labels": list(e.labels),
+                        "start_s": start,
+                        "duration_s": dur,
+                    }
+                )
         clips = pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"])
         if len(clips) and clips["clip_id"].duplicated().any():
             dup = clips.loc[clips["clip_id"].duplicated(), "clip_id"].iloc[0]
             raise UserError(f"{table or base} lists {dup!r} more than once; list each file once.")
         for s in SPLITS:
             if len(clips) and not (clips["split"] == s).any():
-                log.warning("%s: the %s split is empty (%s); see datasets.%s.split in docs/datasets.md.", self.name, s,
-                            info["split_method"], self.name)
-        log.info("%s: split by %s; groups per split %s%s", self.name, info["split_method"], info["groups_per_split"],
-                 f", {info['groups_crossing_splits']} groups cross splits" if info["groups_crossing_splits"] is not None else "")
-        return Catalog(clips=clips, labels=sorted(vocab), expected=len(rows) + len(missing), missing=missing,
-                       kind="multilabel" if task == "multi_label" else "single", durations=durations, info=info)
+                log.warning(
+                    "%s: the %s split is empty (%s); see datasets.%s.split in docs/datasets.md.",
+                    self.name,
+                    s,
+                    info["split_method"],
+                    self.name,
+                )
+        log.info(
+            "%s: split by %s; groups per split %s%s",
+            self.name,
+            info["split_method"],
+            info["groups_per_split"],
+            f", {info['groups_crossing_splits']} groups cross splits" if info["groups_crossing_splits"] is not None else "",
+        )
+        return Catalog(
+            clips=clips,
+            labels=sorted(vocab),
+            expected=len(rows) + len(missing),
+            missing=missing,
+            kind="multilabel" if task == "multi_label" else "single",
+            durations=durations,
+            info=info,
+        )
 
 
 def _crossing(keys: list[str], splits: list[str | None]) -> int:
@@ -471,7 +609,11 @@ def _repair(of_group: dict[str, str], units: dict[str, float], val_fraction: flo
     moved: dict[str, str] = {}
     if len(of_group) < 3:
         return moved
-    bounds = {"test": (0.0, test_fraction), "val": (test_fraction, test_fraction + val_fraction), "train": (test_fraction + val_fraction, 1.0)}
+    bounds = {
+        "test": (0.0, test_fraction),
+        "val": (test_fraction, test_fraction + val_fraction),
+        "train": (test_fraction + val_fraction, 1.0),
+    }
     for target in ("train", "test", "val"):
         members = {s: sorted(k for k, v in of_group.items() if v == s) for s in SPLITS}
         if members[target]:
@@ -486,7 +628,7 @@ def _repair(of_group: dict[str, str], units: dict[str, float], val_fraction: flo
     return moved
 
 
-def _quick_task(cfg: "FolderDatasetParams", table: str | None) -> str:
+def _quick_task(cfg: FolderDatasetParams, table: str | None) -> str:
     """The task type without a full catalog: as configured, else from the CSV's label counts."""
     if cfg.task is not None:
         return cfg.task
@@ -501,7 +643,7 @@ def _quick_task(cfg: "FolderDatasetParams", table: str | None) -> str:
         return "multi_label"  # the catalog reports the missing CSV
 
 
-def make_source(params: "Params | None" = None, name: str = "folder") -> FolderSource:
+def make_source(params: Params | None = None, name: str = "folder") -> FolderSource:
     """The folder source for ``datasets.folder`` or the named own dataset ``name``."""
     cfg = params.datasets.folder_settings(name) if params is not None else None
     task, clip = "single_label", 4.0
@@ -512,5 +654,6 @@ def make_source(params: "Params | None" = None, name: str = "folder") -> FolderS
             table = recorded_settings(Layout().raw(name)).get("labels_csv")
         task, clip = _quick_task(cfg, table), cfg.clip_seconds
     multilabel = task == "multi_label"
-    return FolderSource(name=name, kind="multilabel" if multilabel else "single",
-                        task="tagging" if multilabel else "keywords", clip_seconds=clip)
+    return FolderSource(
+        name=name, kind="multilabel" if multilabel else "single", task="tagging" if multilabel else "keywords", clip_seconds=clip
+    )

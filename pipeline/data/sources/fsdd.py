@@ -30,7 +30,6 @@ import logging
 import math
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,7 +95,7 @@ class FSDDSource(RealSource):
     """FSDD: fetch from GitHub (or a mirror), catalog ``recordings/*.wav``."""
 
     # ------------------------------------------------------------------ fetch
-    def fetch(self, raw_dir: Path, params: "Params") -> None:
+    def fetch(self, raw_dir: Path, params: Params) -> None:
         raw_dir = Path(raw_dir)
         raw_dir.mkdir(parents=True, exist_ok=True)
         mirror = self.mirror(params)
@@ -129,14 +128,29 @@ class FSDDSource(RealSource):
             log.info("fsdd recordings are identical to upstream commit %s", COMMIT[:10])
         elif mirror is None:
             shutil.rmtree(raw_dir / RECORDINGS, ignore_errors=True)
-            raise UserError(f"the FSDD recordings from {ARCHIVE.url} do not match commit {COMMIT[:10]} (recordings digest {digest}, expected {RECORDINGS_DIGEST}); "
-                            f"delete {raw_dir} and re-run `musicrep download fsdd`, or pass --mirror with a verified copy.")
+            raise UserError(
+                f"the FSDD recordings from {ARCHIVE.url} do not match commit {COMMIT[:10]} (recordings digest {digest}, expected {RECORDINGS_DIGEST}); "
+                f"delete {raw_dir} and re-run `musicrep download fsdd`, or pass --mirror with a verified copy."
+            )
         else:
-            log.warning("fsdd from mirror %s differs from upstream commit %s (%d recordings); using it as given", mirror, COMMIT[:10], len(hashes))
-        write_complete(raw_dir, {
-            "dataset": self.name, "source": source, "n_recordings": len(hashes), "recordings_sha256": digest,
-            "matches_upstream": upstream, "upstream_commit": COMMIT, "archive_sha256": archive_sha,
-        })
+            log.warning(
+                "fsdd from mirror %s differs from upstream commit %s (%d recordings); using it as given",
+                mirror,
+                COMMIT[:10],
+                len(hashes),
+            )
+        write_complete(
+            raw_dir,
+            {
+                "dataset": self.name,
+                "source": source,
+                "n_recordings": len(hashes),
+                "recordings_sha256": digest,
+                "matches_upstream": upstream,
+                "upstream_commit": COMMIT,
+                "archive_sha256": archive_sha,
+            },
+        )
 
     def _archive_remote(self, mirror: str | None) -> tuple[RemoteFile, str | None]:
         """The archive to fetch and the mirror base to fetch it from."""
@@ -145,7 +159,9 @@ class FSDDSource(RealSource):
                 return RemoteFile(name=Path(mirror.split("?")[0]).name, url=mirror), None
             path = Path(mirror).expanduser()
             if not path.is_file():
-                raise UserError(f"mirror archive {mirror} does not exist; pass an existing file, a folder with recordings/, or a URL.")
+                raise UserError(
+                    f"mirror archive {mirror} does not exist; pass an existing file, a folder with recordings/, or a URL."
+                )
             return RemoteFile(name=path.name, url=path.as_uri()), None
         return ARCHIVE, mirror
 
@@ -156,7 +172,9 @@ class FSDDSource(RealSource):
         sums = _read_sums(sums_path) if sums_path else {}
         files = sorted(p for p in src.glob("*.wav") if p.is_file())
         if not files:
-            raise UserError(f"mirror {mirror_dir} has no recordings/*.wav; point --mirror at a copy of the FSDD repository (or its archive).")
+            raise UserError(
+                f"mirror {mirror_dir} has no recordings/*.wav; point --mirror at a copy of the FSDD repository (or its archive)."
+            )
         from pipeline.io_utils import make_temp_dir
 
         tmp = make_temp_dir(prefix=f".{RECORDINGS}.", suffix=".extracting", dir=raw_dir)
@@ -170,7 +188,9 @@ class FSDDSource(RealSource):
                 if want:
                     got = file_digests(out)["sha256"]
                     if got != want:
-                        raise UserError(f"{path} fails its SHA-256 check against {sums_path} (expected {want}, got {got}); repair the mirror and re-run `musicrep download fsdd`.")
+                        raise UserError(
+                            f"{path} fails its SHA-256 check against {sums_path} (expected {want}, got {got}); repair the mirror and re-run `musicrep download fsdd`."
+                        )
             unlisted = [p.name for p in files if sums and p.name not in sums]
             if unlisted:
                 log.warning("%d mirror recordings are not listed in %s (e.g. %s)", len(unlisted), sums_path, unlisted[0])
@@ -190,9 +210,13 @@ class FSDDSource(RealSource):
         work = raw_dir / ".archive.extracting"
         safe_extract(archive, work, self.name)
         try:
-            candidates = sorted((p for p in work.rglob(RECORDINGS) if p.is_dir() and any(p.glob("*.wav"))), key=lambda p: len(p.parts))
+            candidates = sorted(
+                (p for p in work.rglob(RECORDINGS) if p.is_dir() and any(p.glob("*.wav"))), key=lambda p: len(p.parts)
+            )
             if not candidates:
-                raise UserError(f"{archive.name} holds no recordings/*.wav; check the mirror, or delete {archive} and re-run `musicrep download fsdd`.")
+                raise UserError(
+                    f"{archive.name} holds no recordings/*.wav; check the mirror, or delete {archive} and re-run `musicrep download fsdd`."
+                )
             rec = candidates[0]
             sums_path = rec.parent / "SHA256SUMS"
             if sums_path.exists():
@@ -200,7 +224,9 @@ class FSDDSource(RealSource):
                 for name, want in sums.items():
                     path = rec / name
                     if path.exists() and (got := file_digests(path)["sha256"]) != want:
-                        raise UserError(f"{name} in {archive.name} fails its SHA-256 check against SHA256SUMS (expected {want}, got {got}); use another mirror.")
+                        raise UserError(
+                            f"{name} in {archive.name} fails its SHA-256 check against SHA256SUMS (expected {want}, got {got}); use another mirror."
+                        )
             target = raw_dir / RECORDINGS
             if target.exists():
                 shutil.rmtree(target)
@@ -209,7 +235,7 @@ class FSDDSource(RealSource):
             shutil.rmtree(work, ignore_errors=True)
 
     # ------------------------------------------------------------------ catalog
-    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
+    def catalog(self, raw_dir: Path, params: Params) -> Catalog:
         rec = Path(raw_dir) / RECORDINGS
         files = sorted(rec.glob("*.wav")) if rec.is_dir() else []
         if not files:
@@ -222,15 +248,27 @@ class FSDDSource(RealSource):
                 continue
             take = int(m["take"])
             found.add(path.stem)
-            rows.append({"clip_id": path.stem, "path": f"{RECORDINGS}/{path.name}", "split": split_for_take(take),
-                         "labels": [m["digit"]], "start_s": 0.0, "duration_s": math.nan})
+            rows.append(
+                {
+                    "clip_id": path.stem,
+                    "path": f"{RECORDINGS}/{path.name}",
+                    "split": split_for_take(take),
+                    "labels": [m["digit"]],
+                    "start_s": 0.0,
+                    "duration_s": math.nan,
+                }
+            )
         if odd:
             log.warning("ignoring %d files in %s not named {digit}_{speaker}_{take}.wav (e.g. %s)", len(odd), rec, odd[0])
         grid = {f"{d}_{s}_{t}" for d in DIGITS for s in SPEAKERS for t in range(TAKES)}
         missing = sorted(grid - found)
-        return Catalog(clips=pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"]),
-                       labels=list(DIGITS), expected=len(grid | found), missing=missing)
+        return Catalog(
+            clips=pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"]),
+            labels=list(DIGITS),
+            expected=len(grid | found),
+            missing=missing,
+        )
 
 
-def make_source(params: "Params | None" = None) -> FSDDSource:
+def make_source(params: Params | None = None) -> FSDDSource:
     return FSDDSource(name="fsdd", kind="single", task="keywords", clip_seconds=clip_seconds_from(params, "fsdd", 1.0))

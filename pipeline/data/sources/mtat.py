@@ -52,8 +52,10 @@ _TOFU = "publisher gives no checksum: SHA-256 recorded at first download (TODO: 
 PARTS = [RemoteFile(name=f"mp3.zip.00{i}", url=f"{BASE_URL}mp3.zip.00{i}", note=_TOFU) for i in (1, 2, 3)]
 ANNOTATIONS = RemoteFile(name="annotations_final.csv", url=f"{BASE_URL}annotations_final.csv", note=_TOFU)
 SPLIT_URL = "https://raw.githubusercontent.com/minzwon/sota-music-tagging-models/master/split/mtat/"
-SPLIT_FILES = [RemoteFile(name=n, url=f"{SPLIT_URL}{n}", optional=True, note="reference split; no published checksum")
-               for n in ("top50_tags.txt", "train.npy", "valid.npy", "test.npy")]
+SPLIT_FILES = [
+    RemoteFile(name=n, url=f"{SPLIT_URL}{n}", optional=True, note="reference split; no published checksum")
+    for n in ("top50_tags.txt", "train.npy", "valid.npy", "test.npy")
+]
 REFERENCE_COUNTS = {"train": 15_244, "val": 1_529, "test": 4_332}
 SPLIT_LISTS = {"train": "train.npy", "val": "valid.npy", "test": "test.npy"}
 MP3_DIR = "mp3"
@@ -104,7 +106,7 @@ class MTATSource(RealSource):
     def remote_files(self) -> list[RemoteFile]:
         return [*PARTS, ANNOTATIONS, *SPLIT_FILES]
 
-    def fetch(self, raw_dir: Path, params: "Params") -> None:
+    def fetch(self, raw_dir: Path, params: Params) -> None:
         raw_dir = Path(raw_dir)
         state = DownloadState(raw_dir)
         mirror = self.mirror(params)
@@ -122,14 +124,17 @@ class MTATSource(RealSource):
             try:
                 extract_once(parts, target, self.name, state, key="mp3.zip")
             except UserError as exc:
-                raise UserError(f"{exc} If the parts are intact but Python cannot read the joined archive, extract it yourself: "
-                                f"`cat mp3.zip.00? > all.zip && unzip all.zip -d {target}` (or `zip -FF all.zip --out fixed.zip` first), "
-                                f"then re-run `musicrep download mtat`.") from None
+                raise UserError(
+                    f"{exc} If the parts are intact but Python cannot read the joined archive, extract it yourself: "
+                    f"`cat mp3.zip.00? > all.zip && unzip all.zip -d {target}` (or `zip -FF all.zip --out fixed.zip` first), "
+                    f"then re-run `musicrep download mtat`."
+                ) from None
         write_manifest(raw_dir, self.name)
-        write_complete(raw_dir, {"dataset": self.name, "parts_sha256": key,
-                                 "split_lists": [n for n in SPLIT_LISTS.values() if paths.get(n)]})
+        write_complete(
+            raw_dir, {"dataset": self.name, "parts_sha256": key, "split_lists": [n for n in SPLIT_LISTS.values() if paths.get(n)]}
+        )
 
-    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
+    def catalog(self, raw_dir: Path, params: Params) -> Catalog:
         raw_dir = Path(raw_dir)
         ann_path, mp3_root = raw_dir / ANNOTATIONS.name, raw_dir / MP3_DIR
         if not ann_path.exists() or not mp3_root.is_dir():
@@ -137,7 +142,9 @@ class MTATSource(RealSource):
         try:
             ann = pd.read_csv(ann_path, sep="\t", dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-            raise UserError(f"{ann_path} is not a readable tab-separated file ({exc}); delete it and re-run `musicrep download mtat`.") from None
+            raise UserError(
+                f"{ann_path} is not a readable tab-separated file ({exc}); delete it and re-run `musicrep download mtat`."
+            ) from None
         if "clip_id" not in ann.columns or "mp3_path" not in ann.columns:
             raise UserError(f"{ann_path} lacks the clip_id/mp3_path columns; delete it and re-run `musicrep download mtat`.")
         tag_cols = [c for c in ann.columns if c not in ("clip_id", "mp3_path")]
@@ -164,8 +171,16 @@ class MTATSource(RealSource):
             if not (mp3_root / rel).is_file():
                 missing.append(ann["clip_id"].iat[i])
                 continue
-            rows.append({"clip_id": ann["clip_id"].iat[i], "path": f"{MP3_DIR}/{rel}", "split": split.iat[i],
-                         "labels": labels[i], "start_s": 0.0, "duration_s": math.nan})
+            rows.append(
+                {
+                    "clip_id": ann["clip_id"].iat[i],
+                    "path": f"{MP3_DIR}/{rel}",
+                    "split": split.iat[i],
+                    "labels": labels[i],
+                    "start_s": 0.0,
+                    "duration_s": math.nan,
+                }
+            )
         clips = pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"])
         expected = int(keep.sum()) + len(absent_rows)
         counts = clips["split"].value_counts().to_dict()
@@ -180,12 +195,14 @@ class MTATSource(RealSource):
             unknown = [t for t in tags if t not in by_name]
             if len(tags) == N_TAGS and not unknown:
                 return tags
-            log.warning("mtat: top50_tags.txt does not match annotations_final.csv (unknown: %s); using tag frequencies", unknown[:5])
+            log.warning(
+                "mtat: top50_tags.txt does not match annotations_final.csv (unknown: %s); using tag frequencies", unknown[:5]
+            )
         counts = onehot.sum(axis=0)
         order = sorted(range(len(counts)), key=lambda j: (-int(counts.iloc[j]), j))[:N_TAGS]
         names = {c: n for n, c in by_name.items()}
         return [names[counts.index[j]] for j in order]
 
 
-def make_source(params: "Params | None" = None) -> MTATSource:
+def make_source(params: Params | None = None) -> MTATSource:
     return MTATSource(name="mtat", kind="multilabel", task="tagging", clip_seconds=clip_seconds_from(params, "mtat", 29.1))

@@ -44,9 +44,41 @@ EXTRACTED = "speech_commands_v0.02"
 BACKGROUND = "_background_noise_"
 EXPECTED_CLIPS = 105_829  # utterances in v0.02 (Warden 2018, table 1)
 WORDS = [
-    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
-    "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
-    "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
 ]
 
 
@@ -63,15 +95,17 @@ def background_noise_files(raw_dir: Path) -> list[Path]:
     folder = Path(raw_dir) / EXTRACTED / BACKGROUND
     files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
     if not files:
-        raise UserError(f"{folder} holds no background noise recordings; run `musicrep download speech_commands` first "
-                        f"(or choose another robustness.noise_source).")
+        raise UserError(
+            f"{folder} holds no background noise recordings; run `musicrep download speech_commands` first "
+            f"(or choose another robustness.noise_source)."
+        )
     return files
 
 
 class SpeechCommandsSource(RealSource):
     """Speech Commands v0.02: fetch the tarball, catalog the 35 word folders."""
 
-    def fetch(self, raw_dir: Path, params: "Params") -> None:
+    def fetch(self, raw_dir: Path, params: Params) -> None:
         raw_dir = Path(raw_dir)
         state = DownloadState(raw_dir)
         archive = fetch_file(ARCHIVE, raw_dir, self.name, self.mirror(params), self.policy, state)
@@ -89,7 +123,7 @@ class SpeechCommandsSource(RealSource):
         write_manifest(raw_dir, self.name)
         write_complete(raw_dir, {"dataset": self.name, "archive": ARCHIVE.name, "archive_sha256": sha, "n_clips": n_clips})
 
-    def catalog(self, raw_dir: Path, params: "Params") -> Catalog:
+    def catalog(self, raw_dir: Path, params: Params) -> Catalog:
         raw_dir = Path(raw_dir)
         root = raw_dir / EXTRACTED
         if not (root / "testing_list.txt").exists() or not (root / "validation_list.txt").exists():
@@ -106,8 +140,16 @@ class SpeechCommandsSource(RealSource):
                 rel = f"{folder.name}/{wav.name}"
                 found.add(rel)
                 split = "test" if rel in test else "val" if rel in val else "train"
-                rows.append({"clip_id": rel.removesuffix(".wav"), "path": f"{EXTRACTED}/{rel}", "split": split,
-                             "labels": [folder.name], "start_s": 0.0, "duration_s": math.nan})
+                rows.append(
+                    {
+                        "clip_id": rel.removesuffix(".wav"),
+                        "path": f"{EXTRACTED}/{rel}",
+                        "split": split,
+                        "labels": [folder.name],
+                        "start_s": 0.0,
+                        "duration_s": math.nan,
+                    }
+                )
         if other:
             log.warning("ignoring folders that are not among the 35 words: %s", ", ".join(other))
         missing = sorted((val | test) - found)
@@ -115,10 +157,15 @@ class SpeechCommandsSource(RealSource):
             log.warning("%d files named in the split lists are absent (e.g. %s)", len(missing), missing[0])
         done = read_complete(raw_dir) or {}
         expected = max(int(done.get("n_clips") or 0), len(found) + len(missing))
-        return Catalog(clips=pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"]),
-                       labels=list(WORDS), expected=expected, missing=[m.removesuffix(".wav") for m in missing])
+        return Catalog(
+            clips=pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"]),
+            labels=list(WORDS),
+            expected=expected,
+            missing=[m.removesuffix(".wav") for m in missing],
+        )
 
 
-def make_source(params: "Params | None" = None) -> SpeechCommandsSource:
-    return SpeechCommandsSource(name="speech_commands", kind="single", task="keywords",
-                                clip_seconds=clip_seconds_from(params, "speech_commands", 1.0))
+def make_source(params: Params | None = None) -> SpeechCommandsSource:
+    return SpeechCommandsSource(
+        name="speech_commands", kind="single", task="keywords", clip_seconds=clip_seconds_from(params, "speech_commands", 1.0)
+    )

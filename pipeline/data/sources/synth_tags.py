@@ -10,6 +10,6 @@ if TYPE_CHECKING:
     from pipeline.config import Params
 
 
-def make_source(params: "Params | None" = None) -> SyntheticSource:
+def make_source(params: Params | None = None) -> SyntheticSource:
     seconds = params.datasets.synth_tags.clip_seconds if params is not None else 4.0
     return SyntheticSource(name="synth_tags", kind="multilabel", task="tagging", clip_seconds=seconds)

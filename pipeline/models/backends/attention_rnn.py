@@ -80,8 +80,9 @@ class AttentionRNNBackend(Backend):
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return self.attend(features)[0]
 
-    def forward(self, features: torch.Tensor, return_attention: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, features: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         context, weights = self.attend(features)
         logits = self.classify(context)
         return (logits, [weights[:, None, None, :]]) if return_attention else logits

@@ -44,8 +44,14 @@ class EncoderLayer(nn.Module):
         attention weights ``(batch, heads, tokens, tokens)``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ffn: int, attention_dropout: float = ATTENTION_DROPOUT,
-                 hidden_dropout: float = HIDDEN_DROPOUT) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ffn: int,
+        attention_dropout: float = ATTENTION_DROPOUT,
+        hidden_dropout: float = HIDDEN_DROPOUT,
+    ) -> None:
         super().__init__()
         self.attention = nn.MultiheadAttention(d_model, n_heads, dropout=attention_dropout, batch_first=True)
         self.attention_dropout = nn.Dropout(hidden_dropout)
@@ -56,9 +62,7 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(d_model, eps=LAYER_NORM_EPS)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(
-            x, x, x, need_weights=return_attention, average_attn_weights=False
-        )
+        attended, weights = self.attention(x, x, x, need_weights=return_attention, average_attn_weights=False)
         x = self.attention_norm(x + self.attention_dropout(attended))
         x = self.ffn_norm(x + self.ffn_dropout(self.ffn_out(F.gelu(self.ffn_in(x)))))
         return x, weights
@@ -82,8 +86,9 @@ class CNNSABackend(Backend):
 
     OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_heads", "n_layers"})
 
-    def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0,
-                 n_heads: int = N_HEADS, n_layers: int = N_LAYERS) -> None:
+    def __init__(
+        self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0, n_heads: int = N_HEADS, n_layers: int = N_LAYERS
+    ) -> None:
         super().__init__(n_classes)
         for name, value in {"n_heads": n_heads, "n_layers": n_layers}.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -98,16 +103,13 @@ class CNNSABackend(Backend):
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.register_buffer("cls", fixed_cls_vector(d_model), persistent=False)
-        self.layers = nn.ModuleList(
-            [EncoderLayer(d_model, n_heads, FFN_FACTOR * d_model) for _ in range(n_layers)]
-        )
+        self.layers = nn.ModuleList([EncoderLayer(d_model, n_heads, FFN_FACTOR * d_model) for _ in range(n_layers)])
         self.pooler = nn.Linear(d_model, d_model)
         self.embedding_dim = d_model
         self.n_heads = n_heads
         self.head = OutputLayer(d_model, n_classes)
 
-    def encode(self, features: torch.Tensor, return_attention: bool = False
-               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def encode(self, features: torch.Tensor, return_attention: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Features -> (pooled CLS ``(batch, d)``, attention maps per layer if asked)."""
         tokens = collapse_frequency(self.blocks(self.input_norm(features))).transpose(1, 2)  # (batch, T, d)
         cls = self.cls.to(tokens.dtype).expand(tokens.shape[0], 1, -1)
@@ -122,8 +124,9 @@ class CNNSABackend(Backend):
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return self.encode(features)[0]
 
-    def forward(self, features: torch.Tensor, return_attention: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, features: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         pooled, maps = self.encode(features, return_attention)
         logits = self.classify(pooled)
         return (logits, maps) if return_attention else logits

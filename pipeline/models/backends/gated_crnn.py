@@ -87,8 +87,9 @@ class GatedCRNNBackend(Backend):
         """Not defined: the clip score pools frame-wise scores, not the embedding."""
         raise TypeError("gated_crnn classifies frame by frame; call the back-end on features instead")
 
-    def forward(self, features: torch.Tensor, return_frames: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, features: torch.Tensor, return_frames: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         states = self.sequence(features)
         frame_logits = self.classifier(states)  # (batch, T, n)
         log_attention = torch.log_softmax(self.attention(states), dim=1)

@@ -255,9 +255,7 @@ class LogMelSpectrogram(nn.Module):
         self.f_min = float(f_min)
         self.f_max = f_max
         self.spectrogram = Spectrogram(n_fft, hop_length, power=power)
-        self.register_buffer(
-            "mel_fb", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max).float(), persistent=False
-        )
+        self.register_buffer("mel_fb", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max).float(), persistent=False)
 
     @property
     def n_bins(self) -> int:
@@ -386,8 +384,14 @@ class ConstantQTransform(nn.Module):
         filter_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        _check_positive(sample_rate=sample_rate, hop_length=hop_length, f_min=f_min, n_bins=n_bins,
-                        bins_per_octave=bins_per_octave, filter_scale=filter_scale)
+        _check_positive(
+            sample_rate=sample_rate,
+            hop_length=hop_length,
+            f_min=f_min,
+            n_bins=n_bins,
+            bins_per_octave=bins_per_octave,
+            filter_scale=filter_scale,
+        )
         self.sample_rate = int(sample_rate)
         self.hop_length = int(hop_length)
         self.f_min = float(f_min)
@@ -469,8 +473,9 @@ class ConstantQTransform(nn.Module):
         octaves, done = [], 0
         for octave, decimation in enumerate(self.decimations):
             for _ in range(decimation - done):
-                signal = AF.resample(signal, 2, 1, lowpass_filter_width=16, rolloff=self.DECIMATION_ROLLOFF,
-                                     resampling_method="sinc_interp_kaiser")
+                signal = AF.resample(
+                    signal, 2, 1, lowpass_filter_width=16, rolloff=self.DECIMATION_ROLLOFF, resampling_method="sinc_interp_kaiser"
+                )
             done = decimation
             bank = getattr(self, f"kernels_{octave}")
             octaves.append(self._magnitude(signal, bank, self.hop_length // 2**decimation, n_frames))
@@ -509,8 +514,9 @@ def harmonic_pitch_grid(sample_rate: int = 16_000, n_harmonics: int = 6, semiton
     return midi_to_hz(C1_MIDI + np.arange(n_bands) / semitone_scale)
 
 
-def erb_bandwidth(freq: torch.Tensor, q: torch.Tensor | float, alpha: torch.Tensor | float = ERB_ALPHA,
-                  beta: torch.Tensor | float = ERB_BETA) -> torch.Tensor:
+def erb_bandwidth(
+    freq: torch.Tensor, q: torch.Tensor | float, alpha: torch.Tensor | float = ERB_ALPHA, beta: torch.Tensor | float = ERB_BETA
+) -> torch.Tensor:
     """ERB-form bandwidth ``(alpha * f + beta) / Q`` in Hz (Glasberg-Moore ERB at Q = 1)."""
     return (alpha * freq + beta) / q
 
