@@ -119,8 +119,9 @@ def params_cmd(
     file: Annotated[Path | None, typer.Argument(help="params file (default params.yaml)")] = None,
     check: Annotated[bool, typer.Option("--check", help="validate only")] = False,
     init: Annotated[str | None, typer.Option("--init", help="print a full params file for a profile (smoke|paper)")] = None,
+    diff: Annotated[bool, typer.Option("--diff", help="only the values that differ from the profile's defaults")] = False,
 ) -> None:
-    """Validate a params file, show the resolved values, or print a profile preset."""
+    """Validate a params file, show the resolved values (or their difference to the profile), or print a preset."""
     import yaml
 
     from pipeline.config import Params, load_params
@@ -146,6 +147,19 @@ def params_cmd(
         typer.echo(
             f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(p.grid.models)} models, hash {p.section_hash('train', 'features', 'evaluate')})"
         )
+        return
+    if diff:
+        from pipeline.config import flatten
+
+        mine = flatten(p.model_dump(mode="json"))
+        base = flatten(Params.model_validate(profile_defaults(p.profile)).model_dump(mode="json"))
+        changed = {k: (base.get(k, "(absent)"), v) for k, v in mine.items() if base.get(k, "(absent)") != v}
+        changed |= {k: (v, "(absent)") for k, v in base.items() if k not in mine}
+        if not changed:
+            typer.echo(f"{path}: same as the {p.profile} profile")
+        for key in sorted(changed):
+            old, new = changed[key]
+            typer.echo(f"{key}: {json.dumps(old)} -> {json.dumps(new)}")
         return
     typer.echo(yaml.safe_dump(p.model_dump(mode="json"), sort_keys=False))
 

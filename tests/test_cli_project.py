@@ -105,3 +105,15 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path: Path, monkeypatch
     monkeypatch.setattr(sys, "argv", ["musicrep", "report", "--project", str(tmp_path), "--debug"])
     with pytest.raises(RuntimeError, match="disk on fire"):
         cli.main()
+
+
+def test_params_diff_shows_only_what_differs_from_the_profile(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("profile: smoke\ntrain: {epochs: 3}\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "params", "--diff", "--project", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines() == ["train.epochs: 8 -> 3"]
