@@ -87,7 +87,24 @@ def test_train_with_set_and_predict_from_another_folder(tmp_path: Path) -> None:
     assert "clip.wav" in res.stdout
 
 
-def test_unexpected_errors_are_one_line_unless_debug(tmp_path: Path, monkeypatch, capsys) -> None:
+@pytest.fixture()
+def restore_loggers():
+    """cli.main() configures the pipeline/musicrep loggers for the process; undo it for the next tests."""
+    import logging
+
+    saved = {
+        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level, logging.getLogger(name).propagate)
+        for name in ("pipeline", "musicrep")
+    }
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_unexpected_errors_are_one_line_unless_debug(tmp_path: Path, monkeypatch, capsys, restore_loggers) -> None:
     from pipeline import cli, stages
 
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())

@@ -56,7 +56,7 @@ def test_fsdd_keyword_model_from_local_mirror(tmp_path: Path, fsdd_dir: Path) ->
     _musicrep(proj, "download", "fsdd", "--mirror", str(fsdd_dir))
     for cmd in (["segment", "fsdd"], ["features", "fsdd"], ["train", "fsdd", model], ["evaluate", "fsdd", model]):
         _musicrep(proj, *cmd)
-    result = json.loads((proj / "metrics" / "fsdd" / model / "eval.json").read_text())
+    result = json.loads((proj / "metrics" / "fsdd" / model / "seed0" / "eval.json").read_text())
     assert result["test/n_clips"] == 300
     log.info("FSDD %s test accuracy %.4f on %d clips", model, result["test/accuracy"], result["test/n_clips"])
     assert result["test/accuracy"] >= 0.85, result
@@ -88,7 +88,7 @@ def test_folder_per_class_trains_and_evaluates(tmp_path: Path, fsdd_dir: Path) -
         _musicrep(proj, *cmd)
     meta = json.loads((proj / "data" / "segments" / "folder" / "meta.json").read_text())
     assert meta["kind"] == "single" and sorted(meta["labels"]) == ["digit_0", "digit_1", "digit_7"]
-    result = json.loads((proj / "metrics" / "folder" / "fcn" / "eval.json").read_text())
+    result = json.loads((proj / "metrics" / "folder" / "fcn" / "seed0" / "eval.json").read_text())
     assert 0 <= result["test/accuracy"] <= 1 and result["test/n_clips"] > 0
 
 
@@ -113,17 +113,17 @@ def test_sigkill_during_training_then_resume_matches(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    ckpt = killed / ".checkpoints" / "synth_keywords" / "samplecnn" / "last.pt"
+    ckpt = killed / ".checkpoints" / "synth_keywords" / "samplecnn" / "seed0" / "last.pt"
     deadline = time.time() + 600
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert proc.poll() is None, "training finished before it could be killed; make it longer"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (killed / "models" / "synth_keywords" / "samplecnn" / "model.pt").exists()
+    assert not (killed / "models" / "synth_keywords" / "samplecnn" / "seed0" / "model.pt").exists()
     _musicrep(killed, "train", "synth_keywords", "samplecnn", "--resume")
     _musicrep(killed, "evaluate", "synth_keywords", "samplecnn")
-    a = json.loads((straight / "metrics" / "synth_keywords" / "samplecnn" / "eval.json").read_text())
-    b = json.loads((killed / "metrics" / "synth_keywords" / "samplecnn" / "eval.json").read_text())
+    a = json.loads((straight / "metrics" / "synth_keywords" / "samplecnn" / "seed0" / "eval.json").read_text())
+    b = json.loads((killed / "metrics" / "synth_keywords" / "samplecnn" / "seed0" / "eval.json").read_text())
     assert a["test/accuracy"] == b["test/accuracy"]
     assert a["test/loss"] == pytest.approx(b["test/loss"], rel=1e-5)
