@@ -30,6 +30,18 @@ log = logging.getLogger("musicrep")
 _LOGGERS = ("pipeline", "musicrep")  # the command configures its own loggers only, never the root logger
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is at emit time (not at creation)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property wins
+        pass
+
+
 def _configure_logging(verbose: bool) -> None:
     """One stderr handler on the ``pipeline`` and ``musicrep`` loggers (replaced on each call).
 
@@ -39,7 +51,7 @@ def _configure_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
     tty = sys.stderr.isatty()
-    handler = RichHandler(show_path=False, rich_tracebacks=False) if tty else logging.StreamHandler()
+    handler = RichHandler(show_path=False, rich_tracebacks=False) if tty else _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(message)s" if tty else "%(levelname)s %(name)s: %(message)s"))
     handler._musicrep = True  # type: ignore[attr-defined]
     for name in _LOGGERS:
