@@ -98,11 +98,16 @@ def test_dask_local_cluster_gives_the_thread_runner_results(baseline, tmp_path: 
     ref_proj, ref = baseline
     proj = _write_project(tmp_path / "dask", task_runner="dask", max_workers=2)
     _clone_data(ref_proj, proj)
-    _, flow_run_id = _run(proj)
-    assert _eval(proj) == ref
-    runs = _cell_runs(flow_run_id)
-    assert _overlaps(runs) >= 1, "two Dask workers never ran two cells at once"
-    assert all("gpu" not in r.tags for r in runs)  # CPU cells are not limited
+    overlaps = []
+    for _attempt in range(2):  # the cells last seconds: on a loaded 2-core box one worker may finish all before the other starts
+        _, flow_run_id = _run(proj)
+        assert _eval(proj) == ref  # identical results on every attempt
+        runs = _cell_runs(flow_run_id)
+        assert all("gpu" not in r.tags for r in runs)  # CPU cells are not limited
+        overlaps.append(_overlaps(runs))
+        if overlaps[-1] >= 1:
+            break
+    assert max(overlaps) >= 1, f"two Dask workers never ran two cells at once in {len(overlaps)} runs"
 
 
 def test_gpu_limit_of_one_serialises_gpu_tagged_cells(baseline, tmp_path: Path) -> None:
