@@ -31,6 +31,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _score(model, store: SegmentStore, rows: pd.DataFrame, params: Params, device) -> np.ndarray:
+    """``(clips, classes)`` scores of ``rows`` with the evaluation protocol of ``params.evaluate``."""
+    return predict_clips(
+        model,
+        store.waves(rows),
+        n_chunks=params.evaluate.n_chunks,
+        batch_size=params.evaluate.batch_size,
+        device=device,
+        bf16=params.train.bf16,
+    )
+
+
+def _write_results(out_dir: Path, result: dict[str, float], clip_ids, labels, scores: np.ndarray) -> None:
+    """``eval.json`` and ``predictions.parquet`` (per-clip labels and scores) into ``out_dir``, atomically."""
+    write_json(out_dir / "eval.json", result)
+    preds = pd.DataFrame({"clip_id": clip_ids, "labels": labels})
+    preds["scores"] = list(scores.astype(np.float32))
+    with atomic_path(out_dir / "predictions.parquet") as tmp:
+        preds.to_parquet(tmp, index=False)
+
+
 def evaluate_model(
     task: str, model_name: str, params: Params, layout: Layout = Layout(), seed: int | None = None
 ) -> dict[str, float]:
@@ -56,14 +77,7 @@ def evaluate_model(
     rows = store.split("test")
     multilabel = store.multilabel
     y = label_matrix(rows["labels"], store.labels, multilabel)
-    scores = predict_clips(
-        model,
-        store.waves(rows),
-        n_chunks=params.evaluate.n_chunks,
-        batch_size=params.evaluate.batch_size,
-        device=device,
-        bf16=params.train.bf16,
-    )
+    scores = _score(model, store, rows, params, device)
     kind = "multilabel" if multilabel else "single"
     metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
     metrics["loss"] = clip_loss(scores, y, multilabel)
@@ -72,11 +86,7 @@ def evaluate_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {f"test/{k}": v for k, v in metrics.items()}
     result["params"] = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
-    write_json(out_dir / "eval.json", result)
-    preds = pd.DataFrame({"clip_id": rows["clip_id"], "labels": rows["labels"]})
-    preds["scores"] = list(scores.astype(np.float32))
-    with atomic_path(out_dir / "predictions.parquet") as tmp:
-        preds.to_parquet(tmp, index=False)
+    _write_results(out_dir, result, rows["clip_id"], rows["labels"], scores)
     if multilabel:
         write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
     tracking.log_to_run(card["metadata"].get("mlflow_run_id"), {k: v for k, v in result.items() if k.startswith("test/")})
@@ -135,14 +145,7 @@ def evaluate_cross(
         raise UserError(f"no test clip of {other} has a label that {task}/{model_name} knows; check the label map.")
     rows = rows[keep].reset_index(drop=True)
     mapped = [m for m, k in zip(mapped, keep) if k]
-    scores = predict_clips(
-        model,
-        store.waves(rows),
-        n_chunks=params.evaluate.n_chunks,
-        batch_size=params.evaluate.batch_size,
-        device=device,
-        bf16=params.train.bf16,
-    )
+    scores = _score(model, store, rows, params, device)
     kind = "multilabel" if multilabel else "single"
     y = label_matrix(mapped, vocab, multilabel)
     if multilabel:  # only the labels both datasets have
@@ -155,11 +158,7 @@ def evaluate_cross(
     metrics["n_labels_shared"] = float(len(set(mapping.values())))
     out_dir = layout.metrics(task, model_name, seed) / "cross" / other
     result = {f"cross/{other}/{k}": float(v) for k, v in metrics.items()}
-    write_json(out_dir / "eval.json", result)
-    preds = pd.DataFrame({"clip_id": rows["clip_id"], "labels": mapped})
-    preds["scores"] = list(scores.astype(np.float32))
-    with atomic_path(out_dir / "predictions.parquet") as tmp:
-        preds.to_parquet(tmp, index=False)
+    _write_results(out_dir, result, rows["clip_id"], mapped, scores)
     tracking.log_to_run(card["metadata"].get("mlflow_run_id"), result)
     log.info(
         "cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s",
