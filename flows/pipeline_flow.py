@@ -34,6 +34,12 @@ def _ctx(params_path: str, root: str) -> tuple[Any, Layout]:
     return load_params(params_path), Layout(Path(root))
 
 
+@task(name="params", task_run_name="params")
+def params_task(params_path: str, root: str) -> str:
+    params = load_params(params_path)  # written beside its params file, where `musicrep dag` puts dvc.yaml
+    return str(stages.resolve_params(params, Layout(Path(params_path).parent)))
+
+
 @task(name="download", task_run_name="download-{dataset}", retries=3, retry_delay_seconds=[2, 10, 30])
 def download_task(dataset: str, params_path: str, root: str) -> str:
     params, layout = _ctx(params_path, root)
@@ -65,6 +71,7 @@ def report_task(params_path: str, root: str) -> str:
 
 
 FLOW_STEPS = {
+    "params": params_task,
     "download": download_task,
     "segment": segment_task,
     "features": features_task,
@@ -108,6 +115,7 @@ def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report:
         ensure_gpu_limit(params.flow.gpu_concurrency)
         cell_run = cell_task.with_options(tags=[GPU_TAG])
     with _pipeline_logs_to_prefect():
+        params_task.submit(params_path, root).result()  # the resolved values, as dvc.yaml's stages track them
         prepared = {}
         for dataset in params.grid.tasks:
             future = None

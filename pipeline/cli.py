@@ -132,6 +132,9 @@ def params_cmd(
     check: Annotated[bool, typer.Option("--check", help="validate only")] = False,
     init: Annotated[str | None, typer.Option("--init", help="print a full params file for a profile (smoke|paper)")] = None,
     diff: Annotated[bool, typer.Option("--diff", help="only the values that differ from the profile's defaults")] = False,
+    resolve: Annotated[
+        bool, typer.Option("--resolve", help="write params.resolved.yaml (every value, as DVC tracks it) beside the file")
+    ] = False,
 ) -> None:
     """Validate a params file, show the resolved values (or their difference to the profile), or print a preset."""
     import yaml
@@ -140,8 +143,10 @@ def params_cmd(
     from pipeline.profiles import profile_defaults
 
     if init:
-        if init not in ("smoke", "paper"):
-            raise UserError(f"unknown profile {init!r}; allowed: smoke, paper.")
+        from pipeline.profiles import PROFILES
+
+        if init not in PROFILES:
+            raise UserError(f"unknown profile {init!r}; allowed: {', '.join(PROFILES)}.")
         resolved = Params.model_validate(profile_defaults(init)).model_dump(mode="json")
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         return
@@ -149,6 +154,13 @@ def params_cmd(
 
     path = params_path(_root(), file)
     p = load_params(path, current_overrides() or None)
+    if resolve:
+        from pipeline import stages
+        from pipeline.paths import Layout
+
+        out = stages.resolve_params(p, Layout(path.resolve().parent))
+        typer.echo(f"{out}: resolved (profile {p.profile})")
+        return
     if check:
         from pipeline.params_check import check_names
 
@@ -205,10 +217,10 @@ def download(
         overrides.setdefault("datasets", {})[dataset] = {
             k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v
         }
-    from pipeline.config import _deep_merge
+    from pipeline.io_utils import deep_merge
     from pipeline.project import current_overrides
 
-    merged = _deep_merge(current_overrides(), overrides)
+    merged = deep_merge(current_overrides(), overrides)
     out = stages.download(dataset, load_params(params_path(_root(), params), merged or None), _layout())
     typer.echo(f"{dataset}: raw files in {out}")
 
@@ -319,10 +331,15 @@ def dag(
     if targets:
         typer.echo("\n".join(dvc_cell_targets(p)))
         return
-    text = render_dvc_yaml(p)
-    from pipeline.project import params_path
+    import yaml
 
-    out = params_path(_root(), params).resolve().parent / "dvc.yaml"
+    from pipeline.dag import live_grid_keys
+    from pipeline.project import current_overrides, params_path
+
+    source = params_path(_root(), params)
+    raw = yaml.safe_load(source.read_text()) or {}
+    text = render_dvc_yaml(p, live_grid_keys(raw if isinstance(raw, dict) else {}, current_overrides()))
+    out = source.resolve().parent / "dvc.yaml"
     current = out.read_text() if out.exists() else ""
     if check:
         if current != text:

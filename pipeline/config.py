@@ -15,15 +15,16 @@ Layout of ``params.yaml`` (one section per stage)::
     report: {...}
     flow: {...}               # task runner of `musicrep flow` (thread | dask | ray), GPU limit
 
-Keys that are absent take the selected profile's default (:mod:`pipeline.profiles`), so
-``profile: paper`` alone is a complete paper configuration. Unknown keys, wrong types and
+Keys that are absent take the selected profile's default (the YAML files of
+:mod:`pipeline.profiles`, the one place where these defaults are written: the models below give
+the keys a profile sets no default of their own), so ``profile: paper`` alone is a complete
+paper configuration. Unknown keys, wrong types and
 out-of-range values raise :class:`~pipeline.errors.UserError` with one line naming the key,
 the value and what is allowed.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,9 +32,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
-from pipeline.io_utils import stable_hash
+from pipeline.io_utils import deep_merge, stable_hash
 
 DEFAULT_PARAMS = "params.yaml"
+RESOLVED_PARAMS = "params.resolved.yaml"
+"""The full parameters (``params.yaml`` over its profile) that ``dvc.yaml``'s stages track."""
 
 
 class Section(BaseModel):
@@ -47,7 +50,7 @@ class GridParams(Section):
 
     tasks: list[str] = Field(min_length=1)
     models: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[int] = Field(min_length=1)
     """Training seeds: every (task, model) cell is trained once per seed (initialisation and
     data order); the data and its split stay fixed by the top-level ``seed``."""
 
@@ -72,8 +75,8 @@ class SynthParams(Section):
 
     n_clips: int = Field(ge=12, le=1_000_000)
     clip_seconds: float = Field(gt=0.1, le=60)
-    val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+    val_fraction: float = Field(gt=0, lt=0.5)
+    test_fraction: float = Field(gt=0, lt=0.5)
 
 
 class RealDatasetParams(Section):
@@ -172,18 +175,18 @@ class DatasetsParams(Section):
 
 
 class SegmentParams(Section):
-    sample_rate: Literal[16000] = 16000
-    shard_mb: int = Field(default=256, ge=1, le=4096)
-    min_seconds: float = Field(default=0.05, ge=0)
-    silence_dbfs: float = Field(default=-80.0, le=0)
+    sample_rate: Literal[16000]
+    shard_mb: int = Field(ge=1, le=4096)
+    min_seconds: float = Field(ge=0)
+    silence_dbfs: float = Field(le=0)
 
 
 class FeaturesParams(Section):
     """Spectrogram cache (log-mel shared by mel front-ends; STFT as in docs/spec.md §1.1)."""
 
-    n_fft: Literal[512] = 512
-    hop_length: Literal[256] = 256
-    enabled: bool = True
+    n_fft: Literal[512]
+    hop_length: Literal[256]
+    enabled: bool
 
 
 class TrainParams(Section):
@@ -191,90 +194,80 @@ class TrainParams(Section):
     batch_size: int = Field(ge=1, le=1024)
     lr: float = Field(gt=0, le=1)
     weight_decay: float = Field(ge=0, le=1)
-    optimizer: Literal["adam", "adamw", "sgd", "paper"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd", "paper"]
     width: float = Field(gt=0, le=4)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = True
-    num_threads: int = Field(default=0, ge=0, le=256)
-    steps_per_epoch: int | None = Field(default=None, ge=1)
-    use_feature_cache: bool = True
-    patience: int | None = Field(default=None, ge=1)
-    compile: Literal["auto", "on", "off"] = "auto"
+    device: Literal["auto", "cpu", "cuda"]
+    bf16: bool
+    num_threads: int = Field(ge=0, le=256)
+    steps_per_epoch: int | None = Field(ge=1)
+    use_feature_cache: bool
+    patience: int | None = Field(ge=1)
+    compile: Literal["auto", "on", "off"]
     """torch.compile the model: ``on``, ``off``, or ``auto`` (eager until compile is measured faster on a GPU)."""
-    mkldnn: Literal["auto", "on", "off"] = "auto"
+    mkldnn: Literal["auto", "on", "off"]
     """oneDNN convolutions when training on CPU: ``auto`` = the variant's measured default
     (off for musicnn, whose backward is ~2x faster with PyTorch's native kernels), ``on``, ``off``."""
-    num_workers: int | Literal["auto"] = "auto"
+    num_workers: int | Literal["auto"]
     """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
-    progress_seconds: float = Field(default=10.0, gt=0)
+    progress_seconds: float = Field(gt=0)
     """Without a terminal, one progress log line per this many seconds inside an epoch."""
 
 
 class EvaluateParams(Section):
     n_chunks: int = Field(ge=1, le=256)
-    batch_size: int = Field(default=16, ge=1, le=1024)
-    threshold: float = Field(default=0.1, gt=0, lt=1)
+    batch_size: int = Field(ge=1, le=1024)
+    threshold: float = Field(gt=0, lt=1)
 
 
 class RobustnessParams(Section):
     """Perturbation grid: ``{perturbation: [levels]}`` evaluated on the test split."""
 
-    enabled: bool = True
-    grid: dict[str, list[float]] = Field(default_factory=dict)
-    noise_source: str = "synthetic"
-    max_clips: int | None = Field(default=None, ge=1)
+    enabled: bool
+    grid: dict[str, list[float]]
+    noise_source: str
+    max_clips: int | None = Field(ge=1)
 
 
 class ReportParams(Section):
-    out_dir: str = "reports"
+    out_dir: str
 
 
 class FlowParams(Section):
     """How ``musicrep flow`` fans the grid out (``docs/scaling.md``); not part of any result."""
 
-    task_runner: Literal["thread", "dask", "ray"] = "thread"
+    task_runner: Literal["thread", "dask", "ray"]
     """thread: Prefect's thread pool in this process | dask: prefect-dask | ray: prefect-ray."""
-    address: str | None = None
+    address: str | None
     """An existing Dask scheduler (``tcp://host:8786``) or Ray cluster (``ray://host:10001``, ``auto``);
     ``null`` starts a temporary local one (Dask ``LocalCluster``, local Ray) of ``max_workers`` workers."""
-    max_workers: int = Field(default=1, ge=1, le=4096)
+    max_workers: int = Field(ge=1, le=4096)
     """Threads (thread), single-threaded worker processes (local Dask) or CPUs (local Ray)."""
-    gpu_concurrency: int = Field(default=1, ge=1, le=4096)
+    gpu_concurrency: int = Field(ge=1, le=4096)
     """GPU cells at once: the Prefect tag concurrency limit ``gpu`` (one per GPU)."""
-    gpu_tag: Literal["auto", "on", "off"] = "auto"
+    gpu_tag: Literal["auto", "on", "off"]
     """Tag cells ``gpu``: auto = when ``train.device`` resolves to CUDA here | on | off."""
 
 
 class Params(Section):
     """The whole ``params.yaml``."""
 
-    profile: Literal["smoke", "paper"] = "smoke"
-    seed: int = Field(default=0, ge=0, lt=2**31)
+    profile: Literal["smoke", "paper"]
+    seed: int = Field(ge=0, lt=2**31)
     grid: GridParams
-    variants: dict[str, VariantAlias] = Field(default_factory=dict)
+    variants: dict[str, VariantAlias]
     datasets: DatasetsParams
-    segment: SegmentParams = Field(default_factory=SegmentParams)
-    features: FeaturesParams = Field(default_factory=FeaturesParams)
+    segment: SegmentParams
+    features: FeaturesParams
     train: TrainParams
     evaluate: EvaluateParams
-    robustness: RobustnessParams = Field(default_factory=RobustnessParams)
-    report: ReportParams = Field(default_factory=ReportParams)
-    flow: FlowParams = Field(default_factory=FlowParams)
+    robustness: RobustnessParams
+    report: ReportParams
+    flow: FlowParams
 
     def section_hash(self, *sections: str) -> str:
         """Stable hash of the named sections (keys caches; same on every machine)."""
         dumped = self.model_dump(mode="json")
         return stable_hash({s: dumped[s] for s in sections})
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _format_error(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
@@ -374,16 +367,28 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     if not isinstance(raw, dict):
         raise UserError(f"{path} must be a mapping of sections (profile, grid, train, ...), not {type(raw).__name__}.")
     if overrides:
-        raw = _deep_merge(raw, overrides)
+        raw = deep_merge(raw, overrides)
     profile = raw.get("profile", "smoke")
     if profile not in ("smoke", "paper"):
         raise UserError(f"{path}: invalid value {profile!r} for 'profile'; allowed: smoke, paper.")
-    merged = _deep_merge(profile_defaults(profile), raw)
+    merged = deep_merge(profile_defaults(profile), raw)
     try:
         return Params.model_validate(merged)
     except ValidationError as exc:
         errors = exc.errors()
         raise UserError(_format_error(errors[0], raw, str(path))) from None
+
+
+RESOLVED_HEADER = """\
+# GENERATED by `musicrep params --resolve` (the `params` stage of dvc.yaml): params.yaml merged
+# over its profile (pipeline/profiles/). DVC's stages track these values, so a changed default
+# re-runs what it affects. Edit params.yaml, not this file.
+"""
+
+
+def render_resolved(params: Params) -> str:
+    """Text of :data:`RESOLVED_PARAMS`: every parameter, as validated, under a header."""
+    return RESOLVED_HEADER + yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, width=120)
 
 
 def resolve_variant(params: Params, name: str) -> tuple[str, dict[str, Any], float]:

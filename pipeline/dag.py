@@ -58,7 +58,8 @@ _REGISTRIES = {"pipeline.models", "pipeline.models.frontends", "pipeline.models.
 HEADER = """\
 # GENERATED from pipeline/dag.py and the grid of params.yaml by `musicrep dag --write`; do not edit.
 # After changing grid.models (or adding an alias) run `musicrep dag --write` (make repro does).
-# Stages: download -> segment -> features per dataset; one `cell-<model>` per model with a
+# Stages: params (params.yaml over its profile, the values the stages track) ->
+# download -> segment -> features per dataset; one `cell-<model>` per model with a
 # matrix over grid.tasks x grid.seeds (train -> evaluate -> robustness in one process); report.
 """
 
@@ -123,24 +124,47 @@ def model_sources(model: str, params: Params) -> list[str]:
     return sorted(rel | set(MODEL_SHARED))
 
 
-def _data_stages() -> dict[str, Any]:
+def _tracked(*keys: str) -> list[dict[str, list[str]]]:
+    """A stage's ``params:`` entry: ``keys`` of the resolved parameters (profile defaults included)."""
+    from pipeline.config import RESOLVED_PARAMS
+
+    return [{RESOLVED_PARAMS: list(keys)}]
+
+
+def _params_stage() -> dict[str, Any]:
+    """Resolves ``params.yaml`` over its profile into the file every other stage's params come from.
+
+    ``params.yaml`` holds only what the user changes; DVC compares only the keys a file spells
+    out, so the stages track the resolved file (a changed profile default re-runs what it
+    affects, and ``dvc status`` names this stage after ``params.yaml`` or a profile changes).
+    """
+    from pipeline.config import DEFAULT_PARAMS, RESOLVED_PARAMS
+
+    return {
+        "cmd": "musicrep params --resolve",
+        "deps": [DEFAULT_PARAMS, "pipeline/profiles", "pipeline/config.py"],
+        "outs": [{RESOLVED_PARAMS: {"cache": False}}],
+    }
+
+
+def _data_stages(tasks: Any) -> dict[str, Any]:
     return {
         "download": {
-            "matrix": {"dataset": "${grid.tasks}"},
+            "matrix": {"dataset": tasks},
             "cmd": "musicrep download ${item.dataset}",
             "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py", "pipeline/data/archives.py"],
-            "params": ["seed", "datasets.${item.dataset}"],
+            "params": _tracked("seed", "datasets.${item.dataset}"),
             "outs": [{"data/raw/${item.dataset}": {"persist": True}}],
         },
         "segment": {
-            "matrix": {"dataset": "${grid.tasks}"},
+            "matrix": {"dataset": tasks},
             "cmd": "musicrep segment ${item.dataset}",
             "deps": ["data/raw/${item.dataset}", "pipeline/data/segment.py", "pipeline/data/audio.py", "pipeline/data/sources"],
-            "params": ["segment", "datasets.${item.dataset}"],
+            "params": _tracked("segment", "datasets.${item.dataset}"),
             "outs": ["data/segments/${item.dataset}"],
         },
         "features": {
-            "matrix": {"dataset": "${grid.tasks}"},
+            "matrix": {"dataset": tasks},
             "cmd": "musicrep features ${item.dataset}",
             "deps": [
                 "data/segments/${item.dataset}",
@@ -149,20 +173,20 @@ def _data_stages() -> dict[str, Any]:
                 *MODEL_SHARED[:3],
                 "pipeline/models/build.py",
             ],
-            "params": ["profile", "features", "grid.models", "variants", "train.width"],
+            "params": _tracked("profile", "features", "grid.models", "variants", "train.width"),
             "outs": ["data/features/${item.dataset}"],
         },
     }
 
 
-def _cell_stage(model: str, params: Params) -> dict[str, Any]:
+def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str, Any]:
     m = f"${{item.task}}/{model}/seed${{item.seed}}"
     aliased = model in params.variants
     return {
-        "matrix": {"task": "${grid.tasks}", "seed": "${grid.seeds}"},
+        "matrix": matrix,
         "cmd": f"musicrep cell ${{item.task}} {model} --seed ${{item.seed}}",
         "deps": ["data/segments/${item.task}", "data/features/${item.task}", *CELL_CODE, *model_sources(model, params)],
-        "params": ["seed", "profile", "train", "evaluate", "robustness", *([f"variants.{model}"] if aliased else [])],
+        "params": _tracked("seed", "profile", "train", "evaluate", "robustness", *([f"variants.{model}"] if aliased else [])),
         "outs": [
             f"models/{m}",
             f"metrics/{m}/predictions.parquet",
@@ -187,24 +211,47 @@ def _report_stage() -> dict[str, Any]:
             "pipeline/robustness/stage.py",
             "pipeline/robustness/plots.py",
         ],
-        "params": ["report", "grid"],
+        "params": _tracked("report", "grid"),
         "outs": ["reports"],
     }
 
 
-def dvc_stages(params: Params) -> dict[str, Any]:
-    """The ``stages:`` mapping of ``dvc.yaml`` for the grid of ``params``."""
-    stages = _data_stages()
+LIVE_GRID = frozenset({"tasks", "seeds"})
+
+
+def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, Any]:
+    """The ``stages:`` mapping of ``dvc.yaml`` for the grid of ``params``.
+
+    Args:
+        params: the resolved parameters.
+        live: the ``grid`` keys (``tasks``, ``seeds``) that ``params.yaml`` itself spells out;
+            their matrices read ``params.yaml`` (``${grid.tasks}``), so ``dvc exp run -S
+            grid.seeds=[0,1]`` widens the grid. A key the file leaves to the profile is written
+            out as a list, because DVC's templates only see ``params.yaml``.
+    """
+
+    def values(key: str) -> Any:
+        return f"${{grid.{key}}}" if key in live else list(getattr(params.grid, key))
+
+    tasks = values("tasks")
+    stages = {"params": _params_stage(), **_data_stages(tasks)}
     for model in params.grid.models:
-        stages[stage_name(model)] = _cell_stage(model, params)
+        stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
     stages["report"] = _report_stage()
     return stages
 
 
-def render_dvc_yaml(params: Params) -> str:
-    """The full text of ``dvc.yaml``."""
-    body = yaml.safe_dump({"stages": dvc_stages(params)}, sort_keys=False, width=120)
+def render_dvc_yaml(params: Params, live: frozenset[str] = LIVE_GRID) -> str:
+    """The full text of ``dvc.yaml`` (``live``: see :func:`dvc_stages`)."""
+    body = yaml.safe_dump({"stages": dvc_stages(params, live)}, sort_keys=False, width=120)
     return HEADER + body
+
+
+def live_grid_keys(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> frozenset[str]:
+    """The keys of :data:`LIVE_GRID` that the params file ``raw`` sets and ``overrides`` leaves alone."""
+    grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
+    changed = (overrides or {}).get("grid") or {}
+    return frozenset(k for k in LIVE_GRID if k in grid and k not in changed)
 
 
 def cell_keys(params: Params) -> list[tuple[str, str, int]]:

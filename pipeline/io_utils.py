@@ -84,3 +84,20 @@ def stable_hash(obj: Any, length: int = 12) -> str:
     """Hash of a JSON-able object that is stable across runs, processes and machines."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``base`` with ``override`` merged in, nested mappings key by key.
+
+    A mapping in ``override`` merges into the mapping of ``base`` under the same key; any other
+    value (lists included) replaces it. Neither argument is modified.
+    """
+    import copy
+
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

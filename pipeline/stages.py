@@ -24,6 +24,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def resolve_params(params: Params, layout: Layout = Layout()) -> Path:
+    """Write every parameter (``params.yaml`` over its profile) to ``params.resolved.yaml``.
+
+    ``layout.root`` is the folder of the params file (and of its ``dvc.yaml``).
+    The other stages of ``dvc.yaml`` track their params in this file, so a profile default is
+    tracked although ``params.yaml`` does not spell it out. Rewritten only when it changes.
+    """
+    from pipeline.config import RESOLVED_PARAMS, render_resolved
+    from pipeline.io_utils import atomic_path
+
+    out = layout.root / RESOLVED_PARAMS
+    text = render_resolved(params)
+    if not out.exists() or out.read_text() != text:
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
+    return out
+
+
 def download(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
     """Fetch (or generate) a dataset's raw files into ``data/raw/<dataset>/``."""
     from pipeline.data.registry import get_source
@@ -129,6 +147,7 @@ def report(params: Params, layout: Layout = Layout()) -> Path:
 
 
 STAGES: dict[str, Callable[..., Any]] = {
+    "params": resolve_params,
     "download": download,
     "segment": segment,
     "features": features,

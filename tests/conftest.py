@@ -47,6 +47,21 @@ def fsdd_dir() -> Path:
     return path
 
 
+def full_repo_params() -> dict:
+    """The repo's ``params.yaml`` with its profile's defaults filled in: every section present.
+
+    ``params.yaml`` holds only what the project changes; tests that edit a section of a copy
+    start from this (written out, it resolves to the same parameters as the repo's file).
+    """
+    import yaml
+
+    from pipeline.io_utils import deep_merge
+    from pipeline.profiles import profile_defaults
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    return deep_merge(profile_defaults(raw.get("profile", "smoke")), raw)
+
+
 def tiny_overrides(models: list[str] | None = None, tasks: list[str] | None = None, n_clips: int = 48, epochs: int = 1) -> dict:
     """Params overrides for a pipeline that runs in seconds."""
     return {

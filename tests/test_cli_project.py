@@ -14,6 +14,7 @@ import yaml
 from pipeline.cli import hoist_global_options
 from pipeline.errors import UserError
 from pipeline.project import find_root, parse_overrides
+from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ def test_project_is_the_nearest_folder_with_params(tmp_path: Path) -> None:
 def test_train_with_set_and_predict_from_another_folder(tmp_path: Path) -> None:
     proj = tmp_path / "proj"
     proj.mkdir()
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = full_repo_params()
     params["datasets"]["synth_keywords"] = {"n_clips": 48, "clip_seconds": 1.0}
     params["train"].update({"width": 0.125, "batch_size": 8, "steps_per_epoch": 2})
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

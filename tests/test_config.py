@@ -11,6 +11,7 @@ import yaml
 
 from pipeline.config import load_params, resolve_variant
 from pipeline.errors import UserError
+from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +23,7 @@ def _write(tmp_path: Path, data: dict) -> Path:
 
 
 def _default() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    return full_repo_params()
 
 
 def test_default_params_load() -> None:
@@ -75,6 +76,105 @@ def test_profile_paper_alone_is_complete(tmp_path: Path) -> None:
     p = load_params(_write(tmp_path, {"profile": "paper"}))
     assert p.grid.tasks == ["mtat", "speech_commands", "dcase2017_task4"]
     assert p.train.width == 1.0 and p.evaluate.n_chunks == 16 and p.train.epochs == 200
+
+
+def _field(path: tuple[str, ...]):
+    """The pydantic field of a dotted params path (``None`` below a free-form mapping)."""
+    from pydantic import BaseModel
+
+    from pipeline.config import Params
+
+    model, field = Params, None
+    for part in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = field.annotation
+    return field
+
+
+def _leaves(d: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            out.append(prefix + (key,))
+            out += _leaves(value, prefix + (key,))
+        else:
+            out.append(prefix + (key,))
+    return out
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_profile_files_are_the_only_source_of_their_defaults(profile: str) -> None:
+    """Every key a profile YAML sets has no default of its own in the pydantic models."""
+    from pydantic_core import PydanticUndefined
+
+    from pipeline.config import Params
+    from pipeline.profiles import profile_defaults
+
+    defaults = profile_defaults(profile)
+    Params.model_validate(defaults)  # the profile alone is complete and valid
+    with_default = [
+        ".".join(path)
+        for path in _leaves(defaults)
+        if (f := _field(path)) is not None and (f.default is not PydanticUndefined or f.default_factory is not None)
+    ]
+    assert not with_default, f"these keys have a default both in the profile and in pipeline/config.py: {with_default}"
+
+
+def test_profile_files_ship_with_the_package() -> None:
+    from importlib import resources
+
+    names = {p.name for p in resources.files("pipeline.profiles").iterdir()}
+    assert {"common.yaml", "smoke.yaml", "paper.yaml"} <= names
+    text = (REPO / "pyproject.toml").read_text()
+    assert '"pipeline.profiles" = ["*.yaml"]' in text
+
+
+def test_params_yaml_holds_only_what_the_project_changes() -> None:
+    """The shipped params.yaml spells out no key at its profile's default, except the grid
+    (dvc.yaml's matrices read ``grid.tasks`` and ``grid.seeds`` from it) and the profile."""
+    from pipeline.profiles import profile_defaults
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    defaults = profile_defaults(raw["profile"])
+    same = [
+        ".".join(path)
+        for path in _leaves(raw)
+        if path[0] not in ("profile", "grid")
+        and not isinstance(_get(raw, path), dict)
+        and _get(defaults, path) == _get(raw, path)
+    ]
+    assert not same, f"params.yaml repeats profile defaults: {same}"
+
+
+def _get(d: dict, path: tuple[str, ...]):
+    for part in path:
+        if not isinstance(d, dict) or part not in d:
+            return object()
+        d = d[part]
+    return d
+
+
+def test_committed_resolved_params_are_current() -> None:
+    """params.resolved.yaml (what dvc.yaml's stages track) matches params.yaml over its profile."""
+    from pipeline.config import RESOLVED_PARAMS, render_resolved
+
+    assert (REPO / RESOLVED_PARAMS).read_text() == render_resolved(load_params(REPO / "params.yaml")), (
+        "params.resolved.yaml is stale: run `musicrep params --resolve` (or `dvc repro params`)"
+    )
+
+
+def test_a_changed_profile_default_reaches_the_resolved_params(tmp_path: Path) -> None:
+    """A value left to the profile is still part of the resolved params, so DVC sees it change."""
+    from pipeline.config import render_resolved
+
+    path = _write(tmp_path, {"profile": "smoke", "grid": {"tasks": ["synth_tags"], "models": ["fcn"], "seeds": [0]}})
+    text = render_resolved(load_params(path))
+    assert "epochs: 8" in text and "n_chunks: 3" in text
+    assert "epochs: 3" in render_resolved(load_params(path, overrides={"train": {"epochs": 3}}))
 
 
 def test_hash_is_stable_across_processes() -> None:

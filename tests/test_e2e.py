@@ -91,6 +91,26 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     stale = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=proj, capture_output=True, text=True, check=True).stdout)
     assert set(stale) == {f"cell-samplecnn@{t}-0" for t in DVC_TASKS}, stale
     backend.write_text(original)
+    # a profile default that params.yaml does not spell out is tracked too (through params.resolved.yaml):
+    # changing it names the params stage, and once resolved, exactly the stages that use the key
+    profile = proj / "pipeline" / "profiles" / "smoke.yaml"
+    text = profile.read_text()
+    assert "  threshold: 0.1 " in text and "threshold" not in (proj / "params.yaml").read_text()
+    profile.write_text(text.replace("  threshold: 0.1 ", "  threshold: 0.2 "))
+    stale = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=proj, capture_output=True, text=True, check=True).stdout)
+    assert set(stale) == {"params"}, stale
+    own_code = {**os.environ, "PYTHONPATH": str(proj)}  # `musicrep` reads the project's edited profile files
+    subprocess.run(
+        ["dvc", "repro", "--single-item", "params"], cwd=proj, capture_output=True, text=True, check=True, env=own_code
+    )
+    stale = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=proj, capture_output=True, text=True, check=True).stdout)
+    assert set(stale) == {f"cell-{m}@{t}-0" for m in MODELS for t in DVC_TASKS}, stale
+    profile.write_text(text)
+    subprocess.run(
+        ["dvc", "repro", "--single-item", "params"], cwd=proj, capture_output=True, text=True, check=True, env=own_code
+    )
+    status = subprocess.run(["dvc", "status"], cwd=proj, capture_output=True, text=True, check=True)
+    assert "changed" not in status.stdout
     compare = subprocess.run(
         ["musicrep", "compare", "--csv", str(tmp_path / "cmp.csv")], cwd=proj, capture_output=True, text=True
     )
@@ -102,7 +122,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     subprocess.run(["git", "add", "-A"], cwd=proj, check=True)
     subprocess.run(["git", "commit", "-qm", "repro"], cwd=proj, check=True, env=_git_env())
     exp = subprocess.run(
-        ["dvc", "exp", "run", "-S", "robustness.max_clips=6", "-n", "fewer-clips"],
+        ["dvc", "exp", "run", "-S", "++robustness.max_clips=6", "-n", "fewer-clips"],
         cwd=proj,
         capture_output=True,
         text=True,

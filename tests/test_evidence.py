@@ -18,6 +18,7 @@ from pipeline import stages
 from pipeline.dag import cell_keys
 from pipeline.paths import Layout
 from pipeline.stats import clip_interval, metric_on, paired_difference, seed_summary
+from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,7 +137,7 @@ def test_cross_dataset_evaluation_through_the_cli(tmp_path: Path, fsdd_dir: Path
     groups = {"a": ["george", "jackson", "lucas"], "b": ["nicolas", "theo", "yweweler"]}
     proj = tmp_path / "proj"
     proj.mkdir()
-    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    base = full_repo_params()
     base["grid"] = {"tasks": ["digits_a", "digits_b"], "models": ["fcn"], "seeds": [0]}
     for key, speakers in groups.items():
         csv = tmp_path / f"{key}.csv"

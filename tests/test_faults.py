@@ -633,9 +633,9 @@ def test_params_check_validates_names(tmp_path: Path, monkeypatch, capsys, chang
     """Defect 10: ``params --check`` names an unknown model, task, perturbation, noise folder or option."""
     import yaml
 
-    from pipeline.config import _deep_merge
+    from pipeline.io_utils import deep_merge
 
-    raw = _deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), change)
+    raw = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), change)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     code, err = _cli(monkeypatch, capsys, "params", str(path), "--check")
@@ -827,10 +827,10 @@ def test_leftovers_of_a_live_run_are_not_touched(tmp_path: Path) -> None:
 def _project_dir(tmp: Path, overrides: dict) -> Path:
     import yaml
 
-    from pipeline.config import _deep_merge
+    from pipeline.io_utils import deep_merge
 
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "params.yaml").write_text(yaml.safe_dump(_deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)))
+    (tmp / "params.yaml").write_text(yaml.safe_dump(deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)))
     return tmp
 
 

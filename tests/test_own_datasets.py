@@ -26,6 +26,7 @@ from pipeline.data.registry import get_source
 from pipeline.data.segment import segment_dataset
 from pipeline.errors import UserError
 from pipeline.paths import Layout
+from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 SPEAKER_REGEX = r"_([a-z]+)_\d+\.wav$"  # 0_george_12.wav -> george
@@ -287,7 +288,7 @@ def test_two_own_datasets_coexist_in_one_project_and_in_mlflow(tmp_path: Path, f
         shutil.copy(f, spk_root / f.stem.split("_")[1] / f.name)
     proj = tmp_path / "proj"
     proj.mkdir()
-    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    base = full_repo_params()
     base["grid"] = {"tasks": ["own_digits", "own_speakers"], "models": ["fcn"]}
     base["datasets"]["own_digits"] = {
         "kind": "folder",
