@@ -322,14 +322,20 @@ def dag(
     write: Annotated[bool, typer.Option("--write", help="write dvc.yaml")] = False,
     check: Annotated[bool, typer.Option("--check", help="fail if dvc.yaml is out of date")] = False,
     targets: Annotated[bool, typer.Option("--targets", help="list the DVC cell stages, one per line")] = False,
+    data_targets: Annotated[
+        bool, typer.Option("--data-targets", help="list the last data stage of each dataset (features@TASK), one per line")
+    ] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Generate dvc.yaml from the pipeline description (pipeline/dag.py) and the grid."""
-    from pipeline.dag import dvc_cell_targets, render_dvc_yaml
+    from pipeline.dag import DATA_STAGES, dvc_cell_targets, render_dvc_yaml
 
     p = _params(params)
     if targets:
         typer.echo("\n".join(dvc_cell_targets(p)))
+        return
+    if data_targets:
+        typer.echo("\n".join(f"{DATA_STAGES[-1]}@{task}" for task in p.grid.tasks))
         return
     import yaml
 

@@ -195,6 +195,9 @@ class TrainParams(Section):
     lr: float = Field(gt=0, le=1)
     weight_decay: float = Field(ge=0, le=1)
     optimizer: Literal["adam", "adamw", "sgd", "paper"]
+    lr_schedule: Literal["constant", "cosine"]
+    """constant | cosine (linear warm-up over the first 5 % of the steps, then a cosine decay to ~0);
+    the ``paper`` optimizer has its own schedule and needs ``constant``."""
     width: float = Field(gt=0, le=4)
     device: Literal["auto", "cpu", "cuda"]
     bf16: bool
@@ -211,6 +214,12 @@ class TrainParams(Section):
     """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
     progress_seconds: float = Field(gt=0)
     """Without a terminal, one progress log line per this many seconds inside an epoch."""
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> TrainParams:
+        if self.optimizer == "paper" and self.lr_schedule != "constant":
+            raise ValueError("optimizer 'paper' has its own schedule; set lr_schedule: constant")
+        return self
 
 
 class EvaluateParams(Section):

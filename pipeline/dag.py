@@ -29,6 +29,7 @@ DATA_STAGES = ("download", "segment", "features")
 CELL_CODE = (
     "pipeline/train.py",
     "pipeline/batches.py",
+    "pipeline/schedules.py",
     "pipeline/distributed.py",
     "pipeline/chunking.py",
     "pipeline/inference.py",

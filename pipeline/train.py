@@ -36,6 +36,7 @@ from pipeline.metrics import PRIMARY_METRIC, clip_loss, task_metrics
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.paths import Layout
+from pipeline.schedules import lr_at
 
 if TYPE_CHECKING:
     from pipeline.config import Params
@@ -325,6 +326,10 @@ def train_model(
             )
             try:
                 for x, y in loader:
+                    if t.lr_schedule != "constant":
+                        rate = lr_at(t.lr_schedule, t.lr, (epoch - 1) * len(sampler) + steps, t.epochs * len(sampler))
+                        for group in optimizer.param_groups:
+                            group["lr"] = rate
                     x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
                     with autocast_for(device, t.bf16):
                         logits = forward(x)

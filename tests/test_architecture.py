@@ -11,7 +11,7 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
 1. configuration: ``config``, ``profiles``
 2. models, data and the computations they share: ``models.*`` (front-ends with their DSP
    transforms, back-ends, the zoo), ``data.*``, ``chunking``, ``batches``, ``metrics``,
-   ``stats``, ``inference``, ``distributed``, ``checkpoint`` (the packaged-model format), and the
+   ``stats``, ``schedules``, ``inference``, ``distributed``, ``checkpoint`` (the packaged-model format), and the
    perturbations and noise sources ``robustness`` / ``robustness.perturb`` /
    ``robustness.noises``
 3. stage building blocks and the pipeline description: ``features.*``, ``dag`` (the grid and
@@ -47,6 +47,7 @@ LAYERS: list[set[str]] = [
         "batches",
         "metrics",
         "stats",
+        "schedules",
         "inference",
         "distributed",
         "checkpoint",
