@@ -195,6 +195,10 @@ class TrainParams(Section):
     lr: float = Field(gt=0, le=1)
     weight_decay: float = Field(ge=0, le=1)
     optimizer: Literal["adam", "adamw", "sgd", "paper"]
+    input_seconds: float | None = Field(gt=0, le=60)
+    """Smoke profile: train on random crops of at most this many seconds (``null``: the whole clip);
+    evaluation averages ``evaluate.n_chunks`` such chunks over each clip. The paper profile uses the
+    spec's input lengths and needs ``null``."""
     lr_schedule: Literal["constant", "cosine"]
     """constant | cosine (linear warm-up over the first 5 % of the steps, then a cosine decay to ~0);
     the ``paper`` optimizer has its own schedule and needs ``constant``."""
@@ -272,6 +276,12 @@ class Params(Section):
     robustness: RobustnessParams
     report: ReportParams
     flow: FlowParams
+
+    @model_validator(mode="after")
+    def _paper_lengths(self) -> Params:
+        if self.profile == "paper" and self.train.input_seconds is not None:
+            raise ValueError("train.input_seconds applies to the smoke profile; the paper profile uses the spec's input lengths")
+        return self
 
     def section_hash(self, *sections: str) -> str:
         """Stable hash of the named sections (keys caches; same on every machine)."""

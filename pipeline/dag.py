@@ -174,7 +174,7 @@ def _data_stages(tasks: Any) -> dict[str, Any]:
                 *MODEL_SHARED[:3],
                 "pipeline/models/build.py",
             ],
-            "params": _tracked("profile", "features", "grid.models", "variants", "train.width"),
+            "params": _tracked("profile", "features", "grid.models", "variants", "train.width", "train.input_seconds"),
             "outs": ["data/features/${item.dataset}"],
         },
     }

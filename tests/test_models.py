@@ -353,6 +353,33 @@ def test_input_length_for(variant: str, profile: str, clip: int, kind: str, expe
     assert input_length_for(variant, profile, clip, kind) == expected
 
 
+@pytest.mark.parametrize(
+    "variant,clip,cap,expected",
+    [
+        ("fcn", 32_000, 16_000, 16_000),  # a crop of half the clip
+        ("fcn", 16_000, 32_000, 16_000),  # a cap above the clip changes nothing
+        ("samplecnn", 32_000, 16_000, 16_002),  # rounded up to a frame of 3 samples
+        ("short_cnn", 32_000, 500, 1_024),  # never below the model's minimum
+        ("musicnn", 64_000, 60_000, 48_000),  # never above the paper length
+    ],
+)
+def test_input_length_for_caps_smoke_crops(variant: str, clip: int, cap: int, expected: int) -> None:
+    assert input_length_for(variant, "smoke", clip, "multilabel", max_samples=cap) == expected
+
+
+def test_input_seconds_shortens_smoke_inputs_only() -> None:
+    from pipeline.config import load_params
+    from pipeline.errors import UserError
+    from pipeline.models.build import build_for_task
+    from tests.conftest import REPO
+
+    p = load_params(REPO / "params.yaml", overrides={"train": {"input_seconds": 1.0}})
+    model = build_for_task("fcn", "synth_tags", p, n_classes=14, multilabel=True, clip_samples=32_000)
+    assert model.input_length == 16_000
+    with pytest.raises(UserError, match="input_seconds"):
+        load_params(REPO / "params.yaml", overrides={"profile": "paper", "train": {"input_seconds": 1.0}})
+
+
 def test_input_length_for_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="profile"):
         input_length_for("fcn", "fast", 16_000, "single")

@@ -77,10 +77,9 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
     from pipeline.tracking import client
 
     run_id = card["metadata"]["mlflow_run_id"]
-    artifacts = {a.path for d in ("model", "plots") for a in client().list_artifacts(run_id, d)}
-    assert {"model/model.pt", "model/model.json", "model/history.csv", "plots/training_curve.png"} <= artifacts
-    png = Path(client().download_artifacts(run_id, "plots/training_curve.png", str(layout.root / "dl")))
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    artifacts = {a.path for a in client().list_artifacts(run_id, "model")}
+    assert {"model/model.pt", "model/model.json", "model/history.csv"} <= artifacts
+    # the training curve reaches the run with the report (tests/test_report.py::test_figures_logged_to_mlflow)
 
 
 def _kill_after(epoch: int):

@@ -23,7 +23,9 @@ def build_for_task(name: str, dataset: str, params: Params, *, n_classes: int, m
     variant, options, width = resolve_variant(params, name)
     kind = "multilabel" if multilabel else "single"
     try:
-        length = input_length_for(variant, params.profile, clip_samples, kind)
+        crop = params.train.input_seconds
+        cap = None if crop is None else round(crop * params.segment.sample_rate)
+        length = input_length_for(variant, params.profile, clip_samples, kind, max_samples=cap)
         config = ModelConfig(
             variant=variant, n_classes=n_classes, multilabel=multilabel, width=width, input_length=length, options=options
         )

@@ -296,7 +296,7 @@ def infer_task(task_kind: str, clip_samples: int) -> str:
     return "events" if clip_samples <= EVENT_CLIP_MAX_SAMPLES else "tagging"
 
 
-def input_length_for(variant: str, profile: str, clip_samples: int, task_kind: str) -> int:
+def input_length_for(variant: str, profile: str, clip_samples: int, task_kind: str, max_samples: int | None = None) -> int:
     """Chunk length in samples for ``variant`` under ``profile``.
 
     Args:
@@ -306,6 +306,9 @@ def input_length_for(variant: str, profile: str, clip_samples: int, task_kind: s
             clip_samples)``, raised to ``min_input_length``; Sample-CNNs snap to 3^9 or 3^10.
         clip_samples: length of the dataset's clips in samples.
         task_kind: ``"multilabel"`` or ``"single"``.
+        max_samples: smoke only: train on crops of at most this many samples (``None``: the
+            clip). Evaluation still covers the clip by averaging ``n_chunks`` chunks, as the
+            paper protocol does with its 29-s clips and few-second inputs.
 
     Returns:
         L in samples (clips shorter than L are zero-padded by the data loader).
@@ -319,7 +322,7 @@ def input_length_for(variant: str, profile: str, clip_samples: int, task_kind: s
     paper = spec.task_input_lengths.get(task, spec.paper_input_length)
     if profile == "paper":
         return paper
-    target = max(min(paper, clip_samples), spec.min_input_length)
+    target = max(min(paper, clip_samples, max_samples or clip_samples), spec.min_input_length)
     if spec.backend in ("samplecnn", "samplecnn_se"):
         return -(-target // SAMPLE_CNN_FRAME) * SAMPLE_CNN_FRAME
     return target
