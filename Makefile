@@ -30,7 +30,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # JOBS grid cells run at once, one torch thread each (default: one per core). DVC releases its
 # repo lock while a stage command runs, so `dvc repro --single-item` of different cells can run
-# side by side; the datasets' data stages run first (side by side too) and the final `dvc repro` runs the report and checks
+# side by side (each locks only its own deps and outs; a whole-chain `dvc repro X` would also
+# lock the shared params stage's output); the datasets' data stages run first, one dataset per
+# job, and the final `dvc repro` runs the report and checks
 # that nothing is left stale.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # Each phase prints a `[repro] <phase> <unix time>` line and each cell a `[repro] cell <stage> <start> <end>`
@@ -40,7 +42,8 @@ repro: env
 	@$(call STAMP,start)
 	musicrep dag --write
 	dvc repro --single-item params
-	musicrep dag --data-targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -I{} dvc repro {}
+	musicrep dag --data-targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -L 1 sh -c \
+	  'for s in "$$@"; do dvc repro --single-item "$$s" || exit 255; done' data
 	@$(call STAMP,data-done)
 	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -I{} sh -c \
 	  's=$$(date +%s.%N); dvc repro --single-item "{}"; rc=$$?; echo "[repro] cell {} $$s $$(date +%s.%N)"; exit $$rc'

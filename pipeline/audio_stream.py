@@ -10,7 +10,8 @@
   by default; the uncovered end of the file gets one end-aligned chunk; files shorter than
   a chunk are centre-padded, as in evaluation).
 
-Batching chunks across files, the model and the outputs live in :mod:`pipeline.predict`.
+Batching chunks across files and the model live in :mod:`pipeline.predict`, the outputs in
+:mod:`pipeline.predict_writers`.
 """
 
 from __future__ import annotations

@@ -323,7 +323,10 @@ def dag(
     check: Annotated[bool, typer.Option("--check", help="fail if dvc.yaml is out of date")] = False,
     targets: Annotated[bool, typer.Option("--targets", help="list the DVC cell stages, one per line")] = False,
     data_targets: Annotated[
-        bool, typer.Option("--data-targets", help="list the last data stage of each dataset (features@TASK), one per line")
+        bool,
+        typer.Option(
+            "--data-targets", help="list each dataset's data stages in order (download@T segment@T features@T), a line each"
+        ),
     ] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
@@ -335,7 +338,7 @@ def dag(
         typer.echo("\n".join(dvc_cell_targets(p)))
         return
     if data_targets:
-        typer.echo("\n".join(f"{DATA_STAGES[-1]}@{task}" for task in p.grid.tasks))
+        typer.echo("\n".join(" ".join(f"{stage}@{task}" for stage in DATA_STAGES) for task in p.grid.tasks))
         return
     import yaml
 
@@ -478,8 +481,8 @@ def serve(
 
 
 def _register_predict_commands() -> None:
-    """``predict``, ``embed`` and ``register`` (pipeline/predict.py); an import error is a bug, not hidden."""
-    from pipeline.predict import register_commands
+    """``predict``, ``embed`` and ``register`` (pipeline/predict_cli.py); an import error is a bug, not hidden."""
+    from pipeline.predict_cli import register_commands
 
     register_commands(app)
 

@@ -17,6 +17,7 @@ import soundfile as sf
 import torch
 
 from pipeline import predict as P
+from pipeline import predict_writers as W
 from pipeline.models.base import ModelConfig
 from pipeline.models.zoo import build_model
 
@@ -167,17 +168,17 @@ def test_streamed_csv_and_json_match_the_whole_list_layout(capsys) -> None:
     pred = P.Predictions(records, [], labels, Path("."), False)
     top_k = 5  # more than the labels: NaN scores, empty labels
     fh = io.StringIO()
-    sink = P._CsvStream(fh, top_k)
+    sink = W.CsvStream(fh, top_k)
     for r in records:
         sink(r)
-    expected = P.predictions_frame(pred, top_k)
+    expected = W.predictions_frame(pred, top_k)
     assert fh.getvalue() == expected.to_csv(index=False)  # byte for byte, NaN as empty fields
-    js = P._JsonListStream()
+    js = W.JsonListStream()
     for r in records:
         js(r)
     js.close()
     assert capsys.readouterr().out == json.dumps(records, indent=2) + "\n"
-    empty = P._JsonListStream()
+    empty = W.JsonListStream()
     empty.close()
     assert capsys.readouterr().out == "[]\n"
 
