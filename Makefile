@@ -30,10 +30,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # JOBS grid cells run at once, one torch thread each (default: one per core). DVC releases its
 # repo lock while a stage command runs, so `dvc repro --single-item` of different cells can run
-# side by side (each locks only its own deps and outs; a whole-chain `dvc repro X` would also
-# lock the shared params stage's output); the datasets' data stages run first, one dataset per
-# job, and the final `dvc repro` runs the report and checks
-# that nothing is left stale.
+# side by side (each locks only its own deps and outs). DVC still holds the repo lock for a
+# moment while it reads the pipeline and writes dvc.lock, and without `--wait-for-lock` a second
+# process arriving then fails at once ("Unable to acquire lock"); it happened with three seeds,
+# where the finished seed-0 cells are skipped in about 2 s each. The data stages run first, in one DVC
+# process: measured, fanning them out per dataset (`musicrep dag --data-targets`, one
+# `--single-item` run per stage) took 58 s against 44 s, since DVC's start-up outweighs the
+# small synthetic datasets. The final `dvc repro` runs the report and checks that nothing is
+# left stale.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # Each phase prints a `[repro] <phase> <unix time>` line and each cell a `[repro] cell <stage> <start> <end>`
 # line, which `benchmarks/grid.py` turns into the wall-time breakdown of docs/benchmarks.md.
@@ -41,14 +45,12 @@ STAMP = echo "[repro] $(1) $$(date +%s.%N)"
 repro: env
 	@$(call STAMP,start)
 	musicrep dag --write
-	dvc repro --single-item params
-	musicrep dag --data-targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -L 1 sh -c \
-	  'for s in "$$@"; do dvc repro --single-item "$$s" || exit 255; done' data
+	dvc --wait-for-lock repro features
 	@$(call STAMP,data-done)
 	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -I{} sh -c \
-	  's=$$(date +%s.%N); dvc repro --single-item "{}"; rc=$$?; echo "[repro] cell {} $$s $$(date +%s.%N)"; exit $$rc'
+	  's=$$(date +%s.%N); dvc --wait-for-lock repro --single-item "{}"; rc=$$?; echo "[repro] cell {} $$s $$(date +%s.%N)"; exit $$rc'
 	@$(call STAMP,cells-done)
-	dvc repro
+	dvc --wait-for-lock repro
 	@$(call STAMP,report-done)
 	musicrep compare
 

@@ -79,6 +79,22 @@ def test_batches_benchmark(tmp_path: Path) -> None:
     assert all(r["per_item_ms"] > 0 and r["planned_ms"] > 0 for r in rows)
 
 
+def test_mkldnn_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "mkldnn.json"
+    _bench("mkldnn.py", "--models", "fcn", "musicnn", "--rounds", "1", "--steps", "1", "--json", str(out))
+    rows = json.loads(out.read_text())["results"]
+    assert [r["model"] for r in rows] == ["fcn", "musicnn"] and [r["default_on"] for r in rows] == [True, False]
+    assert all(r["on_s"] > 0 and r["off_s"] > 0 and r["input_length"] == 16_000 for r in rows)
+
+
+def test_parallel_cells_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "parallel.json"
+    _bench("parallel_cells.py", "--model", "fcn", "--steps", "2", "--clips", "32", "--rounds", "1", "--json", str(out))
+    res = json.loads(out.read_text())
+    assert res["jobs"] == 2 and len(res["runs"]["alone"]) == 1 and len(res["runs"]["side_by_side"]) == 2
+    assert res["aggregate_speedup"] > 0
+
+
 def test_startup_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "startup.json"
     _bench("startup.py", "--repeats", "1", "--only", "python", "cli --help", "--json", str(out))

@@ -185,4 +185,5 @@ def test_dag_lists_the_stages_make_repro_runs_in_parallel() -> None:
     cells = subprocess.run(["musicrep", "dag", "--targets"], cwd=REPO, capture_output=True, text=True, check=True)
     assert len(cells.stdout.split()) == 33 and cells.stdout.split()[0].startswith("cell-musicnn@")
     make = (REPO / "Makefile").read_text()
-    assert "musicrep dag --data-targets" in make and "dvc repro --single-item params" in make
+    assert "dvc --wait-for-lock repro features" in make and "musicrep dag --targets" in make
+    assert "dvc --wait-for-lock repro --single-item" in make  # concurrent DVC processes wait for the repo lock
