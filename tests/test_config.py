@@ -221,3 +221,12 @@ def test_cli_check_reports_misspelt_key(tmp_path: Path) -> None:
     assert len(lines) == 1 and "segment.shard_mbb" in lines[0]
     ok = subprocess.run([sys.executable, "-m", "pipeline", "params", "--check"], cwd=REPO, capture_output=True, text=True)
     assert ok.returncode == 0 and "OK" in ok.stdout
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_profile_grids_run_every_registry_model(profile: str) -> None:
+    """The profiles' model lists are the registry's, in its order (the registry is the one list)."""
+    from pipeline.models.zoo import VARIANTS
+    from pipeline.profiles import profile_defaults
+
+    assert profile_defaults(profile)["grid"]["models"] == list(VARIANTS)

@@ -593,7 +593,7 @@ def test_duplicate_yaml_section_is_refused(tmp_path: Path, monkeypatch, capsys) 
     """Defect 10: a repeated section no longer silently replaces the first."""
     from pipeline.config import load_params
 
-    path = _params_file(tmp_path, "train:\n  epochs: 3\n")
+    path = _params_file(tmp_path, "train:\n  epochs: 3\ntrain:\n  epochs: 4\n")
     with pytest.raises(UserError, match=r"key 'train' appears twice \(lines \d+ and \d+\)"):
         load_params(path)
     code, err = _cli(monkeypatch, capsys, "params", str(path), "--check")
