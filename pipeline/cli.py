@@ -356,11 +356,9 @@ def dag(
         typer.echo(f"{out}: up to date")
         return
     if write:
-        if current != text:
-            from pipeline.io_utils import atomic_path
+        from pipeline.io_utils import write_text_if_changed
 
-            with atomic_path(out) as tmp:
-                tmp.write_text(text)
+        if write_text_if_changed(out, text):
             typer.echo(f"wrote {out}")
         return
     typer.echo(text, nl=False)

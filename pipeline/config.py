@@ -370,7 +370,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     Raises:
         UserError: missing file, bad YAML, unknown key, wrong type or out-of-range value.
     """
-    from pipeline.profiles import profile_defaults
+    from pipeline.profiles import PROFILES, profile_defaults
 
     path = Path(path)
     if not path.exists():
@@ -388,8 +388,8 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     if overrides:
         raw = deep_merge(raw, overrides)
     profile = raw.get("profile", "smoke")
-    if profile not in ("smoke", "paper"):
-        raise UserError(f"{path}: invalid value {profile!r} for 'profile'; allowed: smoke, paper.")
+    if profile not in PROFILES:
+        raise UserError(f"{path}: invalid value {profile!r} for 'profile'; allowed: {', '.join(PROFILES)}.")
     merged = deep_merge(profile_defaults(profile), raw)
     try:
         return Params.model_validate(merged)

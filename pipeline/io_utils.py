@@ -65,6 +65,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically unless the file already holds exactly it.
+
+    Returns:
+        True when the file was written.
+    """
+    path = Path(path)
+    if path.exists() and path.read_text() == text:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return True
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically."""
     with atomic_path(path) as tmp:

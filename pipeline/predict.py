@@ -328,36 +328,6 @@ def iter_outputs(
     yield from ready()
 
 
-def run_files(
-    model: AudioModel,
-    files: Sequence[Path],
-    fn: Callable[[torch.Tensor], torch.Tensor],
-    *,
-    chunk: int,
-    hop: int,
-    aggregate: str = "mean",
-    keep_chunks: bool = False,
-    batch_size: int = BATCH_SIZE,
-    on_error: ErrorHandler | None = None,
-    block_seconds: float = 10.0,
-) -> list[FileOutput]:
-    """:func:`iter_outputs` as a list."""
-    return list(
-        iter_outputs(
-            model,
-            files,
-            fn,
-            chunk=chunk,
-            hop=hop,
-            aggregate=aggregate,
-            keep_chunks=keep_chunks,
-            batch_size=batch_size,
-            on_error=on_error,
-            block_seconds=block_seconds,
-        )
-    )
-
-
 # ----------------------------------------------------------------------------- predict
 @dataclass
 class Predictions:

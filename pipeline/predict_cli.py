@@ -15,12 +15,20 @@ import typer
 
 from pipeline.errors import UserError
 from pipeline.predict import BATCH_SIZE, Predictions, embed, predict, resolve_model_dir
-from pipeline.predict_writers import CsvStream, JsonListStream, write_embeddings
+from pipeline.predict_writers import CsvStream, JsonListStream, check_embeddings_path, write_embeddings
 from pipeline.project import current_root
 
 
 def _print_error(path: str, reason: str) -> None:
     typer.secho(f"error: {path}: {reason}; skipped", fg="red", err=True)
+
+
+def _nothing_usable(failures: list) -> UserError:
+    """The error of a command none of whose inputs could be used."""
+    return UserError(
+        f"none of the {len(failures)} inputs could be used (see the errors above); "
+        "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them."
+    )
 
 
 def _display_path(path: str) -> str:
@@ -97,10 +105,7 @@ def predict_cmd(
             root=current_root(),
         )
         if not pred.records:  # raised inside: the CSV's temporary file is removed, nothing was printed
-            raise UserError(
-                f"none of the {len(pred.failures)} inputs could be used (see the errors above); "
-                "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them."
-            )
+            raise _nothing_usable(pred.failures)
         if json_out is not None:
             json_out.close()
     if csv is not None:
@@ -123,8 +128,7 @@ def embed_cmd(
     batch_size: BatchOpt = BATCH_SIZE,
 ) -> None:
     """Write one embedding per file (mean over chunks), optionally one per chunk."""
-    if Path(out).suffix.lower() not in (".parquet", ".npy"):
-        raise UserError(f"--out {out} must end in .parquet or .npy.")
+    check_embeddings_path(out)  # before any audio is read
     emb = embed(
         paths,
         model,
@@ -138,10 +142,7 @@ def embed_cmd(
         root=current_root(),
     )
     if emb.matrix.shape[0] == 0:
-        raise UserError(
-            f"none of the {len(emb.failures)} inputs could be used (see the errors above); "
-            "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them."
-        )
+        raise _nothing_usable(emb.failures)
     written = write_embeddings(emb, out)
     n_files = int((emb.index["chunk"] == -1).sum())
     typer.echo(

@@ -76,6 +76,17 @@ class JsonListStream:
         typer.echo("\n]" if self.n else "[]")
 
 
+EMBEDDING_SUFFIXES = (".parquet", ".npy")
+
+
+def check_embeddings_path(out: str | Path) -> Path:
+    """``out`` as a Path, or a :class:`UserError` unless it ends in ``.parquet`` or ``.npy``."""
+    out = Path(out)
+    if out.suffix.lower() not in EMBEDDING_SUFFIXES:
+        raise UserError(f"--out {out} must end in .parquet or .npy.")
+    return out
+
+
 def write_embeddings(emb: Embeddings, out: str | Path) -> list[Path]:
     """Write embeddings to ``.parquet`` or ``.npy`` (+ a sidecar ``.csv`` index); atomic.
 
@@ -93,10 +104,8 @@ def write_embeddings(emb: Embeddings, out: str | Path) -> list[Path]:
 
     from pipeline.io_utils import atomic_path
 
-    out = Path(out)
+    out = check_embeddings_path(out)
     suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".npy"):
-        raise UserError(f"--out {out} must end in .parquet or .npy.")
     out.parent.mkdir(parents=True, exist_ok=True)
     dim = int(emb.matrix.shape[1])
     if suffix == ".parquet":

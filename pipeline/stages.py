@@ -32,13 +32,10 @@ def resolve_params(params: Params, layout: Layout = Layout()) -> Path:
     tracked although ``params.yaml`` does not spell it out. Rewritten only when it changes.
     """
     from pipeline.config import RESOLVED_PARAMS, render_resolved
-    from pipeline.io_utils import atomic_path
+    from pipeline.io_utils import write_text_if_changed
 
     out = layout.root / RESOLVED_PARAMS
-    text = render_resolved(params)
-    if not out.exists() or out.read_text() != text:
-        with atomic_path(out) as tmp:
-            tmp.write_text(text)
+    write_text_if_changed(out, render_resolved(params))
     return out
 
 

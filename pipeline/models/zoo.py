@@ -31,6 +31,7 @@ from torch import nn
 from pipeline.models.backends import BACKENDS
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.models.frontends import FRONTENDS
+from pipeline.profiles import PROFILES
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ __all__ = [
     "resolve_variant",
 ]
 
-PROFILES = ("paper", "smoke")
+
 TASK_KINDS = ("multilabel", "single")
 EVENT_CLIP_MAX_SAMPLES = 160_000
 """Multi-label clips up to 10 s at 16 kHz count as sound events, longer ones as music tagging."""
