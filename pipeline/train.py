@@ -433,10 +433,9 @@ def train_model(
             "val_metrics": best["val_metrics"],
             "mlflow_run_id": run_id,
             "device": str(device),
-            "train_seconds": round(seconds, 2),
             "dataset_coverage": store.meta.get("coverage", {}),
         },
     )
-    run.finish_training(out_dir, hist, best)
+    run.finish_training(out_dir, hist, best, seconds)
     distributed.finish()
     return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, seconds)

@@ -26,6 +26,7 @@ def _default() -> dict:
     return full_repo_params()
 
 
+@pytest.mark.fast
 def test_default_params_load() -> None:
     p = load_params(REPO / "params.yaml")
     assert p.profile == "smoke"
@@ -33,6 +34,7 @@ def test_default_params_load() -> None:
     assert p.train.epochs >= 1
 
 
+@pytest.mark.fast
 def test_misspelt_key_is_one_line_naming_it(tmp_path: Path) -> None:
     data = _default()
     data["train"]["epocs"] = 3
@@ -43,6 +45,7 @@ def test_misspelt_key_is_one_line_naming_it(tmp_path: Path) -> None:
     assert "epochs" in msg  # the allowed keys are listed
 
 
+@pytest.mark.fast
 def test_misspelt_top_level_section(tmp_path: Path) -> None:
     data = _default()
     data["trian"] = {"epochs": 1}
@@ -50,6 +53,7 @@ def test_misspelt_top_level_section(tmp_path: Path) -> None:
         load_params(_write(tmp_path, data))
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "key,value,needle",
     [
@@ -67,11 +71,13 @@ def test_bad_values_name_key_and_value(tmp_path: Path, key, value, needle) -> No
     assert needle in str(exc.value) and repr(value) in str(exc.value)
 
 
+@pytest.mark.fast
 def test_bad_profile(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="profile"):
         load_params(_write(tmp_path, {"profile": "huge"}))
 
 
+@pytest.mark.fast
 def test_profile_paper_alone_is_complete(tmp_path: Path) -> None:
     p = load_params(_write(tmp_path, {"profile": "paper"}))
     assert p.grid.tasks == ["mtat", "speech_commands", "dcase2017_task4"]
@@ -106,6 +112,7 @@ def _leaves(d: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     return out
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
 def test_profile_files_are_the_only_source_of_their_defaults(profile: str) -> None:
     """Every key a profile YAML sets has no default of its own in the pydantic models."""
@@ -133,6 +140,7 @@ def test_profile_files_ship_with_the_package() -> None:
     assert '"pipeline.profiles" = ["*.yaml"]' in text
 
 
+@pytest.mark.fast
 def test_params_yaml_holds_only_what_the_project_changes() -> None:
     """The shipped params.yaml spells out no key at its profile's default, except the grid
     (dvc.yaml's matrices read ``grid.tasks`` and ``grid.seeds`` from it) and the profile."""
@@ -158,6 +166,7 @@ def _get(d: dict, path: tuple[str, ...]):
     return d
 
 
+@pytest.mark.fast
 def test_committed_resolved_params_are_current() -> None:
     """params.resolved.yaml (what dvc.yaml's stages track) matches params.yaml over its profile."""
     from pipeline.config import RESOLVED_PARAMS, render_resolved
@@ -194,6 +203,7 @@ def test_hash_is_stable_across_processes() -> None:
     assert load_params(REPO / "params.yaml").section_hash("train", "features") in outs
 
 
+@pytest.mark.fast
 def test_hash_changes_with_values(tmp_path: Path) -> None:
     data = _default()
     a = load_params(_write(tmp_path, data)).section_hash("train")
@@ -201,6 +211,7 @@ def test_hash_changes_with_values(tmp_path: Path) -> None:
     assert load_params(_write(tmp_path, data)).section_hash("train") != a
 
 
+@pytest.mark.fast
 def test_variant_alias(tmp_path: Path) -> None:
     data = _default()
     data["variants"] = {"hcnn_h3": {"model": "hcnn", "options": {"n_harmonics": 3}}}
@@ -223,6 +234,7 @@ def test_cli_check_reports_misspelt_key(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "OK" in ok.stdout
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
 def test_profile_grids_run_every_registry_model(profile: str) -> None:
     """The profiles' model lists are the registry's, in its order (the registry is the one list)."""

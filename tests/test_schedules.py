@@ -12,10 +12,12 @@ from pipeline.schedules import lr_at
 from tests.conftest import REPO
 
 
+@pytest.mark.fast
 def test_constant_is_the_base_rate() -> None:
     assert {lr_at("constant", 0.01, k, 100) for k in range(100)} == {0.01}
 
 
+@pytest.mark.fast
 def test_cosine_warms_up_peaks_and_decays_to_near_zero() -> None:
     rates = [lr_at("cosine", 0.002, k, 200) for k in range(200)]
     peak = rates.index(max(rates))
@@ -26,16 +28,19 @@ def test_cosine_warms_up_peaks_and_decays_to_near_zero() -> None:
     assert rates[100] == pytest.approx(0.002 * 0.5 * (1 + math.cos(math.pi * 91 / 190)), rel=1e-9)
 
 
+@pytest.mark.fast
 def test_cosine_is_a_function_of_the_step_alone() -> None:
     """Resuming at step k gives the rate an uninterrupted run had at step k (no schedule state)."""
     assert lr_at("cosine", 1e-3, 57, 120) == lr_at("cosine", 1e-3, 57, 120)
 
 
+@pytest.mark.fast
 def test_unknown_schedule_is_refused() -> None:
     with pytest.raises(ValueError, match="cosine"):
         lr_at("step", 1e-3, 1, 10)
 
 
+@pytest.mark.fast
 def test_paper_optimizer_keeps_its_own_schedule() -> None:
     with pytest.raises(UserError, match="lr_schedule"):
         load_params(REPO / "params.yaml", overrides={"train": {"optimizer": "paper", "lr_schedule": "cosine"}})

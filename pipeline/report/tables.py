@@ -41,7 +41,7 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
             )
             continue
         meta = e.card.get("metadata", {})
-        secs = meta.get("train_seconds")
+        secs = e.metric("train/seconds") or meta.get("train_seconds")
         epochs = len(e.history) if e.history is not None else None
         n_clips, eval_s = e.metric("test/n_clips"), e.metric("test/seconds")
         throughput = (float(n_clips) / float(eval_s)) if n_clips and eval_s else None
