@@ -26,24 +26,45 @@ REPO = PACKAGE.parent
 DATA_STAGES = ("download", "segment", "features")
 """Per dataset, in this order; then one cell per (task, model, seed); then the report."""
 
-CELL_CODE = (
-    "pipeline/train.py",
-    "pipeline/batches.py",
-    "pipeline/schedules.py",
-    "pipeline/distributed.py",
-    "pipeline/chunking.py",
-    "pipeline/inference.py",
-    "pipeline/evaluate.py",
-    "pipeline/metrics.py",
-    "pipeline/checkpoint.py",
-    "pipeline/data/shards.py",
-    "pipeline/robustness/__init__.py",
-    "pipeline/robustness/stage.py",
-    "pipeline/robustness/perturb.py",
-    "pipeline/robustness/noises.py",
-    "pipeline/models/build.py",
-)
-"""Code every cell runs (training loop, evaluation, robustness), besides its model's code."""
+CELL_ENTRY_MODULES = ("pipeline.stages", "pipeline.locks", "pipeline.train", "pipeline.evaluate", "pipeline.robustness.stage")
+"""Where a cell's code starts: the ``cell`` stage function, its lock, and the three steps it runs."""
+
+CELL_SKIPPED_IMPORTS = frozenset({"pipeline.stages"})
+"""Entry modules whose own imports are not followed: ``stages`` imports every stage's code
+(function-locally), but a cell runs only ``cell``; its steps are entries of their own."""
+
+
+def code_closure(entries: tuple[str, ...], skip_imports: frozenset[str] = frozenset()) -> list[str]:
+    """Repository-relative source files of ``entries`` and every ``pipeline`` module they import.
+
+    Every import counts, function-local ones included (they run when the function does). The
+    model package is left out: each model's own files come from :func:`model_sources`, so a
+    change to one back-end makes only that model's cells stale.
+    """
+    seen: set[Path] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if path is None or path in seen or path.relative_to(REPO).as_posix().startswith("pipeline/models/"):
+            continue
+        seen.add(path)
+        if name not in skip_imports:
+            todo.extend(m for m in _imports(path) if m == "pipeline" or m.startswith("pipeline."))
+            todo.extend(_package_inits(name))
+    return sorted(p.relative_to(REPO).as_posix() for p in seen)
+
+
+def _package_inits(module: str) -> list[str]:
+    """The packages above ``module`` (``pipeline.data.shards`` -> ``pipeline``, ``pipeline.data``): importing it runs them."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def cell_code() -> list[str]:
+    """Code every cell runs (the stage function, training, evaluation, robustness, what they import), besides its model's code."""
+    return [*code_closure(CELL_ENTRY_MODULES, CELL_SKIPPED_IMPORTS), "pipeline/models/build.py"]
+
 
 MODEL_SHARED = (
     "pipeline/models/base.py",
@@ -186,7 +207,7 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
     return {
         "matrix": matrix,
         "cmd": f"musicrep cell ${{item.task}} {model} --seed ${{item.seed}}",
-        "deps": ["data/segments/${item.task}", "data/features/${item.task}", *CELL_CODE, *model_sources(model, params)],
+        "deps": ["data/segments/${item.task}", "data/features/${item.task}", *cell_code(), *model_sources(model, params)],
         "params": _tracked("seed", "profile", "train", "evaluate", "robustness", *([f"variants.{model}"] if aliased else [])),
         "outs": [
             f"models/{m}",

@@ -7,8 +7,9 @@ with :mod:`ast`; every ``import`` counts, including function-local ones and thos
 Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
 
 0. foundation: ``pipeline`` (the package: version, sample rate), ``errors``, ``io_utils``,
-   ``paths``, ``progress``, ``project``, ``locks``
-1. configuration: ``config``, ``profiles``
+   ``paths``, ``progress``, ``locks``
+1. configuration: ``config``, ``profiles``, ``project`` (the project a command runs on: root,
+   ``--set`` overrides, and the parameters resolved from them)
 2. models, data and the computations they share: ``models.*`` (front-ends with their DSP
    transforms, back-ends, the zoo), ``data.*``, ``chunking``, ``batches``, ``metrics``,
    ``stats``, ``schedules``, ``inference``, ``distributed``, ``checkpoint`` (the packaged-model format), and the
@@ -36,8 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
 
 LAYERS: list[set[str]] = [
-    {"pipeline", "errors", "io_utils", "paths", "progress", "project", "locks"},
-    {"config", "profiles"},
+    {"pipeline", "errors", "io_utils", "paths", "progress", "locks"},
+    {"config", "profiles", "project"},
     {
         "models",
         "models.*",
