@@ -428,3 +428,8 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def cell_keys(params: Params) -> list[tuple[str, str, int]]:
+    """Every grid cell ``(task, model, seed)`` of ``params`` in pipeline order (tasks, then models, then seeds)."""
+    return [(t, m, s) for t in params.grid.tasks for m in params.grid.models for s in params.grid.seeds]

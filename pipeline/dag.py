@@ -276,11 +276,6 @@ def live_grid_keys(raw: dict[str, Any], overrides: dict[str, Any] | None = None)
     return frozenset(k for k in LIVE_GRID if k in grid and k not in changed)
 
 
-def cell_keys(params: Params) -> list[tuple[str, str, int]]:
-    """Every grid cell ``(task, model, seed)`` in pipeline order."""
-    return [(t, m, s) for t in params.grid.tasks for m in params.grid.models for s in params.grid.seeds]
-
-
 SMOKE_COST_ORDER = (
     "musicnn",
     "samplecnn_se",
@@ -305,7 +300,7 @@ def dvc_cell_targets(params: Params) -> list[str]:
     first (otherwise one core idles while the other runs the last big cell). Aliases and swaps
     are placed by the variant they build on.
     """
-    from pipeline.config import resolve_variant
+    from pipeline.config import cell_keys, resolve_variant
 
     def cost_rank(model: str) -> int:
         base = resolve_variant(params, model)[0].rpartition("+")[2]
