@@ -24,8 +24,9 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import stages
-from pipeline.config import cell_keys, load_params
+from pipeline.config import load_params
 from pipeline.dag import DATA_STAGES
+from pipeline.models.grid import cell_keys
 from pipeline.paths import Layout
 from pipeline.runners import GPU_TAG, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
 

@@ -154,6 +154,7 @@ def params_cmd(
         typer.echo(f"{out}: resolved (profile {p.profile})")
         return
     if check:
+        from pipeline.models.grid import grid_models
         from pipeline.params_check import check_names
 
         problems = check_names(p, path.parent)
@@ -161,7 +162,7 @@ def params_cmd(
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
             raise UserError(f"{path}: {problems[0]}{more}; fix it in {path}.")
         typer.echo(
-            f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(p.grid.models)} models, hash {p.section_hash('train', 'features', 'evaluate')})"
+            f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(grid_models(p))} models, hash {p.section_hash('train', 'features', 'evaluate')})"
         )
         return
     if diff:

@@ -50,9 +50,16 @@ class GridParams(Section):
 
     tasks: list[str] = Field(min_length=1)
     models: list[str] = Field(min_length=1)
+    """Registry variants, ``front+back`` swaps or aliases; ``all`` (alone, or as an entry) is every
+    registry variant (:mod:`pipeline.models.grid` expands it)."""
     seeds: list[int] = Field(min_length=1)
     """Training seeds: every (task, model) cell is trained once per seed (initialisation and
     data order); the data and its split stay fixed by the top-level ``seed``."""
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _all_alone(cls, v: object) -> object:
+        return [v] if v == "all" else v
 
     @field_validator("seeds")
     @classmethod
@@ -428,8 +435,3 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
-
-
-def cell_keys(params: Params) -> list[tuple[str, str, int]]:
-    """Every grid cell ``(task, model, seed)`` of ``params`` in pipeline order (tasks, then models, then seeds)."""
-    return [(t, m, s) for t in params.grid.tasks for m in params.grid.models for s in params.grid.seeds]

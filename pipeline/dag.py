@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from pipeline.models.grid import grid_models
+
 if TYPE_CHECKING:
     from pipeline.config import Params
 
@@ -257,7 +259,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
 
     tasks = values("tasks")
     stages = {"params": _params_stage(), **_data_stages(tasks)}
-    for model in params.grid.models:
+    for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
     stages["report"] = _report_stage()
     return stages
@@ -300,7 +302,8 @@ def dvc_cell_targets(params: Params) -> list[str]:
     first (otherwise one core idles while the other runs the last big cell). Aliases and swaps
     are placed by the variant they build on.
     """
-    from pipeline.config import cell_keys, resolve_variant
+    from pipeline.config import resolve_variant
+    from pipeline.models.grid import cell_keys
 
     def cost_rank(model: str) -> int:
         base = resolve_variant(params, model)[0].rpartition("+")[2]

@@ -237,8 +237,32 @@ def test_cli_check_reports_misspelt_key(tmp_path: Path) -> None:
 @pytest.mark.fast
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
 def test_profile_grids_run_every_registry_model(profile: str) -> None:
-    """The profiles' model lists are the registry's, in its order (the registry is the one list)."""
+    """The profiles' grids are the registry's models, in its order: ``all`` (the registry is the one list)."""
+    from pipeline.config import Params
+    from pipeline.models.grid import grid_models
     from pipeline.models.zoo import VARIANTS
     from pipeline.profiles import profile_defaults
 
-    assert profile_defaults(profile)["grid"]["models"] == list(VARIANTS)
+    assert profile_defaults(profile)["grid"]["models"] == "all"
+    assert grid_models(Params.model_validate(profile_defaults(profile))) == list(VARIANTS)
+
+
+@pytest.mark.fast
+def test_all_expands_to_the_registry_and_keeps_the_other_entries() -> None:
+    from pipeline.models.grid import expand_models
+    from pipeline.models.zoo import VARIANTS
+
+    assert expand_models(["all"]) == list(VARIANTS)
+    assert expand_models(["hcnn", "all", "mfcc+short_cnn"]) == ["hcnn", *[v for v in VARIANTS if v != "hcnn"], "mfcc+short_cnn"]
+    assert expand_models(["fcn", "fcn"]) == ["fcn"]
+
+
+@pytest.mark.fast
+def test_only_the_grid_module_reads_grid_models() -> None:
+    """Everything walks the grid through pipeline.models.grid, so ``all`` is expanded everywhere."""
+    readers = [
+        str(p.relative_to(REPO))
+        for p in sorted((REPO / "pipeline").rglob("*.py")) + sorted((REPO / "flows").rglob("*.py"))
+        if ".grid.models" in p.read_text() and p.name != "grid.py"
+    ]
+    assert not readers, f"read params.grid.models through pipeline.models.grid.grid_models: {readers}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -429,3 +430,12 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(loaded(wave), model(wave))
     assert card["labels"] == ["a", "b", "c"]
+
+
+@pytest.mark.fast
+def test_docs_variant_table_lists_exactly_the_registry() -> None:
+    """docs/models.md's variant table has one row per registry variant, so a new model gets its page row."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    table = text[text.index("## Variants") :].split("\n\n## ")[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")]
+    assert rows == ALL_VARIANTS

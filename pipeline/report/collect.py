@@ -176,7 +176,7 @@ def run_by_id(c: Any, run_id: str) -> dict[str, Any]:
 def collect(params: Params, layout: Layout, client: Any = None) -> list[Entry]:
     """One :class:`Entry` per cell (task, model, seed) of ``params.grid``, in grid order (``client``: MLflow, or None)."""
     from pipeline.checkpoint import read_card
-    from pipeline.config import cell_keys
+    from pipeline.models.grid import cell_keys
 
     runs = mlflow_runs(client, params.grid.tasks)
     entries = []

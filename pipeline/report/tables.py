@@ -157,7 +157,7 @@ def cross_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[str
     """One row per (trained on, model, seed, evaluated on) found under ``metrics/*/*/seed*/cross/``."""
     header = ["trained on", "model", "seed", "evaluated on", "metric", "value", "clips", "labels shared"]
     rows = []
-    from pipeline.config import cell_keys
+    from pipeline.models.grid import cell_keys
 
     for task, model, seed in cell_keys(params):
         for path in sorted((layout.metrics(task, model, seed) / "cross").glob("*/eval.json")):
