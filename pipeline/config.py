@@ -196,12 +196,36 @@ class FeaturesParams(Section):
     enabled: bool
 
 
+class PaperScheduleParams(Section):
+    """``train.optimizer: paper`` (docs/spec.md §4): Adam at ``train.lr`` until the first phase
+    start, then one SGD phase per entry, each starting from the best model so far."""
+
+    phase_starts: list[float] = Field(min_length=1)
+    """Where each SGD phase begins, as a fraction of ``train.epochs`` (epoch ``e``, 0-based, is in
+    the last phase whose start is ``<= e / epochs``); strictly increasing, in ``(0, 1]``."""
+    sgd_lrs: list[float] = Field(min_length=1)
+    """The learning rate of each SGD phase, one per ``phase_starts`` entry, each in ``(0, 1]``."""
+
+    @model_validator(mode="after")
+    def _one_rate_per_phase(self) -> PaperScheduleParams:
+        starts, lrs = self.phase_starts, self.sgd_lrs
+        if len(starts) != len(lrs):
+            raise ValueError(f"phase_starts has {len(starts)} entries and sgd_lrs {len(lrs)}; give one rate per phase")
+        if any(not 0 < s <= 1 for s in starts) or any(b <= a for a, b in zip(starts, starts[1:])):
+            raise ValueError("phase_starts must be strictly increasing fractions of the epochs in (0, 1]")
+        if any(not 0 < lr <= 1 for lr in lrs):
+            raise ValueError("every sgd_lrs entry must be in (0, 1]")
+        return self
+
+
 class TrainParams(Section):
     epochs: int = Field(ge=1, le=1000)
     batch_size: int = Field(ge=1, le=1024)
     lr: float = Field(gt=0, le=1)
     weight_decay: float = Field(ge=0, le=1)
     optimizer: Literal["adam", "adamw", "sgd", "paper"]
+    paper_schedule: PaperScheduleParams
+    """The phases of ``optimizer: paper`` (ignored by the other optimizers)."""
     input_seconds: float | None = Field(gt=0, le=60)
     """Smoke profile: train on random crops of at most this many seconds (``null``: the whole clip);
     evaluation averages ``evaluate.n_chunks`` such chunks over each clip. The paper profile uses the

@@ -17,7 +17,7 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
    ``robustness.noises``
 3. stage building blocks and the pipeline description: ``features.*``, ``dag`` (the grid and
    ``dvc.yaml``), ``params_check``
-4. stages and services: ``train``, ``evaluate``, ``robustness.stage``, ``robustness.plots``,
+4. stages and services: ``train``, ``fit`` (its epoch loop), ``evaluate``, ``robustness.stage``, ``robustness.plots``,
    ``evidence``, ``report.*``, ``registry``, ``tracking``, ``figures``, ``compare``,
    ``predict``, ``predict_writers``, ``audio_stream``, ``runners``, ``mlflow_server``
 5. the stage runner: ``stages``
@@ -59,6 +59,7 @@ LAYERS: list[set[str]] = [
     {"features", "features.*", "dag", "params_check"},
     {
         "train",
+        "fit",
         "evaluate",
         "robustness.stage",
         "robustness.plots",

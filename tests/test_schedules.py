@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import load_params
 from pipeline.errors import UserError
-from pipeline.schedules import lr_at
+from pipeline.schedules import lr_at, paper_phase
 from tests.conftest import REPO
 
 
@@ -44,6 +44,39 @@ def test_unknown_schedule_is_refused() -> None:
 def test_paper_optimizer_keeps_its_own_schedule() -> None:
     with pytest.raises(UserError, match="lr_schedule"):
         load_params(REPO / "params.yaml", overrides={"train": {"optimizer": "paper", "lr_schedule": "cosine"}})
+
+
+def test_paper_phases_switch_where_the_spec_says() -> None:
+    """docs/spec.md §4: SGD from 40 %, 50 % and 60 % of the epochs (80, 100, 120 of 200)."""
+    starts = load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train.paper_schedule.phase_starts
+    phases = [paper_phase(e, 200, starts) for e in range(200)]
+    assert [phases.index(k) for k in (1, 2, 3)] == [80, 100, 120] and phases[0] == 0 and phases[-1] == 3
+    assert [paper_phase(e, 8, starts) for e in range(8)] == [0, 0, 0, 0, 2, 3, 3, 3]  # 4/8 = 0.5 skips phase 1
+
+
+def test_paper_optimizer_takes_its_rates_from_the_params() -> None:
+    import torch
+
+    from pipeline.train import make_optimizer
+
+    train = load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train
+    model = torch.nn.Linear(2, 1)
+    assert isinstance(make_optimizer(model, train, 0), torch.optim.Adam)
+    rates = [make_optimizer(model, train, k).param_groups[0]["lr"] for k in (0, 1, 2, 3)]
+    assert rates == [train.lr, *train.paper_schedule.sgd_lrs] == [1e-4, 1e-3, 1e-4, 1e-5]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "needle"),
+    [
+        ({"phase_starts": [0.4, 0.5], "sgd_lrs": [1e-3]}, "one rate per phase"),
+        ({"phase_starts": [0.5, 0.4], "sgd_lrs": [1e-3, 1e-4]}, "strictly increasing"),
+        ({"phase_starts": [0.4], "sgd_lrs": [2.0]}, "sgd_lrs"),
+    ],
+)
+def test_a_bad_paper_schedule_is_one_clear_error(schedule, needle) -> None:
+    with pytest.raises(UserError, match=needle):
+        load_params(REPO / "params.yaml", overrides={"train": {"paper_schedule": schedule}})
 
 
 def test_training_sets_the_scheduled_rate(tiny_params, tmp_path) -> None:

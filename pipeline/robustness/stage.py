@@ -181,6 +181,57 @@ def perturbed_waves(
 # --------------------------------------------------------------------------------------------
 # the stage
 # --------------------------------------------------------------------------------------------
+def _metric_rows(
+    cell: dict[str, Any], perturbation: str, level: float, metrics: dict[str, float], noise_source: str
+) -> list[dict[str, Any]]:
+    """Rows of :data:`COLUMNS` for one grid point: ``cell`` gives ``task``, ``model``, ``seed`` and
+    ``n_clips``; ``noise_source`` is recorded for the perturbations that mix in recorded noise."""
+    unit = "" if perturbation == CLEAN else INFO[perturbation].unit
+    noisy = bool(INFO.get(perturbation) and INFO[perturbation].needs_noise)
+    return [
+        {
+            "task": cell["task"],
+            "model": cell["model"],
+            "seed": cell["seed"],
+            "perturbation": perturbation,
+            "level": level,
+            "metric": metric,
+            "value": value,
+            "unit": unit,
+            "n_clips": cell["n_clips"],
+            "noise_source": noise_source if noisy else "",
+        }
+        for metric, value in metrics.items()
+    ]
+
+
+def _save(
+    task: str,
+    model_name: str,
+    table: pd.DataFrame,
+    clip_scores: list[dict[str, Any]],
+    out_dir: Path,
+    params: Params,
+    layout: Layout,
+    seed: int,
+    *,
+    noise_source: str | None,
+    track: bool,
+) -> None:
+    """Write the table (:func:`write_outputs`) and the per-clip scores; log them to MLflow when ``track``."""
+    paths = write_outputs(table, out_dir)
+    with atomic_path(out_dir / SCORES) as tmp:
+        pd.DataFrame(clip_scores).to_parquet(tmp, index=False)
+    paths["scores"] = out_dir / SCORES
+    if not track:
+        return
+    from pipeline.tracking import log_robustness
+
+    flat = flat_metrics(table)
+    robust = {f"robust/{k}": v for k, v in flat.items()}
+    log_robustness(task, model_name, robust, list(paths.values()), params, layout, seed, noise_source=noise_source)
+
+
 def run_robustness(
     task: str, model_name: str, params: Params, layout: Layout = Layout(), *, track: bool = True, seed: int | None = None
 ) -> pd.DataFrame:
@@ -262,24 +313,10 @@ def run_robustness(
         return {k: float(v) for k, v in metrics.items() if k not in _SKIP_METRICS}
 
     records: list[dict[str, Any]] = []
+    cell = {"task": task, "model": model_name, "seed": seed, "n_clips": n_clips}
 
     def add(perturbation: str, level: float, metrics: dict[str, float]) -> None:
-        unit = "" if perturbation == CLEAN else INFO[perturbation].unit
-        for metric, value in metrics.items():
-            records.append(
-                {
-                    "task": task,
-                    "model": model_name,
-                    "seed": seed,
-                    "perturbation": perturbation,
-                    "level": level,
-                    "metric": metric,
-                    "value": value,
-                    "unit": unit,
-                    "n_clips": n_clips,
-                    "noise_source": rp.noise_source if INFO.get(perturbation) and INFO[perturbation].needs_noise else "",
-                }
-            )
+        records.extend(_metric_rows(cell, perturbation, level, metrics, rp.noise_source))
 
     t0 = time.perf_counter()
     add(CLEAN, math.nan, score(clean_waves()))
@@ -296,24 +333,8 @@ def run_robustness(
 
     table = pd.DataFrame.from_records(records, columns=COLUMNS)
     out_dir = layout.metrics(task, model_name, seed)
-    paths = write_outputs(table, out_dir)
-    with atomic_path(out_dir / SCORES) as tmp:
-        pd.DataFrame(clip_scores).to_parquet(tmp, index=False)
-    paths["scores"] = out_dir / SCORES
-    if track:
-        flat = flat_metrics(table)
-        from pipeline.tracking import log_robustness
-
-        log_robustness(
-            task,
-            model_name,
-            {f"robust/{k}": v for k, v in flat.items()},
-            list(paths.values()),
-            params,
-            layout,
-            seed,
-            noise_source=rp.noise_source if noise is not None else None,
-        )
+    noise_source = rp.noise_source if noise is not None else None
+    _save(task, model_name, table, clip_scores, out_dir, params, layout, seed, noise_source=noise_source, track=track)
     log.info("robustness %s/%s done in %.1f s -> %s", task, model_name, time.perf_counter() - t0, out_dir)
     return table
 
