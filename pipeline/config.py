@@ -234,21 +234,10 @@ class TrainParams(Section):
     """constant | cosine (linear warm-up over the first 5 % of the steps, then a cosine decay to ~0);
     the ``paper`` optimizer has its own schedule and needs ``constant``."""
     width: float = Field(gt=0, le=4)
-    device: Literal["auto", "cpu", "cuda"]
     bf16: bool
-    num_threads: int = Field(ge=0, le=256)
     steps_per_epoch: int | None = Field(ge=1)
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
-    compile: Literal["auto", "on", "off"]
-    """torch.compile the model: ``on``, ``off``, or ``auto`` (eager until compile is measured faster on a GPU)."""
-    mkldnn: Literal["auto", "on", "off"]
-    """oneDNN convolutions when training on CPU: ``auto`` = the variant's measured default
-    (off for musicnn, whose backward is ~2x faster with PyTorch's native kernels), ``on``, ``off``."""
-    num_workers: int | Literal["auto"]
-    """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
-    progress_seconds: float = Field(gt=0)
-    """Without a terminal, one progress log line per this many seconds inside an epoch."""
 
     @model_validator(mode="after")
     def _one_schedule(self) -> TrainParams:
@@ -259,8 +248,34 @@ class TrainParams(Section):
 
 class EvaluateParams(Section):
     n_chunks: int = Field(ge=1, le=256)
-    batch_size: int = Field(ge=1, le=1024)
     threshold: float = Field(gt=0, lt=1)
+
+
+class RuntimeParams(Section):
+    """How to run, not what to compute: devices, threads, kernels, workers, batch sizes of inference.
+
+    Neither DVC's stages (``dvc.yaml`` tracks leaf keys of the other sections) nor the training
+    checkpoint's fingerprint see this section, so changing it re-runs nothing and a checkpoint
+    resumes on another device. The results it can move are floating-point rounding (another
+    kernel, device or batch blocking), never the protocol.
+    """
+
+    device: Literal["auto", "cpu", "cuda"]
+    """auto (CUDA when present, else CPU) | cpu | cuda."""
+    num_threads: int = Field(ge=0, le=256)
+    """CPU threads for torch (0 = torch's default)."""
+    compile: Literal["auto", "on", "off"]
+    """torch.compile the model: ``on``, ``off``, or ``auto`` (eager until compile is measured faster on a GPU)."""
+    mkldnn: Literal["auto", "on", "off"]
+    """oneDNN convolutions when training on CPU: ``auto`` = the variant's measured default
+    (off for musicnn, whose backward is ~2x faster with PyTorch's native kernels), ``on``, ``off``."""
+    num_workers: int | Literal["auto"]
+    """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
+    progress_seconds: float = Field(gt=0)
+    """Without a terminal, one progress log line per this many seconds inside an epoch."""
+
+    eval_batch_size: int = Field(ge=1, le=1024)
+    """Chunks per forward in validation, evaluation and robustness."""
 
 
 class RobustnessParams(Section):
@@ -289,7 +304,7 @@ class FlowParams(Section):
     gpu_concurrency: int = Field(ge=1, le=4096)
     """GPU cells at once: the Prefect tag concurrency limit ``gpu`` (one per GPU)."""
     gpu_tag: Literal["auto", "on", "off"]
-    """Tag cells ``gpu``: auto = when ``train.device`` resolves to CUDA here | on | off."""
+    """Tag cells ``gpu``: auto = when ``runtime.device`` resolves to CUDA here | on | off."""
 
 
 class Params(Section):
@@ -304,6 +319,7 @@ class Params(Section):
     features: FeaturesParams
     train: TrainParams
     evaluate: EvaluateParams
+    runtime: RuntimeParams
     robustness: RobustnessParams
     report: ReportParams
     flow: FlowParams
@@ -418,6 +434,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
         raise UserError(f"{path} must be a mapping of sections (profile, grid, train, ...), not {type(raw).__name__}.")
     if overrides:
         raw = deep_merge(raw, overrides)
+    _refuse_moved_keys(raw, str(path))
     profile = raw.get("profile", "smoke")
     if profile not in PROFILES:
         raise UserError(f"{path}: invalid value {profile!r} for 'profile'; allowed: {', '.join(PROFILES)}.")
@@ -427,6 +444,28 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     except ValidationError as exc:
         errors = exc.errors()
         raise UserError(_format_error(errors[0], raw, str(path))) from None
+
+
+MOVED_TO_RUNTIME = {
+    ("train", "device"): "device",
+    ("train", "num_threads"): "num_threads",
+    ("train", "compile"): "compile",
+    ("train", "mkldnn"): "mkldnn",
+    ("train", "num_workers"): "num_workers",
+    ("train", "progress_seconds"): "progress_seconds",
+    ("evaluate", "batch_size"): "eval_batch_size",
+}
+"""Run-time keys that left ``train``/``evaluate`` for the ``runtime`` section (issue 19)."""
+
+
+def _refuse_moved_keys(raw: dict[str, Any], source: str) -> None:
+    for (section, key), new in MOVED_TO_RUNTIME.items():
+        block = raw.get(section)
+        if isinstance(block, dict) and key in block:
+            raise UserError(
+                f"{source}: '{section}.{key}' moved to 'runtime.{new}' (run-time settings change no result and are "
+                f"not tracked by DVC); write `runtime: {{{new}: {block[key]!r}}}` instead."
+            )
 
 
 RESOLVED_HEADER = """\

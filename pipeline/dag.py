@@ -148,6 +148,20 @@ def model_sources(model: str, params: Params) -> list[str]:
     return sorted(rel | set(MODEL_SHARED))
 
 
+def _leaf_keys(section: str) -> list[str]:
+    """``train`` -> ``["train.epochs", "train.batch_size", ...]``: the keys of one params section."""
+    from pipeline.config import Params
+
+    model = Params.model_fields[section].annotation
+    return [f"{section}.{key}" for key in model.model_fields]
+
+
+CELL_SECTIONS = ("train", "evaluate", "robustness")
+"""The result-bearing sections a cell reads; ``runtime`` (device, threads, workers, batch sizes of
+inference) is left out, so changing it re-runs nothing."""
+CELL_PARAMS = tuple(key for section in CELL_SECTIONS for key in _leaf_keys(section))
+
+
 def _tracked(*keys: str) -> list[dict[str, list[str]]]:
     """A stage's ``params:`` entry: ``keys`` of the resolved parameters (profile defaults included)."""
     from pipeline.config import RESOLVED_PARAMS
@@ -210,7 +224,7 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
         "matrix": matrix,
         "cmd": f"musicrep cell ${{item.task}} {model} --seed ${{item.seed}}",
         "deps": ["data/segments/${item.task}", "data/features/${item.task}", *cell_code(), *model_sources(model, params)],
-        "params": _tracked("seed", "profile", "train", "evaluate", "robustness", *([f"variants.{model}"] if aliased else [])),
+        "params": _tracked("seed", "profile", *CELL_PARAMS, *([f"variants.{model}"] if aliased else [])),
         "outs": [
             f"models/{m}",
             f"metrics/{m}/predictions.parquet",

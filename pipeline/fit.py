@@ -82,7 +82,7 @@ class Validation:
         waves: one float32 waveform per validation clip, shape ``(n_samples,)``.
         y: their labels: ``(n_clips, n_classes)`` multi-hot, or ``(n_clips,)`` class indices.
         multilabel: multi-label (BCE, ROC-AUC) or single-label (cross-entropy, accuracy).
-        n_chunks, batch_size: ``evaluate.n_chunks`` and ``evaluate.batch_size``.
+        n_chunks, batch_size: ``evaluate.n_chunks`` and ``runtime.eval_batch_size``.
         threshold: ``evaluate.threshold`` for the multi-label F1.
         bf16: bf16 autocast on CUDA (``train.bf16``).
     """
@@ -248,7 +248,7 @@ class Progress(Callback):
         title: names the run in every line, e.g. ``"synth_tags/fcn seed0"``.
         epochs: ``train.epochs``.
         steps_per_epoch: batches per epoch.
-        log_seconds: ``train.progress_seconds`` (interval of the log lines without a terminal).
+        log_seconds: ``runtime.progress_seconds`` (interval of the log lines without a terminal).
         multilabel: selects the primary validation metric shown.
         logger: where the lines go (default this module's).
     """

@@ -5,7 +5,7 @@ split, checkpoint fingerprint) -> :func:`pipeline.fit.fit` (the epochs, with cal
 tracking, progress, the checkpoint, the caller's hook and early stopping) -> :func:`package`
 (the best weights into ``models/<task>/<model>/seed<k>/``).
 
-- Device: CUDA with bf16 autocast when present (``train.device: auto``), else CPU.
+- Device: CUDA with bf16 autocast when present (``runtime.device: auto``), else CPU.
 - Determinism: the data order and crops of epoch ``e`` come from ``(seed, e)`` and the
   torch RNG is re-seeded at every epoch start, so a run resumed from the checkpoint of
   epoch ``e`` continues exactly as an uninterrupted run would (on the same device).
@@ -218,11 +218,11 @@ class Prepared:
 
 def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: int) -> Prepared:
     """Seed, pick the device, read the splits, build the model, the batches and the validation set."""
-    t = params.train
+    t, rt = params.train, params.runtime
     seed_everything(seed)
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    device = pick_device(t.device)
+    if rt.num_threads:
+        torch.set_num_threads(rt.num_threads)
+    device = pick_device(rt.device)
     rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
     device = distributed.local_device(device)
     store = SegmentStore(layout.segments(task))
@@ -241,14 +241,14 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     y_train = y_train.astype(np.float32) if multilabel else y_train
     batches = CropBatches(store, train_rows, y_train, model.input_length, t.batch_size, feats, n_frames)
     sampler = EpochSampler(len(batches), t.steps_per_epoch, rank=rank, world=world_size)
-    loader = make_loader(batches, sampler, device, t.num_workers)
+    loader = make_loader(batches, sampler, device, rt.num_workers)
     e = params.evaluate
     validation = Validation(
         waves=list(store.waves(val_rows)),
         y=label_matrix(val_rows["labels"], labels, multilabel),
         multilabel=multilabel,
         n_chunks=e.n_chunks,
-        batch_size=e.batch_size,
+        batch_size=rt.eval_batch_size,
         threshold=e.threshold,
         bf16=t.bf16,
     )
@@ -267,7 +267,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
         }
     )
     model.to(device)
-    forward = distributed.wrap(model, prepare_for_device(model, device, t.compile, features=feats is not None), device)
+    forward = distributed.wrap(model, prepare_for_device(model, device, rt.compile, features=feats is not None), device)
     return Prepared(
         task=task,
         model_name=model_name,
@@ -328,11 +328,12 @@ def callbacks_for(
     mlflow_run: tracking.TrainingRun | None,
     run_id: str | None,
     on_epoch_end: Callable[[int], None] | None,
+    progress_seconds: float = 10.0,
 ) -> list[Callback]:
     """Tracking (rank 0), progress, checkpoint (rank 0), the caller's hook, early stopping; in this order."""
     callbacks: list[Callback] = [] if mlflow_run is None else [Tracking(mlflow_run)]
     title = f"{run.task}/{run.model_name} seed{run.seed}"
-    callbacks.append(Progress(title, train.epochs, len(run.sampler), train.progress_seconds, run.multilabel, log))
+    callbacks.append(Progress(title, train.epochs, len(run.sampler), progress_seconds, run.multilabel, log))
     if run.rank == 0:
         callbacks.append(Checkpoint(run.ckpt_path, run.fingerprint, run_id))
     if on_epoch_end is not None:
@@ -410,7 +411,7 @@ def train_model(
     mlflow_run = tracking_run(run, params, run_id)
     run_id = mlflow_run.run_id if mlflow_run else run_id
     device = run.device
-    mkldnn = _use_mkldnn(run.model, t.mkldnn) if device.type == "cpu" else torch.backends.mkldnn.enabled
+    mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn) if device.type == "cpu" else torch.backends.mkldnn.enabled
     with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
         fit(
             run.forward,
@@ -423,6 +424,6 @@ def train_model(
             set_epoch_seed=run.sampler.set_epoch_seed,
             device=device,
             seed=seed,
-            callbacks=callbacks_for(run, t, mlflow_run, run_id, on_epoch_end),
+            callbacks=callbacks_for(run, t, mlflow_run, run_id, on_epoch_end, params.runtime.progress_seconds),
         )
     return package(run, state, mlflow_run, layout.model(task, model_name, seed), run_id, t0)

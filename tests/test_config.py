@@ -266,3 +266,23 @@ def test_only_the_grid_module_reads_grid_models() -> None:
         if ".grid.models" in p.read_text() and p.name != "grid.py"
     ]
     assert not readers, f"read params.grid.models through pipeline.models.grid.grid_models: {readers}"
+
+
+@pytest.mark.fast
+def test_runtime_section_is_not_tracked_by_the_cells() -> None:
+    """Run-time keys (device, threads, kernels, workers, inference batch) re-run nothing; every result key is tracked."""
+    from pipeline.config import TrainParams
+    from pipeline.dag import CELL_PARAMS
+
+    assert not [k for k in CELL_PARAMS if k.startswith("runtime")]
+    assert {f"train.{k}" for k in TrainParams.model_fields} <= set(CELL_PARAMS)
+    assert {"evaluate.n_chunks", "robustness.grid"} <= set(CELL_PARAMS)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("section", "key", "new"), [("train", "device", "device"), ("evaluate", "batch_size", "eval_batch_size")])
+def test_keys_moved_to_runtime_name_their_new_place(tmp_path: Path, section: str, key: str, new: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"profile": "smoke", section: {key: 16 if key == "batch_size" else "cpu"}}))
+    with pytest.raises(UserError, match=rf"'{section}\.{key}' moved to 'runtime\.{new}'"):
+        load_params(path)

@@ -240,7 +240,7 @@ def run_robustness(
     Args:
         task: dataset/task name (``data/segments/<task>/``).
         model_name: grid model name (``models/<task>/<model_name>/``).
-        params: validated params (uses ``robustness``, ``evaluate``, ``train.device``,
+        params: validated params (uses ``robustness``, ``evaluate``, ``runtime.device``,
             ``train.bf16`` and ``seed``).
         layout: project layout.
         track: log to MLflow through ``pipeline.tracking.log_robustness`` when available.
@@ -265,7 +265,7 @@ def run_robustness(
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     model, card = load_model(layout.model(task, model_name, seed))
-    device = pick_device(params.train.device)
+    device = pick_device(params.runtime.device)
     model.to(device)
     manifest, meta, wave_of = _open_store(layout.segments(task))
     kind = meta["kind"]
@@ -301,7 +301,7 @@ def run_robustness(
             model,
             waves,
             n_chunks=params.evaluate.n_chunks,
-            batch_size=params.evaluate.batch_size,
+            batch_size=params.runtime.eval_batch_size,
             device=device,
             bf16=params.train.bf16,
         )
