@@ -204,7 +204,10 @@ class TrainParams(Section):
     the ``paper`` optimizer has its own schedule and needs ``constant``."""
     width: float = Field(gt=0, le=4)
     device: Literal["auto", "cpu", "cuda"]
-    bf16: bool
+    bf16: Literal["auto", "on", "off"]
+    """bf16 autocast for the model's forward (loss, metrics and checkpoints stay fp32): ``auto`` =
+    on CUDA, and on a CPU with native bf16 for the variants measured faster with it
+    (``pipeline.inference.use_bf16``); ``on``/``off`` force it (``true``/``false`` mean the same)."""
     num_threads: int = Field(ge=0, le=256)
     steps_per_epoch: int | None = Field(ge=1)
     use_feature_cache: bool
@@ -218,6 +221,11 @@ class TrainParams(Section):
     """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
     progress_seconds: float = Field(gt=0)
     """Without a terminal, one progress log line per this many seconds inside an epoch."""
+
+    @field_validator("bf16", mode="before")
+    @classmethod
+    def _bf16_bool(cls, v: Any) -> Any:
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _one_schedule(self) -> TrainParams:

@@ -1,6 +1,7 @@
 """``train`` stage: fit one model on one task, resumable, tracked in MLflow.
 
-- Device: CUDA with bf16 autocast when present (``train.device: auto``), else CPU.
+- Device: CUDA when present (``train.device: auto``), else CPU; bf16 autocast per ``train.bf16``
+  (:func:`pipeline.inference.use_bf16`).
 - Determinism: the data order and crops of epoch ``e`` come from ``(seed, e)`` and the
   torch RNG is re-seeded at every epoch start, so a run resumed from the checkpoint of
   epoch ``e`` continues exactly as an uninterrupted run would (on the same device).
@@ -30,7 +31,7 @@ from pipeline import distributed
 from pipeline.batches import CropBatches, EpochSampler, make_loader
 from pipeline.data.shards import FeatureStore, SegmentStore
 from pipeline.errors import UserError
-from pipeline.inference import autocast_for, label_matrix, pick_device, predict_clips
+from pipeline.inference import autocast_for, label_matrix, pick_device, predict_clips, use_bf16
 from pipeline.io_utils import atomic_path, sha256_file, stable_hash
 from pipeline.metrics import PRIMARY_METRIC, clip_loss, task_metrics
 from pipeline.models.base import AudioModel
@@ -266,6 +267,7 @@ def train_model(
     ckpt_path = layout.checkpoints(task, model_name, seed) / "last.pt"
     state = _load_checkpoint(ckpt_path, fingerprint) if resume else None
     model.to(device)
+    bf16 = use_bf16(t.bf16, device, model.config.variant)  # autocast the forward only; loss and weights stay fp32
     forward = distributed.wrap(model, prepare_for_device(model, device, t.compile, features=feats is not None), device)
     criterion = loss_fn(multilabel)
     history: list[dict[str, float]] = []
@@ -294,6 +296,7 @@ def train_model(
             seed=seed,
             tags={  # rank 0 logs
                 "device": str(device),
+                "bf16": str(bf16),
                 "variant": model.config.variant,
                 "input_length": str(model.input_length),
                 "feature_cache": feats.dir.name if feats is not None else "none",
@@ -331,7 +334,7 @@ def train_model(
                         for group in optimizer.param_groups:
                             group["lr"] = rate
                     x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
-                    with autocast_for(device, t.bf16):
+                    with autocast_for(device, bf16):
                         logits = forward(x)
                     loss = criterion(logits.float(), y)
                     optimizer.zero_grad(set_to_none=True)
@@ -348,7 +351,7 @@ def train_model(
                 n_chunks=params.evaluate.n_chunks,
                 batch_size=params.evaluate.batch_size,
                 device=device,
-                bf16=t.bf16,
+                bf16=bf16,
             )
             val_loss = clip_loss(scores, y_val, multilabel)
             val_metrics = task_metrics(kind, y_val, scores, params.evaluate.threshold)

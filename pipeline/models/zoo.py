@@ -96,6 +96,10 @@ class VariantSpec:
     """Train with oneDNN (mkldnn) convolutions on CPU. False where PyTorch's native kernels were
     measured faster (``benchmarks/models.py``, ``docs/benchmarks.md``): musicnn's tall
     one-channel front filters backpropagate about 2x faster without oneDNN on our CPUs."""
+    cpu_bf16: bool = False
+    """``train.bf16: auto`` trains and infers in bf16 autocast on a CPU with native bf16
+    (``pipeline.inference.use_bf16``). True where a training step was measured clearly faster in
+    bf16 than in fp32 on such a CPU (``benchmarks/bf16.py``, docs/benchmarks.md)."""
 
 
 _LOGITS_NOTE = "Returns logits (no sigmoid in forward)."
