@@ -146,3 +146,15 @@ def test_one_bf16_training_step_on_cpu_keeps_loss_and_checkpoints_fp32(tmp_path,
     assert {p.dtype for p in model.state_dict().values() if p.is_floating_point()} == {torch.float32}
     metrics = stages.evaluate("synth_keywords", "samplecnn", params, layout)
     assert 0.0 <= metrics["test/accuracy"] <= 1.0
+
+
+def test_onednn_auto_is_on_under_bf16_even_where_fp32_turns_it_off() -> None:
+    from pipeline.models.base import ModelConfig
+    from pipeline.models.zoo import build_model
+    from pipeline.train import _use_mkldnn
+
+    musicnn = build_model(ModelConfig("musicnn", 3, multilabel=True, width=0.125, input_length=16_000))
+    assert not VARIANTS["musicnn"].cpu_mkldnn
+    assert not _use_mkldnn(musicnn, "auto")
+    assert _use_mkldnn(musicnn, "auto", bf16=True) == torch.backends.mkldnn.enabled
+    assert not _use_mkldnn(musicnn, "off", bf16=True)
