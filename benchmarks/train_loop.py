@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks._machine import describe  # noqa: E402
 from pipeline.batches import CropBatches, EpochSampler, make_loader  # noqa: E402
 from pipeline.data.shards import FeatureStore, SegmentStore  # noqa: E402
-from pipeline.inference import autocast_for  # noqa: E402
+from pipeline.inference import autocast_for, use_bf16  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
 from pipeline.models.zoo import build_model, input_length_for  # noqa: E402
 from pipeline.train import prepare_for_device  # noqa: E402
@@ -84,6 +84,7 @@ def run(args: argparse.Namespace, compile_mode: str) -> dict[str, float | str]:
     if model.frontend.cache_spec() is None:
         raise SystemExit(f"{args.model} has no cached front-end; pick a mel model (fcn, short_cnn, short_res, ...)")
     forward = prepare_for_device(model, device, compile_mode, features=True)  # as the training loop from the cache
+    bf16 = use_bf16("auto" if args.bf16 else "off", device, args.model)  # as train.bf16: auto
     n_frames = model.frontend.n_frames(model.input_length)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace, compile_mode: str) -> dict[str, float | str]:
                     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     start.record()
                 s0 = time.perf_counter()
-                with autocast_for(device, args.bf16):
+                with autocast_for(device, bf16):
                     logits = forward(x)
                 loss = loss_fn(logits.float(), y)
                 opt.zero_grad(set_to_none=True)
@@ -160,7 +161,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=512)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--workers", default="auto")
-    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="as train.bf16: auto (--no-bf16: off)")
     ap.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"], help="modes to run side by side")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

@@ -234,10 +234,18 @@ class TrainParams(Section):
     """constant | cosine (linear warm-up over the first 5 % of the steps, then a cosine decay to ~0);
     the ``paper`` optimizer has its own schedule and needs ``constant``."""
     width: float = Field(gt=0, le=4)
-    bf16: bool
+    bf16: Literal["auto", "on", "off"]
+    """bf16 autocast for the model's forward (loss, metrics and checkpoints stay fp32): ``auto`` =
+    on CUDA, and on a CPU with native bf16 for the variants measured faster with it
+    (``pipeline.inference.use_bf16``); ``on``/``off`` force it (``true``/``false`` mean the same)."""
     steps_per_epoch: int | None = Field(ge=1)
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
+
+    @field_validator("bf16", mode="before")
+    @classmethod
+    def _bf16_bool(cls, v: Any) -> Any:
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _one_schedule(self) -> TrainParams:

@@ -84,7 +84,7 @@ class Validation:
         multilabel: multi-label (BCE, ROC-AUC) or single-label (cross-entropy, accuracy).
         n_chunks, batch_size: ``evaluate.n_chunks`` and ``runtime.eval_batch_size``.
         threshold: ``evaluate.threshold`` for the multi-label F1.
-        bf16: bf16 autocast on CUDA (``train.bf16``).
+        bf16: bf16 autocast (the resolved ``train.bf16``, :func:`pipeline.inference.use_bf16`).
     """
 
     waves: Sequence[np.ndarray]
@@ -139,6 +139,7 @@ def fit(
     device: torch.device,
     seed: int,
     callbacks: Sequence[Callback] = (),
+    bf16: bool = False,
 ) -> FitState:
     """Train from ``state.epoch + 1`` to ``train.epochs`` (or until a callback sets ``state.stop``).
 
@@ -148,13 +149,15 @@ def fit(
         steps_per_epoch: batches per epoch (``len(sampler)``), for the lr schedule and progress.
         validation: scores the model after each epoch.
         train: the ``train`` section (``epochs``, ``optimizer``, ``paper_schedule``, ``lr``,
-            ``lr_schedule``, ``bf16``).
+            ``lr_schedule``).
         state: where to start (fresh, or resumed from a checkpoint); updated in place and returned.
         new_optimizer: phase -> a fresh optimiser over ``state.model`` (paper-schedule switches).
         set_epoch_seed: seeds the data order and crops of the next epoch (the sampler's).
         device: where the batches go.
         seed: the training seed; epoch ``e`` runs under :func:`epoch_seed_of` ``(seed, e)``.
         callbacks: called in order at each hook.
+        bf16: run the forward under bf16 autocast (the decision of
+            :func:`pipeline.inference.use_bf16` for this model and device); the loss stays fp32.
     """
     model = state.model
     criterion = loss_fn(validation.multilabel)
@@ -180,7 +183,7 @@ def fit(
                     for group in state.optimizer.param_groups:
                         group["lr"] = rate
                 x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
-                with autocast_for(device, train.bf16):
+                with autocast_for(device, bf16):
                     logits = forward(x)
                 loss = criterion(logits.float(), y)
                 state.optimizer.zero_grad(set_to_none=True)

@@ -117,6 +117,16 @@ def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") 
     return model, card, model_dir
 
 
+def _autocast(net: AudioModel, fn: Callable[[Any], Any], bf16: str) -> Callable[[Any], Any]:
+    """``fn`` under bf16 autocast when :func:`pipeline.inference.use_bf16` says so for ``net``."""
+    from pipeline.inference import BF16_CHOICES, use_bf16, with_autocast
+
+    if bf16 not in BF16_CHOICES:
+        raise UserError(f"--bf16 must be one of {', '.join(BF16_CHOICES)}, got {bf16!r}.")
+    device = next(net.parameters()).device
+    return with_autocast(fn, device, use_bf16(bf16, device, net.config.variant))
+
+
 # ----------------------------------------------------------------------------- core
 @dataclass
 class FileOutput:
@@ -351,6 +361,7 @@ def predict(
     top_k: int = 5,
     batch_size: int = BATCH_SIZE,
     device: str = "auto",
+    bf16: str = "auto",
     root: str | Path = ".",
     on_error: ErrorHandler | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
@@ -366,6 +377,8 @@ def predict(
         top_k: labels listed per file, best first.
         batch_size: chunks per forward pass (chunks of several files share a batch).
         device: ``auto`` | ``cpu`` | ``cuda``.
+        bf16: ``auto`` | ``on`` | ``off``: bf16 autocast, as ``train.bf16``
+            (:func:`pipeline.inference.use_bf16`); scores are returned in fp32.
         root: project root for ``task/model`` names.
         on_error: called with ``(path, reason)`` for every unusable input (default: log).
         on_record: called with each record as soon as it is ready, in input order (for
@@ -393,10 +406,11 @@ def predict(
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
     records = []
+    forward = _autocast(net, net, bf16)
     for out in iter_outputs(
         net,
         files,
-        lambda x: activate(net(x).float(), multilabel),
+        lambda x: activate(forward(x).float(), multilabel),
         chunk=chunk,
         hop=hop,
         aggregate=aggregate,
@@ -439,6 +453,7 @@ def embed(
     hop_seconds: float | None = None,
     batch_size: int = BATCH_SIZE,
     device: str = "auto",
+    bf16: str = "auto",
     root: str | Path = ".",
     on_error: ErrorHandler | None = None,
 ) -> Embeddings:
@@ -466,7 +481,7 @@ def embed(
     net, _card, model_dir = load_for_inference(model, device, root)
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
-    fn = net.embed if layer == "pooled" else (lambda x: net(x))
+    fn = _autocast(net, net.embed if layer == "pooled" else net, bf16)
     outputs = iter_outputs(
         net, files, fn, chunk=chunk, hop=hop, aggregate="mean", keep_chunks=per_chunk, batch_size=batch_size, on_error=fail
     )

@@ -10,9 +10,9 @@
   suggest (:func:`paired_difference`).
 
 The metrics are vectorised over resamples: accuracy is a mean of hits; macro ROC-AUC is the
-Mann-Whitney statistic from :func:`scipy.stats.rankdata` per class (classes without both a
-positive and a negative in a resample are left out, as in :mod:`pipeline.metrics`). On the
-full sample both equal scikit-learn's values (tested).
+Mann-Whitney statistic per class, counted from each clip's draw count on the class's one sort
+(:func:`_macro_auc`; classes without both a positive and a negative in a resample are left out,
+as in :mod:`pipeline.metrics`). On the full sample both equal scikit-learn's values (tested).
 """
 
 from __future__ import annotations
@@ -47,15 +47,39 @@ def _accuracy(y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _macro_auc(y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``idx (..., n)`` resamples -> macro ROC-AUC of each resample ``(...)`` (rank statistic)."""
-    ys, ss = y[idx].astype(np.float64), scores[idx].astype(np.float64)  # (..., n, C)
-    ranks = sst.rankdata(ss, axis=-2)
-    n_pos = ys.sum(-2)
-    n_neg = ys.shape[-2] - n_pos
-    u = (ranks * ys).sum(-2) - n_pos * (n_pos + 1) / 2
+    """``idx (..., n)`` resamples -> macro ROC-AUC of each resample ``(...)`` (Mann-Whitney statistic).
+
+    A resample only repeats the ``n`` clips, so each class is sorted once: with ``w (resamples,
+    n)`` the times each clip is drawn, a positive clip counts the drawn negatives scored below it
+    plus half of those tied with it, ``w`` times. The counts are whole or half numbers summed
+    exactly in float64, so this equals the rank-sum statistic over each resampled array
+    (``scipy.stats.rankdata``, ties averaged) to the last bit, at O(resamples x n) per class
+    instead of a sort of every resample.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    n = len(y)
+    flat = idx.reshape(-1, idx.shape[-1])
+    rows = flat.shape[0]
+    w = np.bincount((flat + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+    ys, ss = np.asarray(y, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    n_pos = w @ ys  # (rows, C)
+    n_neg = w.sum(-1, keepdims=True) - n_pos
+    u = np.empty_like(n_pos)
+    positions = np.arange(n)
+    for c in range(ys.shape[1]):
+        order = np.argsort(ss[:, c], kind="stable")
+        sorted_scores = ss[order, c]
+        starts = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]  # first clip of each tie group
+        first = np.maximum.accumulate(np.where(starts, positions, 0))
+        last = np.minimum.accumulate(np.where(np.r_[starts[1:], True], positions, n - 1)[::-1])[::-1]
+        pos, drawn = ys[order, c], w[:, order]
+        neg_cum = np.cumsum(drawn * (1.0 - pos), axis=-1)  # drawn negatives up to each sorted clip
+        below = np.where(first > 0, neg_cum[:, np.maximum(first - 1, 0)], 0.0)
+        tied = neg_cum[:, last] - below
+        u[:, c] = ((drawn * pos) * (below + 0.5 * tied)).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
-        return np.nanmean(auc, axis=-1)
+        return np.nanmean(auc, axis=-1).reshape(idx.shape[:-1])
 
 
 def metric_on(kind: str, y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:

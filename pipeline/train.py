@@ -5,7 +5,8 @@ split, checkpoint fingerprint) -> :func:`pipeline.fit.fit` (the epochs, with cal
 tracking, progress, the checkpoint, the caller's hook and early stopping) -> :func:`package`
 (the best weights into ``models/<task>/<model>/seed<k>/``).
 
-- Device: CUDA with bf16 autocast when present (``runtime.device: auto``), else CPU.
+- Device: CUDA when present (``runtime.device: auto``), else CPU; bf16 autocast per ``train.bf16``
+  (:func:`pipeline.inference.use_bf16`: CUDA, and CPUs with native bf16 for the variants measured faster).
 - Determinism: the data order and crops of epoch ``e`` come from ``(seed, e)`` and the
   torch RNG is re-seeded at every epoch start, so a run resumed from the checkpoint of
   epoch ``e`` continues exactly as an uninterrupted run would (on the same device).
@@ -47,7 +48,7 @@ from pipeline.fit import (
     fit,
     load_checkpoint,
 )
-from pipeline.inference import label_matrix, pick_device
+from pipeline.inference import label_matrix, pick_device, use_bf16
 from pipeline.io_utils import atomic_path, sha256_file, stable_hash
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
@@ -165,10 +166,13 @@ def prepare_for_device(
     return forward
 
 
-def _use_mkldnn(model: AudioModel, choice: str) -> bool:
-    """Whether to train with oneDNN convolutions on CPU: ``on``/``off``, or the variant's measured default."""
+def _use_mkldnn(model: AudioModel, choice: str, bf16: bool = False) -> bool:
+    """Whether to train with oneDNN convolutions on CPU: ``on``/``off``, or the variant's measured default
+    (always on under bf16 autocast: PyTorch's native bf16 convolutions were measured 2-9x slower)."""
     if choice != "auto":
         return choice == "on"
+    if bf16:
+        return torch.backends.mkldnn.enabled
     from pipeline.models.zoo import resolve_variant as resolve_registry
 
     try:
@@ -194,6 +198,7 @@ class Prepared:
         data_hash: the dataset's coverage and sources, hashed (a tag, and part of ``fingerprint``).
         fingerprint: params + data + code; a checkpoint resumes only on a match.
         ckpt_path: ``last.pt`` of this cell and seed.
+        bf16: whether the forward runs under bf16 autocast (:func:`pipeline.inference.use_bf16`).
     """
 
     task: str
@@ -214,6 +219,7 @@ class Prepared:
     data_hash: Any
     fingerprint: str
     ckpt_path: Path
+    bf16: bool = False
 
 
 def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: int) -> Prepared:
@@ -235,6 +241,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
         log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
     clip_samples = int(np.median(store.manifest["n_samples"]))
     model = build_for_task(model_name, task, params, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
+    bf16 = use_bf16(t.bf16, device, model.config.variant)  # autocast the forward only; loss and weights stay fp32
     feats = _feature_store_for(model, task, layout, t.use_feature_cache and params.features.enabled)
     n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
     y_train = label_matrix(train_rows["labels"], labels, multilabel)
@@ -250,7 +257,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
         n_chunks=e.n_chunks,
         batch_size=rt.eval_batch_size,
         threshold=e.threshold,
-        bf16=t.bf16,
+        bf16=bf16,
     )
     data_hash = store.meta.get("coverage", {}) and stable_hash(
         [store.meta["coverage"], store.manifest["source_sha256"].tolist()[:1000]]
@@ -287,6 +294,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
         data_hash=data_hash,
         fingerprint=fingerprint,
         ckpt_path=layout.checkpoints(task, model_name, seed) / "last.pt",
+        bf16=bf16,
     )
 
 
@@ -311,6 +319,7 @@ def tracking_run(run: Prepared, params: Params, run_id: str | None) -> tracking.
     model, feats = run.model, run.feats
     tags = {
         "device": str(run.device),
+        "bf16": str(run.bf16),
         "variant": model.config.variant,
         "input_length": str(model.input_length),
         "feature_cache": feats.dir.name if feats is not None else "none",
@@ -411,7 +420,7 @@ def train_model(
     mlflow_run = tracking_run(run, params, run_id)
     run_id = mlflow_run.run_id if mlflow_run else run_id
     device = run.device
-    mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn) if device.type == "cpu" else torch.backends.mkldnn.enabled
+    mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn, run.bf16) if device.type == "cpu" else torch.backends.mkldnn.enabled
     with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
         fit(
             run.forward,
@@ -425,5 +434,6 @@ def train_model(
             device=device,
             seed=seed,
             callbacks=callbacks_for(run, t, mlflow_run, run_id, on_epoch_end, params.runtime.progress_seconds),
+            bf16=run.bf16,
         )
     return package(run, state, mlflow_run, layout.model(task, model_name, seed), run_id, t0)

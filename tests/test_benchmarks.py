@@ -164,3 +164,13 @@ def test_grid_benchmark_parses_a_repro_log(tmp_path: Path) -> None:
     summary = result["cell_summary"]
     assert summary["cells_run"] == 2 and summary["sum_work_s"] == 40.0 and summary["sum_fixed_s"] == 9.0
     assert summary["core_use"] == (30.0 + 19.0) / 60.0
+
+
+def test_bf16_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "bf16.json"
+    _bench("bf16.py", "--models", "attention_rnn", "--batch", "2", "--steps", "1", "--rounds", "1", "--json", str(out))
+    data = json.loads(out.read_text())
+    (row,) = data["results"]
+    assert row["model"] == "attention_rnn" and row["gflop_per_step"] > 0 and row["bf16_speedup"] > 0
+    assert {"fp32 oneDNN on", "bf16 oneDNN on", "fp32 oneDNN off", "bf16 oneDNN off"} <= set(row["ms"])
+    assert data["peak"]["fp32_flop_per_cycle"] in (8, 32, 64)

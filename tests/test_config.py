@@ -280,7 +280,9 @@ def test_runtime_section_is_not_tracked_by_the_cells() -> None:
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize(("section", "key", "new"), [("train", "device", "device"), ("evaluate", "batch_size", "eval_batch_size")])
+@pytest.mark.parametrize(
+    ("section", "key", "new"), [("train", "device", "device"), ("evaluate", "batch_size", "eval_batch_size")]
+)
 def test_keys_moved_to_runtime_name_their_new_place(tmp_path: Path, section: str, key: str, new: str) -> None:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"profile": "smoke", section: {key: 16 if key == "batch_size" else "cpu"}}))

@@ -96,6 +96,11 @@ class VariantSpec:
     """Train with oneDNN (mkldnn) convolutions on CPU. False where PyTorch's native kernels were
     measured faster (``benchmarks/models.py``, ``docs/benchmarks.md``): musicnn's tall
     one-channel front filters backpropagate about 2x faster without oneDNN on our CPUs."""
+    cpu_bf16: bool = False
+    """``train.bf16: auto`` trains and infers in bf16 autocast on a CPU with native bf16
+    (``pipeline.inference.use_bf16``). True where a smoke training step was measured at least 1.2x
+    faster in bf16 than in fp32 on such a CPU (``benchmarks/bf16.py``, docs/benchmarks.md: 1.24-2.40x);
+    False for samplecnn (1.03x) and gated_crnn (1.11x), and for any variant not measured."""
 
 
 _LOGITS_NOTE = "Returns logits (no sigmoid in forward)."
@@ -116,6 +121,7 @@ VARIANTS: dict[str, VariantSpec] = {
             notes=f"{_LOGITS_NOTE} {_FIT_NOTE} The spec's flatten needs a 1x1 map (1280-2559 frames); "
             "elsewhere GMP summarises the map (identical at 1x1).",
             frontend_kwargs={"n_mels": 96},
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="crnn",
@@ -129,6 +135,7 @@ VARIANTS: dict[str, VariantSpec] = {
             notes=f"{_LOGITS_NOTE} Output layer has n_classes outputs (the reference hard-wires 50). "
             "Fit pools; a frequency axis left > 1 (other n_mels) is max-pooled.",
             frontend_kwargs={"n_mels": 96},
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="musicnn",
@@ -143,6 +150,7 @@ VARIANTS: dict[str, VariantSpec] = {
             "(67/38 at 96 mel, as the reference).",
             frontend_kwargs={"n_mels": 96},
             cpu_mkldnn=False,
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="samplecnn",
@@ -168,6 +176,7 @@ VARIANTS: dict[str, VariantSpec] = {
             description="Sample-level CNN + residual squeeze-excitation blocks (Kim et al. 2018), 3^10 samples.",
             notes=f"{_LOGITS_NOTE} {_FIT_NOTE} Same length handling as samplecnn.",
             smoke_rule="min(paper L, clip) rounded up to a whole frame of 3 samples (< 1 frame of padding)",
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="hcnn",
@@ -185,6 +194,7 @@ VARIANTS: dict[str, VariantSpec] = {
             frontend_kwargs={"n_mels": 128},
             backend_kwargs={"hcnn_pools": "auto"},
             task_input_lengths={"tagging": 80_000, "events": 48_000, "keywords": 16_384},
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="cnnsa",
@@ -199,6 +209,7 @@ VARIANTS: dict[str, VariantSpec] = {
             "d_model = 256 w rounded to a multiple of n_heads. PyTorch default initialisation. "
             "A frequency axis left > 1 (other n_mels) is max-pooled.",
             frontend_kwargs={"n_mels": 128},
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="short_cnn",
@@ -211,6 +222,7 @@ VARIANTS: dict[str, VariantSpec] = {
             description="Short-chunk CNN (Won et al. 2020): 7 conv blocks (pool 2) + GMP + dense head on a 128-band log-mel, 3.7 s.",
             notes=f"{_LOGITS_NOTE} {_FIT_NOTE}",
             frontend_kwargs={"n_mels": 128},
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="short_res",
@@ -223,6 +235,7 @@ VARIANTS: dict[str, VariantSpec] = {
             description="Short-chunk ResNet (Won et al. 2020): 7 residual blocks (stride 2) + GMP + dense head, 3.7 s.",
             notes=f"{_LOGITS_NOTE}",
             frontend_kwargs={"n_mels": 128},
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="attention_rnn",
@@ -237,6 +250,7 @@ VARIANTS: dict[str, VariantSpec] = {
             "time step as query (paper); Conv->ReLU->BN (Keras code; the spec's Conv->BN->ReLU learnt "
             "much less on multi-label tasks).",
             frontend_kwargs={"n_mels": 80, "n_fft": 1_024, "hop_length": 128, "f_min": 40.0, "power": 1.0},
+            cpu_bf16=True,
         ),
         VariantSpec(
             name="gated_crnn",
