@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UserError
 from pipeline.io_utils import sha256_file, stable_hash
+from pipeline.settings import settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -241,9 +242,9 @@ def get_version(uri: str, c: MlflowClient | None = None) -> ModelVersion:
 
 def cache_root() -> Path:
     """Where downloaded registry models are kept."""
-    env = os.environ.get("MUSICREP_MODEL_CACHE")
-    if env:
-        return Path(env)
+    cache = settings().model_cache
+    if cache is not None:
+        return cache
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "musicrep" / "models"
 

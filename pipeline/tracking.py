@@ -20,6 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.settings import settings
+
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
@@ -67,7 +69,7 @@ def artifact_root(root: Path | None = None) -> str | None:
     """Where new experiments keep artifacts: ``$MUSICREP_ARTIFACT_ROOT``, the project's ``mlartifacts/``,
     or ``None`` against a tracking server (``http(s)://``): the server's root, proxied ``mlflow-artifacts:/``,
     which every worker reaches (``make mlflow-server``, docs/scaling.md)."""
-    env = os.environ.get("MUSICREP_ARTIFACT_ROOT")
+    env = settings().artifact_root
     if env:
         return env
     if tracking_uri(root).startswith(("http://", "https://")):

@@ -7,7 +7,7 @@ with :mod:`ast`; every ``import`` counts, including function-local ones and thos
 Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
 
 0. foundation: ``pipeline`` (the package: version, sample rate), ``errors``, ``io_utils``,
-   ``paths``, ``progress``, ``locks``
+   ``paths``, ``progress``, ``locks``, ``settings`` (the ``MUSICREP_*`` variables)
 1. configuration: ``config``, ``profiles``, ``project`` (the project a command runs on: root,
    ``--set`` overrides, and the parameters resolved from them)
 2. models, data and the computations they share: ``models.*`` (front-ends with their DSP
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
 
 LAYERS: list[set[str]] = [
-    {"pipeline", "errors", "io_utils", "paths", "progress", "locks"},
+    {"pipeline", "errors", "io_utils", "paths", "progress", "locks", "settings"},
     {"config", "profiles", "project"},
     {
         "models",

@@ -27,6 +27,7 @@ from typing import IO
 from pipeline.data.download import CHUNK, DownloadState, file_digests
 from pipeline.errors import UserError
 from pipeline.io_utils import make_temp_dir
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +120,6 @@ def _link_stays_inside(member: PurePosixPath, target: str, hard: bool) -> bool:
     return True
 
 
-EXTRACT_MAX_RATIO = 100
-EXTRACT_MIN_BYTES = 1 << 30
-EXTRACT_MAX_MEMBERS = 2_000_000
-
-
 @dataclass(frozen=True)
 class ExtractionLimit:
     """How much an archive may expand to: ``max_bytes`` in all and ``max_members`` entries."""
@@ -141,20 +137,9 @@ def extraction_limit(compressed_bytes: int, target_parent: Path) -> ExtractionLi
     compresses by far less than 100:1, so only crafted archives ("bombs") reach it.
     """
 
-    def env_int(name: str, default: int | None) -> int | None:
-        value = os.environ.get(name)
-        if value in (None, ""):
-            return default
-        try:
-            return max(0, int(float(value)))
-        except ValueError:
-            raise UserError(f"invalid {name}={value!r}; use a whole number, e.g. {name}={default or 1000}.") from None
-
-    ratio = env_int("MUSICREP_EXTRACT_MAX_RATIO", EXTRACT_MAX_RATIO) or EXTRACT_MAX_RATIO
-    floor = env_int("MUSICREP_EXTRACT_MIN_BYTES", EXTRACT_MIN_BYTES)
-    cap = env_int("MUSICREP_EXTRACT_MAX_BYTES", None)
-    members = env_int("MUSICREP_EXTRACT_MAX_MEMBERS", EXTRACT_MAX_MEMBERS) or EXTRACT_MAX_MEMBERS
-    limit, why = max(ratio * compressed_bytes, floor or 0), f"{ratio}x its size (MUSICREP_EXTRACT_MAX_RATIO)"
+    env = settings()
+    ratio, floor, cap, members = env.extract_max_ratio, env.extract_min_bytes, env.extract_max_bytes, env.extract_max_members
+    limit, why = max(ratio * compressed_bytes, floor), f"{ratio}x its size (MUSICREP_EXTRACT_MAX_RATIO)"
     if limit == floor and floor > ratio * compressed_bytes:
         why = "MUSICREP_EXTRACT_MIN_BYTES"
     if cap is not None and cap < limit:

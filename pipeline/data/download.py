@@ -55,6 +55,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.io_utils import write_json
+from pipeline.settings import Settings, settings
 
 log = logging.getLogger(__name__)
 
@@ -100,26 +101,16 @@ class RemoteFile:
 class RetryPolicy:
     """How hard to try: ``attempts`` per file, backoff ``backoff_s * 2**k`` capped at ``max_backoff_s``."""
 
-    attempts: int = 5
-    backoff_s: float = 2.0
+    attempts: int = Settings.model_fields["download_attempts"].default
+    backoff_s: float = Settings.model_fields["download_backoff_s"].default
     max_backoff_s: float = 60.0
-    timeout_s: float = 60.0
+    timeout_s: float = Settings.model_fields["download_timeout_s"].default
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        """Defaults, overridden by ``MUSICREP_DOWNLOAD_{ATTEMPTS,BACKOFF_S,TIMEOUT_S}``."""
-        base = cls()
-        try:
-            return cls(
-                attempts=max(1, int(os.environ.get("MUSICREP_DOWNLOAD_ATTEMPTS", base.attempts))),
-                backoff_s=max(0.0, float(os.environ.get("MUSICREP_DOWNLOAD_BACKOFF_S", base.backoff_s))),
-                max_backoff_s=base.max_backoff_s,
-                timeout_s=max(0.1, float(os.environ.get("MUSICREP_DOWNLOAD_TIMEOUT_S", base.timeout_s))),
-            )
-        except ValueError as exc:
-            raise UserError(
-                f"invalid MUSICREP_DOWNLOAD_* environment variable ({exc}); use numbers, e.g. MUSICREP_DOWNLOAD_ATTEMPTS=5."
-            ) from None
+        """``MUSICREP_DOWNLOAD_{ATTEMPTS,BACKOFF_S,TIMEOUT_S}`` (:mod:`pipeline.settings`, with their defaults)."""
+        env = settings()
+        return cls(attempts=env.download_attempts, backoff_s=env.download_backoff_s, timeout_s=env.download_timeout_s)
 
     def delay(self, attempt: int) -> float:
         return min(self.max_backoff_s, self.backoff_s * (2**attempt))
