@@ -45,8 +45,10 @@ def save_model(model: AudioModel, directory: str | Path, labels: list[str], meta
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": metadata or {},
     }
-    with atomic_path(directory / WEIGHTS) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(directory / WEIGHTS) as tmp, open(tmp, "wb") as fh:
+        # a file object, not the path: torch.save names the zip's top folder after a path's file name,
+        # and the temporary name is random, so the same weights would give other bytes (and DVC hashes)
+        torch.save(payload, fh)
     card = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

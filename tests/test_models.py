@@ -439,3 +439,20 @@ def test_docs_variant_table_lists_exactly_the_registry() -> None:
     table = text[text.index("## Variants") :].split("\n\n## ")[0]
     rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")]
     assert rows == ALL_VARIANTS
+
+
+def test_packaged_model_bytes_are_the_same_for_the_same_weights(tmp_path) -> None:
+    """model.pt is a DVC output: saving the same model twice gives the same bytes (no temporary name inside)."""
+    import hashlib
+
+    from pipeline.checkpoint import save_model
+    from pipeline.models.base import ModelConfig
+    from pipeline.models.zoo import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("fcn", 3, multilabel=True, width=0.125, input_length=16_000))
+    digests = []
+    for name in ("a", "b"):
+        save_model(model, tmp_path / name, ["x", "y", "z"], metadata={"task": "t"})
+        digests.append(hashlib.sha256((tmp_path / name / "model.pt").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
