@@ -146,3 +146,31 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     model.eval()
     return model, card
+
+
+RUN_FILE = "mlflow_run.json"
+"""The MLflow run a packaged model was trained in, beside the model and outside what DVC hashes
+(``.dvcignore``): run ids are random, so inside the model card they would change the model's DVC
+hash on every re-run of the same cell."""
+
+
+def write_run_id(directory: Path, run_id: str | None) -> None:
+    """Record (or, with ``None``, forget) the MLflow run of the packaged model in ``directory``."""
+    path = Path(directory) / RUN_FILE
+    if run_id is None:
+        path.unlink(missing_ok=True)
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"mlflow_run_id": run_id}) + "\n")
+
+
+def read_run_id(directory: Path, card: dict | None = None) -> str | None:
+    """The MLflow run id of the packaged model in ``directory`` (models packaged before
+    :data:`RUN_FILE` kept it in the card's metadata); ``None`` when neither has one."""
+    path = Path(directory) / RUN_FILE
+    if path.exists():
+        try:
+            return json.loads(path.read_text()).get("mlflow_run_id")
+        except (OSError, ValueError, AttributeError):
+            return None
+    return ((card or {}).get("metadata") or {}).get("mlflow_run_id")

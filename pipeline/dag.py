@@ -250,7 +250,8 @@ def _report_stage() -> dict[str, Any]:
             "pipeline/robustness/plots.py",
         ],
         "params": _tracked("report", "grid"),
-        "outs": ["reports"],
+        # no `outs`: the page names its MLflow runs, git commit and build time, which differ on every
+        # run, so a hash of it in dvc.lock would dirty git after each repro; reports/ is git-ignored
     }
 
 

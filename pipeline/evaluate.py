@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pipeline.checkpoint import load_model
+from pipeline.checkpoint import load_model, read_run_id
 from pipeline.data.shards import SegmentStore
 from pipeline.inference import label_matrix, pick_device, predict_clips
 from pipeline.io_utils import atomic_path, write_json
@@ -89,7 +89,8 @@ def evaluate_model(
     _write_results(out_dir, result, rows["clip_id"], rows["labels"], scores)
     if multilabel:
         write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
-    tracking.log_to_run(card["metadata"].get("mlflow_run_id"), {k: v for k, v in result.items() if k.startswith("test/")})
+    run_id = read_run_id(layout.model(task, model_name, seed), card)
+    tracking.log_to_run(run_id, {k: v for k, v in result.items() if k.startswith("test/")})
     log.info(
         "evaluated %s/%s seed%d on %d test clips: %s",
         task,
@@ -159,7 +160,7 @@ def evaluate_cross(
     out_dir = layout.metrics(task, model_name, seed) / "cross" / other
     result = {f"cross/{other}/{k}": float(v) for k, v in metrics.items()}
     _write_results(out_dir, result, rows["clip_id"], mapped, scores)
-    tracking.log_to_run(card["metadata"].get("mlflow_run_id"), result)
+    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), result)
     log.info(
         "cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s",
         task,

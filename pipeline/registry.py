@@ -81,9 +81,10 @@ def _version_tags(card: dict[str, Any], digest: str) -> dict[str, str]:
 def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
     """The model's training run, or (when it is not in this store) a new run to hold the files."""
     from pipeline import tracking
+    from pipeline.checkpoint import read_run_id
 
     meta = card.get("metadata", {})
-    run_id = meta.get("mlflow_run_id")
+    run_id = read_run_id(model_dir, card)
     if run_id:
         try:
             c.get_run(run_id)

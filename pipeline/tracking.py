@@ -271,11 +271,12 @@ def log_to_run(
 
 def run_id_of(task: str, model_name: str, layout: Layout | None = None, seed: int = 0) -> str | None:
     """MLflow run id recorded in the packaged model's card (None if absent)."""
-    from pipeline.checkpoint import read_card
+    from pipeline.checkpoint import read_card, read_run_id
     from pipeline.paths import Layout
 
     try:
-        return read_card((layout or Layout()).model(task, model_name, seed))["metadata"].get("mlflow_run_id")
+        model_dir = (layout or Layout()).model(task, model_name, seed)
+        return read_run_id(model_dir, read_card(model_dir))
     except Exception:  # noqa: BLE001
         return None
 

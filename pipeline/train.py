@@ -33,7 +33,7 @@ from torch import nn
 
 from pipeline import distributed, tracking
 from pipeline.batches import CropBatches, EpochSampler, make_loader
-from pipeline.checkpoint import save_model
+from pipeline.checkpoint import save_model, write_run_id
 from pipeline.data.shards import FeatureStore, SegmentStore
 from pipeline.errors import UserError
 from pipeline.fit import (
@@ -379,11 +379,11 @@ def package(
             "best_epoch": best["epoch"],
             "best_val_loss": best["val_loss"],
             "val_metrics": best["val_metrics"],
-            "mlflow_run_id": run_id,
             "device": str(run.device),
             "dataset_coverage": run.store.meta.get("coverage", {}),
         },
     )
+    write_run_id(out_dir, run_id)
     mlflow_run.finish_training(out_dir, hist, best, seconds)
     distributed.finish()
     return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, seconds)

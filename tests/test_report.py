@@ -134,11 +134,11 @@ def test_report_tables_say_what_ran(grid) -> None:
 
 
 def test_figures_logged_to_mlflow(grid) -> None:
-    from pipeline.checkpoint import read_card
+    from pipeline.checkpoint import read_run_id
     from pipeline.tracking import client
 
     _, layout, _ = grid
-    run_id = read_card(layout.model("synth_tags", "hcnn"))["metadata"]["mlflow_run_id"]
+    run_id = read_run_id(layout.model("synth_tags", "hcnn"))
     names = {Path(a.path).name for a in client().list_artifacts(run_id, "figures")}
     assert {"synth_tags__hcnn__training.png", "synth_tags__hcnn__filterbank.png", "synth_tags__hcnn__per_class_auc.png"} <= names
     png = Path(client().download_artifacts(run_id, "figures/synth_tags__hcnn__training.png", str(layout.root / "dl")))

@@ -74,9 +74,11 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
     row = runs[runs.model == "fcn"].iloc[0]
     assert row["status"] == "FINISHED" and row["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert "val/loss" in runs.columns and "train/loss" in runs.columns
+    from pipeline.checkpoint import read_run_id
     from pipeline.tracking import client
 
-    run_id = card["metadata"]["mlflow_run_id"]
+    run_id = read_run_id(layout.model("synth_keywords", "fcn"))
+    assert run_id and "mlflow_run_id" not in card["metadata"]  # beside the model, not in its DVC-hashed card
     artifacts = {a.path for a in client().list_artifacts(run_id, "model")}
     assert {"model/model.pt", "model/model.json", "model/history.csv"} <= artifacts
     # the training curve reaches the run with the report (tests/test_report.py::test_figures_logged_to_mlflow)
@@ -112,6 +114,27 @@ def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path) -> None:
     ea = stages.evaluate("synth_keywords", "samplecnn", params, straight)
     eb = stages.evaluate("synth_keywords", "samplecnn", params, resumed)
     assert ea["test/accuracy"] == eb["test/accuracy"] and ea["test/loss"] == pytest.approx(eb["test/loss"], rel=1e-6)
+
+
+def test_two_runs_of_a_cell_package_the_same_bytes(prepared, tmp_path) -> None:
+    """What DVC hashes of a packaged model is the same on a re-run (a fresh-clone repro leaves git clean);
+    only the MLflow run id beside it differs, and .dvcignore keeps it out of the hash."""
+    import hashlib
+
+    from pipeline.checkpoint import RUN_FILE
+
+    params, layout = prepared
+    digests, runs = [], []
+    for name in ("a", "b"):
+        lay = Layout(tmp_path / name)
+        lay.root.mkdir()
+        (lay.root / "data").symlink_to(layout.root / "data")
+        model_dir = train_model("synth_keywords", "fcn", params, lay).model_dir
+        digests.append({f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in model_dir.iterdir() if f.name != RUN_FILE})
+        runs.append((model_dir / RUN_FILE).read_text())
+    assert digests[0] == digests[1] and {"model.pt", "model.json", "history.csv"} <= set(digests[0])
+    assert runs[0] != runs[1]
+    assert RUN_FILE in (Path(__file__).resolve().parents[1] / ".dvcignore").read_text().split()
 
 
 def test_stale_checkpoint_is_not_resumed(prepared, tmp_path) -> None:

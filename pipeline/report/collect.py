@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pipeline.checkpoint import read_run_id
 from pipeline.errors import UserError
 from pipeline.paths import Layout
 from pipeline.tracking import mlflow_errors
@@ -93,7 +94,7 @@ class Entry:
 
     @property
     def run_id(self) -> str | None:
-        return (self.card or {}).get("metadata", {}).get("mlflow_run_id") or self.run.get("run_id")
+        return read_run_id(self.model_dir, self.card) or self.run.get("run_id")
 
     def metric(self, key: str) -> Any:
         if self.eval is not None and key in self.eval:
@@ -200,7 +201,7 @@ def collect(params: Params, layout: Layout, client: Any = None) -> list[Entry]:
                 e.robustness = pd.read_parquet(rob)
             except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
                 e.notes.append(f"robustness table unreadable ({exc})")
-        run_id = (e.card or {}).get("metadata", {}).get("mlflow_run_id")
+        run_id = read_run_id(e.model_dir, e.card) if e.card else None
         e.run = (run_by_id(client, run_id) if run_id else {}) or (runs.get((task, model, seed), {}) if e.card else {})
         entries.append(e)
     return entries
