@@ -488,6 +488,16 @@ def _register_predict_commands() -> None:
 _register_predict_commands()
 
 
+def _register_pretrained_commands() -> None:
+    """``pretrained list`` and ``pretrained fetch`` (pipeline/pretrained_cli.py)."""
+    from pipeline.pretrained_cli import register_commands
+
+    register_commands(app)
+
+
+_register_pretrained_commands()
+
+
 GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
 GLOBAL_VALUED = ("--set", "--project")
 
