@@ -68,6 +68,9 @@ class VariantAlias(Section):
     model: str
     options: dict[str, Any] = Field(default_factory=dict)
     width: float | None = Field(default=None, gt=0, le=4)
+    init: str | None = None
+    """Start from this model: ``sota:<dataset>/<model>`` or a packaged-model folder (pipeline/transfer.py)."""
+    freeze: Literal["none", "frontend", "backbone"] = "none"
 
 
 class SynthParams(Section):

@@ -209,7 +209,7 @@ def train_model(
         on_epoch_end: called with the 1-based epoch after its checkpoint is written
             (progress hooks; an exception it raises stops training like a kill would).
     """
-    from pipeline import tracking
+    from pipeline import tracking, transfer
     from pipeline.checkpoint import save_model
 
     t0 = time.time()
@@ -232,6 +232,7 @@ def train_model(
         log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
     clip_samples = int(np.median(store.manifest["n_samples"]))
     model = build_for_task(model_name, task, params, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
+    init_record = transfer.init_from_params(model, labels, params, model_name)  # pretrained init / freezing
     feats = _feature_store_for(model, task, params, layout)
     n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
     y_train = label_matrix(train_rows["labels"], labels, multilabel)
@@ -301,6 +302,7 @@ def train_model(
                 "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
                 "coverage": str(store.meta.get("coverage", {}).get("fraction")),
                 **({"world_size": str(world_size)} if world_size > 1 else {}),
+                **{f"init.{k}": v for k, v in init_record.items()},
             },
         )
     )
@@ -435,6 +437,7 @@ def train_model(
             "device": str(device),
             "train_seconds": round(seconds, 2),
             "dataset_coverage": store.meta.get("coverage", {}),
+            **({"init": init_record} if init_record else {}),
         },
     )
     run.finish_training(out_dir, hist, best)
