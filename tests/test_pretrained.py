@@ -252,3 +252,97 @@ def test_package_copy_is_found_from_any_folder(fetched: Path, tmp_path: Path, mo
     monkeypatch.setenv("MUSICREP_PRETRAINED_DIR", str(fetched))
     monkeypatch.chdir(tmp_path)
     assert resolve_model_dir("sota:jamendo/musicnn") == fetched / "sota" / "jamendo" / "musicnn"
+
+
+def test_clip_agreement_measures() -> None:
+    from pipeline.robustness.agreement import clip_agreement
+
+    clean = np.linspace(0, 1, 50)
+    assert clip_agreement(clean, clean * 0.5) == (pytest.approx(1.0), 1.0)
+    rho, overlap = clip_agreement(clean, clean[::-1])
+    assert rho == pytest.approx(-1.0) and overlap == 0.0
+    shuffled = clean.copy()
+    shuffled[[49, 0]] = shuffled[[0, 49]]  # the best tag drops to the bottom
+    assert clip_agreement(clean, shuffled)[1] == pytest.approx(0.8)
+
+
+def _cc0_wavs(mirror: Path, folder: Path, seconds: float) -> list[str]:
+    inputs = np.load(mirror / "parity" / "inputs.npy")
+    clips = json.loads((mirror / "manifest.json").read_text())["clips"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for clip, wave in zip(clips, inputs):
+        sf.write(folder / f"{clip}.wav", wave[: int(seconds * 16_000)], 16_000, subtype="FLOAT")
+    return clips
+
+
+def test_label_free_robustness_on_a_folder(mirror: Path, fetched: Path, tmp_path: Path, monkeypatch) -> None:
+    """``musicrep robustness FOLDER sota:mtat/musicnn``: agreement tables with intervals over clips."""
+    import pandas as pd
+    import yaml
+
+    from tests.conftest import full_repo_params
+
+    _cc0_wavs(mirror, tmp_path / "audio", 3.0)
+    raw = full_repo_params()
+    raw["robustness"] = {**raw["robustness"], "grid": {"white_noise": [20.0, 0.0], "background_noise": [0.0]}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    env = {"MUSICREP_PRETRAINED_DIR": str(fetched)}
+    res = _cli(
+        "robustness",
+        str(tmp_path / "audio"),
+        "sota:mtat/musicnn",
+        "--out",
+        str(tmp_path / "out"),
+        "--params",
+        str(tmp_path / "params.yaml"),
+        env=env,
+    )
+    assert res.exit_code == 0, res.output
+    assert "spearman" in res.stdout and "top5_overlap" in res.stdout
+    table = pd.read_csv(tmp_path / "out" / "agreement.csv")
+    assert set(table["metric"]) == {"spearman", "top5_overlap"} and (table["n_clips"] == 6).all()
+    rho = table[(table["metric"] == "spearman") & (table["perturbation"] == "white_noise")].set_index("level")["mean"]
+    assert 1.0 >= rho[20.0] > rho[0.0]  # more noise, less agreement
+    assert (table["low"] <= table["mean"]).all() and (table["mean"] <= table["high"]).all()
+    clips = pd.read_csv(tmp_path / "out" / "agreement_clips.csv")
+    assert len(clips) == 6 * 3
+    assert json.loads((tmp_path / "out" / "agreement.json").read_text())["model"] == "sota:mtat/musicnn"
+
+
+def test_evaluate_on_an_own_dataset_with_a_label_map(mirror: Path, fetched: Path, tmp_path: Path, monkeypatch) -> None:
+    """``musicrep evaluate mine sota:mtat/musicnn --label-map``: the published model on a user's labelled folder."""
+    from pipeline import stages
+    from pipeline.config import load_params
+    from pipeline.evaluate import evaluate_cross
+    from pipeline.paths import Layout
+
+    clips = _cc0_wavs(mirror, tmp_path / "src", 29.0)
+    audio = tmp_path / "mine"
+    for clip, label in (("ambi_piano", "keys"), ("guit_em9", "strummed"), ("ambi_choir", "choir")):
+        (audio / label).mkdir(parents=True)
+        (audio / label / f"{clip}.wav").write_bytes((tmp_path / "src" / f"{clip}.wav").read_bytes())
+    assert len(clips) == 6
+    params = load_params(
+        Path(__file__).resolve().parents[1] / "params.yaml",
+        overrides={
+            "datasets": {"mine": {"kind": "folder", "path": str(audio), "clip_seconds": 3.0}},
+            "evaluate": {"n_chunks": 1},
+        },
+    )
+    layout = Layout(tmp_path / "proj")
+    stages.download("mine", params, layout)
+    stages.segment("mine", params, layout)
+    monkeypatch.setenv("MUSICREP_PRETRAINED_DIR", str(fetched))
+    result = evaluate_cross(
+        "mine", "sota:mtat/musicnn", "mine", params, layout, label_map={"keys": "piano", "strummed": "guitar"}
+    )
+    assert result["cross/mine/n_labels_shared"] == 3.0  # choir matches by name
+    assert (layout.root / "metrics" / "mine" / "sota-mtat" / "musicnn" / "seed0" / "cross" / "mine" / "eval.json").exists()
+    import pandas as pd
+
+    pred = pd.read_parquet(
+        layout.root / "metrics" / "mine" / "sota-mtat" / "musicnn" / "seed0" / "cross" / "mine" / "predictions.parquet"
+    )
+    assert result["cross/mine/n_clips"] == len(pred) > 0  # the test split (one recording, grouped by file)
+    assert {lab for labs in pred["labels"] for lab in labs} <= {"piano", "guitar", "choir"}  # mapped to the model's tags
