@@ -346,3 +346,23 @@ def test_evaluate_on_an_own_dataset_with_a_label_map(mirror: Path, fetched: Path
     )
     assert result["cross/mine/n_clips"] == len(pred) > 0  # the test split (one recording, grouped by file)
     assert {lab for labs in pred["labels"] for lab in labs} <= {"piano", "guitar", "choir"}  # mapped to the model's tags
+
+
+def test_embed_with_a_sota_name_gives_the_head_input(mirror: Path, fetched: Path, tmp_path: Path) -> None:
+    """``musicrep embed --model sota:mtat/musicnn``: one 1,506-dim vector per file (musicnn's pooled feature)."""
+    import pyarrow.parquet as pq
+
+    _cc0_wavs(mirror, tmp_path / "audio", 6.0)
+    out = tmp_path / "emb.parquet"
+    res = _cli(
+        "embed",
+        str(tmp_path / "audio"),
+        "--model",
+        "sota:mtat/musicnn",
+        "--out",
+        str(out),
+        env={"MUSICREP_PRETRAINED_DIR": str(fetched)},
+    )
+    assert res.exit_code == 0, res.output
+    table = pq.read_table(out)
+    assert table.num_rows == 6 and table.schema.field("embedding").type.list_size == 1506
