@@ -98,7 +98,7 @@ def _summary(proj: Path, variant: str, seeds: list[int]) -> dict:
         y = np.array([labels.index(labs[0]) for labs in pred["labels"]])
         scores.append(np.stack(pred["scores"].to_numpy()))
         accs.append(json.loads((metrics / "eval.json").read_text())["test/accuracy"])
-        seconds.append(card["metadata"]["train_seconds"])
+        seconds.append(card["metadata"].get("train_seconds"))
     iv = clip_interval("single", y, scores)
     init = card["metadata"].get("init", {})
     return {

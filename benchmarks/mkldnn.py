@@ -2,7 +2,7 @@
 
 PyTorch runs CPU convolutions through oneDNN by default; for some layer shapes its native
 kernels are faster (musicnn's backward was measured 2x faster without oneDNN, so its
-``VariantSpec.cpu_mkldnn`` is off and ``train.mkldnn: auto`` follows it). This times one
+``VariantSpec.cpu_mkldnn`` is off and ``runtime.mkldnn: auto`` follows it). This times one
 training step (forward, backward, Adam step) of every smoke-profile variant with oneDNN on and
 off, alternating the two in ``--rounds`` rounds in one process, on the input the smoke grid
 trains on (1 s = 16,000 samples, width 0.25, batch 16, one torch thread), and reports the

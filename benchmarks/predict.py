@@ -8,7 +8,7 @@ Then, alternating in one process, ``--repeats`` times each:
 - **evaluate**: what the ``evaluate`` stage does for its scores: load the packaged model,
   read the clips from the memory-mapped shards and score them with
   :func:`pipeline.inference.predict_clips` (``evaluate.n_chunks`` chunks per clip,
-  ``evaluate.batch_size`` chunks per forward pass);
+  ``runtime.eval_batch_size`` chunks per forward pass);
 - **predict**: :func:`pipeline.predict.predict` on the WAV files (load the model, find the
   files, decode, resample, chunk, forward in batches of ``--batch-size`` chunks shared
   across files, per-file scores);
@@ -91,7 +91,7 @@ def _evaluate(params, model_dir: Path, store: SegmentStore, rows) -> tuple[float
         model,
         store.waves(rows),
         n_chunks=params.evaluate.n_chunks,
-        batch_size=params.evaluate.batch_size,
+        batch_size=params.runtime.eval_batch_size,
         device=torch.device("cpu"),
         bf16=params.train.bf16,
     )
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_files": len(files),
         "rate": args.rate,
         "batch_size": args.batch_size,
-        "evaluate_batch_size": params.evaluate.batch_size,
+        "evaluate_batch_size": params.runtime.eval_batch_size,
         "evaluate_n_chunks": params.evaluate.n_chunks,
         "chunks": chunks,
         "wall_s": {k: [round(x, 4) for x in v] for k, v in runs.items() if v},

@@ -25,48 +25,53 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import stages
 from pipeline.config import load_params
-from pipeline.dag import DATA_STAGES, cell_keys
+from pipeline.dag import DATA_STAGES
+from pipeline.models.grid import cell_keys
 from pipeline.paths import Layout
 from pipeline.runners import GPU_TAG, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
 
+Overrides = dict[str, Any] | None
+"""The ``--set`` values of the command that started the flow, as a nested dict: a flow parameter
+every task applies over the params file (``musicrep --set train.epochs=1 flow``)."""
 
-def _ctx(params_path: str, root: str) -> tuple[Any, Layout]:
-    return load_params(params_path), Layout(Path(root))
+
+def _ctx(params_path: str, root: str, overrides: Overrides) -> tuple[Any, Layout]:
+    return load_params(params_path, overrides or None), Layout(Path(root))
 
 
 @task(name="params", task_run_name="params")
-def params_task(params_path: str, root: str) -> str:
-    params = load_params(params_path)  # written beside its params file, where `musicrep dag` puts dvc.yaml
+def params_task(params_path: str, root: str, overrides: Overrides = None) -> str:
+    params = load_params(params_path, overrides or None)  # written beside its params file, where `musicrep dag` puts dvc.yaml
     return str(stages.resolve_params(params, Layout(Path(params_path).parent)))
 
 
 @task(name="download", task_run_name="download-{dataset}", retries=3, retry_delay_seconds=[2, 10, 30])
-def download_task(dataset: str, params_path: str, root: str) -> str:
-    params, layout = _ctx(params_path, root)
+def download_task(dataset: str, params_path: str, root: str, overrides: Overrides = None) -> str:
+    params, layout = _ctx(params_path, root, overrides)
     return str(stages.download(dataset, params, layout))
 
 
 @task(name="segment", task_run_name="segment-{dataset}")
-def segment_task(dataset: str, params_path: str, root: str) -> str:
-    params, layout = _ctx(params_path, root)
+def segment_task(dataset: str, params_path: str, root: str, overrides: Overrides = None) -> str:
+    params, layout = _ctx(params_path, root, overrides)
     return str(stages.segment(dataset, params, layout))
 
 
 @task(name="features", task_run_name="features-{dataset}")
-def features_task(dataset: str, params_path: str, root: str) -> str:
-    params, layout = _ctx(params_path, root)
+def features_task(dataset: str, params_path: str, root: str, overrides: Overrides = None) -> str:
+    params, layout = _ctx(params_path, root, overrides)
     return str(stages.features(dataset, params, layout))
 
 
 @task(name="cell", task_run_name="cell-{dataset}-{model}-seed{seed}", retries=1, retry_delay_seconds=5)
-def cell_task(dataset: str, model: str, seed: int, params_path: str, root: str) -> dict[str, float]:
-    params, layout = _ctx(params_path, root)
+def cell_task(dataset: str, model: str, seed: int, params_path: str, root: str, overrides: Overrides = None) -> dict[str, float]:
+    params, layout = _ctx(params_path, root, overrides)
     return stages.cell(dataset, model, params, layout, seed=seed, resume=True)
 
 
 @task(name="report", task_run_name="report")
-def report_task(params_path: str, root: str) -> str:
-    params, layout = _ctx(params_path, root)
+def report_task(params_path: str, root: str, overrides: Overrides = None) -> str:
+    params, layout = _ctx(params_path, root, overrides)
     return str(stages.report(params, layout))
 
 
@@ -100,7 +105,9 @@ def _pipeline_logs_to_prefect() -> Iterator[None]:
 
 
 @flow(name="musicrep-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
-def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report: bool = True) -> dict[str, Any]:
+def musicrep_pipeline(
+    params_path: str = "params.yaml", root: str = ".", report: bool = True, overrides: Overrides = None
+) -> dict[str, Any]:
     """The whole grid of ``params.yaml``: datasets x models x seeds, then the report.
 
     The cells fan out over the flow's task runner (``flow:`` in params.yaml, or ``musicrep flow
@@ -109,18 +116,18 @@ def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report:
     """
     params_path = str(Path(params_path).resolve())
     root = str(Path(root).resolve())
-    params = load_params(params_path)
+    params = load_params(params_path, overrides or None)
     cell_run = cell_task
     if gpu_cells(params):  # GPU cells wait for a slot of the `gpu` limit; data stages run freely
         ensure_gpu_limit(params.flow.gpu_concurrency)
         cell_run = cell_task.with_options(tags=[GPU_TAG])
     with _pipeline_logs_to_prefect():
-        params_task.submit(params_path, root).result()  # the resolved values, as dvc.yaml's stages track them
+        params_task.submit(params_path, root, overrides).result()  # the resolved values, as dvc.yaml's stages track them
         prepared = {}
         for dataset in params.grid.tasks:
             future = None
             for name in DATA_STAGES:
-                future = FLOW_STEPS[name].submit(dataset, params_path, root, wait_for=[future] if future else [])
+                future = FLOW_STEPS[name].submit(dataset, params_path, root, overrides, wait_for=[future] if future else [])
             prepared[dataset] = future
         # a dataset's cells are submitted once its data stages are done: no Dask/Ray data dependency, so
         # the scheduler spreads them over all workers instead of queueing them where `features` ran
@@ -131,7 +138,7 @@ def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report:
             upstream = [] if done.state.is_completed() else [done]  # a failed data stage: its cells are NotReady
             cells.update(
                 {
-                    (t, m, s): cell_run.submit(t, m, s, params_path, root, wait_for=upstream)
+                    (t, m, s): cell_run.submit(t, m, s, params_path, root, overrides, wait_for=upstream)
                     for tt, m, s in cell_keys(params)
                     if tt == t
                 }
@@ -139,14 +146,18 @@ def musicrep_pipeline(params_path: str = "params.yaml", root: str = ".", report:
         cells = {key: cells[key] for key in cell_keys(params)}  # pipeline order
         metrics = {f"{t}/{m}/seed{s}": fut.result() for (t, m, s), fut in cells.items()}
         if report:
-            report_task.submit(params_path, root, wait_for=list(cells.values())).result()
+            report_task.submit(params_path, root, overrides, wait_for=list(cells.values())).result()
     return metrics
 
 
-def run_flow(params_path: str = "params.yaml", root: str = ".", report: bool = True, **runner: Any) -> dict[str, Any]:
+def run_flow(
+    params_path: str = "params.yaml", root: str = ".", report: bool = True, overrides: Overrides = None, **runner: Any
+) -> dict[str, Any]:
     """The flow on the task runner of ``params.flow`` (``runner``: task_runner, address, max_workers overrides)."""
-    fp = flow_settings(load_params(params_path), **runner)
-    return musicrep_pipeline.with_options(task_runner=task_runner(fp))(params_path=params_path, root=root, report=report)
+    fp = flow_settings(load_params(params_path, overrides or None), **runner)
+    return musicrep_pipeline.with_options(task_runner=task_runner(fp))(
+        params_path=params_path, root=root, report=report, overrides=overrides
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,13 @@ from pathlib import Path
 from .pipeline_flow import musicrep_pipeline
 
 
-def serve_pipeline(cron: str = "0 3 * * *", name: str = "nightly", params_path: str = "params.yaml") -> None:
+def serve_pipeline(
+    cron: str = "0 3 * * *", name: str = "nightly", params_path: str = "params.yaml", overrides: dict | None = None
+) -> None:
     """Serve the flow as deployment ``musicrep-pipeline/<name>`` on ``cron`` (blocks).
+
+    ``overrides``: the ``--set`` values of ``musicrep serve``, stored as a deployment parameter, so
+    every scheduled run applies them over the params file it reads at run time.
 
     Without ``PREFECT_API_URL`` Prefect starts a temporary local server; it gets the same
     CSRF and CORS protection as ``python -m flows.server`` (:func:`pipeline.flows.server.apply_secure_settings`).
@@ -26,7 +31,11 @@ def serve_pipeline(cron: str = "0 3 * * *", name: str = "nightly", params_path: 
     if not os.environ.get("PREFECT_API_URL"):
         apply_secure_settings(port=None)
     root = str(Path(params_path).resolve().parent)  # the project is where its params.yaml lives
-    musicrep_pipeline.serve(name=name, cron=cron, parameters={"params_path": str(Path(params_path).resolve()), "root": root})
+    musicrep_pipeline.serve(
+        name=name,
+        cron=cron,
+        parameters={"params_path": str(Path(params_path).resolve()), "root": root, "overrides": overrides or {}},
+    )
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from pipeline.errors import UserError
+from pipeline.project import Project
 
 app = typer.Typer(
     add_completion=False,
@@ -22,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="musicrep: front-end/back-end audio representation learning pipeline.",
 )
-ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
+ParamsOpt = Annotated[Path | None, typer.Option("--params", "-p", help="params file (default: the project's params.yaml)")]
 _state: dict[str, object] = {}
 log = logging.getLogger("musicrep")
 
@@ -74,6 +75,7 @@ def _hand_logging_to_prefect() -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="show the traceback of an unexpected error (anywhere on the line)")
@@ -88,46 +90,38 @@ def _main(
     ] = None,
 ) -> None:
     _configure_logging(verbose)
+    from pipeline.project import Project, find_root, parse_overrides
+
+    ctx.obj = Project(find_root(project), parse_overrides(set_ or []))
+    _track_in(ctx.obj.root)
+
+
+def _track_in(root: Path) -> None:
+    """Point MLflow at the project's own store when the command starts outside it (its default is the cwd)."""
     import os
 
-    from pipeline.project import Invocation, begin, find_root, parse_overrides
-
-    root = find_root(project)
-    begin(Invocation(root, parse_overrides(set_ or [])))
     if root != Path.cwd().resolve() and not os.environ.get("MLFLOW_TRACKING_URI"):
-        # the project's own MLflow store, wherever the command is started (the library default is the cwd)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
         os.environ.setdefault("MUSICREP_ARTIFACT_ROOT", (root / "mlartifacts").as_uri())
 
 
-def _root() -> Path:
-    """The project root found by the callback (``--project`` or the nearest params.yaml)."""
-    from pipeline.project import current_root
+def _project(ctx: typer.Context) -> Project:
+    """The project the callback resolved (``--project`` or the nearest params.yaml, with ``--set``)."""
+    project = ctx.find_object(Project)
+    if project is None:  # a command invoked without the app's callback (never from the console script)
+        from pipeline.project import find_root
 
-    return current_root()
-
-
-def _params_file(path: Path) -> Path:
-    from pipeline.project import params_path
-
-    return params_path(_root(), path)
+        project = Project(find_root(None))
+    return project
 
 
-def _layout():
-    from pipeline.paths import Layout
-
-    return Layout(_root())
-
-
-def _params(path: Path):
-    from pipeline.config import load_params
-    from pipeline.project import current_overrides, params_path
-
-    return load_params(params_path(_root(), path), current_overrides() or None)
+def _params(ctx: typer.Context, path: Path | None = None, extra: dict | None = None):
+    return _project(ctx).params(path, extra)
 
 
 @app.command("params")
 def params_cmd(
+    ctx: typer.Context,
     file: Annotated[Path | None, typer.Argument(help="params file (default params.yaml)")] = None,
     check: Annotated[bool, typer.Option("--check", help="validate only")] = False,
     init: Annotated[str | None, typer.Option("--init", help="print a full params file for a profile (smoke|paper)")] = None,
@@ -139,7 +133,7 @@ def params_cmd(
     """Validate a params file, show the resolved values (or their difference to the profile), or print a preset."""
     import yaml
 
-    from pipeline.config import Params, load_params
+    from pipeline.config import Params
     from pipeline.profiles import profile_defaults
 
     if init:
@@ -150,10 +144,8 @@ def params_cmd(
         resolved = Params.model_validate(profile_defaults(init)).model_dump(mode="json")
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         return
-    from pipeline.project import current_overrides, params_path
-
-    path = params_path(_root(), file)
-    p = load_params(path, current_overrides() or None)
+    path = _project(ctx).params_file(file)
+    p = _params(ctx, file)
     if resolve:
         from pipeline import stages
         from pipeline.paths import Layout
@@ -162,6 +154,7 @@ def params_cmd(
         typer.echo(f"{out}: resolved (profile {p.profile})")
         return
     if check:
+        from pipeline.models.grid import grid_models
         from pipeline.params_check import check_names
 
         problems = check_names(p, path.parent)
@@ -169,7 +162,7 @@ def params_cmd(
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
             raise UserError(f"{path}: {problems[0]}{more}; fix it in {path}.")
         typer.echo(
-            f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(p.grid.models)} models, hash {p.section_hash('train', 'features', 'evaluate')})"
+            f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(grid_models(p))} models, hash {p.section_hash('train', 'features', 'evaluate')})"
         )
         return
     if diff:
@@ -190,17 +183,16 @@ def params_cmd(
 
 @app.command()
 def download(
+    ctx: typer.Context,
     dataset: str,
     mirror: Annotated[str | None, typer.Option(help="directory or base URL replacing the publisher's")] = None,
     audio_dir: Annotated[Path | None, typer.Option(help="DCASE: folder of audio you obtained")] = None,
     path: Annotated[Path | None, typer.Option(help="folder / own dataset: your audio folder")] = None,
     labels_csv: Annotated[Path | None, typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = None,
 ) -> None:
     """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
     from pipeline import stages
-    from pipeline.config import load_params
-    from pipeline.project import params_path
 
     overrides: dict = {}
     if mirror or audio_dir:
@@ -217,28 +209,24 @@ def download(
         overrides.setdefault("datasets", {})[dataset] = {
             k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v
         }
-    from pipeline.io_utils import deep_merge
-    from pipeline.project import current_overrides
-
-    merged = deep_merge(current_overrides(), overrides)
-    out = stages.download(dataset, load_params(params_path(_root(), params), merged or None), _layout())
+    out = stages.download(dataset, _params(ctx, params, overrides), _project(ctx).layout)
     typer.echo(f"{dataset}: raw files in {out}")
 
 
 @app.command()
-def segment(dataset: str, params: ParamsOpt = Path("params.yaml")) -> None:
+def segment(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     """Decode, mix to mono, resample to 16 kHz, write waveform shards + manifest."""
     from pipeline import stages
 
-    typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(params), _layout())}")
+    typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(ctx, params), _project(ctx).layout)}")
 
 
 @app.command()
-def features(dataset: str, params: ParamsOpt = Path("params.yaml")) -> None:
+def features(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     """Cache log-mel (and other fixed front-end) features as float16 shards."""
     from pipeline import stages
 
-    typer.echo(f"{dataset}: features in {stages.features(dataset, _params(params), _layout())}")
+    typer.echo(f"{dataset}: features in {stages.features(dataset, _params(ctx, params), _project(ctx).layout)}")
 
 
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
@@ -246,27 +234,31 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="training seed of th
 
 @app.command()
 def train(
+    ctx: typer.Context,
     task: str,
     model: str,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
     seed: SeedOpt = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = None,
 ) -> None:
     """Train MODEL on TASK (a segmented dataset)."""
     log.info("train %s/%s: loading", task, model)
     from pipeline import stages
 
-    typer.echo(f"{task}/{model}: model in {stages.train(task, model, _params(params), _layout(), resume=resume, seed=seed)}")
+    typer.echo(
+        f"{task}/{model}: model in {stages.train(task, model, _params(ctx, params), _project(ctx).layout, resume=resume, seed=seed)}"
+    )
 
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     task: str,
     model: str,
     seed: SeedOpt = None,
     on: Annotated[str | None, typer.Option("--on", help="evaluate on the test split of this other dataset")] = None,
     label_map: Annotated[Path | None, typer.Option("--label-map", help="with --on: JSON {their label: model label}")] = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = None,
 ) -> None:
     """Test-split metrics of a trained model (on its own dataset, or cross-dataset with --on).
 
@@ -290,19 +282,20 @@ def evaluate(
                 ) from None
             if not isinstance(mapping, dict):
                 raise UserError(f'--label-map {label_map} must hold a JSON object {{"their label": "model label"}}.')
-        result = evaluate_cross(task, model, on, _params(params), _layout(), seed=seed, label_map=mapping)
+        result = evaluate_cross(task, model, on, _params(ctx, params), _project(ctx).layout, seed=seed, label_map=mapping)
         typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
         return
-    result = stages.evaluate(task, model, _params(params), _layout(), seed=seed)
+    result = stages.evaluate(task, model, _params(ctx, params), _project(ctx).layout, seed=seed)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
 @app.command()
 def robustness(
+    ctx: typer.Context,
     task: str,
     model: str,
     seed: SeedOpt = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="TASK a folder of audio: where agreement.* go")] = None,
 ) -> None:
     """Evaluate a trained model under the perturbation grid.
@@ -312,37 +305,39 @@ def robustness(
     """
     from pipeline import stages
 
-    p = _params(params)
+    p = _params(ctx, params)
     if Path(task).is_dir():
         from pipeline.robustness.agreement import run_agreement
 
         where = out or Path("metrics") / "agreement" / Path(task).resolve().name / model.replace(":", "-")
-        table = run_agreement([task], model, p, where, _layout())
+        table = run_agreement([task], model, p, where, _project(ctx).layout)
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         typer.echo(f"agreement tables in {where}")
         return
-    stages.robustness(task, model, p, _layout(), seed=seed)
+    stages.robustness(task, model, p, _project(ctx).layout, seed=seed)
     typer.echo(f"{task}/{model}: robustness table in metrics/{task}/{model}/seed{p.grid.seeds[0] if seed is None else seed}/")
 
 
 @app.command()
 def cell(
+    ctx: typer.Context,
     task: str,
     model: str,
     seed: SeedOpt = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = None,
 ) -> None:
     """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""
     log.info("cell %s/%s: loading", task, model)
     from pipeline import stages
 
-    result = stages.cell(task, model, _params(params), _layout(), seed=seed, resume=resume)
+    result = stages.cell(task, model, _params(ctx, params), _project(ctx).layout, seed=seed, resume=resume)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
 @app.command()
 def dag(
+    ctx: typer.Context,
     write: Annotated[bool, typer.Option("--write", help="write dvc.yaml")] = False,
     check: Annotated[bool, typer.Option("--check", help="fail if dvc.yaml is out of date")] = False,
     targets: Annotated[bool, typer.Option("--targets", help="list the DVC cell stages, one per line")] = False,
@@ -352,12 +347,18 @@ def dag(
             "--data-targets", help="list each dataset's data stages in order (download@T segment@T features@T), a line each"
         ),
     ] = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = None,
 ) -> None:
     """Generate dvc.yaml from the pipeline description (pipeline/dag.py) and the grid."""
     from pipeline.dag import DATA_STAGES, dvc_cell_targets, render_dvc_yaml
 
-    p = _params(params)
+    project = _project(ctx)
+    if project.overrides and (write or check):
+        raise UserError(
+            "--set does not reach dvc.yaml (DVC reads params.yaml, so an override written there would be lost "
+            "on the next `dag --write`); put the change in params.yaml, then run `musicrep dag --write`."
+        )
+    p = _params(ctx, params)
     if targets:
         typer.echo("\n".join(dvc_cell_targets(p)))
         return
@@ -367,16 +368,15 @@ def dag(
     import yaml
 
     from pipeline.dag import live_grid_keys
-    from pipeline.project import current_overrides, params_path
 
-    source = params_path(_root(), params)
+    source = project.params_file(params)
     raw = yaml.safe_load(source.read_text()) or {}
-    text = render_dvc_yaml(p, live_grid_keys(raw if isinstance(raw, dict) else {}, current_overrides()))
+    text = render_dvc_yaml(p, live_grid_keys(raw if isinstance(raw, dict) else {}, project.overrides))
     out = source.resolve().parent / "dvc.yaml"
     current = out.read_text() if out.exists() else ""
     if check:
         if current != text:
-            raise UserError(f"{out} is out of date with the grid of {params}; run `musicrep dag --write`.")
+            raise UserError(f"{out} is out of date with the grid of {source}; run `musicrep dag --write`.")
         typer.echo(f"{out}: up to date")
         return
     if write:
@@ -389,15 +389,16 @@ def dag(
 
 
 @app.command()
-def report(params: ParamsOpt = Path("params.yaml")) -> None:
+def report(ctx: typer.Context, params: ParamsOpt = None) -> None:
     """Build reports/index.md and reports/index.html from the runs."""
     from pipeline import stages
 
-    typer.echo(f"report: {stages.report(_params(params), _layout())}")
+    typer.echo(f"report: {stages.report(_params(ctx, params), _project(ctx).layout)}")
 
 
 @app.command()
 def models(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     n_classes: Annotated[int, typer.Option(help="outputs for the parameter count")] = 50,
 ) -> None:
@@ -426,6 +427,7 @@ def models(
 
 @app.command()
 def compare(
+    ctx: typer.Context,
     csv: Annotated[Path | None, typer.Option("--csv", help="write the table as CSV")] = None,
     robust: Annotated[bool, typer.Option("--robustness", help="show robustness metrics too")] = False,
     task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks")] = None,
@@ -441,7 +443,7 @@ def compare(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
     digits: Annotated[int, typer.Option(help="decimals of table/markdown values (csv/json keep full precision)")] = 4,
     per_seed: Annotated[bool, typer.Option("--per-seed", help="one row per seed instead of mean/std over seeds")] = False,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = None,
 ) -> None:
     """Table of MLflow runs: task x model x metrics, mean and std over seeds, 95 % CI over test clips; never truncated."""
     from pipeline.compare import FORMATS, compare_table, format_table, render
@@ -449,10 +451,8 @@ def compare(
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
     evidence = None
-    from pipeline.project import params_path
-
-    if params_path(_root(), params).exists():
-        evidence = (_params(params), _layout())
+    if _project(ctx).params_file(params).exists():
+        evidence = (_params(ctx, params), _project(ctx).layout)
     df = compare_table(task, robust, per_seed=per_seed, evidence=None if per_seed else evidence)
     if csv:
         csv.write_text(format_table(df, "csv", long))
@@ -467,7 +467,8 @@ def compare(
 
 @app.command()
 def flow(
-    params: ParamsOpt = Path("params.yaml"),
+    ctx: typer.Context,
+    params: ParamsOpt = None,
     task_runner: Annotated[str | None, typer.Option(help="thread | dask | ray (default: flow.task_runner of params)")] = None,
     address: Annotated[
         str | None,
@@ -485,21 +486,27 @@ def flow(
     from pipeline.runners import task_runner as make_runner
 
     _hand_logging_to_prefect()
-    runner = make_runner(flow_settings(_params(params), task_runner, address, max_workers))
-    musicrep_pipeline.with_options(task_runner=runner)(params_path=str(_params_file(params)), root=str(_root()))
+    project = _project(ctx)
+    runner = make_runner(flow_settings(_params(ctx, params), task_runner, address, max_workers))
+    musicrep_pipeline.with_options(task_runner=runner)(
+        params_path=str(project.params_file(params)), root=str(project.root), overrides=project.overrides
+    )
 
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *",
     name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = None,
 ) -> None:
     """Register a scheduled Prefect deployment of the pipeline and serve it."""
     from pipeline.flows.serve import serve_pipeline
 
     _hand_logging_to_prefect()
-    serve_pipeline(cron=cron, name=name, params_path=str(_params_file(params)))
+    project = _project(ctx)
+    _params(ctx, params)  # a bad params file or --set fails here, before anything is registered
+    serve_pipeline(cron=cron, name=name, params_path=str(project.params_file(params)), overrides=project.overrides)
 
 
 def _register_predict_commands() -> None:

@@ -50,9 +50,16 @@ class GridParams(Section):
 
     tasks: list[str] = Field(min_length=1)
     models: list[str] = Field(min_length=1)
+    """Registry variants, ``front+back`` swaps or aliases; ``all`` (alone, or as an entry) is every
+    registry variant (:mod:`pipeline.models.grid` expands it)."""
     seeds: list[int] = Field(min_length=1)
     """Training seeds: every (task, model) cell is trained once per seed (initialisation and
     data order); the data and its split stay fixed by the top-level ``seed``."""
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _all_alone(cls, v: object) -> object:
+        return [v] if v == "all" else v
 
     @field_validator("seeds")
     @classmethod
@@ -192,12 +199,36 @@ class FeaturesParams(Section):
     enabled: bool
 
 
+class PaperScheduleParams(Section):
+    """``train.optimizer: paper`` (docs/spec.md §4): Adam at ``train.lr`` until the first phase
+    start, then one SGD phase per entry, each starting from the best model so far."""
+
+    phase_starts: list[float] = Field(min_length=1)
+    """Where each SGD phase begins, as a fraction of ``train.epochs`` (epoch ``e``, 0-based, is in
+    the last phase whose start is ``<= e / epochs``); strictly increasing, in ``(0, 1]``."""
+    sgd_lrs: list[float] = Field(min_length=1)
+    """The learning rate of each SGD phase, one per ``phase_starts`` entry, each in ``(0, 1]``."""
+
+    @model_validator(mode="after")
+    def _one_rate_per_phase(self) -> PaperScheduleParams:
+        starts, lrs = self.phase_starts, self.sgd_lrs
+        if len(starts) != len(lrs):
+            raise ValueError(f"phase_starts has {len(starts)} entries and sgd_lrs {len(lrs)}; give one rate per phase")
+        if any(not 0 < s <= 1 for s in starts) or any(b <= a for a, b in zip(starts, starts[1:])):
+            raise ValueError("phase_starts must be strictly increasing fractions of the epochs in (0, 1]")
+        if any(not 0 < lr <= 1 for lr in lrs):
+            raise ValueError("every sgd_lrs entry must be in (0, 1]")
+        return self
+
+
 class TrainParams(Section):
     epochs: int = Field(ge=1, le=1000)
     batch_size: int = Field(ge=1, le=1024)
     lr: float = Field(gt=0, le=1)
     weight_decay: float = Field(ge=0, le=1)
     optimizer: Literal["adam", "adamw", "sgd", "paper"]
+    paper_schedule: PaperScheduleParams
+    """The phases of ``optimizer: paper`` (ignored by the other optimizers)."""
     input_seconds: float | None = Field(gt=0, le=60)
     """Smoke profile: train on random crops of at most this many seconds (``null``: the whole clip);
     evaluation averages ``evaluate.n_chunks`` such chunks over each clip. The paper profile uses the
@@ -206,21 +237,10 @@ class TrainParams(Section):
     """constant | cosine (linear warm-up over the first 5 % of the steps, then a cosine decay to ~0);
     the ``paper`` optimizer has its own schedule and needs ``constant``."""
     width: float = Field(gt=0, le=4)
-    device: Literal["auto", "cpu", "cuda"]
     bf16: bool
-    num_threads: int = Field(ge=0, le=256)
     steps_per_epoch: int | None = Field(ge=1)
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
-    compile: Literal["auto", "on", "off"]
-    """torch.compile the model: ``on``, ``off``, or ``auto`` (eager until compile is measured faster on a GPU)."""
-    mkldnn: Literal["auto", "on", "off"]
-    """oneDNN convolutions when training on CPU: ``auto`` = the variant's measured default
-    (off for musicnn, whose backward is ~2x faster with PyTorch's native kernels), ``on``, ``off``."""
-    num_workers: int | Literal["auto"]
-    """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
-    progress_seconds: float = Field(gt=0)
-    """Without a terminal, one progress log line per this many seconds inside an epoch."""
 
     @model_validator(mode="after")
     def _one_schedule(self) -> TrainParams:
@@ -231,8 +251,34 @@ class TrainParams(Section):
 
 class EvaluateParams(Section):
     n_chunks: int = Field(ge=1, le=256)
-    batch_size: int = Field(ge=1, le=1024)
     threshold: float = Field(gt=0, lt=1)
+
+
+class RuntimeParams(Section):
+    """How to run, not what to compute: devices, threads, kernels, workers, batch sizes of inference.
+
+    Neither DVC's stages (``dvc.yaml`` tracks leaf keys of the other sections) nor the training
+    checkpoint's fingerprint see this section, so changing it re-runs nothing and a checkpoint
+    resumes on another device. The results it can move are floating-point rounding (another
+    kernel, device or batch blocking), never the protocol.
+    """
+
+    device: Literal["auto", "cpu", "cuda"]
+    """auto (CUDA when present, else CPU) | cpu | cuda."""
+    num_threads: int = Field(ge=0, le=256)
+    """CPU threads for torch (0 = torch's default)."""
+    compile: Literal["auto", "on", "off"]
+    """torch.compile the model: ``on``, ``off``, or ``auto`` (eager until compile is measured faster on a GPU)."""
+    mkldnn: Literal["auto", "on", "off"]
+    """oneDNN convolutions when training on CPU: ``auto`` = the variant's measured default
+    (off for musicnn, whose backward is ~2x faster with PyTorch's native kernels), ``on``, ``off``."""
+    num_workers: int | Literal["auto"]
+    """DataLoader worker processes: ``auto`` = 4 on CUDA (pinned, persistent), 0 on CPU."""
+    progress_seconds: float = Field(gt=0)
+    """Without a terminal, one progress log line per this many seconds inside an epoch."""
+
+    eval_batch_size: int = Field(ge=1, le=1024)
+    """Chunks per forward in validation, evaluation and robustness."""
 
 
 class RobustnessParams(Section):
@@ -261,7 +307,7 @@ class FlowParams(Section):
     gpu_concurrency: int = Field(ge=1, le=4096)
     """GPU cells at once: the Prefect tag concurrency limit ``gpu`` (one per GPU)."""
     gpu_tag: Literal["auto", "on", "off"]
-    """Tag cells ``gpu``: auto = when ``train.device`` resolves to CUDA here | on | off."""
+    """Tag cells ``gpu``: auto = when ``runtime.device`` resolves to CUDA here | on | off."""
 
 
 class Params(Section):
@@ -276,6 +322,7 @@ class Params(Section):
     features: FeaturesParams
     train: TrainParams
     evaluate: EvaluateParams
+    runtime: RuntimeParams
     robustness: RobustnessParams
     report: ReportParams
     flow: FlowParams
@@ -390,6 +437,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
         raise UserError(f"{path} must be a mapping of sections (profile, grid, train, ...), not {type(raw).__name__}.")
     if overrides:
         raw = deep_merge(raw, overrides)
+    _refuse_moved_keys(raw, str(path))
     profile = raw.get("profile", "smoke")
     if profile not in PROFILES:
         raise UserError(f"{path}: invalid value {profile!r} for 'profile'; allowed: {', '.join(PROFILES)}.")
@@ -399,6 +447,28 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     except ValidationError as exc:
         errors = exc.errors()
         raise UserError(_format_error(errors[0], raw, str(path))) from None
+
+
+MOVED_TO_RUNTIME = {
+    ("train", "device"): "device",
+    ("train", "num_threads"): "num_threads",
+    ("train", "compile"): "compile",
+    ("train", "mkldnn"): "mkldnn",
+    ("train", "num_workers"): "num_workers",
+    ("train", "progress_seconds"): "progress_seconds",
+    ("evaluate", "batch_size"): "eval_batch_size",
+}
+"""Run-time keys that left ``train``/``evaluate`` for the ``runtime`` section (issue 19)."""
+
+
+def _refuse_moved_keys(raw: dict[str, Any], source: str) -> None:
+    for (section, key), new in MOVED_TO_RUNTIME.items():
+        block = raw.get(section)
+        if isinstance(block, dict) and key in block:
+            raise UserError(
+                f"{source}: '{section}.{key}' moved to 'runtime.{new}' (run-time settings change no result and are "
+                f"not tracked by DVC); write `runtime: {{{new}: {block[key]!r}}}` instead."
+            )
 
 
 RESOLVED_HEADER = """\

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from pipeline.models.grid import grid_models
+
 if TYPE_CHECKING:
     from pipeline.config import Params
 
@@ -26,24 +28,45 @@ REPO = PACKAGE.parent
 DATA_STAGES = ("download", "segment", "features")
 """Per dataset, in this order; then one cell per (task, model, seed); then the report."""
 
-CELL_CODE = (
-    "pipeline/train.py",
-    "pipeline/batches.py",
-    "pipeline/schedules.py",
-    "pipeline/distributed.py",
-    "pipeline/chunking.py",
-    "pipeline/inference.py",
-    "pipeline/evaluate.py",
-    "pipeline/metrics.py",
-    "pipeline/checkpoint.py",
-    "pipeline/data/shards.py",
-    "pipeline/robustness/__init__.py",
-    "pipeline/robustness/stage.py",
-    "pipeline/robustness/perturb.py",
-    "pipeline/robustness/noises.py",
-    "pipeline/models/build.py",
-)
-"""Code every cell runs (training loop, evaluation, robustness), besides its model's code."""
+CELL_ENTRY_MODULES = ("pipeline.stages", "pipeline.locks", "pipeline.train", "pipeline.evaluate", "pipeline.robustness.stage")
+"""Where a cell's code starts: the ``cell`` stage function, its lock, and the three steps it runs."""
+
+CELL_SKIPPED_IMPORTS = frozenset({"pipeline.stages"})
+"""Entry modules whose own imports are not followed: ``stages`` imports every stage's code
+(function-locally), but a cell runs only ``cell``; its steps are entries of their own."""
+
+
+def code_closure(entries: tuple[str, ...], skip_imports: frozenset[str] = frozenset()) -> list[str]:
+    """Repository-relative source files of ``entries`` and every ``pipeline`` module they import.
+
+    Every import counts, function-local ones included (they run when the function does). The
+    model package is left out: each model's own files come from :func:`model_sources`, so a
+    change to one back-end makes only that model's cells stale.
+    """
+    seen: set[Path] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if path is None or path in seen or path.relative_to(REPO).as_posix().startswith("pipeline/models/"):
+            continue
+        seen.add(path)
+        if name not in skip_imports:
+            todo.extend(m for m in _imports(path) if m == "pipeline" or m.startswith("pipeline."))
+            todo.extend(_package_inits(name))
+    return sorted(p.relative_to(REPO).as_posix() for p in seen)
+
+
+def _package_inits(module: str) -> list[str]:
+    """The packages above ``module`` (``pipeline.data.shards`` -> ``pipeline``, ``pipeline.data``): importing it runs them."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def cell_code() -> list[str]:
+    """Code every cell runs (the stage function, training, evaluation, robustness, what they import), besides its model's code."""
+    return [*code_closure(CELL_ENTRY_MODULES, CELL_SKIPPED_IMPORTS), "pipeline/models/build.py"]
+
 
 MODEL_SHARED = (
     "pipeline/models/base.py",
@@ -125,6 +148,20 @@ def model_sources(model: str, params: Params) -> list[str]:
     return sorted(rel | set(MODEL_SHARED))
 
 
+def _leaf_keys(section: str) -> list[str]:
+    """``train`` -> ``["train.epochs", "train.batch_size", ...]``: the keys of one params section."""
+    from pipeline.config import Params
+
+    model = Params.model_fields[section].annotation
+    return [f"{section}.{key}" for key in model.model_fields]
+
+
+CELL_SECTIONS = ("train", "evaluate", "robustness")
+"""The result-bearing sections a cell reads; ``runtime`` (device, threads, workers, batch sizes of
+inference) is left out, so changing it re-runs nothing."""
+CELL_PARAMS = tuple(key for section in CELL_SECTIONS for key in _leaf_keys(section))
+
+
 def _tracked(*keys: str) -> list[dict[str, list[str]]]:
     """A stage's ``params:`` entry: ``keys`` of the resolved parameters (profile defaults included)."""
     from pipeline.config import RESOLVED_PARAMS
@@ -191,11 +228,11 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
         "deps": [
             "data/segments/${item.task}",
             "data/features/${item.task}",
-            *CELL_CODE,
+            *cell_code(),
             *model_sources(model, params),
             *init_dependencies(params.variants[model].init if aliased else None),
         ],
-        "params": _tracked("seed", "profile", "train", "evaluate", "robustness", *([f"variants.{model}"] if aliased else [])),
+        "params": _tracked("seed", "profile", *CELL_PARAMS, *([f"variants.{model}"] if aliased else [])),
         "outs": [
             f"models/{m}",
             f"metrics/{m}/predictions.parquet",
@@ -244,7 +281,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
 
     tasks = values("tasks")
     stages = {"params": _params_stage(), **_data_stages(tasks)}
-    for model in params.grid.models:
+    for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
     stages["report"] = _report_stage()
     return stages
@@ -261,11 +298,6 @@ def live_grid_keys(raw: dict[str, Any], overrides: dict[str, Any] | None = None)
     grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
     changed = (overrides or {}).get("grid") or {}
     return frozenset(k for k in LIVE_GRID if k in grid and k not in changed)
-
-
-def cell_keys(params: Params) -> list[tuple[str, str, int]]:
-    """Every grid cell ``(task, model, seed)`` in pipeline order."""
-    return [(t, m, s) for t in params.grid.tasks for m in params.grid.models for s in params.grid.seeds]
 
 
 SMOKE_COST_ORDER = (
@@ -293,6 +325,7 @@ def dvc_cell_targets(params: Params) -> list[str]:
     are placed by the variant they build on.
     """
     from pipeline.config import resolve_variant
+    from pipeline.models.grid import cell_keys
 
     def cost_rank(model: str) -> int:
         base = resolve_variant(params, model)[0].rpartition("+")[2]

@@ -37,7 +37,7 @@ def _score(model, store: SegmentStore, rows: pd.DataFrame, params: Params, devic
         model,
         store.waves(rows),
         n_chunks=params.evaluate.n_chunks,
-        batch_size=params.evaluate.batch_size,
+        batch_size=params.runtime.eval_batch_size,
         device=device,
         bf16=params.train.bf16,
     )
@@ -70,7 +70,7 @@ def evaluate_model(
     from pipeline import tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.train.device)
+    device = pick_device(params.runtime.device)
     model, card = load_model(layout.model(task, model_name, seed), map_location=device)
     model.to(device)
     store = SegmentStore(layout.segments(task))
@@ -127,7 +127,7 @@ def evaluate_cross(
     from pipeline.pretrained import is_pretrained_name, load_packaged_or_pretrained
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.train.device)
+    device = pick_device(params.runtime.device)
     if is_pretrained_name(model_name):  # a published model: results under metrics/<task>/sota-<dataset>/<model>/
         model, card = load_packaged_or_pretrained(model_name, map_location=device)
         model_name = model_name.strip().replace(":", "-")

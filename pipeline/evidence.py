@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.inference import label_matrix
+from pipeline.models.grid import grid_models
 from pipeline.paths import Layout
 from pipeline.stats import CONFIDENCE, N_RESAMPLES, Interval, _bootstrap, metric_on, seed_summary
 
@@ -68,7 +69,7 @@ def load_task(params: Params, layout: Layout, task: str) -> tuple[str, np.ndarra
     frames: dict[tuple[str, int], pd.DataFrame] = {}
     rob: dict[tuple[str, int], pd.DataFrame] = {}
     labels = None
-    for model in params.grid.models:
+    for model in grid_models(params):
         for seed in params.grid.seeds:
             d = layout.metrics(task, model, seed)
             if (d / "predictions.parquet").exists():
@@ -88,7 +89,7 @@ def load_task(params: Params, layout: Layout, task: str) -> tuple[str, np.ndarra
     kind = "multilabel" if multilabel else "single"
     y = label_matrix([list(v) for v in first["labels"]], labels, multilabel)
     models = []
-    for model in params.grid.models:
+    for model in grid_models(params):
         seeds = [s for s in params.grid.seeds if (model, s) in frames]
         if not seeds:
             continue

@@ -67,6 +67,58 @@ def _initial_filterbank(model: AudioModel) -> Any | None:
         return None
 
 
+def _response_panel(ax, centres, bws, W, W0, freqs, H: int, B: int) -> None:
+    """Panel (c) of :func:`harmonic_filterbank_figure`: summed responses of the H filters of the
+    bands nearest 110 and 440 Hz, learned (solid) vs initial (dashed, when ``W0`` is given)."""
+    f0 = centres[:B]
+    picks = sorted({int(np.argmin(np.abs(f0 - target))) for target in (110.0, 440.0)})
+    colors = ["tab:blue", "tab:orange", "tab:green"]
+    top = 0.0
+    for n, j in enumerate(picks):
+        cols = [h * B + j for h in range(H)]
+        top = max(top, float(centres[cols].max() + bws[cols].max()))
+        ax.plot(freqs, W[:, cols].sum(1), color=colors[n], linewidth=1.6, label=f"band f0 = {f0[j]:.0f} Hz, learned")
+        if W0 is not None:
+            ax.plot(
+                freqs,
+                W0[:, cols].sum(1),
+                color=colors[n],
+                linewidth=1.0,
+                linestyle="--",
+                label=f"band f0 = {f0[j]:.0f} Hz, initial",
+            )
+    ax.set_xlim(0, float(min(freqs[-1], top * 1.05)))
+    ax.set_xlabel("frequency (Hz), sampled at the STFT bins")
+    ax.set_ylabel("filter weight (linear)")
+    ax.set_title(f"(c) responses of the {H} harmonic filters of two bands", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.set_ylim(0, 1.35)
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
+
+
+def _f0_panel(ax, fb, centres, c0, q: float, q0: float, H: int, B: int, learn_f0: bool) -> None:
+    """Panel (d) of :func:`harmonic_filterbank_figure`: the learned f0 shift in cents, or the settings."""
+    if learn_f0:
+        cents = 1200 * np.log2(centres[:B] / c0[:B])
+        ax.plot(c0[:B], cents, marker=".", linewidth=1)
+        ax.axhline(0, color="grey", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("initial fundamental f0 (Hz)")
+        ax.set_ylabel("learned shift (cents)")
+        ax.set_title("(d) learned shift of each band's fundamental", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    else:
+        ax.axis("off")
+        lines = [
+            f"harmonics H = {H}, bands B = {B} ({getattr(fb, 'semitone_scale', '?')} per semitone)",
+            f"fundamentals: {centres[0]:.1f} .. {centres[B - 1]:.1f} Hz (fixed)",
+            f"trainable: {getattr(fb, 'learn_bw', '?')}" + (" + f0" if getattr(fb, "learn_f0", False) else ""),
+            f"Q: initial {q0:.3f} -> learned {q:.3f}",
+        ]
+        ax.text(0.02, 0.95, "\n".join(lines), va="top", fontsize=11, family="monospace", transform=ax.transAxes)
+        ax.set_title("(d) filterbank settings", fontsize=10)
+
+
 def harmonic_filterbank_figure(model: AudioModel, title: str, out: str | Path) -> Path | None:
     """Learned vs initial harmonic filterbank of an HCNN-type model; ``None`` for other models.
 
@@ -146,50 +198,8 @@ def harmonic_filterbank_figure(model: AudioModel, title: str, out: str | Path) -
     ax_b.grid(alpha=0.3, which="both")
     ax_b.legend(fontsize=8, loc="upper left")
 
-    f0 = centres[:B]
-    picks = sorted({int(np.argmin(np.abs(f0 - target))) for target in (110.0, 440.0)})
-    colors = ["tab:blue", "tab:orange", "tab:green"]
-    top = 0.0
-    for n, j in enumerate(picks):
-        cols = [h * B + j for h in range(H)]
-        top = max(top, float(centres[cols].max() + bws[cols].max()))
-        ax_r.plot(freqs, W[:, cols].sum(1), color=colors[n], linewidth=1.6, label=f"band f0 = {f0[j]:.0f} Hz, learned")
-        if W0 is not None:
-            ax_r.plot(
-                freqs,
-                W0[:, cols].sum(1),
-                color=colors[n],
-                linewidth=1.0,
-                linestyle="--",
-                label=f"band f0 = {f0[j]:.0f} Hz, initial",
-            )
-    ax_r.set_xlim(0, float(min(freqs[-1], top * 1.05)))
-    ax_r.set_xlabel("frequency (Hz), sampled at the STFT bins")
-    ax_r.set_ylabel("filter weight (linear)")
-    ax_r.set_title(f"(c) responses of the {H} harmonic filters of two bands", fontsize=10)
-    ax_r.grid(alpha=0.3)
-    ax_r.set_ylim(0, 1.35)
-    ax_r.legend(fontsize=8, loc="upper center", ncol=2)
-
-    if learn_f0:
-        cents = 1200 * np.log2(centres[:B] / c0[:B])
-        ax_f.plot(c0[:B], cents, marker=".", linewidth=1)
-        ax_f.axhline(0, color="grey", linestyle="--", linewidth=1)
-        ax_f.set_xscale("log")
-        ax_f.set_xlabel("initial fundamental f0 (Hz)")
-        ax_f.set_ylabel("learned shift (cents)")
-        ax_f.set_title("(d) learned shift of each band's fundamental", fontsize=10)
-        ax_f.grid(alpha=0.3, which="both")
-    else:
-        ax_f.axis("off")
-        lines = [
-            f"harmonics H = {H}, bands B = {B} ({getattr(fb, 'semitone_scale', '?')} per semitone)",
-            f"fundamentals: {centres[0]:.1f} .. {centres[B - 1]:.1f} Hz (fixed)",
-            f"trainable: {getattr(fb, 'learn_bw', '?')}" + (" + f0" if getattr(fb, "learn_f0", False) else ""),
-            f"Q: initial {q0:.3f} -> learned {q:.3f}",
-        ]
-        ax_f.text(0.02, 0.95, "\n".join(lines), va="top", fontsize=11, family="monospace", transform=ax_f.transAxes)
-        ax_f.set_title("(d) filterbank settings", fontsize=10)
+    _response_panel(ax_r, centres, bws, W, W0, freqs, H, B)
+    _f0_panel(ax_f, fb, centres, c0, q, q0, H, B, learn_f0)
     fig.suptitle(f"{title}: learned harmonic filterbank", fontsize=13)
     fig.tight_layout()
     return _save(fig, out)

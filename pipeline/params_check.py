@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.models.grid import grid_models
+
 if TYPE_CHECKING:
     from pipeline.config import Params
 
@@ -55,12 +57,12 @@ def check_names(params: Params, base_dir: str | Path = ".") -> list[str]:
                 f"grid.tasks: unknown dataset {task!r}; known: {', '.join(known)} "
                 f"(or add datasets.{task}: {{kind: folder, path: DIR}} for your own audio)"
             )
-    for name in params.grid.models:
+    for name in grid_models(params):
         problem = _model_problem(name, params)
         if problem:
             problems.append(problem)
     for name in params.variants:
-        if name not in params.grid.models:
+        if name not in grid_models(params):
             problem = _model_problem(name, params)
             if problem:
                 problems.append(problem)

@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 AGGREGATES = ("mean", "max")
 LAYERS = ("pooled", "logits")
-BATCH_SIZE = 32  # chunks per forward pass (--batch-size); as evaluate.batch_size. On CPU 64 and 128 were no
+BATCH_SIZE = 32  # chunks per forward pass (--batch-size); as runtime.eval_batch_size. On CPU 64 and 128 were no
 # faster per chunk (128 and, for sample-level models, 64 slower: activations outgrow the caches); pass more on a GPU
 
 

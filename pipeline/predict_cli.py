@@ -16,7 +16,13 @@ import typer
 from pipeline.errors import UserError
 from pipeline.predict import BATCH_SIZE, Predictions, embed, predict, resolve_model_dir
 from pipeline.predict_writers import CsvStream, JsonListStream, check_embeddings_path, write_embeddings
-from pipeline.project import current_root
+from pipeline.project import Project
+
+
+def _root(ctx: typer.Context) -> Path:
+    """The project root the ``musicrep`` callback resolved (the cwd's project when run without it)."""
+    project = ctx.find_object(Project)
+    return project.root if project is not None else Path.cwd()
 
 
 def _print_error(path: str, reason: str) -> None:
@@ -70,6 +76,7 @@ PathsArg = Annotated[list[Path], typer.Argument(help="audio files and/or folders
 
 
 def predict_cmd(
+    ctx: typer.Context,
     paths: PathsArg,
     model: ModelOpt,
     chunk_seconds: ChunkOpt = None,
@@ -105,7 +112,7 @@ def predict_cmd(
             device=device,
             on_error=_print_error,
             on_record=lambda r: [sink(r) for sink in sinks],
-            root=current_root(),
+            root=_root(ctx),
         )
         if not pred.records:  # raised inside: the CSV's temporary file is removed, nothing was printed
             raise _nothing_usable(pred.failures)
@@ -120,6 +127,7 @@ def predict_cmd(
 
 
 def embed_cmd(
+    ctx: typer.Context,
     paths: PathsArg,
     model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="FILE.parquet or FILE.npy (+ FILE.csv index)")],
@@ -142,7 +150,7 @@ def embed_cmd(
         batch_size=batch_size,
         device=device,
         on_error=_print_error,
-        root=current_root(),
+        root=_root(ctx),
     )
     if emb.matrix.shape[0] == 0:
         raise _nothing_usable(emb.failures)
@@ -155,6 +163,7 @@ def embed_cmd(
 
 
 def register_cmd(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="packaged model dir or TASK/MODEL under models/")],
     name: Annotated[str | None, typer.Option("--name", help="registered model name (default musicrep-TASK-MODEL)")] = None,
 ) -> None:
@@ -163,7 +172,7 @@ def register_cmd(
 
     if str(model).startswith("models:/"):
         raise UserError(f"{model} is already a registry URI; pass a packaged model directory or TASK/MODEL.")
-    reg_name, version = register_model(resolve_model_dir(model, current_root()), name=name)
+    reg_name, version = register_model(resolve_model_dir(model, _root(ctx)), name=name)
     typer.echo(f"models:/{reg_name}/{version}")
 
 

@@ -3,13 +3,13 @@
 A project is a folder holding ``params.yaml`` (and ``dvc.yaml``, ``data/``, ``models/``...).
 ``musicrep --project DIR`` names it; otherwise it is the nearest folder at or above the
 current directory that holds ``params.yaml``; otherwise the current directory (commands that
-need params then say so). The CLI resolves it once per command (:func:`begin`); the stages
-themselves only ever see the :class:`~pipeline.paths.Layout` they are passed.
+need params then say so). The CLI resolves it once per command into a :class:`Project` (root + ``--set`` overrides), which it
+hands to every command; the stages only ever see the :class:`~pipeline.paths.Layout` and the
+parameters they are passed. There is no process-wide state.
 """
 
 from __future__ import annotations
 
-import contextvars
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,25 +56,34 @@ def layout(root: Path) -> Layout:
 
 
 @dataclass(frozen=True)
-class Invocation:
-    """What one ``musicrep`` command runs on: the project root and its ``--set`` overrides."""
+class Project:
+    """What one ``musicrep`` command runs on, resolved once in the CLI callback and passed on.
+
+    Args:
+        root: the project folder (``--project`` or the nearest folder with ``params.yaml``).
+        overrides: the command's ``--set`` values as a nested dict (``{"train": {"epochs": 1}}``);
+            every params file the command loads gets them, and the Prefect flow receives them as
+            a flow parameter, so ``musicrep --set train.epochs=1 flow`` trains one epoch.
+    """
 
     root: Path
     overrides: dict = field(default_factory=dict)
 
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.root)
 
-_INVOCATION: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("musicrep_invocation", default=None)
+    def params_file(self, given: str | os.PathLike | None = None) -> Path:
+        """Where a ``--params`` value points (:func:`params_path`)."""
+        return params_path(self.root, given)
 
+    def params(self, given: str | os.PathLike | None = None, extra: dict | None = None):
+        """The resolved parameters: the params file over its profile, then ``--set``, then ``extra``."""
+        from pipeline.config import load_params
+        from pipeline.io_utils import deep_merge
 
-def begin(invocation: Invocation) -> None:
-    """Record the running command's project (the CLI callback does, once per command)."""
-    _INVOCATION.set(invocation)
-
-
-def current_root() -> Path:
-    """The root the running ``musicrep`` command resolved (``--project`` or found), else the cwd."""
-    inv = _INVOCATION.get()
-    return inv.root if inv is not None else Path.cwd()
+        merged = deep_merge(self.overrides, extra or {})
+        return load_params(self.params_file(given), merged or None)
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -104,9 +113,3 @@ def parse_overrides(items: list[str]) -> dict:
                 raise UserError(f"--set {item!r} conflicts with another --set of {part}.")
         node[parts[-1]] = parsed
     return out
-
-
-def current_overrides() -> dict:
-    """The ``--set`` overrides of the running ``musicrep`` command (empty outside one)."""
-    inv = _INVOCATION.get()
-    return dict(inv.overrides) if inv is not None else {}

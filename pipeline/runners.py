@@ -8,7 +8,7 @@
 * ``ray``: :class:`prefect_ray.RayTaskRunner` on an existing cluster (``ray://host:10001`` or
   ``auto``) or a temporary local Ray with ``flow.max_workers`` CPUs.
 
-GPU cells (``train.device`` resolving to CUDA, or ``flow.gpu_tag: on``) carry the Prefect tag
+GPU cells (``runtime.device`` resolving to CUDA, or ``flow.gpu_tag: on``) carry the Prefect tag
 ``gpu``; the flow sets the tag concurrency limit ``gpu`` to ``flow.gpu_concurrency`` (one per
 GPU) before it submits them, so the Prefect server lets at most that many GPU cells run at
 once, on every runner, while the data stages run freely. See ``docs/scaling.md``.
@@ -115,12 +115,12 @@ def _local_gpus() -> int:
 
 
 def gpu_cells(params: Params) -> bool:
-    """Whether the grid's cells are GPU cells (tagged ``gpu``): ``flow.gpu_tag``, or where ``train.device`` resolves."""
+    """Whether the grid's cells are GPU cells (tagged ``gpu``): ``flow.gpu_tag``, or where ``runtime.device`` resolves."""
     if params.flow.gpu_tag != "auto":
         return params.flow.gpu_tag == "on"
     from pipeline.inference import pick_device
 
-    return pick_device(params.train.device).type == "cuda"
+    return pick_device(params.runtime.device).type == "cuda"
 
 
 def ensure_gpu_limit(slots: int) -> None:

@@ -227,9 +227,14 @@ class TrainingRun:
             metrics.append(Metric(name, float(value), now, epoch))
         self.client.log_batch(self.run_id, metrics=metrics)
 
-    def finish_training(self, model_dir: Path, history: pd.DataFrame, best: dict[str, Any]) -> None:
-        """Log the best epoch and the packaged model's files, and close the run."""
+    def finish_training(self, model_dir: Path, history: pd.DataFrame, best: dict[str, Any], seconds: float) -> None:
+        """Log the best epoch, the training wall time and the packaged model's files, and close the run.
+
+        The wall time (``train/seconds``) lives only here: the packaged model, a DVC output, holds
+        nothing that differs between two runs of the same cell, so a re-run leaves git clean.
+        """
         self.client.log_metric(self.run_id, "best/epoch", best["epoch"])
+        self.client.log_metric(self.run_id, "train/seconds", float(seconds))
         self.client.log_metric(self.run_id, "best/val_loss", best["val_loss"])
         for name in ("model.json", "history.csv"):
             if (model_dir / name).exists():

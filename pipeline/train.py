@@ -1,6 +1,11 @@
 """``train`` stage: fit one model on one task, resumable, tracked in MLflow.
 
-- Device: CUDA with bf16 autocast when present (``train.device: auto``), else CPU.
+:func:`train_model` runs three parts: :func:`prepare` (device, data, model, loader, validation
+split, checkpoint fingerprint) -> :func:`pipeline.fit.fit` (the epochs, with callbacks for
+tracking, progress, the checkpoint, the caller's hook and early stopping) -> :func:`package`
+(the best weights into ``models/<task>/<model>/seed<k>/``).
+
+- Device: CUDA with bf16 autocast when present (``runtime.device: auto``), else CPU.
 - Determinism: the data order and crops of epoch ``e`` come from ``(seed, e)`` and the
   torch RNG is re-seeded at every epoch start, so a run resumed from the checkpoint of
   epoch ``e`` continues exactly as an uninterrupted run would (on the same device).
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,23 +30,35 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline import distributed
+from pipeline import distributed, tracking, transfer
 from pipeline.batches import CropBatches, EpochSampler, make_loader
+from pipeline.checkpoint import save_model
 from pipeline.data.shards import FeatureStore, SegmentStore
 from pipeline.errors import UserError
-from pipeline.inference import autocast_for, label_matrix, pick_device, predict_clips
+from pipeline.fit import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    EpochHook,
+    FitState,
+    Progress,
+    Tracking,
+    Validation,
+    fit,
+    load_checkpoint,
+)
+from pipeline.inference import label_matrix, pick_device
 from pipeline.io_utils import atomic_path, sha256_file, stable_hash
-from pipeline.metrics import PRIMARY_METRIC, clip_loss, task_metrics
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.paths import Layout
-from pipeline.schedules import lr_at
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config import Params, TrainParams
 
 log = logging.getLogger(__name__)
-CHECKPOINT_VERSION = 1
+
+__all__ = ["TrainResult", "make_optimizer", "prepare", "prepare_for_device", "package", "train_model"]
 
 
 # ----------------------------------------------------------------------------- model
@@ -52,8 +68,13 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-def _feature_store_for(model: AudioModel, dataset: str, params: Params, layout: Layout) -> FeatureStore | None:
-    if not (params.train.use_feature_cache and params.features.enabled):
+def _feature_store_for(model: AudioModel, dataset: str, layout: Layout, enabled: bool) -> FeatureStore | None:
+    """The cached front-end outputs of ``dataset`` for ``model``, or ``None`` (disabled, a trainable
+    front-end, or no cache built: the front-end then runs on the fly).
+
+    ``enabled``: ``train.use_feature_cache and features.enabled``.
+    """
+    if not enabled:
         return None
     spec = model.frontend.cache_spec()
     if spec is None:
@@ -68,41 +89,31 @@ def _feature_store_for(model: AudioModel, dataset: str, params: Params, layout: 
 
 
 # ----------------------------------------------------------------------------- optimisation
-def make_optimizer(model: nn.Module, params: Params, phase: int = 0) -> torch.optim.Optimizer:
-    """Adam / AdamW / SGD, or the paper's schedule (phase 0: Adam 1e-4; then SGD, docs/spec.md §4)."""
-    t = params.train
-    if t.optimizer == "paper" and phase > 0:
-        lr = {1: 1e-3, 2: 1e-4}.get(phase, 1e-5)
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=t.weight_decay)
-    if t.optimizer in ("adam", "paper"):
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, nesterov=True, weight_decay=t.weight_decay)
-
-
-def paper_phase(epoch: int, epochs: int) -> int:
-    """Phase of the paper schedule at ``epoch`` (switch at 40 % of epochs, then +10 %, +10 %)."""
-    frac = epoch / max(1, epochs)
-    return 0 if frac < 0.4 else 1 if frac < 0.5 else 2 if frac < 0.6 else 3
-
-
-def loss_fn(multilabel: bool) -> nn.Module:
-    """BCE-with-logits (multi-label) or cross-entropy (single-label)."""
-    return nn.BCEWithLogitsLoss() if multilabel else nn.CrossEntropyLoss()
+def make_optimizer(model: nn.Module, train: TrainParams, phase: int = 0) -> torch.optim.Optimizer:
+    """Adam / AdamW / SGD at ``train.lr``, or the paper's schedule: phase 0 Adam at ``train.lr``,
+    phase ``k >= 1`` SGD at ``train.paper_schedule.sgd_lrs[k - 1]`` (docs/spec.md §4)."""
+    if train.optimizer == "paper" and phase > 0:
+        lr = train.paper_schedule.sgd_lrs[phase - 1]
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=train.weight_decay)
+    if train.optimizer in ("adam", "paper"):
+        return torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    if train.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=train.lr, momentum=0.9, nesterov=True, weight_decay=train.weight_decay)
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def checkpoint_dir(layout: Layout, task: str, model_name: str, seed: int = 0) -> Path:
-    return layout.checkpoints(task, model_name, seed)
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-_TRAINING_CODE = ("models", "features", "train.py", "batches.py", "chunking.py", "inference.py", "distributed.py")
+_TRAINING_CODE = (
+    "models",
+    "features",
+    "train.py",
+    "fit.py",
+    "schedules.py",
+    "batches.py",
+    "chunking.py",
+    "inference.py",
+    "distributed.py",
+)
 
 
 def training_code_hash() -> str:
@@ -117,20 +128,6 @@ def training_code_hash() -> str:
         f for name in _TRAINING_CODE for f in ((root / name).rglob("*.py") if (root / name).is_dir() else [root / name])
     )
     return stable_hash([(f.relative_to(root).as_posix(), sha256_file(f)) for f in files])
-
-
-def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("ignoring unreadable checkpoint %s (%s); starting fresh", path, exc)
-        return None
-    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
-        log.warning("checkpoint %s was made with other params, data or code; starting fresh", path)
-        return None
-    return state
 
 
 # ----------------------------------------------------------------------------- stage
@@ -181,9 +178,212 @@ def _use_mkldnn(model: AudioModel, choice: str) -> bool:
     return spec.cpu_mkldnn and torch.backends.mkldnn.enabled
 
 
-def epoch_seed_of(seed: int, epoch: int) -> int:
-    """The seed of one epoch's data order, crops and dropout (same on resume)."""
-    return seed * 100_003 + epoch
+@dataclasses.dataclass
+class Prepared:
+    """A run ready for its first step (built by :func:`prepare`).
+
+    Attributes:
+        task, model_name, seed: the cell and its training seed.
+        device: where it trains; ``rank``/``world_size``: its place under torchrun (0, 1 alone).
+        store: the segmented dataset; ``labels`` its vocabulary; ``multilabel`` its task kind.
+        model: on ``device``; ``forward``: what the loop calls (back-end alone on cached features,
+            maybe compiled, DDP-wrapped under torchrun).
+        feats: the feature cache the batches read, or ``None``.
+        loader, sampler: the training batches; ``sampler.set_epoch_seed`` picks an epoch's order.
+        validation: the validation split and its scoring.
+        data_hash: the dataset's coverage and sources, hashed (a tag, and part of ``fingerprint``).
+        fingerprint: params + data + code; a checkpoint resumes only on a match.
+        ckpt_path: ``last.pt`` of this cell and seed.
+        init: the pretrained init of the variant (:func:`pipeline.transfer.apply_init`; empty without one).
+    """
+
+    task: str
+    model_name: str
+    seed: int
+    device: torch.device
+    rank: int
+    world_size: int
+    store: SegmentStore
+    labels: list[str]
+    multilabel: bool
+    model: AudioModel
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    feats: FeatureStore | None
+    loader: Any
+    sampler: EpochSampler
+    validation: Validation
+    data_hash: Any
+    fingerprint: str
+    ckpt_path: Path
+    init: dict[str, str]
+
+
+def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: int) -> Prepared:
+    """Seed, pick the device, read the splits, build the model, the batches and the validation set."""
+    t, rt = params.train, params.runtime
+    seed_everything(seed)
+    if rt.num_threads:
+        torch.set_num_threads(rt.num_threads)
+    device = pick_device(rt.device)
+    rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
+    device = distributed.local_device(device)
+    store = SegmentStore(layout.segments(task))
+    multilabel, labels = store.multilabel, store.labels
+    train_rows, val_rows = store.split("train"), store.split("val")
+    if len(train_rows) == 0:
+        raise UserError(f"{task} has no training clips; check the dataset's split files and re-run `musicrep segment {task}`.")
+    if len(val_rows) == 0:
+        val_rows = train_rows.iloc[: max(1, len(train_rows) // 10)]
+        log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
+    clip_samples = int(np.median(store.manifest["n_samples"]))
+    model = build_for_task(model_name, task, params, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
+    init = transfer.init_from_params(model, labels, params, model_name)  # pretrained init / freezing (pipeline/transfer.py)
+    feats = _feature_store_for(model, task, layout, t.use_feature_cache and params.features.enabled)
+    n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
+    y_train = label_matrix(train_rows["labels"], labels, multilabel)
+    y_train = y_train.astype(np.float32) if multilabel else y_train
+    batches = CropBatches(store, train_rows, y_train, model.input_length, t.batch_size, feats, n_frames)
+    sampler = EpochSampler(len(batches), t.steps_per_epoch, rank=rank, world=world_size)
+    loader = make_loader(batches, sampler, device, rt.num_workers)
+    e = params.evaluate
+    validation = Validation(
+        waves=list(store.waves(val_rows)),
+        y=label_matrix(val_rows["labels"], labels, multilabel),
+        multilabel=multilabel,
+        n_chunks=e.n_chunks,
+        batch_size=rt.eval_batch_size,
+        threshold=e.threshold,
+        bf16=t.bf16,
+    )
+    data_hash = store.meta.get("coverage", {}) and stable_hash(
+        [store.meta["coverage"], store.manifest["source_sha256"].tolist()[:1000]]
+    )
+    fingerprint = stable_hash(
+        {
+            "params": params.model_dump(mode="json", include={"seed", "train", "features", "variants", "profile"}),
+            "task": task,
+            "model": model_name,
+            "training_seed": seed,
+            "data": data_hash,
+            "config": dataclasses.asdict(model.config),
+            "code": training_code_hash(),
+        }
+    )
+    model.to(device)
+    forward = distributed.wrap(model, prepare_for_device(model, device, rt.compile, features=feats is not None), device)
+    return Prepared(
+        task=task,
+        model_name=model_name,
+        seed=seed,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+        store=store,
+        labels=labels,
+        multilabel=multilabel,
+        model=model,
+        forward=forward,
+        feats=feats,
+        loader=loader,
+        sampler=sampler,
+        validation=validation,
+        data_hash=data_hash,
+        fingerprint=fingerprint,
+        ckpt_path=layout.checkpoints(task, model_name, seed) / "last.pt",
+        init=init,
+    )
+
+
+def start_state(run: Prepared, train: TrainParams, resume: bool) -> tuple[FitState, str | None]:
+    """A fresh :class:`~pipeline.fit.FitState`, or the one of a matching checkpoint (``resume``),
+    with the MLflow run id the checkpoint names (``None`` when fresh)."""
+    saved = load_checkpoint(run.ckpt_path, run.fingerprint) if resume else None
+    if saved is None:
+        return FitState(run.model, make_optimizer(run.model, train, 0)), None
+    run.model.load_state_dict(saved["model"])
+    optimizer = make_optimizer(run.model, train, saved["phase"])
+    optimizer.load_state_dict(saved["optimizer"])
+    log.info("resuming %s/%s seed %d from epoch %d", run.task, run.model_name, run.seed, saved["epoch"])
+    state = FitState(run.model, optimizer, saved["epoch"], saved["phase"], saved["history"], saved["best"])
+    return state, saved.get("run_id")
+
+
+def tracking_run(run: Prepared, params: Params, run_id: str | None) -> tracking.TrainingRun | None:
+    """The MLflow run of rank 0 (continuing ``run_id`` on resume); ``None`` on the other ranks."""
+    if run.rank:
+        return None
+    model, feats = run.model, run.feats
+    tags = {
+        "device": str(run.device),
+        "variant": model.config.variant,
+        "input_length": str(model.input_length),
+        "feature_cache": feats.dir.name if feats is not None else "none",
+        "data_hash": str(run.data_hash),
+        "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "coverage": str(run.store.meta.get("coverage", {}).get("fraction")),
+        **({"world_size": str(run.world_size)} if run.world_size > 1 else {}),
+        **{f"init.{k}": v for k, v in run.init.items()},
+    }
+    return tracking.TrainingRun(run.task, run.model_name, params, run_id=run_id, seed=run.seed, tags=tags)
+
+
+def callbacks_for(
+    run: Prepared,
+    train: TrainParams,
+    mlflow_run: tracking.TrainingRun | None,
+    run_id: str | None,
+    on_epoch_end: Callable[[int], None] | None,
+    progress_seconds: float = 10.0,
+) -> list[Callback]:
+    """Tracking (rank 0), progress, checkpoint (rank 0), the caller's hook, early stopping; in this order."""
+    callbacks: list[Callback] = [] if mlflow_run is None else [Tracking(mlflow_run)]
+    title = f"{run.task}/{run.model_name} seed{run.seed}"
+    callbacks.append(Progress(title, train.epochs, len(run.sampler), progress_seconds, run.multilabel, log))
+    if run.rank == 0:
+        callbacks.append(Checkpoint(run.ckpt_path, run.fingerprint, run_id))
+    if on_epoch_end is not None:
+        callbacks.append(EpochHook(on_epoch_end))
+    if train.patience is not None:
+        callbacks.append(EarlyStopping(train.patience))
+    return callbacks
+
+
+def package(
+    run: Prepared, state: FitState, mlflow_run: tracking.TrainingRun | None, out_dir: Path, run_id: str | None, t0: float
+) -> TrainResult:
+    """Load the best weights; rank 0 writes ``model.pt``, ``model.json`` and ``history.csv`` to
+    ``out_dir`` and closes the MLflow run. ``t0``: ``time.time()`` at the start of training."""
+    best = state.best
+    run.model.load_state_dict(best["state_dict"])
+    if run.rank:  # rank 0 packages and logs the model; the others wait for it and leave
+        distributed.finish()
+        return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, time.time() - t0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hist = pd.DataFrame(state.history)
+    with atomic_path(out_dir / "history.csv") as tmp:
+        hist.to_csv(tmp, index=False)
+    seconds = time.time() - t0
+    save_model(
+        run.model.cpu(),
+        out_dir,
+        run.labels,
+        metadata={
+            "task": run.task,
+            "model_name": run.model_name,
+            "seed": run.seed,
+            "kind": run.validation.kind,
+            "best_epoch": best["epoch"],
+            "best_val_loss": best["val_loss"],
+            "val_metrics": best["val_metrics"],
+            "mlflow_run_id": run_id,
+            "device": str(run.device),
+            "dataset_coverage": run.store.meta.get("coverage", {}),
+            **({"init": run.init} if run.init else {}),
+        },
+    )
+    mlflow_run.finish_training(out_dir, hist, best, seconds)
+    distributed.finish()
+    return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, seconds)
 
 
 def train_model(
@@ -209,237 +409,27 @@ def train_model(
         on_epoch_end: called with the 1-based epoch after its checkpoint is written
             (progress hooks; an exception it raises stops training like a kill would).
     """
-    from pipeline import tracking, transfer
-    from pipeline.checkpoint import save_model
-
     t0 = time.time()
     t = params.train
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    seed_everything(seed)
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    device = pick_device(t.device)
-    rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
-    device = distributed.local_device(device)
-    store = SegmentStore(layout.segments(task))
-    multilabel = store.multilabel
-    labels = store.labels
-    train_rows, val_rows = store.split("train"), store.split("val")
-    if len(train_rows) == 0:
-        raise UserError(f"{task} has no training clips; check the dataset's split files and re-run `musicrep segment {task}`.")
-    if len(val_rows) == 0:
-        val_rows = train_rows.iloc[: max(1, len(train_rows) // 10)]
-        log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
-    clip_samples = int(np.median(store.manifest["n_samples"]))
-    model = build_for_task(model_name, task, params, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
-    init_record = transfer.init_from_params(model, labels, params, model_name)  # pretrained init / freezing
-    feats = _feature_store_for(model, task, params, layout)
-    n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
-    y_train = label_matrix(train_rows["labels"], labels, multilabel)
-    y_val = label_matrix(val_rows["labels"], labels, multilabel)
-    batches = CropBatches(
-        store,
-        train_rows,
-        y_train.astype(np.float32) if multilabel else y_train,
-        model.input_length,
-        t.batch_size,
-        feats,
-        n_frames,
-    )
-    sampler = EpochSampler(len(batches), t.steps_per_epoch, rank=rank, world=world_size)
-    loader = make_loader(batches, sampler, device, t.num_workers)
-    val_waves = list(store.waves(val_rows))
-
-    data_hash = store.meta.get("coverage", {}) and stable_hash(
-        [store.meta["coverage"], store.manifest["source_sha256"].tolist()[:1000]]
-    )
-    fingerprint = stable_hash(
-        {
-            "params": params.model_dump(mode="json", include={"seed", "train", "features", "variants", "profile"}),
-            "task": task,
-            "model": model_name,
-            "training_seed": seed,
-            "data": data_hash,
-            "config": dataclasses.asdict(model.config),
-            "code": training_code_hash(),
-        }
-    )
-    ckpt_path = layout.checkpoints(task, model_name, seed) / "last.pt"
-    state = _load_checkpoint(ckpt_path, fingerprint) if resume else None
-    model.to(device)
-    forward = distributed.wrap(model, prepare_for_device(model, device, t.compile, features=feats is not None), device)
-    criterion = loss_fn(multilabel)
-    history: list[dict[str, float]] = []
-    best = {"epoch": 0, "val_loss": math.inf, "state_dict": None, "val_metrics": {}}
-    start_epoch, phase, run_id = 1, 0, None
-    optimizer = make_optimizer(model, params, phase)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        phase = state["phase"]
-        optimizer = make_optimizer(model, params, phase)
-        optimizer.load_state_dict(state["optimizer"])
-        history, best, run_id = state["history"], state["best"], state.get("run_id")
-        start_epoch = state["epoch"] + 1
-        log.info("resuming %s/%s seed %d from epoch %d", task, model_name, seed, state["epoch"])
-
-    kind = "multilabel" if multilabel else "single"
-    primary = PRIMARY_METRIC[kind]
-    run = (
-        None
-        if rank
-        else tracking.TrainingRun(
-            task,
-            model_name,
-            params,
-            run_id=run_id,
-            seed=seed,
-            tags={  # rank 0 logs
-                "device": str(device),
-                "variant": model.config.variant,
-                "input_length": str(model.input_length),
-                "feature_cache": feats.dir.name if feats is not None else "none",
-                "data_hash": str(data_hash),
-                "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-                "coverage": str(store.meta.get("coverage", {}).get("fraction")),
-                **({"world_size": str(world_size)} if world_size > 1 else {}),
-                **{f"init.{k}": v for k, v in init_record.items()},
-            },
-        )
-    )
-    run_id = run.run_id if run else run_id
-    from pipeline.progress import EpochProgress
-
-    non_blocking = device.type == "cuda"
-    mkldnn = _use_mkldnn(model, t.mkldnn) if device.type == "cpu" else torch.backends.mkldnn.enabled
+    run = prepare(task, model_name, params, layout, seed)
+    state, run_id = start_state(run, t, resume)
+    mlflow_run = tracking_run(run, params, run_id)
+    run_id = mlflow_run.run_id if mlflow_run else run_id
+    device = run.device
+    mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn) if device.type == "cpu" else torch.backends.mkldnn.enabled
     with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
-        for epoch in range(start_epoch, t.epochs + 1):
-            if t.optimizer == "paper" and paper_phase(epoch - 1, t.epochs) != phase:
-                phase = paper_phase(epoch - 1, t.epochs)
-                if best["state_dict"] is not None:
-                    model.load_state_dict(best["state_dict"])
-                optimizer = make_optimizer(model, params, phase)
-            torch.manual_seed(epoch_seed_of(seed, epoch))
-            sampler.set_epoch_seed(epoch_seed_of(seed, epoch))
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            steps = 0
-            progress = EpochProgress(
-                f"{task}/{model_name} seed{seed} epoch {epoch}/{t.epochs}", len(sampler), t.progress_seconds, log
-            )
-            try:
-                for x, y in loader:
-                    if t.lr_schedule != "constant":
-                        rate = lr_at(t.lr_schedule, t.lr, (epoch - 1) * len(sampler) + steps, t.epochs * len(sampler))
-                        for group in optimizer.param_groups:
-                            group["lr"] = rate
-                    x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
-                    with autocast_for(device, t.bf16):
-                        logits = forward(x)
-                    loss = criterion(logits.float(), y)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    loss_sum += loss.detach()
-                    steps += 1
-                    progress.update(steps, len(x), loss_sum, steps)
-            finally:
-                progress.close()
-            scores = predict_clips(
-                model,
-                val_waves,
-                n_chunks=params.evaluate.n_chunks,
-                batch_size=params.evaluate.batch_size,
-                device=device,
-                bf16=t.bf16,
-            )
-            val_loss = clip_loss(scores, y_val, multilabel)
-            val_metrics = task_metrics(kind, y_val, scores, params.evaluate.threshold)
-            train_loss = float(distributed.mean(loss_sum)) / steps if steps else math.nan  # averaged over the ranks
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                **{f"val_{k}": v for k, v in val_metrics.items()},
-            }
-            history.append(record)
-            improved = val_loss < best["val_loss"]
-            if improved:
-                best = {
-                    "epoch": epoch,
-                    "val_loss": val_loss,
-                    "val_metrics": val_metrics,
-                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                }
-            if run:
-                run.log_epoch(epoch, record)
-            log.info(
-                "%s/%s seed%d epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s",
-                task,
-                model_name,
-                seed,
-                epoch,
-                t.epochs,
-                record["train_loss"],
-                val_loss,
-                primary,
-                val_metrics.get(primary, math.nan),
-                " *" if improved else "",
-            )
-            if rank == 0:
-                _save_checkpoint(
-                    ckpt_path,
-                    {
-                        "version": CHECKPOINT_VERSION,
-                        "fingerprint": fingerprint,
-                        "epoch": epoch,
-                        "phase": phase,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "history": history,
-                        "best": best,
-                        "run_id": run_id,
-                    },
-                )
-            if on_epoch_end is not None:
-                try:
-                    on_epoch_end(epoch)
-                except BaseException:
-                    if run:
-                        run.end(status="KILLED")
-                    raise
-            if t.patience is not None and epoch - best["epoch"] >= t.patience:
-                log.info("early stop: no validation improvement for %d epochs", t.patience)
-                break
-
-    model.load_state_dict(best["state_dict"])
-    out_dir = layout.model(task, model_name, seed)
-    if rank:  # rank 0 packages and logs the model; the others wait for it and leave
-        distributed.finish()
-        return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, time.time() - t0)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    hist = pd.DataFrame(history)
-    with atomic_path(out_dir / "history.csv") as tmp:
-        hist.to_csv(tmp, index=False)
-    seconds = time.time() - t0
-    save_model(
-        model.cpu(),
-        out_dir,
-        labels,
-        metadata={
-            "task": task,
-            "model_name": model_name,
-            "seed": seed,
-            "kind": kind,
-            "best_epoch": best["epoch"],
-            "best_val_loss": best["val_loss"],
-            "val_metrics": best["val_metrics"],
-            "mlflow_run_id": run_id,
-            "device": str(device),
-            "train_seconds": round(seconds, 2),
-            "dataset_coverage": store.meta.get("coverage", {}),
-            **({"init": init_record} if init_record else {}),
-        },
-    )
-    run.finish_training(out_dir, hist, best)
-    distributed.finish()
-    return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, seconds)
+        fit(
+            run.forward,
+            run.loader,
+            len(run.sampler),
+            run.validation,
+            t,
+            state,
+            new_optimizer=lambda phase: make_optimizer(run.model, t, phase),
+            set_epoch_seed=run.sampler.set_epoch_seed,
+            device=device,
+            seed=seed,
+            callbacks=callbacks_for(run, t, mlflow_run, run_id, on_epoch_end, params.runtime.progress_seconds),
+        )
+    return package(run, state, mlflow_run, layout.model(task, model_name, seed), run_id, t0)

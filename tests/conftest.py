@@ -72,7 +72,8 @@ def tiny_overrides(models: list[str] | None = None, tasks: list[str] | None = No
             "synth_events": {"n_clips": n_clips, "clip_seconds": 2.0},
         },
         "train": {"epochs": epochs, "batch_size": 8, "width": 0.125, "steps_per_epoch": 3},
-        "evaluate": {"n_chunks": 2, "batch_size": 16},
+        "evaluate": {"n_chunks": 2},
+        "runtime": {"eval_batch_size": 16},
         "robustness": {"grid": {"white_noise": [10.0], "background_noise": [0.0]}, "max_clips": 8},
     }
 

@@ -7,8 +7,9 @@ with :mod:`ast`; every ``import`` counts, including function-local ones and thos
 Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
 
 0. foundation: ``pipeline`` (the package: version, sample rate), ``errors``, ``io_utils``,
-   ``paths``, ``progress``, ``project``, ``locks``
-1. configuration: ``config``, ``profiles``
+   ``paths``, ``progress``, ``locks``
+1. configuration: ``config``, ``profiles``, ``project`` (the project a command runs on: root,
+   ``--set`` overrides, and the parameters resolved from them)
 2. models, data and the computations they share: ``models.*`` (front-ends with their DSP
    transforms, back-ends, the zoo), ``data.*``, ``chunking``, ``batches``, ``metrics``,
    ``stats``, ``schedules``, ``inference``, ``distributed``, ``checkpoint`` (the packaged-model format), ``pretrained``
@@ -17,7 +18,8 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
    ``robustness.noises``
 3. stage building blocks and the pipeline description: ``features.*``, ``dag`` (the grid and
    ``dvc.yaml``), ``params_check``
-4. stages and services: ``train``, ``evaluate``, ``robustness.stage``, ``robustness.agreement``, ``robustness.plots``,
+4. stages and services: ``train``, ``fit`` (its epoch loop), ``evaluate``, ``robustness.stage``, ``robustness.agreement``,
+   ``robustness.plots``,
    ``evidence``, ``report.*``, ``registry``, ``tracking``, ``figures``, ``compare``,
    ``predict``, ``predict_writers``, ``audio_stream``, ``runners``, ``mlflow_server``
 5. the stage runner: ``stages``
@@ -37,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
 
 LAYERS: list[set[str]] = [
-    {"pipeline", "errors", "io_utils", "paths", "progress", "project", "locks"},
-    {"config", "profiles"},
+    {"pipeline", "errors", "io_utils", "paths", "progress", "locks"},
+    {"config", "profiles", "project"},
     {
         "models",
         "models.*",
@@ -62,6 +64,7 @@ LAYERS: list[set[str]] = [
     {"features", "features.*", "dag", "params_check"},
     {
         "train",
+        "fit",
         "evaluate",
         "robustness.stage",
         "robustness.agreement",

@@ -19,6 +19,7 @@ from tests.conftest import full_repo_params
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.fast
 def test_global_options_are_hoisted_in_order() -> None:
     args = ["train", "synth_tags", "fcn", "--set", "train.epochs=1", "--debug", "--project=/p", "--seed", "2"]
     assert hoist_global_options(args) == [
@@ -35,6 +36,7 @@ def test_global_options_are_hoisted_in_order() -> None:
     assert hoist_global_options(["predict", "--", "--set"]) == ["predict", "--", "--set"]
 
 
+@pytest.mark.fast
 def test_set_overrides_parse_as_yaml_and_bad_ones_are_one_line() -> None:
     assert parse_overrides(["train.epochs=2", "grid.models=[fcn, hcnn]", "train.patience=null"]) == {
         "train": {"epochs": 2, "patience": None},
@@ -45,6 +47,7 @@ def test_set_overrides_parse_as_yaml_and_bad_ones_are_one_line() -> None:
             parse_overrides([bad])
 
 
+@pytest.mark.fast
 def test_project_is_the_nearest_folder_with_params(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("profile: smoke\n")
     deep = tmp_path / "a" / "b"

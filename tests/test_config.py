@@ -26,6 +26,7 @@ def _default() -> dict:
     return full_repo_params()
 
 
+@pytest.mark.fast
 def test_default_params_load() -> None:
     p = load_params(REPO / "params.yaml")
     assert p.profile == "smoke"
@@ -33,6 +34,7 @@ def test_default_params_load() -> None:
     assert p.train.epochs >= 1
 
 
+@pytest.mark.fast
 def test_misspelt_key_is_one_line_naming_it(tmp_path: Path) -> None:
     data = _default()
     data["train"]["epocs"] = 3
@@ -43,6 +45,7 @@ def test_misspelt_key_is_one_line_naming_it(tmp_path: Path) -> None:
     assert "epochs" in msg  # the allowed keys are listed
 
 
+@pytest.mark.fast
 def test_misspelt_top_level_section(tmp_path: Path) -> None:
     data = _default()
     data["trian"] = {"epochs": 1}
@@ -50,6 +53,7 @@ def test_misspelt_top_level_section(tmp_path: Path) -> None:
         load_params(_write(tmp_path, data))
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "key,value,needle",
     [
@@ -67,11 +71,13 @@ def test_bad_values_name_key_and_value(tmp_path: Path, key, value, needle) -> No
     assert needle in str(exc.value) and repr(value) in str(exc.value)
 
 
+@pytest.mark.fast
 def test_bad_profile(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="profile"):
         load_params(_write(tmp_path, {"profile": "huge"}))
 
 
+@pytest.mark.fast
 def test_profile_paper_alone_is_complete(tmp_path: Path) -> None:
     p = load_params(_write(tmp_path, {"profile": "paper"}))
     assert p.grid.tasks == ["mtat", "speech_commands", "dcase2017_task4"]
@@ -106,6 +112,7 @@ def _leaves(d: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     return out
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
 def test_profile_files_are_the_only_source_of_their_defaults(profile: str) -> None:
     """Every key a profile YAML sets has no default of its own in the pydantic models."""
@@ -133,6 +140,7 @@ def test_profile_files_ship_with_the_package() -> None:
     assert '"pipeline.profiles" = ["*.yaml"]' in text
 
 
+@pytest.mark.fast
 def test_params_yaml_holds_only_what_the_project_changes() -> None:
     """The shipped params.yaml spells out no key at its profile's default, except the grid
     (dvc.yaml's matrices read ``grid.tasks`` and ``grid.seeds`` from it) and the profile."""
@@ -158,6 +166,7 @@ def _get(d: dict, path: tuple[str, ...]):
     return d
 
 
+@pytest.mark.fast
 def test_committed_resolved_params_are_current() -> None:
     """params.resolved.yaml (what dvc.yaml's stages track) matches params.yaml over its profile."""
     from pipeline.config import RESOLVED_PARAMS, render_resolved
@@ -194,6 +203,7 @@ def test_hash_is_stable_across_processes() -> None:
     assert load_params(REPO / "params.yaml").section_hash("train", "features") in outs
 
 
+@pytest.mark.fast
 def test_hash_changes_with_values(tmp_path: Path) -> None:
     data = _default()
     a = load_params(_write(tmp_path, data)).section_hash("train")
@@ -201,6 +211,7 @@ def test_hash_changes_with_values(tmp_path: Path) -> None:
     assert load_params(_write(tmp_path, data)).section_hash("train") != a
 
 
+@pytest.mark.fast
 def test_variant_alias(tmp_path: Path) -> None:
     data = _default()
     data["variants"] = {"hcnn_h3": {"model": "hcnn", "options": {"n_harmonics": 3}}}
@@ -223,10 +234,57 @@ def test_cli_check_reports_misspelt_key(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "OK" in ok.stdout
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
 def test_profile_grids_run_every_registry_model(profile: str) -> None:
-    """The profiles' model lists are the registry's, in its order (the registry is the one list)."""
+    """The profiles' grids are the registry's models, in its order: ``all`` (the registry is the one list)."""
+    from pipeline.config import Params
+    from pipeline.models.grid import grid_models
     from pipeline.models.zoo import VARIANTS
     from pipeline.profiles import profile_defaults
 
-    assert profile_defaults(profile)["grid"]["models"] == list(VARIANTS)
+    assert profile_defaults(profile)["grid"]["models"] == "all"
+    assert grid_models(Params.model_validate(profile_defaults(profile))) == list(VARIANTS)
+
+
+@pytest.mark.fast
+def test_all_expands_to_the_registry_and_keeps_the_other_entries() -> None:
+    from pipeline.models.grid import expand_models
+    from pipeline.models.zoo import VARIANTS
+
+    assert expand_models(["all"]) == list(VARIANTS)
+    assert expand_models(["hcnn", "all", "mfcc+short_cnn"]) == ["hcnn", *[v for v in VARIANTS if v != "hcnn"], "mfcc+short_cnn"]
+    assert expand_models(["fcn", "fcn"]) == ["fcn"]
+
+
+@pytest.mark.fast
+def test_only_the_grid_module_reads_grid_models() -> None:
+    """Everything walks the grid through pipeline.models.grid, so ``all`` is expanded everywhere."""
+    readers = [
+        str(p.relative_to(REPO))
+        for p in sorted((REPO / "pipeline").rglob("*.py")) + sorted((REPO / "flows").rglob("*.py"))
+        if ".grid.models" in p.read_text() and p.name != "grid.py"
+    ]
+    assert not readers, f"read params.grid.models through pipeline.models.grid.grid_models: {readers}"
+
+
+@pytest.mark.fast
+def test_runtime_section_is_not_tracked_by_the_cells() -> None:
+    """Run-time keys (device, threads, kernels, workers, inference batch) re-run nothing; every result key is tracked."""
+    from pipeline.config import TrainParams
+    from pipeline.dag import CELL_PARAMS
+
+    assert not [k for k in CELL_PARAMS if k.startswith("runtime")]
+    assert {f"train.{k}" for k in TrainParams.model_fields} <= set(CELL_PARAMS)
+    assert {"evaluate.n_chunks", "robustness.grid"} <= set(CELL_PARAMS)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("section", "key", "new"), [("train", "device", "device"), ("evaluate", "batch_size", "eval_batch_size")]
+)
+def test_keys_moved_to_runtime_name_their_new_place(tmp_path: Path, section: str, key: str, new: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"profile": "smoke", section: {key: 16 if key == "batch_size" else "cpu"}}))
+    with pytest.raises(UserError, match=rf"'{section}\.{key}' moved to 'runtime\.{new}'"):
+        load_params(path)

@@ -15,7 +15,7 @@ import yaml
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from pipeline import stages
-from pipeline.dag import cell_keys
+from pipeline.models.grid import cell_keys
 from pipeline.paths import Layout
 from pipeline.stats import clip_interval, metric_on, paired_difference, seed_summary
 from tests.conftest import full_repo_params

@@ -46,7 +46,7 @@ def test_feature_cache_follows_the_audio(tmp_path: Path) -> None:
         getattr(stages, stage)(ds, p1, layout)
     store = SegmentStore(layout.segments(ds))
     model = build_for_task("fcn", ds, p1, n_classes=len(store.labels), multilabel=False, clip_samples=16000)
-    feats = _feature_store_for(model, ds, p1, layout)
+    feats = _feature_store_for(model, ds, layout, enabled=True)
     assert feats is not None
     caches = [d for d in layout.features(ds).iterdir() if d.is_dir()]
     assert len(caches) == 1, "the cache of the old audio is removed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,6 +51,7 @@ def _train_step(model: AudioModel, n_samples: int, multilabel: bool) -> torch.Te
 # ----------------------------------------------------------------------------- registry
 
 
+@pytest.mark.fast
 def test_registry_has_the_eleven_variants() -> None:
     assert ALL_VARIANTS == [
         "fcn",
@@ -70,6 +72,7 @@ def test_registry_has_the_eleven_variants() -> None:
         assert spec.description and spec.notes and spec.min_input_length > 0
 
 
+@pytest.mark.fast
 def test_registry_table_rows() -> None:
     rows = registry_table(50)
     assert [row["name"] for row in rows] == ALL_VARIANTS
@@ -82,6 +85,7 @@ def test_registry_table_rows() -> None:
 # ----------------------------------------------------------------------------- parameter counts
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("n_classes", [50, 35, 17])
 @pytest.mark.parametrize("variant", REFERENCE_VARIANTS)
 def test_parameter_count_matches_spec(variant: str, n_classes: int) -> None:
@@ -91,6 +95,7 @@ def test_parameter_count_matches_spec(variant: str, n_classes: int) -> None:
     assert count == reference  # our layer stacks reproduce the reference exactly
 
 
+@pytest.mark.fast
 def test_parameter_counts_exclude_buffers() -> None:
     model = _build("hcnn", 50)
     assert count_parameters(model) == 3_631_551
@@ -99,6 +104,7 @@ def test_parameter_counts_exclude_buffers() -> None:
     assert count_parameters(fixed) == 3_631_550
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(("variant", "expected"), [("attention_rnn", 202_218), ("gated_crnn", 972_196)])
 def test_task_baseline_sizes(variant: str, expected: int) -> None:
     n = 35 if variant == "attention_rnn" else 17
@@ -121,6 +127,7 @@ SPEC_FINAL_MAPS = {
 }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
 def test_output_shape_at_paper_length(variant: str) -> None:
     model = _build(variant, 50).eval()
@@ -191,6 +198,7 @@ def test_frontend_swaps_build_and_train(variant: str) -> None:
     assert _train_step(model, 16_000, True).shape == (2, 10)
 
 
+@pytest.mark.fast
 def test_swap_carries_compatible_frontend_settings() -> None:
     assert _build("mfcc+short_cnn", width=SMOKE_WIDTH).frontend.transform.log_mel.n_mels == 128
     harmonic = _build("harmonic+short_cnn", width=SMOKE_WIDTH)
@@ -198,6 +206,7 @@ def test_swap_carries_compatible_frontend_settings() -> None:
     assert _build("linear+attention_rnn", width=SMOKE_WIDTH).frontend.hop_length == 128
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("variant", "message"),
     [
@@ -215,6 +224,7 @@ def test_bad_names_raise_clear_errors(variant: str, message: str) -> None:
 # ----------------------------------------------------------------------------- options and width
 
 
+@pytest.mark.fast
 def test_unknown_option_names_the_option_and_the_allowed_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown option 'n_harmonic'.*n_harmonics"):
         _build("hcnn", width=SMOKE_WIDTH, n_harmonic=4)
@@ -231,6 +241,7 @@ def test_harmonic_options_reach_the_frontend() -> None:
     assert _train_step(model, 16_000, True).shape == (2, 10)
 
 
+@pytest.mark.fast
 def test_invalid_option_value_raises() -> None:
     with pytest.raises(ValueError, match="learn_bw"):
         _build("hcnn", width=SMOKE_WIDTH, learn_bw="sometimes")
@@ -264,6 +275,7 @@ def test_width_scales_channels_and_keeps_heads_divisible(width: float) -> None:
     assert count_parameters(_build("short_cnn", width=width)) < count_parameters(_build("short_cnn"))
 
 
+@pytest.mark.fast
 def test_invalid_config_values() -> None:
     with pytest.raises(ValueError, match="n_classes"):
         build_model(ModelConfig("fcn", 0, True))
@@ -349,10 +361,12 @@ def test_embed_shape(variant: str) -> None:
         ("short_cnn", "smoke", 500, "single", 1_024),
     ],
 )
+@pytest.mark.fast
 def test_input_length_for(variant: str, profile: str, clip: int, kind: str, expected: int) -> None:
     assert input_length_for(variant, profile, clip, kind) == expected
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "variant,clip,cap,expected",
     [
@@ -367,6 +381,7 @@ def test_input_length_for_caps_smoke_crops(variant: str, clip: int, cap: int, ex
     assert input_length_for(variant, "smoke", clip, "multilabel", max_samples=cap) == expected
 
 
+@pytest.mark.fast
 def test_input_seconds_shortens_smoke_inputs_only() -> None:
     from pipeline.config import load_params
     from pipeline.errors import UserError
@@ -380,6 +395,7 @@ def test_input_seconds_shortens_smoke_inputs_only() -> None:
         load_params(REPO / "params.yaml", overrides={"profile": "paper", "train": {"input_seconds": 1.0}})
 
 
+@pytest.mark.fast
 def test_input_length_for_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="profile"):
         input_length_for("fcn", "fast", 16_000, "single")
@@ -392,6 +408,7 @@ def test_input_length_for_rejects_bad_arguments() -> None:
 # ----------------------------------------------------------------------------- caching and checkpoints
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
 def test_cache_spec_none_for_trainable_frontends(variant: str) -> None:
     frontend = _build(variant, width=SMOKE_WIDTH).frontend
@@ -413,3 +430,12 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(loaded(wave), model(wave))
     assert card["labels"] == ["a", "b", "c"]
+
+
+@pytest.mark.fast
+def test_docs_variant_table_lists_exactly_the_registry() -> None:
+    """docs/models.md's variant table has one row per registry variant, so a new model gets its page row."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    table = text[text.index("## Variants") :].split("\n\n## ")[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")]
+    assert rows == ALL_VARIANTS

@@ -29,7 +29,7 @@ def _write_project(path: Path, **flow: Any) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     over = tiny_overrides(models=MODELS, tasks=[TASK], n_clips=36)
     over["grid"]["seeds"] = SEEDS
-    over["train"]["num_threads"] = 1  # Dask and Ray workers run one thread each; the thread runner too
+    over["runtime"] = {"num_threads": 1}  # Dask and Ray workers run one thread each; the thread runner too
     over["flow"] = flow
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in over.items():

@@ -8,14 +8,16 @@ import pytest
 
 from pipeline.config import load_params
 from pipeline.errors import UserError
-from pipeline.schedules import lr_at
+from pipeline.schedules import lr_at, paper_phase
 from tests.conftest import REPO
 
 
+@pytest.mark.fast
 def test_constant_is_the_base_rate() -> None:
     assert {lr_at("constant", 0.01, k, 100) for k in range(100)} == {0.01}
 
 
+@pytest.mark.fast
 def test_cosine_warms_up_peaks_and_decays_to_near_zero() -> None:
     rates = [lr_at("cosine", 0.002, k, 200) for k in range(200)]
     peak = rates.index(max(rates))
@@ -26,19 +28,55 @@ def test_cosine_warms_up_peaks_and_decays_to_near_zero() -> None:
     assert rates[100] == pytest.approx(0.002 * 0.5 * (1 + math.cos(math.pi * 91 / 190)), rel=1e-9)
 
 
+@pytest.mark.fast
 def test_cosine_is_a_function_of_the_step_alone() -> None:
     """Resuming at step k gives the rate an uninterrupted run had at step k (no schedule state)."""
     assert lr_at("cosine", 1e-3, 57, 120) == lr_at("cosine", 1e-3, 57, 120)
 
 
+@pytest.mark.fast
 def test_unknown_schedule_is_refused() -> None:
     with pytest.raises(ValueError, match="cosine"):
         lr_at("step", 1e-3, 1, 10)
 
 
+@pytest.mark.fast
 def test_paper_optimizer_keeps_its_own_schedule() -> None:
     with pytest.raises(UserError, match="lr_schedule"):
         load_params(REPO / "params.yaml", overrides={"train": {"optimizer": "paper", "lr_schedule": "cosine"}})
+
+
+def test_paper_phases_switch_where_the_spec_says() -> None:
+    """docs/spec.md §4: SGD from 40 %, 50 % and 60 % of the epochs (80, 100, 120 of 200)."""
+    starts = load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train.paper_schedule.phase_starts
+    phases = [paper_phase(e, 200, starts) for e in range(200)]
+    assert [phases.index(k) for k in (1, 2, 3)] == [80, 100, 120] and phases[0] == 0 and phases[-1] == 3
+    assert [paper_phase(e, 8, starts) for e in range(8)] == [0, 0, 0, 0, 2, 3, 3, 3]  # 4/8 = 0.5 skips phase 1
+
+
+def test_paper_optimizer_takes_its_rates_from_the_params() -> None:
+    import torch
+
+    from pipeline.train import make_optimizer
+
+    train = load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train
+    model = torch.nn.Linear(2, 1)
+    assert isinstance(make_optimizer(model, train, 0), torch.optim.Adam)
+    rates = [make_optimizer(model, train, k).param_groups[0]["lr"] for k in (0, 1, 2, 3)]
+    assert rates == [train.lr, *train.paper_schedule.sgd_lrs] == [1e-4, 1e-3, 1e-4, 1e-5]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "needle"),
+    [
+        ({"phase_starts": [0.4, 0.5], "sgd_lrs": [1e-3]}, "one rate per phase"),
+        ({"phase_starts": [0.5, 0.4], "sgd_lrs": [1e-3, 1e-4]}, "strictly increasing"),
+        ({"phase_starts": [0.4], "sgd_lrs": [2.0]}, "sgd_lrs"),
+    ],
+)
+def test_a_bad_paper_schedule_is_one_clear_error(schedule, needle) -> None:
+    with pytest.raises(UserError, match=needle):
+        load_params(REPO / "params.yaml", overrides={"train": {"paper_schedule": schedule}})
 
 
 def test_training_sets_the_scheduled_rate(tiny_params, tmp_path) -> None:

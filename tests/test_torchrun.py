@@ -37,7 +37,8 @@ def _free_port() -> int:
 def _project(path: Path, epochs: int = 2) -> Path:
     path.mkdir(parents=True)
     over = tiny_overrides(models=[MODEL], tasks=[TASK], n_clips=36, epochs=epochs)
-    over["train"].update({"steps_per_epoch": 4, "num_threads": 1})
+    over["train"].update({"steps_per_epoch": 4})
+    over["runtime"] = {"num_threads": 1}
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in over.items():
         params[key] = {**params.get(key, {}), **value} if isinstance(params.get(key), dict) else value

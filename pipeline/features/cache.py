@@ -25,6 +25,7 @@ import torch
 
 from pipeline.data.shards import SegmentStore
 from pipeline.io_utils import sha256_file, stable_hash, write_json
+from pipeline.models.grid import grid_models
 from pipeline.paths import Layout
 from pipeline.progress import track
 
@@ -62,7 +63,7 @@ def frontends_for_grid(dataset: str, params: Params, data_key: str | None = None
     from pipeline.models.build import build_for_task
 
     out: dict[str, Frontend] = {}
-    for name in params.grid.models:
+    for name in grid_models(params):
         model = build_for_task(name, dataset, params, n_classes=2, multilabel=True, clip_samples=16_000)
         spec = model.frontend.cache_spec()
         if spec is not None:

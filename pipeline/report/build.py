@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pipeline.models.grid import grid_models
 from pipeline.paths import Layout
 from pipeline.registry import register_models
 from pipeline.report.collect import NOT_RUN, Entry, collect, environment, is_synthetic, mlflow_client, results_frame
@@ -155,7 +156,7 @@ def _write(
     n_trained = sum(e.trained for e in entries)
     doc.para(
         f"Profile **{params.profile}**, seed {params.seed}; grid: {len(params.grid.tasks)} tasks x "
-        f"{len(params.grid.models)} models ({n_trained} of {len(entries)} trained). Generated "
+        f"{len(grid_models(params))} models ({n_trained} of {len(entries)} trained). Generated "
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}. Files: `index.md`, `index.html`, `results.csv`, `figures/`."
     )
     if synthetic:

@@ -176,7 +176,7 @@ def run_by_id(c: Any, run_id: str) -> dict[str, Any]:
 def collect(params: Params, layout: Layout, client: Any = None) -> list[Entry]:
     """One :class:`Entry` per cell (task, model, seed) of ``params.grid``, in grid order (``client``: MLflow, or None)."""
     from pipeline.checkpoint import read_card
-    from pipeline.dag import cell_keys
+    from pipeline.models.grid import cell_keys
 
     runs = mlflow_runs(client, params.grid.tasks)
     entries = []
@@ -227,7 +227,7 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
         row.update(
             {
                 "params": e.n_params if e.n_params is not None else math.nan,
-                "train_seconds": meta.get("train_seconds", math.nan),
+                "train_seconds": _train_seconds(e),
                 "epochs": len(e.history) if e.history is not None else math.nan,
                 "best_epoch": meta.get("best_epoch", math.nan),
                 "best_val_loss": meta.get("best_val_loss", math.nan),
@@ -274,3 +274,11 @@ def environment() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             env[pkg] = "not installed"
     return env
+
+
+def _train_seconds(e: Any) -> float:
+    """Training wall time of a cell: the run's ``train/seconds`` (older model cards kept it as ``train_seconds``)."""
+    v = e.metric("train/seconds") if e.trained else None
+    if v is None:
+        v = ((e.card or {}).get("metadata") or {}).get("train_seconds")
+    return float(v) if v is not None else math.nan

@@ -41,7 +41,7 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
             )
             continue
         meta = e.card.get("metadata", {})
-        secs = meta.get("train_seconds")
+        secs = e.metric("train/seconds") or meta.get("train_seconds")
         epochs = len(e.history) if e.history is not None else None
         n_clips, eval_s = e.metric("test/n_clips"), e.metric("test/seconds")
         throughput = (float(n_clips) / float(eval_s)) if n_clips and eval_s else None
@@ -157,7 +157,7 @@ def cross_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[str
     """One row per (trained on, model, seed, evaluated on) found under ``metrics/*/*/seed*/cross/``."""
     header = ["trained on", "model", "seed", "evaluated on", "metric", "value", "clips", "labels shared"]
     rows = []
-    from pipeline.dag import cell_keys
+    from pipeline.models.grid import cell_keys
 
     for task, model, seed in cell_keys(params):
         for path in sorted((layout.metrics(task, model, seed) / "cross").glob("*/eval.json")):

@@ -76,7 +76,7 @@ def run_agreement(
     from pipeline.predict import load_for_inference
     from pipeline.stats import mean_interval
 
-    model, card, _ = load_for_inference(model_spec, params.train.device, layout.root)
+    model, card, _ = load_for_inference(model_spec, params.runtime.device, layout.root)
     device = next(model.parameters()).device
     rp = params.robustness
     grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()}

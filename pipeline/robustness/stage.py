@@ -181,6 +181,57 @@ def perturbed_waves(
 # --------------------------------------------------------------------------------------------
 # the stage
 # --------------------------------------------------------------------------------------------
+def _metric_rows(
+    cell: dict[str, Any], perturbation: str, level: float, metrics: dict[str, float], noise_source: str
+) -> list[dict[str, Any]]:
+    """Rows of :data:`COLUMNS` for one grid point: ``cell`` gives ``task``, ``model``, ``seed`` and
+    ``n_clips``; ``noise_source`` is recorded for the perturbations that mix in recorded noise."""
+    unit = "" if perturbation == CLEAN else INFO[perturbation].unit
+    noisy = bool(INFO.get(perturbation) and INFO[perturbation].needs_noise)
+    return [
+        {
+            "task": cell["task"],
+            "model": cell["model"],
+            "seed": cell["seed"],
+            "perturbation": perturbation,
+            "level": level,
+            "metric": metric,
+            "value": value,
+            "unit": unit,
+            "n_clips": cell["n_clips"],
+            "noise_source": noise_source if noisy else "",
+        }
+        for metric, value in metrics.items()
+    ]
+
+
+def _save(
+    task: str,
+    model_name: str,
+    table: pd.DataFrame,
+    clip_scores: list[dict[str, Any]],
+    out_dir: Path,
+    params: Params,
+    layout: Layout,
+    seed: int,
+    *,
+    noise_source: str | None,
+    track: bool,
+) -> None:
+    """Write the table (:func:`write_outputs`) and the per-clip scores; log them to MLflow when ``track``."""
+    paths = write_outputs(table, out_dir)
+    with atomic_path(out_dir / SCORES) as tmp:
+        pd.DataFrame(clip_scores).to_parquet(tmp, index=False)
+    paths["scores"] = out_dir / SCORES
+    if not track:
+        return
+    from pipeline.tracking import log_robustness
+
+    flat = flat_metrics(table)
+    robust = {f"robust/{k}": v for k, v in flat.items()}
+    log_robustness(task, model_name, robust, list(paths.values()), params, layout, seed, noise_source=noise_source)
+
+
 def run_robustness(
     task: str, model_name: str, params: Params, layout: Layout = Layout(), *, track: bool = True, seed: int | None = None
 ) -> pd.DataFrame:
@@ -189,7 +240,7 @@ def run_robustness(
     Args:
         task: dataset/task name (``data/segments/<task>/``).
         model_name: grid model name (``models/<task>/<model_name>/``).
-        params: validated params (uses ``robustness``, ``evaluate``, ``train.device``,
+        params: validated params (uses ``robustness``, ``evaluate``, ``runtime.device``,
             ``train.bf16`` and ``seed``).
         layout: project layout.
         track: log to MLflow through ``pipeline.tracking.log_robustness`` when available.
@@ -214,7 +265,7 @@ def run_robustness(
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     model, card = load_model(layout.model(task, model_name, seed))
-    device = pick_device(params.train.device)
+    device = pick_device(params.runtime.device)
     model.to(device)
     manifest, meta, wave_of = _open_store(layout.segments(task))
     kind = meta["kind"]
@@ -250,7 +301,7 @@ def run_robustness(
             model,
             waves,
             n_chunks=params.evaluate.n_chunks,
-            batch_size=params.evaluate.batch_size,
+            batch_size=params.runtime.eval_batch_size,
             device=device,
             bf16=params.train.bf16,
         )
@@ -262,24 +313,10 @@ def run_robustness(
         return {k: float(v) for k, v in metrics.items() if k not in _SKIP_METRICS}
 
     records: list[dict[str, Any]] = []
+    cell = {"task": task, "model": model_name, "seed": seed, "n_clips": n_clips}
 
     def add(perturbation: str, level: float, metrics: dict[str, float]) -> None:
-        unit = "" if perturbation == CLEAN else INFO[perturbation].unit
-        for metric, value in metrics.items():
-            records.append(
-                {
-                    "task": task,
-                    "model": model_name,
-                    "seed": seed,
-                    "perturbation": perturbation,
-                    "level": level,
-                    "metric": metric,
-                    "value": value,
-                    "unit": unit,
-                    "n_clips": n_clips,
-                    "noise_source": rp.noise_source if INFO.get(perturbation) and INFO[perturbation].needs_noise else "",
-                }
-            )
+        records.extend(_metric_rows(cell, perturbation, level, metrics, rp.noise_source))
 
     t0 = time.perf_counter()
     add(CLEAN, math.nan, score(clean_waves()))
@@ -296,24 +333,8 @@ def run_robustness(
 
     table = pd.DataFrame.from_records(records, columns=COLUMNS)
     out_dir = layout.metrics(task, model_name, seed)
-    paths = write_outputs(table, out_dir)
-    with atomic_path(out_dir / SCORES) as tmp:
-        pd.DataFrame(clip_scores).to_parquet(tmp, index=False)
-    paths["scores"] = out_dir / SCORES
-    if track:
-        flat = flat_metrics(table)
-        from pipeline.tracking import log_robustness
-
-        log_robustness(
-            task,
-            model_name,
-            {f"robust/{k}": v for k, v in flat.items()},
-            list(paths.values()),
-            params,
-            layout,
-            seed,
-            noise_source=rp.noise_source if noise is not None else None,
-        )
+    noise_source = rp.noise_source if noise is not None else None
+    _save(task, model_name, table, clip_scores, out_dir, params, layout, seed, noise_source=noise_source, track=track)
     log.info("robustness %s/%s done in %.1f s -> %s", task, model_name, time.perf_counter() - t0, out_dir)
     return table
 

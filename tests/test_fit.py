@@ -1,0 +1,100 @@
+"""The epoch loop and its callbacks (pipeline.fit) on a two-parameter model: no data, no MLflow."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.config import load_params
+from pipeline.fit import Callback, EarlyStopping, EpochHook, FitState, Tracking, fit
+from tests.conftest import REPO
+
+
+class ScriptedValidation:
+    """Returns the next of ``losses`` as the validation loss after each epoch."""
+
+    multilabel = False
+
+    def __init__(self, losses: list[float]) -> None:
+        self.losses = list(losses)
+
+    def __call__(self, model, device) -> tuple[float, dict[str, float]]:
+        return self.losses.pop(0), {"accuracy": 0.5}
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_epoch_start(self, state, epoch) -> None:
+        self.calls.append(f"start{epoch}")
+
+    def on_epoch_end(self, state, record, improved) -> None:
+        self.calls.append(f"end{state.epoch}{'*' if improved else ''}")
+
+    def on_abort(self) -> None:
+        self.calls.append("abort")
+
+
+def _run(losses, callbacks, **train_overrides):
+    train = load_params(REPO / "params.yaml", overrides={"train": {"epochs": len(losses), **train_overrides}}).train
+    model = torch.nn.Linear(2, 3)
+    phases: list[int] = []
+
+    def new_optimizer(phase: int) -> torch.optim.Optimizer:
+        phases.append(phase)
+        return torch.optim.SGD(model.parameters(), lr=0.1)
+
+    batches = [(torch.randn(4, 2), torch.tensor([0, 1, 2, 0]))] * 2
+    state = FitState(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    fit(
+        model,
+        batches,
+        len(batches),
+        ScriptedValidation(losses),
+        train,
+        state,
+        new_optimizer=new_optimizer,
+        set_epoch_seed=lambda seed: None,
+        device=torch.device("cpu"),
+        seed=0,
+        callbacks=callbacks,
+    )
+    return state, phases
+
+
+def test_best_epoch_is_the_lowest_validation_loss() -> None:
+    rec = Recorder()
+    state, _ = _run([3.0, 1.0, 2.0], [rec])
+    assert state.epoch == 3 and state.best["epoch"] == 2 and state.best["val_loss"] == 1.0
+    assert [h["val_loss"] for h in state.history] == [3.0, 1.0, 2.0]
+    assert rec.calls == ["start1", "end1*", "start2", "end2*", "start3", "end3"]
+
+
+def test_early_stopping_ends_after_patience_epochs_without_improvement() -> None:
+    state, _ = _run([1.0, 2.0, 2.0, 0.5, 0.1], [EarlyStopping(2)])
+    assert state.epoch == 3 and state.best["epoch"] == 1
+
+
+def test_a_raising_hook_aborts_every_callback_and_propagates() -> None:
+    ended: list[str] = []
+
+    class FakeRun:
+        def log_epoch(self, epoch, record) -> None: ...
+
+        def end(self, status: str) -> None:
+            ended.append(status)
+
+    def kill(epoch: int) -> None:
+        raise KeyboardInterrupt
+
+    rec = Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        _run([1.0, 1.0], [Tracking(FakeRun()), rec, EpochHook(kill)])
+    assert ended == ["KILLED"] and rec.calls == ["start1", "end1*", "abort"]
+
+
+def test_paper_schedule_switches_phase_at_the_configured_starts() -> None:
+    state, phases = _run([1.0] * 10, [], optimizer="paper", lr_schedule="constant")
+    assert phases == [1, 2, 3]  # epochs 5, 6 and 7 of 10 (0-based fractions 0.4, 0.5, 0.6)
+    assert state.phase == 3
