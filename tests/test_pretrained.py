@@ -192,29 +192,42 @@ def test_a_file_that_does_not_fit_is_refused() -> None:
         convert_state_dict(get_spec("sota:mtat/fcn"), {"spec_bn.weight": torch.ones(2)})
 
 
-def test_every_mirrored_checkpoint_reproduces_the_reference(mirror: Path, fetched: Path) -> None:
-    """fcn/crnn on all 464,000 samples, musicnn on the first 48,000; max |score - reference|."""
+SLOW_PARITY = ("sota:msd/fcn", "sota:msd/crnn", "sota:jamendo/fcn", "sota:jamendo/crnn")
+"""The 29-s MSD/Jamendo models (about 3 s each on a quiet CPU): ``-m slow``; the MTAT models and the Jamendo musicnn run by default."""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW_PARITY else name
+        for name in ("sota:mtat/fcn", "sota:mtat/crnn", "sota:mtat/musicnn", "sota:jamendo/musicnn", *SLOW_PARITY)
+    ],
+)
+def test_every_mirrored_checkpoint_reproduces_the_reference(name: str, mirror: Path, fetched: Path) -> None:
+    """fcn/crnn on all 464,000 samples, musicnn on the first 48,000; max |score - reference| per clip."""
     from pipeline.pretrained import CATALOG, load_packaged_or_pretrained
 
+    spec = CATALOG[name]
     inputs = torch.from_numpy(np.load(mirror / "parity" / "inputs.npy"))
-    reference = np.load(mirror / "parity" / "reference_outputs.npz")
+    reference = np.load(mirror / "parity" / "reference_outputs.npz")[name.removeprefix("sota:")]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        worst = {}
-        for name, spec in CATALOG.items():
-            if spec.unavailable:
-                continue
-            model, _ = load_packaged_or_pretrained(name, root=fetched)
-            with torch.no_grad():
-                scores = torch.sigmoid(model(inputs[:, : spec.input_length])).numpy()
-            per_clip = np.abs(scores - reference[name.removeprefix("sota:")]).max(axis=1)
-            for clip, diff in enumerate(per_clip):
-                assert diff <= ILL_CONDITIONED.get((name, clip), PARITY_TOL), (name, clip, diff)
-            worst[name] = float(per_clip.max())
-        assert len(worst) == 8
+        model, _ = load_packaged_or_pretrained(name, root=fetched)
+        with torch.no_grad():
+            scores = torch.sigmoid(model(inputs[:, : spec.input_length])).numpy()
     finally:
         torch.set_num_threads(threads)
+    per_clip = np.abs(scores - reference).max(axis=1)
+    for clip, diff in enumerate(per_clip):
+        assert diff <= ILL_CONDITIONED.get((name, clip), PARITY_TOL), (name, clip, diff)
+
+
+def test_parity_covers_every_fetchable_model() -> None:
+    from pipeline.pretrained import CATALOG
+
+    fetchable = {n for n, s in CATALOG.items() if not s.unavailable}
+    assert fetchable == {"sota:mtat/fcn", "sota:mtat/crnn", "sota:mtat/musicnn", "sota:jamendo/musicnn", *SLOW_PARITY}
 
 
 def test_predict_sota_fcn_end_to_end_on_wav_files(mirror: Path, fetched: Path, tmp_path: Path) -> None:
