@@ -147,3 +147,30 @@ def test_finetune_variant_runs_as_a_cell_on_fsdd(models_dir: Path, fsdd_dir: Pat
     init = card["metadata"]["init"]
     assert init["init"] == INIT and init["head"] == "replaced (50 -> 10 outputs)" and init["init_sha256"].startswith("690ace3b")
     assert card["labels"] == [str(d) for d in range(10)]
+
+
+@pytest.mark.slow  # about 30 s: musicnn at width 1.0
+def test_train_records_the_init_in_the_card_and_mlflow(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A short training of ``{model: musicnn, init: sota:mtat/musicnn, freeze: backbone}`` on synthetic keywords."""
+    from pipeline import stages
+    from pipeline.checkpoint import read_card
+    from pipeline.config import load_params
+    from pipeline.paths import Layout
+    from pipeline.tracking import client
+    from tests.conftest import tiny_overrides
+
+    monkeypatch.setenv("MUSICREP_PRETRAINED_DIR", str(models_dir))
+    overrides = tiny_overrides(tasks=["synth_keywords"], models=["mus_mtat"], n_clips=24)
+    overrides["variants"] = {"mus_mtat": {"model": "musicnn", "init": INIT, "freeze": "backbone"}}
+    overrides["features"] = {"enabled": False}
+    overrides["train"] = {**overrides["train"], "steps_per_epoch": 2}
+    params = load_params(REPO / "params.yaml", overrides=overrides)
+    layout = Layout(tmp_path)
+    stages.download("synth_keywords", params, layout)
+    stages.segment("synth_keywords", params, layout)
+    model_dir = stages.train("synth_keywords", "mus_mtat", params, layout, resume=False)
+    card = read_card(model_dir)
+    init = card["metadata"]["init"]
+    assert init["init"] == INIT and init["freeze"] == "backbone" and card["config"]["width"] == 1.0
+    run = client().get_run(card["metadata"]["mlflow_run_id"])
+    assert run.data.tags["init.init"] == INIT and run.data.tags["init.init_sha256"] == init["init_sha256"]
