@@ -260,9 +260,15 @@ def evaluate(
     label_map: Annotated[Path | None, typer.Option("--label-map", help="with --on: JSON {their label: model label}")] = None,
     params: ParamsOpt = None,
 ) -> None:
-    """Test-split metrics of a trained model (on its own dataset, or cross-dataset with --on)."""
-    from pipeline import stages
+    """Test-split metrics of a trained model (on its own dataset, or cross-dataset with --on).
 
+    MODEL may be a published model (sota:mtat/fcn): it is scored on the test split of --on
+    (default TASK) through --label-map.
+    """
+    from pipeline import stages
+    from pipeline.pretrained import is_pretrained_name
+
+    on = on or (task if is_pretrained_name(model) else None)
     if on:
         from pipeline.evaluate import evaluate_cross
 
@@ -284,11 +290,30 @@ def evaluate(
 
 
 @app.command()
-def robustness(ctx: typer.Context, task: str, model: str, seed: SeedOpt = None, params: ParamsOpt = None) -> None:
-    """Evaluate a trained model under the perturbation grid."""
+def robustness(
+    ctx: typer.Context,
+    task: str,
+    model: str,
+    seed: SeedOpt = None,
+    params: ParamsOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="TASK a folder of audio: where agreement.* go")] = None,
+) -> None:
+    """Evaluate a trained model under the perturbation grid.
+
+    TASK may be a folder of unlabelled audio, MODEL then any --model of predict (sota:mtat/fcn...):
+    agreement of perturbed with clean tags (Spearman, top-5 overlap, bootstrap intervals).
+    """
     from pipeline import stages
 
     p = _params(ctx, params)
+    if Path(task).is_dir():
+        from pipeline.robustness.agreement import run_agreement
+
+        where = out or Path("metrics") / "agreement" / Path(task).resolve().name / model.replace(":", "-")
+        table = run_agreement([task], model, p, where, _project(ctx).layout)
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        typer.echo(f"agreement tables in {where}")
+        return
     stages.robustness(task, model, p, _project(ctx).layout, seed=seed)
     typer.echo(f"{task}/{model}: robustness table in metrics/{task}/{model}/seed{p.grid.seeds[0] if seed is None else seed}/")
 
@@ -492,6 +517,16 @@ def _register_predict_commands() -> None:
 
 
 _register_predict_commands()
+
+
+def _register_pretrained_commands() -> None:
+    """``pretrained list`` and ``pretrained fetch`` (pipeline/pretrained_cli.py)."""
+    from pipeline.pretrained_cli import register_commands
+
+    register_commands(app)
+
+
+_register_pretrained_commands()
 
 
 GLOBAL_FLAGS = ("--debug", "--verbose", "-v")

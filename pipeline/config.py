@@ -75,6 +75,9 @@ class VariantAlias(Section):
     model: str
     options: dict[str, Any] = Field(default_factory=dict)
     width: float | None = Field(default=None, gt=0, le=4)
+    init: str | None = None
+    """Start from this model: ``sota:<dataset>/<model>`` or a packaged-model folder (pipeline/transfer.py)."""
+    freeze: Literal["none", "frontend", "backbone"] = "none"
 
 
 class SynthParams(Section):
@@ -489,11 +492,14 @@ def render_resolved(params: Params) -> str:
 
 
 def resolve_variant(params: Params, name: str) -> tuple[str, dict[str, Any], float]:
-    """Return ``(registry variant, options, width)`` for a grid model name or alias."""
+    """Return ``(registry variant, options, width)`` for a grid model name or alias.
+
+    A variant with an ``init`` and no ``width`` takes width 1.0, the width of the published models.
+    """
     alias = params.variants.get(name)
     if alias is None:
         return name, {}, params.train.width
-    return alias.model, dict(alias.options), alias.width or params.train.width
+    return alias.model, dict(alias.options), alias.width or (1.0 if alias.init else params.train.width)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -218,12 +218,20 @@ def _data_stages(tasks: Any) -> dict[str, Any]:
 
 
 def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.transfer import init_dependencies
+
     m = f"${{item.task}}/{model}/seed${{item.seed}}"
     aliased = model in params.variants
     return {
         "matrix": matrix,
         "cmd": f"musicrep cell ${{item.task}} {model} --seed ${{item.seed}}",
-        "deps": ["data/segments/${item.task}", "data/features/${item.task}", *cell_code(), *model_sources(model, params)],
+        "deps": [
+            "data/segments/${item.task}",
+            "data/features/${item.task}",
+            *cell_code(),
+            *model_sources(model, params),
+            *init_dependencies(params.variants[model].init if aliased else None),
+        ],
         "params": _tracked("seed", "profile", *CELL_PARAMS, *([f"variants.{model}"] if aliased else [])),
         "outs": [
             f"models/{m}",

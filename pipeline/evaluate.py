@@ -113,7 +113,8 @@ def evaluate_cross(
 ) -> dict[str, float]:
     """Evaluate the model trained on ``task`` on the test split of another dataset ``other``.
 
-    Labels are matched by name, or through ``label_map`` (``{other's label: model's label}``;
+    ``model_name`` may be a published model (``sota:mtat/fcn``, :mod:`pipeline.pretrained`);
+    ``task`` then only names where the results go. Labels are matched by name, or through ``label_map`` (``{other's label: model's label}``;
     labels of ``other`` that map to nothing are left out). Single-label: clips whose label
     the model does not know are left out and counted; multi-label: the metrics are computed
     over the shared labels only. Writes ``metrics/<task>/<model>/seed<k>/cross/<other>/eval.json``
@@ -124,10 +125,15 @@ def evaluate_cross(
     """
     from pipeline import tracking
     from pipeline.errors import UserError
+    from pipeline.pretrained import is_pretrained_name, load_packaged_or_pretrained
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     device = pick_device(params.runtime.device)
-    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
+    if is_pretrained_name(model_name):  # a published model: results under metrics/<task>/sota-<dataset>/<model>/
+        model, card = load_packaged_or_pretrained(model_name, map_location=device)
+        model_name = model_name.strip().replace(":", "-")
+    else:
+        model, card = load_model(layout.model(task, model_name, seed), map_location=device)
     model.to(device)
     store = SegmentStore(layout.segments(other))
     vocab = list(card["labels"])

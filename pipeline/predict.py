@@ -9,6 +9,9 @@ and length, and a model given as
 - a short name ``<task>/<model>`` resolved under ``models/``, or
 - an MLflow registry URI ``models:/<name>/<version>`` (also ``models:/<name>/latest`` and
   ``models:/<name>@<alias>``), downloaded to a local cache first (:mod:`pipeline.registry`).
+- a published reference tagger ``sota:<dataset>/<model>`` (``sota:mtat/fcn``...), fetched and
+  packaged on first use (:mod:`pipeline.pretrained`). Files longer than its input get the
+  song-level protocol below: input-length chunks, scores averaged.
 
 Every model is loaded through :func:`pipeline.checkpoint.load_model` (checksum, then
 ``weights_only`` loading, then format check), so a modified checkpoint is refused.
@@ -69,7 +72,8 @@ def resolve_model_dir(spec: str, root: str | Path = ".") -> Path:
     Args:
         spec: a directory holding ``model.json`` (or ``seed<k>/model.json`` folders: the
             lowest seed is used); ``<task>/<model>`` or ``<task>/<model>/seed<k>`` (looked up
-            under ``<root>/models/``); or ``models:/<name>/<version>`` (MLflow registry).
+            under ``<root>/models/``); ``models:/<name>/<version>`` (MLflow registry); or
+            ``sota:<dataset>/<model>`` (a published reference model, fetched when absent).
         root: project root for short names (default: the current directory).
 
     Raises:
@@ -80,6 +84,10 @@ def resolve_model_dir(spec: str, root: str | Path = ".") -> Path:
         from pipeline.registry import resolve_model_uri
 
         return resolve_model_uri(spec)
+    from pipeline.pretrained import ensure, is_pretrained_name
+
+    if is_pretrained_name(spec):
+        return ensure(spec)
     for path in (Path(spec).expanduser(), Path(root) / "models" / spec):
         if (path / "model.json").exists():
             return path

@@ -61,7 +61,10 @@ def _render_table(pred: Predictions, top_k: int) -> None:
 
 
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="packaged model dir, TASK/MODEL under models/, or models:/NAME/VERSION")
+    str,
+    typer.Option(
+        "--model", "-m", help="packaged model dir, TASK/MODEL under models/, models:/NAME/VERSION or sota:DATASET/MODEL"
+    ),
 ]
 ChunkOpt = Annotated[float | None, typer.Option("--chunk-seconds", help="chunk length in s (default: the model's input length)")]
 HopOpt = Annotated[float | None, typer.Option("--hop-seconds", help="hop between chunks in s (default: the chunk length)")]

@@ -160,3 +160,19 @@ def seed_summary(values: Sequence[float]) -> tuple[float, float, int]:
     if len(v) == 0:
         return float("nan"), float("nan"), 0
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), int(len(v))
+
+
+def mean_interval(values: Sequence[float], *, seed: int = 0, n_resamples: int = N_RESAMPLES) -> Interval:
+    """Mean of per-clip ``values`` with a 95 % percentile bootstrap interval over clips (NaN bounds below 2 clips)."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 0:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    value = float(v.mean())
+    if len(v) < 2:
+        return Interval(value, float("nan"), float("nan"))
+
+    def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        return v[np.asarray(idx, dtype=np.int64)].mean(-1)
+
+    low, high = _bootstrap(statistic, len(v), seed, n_resamples)
+    return Interval(value, low, high)

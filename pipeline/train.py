@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline import distributed, tracking
+from pipeline import distributed, tracking, transfer
 from pipeline.batches import CropBatches, EpochSampler, make_loader
 from pipeline.checkpoint import save_model, write_run_id
 from pipeline.data.shards import FeatureStore, SegmentStore
@@ -198,6 +198,7 @@ class Prepared:
         data_hash: the dataset's coverage and sources, hashed (a tag, and part of ``fingerprint``).
         fingerprint: params + data + code; a checkpoint resumes only on a match.
         ckpt_path: ``last.pt`` of this cell and seed.
+        init: the pretrained init of the variant (:func:`pipeline.transfer.apply_init`; empty without one).
         bf16: whether the forward runs under bf16 autocast (:func:`pipeline.inference.use_bf16`).
     """
 
@@ -219,6 +220,7 @@ class Prepared:
     data_hash: Any
     fingerprint: str
     ckpt_path: Path
+    init: dict[str, str]
     bf16: bool = False
 
 
@@ -241,6 +243,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
         log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
     clip_samples = int(np.median(store.manifest["n_samples"]))
     model = build_for_task(model_name, task, params, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
+    init = transfer.init_from_params(model, labels, params, model_name)  # pretrained init / freezing (pipeline/transfer.py)
     bf16 = use_bf16(t.bf16, device, model.config.variant)  # autocast the forward only; loss and weights stay fp32
     feats = _feature_store_for(model, task, layout, t.use_feature_cache and params.features.enabled)
     n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
@@ -294,6 +297,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
         data_hash=data_hash,
         fingerprint=fingerprint,
         ckpt_path=layout.checkpoints(task, model_name, seed) / "last.pt",
+        init=init,
         bf16=bf16,
     )
 
@@ -327,6 +331,7 @@ def tracking_run(run: Prepared, params: Params, run_id: str | None) -> tracking.
         "n_params": str(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "coverage": str(run.store.meta.get("coverage", {}).get("fraction")),
         **({"world_size": str(run.world_size)} if run.world_size > 1 else {}),
+        **{f"init.{k}": v for k, v in run.init.items()},
     }
     return tracking.TrainingRun(run.task, run.model_name, params, run_id=run_id, seed=run.seed, tags=tags)
 
@@ -381,6 +386,7 @@ def package(
             "val_metrics": best["val_metrics"],
             "device": str(run.device),
             "dataset_coverage": run.store.meta.get("coverage", {}),
+            **({"init": run.init} if run.init else {}),
         },
     )
     write_run_id(out_dir, run_id)

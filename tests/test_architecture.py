@@ -12,16 +12,18 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
    ``--set`` overrides, and the parameters resolved from them)
 2. models, data and the computations they share: ``models.*`` (front-ends with their DSP
    transforms, back-ends, the zoo), ``data.*``, ``chunking``, ``batches``, ``metrics``,
-   ``stats``, ``schedules``, ``inference``, ``distributed``, ``checkpoint`` (the packaged-model format), and the
+   ``stats``, ``schedules``, ``inference``, ``distributed``, ``checkpoint`` (the packaged-model format), ``pretrained``
+   / ``pretrained_catalog`` (the reference's published models) and ``transfer`` (init/freeze), and the
    perturbations and noise sources ``robustness`` / ``robustness.perturb`` /
    ``robustness.noises``
 3. stage building blocks and the pipeline description: ``features.*``, ``dag`` (the grid and
    ``dvc.yaml``), ``params_check``
-4. stages and services: ``train``, ``fit`` (its epoch loop), ``evaluate``, ``robustness.stage``, ``robustness.plots``,
+4. stages and services: ``train``, ``fit`` (its epoch loop), ``evaluate``, ``robustness.stage``, ``robustness.agreement``,
+   ``robustness.plots``,
    ``evidence``, ``report.*``, ``registry``, ``tracking``, ``figures``, ``compare``,
    ``predict``, ``predict_writers``, ``audio_stream``, ``runners``, ``mlflow_server``
 5. the stage runner: ``stages``
-6. entry points: ``cli``, ``predict_cli``, ``__main__``, ``flows.*``
+6. entry points: ``cli``, ``predict_cli``, ``pretrained_cli``, ``__main__``, ``flows.*``
 
 Files in ``pipeline/`` longer than :data:`MAX_LINES` must be listed, with a reason, in the
 table of ``docs/decisions.md`` (the rows whose first cell is a backticked ``pipeline/...`` path).
@@ -52,6 +54,9 @@ LAYERS: list[set[str]] = [
         "inference",
         "distributed",
         "checkpoint",
+        "pretrained",
+        "pretrained_catalog",
+        "transfer",
         "robustness",
         "robustness.perturb",
         "robustness.noises",
@@ -62,6 +67,7 @@ LAYERS: list[set[str]] = [
         "fit",
         "evaluate",
         "robustness.stage",
+        "robustness.agreement",
         "robustness.plots",
         "evidence",
         "report",
@@ -77,7 +83,7 @@ LAYERS: list[set[str]] = [
         "mlflow_server",
     },
     {"stages"},
-    {"cli", "predict_cli", "__main__", "flows", "flows.*"},
+    {"cli", "predict_cli", "pretrained_cli", "__main__", "flows", "flows.*"},
 ]
 
 

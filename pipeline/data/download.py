@@ -382,14 +382,14 @@ def _http_once(
             raise _Retryable(f"received {offset + written:,} bytes, not the announced {total:,}; restarting")
 
 
-def _manual_hint(remote: RemoteFile, dest: Path, dataset: str) -> str:
+def _manual_hint(remote: RemoteFile, dest: Path, command: str) -> str:
     return (
         f"download {remote.url} by hand and place it at {dest} (expected {remote.describe_checksum()}), "
-        f"or pass a mirror (`musicrep download {dataset} --mirror URL_OR_DIR`); then re-run `musicrep download {dataset}`"
+        f"or pass a mirror (`{command} --mirror URL_OR_DIR`); then re-run `{command}`"
     )
 
 
-def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, dataset: str, policy: RetryPolicy) -> None:
+def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, command: str, policy: RetryPolicy) -> None:
     host = urllib.parse.urlsplit(url).netloc or url
     last: Exception | None = None
     for attempt in range(policy.attempts):
@@ -397,7 +397,7 @@ def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, dataset
             _http_once(url, part, policy.timeout_s, remote.name, remote.size, need_validator=not (remote.sha256 or remote.md5))
             return
         except _Permanent as exc:
-            raise UserError(f"{host} answered {exc} for {url}; {_manual_hint(remote, dest, dataset)}.") from None
+            raise UserError(f"{host} answered {exc} for {url}; {_manual_hint(remote, dest, command)}.") from None
         except (_Retryable, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             last = exc
             reason = getattr(exc, "reason", None) or exc
@@ -415,7 +415,7 @@ def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, dataset
     reason = getattr(last, "reason", None) or last
     kept = f" ({part.stat().st_size:,} bytes kept in {part.name} for resuming)" if part.exists() and part.stat().st_size else ""
     raise UserError(
-        f"cannot download {remote.name} from {host} ({reason}) after {policy.attempts} attempts{kept}; {_manual_hint(remote, dest, dataset)}."
+        f"cannot download {remote.name} from {host} ({reason}) after {policy.attempts} attempts{kept}; {_manual_hint(remote, dest, command)}."
     )
 
 
@@ -437,8 +437,12 @@ def fetch_file(
     mirror: str | os.PathLike | None = None,
     policy: RetryPolicy | None = None,
     state: DownloadState | None = None,
+    command: str | None = None,
 ) -> Path | None:
     """Bring ``remote`` into ``raw_dir`` verified; return its path (``None`` if optional and unavailable).
+
+    ``command`` is what the user re-runs, named in the error messages (default
+    ``musicrep download <dataset>``).
 
     A present file already recorded as verified (same size and mtime) is not touched; a
     present unrecorded or changed file is verified in place (a file placed by hand). A new
@@ -449,6 +453,7 @@ def fetch_file(
     """
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
+    command = command or f"musicrep download {dataset}"
     state = state or DownloadState(raw_dir)
     policy = policy or RetryPolicy.from_env()
     dest = raw_dir / remote.name
@@ -462,9 +467,7 @@ def fetch_file(
         bad = _mismatch(remote, digests, dest.stat().st_size, state.entry(remote.name))
         if bad:
             algo, want, got = bad
-            raise UserError(
-                f"{dest} fails its {algo} check (expected {want}, got {got}); delete it and re-run `musicrep download {dataset}`."
-            )
+            raise UserError(f"{dest} fails its {algo} check (expected {want}, got {got}); delete it and re-run `{command}`.")
         state.record(remote.name, dest, digests, remote.url, trusted_on_first_use=not (remote.sha256 or remote.md5))
         log.info("verified %s (already present)", dest)
         return dest
@@ -475,7 +478,7 @@ def fetch_file(
         if isinstance(source, Path):
             _copy_local(source, part, remote, dest, dataset)
         else:
-            _download_http(source, part, remote, dest, dataset, policy)
+            _download_http(source, part, remote, dest, command, policy)
     except UserError as exc:
         if remote.optional:
             log.warning("optional file %s is unavailable; continuing without it (%s)", remote.name, exc)
@@ -487,7 +490,7 @@ def fetch_file(
     if bad and resumed and not isinstance(source, Path):  # a spliced transfer: fetch it whole once more
         log.warning("%s fails its %s check after a resumed transfer; downloading it again from byte 0", remote.name, bad[0])
         discard_part(part)
-        _download_http(source, part, remote, dest, dataset, policy)
+        _download_http(source, part, remote, dest, command, policy)
         digests, resumed = file_digests(part), False
         bad = _mismatch(remote, digests, part.stat().st_size, None)
     if bad:
@@ -495,7 +498,7 @@ def fetch_file(
         discard_part(part)
         raise UserError(
             f"{remote.name} downloaded from {source} fails its {algo} check (expected {want}, got {got}); the download was deleted: "
-            f"re-run `musicrep download {dataset}`, and if it fails again use another mirror or place a good copy at {dest}."
+            f"re-run `{command}`, and if it fails again use another mirror or place a good copy at {dest}."
         )
     os.replace(part, dest)
     discard_part(part)
