@@ -53,6 +53,7 @@ from pipeline.pretrained_catalog import (
     get_spec,
     is_pretrained_name,
 )
+from pipeline.settings import settings
 
 if TYPE_CHECKING:
     import torch
@@ -75,7 +76,7 @@ SONG_LEVEL = (
 def models_root() -> Path:
     """The user-level folder of fetched models: ``$MUSICREP_PRETRAINED_DIR``, else ``$XDG_DATA_HOME/musicrep/pretrained``,
     else ``~/.local/share/musicrep/pretrained``."""
-    env = os.environ.get("MUSICREP_PRETRAINED_DIR")
+    env = settings().pretrained_dir
     if env:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_DATA_HOME")
@@ -212,7 +213,7 @@ def ensure(name: str, root: str | Path | None = None) -> Path:
     """The packaged directory of ``name``, fetched first when absent (mirror: ``$MUSICREP_PRETRAINED_MIRROR``)."""
     if is_fetched(name, root):
         return package_dir(name, root)
-    return fetch(name, os.environ.get("MUSICREP_PRETRAINED_MIRROR") or None, root)
+    return fetch(name, settings().pretrained_mirror or None, root)
 
 
 def load_packaged_or_pretrained(

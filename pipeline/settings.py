@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     model_cache: Path | None = None
     """Where registry models fetched by ``musicrep predict --model models:/...`` are cached; unset:
     ``$XDG_CACHE_HOME/musicrep/models`` (else ``~/.cache/musicrep/models``)."""
+    pretrained_dir: Path | None = None
+    """Where ``musicrep pretrained fetch`` keeps packaged pretrained models; unset:
+    ``$XDG_DATA_HOME/musicrep/pretrained`` (else ``~/.local/share/musicrep/pretrained``)."""
+    pretrained_mirror: str | None = None
+    """A folder or base URL laid out like the upstream repository, used when a ``sota:`` model is
+    fetched on first use (``predict``/``embed``); unset: the upstream URLs."""
     download_attempts: int = Field(5, ge=1)
     """Attempts per file of ``musicrep download`` before it gives up."""
     download_backoff_s: float = Field(2.0, ge=0)
