@@ -194,3 +194,43 @@ def test_front_plus_back_models_build_and_backpropagate(variant) -> None:
     assert logits.shape == (2, 5)
     logits.sum().backward()
     assert all(p.grad is not None for p in model.frontend.parameters())
+
+
+# ------------------------------------------------------------------ registry and report figure
+
+
+def test_models_command_lists_every_frontend_with_its_parameter_count(monkeypatch, capsys) -> None:
+    import json
+    import sys
+
+    from pipeline.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["musicrep", "models", "--frontends", "--json"])
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(FRONTENDS)
+    for name in LEARNABLE_FRONTENDS:
+        assert rows[name]["params"] == PAPER_COUNTS[name] and rows[name]["cacheable"] is False
+    assert rows["mel"]["cacheable"] is True and rows["mel"]["params"] == 0
+
+
+@pytest.mark.parametrize("variant", ["leaf+fcn", "pcen+fcn", "short_cnn"])
+def test_learned_frontend_figure(tmp_path, variant) -> None:
+    from pipeline.report.frontend_figures import learnable_frontend_figure
+
+    model = build_model(ModelConfig(variant, n_classes=3, multilabel=True, width=0.125, input_length=4_000))
+    path = learnable_frontend_figure(model, variant, tmp_path / "f.png")
+    if variant == "short_cnn":  # mel: nothing learnt, no figure
+        assert path is None
+    else:
+        assert path.stat().st_size > 10_000
+
+
+def test_report_draws_the_learned_filters_of_learnable_frontends_only() -> None:
+    from pipeline.report.plots import _needs_model
+
+    for variant, wanted in [("leaf+short_cnn", True), ("trainable_mel+fcn", True), ("hcnn", True), ("short_cnn", False)]:
+        assert _needs_model({"config": {"variant": variant}})[0] is wanted, variant
