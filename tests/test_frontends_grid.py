@@ -1,4 +1,4 @@
-"""The four learnable front-ends as grid cells: ``params --check``, train, evaluate, robustness (issue 22)."""
+"""The four learnable front-ends as grid cells: ``params --check``, train, evaluate (issue 22)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def prepared(tmp_path_factory):
 
     overrides = tiny_overrides(tasks=["synth_keywords"], models=CELLS, n_clips=36, epochs=1)
     overrides["train"]["steps_per_epoch"] = 2
-    overrides["robustness"] = {"grid": {"white_noise": [10.0]}, "max_clips": 4}
+    overrides["robustness"] = {"enabled": False}  # the cell still writes its clean point; noise is tested elsewhere
     params = load_params(REPO / "params.yaml", overrides=overrides)
     layout = Layout(tmp_path_factory.mktemp("frontends"))
     stages.download("synth_keywords", params, layout)
@@ -66,10 +66,10 @@ def test_params_check_accepts_the_four_cells(tmp_path: Path, monkeypatch, capsys
 
 
 @pytest.mark.parametrize("model", CELLS)
-def test_learnable_frontend_cell_trains_evaluates_and_perturbs(prepared, model) -> None:
+def test_learnable_frontend_cell_trains_and_evaluates(prepared, model) -> None:
     params, layout = prepared
     metrics = stages.cell("synth_keywords", model, params, layout, seed=0)
     assert 0.0 <= metrics["test/accuracy"] <= 1.0
     mdir = layout.metrics("synth_keywords", model, 0)
     assert json.loads((mdir / "eval.json").read_text())["test/accuracy"] == metrics["test/accuracy"]
-    assert any(mdir.glob("robustness.*"))
+    assert any(mdir.glob("robustness.*"))  # the clean point

@@ -1,20 +1,20 @@
 """Front-ends: waveform ``(batch, samples)`` -> features for a back-end.
 
-=========  ==============================================  ===========
-name       output                                          cacheable
-=========  ==============================================  ===========
-mel        log-mel dB ``(batch, 1, n_mels, frames)``       yes
-linear     STFT magnitude ``(batch, 1, 257, frames)``      yes
-log        log-magnitude STFT dB ``(batch, 1, 257, T)``    yes
-cqt        constant-Q dB ``(batch, 1, 84, frames)``        yes
-mfcc       MFCC ``(batch, 1, n_mfcc, frames)``             yes
-harmonic   harmonic tensor dB ``(batch, H, B, frames)``    no (trainable)
-raw        waveform ``(batch, 1, samples)``                no
-leaf       sPCEN of Gabor energies ``(batch, 1, 40, T)``   no (trainable)
-sincnet    normed sinc envelopes ``(batch, 1, 80, T)``     no (trainable)
-pcen       PCEN of mel energies ``(batch, 1, n_mels, T)``  no (trainable)
-trainable_mel  log-mel, learnt filterbank ``(b, 1, n_mels, T)``  no (trainable)
-=========  ==============================================  ===========
+=============  ===================================================  ===============
+name           output                                               cacheable
+=============  ===================================================  ===============
+mel            log-mel dB ``(batch, 1, n_mels, frames)``            yes
+linear         STFT magnitude ``(batch, 1, 257, frames)``           yes
+log            log-magnitude STFT dB ``(batch, 1, 257, frames)``    yes
+cqt            constant-Q dB ``(batch, 1, 84, frames)``             yes
+mfcc           MFCC ``(batch, 1, n_mfcc, frames)``                  yes
+harmonic       harmonic tensor dB ``(batch, H, B, frames)``         no (trainable)
+raw            waveform ``(batch, 1, samples)``                     no
+leaf           sPCEN of Gabor energies ``(batch, 1, 40, frames)``   no (trainable)
+sincnet        normed sinc envelopes ``(batch, 1, 80, frames)``     no (trainable)
+pcen           PCEN of mel energies ``(batch, 1, n_mels, frames)``  no (trainable)
+trainable_mel  log-mel, learnt filterbank ``(batch, 1, n_mels, T)`` no (trainable)
+=============  ===================================================  ===============
 
 The four learnable front-ends (leaf, sincnet, pcen, trainable_mel) are compared in
 ``docs/frontends.md``.

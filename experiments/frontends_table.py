@@ -1,0 +1,94 @@
+"""The tables of docs/frontends.md from a finished run of experiments/run_frontends.sh.
+
+    .venv/bin/python experiments/frontends_table.py DIR [--task synth_keywords] [--reference short_cnn]
+
+Per model, from the project's own evidence code (pipeline.evidence): clean metric (mean +- std over
+seeds, and the seed-averaged metric with its 95 % bootstrap interval over the test clips), the
+absolute drop under noise (mean of white and background noise at every level) with its interval,
+the paired differences of both to the reference model (default: short_cnn = mel) on the same
+resamples, trainable parameters (whole model and front-end) and the training time per cell (the
+``cell ... done in`` log line; the machine's other jobs ran meanwhile, so compare ratios, not seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.checkpoint import read_card
+from pipeline.config import load_params
+from pipeline.evidence import accuracy_table, robustness_table
+from pipeline.models.base import ModelConfig
+from pipeline.models.zoo import build_model, count_parameters
+from pipeline.paths import Layout
+
+TRAIN_LINE = re.compile(r"cell (\S+)/(\S+) seed(\d+) done in ([\d.]+) s \(train ([\d.]+) s")
+
+
+def _fmt(v: float, lo: float, hi: float) -> str:
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _train_seconds(root: Path) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for log in sorted((root / "logs").glob("*.log")):
+        for m in TRAIN_LINE.finditer(log.read_text(errors="replace")):
+            out.setdefault(m.group(2), []).append(float(m.group(5)))
+    return out
+
+
+def _params(layout: Layout, task: str, model: str, seed: int) -> tuple[int, int]:
+    config = ModelConfig(**read_card(layout.model(task, model, seed))["config"])
+    net = build_model(config)
+    return count_parameters(net), count_parameters(net.frontend)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--task", default="synth_keywords")
+    ap.add_argument("--reference", default="short_cnn")
+    args = ap.parse_args()
+    params = load_params(args.root / "params.yaml")
+    layout = Layout(args.root)
+    acc = accuracy_table(params, layout, args.task).set_index("model")
+    table, rs, models = robustness_table(params, layout, args.task)
+    table = table.set_index("model")
+    ref = next(m for m in models if m.model == args.reference)
+    seconds = _train_seconds(args.root)
+    ref_s = float(np.mean(seconds.get(args.reference, [np.nan])))
+    metric = acc["metric"].iloc[0]
+    lines = [
+        f"| model | seeds | clean {metric}, mean ± std | clean [95 % CI] | clean − {args.reference} [95 % CI] | "
+        f"noise drop [95 % CI] | drop − {args.reference} [95 % CI] | params (front-end) | train s/cell (× {args.reference}) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in models:
+        a, r = acc.loc[m.model], table.loc[m.model]
+        dc = rs.interval(lambda idx, m=m: rs.clean(m, idx) - rs.clean(ref, idx))
+        dd = rs.interval(lambda idx, m=m: rs.drop(m, idx) - rs.drop(ref, idx))
+        total, front = _params(layout, args.task, m.model, m.seeds[0])
+        secs = float(np.mean(seconds.get(m.model, [np.nan])))
+        lines.append(
+            f"| {m.model} | {int(a['n_seeds'])} | {a['seed_mean']:.3f} ± {a['seed_std']:.3f} | "
+            f"{_fmt(a['value'], a['ci_low'], a['ci_high'])} | "
+            f"{'—' if m is ref else _fmt(dc.value, dc.low, dc.high)} | {_fmt(r['drop'], r['drop_low'], r['drop_high'])} | "
+            f"{'—' if m is ref else _fmt(dd.value, dd.low, dd.high)} | {total:,} ({front:,}) | {secs:.0f} (× {secs / ref_s:.1f}) |"
+        )
+    n_clips = int(table["n_clips"].iloc[0])
+    lines.append("")
+    lines.append(
+        f"{args.task}: {n_clips} test clips; noise = white and background noise at "
+        f"{', '.join(str(v) for v in params.robustness.grid.get('white_noise', []))} dB SNR; "
+        "intervals: 95 % paired bootstrap over the test clips of the seed-averaged scores."
+    )
+    text = "\n".join(lines) + "\n"
+    (args.root / "frontends_table.md").write_text(text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
