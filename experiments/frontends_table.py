@@ -6,8 +6,8 @@ Per model, from the project's own evidence code (pipeline.evidence): clean metri
 seeds, and the seed-averaged metric with its 95 % bootstrap interval over the test clips), the
 absolute drop under noise (mean of white and background noise at every level) with its interval,
 the paired differences of both to the reference model (default: short_cnn = mel) on the same
-resamples, trainable parameters (whole model and front-end) and the training time per cell (the
-``cell ... done in`` log line; the machine's other jobs ran meanwhile, so compare ratios, not seconds).
+resamples, trainable parameters (whole model and front-end) and the user CPU seconds per cell
+(train + evaluate + robustness, one torch thread; the ``/usr/bin/time`` line of each cell's log).
 """
 
 from __future__ import annotations
@@ -26,17 +26,21 @@ from pipeline.models.zoo import build_model, count_parameters
 from pipeline.paths import Layout
 
 TRAIN_LINE = re.compile(r"cell (\S+)/(\S+) seed(\d+) done in ([\d.]+) s \(train ([\d.]+) s")
+CPU_LINE = re.compile(r"([\d.]+) s wall ([\d.]+) s user")
 
 
 def _fmt(v: float, lo: float, hi: float) -> str:
     return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _train_seconds(root: Path) -> dict[str, list[float]]:
+def _cpu_seconds(root: Path) -> dict[str, list[float]]:
+    """Per model, the user CPU seconds of each finished cell (``/usr/bin/time`` line of its log)."""
     out: dict[str, list[float]] = {}
     for log in sorted((root / "logs").glob("*.log")):
-        for m in TRAIN_LINE.finditer(log.read_text(errors="replace")):
-            out.setdefault(m.group(2), []).append(float(m.group(5)))
+        text = log.read_text(errors="replace")
+        cell, cpu = TRAIN_LINE.search(text), CPU_LINE.findall(text)
+        if cell and cpu:
+            out.setdefault(cell.group(2), []).append(float(cpu[-1][1]))
     return out
 
 
@@ -58,12 +62,12 @@ def main() -> None:
     table, rs, models = robustness_table(params, layout, args.task)
     table = table.set_index("model")
     ref = next(m for m in models if m.model == args.reference)
-    seconds = _train_seconds(args.root)
+    seconds = _cpu_seconds(args.root)
     ref_s = float(np.mean(seconds.get(args.reference, [np.nan])))
     metric = acc["metric"].iloc[0]
     lines = [
         f"| model | seeds | clean {metric}, mean ± std | clean [95 % CI] | clean − {args.reference} [95 % CI] | "
-        f"noise drop [95 % CI] | drop − {args.reference} [95 % CI] | params (front-end) | train s/cell (× {args.reference}) |",
+        f"noise drop [95 % CI] | drop − {args.reference} [95 % CI] | params (front-end) | CPU s/cell (× {args.reference}) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in models:
