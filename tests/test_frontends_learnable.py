@@ -161,6 +161,13 @@ def test_gradients_reach_every_learnable_parameter(name) -> None:
         assert (frontend.filterbank.grad[zeros] != 0).float().mean() > 0.5
 
 
+def test_trainable_mel_can_keep_the_mel_support() -> None:
+    frontend = TrainableMelFrontend(learn_support=False)
+    frontend(_wave()).square().mean().backward()
+    zeros = frontend.filterbank.detach() == 0
+    assert (frontend.filterbank.grad[zeros] == 0).all() and (frontend.filterbank.grad[~zeros] != 0).any()
+
+
 @pytest.mark.parametrize("name", LEARNABLE_FRONTENDS)
 def test_batched_and_single_clip_outputs_agree_and_shapes_are_documented(name) -> None:
     frontend = FRONTENDS[name]()

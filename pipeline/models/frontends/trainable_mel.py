@@ -5,7 +5,10 @@ learnable baseline (as nnAudio's ``MelSpectrogram(trainable_mel=True)``, whose m
 The matrix starts at the HTK mel filterbank of the ``mel`` front-end, so at initialisation
 the output equals ``mel``'s exactly. It is kept non-negative by a straight-through clamp:
 the forward pass uses ``max(W, 0)``, the gradient is that of ``W``, so the zeros of the mel
-initialisation (most of the matrix) can grow and a weight pushed below zero can come back.
+initialisation (most of the matrix) can grow and a weight pushed below zero can come back
+(``learn_support=True``, the default). With ``learn_support=False`` the clamp is a plain
+ReLU: the zeros get no gradient, so each filter stays within its mel triangle's support and
+only the weights inside it learn (the same parameter count).
 """
 
 from __future__ import annotations
@@ -31,13 +34,15 @@ class TrainableMelFrontend(Frontend):
     Args:
         sample_rate, n_mels, n_fft, hop_length, f_min, f_max, power: as the ``mel`` front-end
         (the variant's settings carry over: 128 bands for short_cnn, 96 for fcn).
+        learn_support: True (default): every entry of the matrix learns; False: only the
+            entries inside the mel triangles (see the module docstring).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_mels, 1 + samples // hop_length)``.
     """
 
     name: ClassVar[str] = "trainable_mel"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_fft", "hop_length", "n_mels", "f_min", "f_max", "power"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_fft", "hop_length", "n_mels", "f_min", "f_max", "power", "learn_support"})
     output_kind: ClassVar[str] = "spectrogram"
     out_channels = 1
 
@@ -50,8 +55,12 @@ class TrainableMelFrontend(Frontend):
         f_min: float = 0.0,
         f_max: float | None = None,
         power: float = 2.0,
+        learn_support: bool = True,
     ) -> None:
         super().__init__()
+        if not isinstance(learn_support, bool):
+            raise ValueError(f"learn_support must be a boolean, got {learn_support!r}")
+        self.learn_support = learn_support
         self.hop_length = int(hop_length)
         self.sample_rate = int(sample_rate)
         self.mel = LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power)
@@ -69,7 +78,7 @@ class TrainableMelFrontend(Frontend):
 
     def weights(self) -> torch.Tensor:
         """The effective (non-negative) filterbank ``(n_fft // 2 + 1, n_mels)``."""
-        return straight_through_relu(self.filterbank)
+        return straight_through_relu(self.filterbank) if self.learn_support else torch.relu(self.filterbank)
 
     def frequency_response(self, n_freqs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(STFT bin frequencies Hz (K,), filter weights (n_mels, K))`` (``n_freqs`` is ignored)."""
