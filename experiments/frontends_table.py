@@ -55,7 +55,9 @@ def main() -> None:
     ap.add_argument("root", type=Path)
     ap.add_argument("--task", default="synth_keywords")
     ap.add_argument("--reference", default="short_cnn")
+    ap.add_argument("--models", default="", help="comma-separated rows to show (default: every model of the grid)")
     args = ap.parse_args()
+    wanted = set(filter(None, args.models.split(",")))
     params = load_params(args.root / "params.yaml")
     layout = Layout(args.root)
     acc = accuracy_table(params, layout, args.task).set_index("model")
@@ -72,6 +74,8 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in models:
+        if wanted and m.model not in wanted:
+            continue
         a, r = acc.loc[m.model], table.loc[m.model]
         dc = rs.interval(lambda idx, m=m: rs.clean(m, idx) - rs.clean(ref, idx))
         dd = rs.interval(lambda idx, m=m: rs.drop(m, idx) - rs.drop(ref, idx))
@@ -92,7 +96,7 @@ def main() -> None:
         "intervals: 95 % paired bootstrap over the test clips of the seed-averaged scores."
     )
     text = "\n".join(lines) + "\n"
-    (args.root / "frontends_table.md").write_text(text)
+    (args.root / f"frontends_table_{args.reference}.md").write_text(text)
     print(text, end="")
 
 
