@@ -4,8 +4,8 @@
 
 Per model, from the project's own evidence code (pipeline.evidence): clean metric (mean +- std over
 seeds, and the seed-averaged metric with its 95 % bootstrap interval over the test clips), the
-absolute drop under noise (mean of white and background noise at every level) with its interval,
-the paired differences of both to the reference model (default: short_cnn = mel) on the same
+metric under noise (mean of white and background noise at every level) and the absolute drop,
+the paired differences of clean, under-noise and drop to the reference model (default: short_cnn = mel) on the same
 resamples, trainable parameters (whole model and front-end) and the user CPU seconds per cell
 (train + evaluate + robustness, one torch thread; the ``/usr/bin/time`` line of each cell's log).
 """
@@ -69,9 +69,9 @@ def main() -> None:
     metric = acc["metric"].iloc[0]
     lines = [
         f"| model | seeds | clean {metric}, mean ± std | clean [95 % CI] | clean − {args.reference} [95 % CI] | "
-        f"under noise [95 % CI] | noise drop [95 % CI] | drop − {args.reference} [95 % CI] | params (front-end) | "
+        f"under noise [95 % CI] | under noise − {args.reference} [95 % CI] | noise drop [95 % CI] | drop − {args.reference} [95 % CI] | params (front-end) | "
         f"CPU s/cell (× {args.reference}) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in models:
         if wanted and m.model not in wanted:
@@ -79,12 +79,14 @@ def main() -> None:
         a, r = acc.loc[m.model], table.loc[m.model]
         dc = rs.interval(lambda idx, m=m: rs.clean(m, idx) - rs.clean(ref, idx))
         dd = rs.interval(lambda idx, m=m: rs.drop(m, idx) - rs.drop(ref, idx))
+        dp = rs.interval(lambda idx, m=m: rs.perturbed(m, idx) - rs.perturbed(ref, idx))
         total, front = _params(layout, args.task, m.model, m.seeds[0])
         secs = float(np.mean(seconds.get(m.model, [np.nan])))
         lines.append(
             f"| {m.model} | {int(a['n_seeds'])} | {a['seed_mean']:.3f} ± {a['seed_std']:.3f} | "
             f"{_fmt(a['value'], a['ci_low'], a['ci_high'])} | "
             f"{'—' if m is ref else _fmt(dc.value, dc.low, dc.high)} | {_fmt(r['perturbed'], r['perturbed_low'], r['perturbed_high'])} | "
+            f"{'—' if m is ref else _fmt(dp.value, dp.low, dp.high)} | "
             f"{_fmt(r['drop'], r['drop_low'], r['drop_high'])} | "
             f"{'—' if m is ref else _fmt(dd.value, dd.low, dd.high)} | {total:,} ({front:,}) | {secs:.0f} (× {secs / ref_s:.1f}) |"
         )
