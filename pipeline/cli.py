@@ -401,13 +401,15 @@ def models(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     n_classes: Annotated[int, typer.Option(help="outputs for the parameter count")] = 50,
+    frontends: Annotated[bool, typer.Option("--frontends", help="only the front-end table (with --json: its rows)")] = False,
 ) -> None:
-    """List the model registry with parameter counts (paper widths)."""
+    """List the model registry with parameter counts (paper widths), then the front-ends (any FRONT+BACK swap)."""
+    from pipeline.models.frontends.table import frontend_table
     from pipeline.models.zoo import registry_table
 
-    rows = registry_table(n_classes)
+    rows = [] if frontends else registry_table(n_classes)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(frontend_table() if frontends else rows, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -422,6 +424,21 @@ def models(
                 for c in ("name", "frontend", "backend", "input_length", "params", "reference_params")
             )
         )
+    if rows:
+        Console().print(table)
+    _print_frontend_table(frontend_table())
+
+
+def _print_frontend_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="front-ends (defaults; swap in with FRONT+BACK, e.g. leaf+short_cnn)")
+    cols = ("name", "output", "channels", "bins", "hop", "cacheable", "params")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("name", "output", "cacheable") else "right")
+    for r in rows:
+        table.add_row(*(f"{r[c]:,}" if isinstance(r[c], int) and not isinstance(r[c], bool) else str(r[c]) for c in cols))
     Console().print(table)
 
 

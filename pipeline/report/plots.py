@@ -27,16 +27,17 @@ def slug(*parts: str) -> str:
 
 
 def _needs_model(card: dict[str, Any]) -> tuple[bool, bool]:
-    """(has a harmonic filterbank, has self-attention) judged from the variant, without loading."""
+    """(has learned filters: harmonic or a learnable front-end, has self-attention) judged from the variant, without loading."""
     import inspect
 
     try:
         from pipeline.models.backends import BACKENDS
+        from pipeline.models.frontends import LEARNABLE_FRONTENDS
         from pipeline.models.zoo import resolve_variant
 
         frontend, spec = resolve_variant(card["config"]["variant"])
         attention = "return_attention" in inspect.signature(BACKENDS[spec.backend].forward).parameters
-        return frontend == "harmonic", attention
+        return frontend == "harmonic" or frontend in LEARNABLE_FRONTENDS, attention
     except (KeyError, ValueError, TypeError):  # unknown variant, card without a config
         return False, False
 
@@ -127,6 +128,15 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
             model,
             title,
             fig_dir / f"{slug(e.task, e.model)}__filterbank.png",
+        )
+        from pipeline.report.frontend_figures import learnable_frontend_figure
+
+        attempt(
+            "learned front-end filters",
+            learnable_frontend_figure,
+            model,
+            title,
+            fig_dir / f"{slug(e.task, e.model)}__frontend.png",
         )
     if attention:
         clip = _test_clip(layout, e.task)

@@ -282,11 +282,13 @@ class LogMelSpectrogram(nn.Module):
         spec = self.spectrogram(wave)
         return torch.matmul(spec.transpose(-1, -2), self.mel_fb).transpose(-1, -2)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def to_db(self, mel: torch.Tensor) -> torch.Tensor:
+        """A linear-amplitude mel spectrogram in dB (the floor and multiplier of :meth:`params`)."""
         power = self.spectrogram.power
-        return AF.amplitude_to_DB(
-            self.mel(wave), multiplier=20.0 / power, amin=AMIN_POWER ** (power / 2.0), db_multiplier=0.0, top_db=None
-        )
+        return AF.amplitude_to_DB(mel, multiplier=20.0 / power, amin=AMIN_POWER ** (power / 2.0), db_multiplier=0.0, top_db=None)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.to_db(self.mel(wave))
 
 
 class MFCC(nn.Module):

@@ -1,0 +1,99 @@
+"""``trainable_mel``: the log-mel front-end with its filterbank matrix learnt, the simplest
+learnable baseline (as nnAudio's ``MelSpectrogram(trainable_mel=True)``, whose mel basis is one
+``n_mels x (n_fft / 2 + 1)`` parameter: 32,896 at 128 bands and n_fft 512, 24,672 at 96).
+
+The matrix starts at the HTK mel filterbank of the ``mel`` front-end, so at initialisation
+the output equals ``mel``'s exactly. It is kept non-negative by a straight-through clamp:
+the forward pass uses ``max(W, 0)``, the gradient is that of ``W``, so the zeros of the mel
+initialisation (most of the matrix) can grow and a weight pushed below zero can come back
+(``learn_support=True``, the default). With ``learn_support=False`` the clamp is a plain
+ReLU: the zeros get no gradient, so each filter stays within its mel triangle's support and
+only the weights inside it learn (the same parameter count).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.models.base import Frontend
+from pipeline.models.frontends.transforms import LogMelSpectrogram, stft_bin_frequencies
+
+
+def straight_through_relu(weight: torch.Tensor) -> torch.Tensor:
+    """Value ``max(weight, 0)``, gradient of the identity."""
+    return weight + (torch.relu(weight) - weight).detach()
+
+
+class TrainableMelFrontend(Frontend):
+    """Log-mel in dB with a learnable, non-negative ``(n_fft // 2 + 1, n_mels)`` filterbank.
+
+    Args:
+        sample_rate, n_mels, n_fft, hop_length, f_min, f_max, power: as the ``mel`` front-end
+        (the variant's settings carry over: 128 bands for short_cnn, 96 for fcn).
+        learn_support: True (default): every entry of the matrix learns; False: only the
+            entries inside the mel triangles (see the module docstring).
+
+    Shape:
+        ``(batch, samples)`` -> ``(batch, 1, n_mels, 1 + samples // hop_length)``.
+    """
+
+    name: ClassVar[str] = "trainable_mel"
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_fft", "hop_length", "n_mels", "f_min", "f_max", "power", "learn_support"})
+    output_kind: ClassVar[str] = "spectrogram"
+    out_channels = 1
+
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        n_mels: int = 96,
+        n_fft: int = 512,
+        hop_length: int = 256,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        power: float = 2.0,
+        learn_support: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(learn_support, bool):
+            raise ValueError(f"learn_support must be a boolean, got {learn_support!r}")
+        self.learn_support = learn_support
+        self.hop_length = int(hop_length)
+        self.sample_rate = int(sample_rate)
+        self.mel = LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power)
+        self.filterbank = nn.Parameter(self.mel.mel_fb.clone())
+
+    @property
+    def n_bins(self) -> int:
+        return self.mel.n_bins
+
+    def n_frames(self, n_samples: int) -> int:
+        return self.mel.n_frames(n_samples)
+
+    def cache_spec(self) -> dict[str, Any] | None:
+        return None
+
+    def weights(self) -> torch.Tensor:
+        """The effective (non-negative) filterbank ``(n_fft // 2 + 1, n_mels)``."""
+        return straight_through_relu(self.filterbank) if self.learn_support else torch.relu(self.filterbank)
+
+    def frequency_response(self, n_freqs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(STFT bin frequencies Hz (K,), filter weights (n_mels, K))`` (``n_freqs`` is ignored)."""
+        with torch.no_grad():
+            weights = self.weights().T.double().numpy()
+        return stft_bin_frequencies(self.sample_rate, self.mel.spectrogram.n_fft).numpy(), weights
+
+    def center_frequencies(self) -> torch.Tensor:
+        """Weighted mean frequency of each filter in Hz, ``(n_mels,)`` (0 for an all-zero filter)."""
+        freqs = stft_bin_frequencies(self.sample_rate, self.mel.spectrogram.n_fft).to(self.filterbank)
+        w = self.weights()
+        return (freqs[:, None] * w).sum(0) / w.sum(0).clamp(min=1e-12)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(batch, samples)`` -> ``(batch, 1, n_mels, frames)``."""
+        spec = self.mel.spectrogram(wave)
+        mel = torch.matmul(spec.transpose(-1, -2), self.weights().to(spec.dtype)).transpose(-1, -2)
+        return self.mel.to_db(mel).unsqueeze(1)
