@@ -488,6 +488,16 @@ def _register_predict_commands() -> None:
 _register_predict_commands()
 
 
+def _register_representation_commands() -> None:
+    """``export`` and ``probe`` (pipeline/representation_cli.py)."""
+    from pipeline.representation_cli import register_commands
+
+    register_commands(app)
+
+
+_register_representation_commands()
+
+
 GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
 GLOBAL_VALUED = ("--set", "--project")
 

@@ -164,3 +164,24 @@ def test_grid_benchmark_parses_a_repro_log(tmp_path: Path) -> None:
     summary = result["cell_summary"]
     assert summary["cells_run"] == 2 and summary["sum_work_s"] == 40.0 and summary["sum_fixed_s"] == 9.0
     assert summary["core_use"] == (30.0 + 19.0) / 60.0
+
+
+def test_onnx_export_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "onnx.json"
+    _bench(
+        "onnx_export.py",
+        "--variants",
+        "short_res",
+        "--width",
+        "0.125",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    )
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["error"] is None and row["size_bytes"] > 0 and row["onnx_ms"] > 0 and row["torch_ms"] > 0

@@ -1,0 +1,65 @@
+"""The ``musicrep export`` and ``musicrep probe`` commands: taking representations elsewhere.
+
+The work is in :mod:`pipeline.export` (ONNX) and :mod:`pipeline.probe` (frozen-embedding
+probes); this module only wires them to the command line. :func:`register_commands` adds the
+commands to the ``musicrep`` app.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.errors import UserError
+from pipeline.project import current_root
+
+ModelArg = Annotated[
+    str, typer.Argument(help="packaged model dir, TASK/MODEL or TASK/MODEL/seedK under models/, or models:/NAME/VERSION")
+]
+
+
+def _default_onnx_name(model_dir: Path) -> Path:
+    """``TASK-MODEL-seedK.onnx`` in the current folder for ``models/TASK/MODEL/seedK``."""
+    parts = model_dir.resolve().parts[-3:]
+    return Path("-".join(parts) + ".onnx")
+
+
+def export_cmd(
+    model: ModelArg,
+    fmt: Annotated[str, typer.Option("--format", help="onnx (the only format so far)")] = "onnx",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="F.onnx (default: TASK-MODEL-seedK.onnx here)")] = None,
+    dynamic_length: Annotated[
+        bool | None,
+        typer.Option(
+            "--dynamic-length/--fixed-length",
+            help="length axis: dynamic (fail if impossible) or the model's input length (default: dynamic where the architecture allows)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
+) -> None:
+    """Export a trained model (waveform in; logits, embedding out) to ONNX, checked in onnxruntime."""
+    from pipeline.checkpoint import load_model
+    from pipeline.export import FORMATS, export_onnx
+    from pipeline.predict import resolve_model_dir
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
+    model_dir = resolve_model_dir(model, current_root())
+    net, card = load_model(model_dir)
+    result = export_onnx(net, card, out or _default_onnx_name(model_dir), dynamic_length=dynamic_length)
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=2))
+        return
+    length = "any" if result.dynamic_length else f"{result.input_length} (fixed: {result.length_note})"
+    typer.echo(
+        f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB): waveform (batch, samples) at {result.sample_rate} Hz, "
+        f"samples = {length} -> logits, embedding; onnxruntime matches PyTorch within {result.max_abs_diff:.1e}"
+    )
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add ``export`` (and ``probe``) to the ``musicrep`` typer app."""
+    app.command("export")(export_cmd)
