@@ -60,6 +60,50 @@ def export_cmd(
     )
 
 
+def probe_cmd(
+    dataset: Annotated[str, typer.Argument(help="downstream dataset (segmented; its own train/val/test split)")],
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="embedding model: packaged dir, TASK/MODEL under models/, or models:/NAME/VERSION"),
+    ],
+    seeds: Annotated[
+        list[int] | None,
+        typer.Option("--seed", help="probe seed (repeatable; default 0); picks models/TASK/MODEL/seedK when it exists"),
+    ] = None,
+    random_init: Annotated[
+        bool, typer.Option("--random-init", help="probe a randomly initialised network of the same architecture (baseline)")
+    ] = False,
+    layer: Annotated[str, typer.Option("--layer", help="pooled (back-end feature before the classifier) | logits")] = "pooled",
+    as_json: Annotated[bool, typer.Option("--json", help="print the results (value, ci_low, ci_high per seed) as JSON")] = False,
+    params: Annotated[Path, typer.Option("--params", "-p", help="params file")] = Path("params.yaml"),
+) -> None:
+    """Frozen-embedding probe: linear and MLP probes on DATASET's own split, test metric with a 95 % interval."""
+    from pipeline.config import load_params
+    from pipeline.paths import Layout
+    from pipeline.probe import run_probe
+    from pipeline.probe_embeddings import LAYERS
+    from pipeline.project import current_overrides, params_path
+    from pipeline.stats import seed_summary
+
+    if layer not in LAYERS:
+        raise UserError(f"--layer {layer!r} is not one of {', '.join(LAYERS)}.")
+    root = current_root()
+    p = load_params(params_path(root, params), overrides=current_overrides())
+    results = [run_probe(dataset, model, p, Layout(root), seed=s, random_init=random_init, layer=layer) for s in seeds or [0]]
+    if as_json:
+        typer.echo(json.dumps(results if len(results) > 1 else results[0], indent=2, default=str))
+        return
+    for r in results:
+        typer.echo(
+            f"{r['representation']} -> {dataset} seed {r['seed']}: {r['best']} probe, test {r['metric']} "
+            f"{r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] ({r['n_test']} clips)"
+        )
+    if len(results) > 1:
+        mean, std, n = seed_summary([r["value"] for r in results])
+        typer.echo(f"mean ± std over {n} seeds: {mean:.4f} ± {std:.4f}")
+
+
 def register_commands(app: typer.Typer) -> None:
-    """Add ``export`` (and ``probe``) to the ``musicrep`` typer app."""
+    """Add ``export`` and ``probe`` to the ``musicrep`` typer app."""
     app.command("export")(export_cmd)
+    app.command("probe")(probe_cmd)
