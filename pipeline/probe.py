@@ -28,7 +28,6 @@ card hash as params).
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 from pipeline.data.shards import SegmentStore
 from pipeline.inference import label_matrix
 from pipeline.io_utils import atomic_path, write_json
-from pipeline.paths import Layout, seed_dir
+from pipeline.paths import Layout, probe_slug, seed_dir
 from pipeline.stats import clip_interval, metric_on
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,13 @@ MLP_HIDDEN = 128
 MLP_ALPHA = (1e-4, 1e-2)
 EXPERIMENT = "probes"
 RANDOM_SUFFIX = " (random init)"
+TRANSFER_NOTE = (
+    "`musicrep probe DATASET --model TASK/MODEL`: the model trained on TASK, frozen; each clip of DATASET is the "
+    "mean of its evaluation chunks' pooled embeddings; a linear and an MLP probe are trained on DATASET's train "
+    "split and the one better on its val split is scored on its test split. Cells: mean +- std over probe seeds "
+    "[95 % bootstrap interval over test clips of the seed-averaged probe]. `(random init)`: the same architecture "
+    "with random weights, the baseline a learned representation must beat."
+)
 
 
 @dataclass(frozen=True)
@@ -64,14 +70,8 @@ class Representation:
 
     @property
     def slug(self) -> str:
-        """Folder name: ``TASK__MODEL`` (``__random-init``)."""
-        base = re.sub(r"[^A-Za-z0-9_.+-]+", "__", self.name.removesuffix(RANDOM_SUFFIX))
-        return base + ("__random-init" if self.random_init else "")
-
-
-def probe_dir(layout: Layout, dataset: str, slug: str, seed: int) -> Path:
-    """``metrics/probes/<dataset>/<representation>/seed<k>``."""
-    return layout.root / "metrics" / "probes" / dataset / slug / seed_dir(seed)
+        """Folder name: ``TASK__MODEL`` (``__random-init``), :func:`pipeline.paths.probe_slug`."""
+        return probe_slug(self.name.removesuffix(RANDOM_SUFFIX), self.random_init)
 
 
 def _candidates(kind: str, seed: int) -> list[tuple[str, dict[str, Any], Any]]:
@@ -199,7 +199,7 @@ def run_probe(
         result[family] = {"hyper": hyper, "val": val_value, "value": ci.value, "ci_low": ci.low, "ci_high": ci.high}
     best = max(fitted, key=lambda f: fitted[f][1])
     result.update(best=best, value=result[best]["value"], ci_low=result[best]["ci_low"], ci_high=result[best]["ci_high"])
-    out = probe_dir(layout, dataset, rep.slug, seed)
+    out = layout.probe(dataset, rep.slug, seed)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "scores.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, y=y_test, scores=test_scores[best].astype(np.float32))

@@ -112,3 +112,20 @@ def test_an_unknown_model_is_a_user_error(project) -> None:
     params, layout = project
     with pytest.raises(UserError, match="synth_tags/nope"):
         run_probe("synth_tags", "synth_tags/nope", params, layout, track=False)
+
+
+def test_compare_and_the_report_show_the_transfer_table(project, monkeypatch, tmp_path) -> None:
+    from pipeline.cli import app
+    from pipeline.report.build import _transfer_section
+    from pipeline.report.render import Document
+
+    params, layout = project
+    run_probe("synth_tags", "synth_keywords/fcn", params, layout, random_init=True, track=False)
+    monkeypatch.chdir(layout.root)
+    res = CliRunner().invoke(app, ["compare", "--transfer", "--format", "markdown"])
+    assert res.exit_code == 0, res.output
+    assert "| synth_keywords/fcn (random init) |" in res.stdout and "synth_tags (roc_auc)" in res.stdout
+    doc = Document(tmp_path)
+    _transfer_section(doc, layout)
+    text = doc.markdown()
+    assert "Transfer: frozen-embedding probes" in text and "synth_keywords/fcn (random init)" in text
