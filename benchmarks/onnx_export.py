@@ -6,7 +6,7 @@ exports the model (dynamic length where the architecture allows, else fixed) and
 in onnxruntime. Then, alternating in one process ``--rounds`` times, the same batch of
 ``--batch`` chunks runs ``--steps`` times through PyTorch (``torch.no_grad``, eval mode) and
 through onnxruntime (CPU provider); both use ``--threads`` threads. Reported per variant: dynamic
-length or why not, file size, parameters, median milliseconds per batch of each, and the
+length or why not, file size (and the size of the PyTorch ``state_dict``), parameters, median milliseconds per batch of each, and the
 ratio ``onnxruntime / PyTorch`` (below 1: onnxruntime is faster).
 
 Usage::
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import json
 import logging
 import statistics
@@ -70,7 +71,15 @@ def main() -> None:
             length = input_length_for(name, "smoke", 16_000, "single")
             torch.manual_seed(0)
             model = build_model(ModelConfig(name, 12, multilabel=False, width=args.width, input_length=length)).eval()
-            row: dict = {"variant": name, "input_length": length, "params": count_parameters(model), "error": None}
+            buffer = io.BytesIO()
+            torch.save(model.state_dict(), buffer)
+            row: dict = {
+                "variant": name,
+                "input_length": length,
+                "params": count_parameters(model),
+                "torch_bytes": buffer.tell(),
+                "error": None,
+            }
             started = time.perf_counter()
             try:
                 result = export_onnx(model, {"labels": [str(i) for i in range(12)]}, Path(work) / f"{name}.onnx")

@@ -59,15 +59,26 @@ OUTPUT_NAMES = ("logits", "embedding")
 
 
 class _LogitsAndEmbedding(nn.Module):
-    """``(batch, samples)`` -> ``(logits, embedding)`` in one pass through the model."""
+    """``(batch, samples)`` -> ``(logits, embedding)``, in one pass through the model where the back-end allows.
+
+    A back-end whose logits are its classifier applied to its embedding (the base
+    :class:`~pipeline.models.backends.base.Backend`, and every back-end that keeps its ``classify``)
+    runs once; one that pools frame-wise scores instead (``gated_crnn``, whose ``classify`` is not
+    defined) runs its ``forward`` for the logits and its ``embed`` for the embedding.
+    """
 
     def __init__(self, model: AudioModel) -> None:
         super().__init__()
+        from pipeline.models.backends.base import Backend
+
         self.model = model
+        self.one_pass = type(model.backend).classify is Backend.classify or type(model.backend).forward is Backend.forward
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = self.model.backend.embed(self.model.frontend(waveform))
-        return self.model.backend.classify(embedding), embedding
+        features = self.model.frontend(waveform)
+        embedding = self.model.backend.embed(features)
+        logits = self.model.backend.classify(embedding) if self.one_pass else self.model.backend(features)
+        return logits, embedding
 
 
 @dataclass
@@ -114,9 +125,9 @@ def onnx_outputs(session, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def max_difference(session, model: AudioModel, waves: np.ndarray) -> float:
     """Largest absolute difference between onnxruntime and PyTorch (logits and embeddings) on ``waves``."""
-    with torch.no_grad():
+    with torch.no_grad():  # the model's own forward and embed, not the exported wrapper
         x = torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32))
-        ref = _LogitsAndEmbedding(model)(x)
+        ref = (model(x), model.embed(x))
     got = onnx_outputs(session, waves)
     return float(max(np.abs(g - r.numpy()).max() for g, r in zip(got, ref)))
 

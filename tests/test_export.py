@@ -118,3 +118,16 @@ def test_export_errors_are_one_clear_line(tmp_path: Path) -> None:
         from pipeline.checkpoint import load_model
 
         export_onnx(*load_model(directory), tmp_path / "model.bin")
+
+
+def test_a_back_end_that_pools_frame_scores_exports_its_own_logits(tmp_path: Path) -> None:
+    """gated_crnn's logits are attention-pooled frame scores, not a classifier on its embedding."""
+    from pipeline.checkpoint import load_model
+
+    model, directory = _packaged(tmp_path, "gated_crnn", multilabel=True)
+    result = export_onnx(*load_model(directory), tmp_path / "gated.onnx", dynamic_length=False)
+    waves = (0.1 * np.random.default_rng(2).standard_normal((3, 16_000))).astype(np.float32)
+    logits, embedding = _onnx_logits(result.path, waves)
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, model(torch.from_numpy(waves)).numpy(), rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(embedding, model.embed(torch.from_numpy(waves)).numpy(), rtol=0, atol=TOLERANCE)
