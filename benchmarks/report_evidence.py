@@ -33,6 +33,7 @@ from pipeline import stats  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.data.shards import SegmentStore  # noqa: E402
 from pipeline.inference import label_matrix  # noqa: E402
+from pipeline.models.grid import grid_models  # noqa: E402
 from pipeline.paths import Layout  # noqa: E402
 from tests.test_stats_auc import rank_sum_auc  # noqa: E402
 
@@ -50,7 +51,7 @@ def build(root: Path, data: Path, params) -> None:
         rows = store.split("test")
         y = label_matrix(rows["labels"], store.labels, store.multilabel)
         onehot = y if store.multilabel else np.eye(len(store.labels))[y]
-        for model in params.grid.models:
+        for model in grid_models(params):
             mdir = layout.model(task, model, 0)
             mdir.mkdir(parents=True)
             (mdir / "model.json").write_text(json.dumps({"labels": list(store.labels)}))

@@ -460,6 +460,9 @@ def compare(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
     digits: Annotated[int, typer.Option(help="decimals of table/markdown values (csv/json keep full precision)")] = 4,
     per_seed: Annotated[bool, typer.Option("--per-seed", help="one row per seed instead of mean/std over seeds")] = False,
+    transfer: Annotated[
+        bool, typer.Option("--transfer", help="the transfer table of `musicrep probe` instead (representation x dataset)")
+    ] = False,
     params: ParamsOpt = None,
 ) -> None:
     """Table of MLflow runs: task x model x metrics, mean and std over seeds, 95 % CI over test clips; never truncated."""
@@ -467,6 +470,17 @@ def compare(
 
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if transfer:
+        from pipeline.probe import transfer_matrix, transfer_table
+
+        table = transfer_table(_project(ctx).layout)
+        df = table if fmt in ("csv", "json") or long else transfer_matrix(table, digits=min(digits, 3))
+        if out or csv:
+            (out or csv).write_text(format_table(df, "csv" if csv else fmt or "table"))
+            typer.echo(f"wrote {out or csv} ({len(df)} rows)")
+        else:
+            render(df, fmt)
+        return
     evidence = None
     if _project(ctx).params_file(params).exists():
         evidence = (_params(ctx, params), _project(ctx).layout)
@@ -543,7 +557,15 @@ def _register_pretrained_commands() -> None:
     register_commands(app)
 
 
+def _register_representation_commands() -> None:
+    """``export`` and ``probe`` (pipeline/representation_cli.py)."""
+    from pipeline.representation_cli import register_commands
+
+    register_commands(app)
+
+
 _register_pretrained_commands()
+_register_representation_commands()
 
 
 GLOBAL_FLAGS = ("--debug", "--verbose", "-v")

@@ -318,6 +318,19 @@ class FlowParams(Section):
     """Tag cells ``gpu``: auto = when ``runtime.device`` resolves to CUDA here | on | off."""
 
 
+class ProbeEntry(Section):
+    """One ``probes:`` entry: probe a grid cell's packaged model on downstream datasets (``musicrep probe``)."""
+
+    model: str = Field(pattern=r"^[^/\s]+/[^/\s]+$")
+    """``TASK/MODEL`` of a trained grid cell (``models/TASK/MODEL/seed<model_seed>``)."""
+    datasets: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    """Probe seeds (the MLP's initialisation and the random network of the baseline)."""
+    model_seed: int = Field(default=0, ge=0)
+    random_init: bool = True
+    """Also probe a randomly initialised network of the same architecture (the baseline row)."""
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -334,6 +347,8 @@ class Params(Section):
     robustness: RobustnessParams
     report: ReportParams
     flow: FlowParams
+    probes: list[ProbeEntry] = Field(default_factory=list)
+    """Frozen-embedding probes run by ``dvc repro`` (``pipeline/dag.py``; empty in both profiles)."""
 
     @model_validator(mode="after")
     def _paper_lengths(self) -> Params:

@@ -244,6 +244,51 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
     }
 
 
+PROBE_CODE = (
+    "pipeline/probe.py",
+    "pipeline/probe_embeddings.py",
+    "pipeline/stats.py",
+    "pipeline/chunking.py",
+    "pipeline/inference.py",
+    "pipeline/checkpoint.py",
+    "pipeline/data/shards.py",
+    "pipeline/features/cache.py",
+)
+"""Code every probe stage runs (embedding cache, probes, intervals), besides its model's code."""
+
+
+def probe_stage_name(model: str, random_init: bool) -> str:
+    """``probe-synth_keywords_fcn`` (``-random`` for the random-init baseline)."""
+    return "probe-" + re.sub(r"[^A-Za-z0-9_-]", "_", model) + ("-random" if random_init else "")
+
+
+def _probe_stages(params: Params) -> dict[str, Any]:
+    """One stage per ``probes:`` entry (and one for its random-init baseline), a matrix over datasets x seeds.
+
+    Deps: the embedding model's package and its source files, the probe code and the dataset's
+    segments; so editing a back-end re-runs the probes of the models built from it, no others.
+    """
+    from pipeline.paths import probe_slug
+
+    stages: dict[str, Any] = {}
+    for entry in params.probes:
+        model_dir = f"models/{entry.model}/seed{entry.model_seed}"
+        sources = model_sources(entry.model.split("/", 1)[1], params)
+        for random_init in (False, True) if entry.random_init else (False,):
+            slug = probe_slug(entry.model, random_init)
+            out = f"metrics/probes/${{item.dataset}}/{slug}/seed${{item.seed}}"
+            stages[probe_stage_name(entry.model, random_init)] = {
+                "matrix": {"dataset": list(entry.datasets), "seed": list(entry.seeds)},
+                "cmd": f"musicrep probe ${{item.dataset}} --model {model_dir} --seed ${{item.seed}}"
+                + (" --random-init" if random_init else ""),
+                "deps": [model_dir, "data/segments/${item.dataset}", *PROBE_CODE, *sources],
+                "params": _tracked("evaluate.n_chunks", "train.device"),
+                "outs": [f"{out}/scores.npz"],
+                "metrics": [{f"{out}/probe.json": {"cache": False}}],
+            }
+    return stages
+
+
 def _report_stage() -> dict[str, Any]:
     return {
         "cmd": "musicrep report",
@@ -284,6 +329,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
     stages = {"params": _params_stage(), **_data_stages(tasks)}
     for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
+    stages.update(_probe_stages(params))
     stages["report"] = _report_stage()
     return stages
 

@@ -4,11 +4,13 @@ One grid *cell* is ``(task, model, seed)``; its outputs live in per-seed folders
 
     models/<task>/<model>/seed<k>/       packaged model (model.pt, model.json, history.csv)
     metrics/<task>/<model>/seed<k>/      eval.json, predictions.parquet, robustness.*
+    metrics/probes/<dataset>/<rep>/seed<k>/  probe.json, scores.npz (musicrep probe)
     .checkpoints/<task>/<model>/seed<k>/ resumable training state
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,12 @@ from pathlib import Path
 def seed_dir(seed: int) -> str:
     """Folder name of one training seed (``seed0``, ``seed1``, ...)."""
     return f"seed{int(seed)}"
+
+
+def probe_slug(task_model: str, random_init: bool = False) -> str:
+    """Folder name of a probed representation: ``TASK__MODEL`` (``__random-init`` for the baseline)."""
+    base = re.sub(r"[^A-Za-z0-9_.+-]+", "__", task_model)
+    return base + ("__random-init" if random_init else "")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,10 @@ class Layout:
     def checkpoints(self, task: str, model: str, seed: int = 0) -> Path:
         """Resumable training state of one cell (ignored by git and DVC)."""
         return self.root / ".checkpoints" / task / model / seed_dir(seed)
+
+    def probe(self, dataset: str, slug: str, seed: int = 0) -> Path:
+        """One probe's results: ``metrics/probes/<dataset>/<representation slug>/seed<k>``."""
+        return self.root / "metrics" / "probes" / dataset / slug / seed_dir(seed)
 
     def reports(self) -> Path:
         return self.root / "reports"

@@ -312,6 +312,8 @@ def runs_table(tasks: list[str] | None = None) -> pd.DataFrame:
     rows = []
     for exp in exps:
         for run in c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=5000):
+            if run.data.tags.get("musicrep.kind") == "probe":  # probes have their own transfer table (pipeline.probe)
+                continue
             row = {
                 "task": exp.name,
                 "model": run.info.run_name,

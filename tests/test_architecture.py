@@ -21,9 +21,10 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
 4. stages and services: ``train``, ``fit`` (its epoch loop), ``evaluate``, ``robustness.stage``, ``robustness.agreement``,
    ``robustness.plots``,
    ``evidence``, ``report.*``, ``registry``, ``tracking``, ``figures``, ``compare``,
-   ``predict``, ``predict_writers``, ``audio_stream``, ``runners``, ``mlflow_server``
+   ``predict``, ``predict_writers``, ``audio_stream``, ``runners``, ``mlflow_server``, ``export``,
+   ``hear``, ``probe``, ``probe_embeddings``
 5. the stage runner: ``stages``
-6. entry points: ``cli``, ``predict_cli``, ``pretrained_cli``, ``__main__``, ``flows.*``
+6. entry points: ``cli``, ``predict_cli``, ``pretrained_cli``, ``representation_cli``, ``__main__``, ``flows.*``
 
 Files in ``pipeline/`` longer than :data:`MAX_LINES` must be listed, with a reason, in the
 table of ``docs/decisions.md`` (the rows whose first cell is a backticked ``pipeline/...`` path).
@@ -81,9 +82,13 @@ LAYERS: list[set[str]] = [
         "audio_stream",
         "runners",
         "mlflow_server",
+        "export",
+        "hear",
+        "probe",
+        "probe_embeddings",
     },
     {"stages"},
-    {"cli", "predict_cli", "pretrained_cli", "__main__", "flows", "flows.*"},
+    {"cli", "predict_cli", "pretrained_cli", "representation_cli", "__main__", "flows", "flows.*"},
 ]
 
 

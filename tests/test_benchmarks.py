@@ -174,3 +174,24 @@ def test_bf16_benchmark(tmp_path: Path) -> None:
     assert row["model"] == "attention_rnn" and row["gflop_per_step"] > 0 and row["bf16_speedup"] > 0
     assert {"fp32 oneDNN on", "bf16 oneDNN on", "fp32 oneDNN off", "bf16 oneDNN off"} <= set(row["ms"])
     assert data["peak"]["fp32_flop_per_cycle"] in (8, 32, 64)
+
+
+def test_onnx_export_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "onnx.json"
+    _bench(
+        "onnx_export.py",
+        "--variants",
+        "short_res",
+        "--width",
+        "0.125",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    )
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["error"] is None and row["size_bytes"] > 0 and row["onnx_ms"] > 0 and row["torch_ms"] > 0

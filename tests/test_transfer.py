@@ -153,7 +153,7 @@ def test_finetune_variant_runs_as_a_cell_on_fsdd(models_dir: Path, fsdd_dir: Pat
 def test_train_records_the_init_in_the_card_and_mlflow(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """A short training of ``{model: musicnn, init: sota:mtat/musicnn, freeze: backbone}`` on synthetic keywords."""
     from pipeline import stages
-    from pipeline.checkpoint import read_card
+    from pipeline.checkpoint import read_card, read_run_id
     from pipeline.config import load_params
     from pipeline.paths import Layout
     from pipeline.tracking import client
@@ -172,5 +172,5 @@ def test_train_records_the_init_in_the_card_and_mlflow(models_dir: Path, tmp_pat
     card = read_card(model_dir)
     init = card["metadata"]["init"]
     assert init["init"] == INIT and init["freeze"] == "backbone" and card["config"]["width"] == 1.0
-    run = client().get_run(card["metadata"]["mlflow_run_id"])
+    run = client().get_run(read_run_id(model_dir, card))
     assert run.data.tags["init.init"] == INIT and run.data.tags["init.init_sha256"] == init["init_sha256"]

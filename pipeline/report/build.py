@@ -206,6 +206,8 @@ def _write(
             "OTHER (labels matched by name or a label map; multi-label metrics over the shared labels)."
         )
 
+    _transfer_section(doc, layout)
+
     doc.heading("Robustness")
     for task in params.grid.tasks:
         table = evidence["robustness"].get(task)
@@ -267,3 +269,15 @@ def _write(
     env = environment()
     doc.table(["report built with", "version"], [[k, v] for k, v in env.items()])
     return doc
+
+
+def _transfer_section(doc: Document, layout: Layout) -> None:
+    """The transfer table of the frozen-embedding probes (``metrics/probes/``), when any ran."""
+    from pipeline.probe import TRANSFER_NOTE, transfer_matrix, transfer_table
+
+    grid = transfer_matrix(transfer_table(layout))
+    if grid.empty:
+        return
+    doc.heading("Transfer: frozen-embedding probes")
+    doc.table(list(grid.columns), grid.values.tolist())
+    doc.para(TRANSFER_NOTE)
