@@ -55,10 +55,14 @@ def compare_table(
 
 
 def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.DataFrame:
-    from pipeline.evidence import accuracy_table
+    grid = [(m, s) for m in params.grid.models for s in params.grid.seeds]
+    tasks = [t for t in df["task"].unique() if any((layout.metrics(t, m, s) / "predictions.parquet").exists() for m, s in grid)]
+    if not tasks:  # no cell's predictions here (runs of another project): nothing to bootstrap
+        return df
+    from pipeline.evidence import accuracy_table  # here: it imports torch, which a table without intervals never needs
 
     rows = []
-    for task in df["task"].unique():
+    for task in tasks:
         try:
             table = accuracy_table(params, layout, task)
         except Exception:  # noqa: BLE001 - a task of another project, or no predictions here

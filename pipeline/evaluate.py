@@ -12,6 +12,7 @@ intervals) and logs ``test/<metric>`` into the model's MLflow run.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,7 +78,9 @@ def evaluate_model(
     rows = store.split("test")
     multilabel = store.multilabel
     y = label_matrix(rows["labels"], store.labels, multilabel)
+    started = time.perf_counter()
     scores = _score(model, store, rows, params, device)
+    seconds = time.perf_counter() - started  # a wall time: MLflow only, not eval.json (a DVC output)
     kind = "multilabel" if multilabel else "single"
     metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
     metrics["loss"] = clip_loss(scores, y, multilabel)
@@ -89,8 +92,8 @@ def evaluate_model(
     _write_results(out_dir, result, rows["clip_id"], rows["labels"], scores)
     if multilabel:
         write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
-    run_id = read_run_id(layout.model(task, model_name, seed), card)
-    tracking.log_to_run(run_id, {k: v for k, v in result.items() if k.startswith("test/")})
+    logged = {k: v for k, v in result.items() if k.startswith("test/")}
+    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds})
     log.info(
         "evaluated %s/%s seed%d on %d test clips: %s",
         task,

@@ -303,19 +303,28 @@ def log_robustness(
         client().set_tag(run_id, "robust_noise_source", noise_source)
 
 
+SEARCH_MAX_RESULTS = 50_000
+"""Runs one ``search_runs`` call returns at most (MLflow's own ceiling for one page)."""
+
+
 def runs_table(tasks: list[str] | None = None) -> pd.DataFrame:
-    """Latest finished run per (task, model) with its metrics, for ``musicrep compare``."""
+    """Latest run per (task, model, seed) with its metrics, for ``musicrep compare``.
+
+    One ``search_runs`` over the experiments of ``tasks`` (every experiment when ``None``; one
+    experiment per task), newest first, so each cell keeps its latest run.
+    """
     import pandas as pd
 
     c = client()
-    exps = [e for e in c.search_experiments() if tasks is None or e.name in tasks]
+    names = {e.experiment_id: e.name for e in c.search_experiments() if tasks is None or e.name in tasks}
     rows = []
-    for exp in exps:
-        for run in c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=5000):
+    if names:
+        runs = c.search_runs(list(names), order_by=["attributes.start_time DESC"], max_results=SEARCH_MAX_RESULTS)
+        for run in runs:
             if run.data.tags.get("musicrep.kind") == "probe":  # probes have their own transfer table (pipeline.probe)
                 continue
             row = {
-                "task": exp.name,
+                "task": names[run.info.experiment_id],
                 "model": run.info.run_name,
                 "seed": run.data.tags.get("seed", "0"),
                 "status": run.info.status,

@@ -1,11 +1,11 @@
-"""``report`` stage: ``reports/index.md``, a self-contained ``reports/index.html`` and
-``reports/results.csv`` for the model x task grid of ``params.grid``.
+"""``report`` stage: ``reports/index.md``, ``reports/index.html`` (figures linked from
+``reports/figures/``) and ``reports/results.csv`` for the model x task grid of ``params.grid``.
 
 Contents, per task of the grid:
 
 1. **Comparison table**: test metrics from ``metrics/<task>/<model>/eval.json`` (falling back
    to the model's MLflow run when the file is gone), trainable parameters, training time
-   (total and per epoch), evaluation throughput, best epoch, the registry URI of the model.
+   (total and per epoch), evaluation throughput (MLflow's ``test/seconds``), best epoch, the registry URI of the model.
    Stages that have not produced their files are shown as ``not run``.
 2. **Robustness**: the task's metric-vs-SNR curves of all models
    (:func:`pipeline.robustness.plots.plot_task_curves`) and a relative-degradation table
@@ -27,8 +27,9 @@ figures, no half-written report). Figures are also logged to each model's MLflow
 
 One job per module: :mod:`~pipeline.report.collect` (files and MLflow runs of each cell),
 :mod:`~pipeline.report.tables` (formatted table rows), :mod:`~pipeline.report.plots` (figures),
-:mod:`~pipeline.report.render` (Markdown, and HTML from the Jinja2 template in
-``templates/``), :mod:`~pipeline.report.build` (the stage: compose, write, swap in).
+:mod:`~pipeline.report.render` (Markdown and HTML from the Jinja2 templates in ``templates/``:
+``report.j2`` holds the sections, their order and prose), :mod:`~pipeline.report.build` (the
+stage: gather the template's context, write, swap in).
 """
 
 from pipeline.report.build import build_report

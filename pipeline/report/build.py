@@ -17,9 +17,9 @@ import pandas as pd
 from pipeline.models.grid import grid_models
 from pipeline.paths import Layout
 from pipeline.registry import register_models
-from pipeline.report.collect import NOT_RUN, Entry, collect, environment, is_synthetic, mlflow_client, results_frame
+from pipeline.report.collect import Entry, collect, environment, is_synthetic, mlflow_client, results_frame
 from pipeline.report.plots import make_figures, robustness_tables
-from pipeline.report.render import Document
+from pipeline.report.render import render_report
 from pipeline.report.tables import (
     accuracy_rows,
     comparison_rows,
@@ -109,11 +109,11 @@ def build_report(params: Params, layout: Layout = Layout(), *, register: bool = 
             if e.trained and e.seed == first_seed:  # figures of the first seed; tables cover all seeds
                 make_figures(e, layout, fig_dir)
         evidence = _evidence(params, layout)
-        doc = _write(params, layout, entries, tmp_dir, fig_dir, evidence)
+        markdown, html = render_report(report_context(params, layout, entries, tmp_dir, fig_dir, evidence))
         _write_evidence_files(evidence, tmp_dir)
         results_frame(entries).to_csv(tmp_dir / "results.csv", index=False)
-        (tmp_dir / "index.md").write_text(doc.markdown())
-        (tmp_dir / "index.html").write_text(doc.html("musicrep report"))
+        (tmp_dir / "index.md").write_text(markdown)
+        (tmp_dir / "index.html").write_text(html)
         _swap_in(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -147,137 +147,87 @@ def _evidence(params: Params, layout: Layout) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _write(
+def _title(task: str, suffix: str = "") -> str:
+    return f"{task}{suffix}{' (synthetic)' if is_synthetic(task) else ''}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> dict[str, Any]:
+    return {"header": [str(h) for h in header], "rows": [[str(c) for c in r] for r in rows]}
+
+
+def _figure(path: Path, out_dir: Path, caption: str) -> dict[str, str]:
+    return {"rel": path.relative_to(out_dir).as_posix(), "caption": caption}
+
+
+def report_context(
     params: Params, layout: Layout, entries: list[Entry], out_dir: Path, fig_dir: Path, evidence: dict[str, dict[str, Any]]
-) -> Document:
-    doc = Document(out_dir)
-    doc.heading("musicrep report", 1)
-    synthetic = [t for t in params.grid.tasks if is_synthetic(t)]
-    n_trained = sum(e.trained for e in entries)
-    doc.para(
-        f"Profile **{params.profile}**, seed {params.seed}; grid: {len(params.grid.tasks)} tasks x "
-        f"{len(grid_models(params))} models ({n_trained} of {len(entries)} trained). Generated "
-        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}. Files: `index.md`, `index.html`, `results.csv`, `figures/`."
-    )
-    if synthetic:
-        doc.para(
-            f"**Synthetic data.** {', '.join(synthetic)} {'is' if len(synthetic) == 1 else 'are'} generated "
-            "(embedded synthetic datasets). Their numbers check that the pipeline works end to end; they are not "
-            "results about the architectures and are not comparable with the paper.",
-            css="banner",
-        )
-    doc.para(
-        "Cells read `not run` where the stage that produces the number has not run yet "
-        "(`dvc repro` or `musicrep flow` fills them)."
-    )
-
-    doc.heading("Comparison (clean test split)")
-    for task in params.grid.tasks:
-        doc.heading(f"{task}{' (synthetic)' if is_synthetic(task) else ''}", 3)
-        header, rows = comparison_rows(entries, task)
-        doc.table(header, rows)
-    doc.para(
-        "Metrics: macro ROC-AUC / PR-AUC over classes, F1 at the evaluation threshold (multi-label); accuracy "
-        "(single-label); each clip is scored as the mean of its chunk scores. `params`: trainable parameters. "
-        "`eval clips/s`: test clips per second of the evaluate stage. `registry`: load with "
-        "`musicrep predict FILE --model <uri>`."
-    )
-
-    doc.heading("Uncertainty: seeds, test clips, paired differences")
-    for task in params.grid.tasks:
-        table = evidence["accuracy"].get(task)
-        if table is None or table.empty:
-            continue
-        doc.heading(f"{task}{' (synthetic)' if is_synthetic(task) else ''}", 3)
-        doc.table(*accuracy_rows(table))
-    doc.para(
-        f"Mean +- std over the training seeds {params.grid.seeds}; the 95 % interval is a bootstrap over test "
-        "clips of the seed-averaged model (each seed scored on the same resample, then averaged). The difference "
-        "to the best model is paired: same clips, same resamples, same seeds; an interval that excludes 0 means "
-        "the data separate the two models."
-    )
-
-    cross = cross_rows(params, layout)
-    if cross[1]:
-        doc.heading("Cross-dataset evaluation")
-        doc.table(*cross)
-        doc.para(
-            "`musicrep evaluate TASK MODEL --on OTHER`: the model trained on TASK scored on the test split of "
-            "OTHER (labels matched by name or a label map; multi-label metrics over the shared labels)."
-        )
-
-    _transfer_section(doc, layout)
-
-    doc.heading("Robustness")
-    for task in params.grid.tasks:
-        table = evidence["robustness"].get(task)
-        if table is None or table.empty:
-            continue
-        doc.heading(f"{task}: degradation under noise{' (synthetic)' if is_synthetic(task) else ''}", 3)
-        doc.table(*robustness_rows(table))
-        doc.para(f"**Harmonic front-end.** {evidence['statements'][task]}")
-    doc.para(
-        "Absolute drop = clean metric - mean metric over every noise point (white and background noise at each "
-        "SNR of `robustness.grid`), relative drop = drop / clean, for the seed-averaged model, with 95 % paired "
-        "bootstrap intervals over the test clips (clean and noisy scores of the same clips). Models near chance "
-        "have little to lose, so read the absolute drop together with the clean score."
-    )
-    any_rob = False
-    for task in params.grid.tasks:
+) -> dict[str, Any]:
+    """The data ``templates/report.j2`` lays out: numbers and formatted tables per section, figure
+    paths relative to ``out_dir``. The sections' order, headings and prose are the template's."""
+    tasks = params.grid.tasks
+    robustness = []
+    for task in tasks:
         pivot, png, metric = robustness_tables(entries, task, fig_dir)
         if pivot is None and png is None:
             continue
-        any_rob = True
-        doc.heading(f"{task}{' (synthetic)' if is_synthetic(task) else ''}", 3)
-        if png is not None:
-            doc.figure(Path(png), f"{task}: {metric} under perturbations, all models")
-        if pivot is not None:
-            header, rows = pivot_rows(pivot)
-            doc.table(header, rows)
-            doc.para(
-                f"Relative degradation 1 - perturbed/clean of the test {metric} (positive = worse), "
-                "per perturbation and level (SNR in dB)."
-            )
-    if not any_rob:
-        doc.para(f"Robustness: {NOT_RUN} (no `metrics/<task>/<model>/robustness.parquet` yet).")
+        robustness.append(
+            {
+                "title": _title(task),
+                "figure": _figure(Path(png), out_dir, f"{task}: {metric} under perturbations, all models") if png else None,
+                "table": _table(*pivot_rows(pivot)) if pivot is not None else None,
+                "metric": metric,
+            }
+        )
+    cross = cross_rows(params, layout)
+    provenance = provenance_rows(entries)
+    return {
+        "profile": params.profile,
+        "seed": params.seed,
+        "n_tasks": len(tasks),
+        "n_models": len(grid_models(params)),
+        "n_trained": sum(e.trained for e in entries),
+        "n_cells": len(entries),
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "synthetic": [t for t in tasks if is_synthetic(t)],
+        "seeds": params.grid.seeds,
+        "comparison": [{"title": _title(t), "table": _table(*comparison_rows(entries, t))} for t in tasks],
+        "uncertainty": [
+            {"title": _title(t), "table": _table(*accuracy_rows(evidence["accuracy"][t]))}
+            for t in tasks
+            if evidence["accuracy"].get(t) is not None and not evidence["accuracy"][t].empty
+        ],
+        "cross": _table(*cross) if cross[1] else None,
+        "degradation": [
+            {
+                "title": _title(t, ": degradation under noise"),
+                "table": _table(*robustness_rows(evidence["robustness"][t])),
+                "statement": evidence["statements"][t],
+            }
+            for t in tasks
+            if evidence["robustness"].get(t) is not None and not evidence["robustness"][t].empty
+        ],
+        "robustness": robustness,
+        "cells": [
+            {
+                "title": f"{e.task} / {e.model}{' (synthetic)' if is_synthetic(e.task) else ''}",
+                "figures": [_figure(png, out_dir, f"{e.task} / {e.model}: {caption}") for caption, png in e.figures],
+                "notes": e.notes,
+            }
+            for e in entries
+            if e.figures or e.notes
+        ],
+        "transfer": _transfer(layout),
+        "coverage": _table(*coverage_rows(params, layout)),
+        "provenance": _table(*provenance),
+        "environment": _table(["report built with", "version"], [[k, v] for k, v in environment().items()]),
+    }
 
-    doc.heading("Figures")
-    for e in entries:
-        if not e.figures and not e.notes:
-            continue
-        doc.heading(f"{e.task} / {e.model}{' (synthetic)' if is_synthetic(e.task) else ''}", 3)
-        for caption, png in e.figures:
-            doc.figure(png, f"{e.task} / {e.model}: {caption}")
-        for note in e.notes:
-            doc.para(f"Note: {note}", css="note")
 
-    doc.heading("Data behind the numbers")
-    header, rows = coverage_rows(params, layout)
-    doc.table(header, rows)
-    doc.para(
-        "Coverage: clips segmented over clips the publisher lists (`data/segments/<task>/meta.json`); "
-        "skipped = unreadable/silent/too short inputs, missing = listed but absent."
-    )
-
-    doc.heading("Environment behind the numbers")
-    header, rows = provenance_rows(entries)
-    if rows:
-        doc.table(header, rows)
-        doc.para("Per training run: from the model card (`models/<task>/<model>/model.json`) and the MLflow run's tags.")
-    else:
-        doc.para(f"Training: {NOT_RUN}.")
-    env = environment()
-    doc.table(["report built with", "version"], [[k, v] for k, v in env.items()])
-    return doc
-
-
-def _transfer_section(doc: Document, layout: Layout) -> None:
-    """The transfer table of the frozen-embedding probes (``metrics/probes/``), when any ran."""
+def _transfer(layout: Layout) -> dict[str, Any] | None:
+    """The transfer table of the frozen-embedding probes (``metrics/probes/``), or ``None`` when none ran."""
     from pipeline.probe import TRANSFER_NOTE, transfer_matrix, transfer_table
 
     grid = transfer_matrix(transfer_table(layout))
     if grid.empty:
-        return
-    doc.heading("Transfer: frozen-embedding probes")
-    doc.table(list(grid.columns), grid.values.tolist())
-    doc.para(TRANSFER_NOTE)
+        return None
+    return {"table": _table(list(grid.columns), grid.values.tolist()), "note": TRANSFER_NOTE}

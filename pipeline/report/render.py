@@ -1,14 +1,15 @@
-"""Markdown and HTML of the report from one list of blocks (headings, paragraphs, tables,
-figures). The HTML page is a Jinja2 template (``templates/index.html.j2`` with
-``templates/report.css``), autoescaped; the Markdown is joined here.
+"""Markdown and HTML of the report from one Jinja2 template of its structure and prose.
+
+``templates/report.j2`` says what the report contains, in which order, in which words; it calls
+the blocks (heading, paragraph, table, figure) of ``blocks_md.j2`` or ``blocks_html.j2``, and the
+page shells ``index.md.j2`` / ``index.html.j2`` (with ``report.css``) add the title and the table
+of contents. Figures are files under ``figures/``, linked from both pages, not embedded.
 """
 
 from __future__ import annotations
 
-import base64
 import math
 import re
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -58,53 +59,89 @@ def _inline(text: str) -> Markup:
     return Markup(re.sub(r"`(.+?)`", r"<code>\1</code>", body))
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Any:
+def _reflow(text: str) -> str:
+    """A template paragraph (wrapped and indented as the template reads) as one line; escaped
+    text (:class:`~markupsafe.Markup`, as the HTML template's blocks give) stays escaped."""
+    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return Markup(line) if isinstance(text, Markup) else line
+
+
+def github_slug(text: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as ``-``."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+class Toc:
+    """The headings of one rendering, each with a unique anchor, and the contents built from them.
+
+    Args:
+        nested: anchor a level-3 heading under its section (``comparison-clean-test-split--synth_tags``,
+            for the HTML page); else GitHub's scheme (its slug, ``-1``, ``-2``... on repeats), so the
+            Markdown's links match what GitHub renders.
+        reserved: anchors the page shell uses itself (``top``, ``contents``).
+    """
+
+    def __init__(self, nested: bool, reserved: tuple[str, ...] = ("top", "contents")) -> None:
+        self.nested = nested
+        self.seen: set[str] = set(reserved)
+        self.entries: list[dict[str, Any]] = []
+
+    def add(self, text: str, level: int) -> str:
+        """Register a heading of ``level`` (2: a section in the contents, 3: one under it); its anchor."""
+        base = github_slug(text) or "section"
+        if self.nested and level > 2 and self.entries:
+            base = f"{self.entries[-1]['id']}--{base}"
+        anchor, n = base, 0
+        while anchor in self.seen:
+            n += 1
+            anchor = f"{base}-{n}"
+        self.seen.add(anchor)
+        entry = {"text": text, "id": anchor, "children": []}
+        if level <= 2 or not self.entries:
+            self.entries.append(entry)
+        else:
+            self.entries[-1]["children"].append(entry)
+        return anchor
+
+
+def _md_table(table: dict[str, Any]) -> str:
+    return md_table(table["header"], table["rows"])
+
+
+@lru_cache(maxsize=2)
+def _environment(html: bool) -> Any:
+    """Jinja2 over ``templates/``: autoescaped for the HTML page, verbatim for the Markdown."""
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
+        autoescape=html,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
+    env.filters.update(inline=lambda text: _inline(_reflow(text)), reflow=_reflow, md_table=_md_table)
+    return env
 
 
-@dataclass
-class Document:
-    """The report as blocks, rendered to Markdown (:meth:`markdown`) and HTML (:meth:`html`)."""
+def render_report(context: dict[str, Any], title: str = "musicrep report") -> tuple[str, str]:
+    """``(index.md, index.html)`` of the report: ``templates/report.j2`` (structure and prose) rendered
+    with the Markdown and the HTML blocks, each wrapped in its page shell with a table of contents.
 
-    out_dir: Path
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-    md: list[str] = field(default_factory=list)
-    images: list[Path] = field(default_factory=list)
-
-    def heading(self, text: str, level: int = 2) -> None:
-        self.md.append(f"{'#' * level} {text}\n")
-        anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-        self.blocks.append({"kind": "heading", "text": text, "level": level, "anchor": anchor})
-
-    def para(self, text: str, css: str | None = None) -> None:
-        self.md.append(f"{text}\n")
-        self.blocks.append({"kind": "para", "html": _inline(text), "css": css})
-
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.md.append(md_table(header, rows) + "\n")
-        self.blocks.append(
-            {"kind": "table", "header": [str(h) for h in header], "rows": [[str(c) for c in r] for r in rows], "not_run": NOT_RUN}
-        )
-
-    def figure(self, png: Path, caption: str) -> None:
-        rel = png.relative_to(self.out_dir).as_posix()
-        self.images.append(png)
-        self.md.append(f"![{caption}]({rel})\n\n*{caption}*\n")
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        self.blocks.append({"kind": "figure", "caption": caption, "rel": rel, "data": data})
-
-    def markdown(self) -> str:
-        return "\n".join(self.md)
-
-    def html(self, title: str) -> str:
-        css = (TEMPLATES / "report.css").read_text()
-        return _environment().get_template("index.html.j2").render(title=title, css=Markup(css), blocks=self.blocks)
+    Args:
+        context: what ``report.j2`` reads (:func:`pipeline.report.build.report_context`): tables as
+            ``{"header": [...], "rows": [[...]]}`` of formatted strings, figures as
+            ``{"rel": "figures/x.png", "caption": ...}`` (linked, not embedded).
+        title: the page title and top heading.
+    """
+    pages = []
+    for html in (False, True):
+        env, toc = _environment(html), Toc(nested=html)
+        blocks = "blocks_html.j2" if html else "blocks_md.j2"
+        body = env.get_template("report.j2").render(**context, blocks=blocks, toc=toc, not_run=NOT_RUN)
+        body = re.sub(r"\n{3,}", "\n\n", body)
+        shell = env.get_template("index.html.j2" if html else "index.md.j2")
+        css = Markup((TEMPLATES / "report.css").read_text()) if html else ""
+        pages.append(shell.render(title=title, css=css, toc=toc.entries, body=Markup(body) if html else body))
+    return pages[0], pages[1]

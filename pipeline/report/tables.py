@@ -53,7 +53,7 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
                 fmt(e.n_params),
                 f"{float(secs):.1f} s" if secs is not None else "n/a",
                 f"{float(secs) / epochs:.2f}" if secs is not None and epochs else "n/a",
-                fmt(throughput, 1) if e.evaluated else NOT_RUN,
+                fmt(throughput, 1) if throughput is not None else ("n/a" if e.evaluated else NOT_RUN),
                 fmt(meta.get("best_epoch")),
                 "yes" if e.robustness is not None else NOT_RUN,
                 e.registry_uri or "-",
