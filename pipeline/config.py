@@ -248,7 +248,7 @@ class TrainParams(Section):
     @field_validator("bf16", mode="before")
     @classmethod
     def _bf16_bool(cls, v: Any) -> Any:
-        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+        return ("on" if v else "off") if isinstance(v, bool) else v  # YAML's true/false (and on/off)
 
     @model_validator(mode="after")
     def _one_schedule(self) -> TrainParams:

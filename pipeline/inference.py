@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -14,8 +13,8 @@ import torch
 from pipeline.chunking import eval_chunks
 from pipeline.models.base import AudioModel
 
-log = logging.getLogger(__name__)
 BF16_CHOICES = ("auto", "on", "off")
+"""Values of ``train.bf16`` and ``--bf16``."""
 
 
 def pick_device(requested: str = "auto") -> torch.device:

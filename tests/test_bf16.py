@@ -159,3 +159,17 @@ def test_onednn_auto_is_on_under_bf16_even_where_fp32_turns_it_off() -> None:
     assert not _use_mkldnn(musicnn, "auto")
     assert _use_mkldnn(musicnn, "auto", bf16=True) == torch.backends.mkldnn.enabled
     assert not _use_mkldnn(musicnn, "off", bf16=True)
+
+
+def test_predict_and_embed_wrap_the_forward_only_when_bf16_is_chosen() -> None:
+    from pipeline.errors import UserError
+    from pipeline.models.base import ModelConfig
+    from pipeline.models.zoo import build_model
+    from pipeline.predict import _autocast
+
+    net = build_model(ModelConfig("samplecnn", 3, multilabel=True, width=0.125, input_length=16_002)).eval()
+    assert _autocast(net, net, "off") is net
+    with torch.no_grad():
+        assert _autocast(net, net, "on")(torch.zeros(1, 16_002)).dtype == torch.bfloat16
+    with pytest.raises(UserError, match="--bf16 must be one of"):
+        _autocast(net, net, "fast")

@@ -138,11 +138,16 @@ def _stub_build_model(config: ModelConfig) -> AudioModel:
     return AudioModel(_TinyFrontend(), _TinyBackend(config.n_classes), config)
 
 
+def _unknown_variant(variant: str):
+    raise ValueError(f"unknown model variant {variant!r}")  # as the registry: so train.bf16: auto keeps fp32
+
+
 @pytest.fixture()
 def stub_zoo(monkeypatch):
     """A stand-in ``pipeline.models.zoo`` (load_model builds through it) with a tiny mel-CNN."""
     module = types.ModuleType("pipeline.models.zoo")
     module.build_model = _stub_build_model
+    module.resolve_variant = _unknown_variant
     monkeypatch.setitem(sys.modules, "pipeline.models.zoo", module)
     return module
 

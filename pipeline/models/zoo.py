@@ -99,8 +99,9 @@ class VariantSpec:
     cpu_bf16: bool = False
     """``train.bf16: auto`` trains and infers in bf16 autocast on a CPU with native bf16
     (``pipeline.inference.use_bf16``). True where a smoke training step was measured at least 1.2x
-    faster in bf16 than in fp32 on such a CPU (``benchmarks/bf16.py``, docs/benchmarks.md: 1.24-2.40x);
-    False for samplecnn (1.03x) and gated_crnn (1.11x), and for any variant not measured."""
+    faster in bf16 than in fp32 on such a CPU (``benchmarks/bf16.py``, docs/benchmarks.md: 1.34-2.40x);
+    False for samplecnn (1.03x) and gated_crnn (1.11x), for short_res (1.24x, but its synth_tags
+    cell diverged to NaN in bf16, docs/results.md), and for any variant not measured."""
 
 
 _LOGITS_NOTE = "Returns logits (no sigmoid in forward)."
@@ -235,7 +236,6 @@ VARIANTS: dict[str, VariantSpec] = {
             description="Short-chunk ResNet (Won et al. 2020): 7 residual blocks (stride 2) + GMP + dense head, 3.7 s.",
             notes=f"{_LOGITS_NOTE}",
             frontend_kwargs={"n_mels": 128},
-            cpu_bf16=True,
         ),
         VariantSpec(
             name="attention_rnn",
