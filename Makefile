@@ -76,10 +76,10 @@ ui-prefect: env
 MLFLOW_PORT ?= 5001
 PG_PORT ?= 5433
 mlflow-server: env
-	$(VENV)/bin/python -m pipeline.mlflow_server start --dir .services --port $(MLFLOW_PORT) --pg-port $(PG_PORT)
+	$(VENV)/bin/python -m pipeline.tracking.server start --dir .services --port $(MLFLOW_PORT) --pg-port $(PG_PORT)
 
 mlflow-server-stop:
-	$(VENV)/bin/python -m pipeline.mlflow_server stop --dir .services
+	$(VENV)/bin/python -m pipeline.tracking.server stop --dir .services
 
 clean-env:
 	rm -rf $(VENV) $(TOOLS)

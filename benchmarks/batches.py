@@ -6,7 +6,7 @@ process, alternating repeats:
 - ``per_item``: the training path before this change, rebuilt here as the baseline: a map
   Dataset whose ``__getitem__`` does a pandas ``.iloc`` row lookup, makes a new
   ``numpy.random.default_rng`` per item, crops, and a ``DataLoader`` collates 16 items;
-- ``planned``: :class:`pipeline.batches.CropBatches` (one plan per epoch, slice copies into
+- ``planned``: :class:`pipeline.training.batches.CropBatches` (one plan per epoch, slice copies into
   one preallocated array per batch), through the same single-process ``DataLoader``.
 
 Reported: milliseconds per batch of ``--batch`` (mean over an epoch), and the ratio.
@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import describe  # noqa: E402
-from pipeline.batches import CropBatches, EpochSampler, make_loader  # noqa: E402
-from pipeline.chunking import random_crop  # noqa: E402
+from pipeline.audio.chunking import random_crop  # noqa: E402
 from pipeline.data.shards import FeatureStore, SegmentStore  # noqa: E402
+from pipeline.training.batches import CropBatches, EpochSampler, make_loader  # noqa: E402
 
 
 def _write_stores(root: Path, clips: int, samples: int, frames: int, bins: int = 96) -> tuple[SegmentStore, FeatureStore]:

@@ -3,7 +3,7 @@
 Times one training step of every smoke-profile variant as the grid trains it (forward, fp32
 BCE-with-logits, backward, Adam; width 0.25, batch 16, 1-s inputs, one torch thread; the
 mel variants train on cached front-end outputs, so their step is the back-end alone, as in
-``pipeline.train``), in fp32 and under ``torch.autocast("cpu", dtype=torch.bfloat16)``, with
+``pipeline.training.train``), in fp32 and under ``torch.autocast("cpu", dtype=torch.bfloat16)``, with
 oneDNN on and off and, for models with 2-D convolutions, in ``channels_last``. The settings
 alternate in ``--rounds`` rounds (each round times ``--steps`` steps of each setting after one
 warm-up step), so a slow spell of a shared machine hits them all alike; the table reports the
@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import cpu_peak, describe  # noqa: E402
-from pipeline.inference import cpu_bf16_support  # noqa: E402
 from pipeline.models.base import AudioModel, ModelConfig  # noqa: E402
+from pipeline.models.inference import cpu_bf16_support  # noqa: E402
 from pipeline.models.zoo import VARIANTS, build_model, input_length_for  # noqa: E402
 
 log = logging.getLogger("bf16")

@@ -29,9 +29,9 @@ log = logging.getLogger("bf16_cells")
 
 def prepare(root: Path, tasks: set[str]) -> None:
     """Download, segment and feature-cache ``tasks`` under ``root/data`` unless already there."""
-    from pipeline import stages
-    from pipeline.config import load_params
-    from pipeline.paths import Layout
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.orchestration import stages
 
     params, layout = load_params(REPO / "params.yaml"), Layout(root)
     for task in sorted(tasks):
@@ -45,9 +45,9 @@ def prepare(root: Path, tasks: set[str]) -> None:
 
 
 def run_cell(root: Path, task: str, model: str, seed: int, bf16: str, threads: int) -> dict[str, object]:
-    from pipeline import stages
-    from pipeline.config import load_params
-    from pipeline.paths import Layout
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.orchestration import stages
 
     params = load_params(REPO / "params.yaml", overrides={"train": {"bf16": bf16}, "runtime": {"num_threads": threads}})
     sub = root / f"bf16-{bf16}"

@@ -1,7 +1,7 @@
 """``musicrep compare`` on a project of N tracked runs: wall time of the command, end to end.
 
 ``--make DIR`` fills a project folder with the runs a smoke grid leaves (3 tasks x 11 models by
-default), logged through the project's own tracking code: :class:`pipeline.tracking.TrainingRun`
+default), logged through the project's own tracking code: :class:`pipeline.tracking.runs.TrainingRun`
 (every param, the environment tags), 8 epochs of ``train/`` and ``val/`` metrics, the
 ``test/`` metrics of the evaluate stage and the ``robust/`` points of the robustness stage.
 The numbers are made up; the store, its rows and the queries are real. No model, no
@@ -41,8 +41,8 @@ def make(project: Path, models: list[str], epochs: int = 8) -> int:
     """Log ``len(TASKS) * len(models)`` finished runs into ``project``'s store; returns their number."""
     os.environ.update(_env(project))
     sys.path.insert(0, str(REPO))
-    from pipeline import tracking
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
+    from pipeline.tracking import runs as tracking
 
     params = load_params(REPO / "params.yaml")
     rng = random.Random(0)

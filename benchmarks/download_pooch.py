@@ -65,8 +65,8 @@ def resume(mib: int, work: Path) -> dict[str, int]:
 def traversal(work: Path) -> dict[str, bool]:
     import pooch
 
+    from pipeline.core.errors import UserError
     from pipeline.data.archives import safe_extract
-    from pipeline.errors import UserError
     from tests.conftest_data import make_tar_gz
 
     out = {}
@@ -89,8 +89,8 @@ def traversal(work: Path) -> dict[str, bool]:
 def bomb(mib: int, work: Path) -> dict[str, int]:
     import pooch
 
+    from pipeline.core.errors import UserError
     from pipeline.data.archives import safe_extract
-    from pipeline.errors import UserError
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:

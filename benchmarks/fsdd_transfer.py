@@ -11,7 +11,7 @@ grid variants of musicnn at paper width (1.0):
 
 Each runs as ``musicrep cell fsdd_spk MODEL --seed S`` (train, evaluate; robustness off) for
 every ``--seeds``; reported per variant: test accuracy per seed, its bootstrap 95 % interval
-over test clips (seed-averaged scores, :func:`pipeline.stats.clip_interval`), training seconds
+over test clips (seed-averaged scores, :func:`pipeline.evaluation.stats.clip_interval`), training seconds
 and trainable parameters. The published init is fetched from ``--pretrained-mirror``.
 
 Usage (the scale of docs/pretrained.md; a full study is ``--takes 50 --seeds 0 1 2 --epochs 20``)::
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline.stats import clip_interval
+from pipeline.evaluation.stats import clip_interval
 
 REPO = Path(__file__).resolve().parents[1]
 INIT = "sota:mtat/musicnn"

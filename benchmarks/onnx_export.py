@@ -1,7 +1,7 @@
 """ONNX export of every registry model: can it be exported, with which axes, how big, how fast.
 
 For each variant (smoke input length of a 1-s keyword clip, ``--width``, 12 outputs, random
-weights: the graph, not the weights, sets size and speed) :func:`pipeline.export.export_onnx`
+weights: the graph, not the weights, sets size and speed) :func:`pipeline.inference.export.export_onnx`
 exports the model (dynamic length where the architecture allows, else fixed) and checks it
 in onnxruntime. Then, alternating in one process ``--rounds`` times, the same batch of
 ``--batch`` chunks runs ``--steps`` times through PyTorch (``torch.no_grad``, eval mode) and
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import describe  # noqa: E402
-from pipeline.export import INPUT_NAME, export_onnx  # noqa: E402
+from pipeline.inference.export import INPUT_NAME, export_onnx  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
 from pipeline.models.zoo import VARIANTS, build_model, count_parameters, input_length_for  # noqa: E402
 

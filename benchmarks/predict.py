@@ -7,14 +7,14 @@ Then, alternating in one process, ``--repeats`` times each:
 
 - **evaluate**: what the ``evaluate`` stage does for its scores: load the packaged model,
   read the clips from the memory-mapped shards and score them with
-  :func:`pipeline.inference.predict_clips` (``evaluate.n_chunks`` chunks per clip,
+  :func:`pipeline.models.inference.predict_clips` (``evaluate.n_chunks`` chunks per clip,
   ``runtime.eval_batch_size`` chunks per forward pass);
-- **predict**: :func:`pipeline.predict.predict` on the WAV files (load the model, find the
+- **predict**: :func:`pipeline.inference.predict.predict` on the WAV files (load the model, find the
   files, decode, resample, chunk, forward in batches of ``--batch-size`` chunks shared
   across files, per-file scores);
 - **one file per batch** (unless ``--no-per-file``): the old behaviour of ``predict``, each
   file's chunks forwarded on their own (same decoding, same model), emulated by running
-  :func:`pipeline.predict.iter_outputs` on one file at a time.
+  :func:`pipeline.inference.predict.iter_outputs` on one file at a time.
 
 Reported: median wall seconds of each and the ratios ``predict / evaluate`` (goal <= 1.5)
 and ``one file per batch / predict``.
@@ -44,12 +44,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import describe  # noqa: E402
-from pipeline import stages  # noqa: E402
-from pipeline.chunking import eval_starts  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
+from pipeline.audio.chunking import eval_starts  # noqa: E402
+from pipeline.config.params import load_params  # noqa: E402
+from pipeline.core.paths import Layout  # noqa: E402
 from pipeline.data.shards import SegmentStore  # noqa: E402
-from pipeline.paths import Layout  # noqa: E402
-from pipeline.predict import BATCH_SIZE  # noqa: E402
+from pipeline.inference.predict import BATCH_SIZE  # noqa: E402
+from pipeline.orchestration import stages  # noqa: E402
 
 TASK = "synth_keywords"
 
@@ -70,7 +70,7 @@ def _project(work: Path, model: str, n_clips: int):
 
 
 def _write_wavs(store: SegmentStore, rows, folder: Path, rate: int) -> list[Path]:
-    from pipeline.data.audio import resample
+    from pipeline.audio.io import resample
 
     folder.mkdir(parents=True, exist_ok=True)
     files = []
@@ -82,8 +82,8 @@ def _write_wavs(store: SegmentStore, rows, folder: Path, rate: int) -> list[Path
 
 
 def _evaluate(params, model_dir: Path, store: SegmentStore, rows) -> tuple[float, int]:
-    from pipeline.checkpoint import load_model
-    from pipeline.inference import predict_clips
+    from pipeline.models.checkpoint import load_model
+    from pipeline.models.inference import predict_clips
 
     t0 = time.perf_counter()
     model, _ = load_model(model_dir, map_location="cpu")
@@ -104,7 +104,7 @@ def _evaluate(params, model_dir: Path, store: SegmentStore, rows) -> tuple[float
 
 
 def _predict(model_dir: Path, files: list[Path], batch_size: int) -> tuple[float, int]:
-    from pipeline.predict import predict
+    from pipeline.inference.predict import predict
 
     t0 = time.perf_counter()
     pred = predict(files, str(model_dir), batch_size=batch_size, device="cpu")
@@ -114,8 +114,8 @@ def _predict(model_dir: Path, files: list[Path], batch_size: int) -> tuple[float
 
 
 def _one_file_per_batch(model_dir: Path, files: list[Path], batch_size: int) -> tuple[float, int]:
-    from pipeline.inference import activate
-    from pipeline.predict import _chunk_length, collect_inputs, iter_outputs, load_for_inference
+    from pipeline.inference.predict import _chunk_length, collect_inputs, iter_outputs, load_for_inference
+    from pipeline.models.inference import activate
 
     t0 = time.perf_counter()
     net, _card, _ = load_for_inference(str(model_dir), "cpu")

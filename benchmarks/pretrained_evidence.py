@@ -4,7 +4,7 @@ Takes a mirror of the published files (``--mirror``, laid out like ``sota/<datas
 plus ``parity/inputs.npy`` and ``manifest.json``), fetches ``sota:mtat/{fcn,crnn,musicnn}``
 from it into a temporary models folder, writes the six recordings as 29-s 16-kHz WAV files and
 
-1. runs :func:`pipeline.predict.predict` (the song-level protocol of ``musicrep predict``:
+1. runs :func:`pipeline.inference.predict.predict` (the song-level protocol of ``musicrep predict``:
    input-length chunks, scores averaged) and lists each model's top tags per recording;
 2. runs :func:`pipeline.robustness.agreement.run_agreement` (``musicrep robustness FOLDER
    MODEL``) with the robustness grid of the params file (``--params``; the smoke profile:
@@ -31,9 +31,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from pipeline.config import load_params
-from pipeline.predict import predict
-from pipeline.pretrained import fetch
+from pipeline.config.params import load_params
+from pipeline.inference.predict import predict
+from pipeline.models.pretrained import fetch
 from pipeline.robustness.agreement import run_agreement
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ grid model's packaged card, ``predictions.parquet`` and ``robustness_scores.parq
 0; the scores are random, nudged towards the labels (the statistics' cost depends on the shapes:
 test clips x classes x robustness points, not on the values). Then times the report's
 ``_evidence`` (accuracy intervals, robustness intervals, harmonic paired differences) with the
-macro ROC-AUC of :mod:`pipeline.stats` and with the rank-sum statistic it replaced, alternating
+macro ROC-AUC of :mod:`pipeline.evaluation.stats` and with the rank-sum statistic it replaced, alternating
 the two ``--rounds`` times, and checks that both give the same tables.
 
     .venv/bin/python benchmarks/report_evidence.py --data /tmp/cells --rounds 2
@@ -29,12 +29,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import stats  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
+from pipeline.config.params import load_params  # noqa: E402
+from pipeline.core.paths import Layout  # noqa: E402
 from pipeline.data.shards import SegmentStore  # noqa: E402
-from pipeline.inference import label_matrix  # noqa: E402
+from pipeline.evaluation import stats  # noqa: E402
 from pipeline.models.grid import grid_models  # noqa: E402
-from pipeline.paths import Layout  # noqa: E402
+from pipeline.models.inference import label_matrix  # noqa: E402
 from tests.test_stats_auc import rank_sum_auc  # noqa: E402
 
 log = logging.getLogger("report_evidence")

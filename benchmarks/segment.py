@@ -9,7 +9,7 @@ pipeline runs it:
   the MagnaTagATune clip length) as a folder dataset (decode + downmix + resample 44.1 -> 16 kHz).
 
 Each workload runs once per ``--threads`` value (torch intra-op threads; 0 = torch's default)
-and ``--resample-threads`` value (:data:`pipeline.data.audio.RESAMPLE_THREADS`, the threads
+and ``--resample-threads`` value (:data:`pipeline.audio.io.RESAMPLE_THREADS`, the threads
 the resampler is scoped to; 0 = the ``--threads`` value, the behaviour before that scope),
 so the table reports ratios measured in one run on one machine. ``--rounds`` repeats the
 whole set, alternating, for paired timings. Real-time factor (RTF) =
@@ -39,10 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import describe  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
+from pipeline.config.params import load_params  # noqa: E402
+from pipeline.core.paths import Layout  # noqa: E402
 from pipeline.data.registry import get_source  # noqa: E402
 from pipeline.data.segment import segment_dataset  # noqa: E402
-from pipeline.paths import Layout  # noqa: E402
 
 
 def _make_mp3s(folder: Path, n: int, seconds: float, sr: int = 44100) -> None:
@@ -57,7 +57,7 @@ def _make_mp3s(folder: Path, n: int, seconds: float, sr: int = 44100) -> None:
 
 
 def _run(dataset: str, params, layout: Layout, threads: int, default_threads: int, resample_threads: int = 1) -> dict:
-    import pipeline.data.audio as audio
+    import pipeline.audio.io as audio
 
     torch.set_num_threads(threads or default_threads)
     before, audio.RESAMPLE_THREADS = audio.RESAMPLE_THREADS, resample_threads

@@ -33,14 +33,14 @@ sys.path.insert(0, str(REPO))
 from benchmarks._machine import describe  # noqa: E402
 
 CELL_IMPORTS = (
-    "import pipeline.stages, pipeline.train, pipeline.evaluate, pipeline.robustness.stage, "
-    "pipeline.tracking, mlflow, torch, torchaudio"
+    "import pipeline.orchestration.stages, pipeline.training.train, pipeline.evaluation.evaluate, pipeline.robustness.stage, "
+    "pipeline.tracking.runs, mlflow, torch, torchaudio"
 )
 STEP = (
     "import torch; m = torch.nn.Linear(4, 2); o = torch.optim.Adam(m.parameters()); "
     "m(torch.zeros(2, 4)).sum().backward(); o.step()"
 )
-CLIENT = "from pipeline import tracking; tracking.client().search_experiments()"
+CLIENT = "from pipeline.tracking import runs as tracking; tracking.client().search_experiments()"
 
 PROBES = {
     "python": [sys.executable, "-c", "pass"],

@@ -2,8 +2,8 @@
 
 Builds a synthetic log-mel feature cache and segment store (``--clips`` clips of
 ``--seconds`` s, memory-mapped ``.npy`` shards as the pipeline writes them), then runs the
-pipeline's own training data path (:class:`pipeline.batches.CropBatches` through
-:func:`pipeline.batches.make_loader`, pinned memory and workers on CUDA) into a model of the
+pipeline's own training data path (:class:`pipeline.training.batches.CropBatches` through
+:func:`pipeline.training.batches.make_loader`, pinned memory and workers on CUDA) into a model of the
 zoo with the loop's settings (bf16 autocast, ``channels_last``, ``cudnn.benchmark``, loss kept
 on the device, optional ``torch.compile``).
 
@@ -33,12 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import describe  # noqa: E402
-from pipeline.batches import CropBatches, EpochSampler, make_loader  # noqa: E402
 from pipeline.data.shards import FeatureStore, SegmentStore  # noqa: E402
-from pipeline.inference import autocast_for, use_bf16  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
+from pipeline.models.inference import autocast_for, use_bf16  # noqa: E402
 from pipeline.models.zoo import build_model, input_length_for  # noqa: E402
-from pipeline.train import prepare_for_device  # noqa: E402
+from pipeline.training.batches import CropBatches, EpochSampler, make_loader  # noqa: E402
+from pipeline.training.train import prepare_for_device  # noqa: E402
 
 
 def write_cache(root: Path, clips: int, samples: int, bins: int, hop: int) -> tuple[SegmentStore, FeatureStore]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python experiments/frontends_table.py DIR [--task synth_keywords] [--reference short_cnn]
 
-Per model, from the project's own evidence code (pipeline.evidence): clean metric (mean +- std over
+Per model, from the project's own evidence code (pipeline.evaluation.evidence): clean metric (mean +- std over
 seeds, and the seed-averaged metric with its 95 % bootstrap interval over the test clips), the
 metric under noise (mean of white and background noise at every level) and the absolute drop,
 the paired differences of clean, under-noise and drop to the reference model (default: short_cnn = mel) on the same
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.checkpoint import read_card
-from pipeline.config import load_params
-from pipeline.evidence import accuracy_table, robustness_table
+from pipeline.config.params import load_params
+from pipeline.core.paths import Layout
+from pipeline.evaluation.evidence import accuracy_table, robustness_table
 from pipeline.models.base import ModelConfig
+from pipeline.models.checkpoint import read_card
 from pipeline.models.zoo import build_model, count_parameters
-from pipeline.paths import Layout
 
 TRAIN_LINE = re.compile(r"cell (\S+)/(\S+) seed(\d+) done in ([\d.]+) s \(train ([\d.]+) s")
 CPU_LINE = re.compile(r"([\d.]+) s wall ([\d.]+) s user")

@@ -1,4 +1,4 @@
-"""Prefect flow running the same stages as ``dvc.yaml``, in the order of :mod:`pipeline.dag`.
+"""Prefect flow running the same stages as ``dvc.yaml``, in the order of :mod:`pipeline.orchestration.dag`.
 
 Per dataset: download -> segment -> features; then one task per grid cell
 ``(task, model, seed)`` (train -> evaluate -> robustness in one call, as ``musicrep cell``),
@@ -23,12 +23,12 @@ from prefect import flow, task
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import stages
-from pipeline.config import load_params
-from pipeline.dag import DATA_STAGES
+from pipeline.config.params import load_params
+from pipeline.core.paths import Layout
 from pipeline.models.grid import cell_keys
-from pipeline.paths import Layout
-from pipeline.runners import GPU_TAG, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
+from pipeline.orchestration import stages
+from pipeline.orchestration.dag import DATA_STAGES
+from pipeline.orchestration.runners import GPU_TAG, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
 
 Overrides = dict[str, Any] | None
 """The ``--set`` values of the command that started the flow, as a nested dict: a flow parameter
@@ -83,7 +83,7 @@ FLOW_STEPS = {
     "cell": cell_task,
     "report": report_task,
 }
-"""One Prefect task per stage of :data:`pipeline.stages.STAGES` (a test checks they agree)."""
+"""One Prefect task per stage of :data:`pipeline.orchestration.stages.STAGES` (a test checks they agree)."""
 
 
 @contextlib.contextmanager
@@ -111,7 +111,7 @@ def musicrep_pipeline(
     """The whole grid of ``params.yaml``: datasets x models x seeds, then the report.
 
     The cells fan out over the flow's task runner (``flow:`` in params.yaml, or ``musicrep flow
-    --task-runner thread|dask|ray --address ... --max-workers N``; :mod:`pipeline.runners`);
+    --task-runner thread|dask|ray --address ... --max-workers N``; :mod:`pipeline.orchestration.runners`);
     GPU cells are tagged ``gpu`` and capped by the ``gpu`` concurrency limit (``flow.gpu_concurrency``).
     """
     params_path = str(Path(params_path).resolve())

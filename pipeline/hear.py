@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 HOP_MS = 50.0
 """Spacing of the timestamp embeddings in milliseconds (HEAR suggests at most 50 ms)."""
@@ -80,7 +80,7 @@ class HearModel(nn.Module):
     @classmethod
     def from_packaged(cls, directory: str | Path, hop_ms: float = HOP_MS) -> HearModel:
         """Load a packaged musicrep model (checksum and format checked) as a :class:`HearModel`."""
-        from pipeline.checkpoint import load_model as load_packaged
+        from pipeline.models.checkpoint import load_model as load_packaged
 
         model, card = load_packaged(directory)
         meta = card.get("metadata", {})
@@ -127,7 +127,7 @@ def load_model(model_file_path: str = "") -> HearModel:
     path = Path(spec)
     if path.is_file() and path.name in ("model.json", "model.pt"):
         path = path.parent
-    from pipeline.predict import resolve_model_dir
+    from pipeline.inference.predict import resolve_model_dir
 
     return HearModel.from_packaged(resolve_model_dir(str(path), Path.cwd()))
 

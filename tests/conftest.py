@@ -55,8 +55,8 @@ def full_repo_params() -> dict:
     """
     import yaml
 
-    from pipeline.io_utils import deep_merge
-    from pipeline.profiles import profile_defaults
+    from pipeline.config.profiles import profile_defaults
+    from pipeline.core.io_utils import deep_merge
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     return deep_merge(profile_defaults(raw.get("profile", "smoke")), raw)
@@ -80,7 +80,7 @@ def tiny_overrides(models: list[str] | None = None, tasks: list[str] | None = No
 
 @pytest.fixture()
 def tiny_params():
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
 
     def make(**kw):
         return load_params(REPO / "params.yaml", overrides=tiny_overrides(**kw))

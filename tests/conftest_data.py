@@ -195,6 +195,6 @@ def make_zip(members: dict[str, bytes]) -> bytes:
 
 
 def params(overrides: dict | None = None):
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
 
     return load_params(REPO / "params.yaml", overrides=overrides or {})

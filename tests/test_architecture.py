@@ -4,27 +4,23 @@ Every module under ``pipeline/`` (and ``flows/``, installed as ``pipeline.flows`
 with :mod:`ast`; every ``import`` counts, including function-local ones and those under
 ``if TYPE_CHECKING:``, because a hidden import is still a dependency.
 
-Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
+Layers, lowest first, by package (a module may import its own layer or a lower one, never a
+higher one; the folders of ``pipeline/`` are these packages):
 
-0. foundation: ``pipeline`` (the package: version, sample rate), ``errors``, ``io_utils``,
-   ``paths``, ``progress``, ``locks``, ``settings`` (the ``MUSICREP_*`` variables)
-1. configuration: ``config``, ``profiles``, ``project`` (the project a command runs on: root,
-   ``--set`` overrides, and the parameters resolved from them)
-2. models, data and the computations they share: ``models.*`` (front-ends with their DSP
-   transforms, back-ends, the zoo), ``data.*``, ``chunking``, ``batches``, ``metrics``,
-   ``stats``, ``schedules``, ``inference``, ``distributed``, ``checkpoint`` (the packaged-model format), ``pretrained``
-   / ``pretrained_catalog`` (the reference's published models) and ``transfer`` (init/freeze), and the
-   perturbations and noise sources ``robustness`` / ``robustness.perturb`` /
-   ``robustness.noises``
-3. stage building blocks and the pipeline description: ``features.*``, ``dag`` (the grid and
-   ``dvc.yaml``), ``params_check``
-4. stages and services: ``train``, ``fit`` (its epoch loop), ``evaluate``, ``robustness.stage``, ``robustness.agreement``,
-   ``robustness.plots``,
-   ``evidence``, ``report.*``, ``registry``, ``tracking``, ``figures``, ``compare``,
-   ``predict``, ``predict_writers``, ``audio_stream``, ``runners``, ``mlflow_server``, ``export``,
-   ``hear``, ``probe``, ``probe_embeddings``
-5. the stage runner: ``stages``
-6. entry points: ``cli``, ``predict_cli``, ``pretrained_cli``, ``representation_cli``, ``__main__``, ``flows.*``
+0. ``core``: errors, atomic writes and hashing (``io_utils``), the project layout (``paths``),
+   locks, progress; and the package itself (version, sample rate)
+1. ``config``: typed params, the profiles' defaults, the project a command runs on
+2. ``audio`` (decoding, streaming, chunking), ``data`` (download, sources, segment, shards),
+   ``models`` (front-ends with their DSP transforms, back-ends, the zoo, the packaged-model
+   format, running a model on batches) and the perturbations and noise sources
+   (``robustness``, ``robustness.perturb``, ``robustness.noises``)
+3. ``features``: the feature cache
+4. the stages' work and the services: ``training``, ``evaluation``, ``robustness.stage``,
+   ``robustness.plots``, ``robustness.agreement`` (label-free robustness), ``tracking`` (MLflow
+   runs, registry, server, compare), ``report``, ``inference`` (predict, embed, writers, ONNX
+   export) and ``hear`` (the HEAR 2021 API, a top-level module as the HEAR rules name it)
+5. ``orchestration``: the pipeline description (``dag``), the stages, task runners, name checks
+6. entry points: ``cli``, ``__main__``, ``flows.*``
 
 Files in ``pipeline/`` longer than :data:`MAX_LINES` must be listed, with a reason, in the
 table of ``docs/decisions.md`` (the rows whose first cell is a backticked ``pipeline/...`` path).
@@ -40,56 +36,30 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
 
 LAYERS: list[set[str]] = [
-    {"pipeline", "errors", "io_utils", "paths", "progress", "locks", "settings"},
-    {"config", "profiles", "project"},
+    {"pipeline", "core", "core.*"},
+    {"config", "config.*"},
+    {"audio", "audio.*", "data", "data.*", "models", "models.*", "robustness", "robustness.perturb", "robustness.noises"},
+    {"features", "features.*"},
     {
-        "models",
-        "models.*",
-        "data",
-        "data.*",
-        "chunking",
-        "batches",
-        "metrics",
-        "stats",
-        "schedules",
-        "inference",
-        "distributed",
-        "checkpoint",
-        "pretrained",
-        "pretrained_catalog",
-        "transfer",
-        "robustness",
-        "robustness.perturb",
-        "robustness.noises",
-    },
-    {"features", "features.*", "dag", "params_check"},
-    {
-        "train",
-        "fit",
-        "evaluate",
+        "training",
+        "training.*",
+        "evaluation",
+        "evaluation.*",
         "robustness.stage",
-        "robustness.agreement",
         "robustness.plots",
-        "evidence",
+        "robustness.agreement",
+        "hear",
+        "tracking",
+        "tracking.*",
         "report",
         "report.*",
-        "registry",
-        "tracking",
-        "figures",
-        "compare",
-        "predict",
-        "predict_writers",
-        "audio_stream",
-        "runners",
-        "mlflow_server",
-        "export",
-        "hear",
-        "probe",
-        "probe_embeddings",
+        "inference",
+        "inference.*",
     },
-    {"stages"},
-    {"cli", "predict_cli", "pretrained_cli", "representation_cli", "__main__", "flows", "flows.*"},
+    {"orchestration", "orchestration.*"},
+    {"cli", "cli.*", "__main__", "flows", "flows.*"},
 ]
+MAX_TOP_LEVEL_MODULES = 8
 
 
 def _sources() -> dict[str, Path]:
@@ -201,10 +171,10 @@ def test_no_import_cycle() -> None:
 
 def test_feature_cache_and_train_and_evaluate_do_not_lean_on_each_other() -> None:
     # train reads the feature cache (higher layer -> lower); the cache never imports train
-    assert "pipeline.train" not in GRAPH["pipeline.features.cache"]
-    # evaluate takes clip_loss and the metrics from pipeline.metrics, not from train
-    assert "pipeline.train" not in GRAPH["pipeline.evaluate"]
-    assert "pipeline.metrics" in GRAPH["pipeline.evaluate"]
+    assert "pipeline.training.train" not in GRAPH["pipeline.features.cache"]
+    # evaluate takes clip_loss and the metrics from pipeline.evaluation.metrics, not from train
+    assert "pipeline.training.train" not in GRAPH["pipeline.evaluation.evaluate"]
+    assert "pipeline.evaluation.metrics" in GRAPH["pipeline.evaluation.evaluate"]
 
 
 def test_transforms_live_with_the_models() -> None:
@@ -227,3 +197,12 @@ def test_no_long_file_without_a_recorded_reason() -> None:
     assert not unexplained, f"files over {MAX_LINES} lines without a reason in docs/decisions.md: {unexplained}"
     stale = sorted(p for p in reasons if not (REPO / p).exists())
     assert not stale, f"docs/decisions.md lists files that do not exist: {stale}"
+
+
+def test_the_folders_show_the_layers() -> None:
+    """At most a handful of modules sit directly in ``pipeline/``; the rest live in the layer packages."""
+    top = sorted(p.name for p in (REPO / "pipeline").glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+    packages = {p.name for p in (REPO / "pipeline").iterdir() if (p / "__init__.py").exists()}
+    named = {pattern.split(".")[0] for names in LAYERS for pattern in names} - {"pipeline", "__main__", "flows"}
+    assert packages <= named, f"packages without a layer: {sorted(packages - named)}"

@@ -1,4 +1,4 @@
-"""Vectorised batch assembly (pipeline/batches.py) crops exactly what the per-item rule crops."""
+"""Vectorised batch assembly (pipeline/training/batches.py) crops exactly what the per-item rule crops."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.batches import _write_stores  # noqa: E402
-from pipeline.batches import CropBatches, EpochSampler, epoch_plan, make_loader  # noqa: E402
-from pipeline.chunking import pad_center  # noqa: E402
+from pipeline.audio.chunking import pad_center  # noqa: E402
+from pipeline.training.batches import CropBatches, EpochSampler, epoch_plan, make_loader  # noqa: E402
 
 
 @pytest.fixture()

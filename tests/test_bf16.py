@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import inference
-from pipeline.inference import autocast_for, cpu_bf16_support, use_bf16, with_autocast
+from pipeline.models import inference
+from pipeline.models.inference import autocast_for, cpu_bf16_support, use_bf16, with_autocast
 from pipeline.models.zoo import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,14 +99,14 @@ def test_autocast_for_cpu_runs_convolutions_in_bf16_and_off_leaves_fp32() -> Non
 
 @pytest.mark.parametrize(("value", "expected"), [(True, "on"), (False, "off"), ("auto", "auto"), ("off", "off")])
 def test_config_accepts_auto_on_off_and_booleans(value, expected) -> None:
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
 
     assert load_params(REPO / "params.yaml", overrides={"train": {"bf16": value}}).train.bf16 == expected
 
 
 def test_config_rejects_other_values() -> None:
-    from pipeline.config import load_params
-    from pipeline.errors import UserError
+    from pipeline.config.params import load_params
+    from pipeline.core.errors import UserError
 
     with pytest.raises((UserError, ValueError), match="bf16"):
         load_params(REPO / "params.yaml", overrides={"train": {"bf16": "fast"}})
@@ -114,10 +114,11 @@ def test_config_rejects_other_values() -> None:
 
 def test_one_bf16_training_step_on_cpu_keeps_loss_and_checkpoints_fp32(tmp_path, monkeypatch) -> None:
     """train.bf16: on, one step: the forward ran under CPU autocast, every saved tensor is fp32."""
-    from pipeline import fit, stages, train
-    from pipeline.checkpoint import load_model
-    from pipeline.config import load_params
-    from pipeline.paths import Layout
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.models.checkpoint import load_model
+    from pipeline.orchestration import stages
+    from pipeline.training import fit, train
     from tests.conftest import tiny_overrides
 
     overrides = tiny_overrides(tasks=["synth_keywords"], models=["samplecnn"], n_clips=24, epochs=1)
@@ -152,7 +153,7 @@ def test_one_bf16_training_step_on_cpu_keeps_loss_and_checkpoints_fp32(tmp_path,
 def test_onednn_auto_is_on_under_bf16_even_where_fp32_turns_it_off() -> None:
     from pipeline.models.base import ModelConfig
     from pipeline.models.zoo import build_model
-    from pipeline.train import _use_mkldnn
+    from pipeline.training.train import _use_mkldnn
 
     musicnn = build_model(ModelConfig("musicnn", 3, multilabel=True, width=0.125, input_length=16_000))
     assert not VARIANTS["musicnn"].cpu_mkldnn
@@ -162,10 +163,10 @@ def test_onednn_auto_is_on_under_bf16_even_where_fp32_turns_it_off() -> None:
 
 
 def test_predict_and_embed_wrap_the_forward_only_when_bf16_is_chosen() -> None:
-    from pipeline.errors import UserError
+    from pipeline.core.errors import UserError
+    from pipeline.inference.predict import _autocast
     from pipeline.models.base import ModelConfig
     from pipeline.models.zoo import build_model
-    from pipeline.predict import _autocast
 
     net = build_model(ModelConfig("samplecnn", 3, multilabel=True, width=0.125, input_length=16_002)).eval()
     assert _autocast(net, net, "off") is net

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.chunking import eval_chunks, eval_starts, pad_center, random_crop
+from pipeline.audio.chunking import eval_chunks, eval_starts, pad_center, random_crop
 
 pytestmark = pytest.mark.fast
 

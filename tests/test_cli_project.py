@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cli import hoist_global_options
-from pipeline.errors import UserError
-from pipeline.project import find_root, parse_overrides
+from pipeline.cli.main import hoist_global_options
+from pipeline.config.project import find_root, parse_overrides
+from pipeline.core.errors import UserError
 from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,8 @@ def restore_loggers():
 
 
 def test_unexpected_errors_are_one_line_unless_debug(tmp_path: Path, monkeypatch, capsys, restore_loggers) -> None:
-    from pipeline import cli, stages
+    from pipeline.cli import main as cli
+    from pipeline.orchestration import stages
 
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import load_params, resolve_variant
-from pipeline.errors import UserError
+from pipeline.config.params import load_params, resolve_variant
+from pipeline.core.errors import UserError
 from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def _field(path: tuple[str, ...]):
     """The pydantic field of a dotted params path (``None`` below a free-form mapping)."""
     from pydantic import BaseModel
 
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
     model, field = Params, None
     for part in path:
@@ -118,8 +118,8 @@ def test_profile_files_are_the_only_source_of_their_defaults(profile: str) -> No
     """Every key a profile YAML sets has no default of its own in the pydantic models."""
     from pydantic_core import PydanticUndefined
 
-    from pipeline.config import Params
-    from pipeline.profiles import profile_defaults
+    from pipeline.config.params import Params
+    from pipeline.config.profiles import profile_defaults
 
     defaults = profile_defaults(profile)
     Params.model_validate(defaults)  # the profile alone is complete and valid
@@ -128,23 +128,23 @@ def test_profile_files_are_the_only_source_of_their_defaults(profile: str) -> No
         for path in _leaves(defaults)
         if (f := _field(path)) is not None and (f.default is not PydanticUndefined or f.default_factory is not None)
     ]
-    assert not with_default, f"these keys have a default both in the profile and in pipeline/config.py: {with_default}"
+    assert not with_default, f"these keys have a default both in the profile and in pipeline/config/params.py: {with_default}"
 
 
 def test_profile_files_ship_with_the_package() -> None:
     from importlib import resources
 
-    names = {p.name for p in resources.files("pipeline.profiles").iterdir()}
+    names = {p.name for p in resources.files("pipeline.config.profiles").iterdir()}
     assert {"common.yaml", "smoke.yaml", "paper.yaml"} <= names
     text = (REPO / "pyproject.toml").read_text()
-    assert '"pipeline.profiles" = ["*.yaml"]' in text
+    assert '"pipeline.config.profiles" = ["*.yaml"]' in text
 
 
 @pytest.mark.fast
 def test_params_yaml_holds_only_what_the_project_changes() -> None:
     """The shipped params.yaml spells out no key at its profile's default, except the grid
     (dvc.yaml's matrices read ``grid.tasks`` and ``grid.seeds`` from it) and the profile."""
-    from pipeline.profiles import profile_defaults
+    from pipeline.config.profiles import profile_defaults
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     defaults = profile_defaults(raw["profile"])
@@ -169,7 +169,7 @@ def _get(d: dict, path: tuple[str, ...]):
 @pytest.mark.fast
 def test_committed_resolved_params_are_current() -> None:
     """params.resolved.yaml (what dvc.yaml's stages track) matches params.yaml over its profile."""
-    from pipeline.config import RESOLVED_PARAMS, render_resolved
+    from pipeline.config.params import RESOLVED_PARAMS, render_resolved
 
     assert (REPO / RESOLVED_PARAMS).read_text() == render_resolved(load_params(REPO / "params.yaml")), (
         "params.resolved.yaml is stale: run `musicrep params --resolve` (or `dvc repro params`)"
@@ -178,7 +178,7 @@ def test_committed_resolved_params_are_current() -> None:
 
 def test_a_changed_profile_default_reaches_the_resolved_params(tmp_path: Path) -> None:
     """A value left to the profile is still part of the resolved params, so DVC sees it change."""
-    from pipeline.config import render_resolved
+    from pipeline.config.params import render_resolved
 
     path = _write(tmp_path, {"profile": "smoke", "grid": {"tasks": ["synth_tags"], "models": ["fcn"], "seeds": [0]}})
     text = render_resolved(load_params(path))
@@ -187,7 +187,7 @@ def test_a_changed_profile_default_reaches_the_resolved_params(tmp_path: Path) -
 
 
 def test_hash_is_stable_across_processes() -> None:
-    code = "from pipeline.config import load_params; print(load_params('params.yaml').section_hash('train','features'))"
+    code = "from pipeline.config.params import load_params; print(load_params('params.yaml').section_hash('train','features'))"
     outs = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -238,10 +238,10 @@ def test_cli_check_reports_misspelt_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
 def test_profile_grids_run_every_registry_model(profile: str) -> None:
     """The profiles' grids are the registry's models, in its order: ``all`` (the registry is the one list)."""
-    from pipeline.config import Params
+    from pipeline.config.params import Params
+    from pipeline.config.profiles import profile_defaults
     from pipeline.models.grid import grid_models
     from pipeline.models.zoo import VARIANTS
-    from pipeline.profiles import profile_defaults
 
     assert profile_defaults(profile)["grid"]["models"] == "all"
     assert grid_models(Params.model_validate(profile_defaults(profile))) == list(VARIANTS)
@@ -271,8 +271,8 @@ def test_only_the_grid_module_reads_grid_models() -> None:
 @pytest.mark.fast
 def test_runtime_section_is_not_tracked_by_the_cells() -> None:
     """Run-time keys (device, threads, kernels, workers, inference batch) re-run nothing; every result key is tracked."""
-    from pipeline.config import TrainParams
-    from pipeline.dag import CELL_PARAMS
+    from pipeline.config.params import TrainParams
+    from pipeline.orchestration.dag import CELL_PARAMS
 
     assert not [k for k in CELL_PARAMS if k.startswith("runtime")]
     assert {f"train.{k}" for k in TrainParams.model_fields} <= set(CELL_PARAMS)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.dag import cell_code, model_sources
+from pipeline.orchestration.dag import cell_code, model_sources
 from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 _RUN_CELL = """
 import json, sys
 from pathlib import Path
-from pipeline import stages
-from pipeline.config import load_params
-from pipeline.paths import Layout
+from pipeline.orchestration import stages
+from pipeline.config.params import load_params
+from pipeline.core.paths import Layout
 root = Path(sys.argv[1])
 stages.cell("synth_keywords", "fcn", load_params(root / "params.yaml"), Layout(root), seed=0)
 files = sorted({m.__file__ for m in list(sys.modules.values())
@@ -29,9 +29,9 @@ print("MODULES " + json.dumps(files))
 
 
 def test_cell_dependencies_cover_every_module_a_cell_runs(tmp_path: Path) -> None:
-    from pipeline import stages
-    from pipeline.config import load_params
-    from pipeline.paths import Layout
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.orchestration import stages
 
     params = {"profile": "smoke", **tiny_overrides(models=["fcn"], tasks=["synth_keywords"], n_clips=24)}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -56,5 +56,10 @@ def test_cell_dependencies_cover_every_module_a_cell_runs(tmp_path: Path) -> Non
 
 def test_cell_code_includes_audio_loading_and_the_feature_cache() -> None:
     code = cell_code()
-    assert {"pipeline/data/audio.py", "pipeline/features/cache.py", "pipeline/train.py", "pipeline/tracking.py"} <= set(code)
+    assert {
+        "pipeline/audio/io.py",
+        "pipeline/features/cache.py",
+        "pipeline/training/train.py",
+        "pipeline/tracking/runs.py",
+    } <= set(code)
     assert not [f for f in code if f.startswith("pipeline/report/")]  # the report is its own stage

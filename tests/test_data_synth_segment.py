@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from pipeline import stages
+from pipeline.core.paths import Layout
 from pipeline.data import synth
 from pipeline.data.shards import SegmentStore
-from pipeline.paths import Layout
+from pipeline.orchestration import stages
 
 
 def test_synth_is_deterministic(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_segment_writes_shards_manifest_and_skips_bad_files(tmp_path: Path, tiny
 
 
 def test_segment_resamples_and_mixes_down(tmp_path: Path, tiny_params) -> None:
-    from pipeline.data.audio import read_audio
+    from pipeline.audio.io import read_audio
 
     t = np.arange(44100) / 44100
     stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], 1).astype(np.float32) * 0.5

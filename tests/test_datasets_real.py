@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
 from pipeline.data.registry import get_source
 from pipeline.data.segment import segment_dataset
 from pipeline.data.sources import dcase2017_task4, fsdd, mtat, speech_commands
 from pipeline.data.sources import folder as folder_source
-from pipeline.errors import UserError
-from pipeline.paths import Layout
 from tests.conftest_data import LoopbackServer, audio_bytes, closed_port, make_tar_gz, make_zip, params, tone, write_audio
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core.errors import UserError
 from pipeline.data import archives
 from pipeline.data import download as dl
 from pipeline.data.archives import safe_extract
 from pipeline.data.download import DownloadState, RemoteFile, RetryPolicy, fetch_file
-from pipeline.errors import UserError
 from tests.conftest_data import LoopbackServer, closed_port, make_tar_gz, make_zip
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0)

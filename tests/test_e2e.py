@@ -159,7 +159,7 @@ def test_prefect_flow_end_to_end(tmp_path: Path) -> None:
 
 def test_dvc_stages_and_flow_cover_the_same_stage_functions() -> None:
     from pipeline.flows.pipeline_flow import FLOW_STEPS
-    from pipeline.stages import STAGES
+    from pipeline.orchestration.stages import STAGES
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     cli_cmds = [s["cmd"].split()[1] for s in stages.values()]
@@ -167,8 +167,8 @@ def test_dvc_stages_and_flow_cover_the_same_stage_functions() -> None:
 
 
 def test_committed_dvc_yaml_is_generated_from_the_pipeline_description() -> None:
-    from pipeline.config import load_params
-    from pipeline.dag import render_dvc_yaml
+    from pipeline.config.params import load_params
+    from pipeline.orchestration.dag import render_dvc_yaml
 
     assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(load_params(REPO / "params.yaml")), (
         "dvc.yaml is stale: run `musicrep dag --write`"

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from pipeline import stages
+from pipeline.core.paths import Layout
+from pipeline.evaluation.stats import clip_interval, metric_on, paired_difference, seed_summary
 from pipeline.models.grid import cell_keys
-from pipeline.paths import Layout
-from pipeline.stats import clip_interval, metric_on, paired_difference, seed_summary
+from pipeline.orchestration import stages
 from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_vectorised_metrics_equal_scikit_learn() -> None:
     rng = np.random.default_rng(1)
     y = (rng.random((80, 6)) < 0.3).astype(int)
-    y[:, 5] = 0  # a class without positives is left out, as in pipeline.metrics
+    y[:, 5] = 0  # a class without positives is left out, as in pipeline.evaluation.metrics
     s = rng.random((80, 6)) + 0.4 * y
     valid = y.sum(0) > 0
     assert metric_on("multilabel", y, s, np.arange(80)) == pytest.approx(roc_auc_score(y[:, valid], s[:, valid], average="macro"))
@@ -57,7 +57,7 @@ def test_intervals_cover_the_estimate_and_pairing_cancels_shared_noise() -> None
 @pytest.fixture(scope="module")
 def seeded_grid(tmp_path_factory):
     """fcn and hcnn on synth_events and synth_keywords, two seeds each, tiny settings."""
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
     from tests.conftest import tiny_overrides
 
     over = tiny_overrides(models=["fcn", "hcnn"], tasks=["synth_events", "synth_keywords"], n_clips=60)
@@ -85,7 +85,7 @@ def test_seeds_give_separate_cells_and_runs(seeded_grid) -> None:
 
 
 def test_accuracy_table_has_seed_spread_and_intervals(seeded_grid) -> None:
-    from pipeline.evidence import accuracy_table
+    from pipeline.evaluation.evidence import accuracy_table
 
     params, layout = seeded_grid
     for task, metric in (("synth_events", "roc_auc"), ("synth_keywords", "accuracy")):
@@ -100,7 +100,7 @@ def test_accuracy_table_has_seed_spread_and_intervals(seeded_grid) -> None:
 
 
 def test_robustness_evidence_and_harmonic_statement(seeded_grid) -> None:
-    from pipeline.evidence import harmonic_statement, robustness_table
+    from pipeline.evaluation.evidence import harmonic_statement, robustness_table
 
     params, layout = seeded_grid
     table, rs, models = robustness_table(params, layout, "synth_events")
@@ -114,7 +114,7 @@ def test_robustness_evidence_and_harmonic_statement(seeded_grid) -> None:
 
 
 def test_report_and_compare_show_mean_std_and_intervals(seeded_grid) -> None:
-    from pipeline.compare import compare_table
+    from pipeline.tracking.compare import compare_table
 
     params, layout = seeded_grid
     stages.report(params, layout)

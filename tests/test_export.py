@@ -1,7 +1,7 @@
 """``musicrep export --format onnx``: onnxruntime reproduces PyTorch on random and real audio (~40 s).
 
 Untrained tiny models are enough (the graph, not the weights, is what the export must get
-right); they are packaged with :func:`pipeline.checkpoint.save_model` exactly as training does.
+right); they are packaged with :func:`pipeline.models.checkpoint.save_model` exactly as training does.
 Real audio: FSDD recordings (the shared mirror, as in tests/test_own_datasets.py), resampled to
 16 kHz and cut into the model's chunks; the tests that need them skip without the mirror.
 """
@@ -19,12 +19,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from pipeline.checkpoint import save_model
-from pipeline.chunking import eval_chunks
-from pipeline.data.audio import read_audio
-from pipeline.errors import UserError
-from pipeline.export import TOLERANCE, export_onnx
+from pipeline.audio.chunking import eval_chunks
+from pipeline.audio.io import read_audio
+from pipeline.core.errors import UserError
+from pipeline.inference.export import TOLERANCE, export_onnx
 from pipeline.models.base import ModelConfig
+from pipeline.models.checkpoint import save_model
 from pipeline.models.zoo import build_model
 
 LABELS = [str(d) for d in range(10)]
@@ -65,7 +65,7 @@ def _onnx_logits(path: Path, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def test_fcn_exports_through_the_cli_and_matches_pytorch(tmp_path: Path, fsdd_dir: Path, monkeypatch) -> None:
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     model, directory = _packaged(tmp_path, "fcn")
     monkeypatch.chdir(tmp_path)
@@ -96,7 +96,7 @@ def test_fcn_exports_through_the_cli_and_matches_pytorch(tmp_path: Path, fsdd_di
 
 def test_a_dynamic_length_model_takes_any_length(tmp_path: Path, fsdd_dir: Path) -> None:
     model, directory = _packaged(tmp_path, "short_res", multilabel=True)
-    from pipeline.checkpoint import load_model
+    from pipeline.models.checkpoint import load_model
 
     loaded, card = load_model(directory)
     result = export_onnx(loaded, card, tmp_path / "short_res.onnx")
@@ -109,20 +109,20 @@ def test_a_dynamic_length_model_takes_any_length(tmp_path: Path, fsdd_dir: Path)
 
 
 def test_export_errors_are_one_clear_line(tmp_path: Path) -> None:
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     _, directory = _packaged(tmp_path, "samplecnn", input_length=19_683)
     res = CliRunner().invoke(app, ["export", str(directory), "--format", "tflite"])
     assert res.exit_code != 0 and isinstance(res.exception, UserError) and "tflite" in str(res.exception)
     with pytest.raises(UserError, match=r"\.onnx"):
-        from pipeline.checkpoint import load_model
+        from pipeline.models.checkpoint import load_model
 
         export_onnx(*load_model(directory), tmp_path / "model.bin")
 
 
 def test_a_back_end_that_pools_frame_scores_exports_its_own_logits(tmp_path: Path) -> None:
     """gated_crnn's logits are attention-pooled frame scores, not a classifier on its embedding."""
-    from pipeline.checkpoint import load_model
+    from pipeline.models.checkpoint import load_model
 
     model, directory = _packaged(tmp_path, "gated_crnn", multilabel=True)
     result = export_onnx(*load_model(directory), tmp_path / "gated.onnx", dynamic_length=False)

@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import stages
-from pipeline.errors import UserError
-from pipeline.paths import Layout
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
+from pipeline.orchestration import stages
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _tiny(**top):
     """Tiny params on synth_keywords with ``fcn``; ``top`` overrides top-level keys (e.g. seed)."""
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
     from tests.conftest import tiny_overrides
 
     over = tiny_overrides(tasks=["synth_keywords"], models=["fcn"], n_clips=24)
@@ -34,7 +34,7 @@ def _tiny(**top):
 def test_feature_cache_follows_the_audio(tmp_path: Path) -> None:
     """Defect 1: a new seed (new audio) gives a new feature cache, never the old one, outside DVC."""
     from pipeline.data.shards import FeatureStore, SegmentStore
-    from pipeline.train import _feature_store_for, build_for_task
+    from pipeline.training.train import _feature_store_for, build_for_task
 
     layout = Layout(tmp_path)
     ds = "synth_keywords"
@@ -301,8 +301,8 @@ def _unreadable(monkeypatch, path: Path) -> None:
     path.chmod(0)
     if os.geteuid() != 0:
         return
-    import pipeline.data.audio as audio
-    import pipeline.io_utils as io_utils
+    import pipeline.audio.io as audio
+    import pipeline.core.io_utils as io_utils
 
     real_access, real_sha = os.access, io_utils.sha256_file
 
@@ -375,7 +375,7 @@ def test_bad_inputs_are_reported_and_good_files_kept(tmp_path: Path, bad_folder,
 
 def test_read_audio_names_each_bad_input(tmp_path: Path, bad_folder) -> None:
     """Defect 5: :func:`read_audio` gives a named reason for each bad input, and never opens the FIFO."""
-    from pipeline.data.audio import AudioError, read_audio
+    from pipeline.audio.io import AudioError, read_audio
 
     root, expected = bad_folder
     for path in sorted(root.rglob("*")):
@@ -386,7 +386,7 @@ def test_read_audio_names_each_bad_input(tmp_path: Path, bad_folder) -> None:
 
 def test_truncated_wav_is_not_a_short_clip(tmp_path: Path) -> None:
     """Defect 5: 7,962 declared bytes with 2,624 present is 'truncated', not a 0.08 s clip."""
-    from pipeline.data.audio import AudioError, read_audio
+    from pipeline.audio.io import AudioError, read_audio
 
     path = _tone(tmp_path / "t.wav", seconds=7962 / 32000)
     _truncate_wav(path)
@@ -400,7 +400,7 @@ def trained(tmp_path_factory):
     """Two tiny trained models of different label sets: ``(layout, keywords model dir, tags model dir)``."""
     import torch
 
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
     from tests.conftest import tiny_overrides
 
     torch.set_num_threads(1)
@@ -421,7 +421,7 @@ def test_predict_on_a_fifo_refuses_at_once(tmp_path: Path, trained) -> None:
     import os
     import threading
 
-    from pipeline.predict import predict
+    from pipeline.inference.predict import predict
 
     _, _, model_dir, _ = trained
     fifo = tmp_path / "pipe.wav"
@@ -446,7 +446,7 @@ def _cli(monkeypatch, capsys, *argv: str) -> tuple[int, list[str]]:
     import logging
     import sys
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -468,7 +468,7 @@ def _swap_weights(dst: Path, src: Path) -> None:
     import json
     import shutil
 
-    from pipeline.io_utils import sha256_file
+    from pipeline.core.io_utils import sha256_file
 
     shutil.copyfile(src / "model.pt", dst / "model.pt")
     card = json.loads((dst / "model.json").read_text())
@@ -480,7 +480,7 @@ def test_weights_of_another_model_are_refused(tmp_path: Path, trained, monkeypat
     """Defect 8: another model's model.pt behind a fixed-up checksum is refused at load, in one line."""
     import shutil
 
-    from pipeline.checkpoint import load_model
+    from pipeline.models.checkpoint import load_model
 
     _, _, keywords, tags = trained
     bad = tmp_path / "swapped"
@@ -498,7 +498,7 @@ def test_card_label_count_must_match_the_outputs(tmp_path: Path, trained) -> Non
     import json
     import shutil
 
-    from pipeline.checkpoint import load_model
+    from pipeline.models.checkpoint import load_model
 
     _, _, keywords, _ = trained
     bad = tmp_path / "relabelled"
@@ -548,7 +548,7 @@ def test_atomic_writes_respect_the_umask(tmp_path: Path) -> None:
     import os
     import stat as st
 
-    from pipeline.io_utils import atomic_path, make_temp_dir, write_json
+    from pipeline.core.io_utils import atomic_path, make_temp_dir, write_json
 
     old = os.umask(0o022)
     try:
@@ -591,7 +591,7 @@ def _params_file(tmp_path: Path, text: str) -> Path:
 
 def test_duplicate_yaml_section_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
     """Defect 10: a repeated section no longer silently replaces the first."""
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
 
     path = _params_file(tmp_path, "train:\n  epochs: 3\ntrain:\n  epochs: 4\n")
     with pytest.raises(UserError, match=r"key 'train' appears twice \(lines \d+ and \d+\)"):
@@ -633,7 +633,7 @@ def test_params_check_validates_names(tmp_path: Path, monkeypatch, capsys, chang
     """Defect 10: ``params --check`` names an unknown model, task, perturbation, noise folder or option."""
     import yaml
 
-    from pipeline.io_utils import deep_merge
+    from pipeline.core.io_utils import deep_merge
 
     raw = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), change)
     path = tmp_path / "params.yaml"
@@ -667,10 +667,10 @@ def _hold_lock_in_subprocess(root: Path, stage: str, *keys: str):
     import sys
     import time
 
-    from pipeline.locks import is_held
+    from pipeline.core.locks import is_held
 
     code = (
-        "import sys, time; from pipeline.locks import stage_lock\n"
+        "import sys, time; from pipeline.core.locks import stage_lock\n"
         f"with stage_lock({stage!r}, *{list(keys)!r}, root={str(root)!r}):\n"
         "    print('held', flush=True); time.sleep(120)\n"
     )
@@ -712,7 +712,7 @@ def test_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(tmp_path: Pa
     """Defect 6: the lock API other stages use (train/cell): re-entrant in one thread, refused in another."""
     import threading
 
-    from pipeline.locks import is_held, lock_path, stage_lock
+    from pipeline.core.locks import is_held, lock_path, stage_lock
 
     with stage_lock("train", "synth_tags", "fcn", 0, root=tmp_path) as path:
         assert path == lock_path("train", "synth_tags", "fcn", 0, root=tmp_path)
@@ -789,7 +789,7 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path: Path) -
     stages.download("synth_keywords", p, layout)
     stages.segment("synth_keywords", p, layout)
     stages.features("synth_keywords", p, layout)
-    from pipeline.locks import clean_stage_leftovers, stage_lock
+    from pipeline.core.locks import clean_stage_leftovers, stage_lock
 
     with stage_lock("report", root=layout.root):
         clean_stage_leftovers("report", p.report.out_dir, layout)
@@ -827,7 +827,7 @@ def test_leftovers_of_a_live_run_are_not_touched(tmp_path: Path) -> None:
 def _project_dir(tmp: Path, overrides: dict) -> Path:
     import yaml
 
-    from pipeline.io_utils import deep_merge
+    from pipeline.core.io_utils import deep_merge
 
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "params.yaml").write_text(yaml.safe_dump(deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)))
@@ -844,7 +844,7 @@ def _run_stage(proj: Path, *args: str) -> None:
 
 def _temporaries(proj: Path) -> list[Path]:
     """Leftover-looking entries anywhere under data/ (what clean_leftovers removes)."""
-    from pipeline.locks import _TEMP_DIR, _TEMP_FILE
+    from pipeline.core.locks import _TEMP_DIR, _TEMP_FILE
 
     return [q for q in (proj / "data").rglob("*") if (_TEMP_DIR.match(q.name) if q.is_dir() else _TEMP_FILE.match(q.name))]
 
@@ -1120,7 +1120,7 @@ def test_a_stage_cannot_change_what_a_running_stage_reads(tmp_path: Path, runnin
     layout = Layout(tmp_path)
     p = _tiny()
     code = (
-        "import time; from pipeline.locks import stage_lock\n"
+        "import time; from pipeline.core.locks import stage_lock\n"
         f"with stage_lock({running!r}, 'synth_keywords', root={str(tmp_path)!r}), "
         f"stage_lock({started!r}, 'synth_keywords', root={str(tmp_path)!r}, holder='musicrep {running} synth_keywords'):\n"
         "    print('held', flush=True); time.sleep(120)\n"
@@ -1139,7 +1139,7 @@ def test_segment_and_features_hold_their_inputs_lock(tmp_path: Path, monkeypatch
     """Defect 6: the real stages hold the upstream stage's lock while they run."""
     import pipeline.data.segment as seg_mod
     import pipeline.features.cache as cache_mod
-    from pipeline.locks import is_held
+    from pipeline.core.locks import is_held
 
     seen: dict[str, bool] = {}
     monkeypatch.setattr(

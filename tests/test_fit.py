@@ -1,12 +1,12 @@
-"""The epoch loop and its callbacks (pipeline.fit) on a two-parameter model: no data, no MLflow."""
+"""The epoch loop and its callbacks (pipeline.training.fit) on a two-parameter model: no data, no MLflow."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pipeline.config import load_params
-from pipeline.fit import Callback, EarlyStopping, EpochHook, FitState, Tracking, fit
+from pipeline.config.params import load_params
+from pipeline.training.fit import Callback, EarlyStopping, EpochHook, FitState, Tracking, fit
 from tests.conftest import REPO
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import stages
-from pipeline.paths import Layout
+from pipeline.core.paths import Layout
+from pipeline.orchestration import stages
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = ["leaf+short_cnn", "sincnet+short_cnn", "pcen+fcn", "trainable_mel+fcn"]
@@ -19,7 +19,7 @@ CELLS = ["leaf+short_cnn", "sincnet+short_cnn", "pcen+fcn", "trainable_mel+fcn"]
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """synth_keywords (tiny) downloaded and segmented once; one short epoch per cell."""
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
     from tests.conftest import tiny_overrides
 
     overrides = tiny_overrides(tasks=["synth_keywords"], models=CELLS, n_clips=36, epochs=1)
@@ -37,7 +37,7 @@ def _params_check(monkeypatch, capsys, path: Path) -> tuple[int, str]:
     """``musicrep params PATH --check`` in-process: ``(exit code, stderr)``."""
     import logging
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

@@ -202,7 +202,7 @@ def test_models_command_lists_every_frontend_with_its_parameter_count(monkeypatc
     import json
     import sys
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["musicrep", "models", "--frontends", "--json"])
     try:

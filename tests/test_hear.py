@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import pipeline.hear as hear
-from pipeline.checkpoint import save_model
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.models.base import ModelConfig
+from pipeline.models.checkpoint import save_model
 from pipeline.models.zoo import build_model
 
 

@@ -1,7 +1,7 @@
 """The team MLflow server (issue 13): a real PostgreSQL backend store and proxied artifacts, on 127.0.0.1.
 
 The test starts PostgreSQL (initdb/pg_ctl into a scratch folder; as the ``postgres`` user via
-``runuser`` when run as root) and ``mlflow server`` itself with :mod:`pipeline.mlflow_server`,
+``runuser`` when run as root) and ``mlflow server`` itself with :mod:`pipeline.tracking.server`,
 trains one tiny cell logging to it, reads the run back with ``musicrep compare``, checks the
 model artifacts went through the server to its artifact store, and stops both.
 """
@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.mlflow_server import Services, pg_bin, start, stop
+from pipeline.tracking.server import Services, pg_bin, start, stop
 from tests.conftest import REPO, tiny_overrides
 
 pytestmark = pytest.mark.skipif(
@@ -57,10 +57,10 @@ def test_cell_logs_to_the_postgres_backed_server_and_compare_reads_it(
 ) -> None:
     from mlflow import MlflowClient
 
-    from pipeline import stages
-    from pipeline.config import load_params
-    from pipeline.paths import Layout
-    from pipeline.tracking import run_id_of
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.orchestration import stages
+    from pipeline.tracking.runs import run_id_of
 
     assert server.backend_uri().startswith("postgresql+psycopg://")
     proj = tmp_path / "proj"

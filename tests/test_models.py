@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.checkpoint import load_model, save_model
 from pipeline.models.base import AudioModel, ModelConfig
+from pipeline.models.checkpoint import load_model, save_model
 from pipeline.models.zoo import (
     VARIANTS,
     VariantSpec,
@@ -383,8 +383,8 @@ def test_input_length_for_caps_smoke_crops(variant: str, clip: int, cap: int, ex
 
 @pytest.mark.fast
 def test_input_seconds_shortens_smoke_inputs_only() -> None:
-    from pipeline.config import load_params
-    from pipeline.errors import UserError
+    from pipeline.config.params import load_params
+    from pipeline.core.errors import UserError
     from pipeline.models.build import build_for_task
     from tests.conftest import REPO
 
@@ -445,8 +445,8 @@ def test_packaged_model_bytes_are_the_same_for_the_same_weights(tmp_path) -> Non
     """model.pt is a DVC output: saving the same model twice gives the same bytes (no temporary name inside)."""
     import hashlib
 
-    from pipeline.checkpoint import save_model
     from pipeline.models.base import ModelConfig
+    from pipeline.models.checkpoint import save_model
     from pipeline.models.zoo import build_model
 
     torch.manual_seed(0)

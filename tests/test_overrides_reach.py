@@ -1,6 +1,6 @@
 """``--set`` reaches every command that loads params: the Prefect flow and its deployment too.
 
-The CLI callback resolves the project once (:class:`pipeline.project.Project`: root + ``--set``)
+The CLI callback resolves the project once (:class:`pipeline.config.project.Project`: root + ``--set``)
 and passes it on; the flow receives the overrides as a flow parameter, so each task applies
 them over the params file it reads. ``dag --write`` refuses them: DVC reads ``params.yaml``.
 """
@@ -56,7 +56,7 @@ def test_serve_stores_the_overrides_as_a_deployment_parameter(monkeypatch, tmp_p
     monkeypatch.setattr(serve.musicrep_pipeline, "serve", lambda **kw: seen.update(kw))
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     result = CliRunner().invoke(app, ["--project", str(proj), "--set", "train.epochs=1", "serve", "--cron", "0 3 * * *"])
     assert result.exit_code == 0, result.output

@@ -21,11 +21,11 @@ import pytest
 import soundfile as sf
 import yaml
 
-from pipeline.config import load_params
+from pipeline.config.params import load_params
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
 from pipeline.data.registry import get_source
 from pipeline.data.segment import segment_dataset
-from pipeline.errors import UserError
-from pipeline.paths import Layout
 from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -310,7 +310,7 @@ def test_two_own_datasets_coexist_in_one_project_and_in_mlflow(tmp_path: Path, f
     assert metas["own_speakers"]["labels"] == sorted({f.stem.split("_")[1] for f in files})
     for n in ("own_digits", "own_speakers"):
         assert (proj / "data" / "raw" / n / "manifest.json").is_file() and (proj / "models" / n / "fcn").is_dir()
-    from pipeline.tracking import client
+    from pipeline.tracking.runs import client
 
     c = client()
     for n in ("own_digits", "own_speakers"):
@@ -423,7 +423,7 @@ def _runs() -> pd.DataFrame:
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])
 def test_compare_formats_never_truncate(fmt: str) -> None:
-    from pipeline.compare import format_table
+    from pipeline.tracking.compare import format_table
 
     for long in (False, True):
         text = format_table(_runs(), fmt, long=long)
@@ -443,8 +443,8 @@ def test_compare_cli_without_a_terminal(tmp_path: Path) -> None:
     """``musicrep compare`` over real MLflow runs, stdout not a TTY: plain text at full width."""
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
-    from pipeline.tracking import client, experiment_id
+    from pipeline.cli.main import app
+    from pipeline.tracking.runs import client, experiment_id
 
     c = client()
     run = c.create_run(experiment_id(c, LONG_TASK), run_name=LONG_MODEL)

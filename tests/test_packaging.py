@@ -44,7 +44,7 @@ def test_importing_the_package_changes_no_environment_and_no_root_logger() -> No
     code = """
 import json, logging, os
 before = dict(os.environ)
-import pipeline.cli, pipeline.tracking, pipeline.registry
+import pipeline.cli.main, pipeline.tracking.runs, pipeline.tracking.registry
 after = dict(os.environ)
 changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 print(json.dumps({"changed": changed, "root_handlers": len(logging.getLogger().handlers)}))
@@ -70,7 +70,7 @@ print(json.dumps(sorted(k for k in set(before) | set(after) if before.get(k) != 
 def test_cli_logging_configures_its_own_loggers_only() -> None:
     import logging
 
-    from pipeline import cli
+    from pipeline.cli import main as cli
 
     root_before = (logging.getLogger().level, list(logging.getLogger().handlers))
     cli._configure_logging(verbose=False)

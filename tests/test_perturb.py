@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import UserError
-from pipeline.paths import Layout
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
 from pipeline.robustness import perturb as P
 from pipeline.robustness.noises import SYNTHETIC_KINDS, load_noise, synthetic_noises
 

@@ -22,10 +22,10 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from pipeline import stages
-from pipeline.errors import UserError
-from pipeline.paths import Layout
-from pipeline.predict import ChunkStream, embed, predict, resolve_model_dir, stream_audio
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
+from pipeline.inference.predict import ChunkStream, embed, predict, resolve_model_dir, stream_audio
+from pipeline.orchestration import stages
 from tests.conftest import REPO, SHARED, tiny_overrides
 
 TASK, MODEL = "synth_keywords", "hcnn"
@@ -44,7 +44,7 @@ def _restore_logging():
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A project with one trained keyword model; returns ``(layout, model_dir)``."""
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("predict-proj")
@@ -92,7 +92,7 @@ def audio(tmp_path_factory):
 # ----------------------------------------------------------------------------- streaming (no model)
 @pytest.mark.parametrize("rate", [8000, 44100])
 def test_streamed_resampling_equals_whole_file(tmp_path, rate) -> None:
-    from pipeline.data.audio import read_audio
+    from pipeline.audio.io import read_audio
 
     x = (0.1 * np.random.default_rng(1).standard_normal((int(rate * 3.3), 2))).astype(np.float32)
     sf.write(tmp_path / "a.wav", x, rate)
@@ -133,7 +133,7 @@ def test_long_files_are_read_block_by_block(tmp_path, monkeypatch) -> None:
 
 # ----------------------------------------------------------------------------- predict
 def _cli(*args: str):
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
 
@@ -191,7 +191,7 @@ def test_predict_short_name_and_bad_model(project, audio) -> None:
 
 
 def test_exit_code_2_when_no_input_is_readable(project, audio, monkeypatch, capsys) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     _, model_dir = project
     _, _, corrupt = audio
@@ -205,7 +205,7 @@ def test_exit_code_2_when_no_input_is_readable(project, audio, monkeypatch, caps
 
 
 def test_tampered_checkpoint_is_refused(project, audio, tmp_path, monkeypatch, capsys) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     _, model_dir = project
     bad = tmp_path / "tampered"
@@ -265,7 +265,7 @@ def test_embed_npy_with_index(project, audio, tmp_path) -> None:
 
 # ----------------------------------------------------------------------------- registry
 def test_registry_round_trip(project, audio, tmp_path, monkeypatch) -> None:
-    from pipeline.registry import register_model, resolve_model_uri
+    from pipeline.tracking.registry import register_model, resolve_model_uri
 
     monkeypatch.setenv("MUSICREP_MODEL_CACHE", str(tmp_path / "cache"))
     _, model_dir = project

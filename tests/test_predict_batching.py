@@ -1,4 +1,4 @@
-"""Batch inference across files (:func:`pipeline.predict.iter_outputs`) and the streaming writers.
+"""Batch inference across files (:func:`pipeline.inference.predict.iter_outputs`) and the streaming writers.
 
 An untrained tiny model is enough: the checks compare batching layouts with each other and
 with one forward pass per chunk, never with labels. CPU, a few seconds.
@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from pipeline import predict as P
-from pipeline import predict_writers as W
+from pipeline.inference import predict as P
+from pipeline.inference import writers as W
 from pipeline.models.base import ModelConfig
 from pipeline.models.zoo import build_model
 
@@ -96,7 +96,7 @@ def test_bad_files_are_reported_and_skipped_in_place(net, files, tmp_path) -> No
 
 
 def test_a_failure_mid_stream_drops_only_that_file(net, files, monkeypatch) -> None:
-    from pipeline.data.audio import AudioError
+    from pipeline.audio.io import AudioError
 
     real = P.ChunkStream
 
@@ -186,7 +186,7 @@ def test_streamed_csv_and_json_match_the_whole_list_layout(capsys) -> None:
 def test_resampler_is_torchaudios_and_threads_are_restored() -> None:
     import torchaudio.functional as AF
 
-    from pipeline.data.audio import resample, torch_threads
+    from pipeline.audio.io import resample, torch_threads
 
     x = np.random.default_rng(3).standard_normal(22050).astype(np.float32)
     before = torch.get_num_threads()

@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from tests.conftest import SHARED
 from tests.conftest_data import LoopbackServer
 
@@ -50,7 +50,7 @@ def _restore_logging():
 @pytest.fixture(scope="module")
 def fetched(mirror: Path, tmp_path_factory) -> Path:
     """A models folder with every fetchable model packaged from the mirror folder."""
-    from pipeline.pretrained import CATALOG, fetch
+    from pipeline.models.pretrained import CATALOG, fetch
 
     root = tmp_path_factory.mktemp("pretrained")
     for name, spec in CATALOG.items():
@@ -60,7 +60,7 @@ def fetched(mirror: Path, tmp_path_factory) -> Path:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None):
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "250", **(env or {})})
 
@@ -69,7 +69,7 @@ def _main(monkeypatch, capsys, *args: str, env: dict[str, str]) -> tuple[int, st
     """Run the ``musicrep`` entry point (exit codes included); return ``(code, stderr)``."""
     import sys
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -80,7 +80,7 @@ def _main(monkeypatch, capsys, *args: str, env: dict[str, str]) -> tuple[int, st
 
 
 def test_catalogue_matches_the_mirror_manifest_and_tag_lists(mirror: Path) -> None:
-    from pipeline.pretrained import CATALOG, UPSTREAM_COMMIT
+    from pipeline.models.pretrained import CATALOG, UPSTREAM_COMMIT
 
     manifest = json.loads((mirror / "manifest.json").read_text())
     assert manifest["source_repo_commit"] == UPSTREAM_COMMIT
@@ -111,8 +111,8 @@ def test_catalogue_matches_the_mirror_manifest_and_tag_lists(mirror: Path) -> No
 
 
 def test_fetch_from_a_mirror_folder_packages_a_model_with_its_card(mirror: Path, tmp_path: Path) -> None:
-    from pipeline.checkpoint import read_card
-    from pipeline.pretrained import fetch, load_packaged_or_pretrained
+    from pipeline.models.checkpoint import read_card
+    from pipeline.models.pretrained import fetch, load_packaged_or_pretrained
 
     env = {"MUSICREP_PRETRAINED_DIR": str(tmp_path / "models")}
     res = _cli("pretrained", "fetch", "sota:mtat/musicnn", "--mirror", str(mirror), env=env)
@@ -143,7 +143,7 @@ def test_fetch_from_a_mirror_folder_packages_a_model_with_its_card(mirror: Path,
 
 
 def test_fetch_over_http_resumes_and_verifies(mirror: Path, tmp_path: Path) -> None:
-    from pipeline.pretrained import fetch, get_spec
+    from pipeline.models.pretrained import fetch, get_spec
 
     spec = get_spec("sota:mtat/crnn")
     server = LoopbackServer(files={spec.mirror_path: (mirror / spec.mirror_path).read_bytes()})
@@ -180,13 +180,13 @@ def test_unmirrored_and_unknown_models_fail_with_one_sentence(tmp_path: Path, mo
     code, err = _main(monkeypatch, capsys, "pretrained", "fetch", "sota:mtat/nope", env=env)
     assert code == 2 and "not a published reference model" in err
     with pytest.raises(UserError, match="cannot be fetched"):
-        from pipeline.pretrained import fetch
+        from pipeline.models.pretrained import fetch
 
         fetch("sota:jamendo/cnnsa", root=tmp_path)
 
 
 def test_a_file_that_does_not_fit_is_refused() -> None:
-    from pipeline.pretrained import convert_state_dict, get_spec
+    from pipeline.models.pretrained import convert_state_dict, get_spec
 
     with pytest.raises(UserError, match="does not fit musicrep's fcn"):
         convert_state_dict(get_spec("sota:mtat/fcn"), {"spec_bn.weight": torch.ones(2)})
@@ -205,7 +205,7 @@ SLOW_PARITY = ("sota:msd/fcn", "sota:msd/crnn", "sota:jamendo/fcn", "sota:jamend
 )
 def test_every_mirrored_checkpoint_reproduces_the_reference(name: str, mirror: Path, fetched: Path) -> None:
     """fcn/crnn on all 464,000 samples, musicnn on the first 48,000; max |score - reference| per clip."""
-    from pipeline.pretrained import CATALOG, load_packaged_or_pretrained
+    from pipeline.models.pretrained import CATALOG, load_packaged_or_pretrained
 
     spec = CATALOG[name]
     inputs = torch.from_numpy(np.load(mirror / "parity" / "inputs.npy"))
@@ -224,7 +224,7 @@ def test_every_mirrored_checkpoint_reproduces_the_reference(name: str, mirror: P
 
 
 def test_parity_covers_every_fetchable_model() -> None:
-    from pipeline.pretrained import CATALOG
+    from pipeline.models.pretrained import CATALOG
 
     fetchable = {n for n, s in CATALOG.items() if not s.unavailable}
     assert fetchable == {"sota:mtat/fcn", "sota:mtat/crnn", "sota:mtat/musicnn", "sota:jamendo/musicnn", *SLOW_PARITY}
@@ -232,7 +232,7 @@ def test_parity_covers_every_fetchable_model() -> None:
 
 def test_predict_sota_fcn_end_to_end_on_wav_files(mirror: Path, fetched: Path, tmp_path: Path) -> None:
     """``musicrep predict --model sota:mtat/fcn`` on the six recordings as 16-kHz float WAV: within 1e-3."""
-    from pipeline.pretrained_catalog import TAGS
+    from pipeline.models.pretrained_catalog import TAGS
 
     inputs = np.load(mirror / "parity" / "inputs.npy")
     reference = np.load(mirror / "parity" / "reference_outputs.npz")["mtat/fcn"]
@@ -260,7 +260,7 @@ def test_predict_sota_fcn_end_to_end_on_wav_files(mirror: Path, fetched: Path, t
 
 
 def test_package_copy_is_found_from_any_folder(fetched: Path, tmp_path: Path, monkeypatch) -> None:
-    from pipeline.predict import resolve_model_dir
+    from pipeline.inference.predict import resolve_model_dir
 
     monkeypatch.setenv("MUSICREP_PRETRAINED_DIR", str(fetched))
     monkeypatch.chdir(tmp_path)
@@ -325,10 +325,10 @@ def test_label_free_robustness_on_a_folder(mirror: Path, fetched: Path, tmp_path
 
 def test_evaluate_on_an_own_dataset_with_a_label_map(mirror: Path, fetched: Path, tmp_path: Path, monkeypatch) -> None:
     """``musicrep evaluate mine sota:mtat/musicnn --label-map``: the published model on a user's labelled folder."""
-    from pipeline import stages
-    from pipeline.config import load_params
-    from pipeline.evaluate import evaluate_cross
-    from pipeline.paths import Layout
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.evaluation.evaluate import evaluate_cross
+    from pipeline.orchestration import stages
 
     clips = _cc0_wavs(mirror, tmp_path / "src", 29.0)
     audio = tmp_path / "mine"

@@ -16,10 +16,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from pipeline import probe_embeddings, stages
-from pipeline.errors import UserError
-from pipeline.paths import Layout
-from pipeline.probe import fit_probes, run_probe, transfer_matrix, transfer_table
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
+from pipeline.evaluation import probe_embeddings
+from pipeline.evaluation.probe import fit_probes, run_probe, transfer_matrix, transfer_table
+from pipeline.orchestration import stages
 from tests.conftest import REPO, tiny_overrides
 
 
@@ -34,7 +35,7 @@ def _restore_logging():
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("probe-proj")
@@ -51,8 +52,8 @@ def project(tmp_path_factory):
 
 
 def test_probe_through_the_cli_gives_an_interval_and_an_mlflow_run(project, monkeypatch) -> None:
-    from pipeline import tracking
-    from pipeline.cli import app
+    from pipeline.cli.main import app
+    from pipeline.tracking import runs as tracking
 
     params, layout = project
     monkeypatch.chdir(layout.root)
@@ -116,7 +117,7 @@ def test_an_unknown_model_is_a_user_error(project) -> None:
 
 
 def test_compare_and_the_report_show_the_transfer_table(project, monkeypatch, tmp_path) -> None:
-    from pipeline.cli import app
+    from pipeline.cli.main import app
     from pipeline.report.build import _transfer
 
     params, layout = project

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import load_params
-from pipeline.dag import dvc_stages, probe_stage_name
+from pipeline.config.params import load_params
+from pipeline.orchestration.dag import dvc_stages, probe_stage_name
 from tests.conftest import REPO
 
 
@@ -43,7 +43,7 @@ def test_probe_stages_depend_on_their_model_package_code_and_segments() -> None:
 
     assert stale("pipeline/models/backends/fcn.py") == {"probe-synth_keywords_fcn", "probe-synth_keywords_fcn-random"}
     assert stale("pipeline/models/backends/musicnn.py") == {"probe-synth_tags_musicnn"}
-    assert stale("pipeline/probe.py") == {
+    assert stale("pipeline/evaluation/probe.py") == {
         "probe-synth_keywords_fcn",
         "probe-synth_keywords_fcn-random",
         "probe-synth_tags_musicnn",
@@ -53,7 +53,7 @@ def test_probe_stages_depend_on_their_model_package_code_and_segments() -> None:
 
 @pytest.mark.parametrize("bad", [{"model": "fcn", "datasets": ["synth_tags"]}, {"model": "synth_keywords/fcn", "datasets": []}])
 def test_a_bad_probe_entry_is_refused(bad) -> None:
-    from pipeline.errors import UserError
+    from pipeline.core.errors import UserError
 
     with pytest.raises((UserError, ValueError)):
         _params([bad])

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import stages
-from pipeline.paths import Layout
+from pipeline.core.paths import Layout
+from pipeline.orchestration import stages
 from tests.conftest import REPO, tiny_overrides
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -37,7 +37,7 @@ def _restore_logging():
 
 
 def _params(**kw):
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
 
     overrides = tiny_overrides(tasks=TASKS, models=MODELS, n_clips=48, **kw)
     overrides["features"] = {"enabled": False}
@@ -133,8 +133,8 @@ def test_report_tables_say_what_ran(grid) -> None:
 
 
 def test_figures_logged_to_mlflow(grid) -> None:
-    from pipeline.checkpoint import read_run_id
-    from pipeline.tracking import client
+    from pipeline.models.checkpoint import read_run_id
+    from pipeline.tracking.runs import client
 
     _, layout, _ = grid
     run_id = read_run_id(layout.model("synth_tags", "hcnn"))
@@ -168,9 +168,9 @@ def test_report_on_an_empty_project(tmp_path) -> None:
 
 
 def test_filterbank_figure_shows_learned_q(tmp_path) -> None:
-    from pipeline import figures
     from pipeline.models.base import ModelConfig
     from pipeline.models.zoo import build_model
+    from pipeline.report import figures
 
     model = build_model(ModelConfig("hcnn", 4, False, width=0.125, input_length=16384, options={"learn_f0": True}))
     fb = figures.find_harmonic_filterbank(model)
@@ -186,7 +186,7 @@ def test_filterbank_figure_shows_learned_q(tmp_path) -> None:
 def test_multilabel_model_predicts_sigmoid_scores(grid, tmp_path) -> None:
     import soundfile as sf
 
-    from pipeline.predict import predict
+    from pipeline.inference.predict import predict
 
     _, layout, _ = grid
     sf.write(tmp_path / "clip.ogg", (0.1 * np.random.default_rng(0).standard_normal((48000, 2))).astype(np.float32), 48000)

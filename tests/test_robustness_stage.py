@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.checkpoint import save_model
-from pipeline.config import Params
-from pipeline.io_utils import write_json
+from pipeline.config.params import Params
+from pipeline.config.profiles import profile_defaults
+from pipeline.core.io_utils import write_json
+from pipeline.core.paths import Layout
 from pipeline.models.base import AudioModel, ModelConfig
-from pipeline.paths import Layout
-from pipeline.profiles import profile_defaults
+from pipeline.models.checkpoint import save_model
 from pipeline.robustness.plots import plot_robustness, plot_task_curves
 from pipeline.robustness.stage import (
     COLUMNS,
@@ -214,7 +214,7 @@ def test_stage_on_trained_stub_model(tmp_path, stub_zoo) -> None:
 
 def test_stage_logs_into_the_models_mlflow_run(tmp_path, stub_zoo) -> None:
     """Real MLflow store (tests/conftest.py): robust/* metrics and plots land in the training run."""
-    from pipeline import tracking
+    from pipeline.tracking import runs as tracking
 
     _write_segments(tmp_path)
     config = ModelConfig(variant="tiny", n_classes=3, multilabel=True, width=1.0, input_length=N)
@@ -243,7 +243,7 @@ def test_stage_with_zoo_model(tmp_path) -> None:
 
 
 def test_bad_grid_is_a_user_error(tmp_path, stub_zoo) -> None:
-    from pipeline.errors import UserError
+    from pipeline.core.errors import UserError
 
     with pytest.raises(UserError, match="unknown perturbation"):
         run_robustness(TASK, "tiny", _params({"reverb": [1.0]}), Layout(tmp_path), track=False)

@@ -44,9 +44,9 @@ def _eval(proj: Path) -> dict[str, dict[str, float]]:
 
 def _run(proj: Path, **runner: Any):
     """The flow on ``proj``; returns (cell metrics, the flow run id)."""
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
     from pipeline.flows.pipeline_flow import musicrep_pipeline
-    from pipeline.runners import flow_settings, task_runner
+    from pipeline.orchestration.runners import flow_settings, task_runner
 
     params_path = str(proj / "params.yaml")
     fp = flow_settings(load_params(params_path), **runner)
@@ -135,8 +135,8 @@ def test_flow_settings_from_params_and_command_line(tiny_params) -> None:
     from prefect_dask import DaskTaskRunner
     from prefect_ray import RayTaskRunner
 
-    from pipeline.errors import UserError
-    from pipeline.runners import flow_settings, gpu_cells, task_runner
+    from pipeline.core.errors import UserError
+    from pipeline.orchestration.runners import flow_settings, gpu_cells, task_runner
 
     p = tiny_params()
     assert p.flow.task_runner == "thread" and p.flow.gpu_concurrency == 1

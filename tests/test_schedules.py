@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from pipeline.config import load_params
-from pipeline.errors import UserError
-from pipeline.schedules import lr_at, paper_phase
+from pipeline.config.params import load_params
+from pipeline.core.errors import UserError
+from pipeline.training.schedules import lr_at, paper_phase
 from tests.conftest import REPO
 
 
@@ -57,7 +57,7 @@ def test_paper_phases_switch_where_the_spec_says() -> None:
 def test_paper_optimizer_takes_its_rates_from_the_params() -> None:
     import torch
 
-    from pipeline.train import make_optimizer
+    from pipeline.training.train import make_optimizer
 
     train = load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train
     model = torch.nn.Linear(2, 1)
@@ -83,8 +83,8 @@ def test_training_sets_the_scheduled_rate(tiny_params, tmp_path) -> None:
     """One real epoch with cosine: the optimizer's last rate is the schedule's last step."""
     import torch
 
-    from pipeline import stages
-    from pipeline.paths import Layout
+    from pipeline.core.paths import Layout
+    from pipeline.orchestration import stages
 
     seen: list[float] = []
     original = torch.optim.Adam.step

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UserError
-from pipeline.settings import PREFIX, Settings, settings
+from pipeline.core.errors import UserError
+from pipeline.core.settings import PREFIX, Settings, settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_the_package_reads_musicrep_variables_only_through_the_class() -> None:
         for line in path.read_text().splitlines()
         if reads.search(line)
     ]
-    assert not found, "read these through pipeline.settings:\n" + "\n".join(found)
+    assert not found, "read these through pipeline.core.settings:\n" + "\n".join(found)
 
 
 def test_every_variable_is_listed_in_docs_params() -> None:

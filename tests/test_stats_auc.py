@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sst
 
-from pipeline.stats import clip_interval, metric_on
+from pipeline.evaluation.stats import clip_interval, metric_on
 
 
 def rank_sum_auc(y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -37,7 +37,7 @@ def test_counted_auc_equals_rank_sum_auc_exactly(n, classes, levels) -> None:
 
 def test_bootstrap_interval_unchanged_by_the_counting(monkeypatch) -> None:
     """clip_interval on the new statistic gives the interval scipy's bootstrap gave on the old one."""
-    from pipeline import stats
+    from pipeline.evaluation import stats
 
     rng = np.random.default_rng(5)
     y = (rng.random((80, 8)) < 0.3).astype(int)

@@ -69,7 +69,7 @@ def _torchrun(proj: Path, **kw) -> list[str]:
         "--master-addr=127.0.0.1",
         f"--master-port={_free_port()}",
         "-m",
-        "pipeline.cli",
+        "pipeline.cli.main",
         "train",
         TASK,
         MODEL,
@@ -79,9 +79,9 @@ def _torchrun(proj: Path, **kw) -> list[str]:
 def test_torchrun_two_processes_train_one_run_and_match_one_process(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    from pipeline import stages
-    from pipeline.config import load_params
-    from pipeline.paths import Layout
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.orchestration import stages
 
     single = _project(tmp_path / "single")
     params = load_params(single / "params.yaml")
@@ -91,7 +91,7 @@ def test_torchrun_two_processes_train_one_run_and_match_one_process(tmp_path: Pa
     shutil.copytree(single, ddp)
 
     one = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "train", TASK, MODEL],
+        [sys.executable, "-m", "pipeline.cli.main", "train", TASK, MODEL],
         cwd=single,
         env=_env(single),
         capture_output=True,
@@ -117,9 +117,9 @@ def test_torchrun_two_processes_train_one_run_and_match_one_process(tmp_path: Pa
 def test_killed_two_process_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    from pipeline import stages
-    from pipeline.config import load_params
-    from pipeline.paths import Layout
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.orchestration import stages
 
     epochs = 6
     proj = _project(tmp_path / "killed", epochs=epochs)

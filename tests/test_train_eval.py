@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import stages
+from pipeline.core.paths import Layout
 from pipeline.data.shards import FeatureStore, SegmentStore
 from pipeline.features.cache import cache_dir_name, segments_key
-from pipeline.paths import Layout
-from pipeline.train import build_for_task, train_model
+from pipeline.orchestration import stages
+from pipeline.training.train import build_for_task, train_model
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """synth_keywords downloaded, segmented and feature-cached once for the module."""
-    from pipeline.config import load_params
+    from pipeline.config.params import load_params
     from tests.conftest import tiny_overrides
 
     root = tmp_path_factory.mktemp("proj")
@@ -59,8 +59,8 @@ def test_trainable_frontend_is_not_cached(prepared) -> None:
 
 
 def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
-    from pipeline.checkpoint import read_card
-    from pipeline.tracking import runs_table
+    from pipeline.models.checkpoint import read_card
+    from pipeline.tracking.runs import runs_table
 
     params, layout = prepared
     result = train_model("synth_keywords", "fcn", params, layout)
@@ -74,8 +74,8 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
     row = runs[runs.model == "fcn"].iloc[0]
     assert row["status"] == "FINISHED" and row["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert "val/loss" in runs.columns and "train/loss" in runs.columns
-    from pipeline.checkpoint import read_run_id
-    from pipeline.tracking import client
+    from pipeline.models.checkpoint import read_run_id
+    from pipeline.tracking.runs import client
 
     run_id = read_run_id(layout.model("synth_keywords", "fcn"))
     assert run_id and "mlflow_run_id" not in card["metadata"]  # beside the model, not in its DVC-hashed card
@@ -121,7 +121,7 @@ def test_two_runs_of_a_cell_package_the_same_bytes(prepared, tmp_path) -> None:
     only the MLflow run id beside it differs, and .dvcignore keeps it out of the hash."""
     import hashlib
 
-    from pipeline.checkpoint import RUN_FILE
+    from pipeline.models.checkpoint import RUN_FILE
 
     params, layout = prepared
     digests, runs = [], []
@@ -151,7 +151,7 @@ def test_stale_checkpoint_is_not_resumed(prepared, tmp_path) -> None:
 
 def test_checkpoint_from_other_model_code_is_not_resumed(prepared, tmp_path, monkeypatch) -> None:
     """A model-code change (what makes DVC re-run `train`) must not continue stale weights."""
-    import pipeline.train as train_mod
+    import pipeline.training.train as train_mod
 
     params, layout = prepared
     lay = Layout(tmp_path)
@@ -165,7 +165,7 @@ def test_checkpoint_from_other_model_code_is_not_resumed(prepared, tmp_path, mon
 
 
 def test_training_code_hash_covers_the_model_sources(monkeypatch) -> None:
-    import pipeline.train as train_mod
+    import pipeline.training.train as train_mod
 
     before = train_mod.training_code_hash()
     real = train_mod.sha256_file

@@ -1,4 +1,4 @@
-"""Fine-tune / transfer variants: ``variants: {NAME: {model, init, freeze}}`` (pipeline/transfer.py).
+"""Fine-tune / transfer variants: ``variants: {NAME: {model, init, freeze}}`` (pipeline/models/transfer.py).
 
 The init is the published MTAT musicnn from the project's mirror (``shared/data/pretrained``);
 the FSDD cell uses the FSDD mirror (conftest ``fsdd_dir``).
@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from tests.conftest import SHARED
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def models_dir(tmp_path_factory) -> Path:
     """A models folder holding the fetched MTAT musicnn (set as ``MUSICREP_PRETRAINED_DIR``)."""
     if not (MIRROR / "manifest.json").exists():
         pytest.skip(f"no mirror of the published reference models at {MIRROR}")
-    from pipeline.pretrained import fetch
+    from pipeline.models.pretrained import fetch
 
     root = tmp_path_factory.mktemp("pretrained")
     fetch(INIT, MIRROR, root)
@@ -43,9 +43,9 @@ def _musicnn(n_classes: int):
 
 
 def test_same_labels_copy_everything_and_new_labels_replace_the_head(models_dir: Path, monkeypatch) -> None:
-    from pipeline.pretrained import load_packaged_or_pretrained
-    from pipeline.pretrained_catalog import TAGS
-    from pipeline.transfer import apply_init
+    from pipeline.models.pretrained import load_packaged_or_pretrained
+    from pipeline.models.pretrained_catalog import TAGS
+    from pipeline.models.transfer import apply_init
 
     monkeypatch.setenv("MUSICREP_PRETRAINED_DIR", str(models_dir))
     source, _ = load_packaged_or_pretrained(INIT)
@@ -63,7 +63,7 @@ def test_same_labels_copy_everything_and_new_labels_replace_the_head(models_dir:
 
 
 def test_frozen_backbone_stays_frozen_batch_norm_included(models_dir: Path, monkeypatch) -> None:
-    from pipeline.transfer import apply_init
+    from pipeline.models.transfer import apply_init
 
     monkeypatch.setenv("MUSICREP_PRETRAINED_DIR", str(models_dir))
     model = _musicnn(10)
@@ -86,7 +86,7 @@ def test_frozen_backbone_stays_frozen_batch_norm_included(models_dir: Path, monk
 
 
 def test_frontend_freeze_and_bad_settings(models_dir: Path, monkeypatch) -> None:
-    from pipeline.transfer import apply_init, init_dependencies
+    from pipeline.models.transfer import apply_init, init_dependencies
 
     monkeypatch.setenv("MUSICREP_PRETRAINED_DIR", str(models_dir))
     model = _musicnn(10)
@@ -101,19 +101,19 @@ def test_frontend_freeze_and_bad_settings(models_dir: Path, monkeypatch) -> None
 
     with pytest.raises(UserError, match="does not fit"):
         apply_init(build_model(ModelConfig("musicnn", 10, False, width=0.5, input_length=16_000)), ["a"] * 10, INIT)
-    assert "pipeline/pretrained_catalog.py" in init_dependencies(INIT) and init_dependencies(None) == []
+    assert "pipeline/models/pretrained_catalog.py" in init_dependencies(INIT) and init_dependencies(None) == []
 
 
 def test_dvc_cell_of_an_init_variant_depends_on_the_init() -> None:
-    from pipeline.config import load_params
-    from pipeline.dag import dvc_stages
+    from pipeline.config.params import load_params
+    from pipeline.orchestration.dag import dvc_stages
 
     params = load_params(
         REPO / "params.yaml",
         overrides={"variants": {"musicnn_mtat": {"model": "musicnn", "init": INIT}}, "grid": {"models": ["musicnn_mtat"]}},
     )
     stage = dvc_stages(params)["cell-musicnn_mtat"]
-    assert "pipeline/pretrained_catalog.py" in stage["deps"] and "pipeline/transfer.py" in stage["deps"]
+    assert "pipeline/models/pretrained_catalog.py" in stage["deps"] and "pipeline/models/transfer.py" in stage["deps"]
 
 
 @pytest.mark.slow
@@ -152,11 +152,11 @@ def test_finetune_variant_runs_as_a_cell_on_fsdd(models_dir: Path, fsdd_dir: Pat
 @pytest.mark.slow  # about 30 s: musicnn at width 1.0
 def test_train_records_the_init_in_the_card_and_mlflow(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """A short training of ``{model: musicnn, init: sota:mtat/musicnn, freeze: backbone}`` on synthetic keywords."""
-    from pipeline import stages
-    from pipeline.checkpoint import read_card, read_run_id
-    from pipeline.config import load_params
-    from pipeline.paths import Layout
-    from pipeline.tracking import client
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.models.checkpoint import read_card, read_run_id
+    from pipeline.orchestration import stages
+    from pipeline.tracking.runs import client
     from tests.conftest import tiny_overrides
 
     monkeypatch.setenv("MUSICREP_PRETRAINED_DIR", str(models_dir))

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from pipeline.core.errors import UserError
+from pipeline.core.io_utils import make_temp_dir
+from pipeline.core.settings import settings
 from pipeline.data.download import CHUNK, DownloadState, file_digests
-from pipeline.errors import UserError
-from pipeline.io_utils import make_temp_dir
-from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 

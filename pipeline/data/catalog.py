@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import pandas as pd
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 TaskKind = Literal["multilabel", "single"]
 CATALOG_COLUMNS = ["clip_id", "path", "split", "labels", "start_s", "duration_s"]

@@ -30,7 +30,7 @@ checksum and size where the publisher gives them) and calls :func:`fetch_file` f
   directory that is renamed onto the target only when complete.
 - **Mirrors.** ``mirror`` replaces the publisher's base URL: a base URL (``http://host/dir``,
   ``file://``) under which the files keep their names, or a local directory holding them.
-- **Clear failures.** An unreachable host raises :class:`~pipeline.errors.UserError` naming the
+- **Clear failures.** An unreachable host raises :class:`~pipeline.core.errors.UserError` naming the
   file, where to put it by hand and its expected checksum.
 """
 
@@ -53,9 +53,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import UserError
-from pipeline.io_utils import write_json
-from pipeline.settings import Settings, settings
+from pipeline.core.errors import UserError
+from pipeline.core.io_utils import write_json
+from pipeline.core.settings import Settings, settings
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        """``MUSICREP_DOWNLOAD_{ATTEMPTS,BACKOFF_S,TIMEOUT_S}`` (:mod:`pipeline.settings`, with their defaults)."""
+        """``MUSICREP_DOWNLOAD_{ATTEMPTS,BACKOFF_S,TIMEOUT_S}`` (:mod:`pipeline.core.settings`, with their defaults)."""
         env = settings()
         return cls(attempts=env.download_attempts, backoff_s=env.download_backoff_s, timeout_s=env.download_timeout_s)
 
@@ -561,8 +561,8 @@ def write_manifest(
         for name, e in DownloadState(root).data["files"].items():
             rel = (root / name).relative_to(base).as_posix() if (root / name).is_relative_to(base) else str(root / name)
             previous.setdefault(rel, e)
-    from pipeline.io_utils import sha256_file
-    from pipeline.progress import track
+    from pipeline.core.io_utils import sha256_file
+    from pipeline.core.progress import track
 
     entries, unreadable = [], []
     for p in track(files, total=len(files), description=f"manifest {dataset}"):

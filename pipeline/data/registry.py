@@ -23,11 +23,11 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING
 
+from pipeline.core.errors import UserError
 from pipeline.data.catalog import CATALOG_COLUMNS, Catalog, DatasetSource, TaskKind
-from pipeline.errors import UserError
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 __all__ = ["CATALOG_COLUMNS", "Catalog", "DatasetSource", "TaskKind", "available", "get_source", "own_datasets"]
 

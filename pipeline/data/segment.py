@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipeline.data.audio import AudioError, check_audio_path, peak_dbfs, read_audio
+from pipeline.audio.io import AudioError, check_audio_path, peak_dbfs, read_audio
+from pipeline.core.io_utils import make_temp_dir, sha256_file, write_json
+from pipeline.core.paths import Layout
+from pipeline.core.progress import track
 from pipeline.data.registry import get_source
-from pipeline.io_utils import make_temp_dir, sha256_file, write_json
-from pipeline.paths import Layout
-from pipeline.progress import track
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.parquet"
@@ -120,7 +120,7 @@ def segment_dataset(dataset: str, params: Params, layout: Layout = Layout()) -> 
     writer.flush()
     if not rows:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        from pipeline.errors import UserError
+        from pipeline.core.errors import UserError
 
         raise UserError(
             f"no usable audio in {raw_dir} ({len(skipped)} files skipped); check the files or re-run `musicrep download {dataset}`."

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 
 def _field(row: Any, key: str) -> Any:

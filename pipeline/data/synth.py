@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from pipeline.io_utils import atomic_path
+from pipeline.core.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
 SR = 16_000

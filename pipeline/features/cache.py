@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.core.io_utils import sha256_file, stable_hash, write_json
+from pipeline.core.paths import Layout
+from pipeline.core.progress import track
 from pipeline.data.shards import SegmentStore
-from pipeline.io_utils import sha256_file, stable_hash, write_json
 from pipeline.models.grid import grid_models
-from pipeline.paths import Layout
-from pipeline.progress import track
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
     from pipeline.models.base import Frontend
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pipeline.models.zoo import VARIANTS
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 ALL = "all"
 """The ``grid.models`` entry that stands for every registry variant."""

@@ -28,10 +28,10 @@ from typing import Any
 
 from torch import nn
 
+from pipeline.config.profiles import PROFILES
 from pipeline.models.backends import BACKENDS
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.models.frontends import FRONTENDS
-from pipeline.profiles import PROFILES
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class VariantSpec:
     one-channel front filters backpropagate about 2x faster without oneDNN on our CPUs."""
     cpu_bf16: bool = False
     """``train.bf16: auto`` trains and infers in bf16 autocast on a CPU with native bf16
-    (``pipeline.inference.use_bf16``). True where a smoke training step was measured at least 1.2x
+    (``pipeline.models.inference.use_bf16``). True where a smoke training step was measured at least 1.2x
     faster in bf16 than in fp32 on such a CPU (``benchmarks/bf16.py``, docs/benchmarks.md: 1.34-2.40x);
     False for samplecnn (1.03x) and gated_crnn (1.11x), for short_res (1.24x, but its synth_tags
     cell diverged to NaN in bf16, docs/results.md), and for any variant not measured."""

@@ -10,7 +10,7 @@ Contents, per task of the grid:
 2. **Robustness**: the task's metric-vs-SNR curves of all models
    (:func:`pipeline.robustness.plots.plot_task_curves`) and a relative-degradation table
    (:func:`pipeline.robustness.stage.robustness_summary`), when robustness files exist.
-3. **Figures** (:mod:`pipeline.figures`): training curves; confusion matrices (single-label)
+3. **Figures** (:mod:`pipeline.report.figures`): training curves; confusion matrices (single-label)
    or per-class ROC-AUC (multi-label); the learned harmonic filterbank of models with one;
    the self-attention map of one test clip for models with self-attention.
 4. **Data and environment** behind each number: dataset coverage (``meta.json`` of the
@@ -23,7 +23,7 @@ pipeline, they say nothing about the architectures.
 The report is built in a temporary directory that then replaces ``reports/`` (no stale
 figures, no half-written report). Figures are also logged to each model's MLflow run
 (``figures/``), and every trained model is registered in the MLflow model registry
-(:func:`pipeline.registry.register_models`, idempotent) unless ``register=False``.
+(:func:`pipeline.tracking.registry.register_models`, idempotent) unless ``register=False``.
 
 One job per module: :mod:`~pipeline.report.collect` (files and MLflow runs of each cell),
 :mod:`~pipeline.report.tables` (formatted table rows), :mod:`~pipeline.report.plots` (figures),

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pipeline.core.paths import Layout
 from pipeline.models.grid import grid_models
-from pipeline.paths import Layout
-from pipeline.registry import register_models
 from pipeline.report.collect import Entry, collect, environment, is_synthetic, mlflow_client, results_frame
 from pipeline.report.plots import make_figures, robustness_tables
 from pipeline.report.render import render_report
@@ -29,16 +28,17 @@ from pipeline.report.tables import (
     provenance_rows,
     robustness_rows,
 )
-from pipeline.tracking import mlflow_errors
+from pipeline.tracking.registry import register_models
+from pipeline.tracking.runs import mlflow_errors
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 log = logging.getLogger(__name__)
 
 
 def _log_figures(entries: list[Entry]) -> None:
-    from pipeline.tracking import log_to_run
+    from pipeline.tracking.runs import log_to_run
 
     for e in entries:
         if e.run_id and e.figures:
@@ -88,7 +88,7 @@ def build_report(params: Params, layout: Layout = Layout(), *, register: bool = 
     t0 = time.time()
     out_dir = layout.root / params.report.out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    from pipeline.io_utils import make_temp_dir
+    from pipeline.core.io_utils import make_temp_dir
 
     tmp_dir = make_temp_dir(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent)
     try:
@@ -136,7 +136,7 @@ def build_report(params: Params, layout: Layout = Layout(), *, register: bool = 
 
 def _evidence(params: Params, layout: Layout) -> dict[str, dict[str, Any]]:
     """Per task: the accuracy table with intervals, the robustness table and the harmonic statement."""
-    from pipeline.evidence import accuracy_table, harmonic_statement, robustness_table
+    from pipeline.evaluation.evidence import accuracy_table, harmonic_statement, robustness_table
 
     out: dict[str, dict[str, Any]] = {"accuracy": {}, "robustness": {}, "statements": {}, "differences": {}}
     for task in params.grid.tasks:
@@ -225,7 +225,7 @@ def report_context(
 
 def _transfer(layout: Layout) -> dict[str, Any] | None:
     """The transfer table of the frozen-embedding probes (``metrics/probes/``), or ``None`` when none ran."""
-    from pipeline.probe import TRANSFER_NOTE, transfer_matrix, transfer_table
+    from pipeline.evaluation.probe import TRANSFER_NOTE, transfer_matrix, transfer_table
 
     grid = transfer_matrix(transfer_table(layout))
     if grid.empty:

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipeline.checkpoint import read_run_id
-from pipeline.errors import UserError
-from pipeline.paths import Layout
-from pipeline.tracking import mlflow_errors
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
+from pipeline.models.checkpoint import read_run_id
+from pipeline.tracking.runs import mlflow_errors
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Entry:
 def mlflow_client() -> Any:
     """The process's MLflow client, or None (with a warning) when the store cannot be opened."""
     try:
-        from pipeline.tracking import client
+        from pipeline.tracking.runs import client
 
         return client()
     except mlflow_errors() as exc:
@@ -176,7 +176,7 @@ def run_by_id(c: Any, run_id: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- files
 def collect(params: Params, layout: Layout, client: Any = None) -> list[Entry]:
     """One :class:`Entry` per cell (task, model, seed) of ``params.grid``, in grid order (``client``: MLflow, or None)."""
-    from pipeline.checkpoint import read_card
+    from pipeline.models.checkpoint import read_card
     from pipeline.models.grid import cell_keys
 
     runs = mlflow_runs(client, params.grid.tasks)
@@ -259,7 +259,7 @@ def environment() -> dict[str, str]:
     import torch
 
     from pipeline import __version__
-    from pipeline.tracking import git_commit
+    from pipeline.tracking.runs import git_commit
 
     env = {
         "musicrep": __version__,

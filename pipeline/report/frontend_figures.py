@@ -1,5 +1,5 @@
 """The learned-filters figure of the learnable front-ends (leaf, sincnet, trainable_mel, pcen),
-the counterpart of the harmonic-filterbank figure (:func:`pipeline.figures.harmonic_filterbank_figure`).
+the counterpart of the harmonic-filterbank figure (:func:`pipeline.report.figures.harmonic_filterbank_figure`).
 
 Learned values are drawn solid, the initial ones (the front-end rebuilt from the model's config,
 whose initialisation is deterministic) dashed.
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.figures import DPI, _save, plt
 from pipeline.models.frontends import LEARNABLE_FRONTENDS
 from pipeline.models.frontends.pcen import PCEN
+from pipeline.report.figures import DPI, _save, plt
 
 if TYPE_CHECKING:
     from pipeline.models.base import AudioModel

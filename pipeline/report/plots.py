@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
-from pipeline.paths import Layout
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
 from pipeline.report.collect import PRIMARY, Entry, read_json
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def _test_clip(layout: Layout, task: str) -> tuple[np.ndarray, list[str], str] |
 
 def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
     """Draw every figure that applies to ``e`` into ``fig_dir``; append them to ``e.figures``."""
-    from pipeline import figures
+    from pipeline.report import figures
 
     title = f"{e.task} / {e.model}"
     mdir = layout.metrics(e.task, e.model, e.seed)
@@ -115,7 +115,7 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
     if not (harmonic or attention):
         return
     try:
-        from pipeline.checkpoint import load_model
+        from pipeline.models.checkpoint import load_model
 
         model, _ = load_model(e.model_dir)
     except (UserError, OSError, RuntimeError, KeyError) as exc:  # a bad checkpoint

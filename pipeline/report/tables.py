@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from pipeline.paths import Layout
+from pipeline.core.paths import Layout
 from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
 from pipeline.report.render import fmt
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 
 def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[list[str]]]:

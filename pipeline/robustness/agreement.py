@@ -10,10 +10,10 @@ the perturbed scores with the clean ones:
   (1 = the tags keep their order);
 - ``top5_overlap``: the share of the clean top-5 tags still in the perturbed top-5 (0-1).
 
-Scores follow the evaluation protocol (:func:`pipeline.inference.predict_clips`): each file is
+Scores follow the evaluation protocol (:func:`pipeline.models.inference.predict_clips`): each file is
 cut into ``ceil(samples / input length)`` evenly spaced input-length chunks, whose activated
 scores are averaged. Each metric is summarised by its mean over files with a 95 % percentile
-bootstrap interval over files (:func:`pipeline.stats.mean_interval`). Outputs, written into
+bootstrap interval over files (:func:`pipeline.evaluation.stats.mean_interval`). Outputs, written into
 ``out_dir``: ``agreement.csv`` (one row per point and metric: ``perturbation, level, unit,
 metric, mean, low, high, n_clips``), ``agreement_clips.csv`` (per file) and ``agreement.json``.
 """
@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
-from pipeline.io_utils import atomic_path, write_json
-from pipeline.paths import Layout
+from pipeline.core.errors import UserError
+from pipeline.core.io_utils import atomic_path, write_json
+from pipeline.core.paths import Layout
 from pipeline.robustness.perturb import INFO
 from pipeline.robustness.stage import clip_seed, perturbed_waves, validate_grid
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def clip_agreement(clean: np.ndarray, perturbed: np.ndarray, k: int = TOP_K) -> 
 
 
 def _score(model, waves: list[np.ndarray], device) -> np.ndarray:
-    from pipeline.inference import predict_clips
+    from pipeline.models.inference import predict_clips
 
     length = model.input_length
     return np.stack(
@@ -71,10 +71,10 @@ def run_agreement(
     Raises:
         UserError: no readable audio, a bad grid, a model that cannot be loaded.
     """
-    from pipeline.audio_stream import collect_inputs
-    from pipeline.data.audio import AudioError, read_audio
-    from pipeline.predict import load_for_inference
-    from pipeline.stats import mean_interval
+    from pipeline.audio.io import AudioError, read_audio
+    from pipeline.audio.stream import collect_inputs
+    from pipeline.evaluation.stats import mean_interval
+    from pipeline.inference.predict import load_for_inference
 
     model, card, _ = load_for_inference(model_spec, params.runtime.device, layout.root)
     device = next(model.parameters()).device

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
-from pipeline.paths import Layout
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
 
 log = logging.getLogger(__name__)
 SR = 16_000
@@ -244,7 +244,7 @@ def synthetic_noises(seed: int = 0, seconds: float = 8.0) -> dict[str, np.ndarra
 
 
 def _read_folder(folder: Path) -> list[np.ndarray]:
-    from pipeline.data.audio import AUDIO_EXTENSIONS, AudioError, read_audio
+    from pipeline.audio.io import AUDIO_EXTENSIONS, AudioError, read_audio
 
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     bank = []

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.io_utils import atomic_path
+from pipeline.core.io_utils import atomic_path
 from pipeline.robustness.perturb import INFO
 from pipeline.robustness.stage import CLEAN
 

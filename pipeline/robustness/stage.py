@@ -6,9 +6,9 @@ For one (task, model), :func:`run_robustness`
    ``data/segments/<task>/`` (at most ``robustness.max_clips`` clips, a seeded random subset
    in manifest order, the same subset for every model of the task);
 2. scores the clean clips and every ``(perturbation, level)`` of ``robustness.grid`` with the
-   evaluation protocol (:func:`pipeline.inference.predict_clips`: the whole clip is perturbed,
+   evaluation protocol (:func:`pipeline.models.inference.predict_clips`: the whole clip is perturbed,
    then chunked and the chunk scores averaged, as in the reference robustness script);
-3. computes the task metrics (:func:`pipeline.metrics.task_metrics`) at each point and writes,
+3. computes the task metrics (:func:`pipeline.evaluation.metrics.task_metrics`) at each point and writes,
    atomically, into ``metrics/<task>/<model>/seed<k>/``:
 
    - ``robustness.parquet`` / ``robustness.csv``: tidy table, one row per
@@ -22,7 +22,7 @@ For one (task, model), :func:`run_robustness`
      (:func:`pipeline.robustness.plots.plot_robustness`), so a grid cell never imports matplotlib;
 
 4. logs the same numbers to MLflow as ``robust/<perturbation>/<unit>_<level>/<metric>`` via
-   ``pipeline.tracking.log_robustness`` when that function exists.
+   ``pipeline.tracking.runs.log_robustness`` when that function exists.
 
 Random perturbations use one seed per clip derived from ``(params.seed, perturbation,
 clip_id)``, the same at every level (common random numbers: a clip gets the same noise pattern
@@ -43,13 +43,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.errors import UserError
-from pipeline.io_utils import atomic_path, write_json
-from pipeline.paths import Layout
+from pipeline.core.errors import UserError
+from pipeline.core.io_utils import atomic_path, write_json
+from pipeline.core.paths import Layout
 from pipeline.robustness.perturb import INFO, PERTURBATIONS, apply, check_level
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def _save(
     paths["scores"] = out_dir / SCORES
     if not track:
         return
-    from pipeline.tracking import log_robustness
+    from pipeline.tracking.runs import log_robustness
 
     flat = flat_metrics(table)
     robust = {f"robust/{k}": v for k, v in flat.items()}
@@ -243,7 +243,7 @@ def run_robustness(
         params: validated params (uses ``robustness``, ``evaluate``, ``runtime.device``,
             ``train.bf16`` and ``seed``).
         layout: project layout.
-        track: log to MLflow through ``pipeline.tracking.log_robustness`` when available.
+        track: log to MLflow through ``pipeline.tracking.runs.log_robustness`` when available.
         seed: training seed of the cell (default: the first of ``grid.seeds``); the clips
             and noise draws depend only on the data seed, so all seeds see the same inputs.
 
@@ -253,9 +253,9 @@ def run_robustness(
     Raises:
         UserError: bad grid, missing model or segments, empty test split, missing noises.
     """
-    from pipeline.checkpoint import load_model
-    from pipeline.inference import label_matrix, pick_device, predict_clips
-    from pipeline.metrics import task_metrics
+    from pipeline.evaluation.metrics import task_metrics
+    from pipeline.models.checkpoint import load_model
+    from pipeline.models.inference import label_matrix, pick_device, predict_clips
 
     rp = params.robustness
     grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()} if rp.enabled else {}

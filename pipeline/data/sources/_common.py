@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipeline.data.audio import AUDIO_EXTENSIONS
+from pipeline.audio.io import AUDIO_EXTENSIONS
+from pipeline.core.errors import UserError
+from pipeline.core.io_utils import write_json
 from pipeline.data.download import RetryPolicy
-from pipeline.errors import UserError
-from pipeline.io_utils import write_json
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 log = logging.getLogger(__name__)
 COMPLETE = "COMPLETE.json"

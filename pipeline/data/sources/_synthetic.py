@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
+from pipeline.core.errors import UserError
+from pipeline.core.io_utils import stable_hash, write_json
 from pipeline.data import synth
 from pipeline.data.catalog import Catalog
-from pipeline.errors import UserError
-from pipeline.io_utils import stable_hash, write_json
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 
 @dataclass

@@ -64,15 +64,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import soundfile as sf
 
+from pipeline.core.errors import UserError
+from pipeline.core.io_utils import sha256_file
+from pipeline.core.paths import Layout
 from pipeline.data.catalog import Catalog
 from pipeline.data.download import MANIFEST_FILE, write_manifest
 from pipeline.data.sources._common import RealSource, audio_files
-from pipeline.errors import UserError
-from pipeline.io_utils import sha256_file
-from pipeline.paths import Layout
 
 if TYPE_CHECKING:
-    from pipeline.config import FolderDatasetParams, Params
+    from pipeline.config.params import FolderDatasetParams, Params
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")

@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from pipeline.core.errors import UserError
 from pipeline.data.archives import ARCHIVE_SUFFIXES, safe_extract
 from pipeline.data.catalog import Catalog
 from pipeline.data.download import DownloadState, RemoteFile, fetch_file, file_digests, is_url, write_manifest
 from pipeline.data.sources._common import RealSource, clip_seconds_from, read_complete, write_complete
-from pipeline.errors import UserError
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,11 @@ class FSDDSource(RealSource):
             raise UserError(
                 f"mirror {mirror_dir} has no recordings/*.wav; point --mirror at a copy of the FSDD repository (or its archive)."
             )
-        from pipeline.io_utils import make_temp_dir
+        from pipeline.core.io_utils import make_temp_dir
 
         tmp = make_temp_dir(prefix=f".{RECORDINGS}.", suffix=".extracting", dir=raw_dir)
         try:
-            from pipeline.progress import track
+            from pipeline.core.progress import track
 
             for path in track(files, total=len(files), description="copy fsdd"):
                 out = tmp / path.name

@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pipeline.core.errors import UserError
 from pipeline.data.archives import extract_once
 from pipeline.data.catalog import Catalog
 from pipeline.data.download import DownloadState, RemoteFile, fetch_file, write_manifest
 from pipeline.data.sources._common import RealSource, clip_seconds_from, read_complete, write_complete
-from pipeline.errors import UserError
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 log = logging.getLogger(__name__)
 

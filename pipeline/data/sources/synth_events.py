@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pipeline.data.sources._synthetic import SyntheticSource
 
 if TYPE_CHECKING:
-    from pipeline.config import Params
+    from pipeline.config.params import Params
 
 
 def make_source(params: Params | None = None) -> SyntheticSource:

@@ -1,0 +1,1 @@
+"""Audio: decoding and resampling, streaming long files, chunking clips into model inputs."""

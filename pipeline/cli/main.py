@@ -1,0 +1,631 @@
+"""The ``musicrep`` command: one subcommand per stage, plus models/compare/predict/embed/serve.
+
+User errors (bad params, missing data, unreadable audio, bad checkpoints) print one line
+and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.config.project import Project
+from pipeline.core.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="musicrep: front-end/back-end audio representation learning pipeline.",
+)
+ParamsOpt = Annotated[Path | None, typer.Option("--params", "-p", help="params file (default: the project's params.yaml)")]
+_state: dict[str, object] = {}
+log = logging.getLogger("musicrep")
+
+
+_LOGGERS = ("pipeline", "musicrep")  # the command configures its own loggers only, never the root logger
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is at emit time (not at creation)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property wins
+        pass
+
+
+def _configure_logging(verbose: bool) -> None:
+    """One stderr handler on the ``pipeline`` and ``musicrep`` loggers (replaced on each call).
+
+    Records still propagate (so pytest's ``caplog`` sees them); the root logger and the
+    libraries' loggers keep their own settings.
+    """
+    from rich.logging import RichHandler
+
+    tty = sys.stderr.isatty()
+    handler = RichHandler(show_path=False, rich_tracebacks=False) if tty else _CurrentStderr()
+    handler.setFormatter(logging.Formatter("%(message)s" if tty else "%(levelname)s %(name)s: %(message)s"))
+    handler._musicrep = True  # type: ignore[attr-defined]
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if getattr(h, "_musicrep", False)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _hand_logging_to_prefect() -> None:
+    """Drop our handlers once Prefect is imported: its console handler on the root logger prints the lines."""
+    if not logging.getLogger().handlers:
+        return
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if getattr(h, "_musicrep", False)]:
+            logger.removeHandler(old)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of an unexpected error (anywhere on the line)")
+    ] = False,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", help="the project folder (default: the nearest folder at or above here with params.yaml)"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a param for this command: --set train.epochs=2 (repeatable; values are YAML)"),
+    ] = None,
+) -> None:
+    _configure_logging(verbose)
+    from pipeline.config.project import Project, find_root, parse_overrides
+
+    ctx.obj = Project(find_root(project), parse_overrides(set_ or []))
+    _track_in(ctx.obj.root)
+
+
+def _track_in(root: Path) -> None:
+    """Point MLflow at the project's own store when the command starts outside it (its default is the cwd)."""
+    import os
+
+    if root != Path.cwd().resolve() and not os.environ.get("MLFLOW_TRACKING_URI"):
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+        os.environ.setdefault("MUSICREP_ARTIFACT_ROOT", (root / "mlartifacts").as_uri())
+
+
+def _project(ctx: typer.Context) -> Project:
+    """The project the callback resolved (``--project`` or the nearest params.yaml, with ``--set``)."""
+    project = ctx.find_object(Project)
+    if project is None:  # a command invoked without the app's callback (never from the console script)
+        from pipeline.config.project import find_root
+
+        project = Project(find_root(None))
+    return project
+
+
+def _params(ctx: typer.Context, path: Path | None = None, extra: dict | None = None):
+    return _project(ctx).params(path, extra)
+
+
+@app.command("params")
+def params_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(help="params file (default params.yaml)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="validate only")] = False,
+    init: Annotated[str | None, typer.Option("--init", help="print a full params file for a profile (smoke|paper)")] = None,
+    diff: Annotated[bool, typer.Option("--diff", help="only the values that differ from the profile's defaults")] = False,
+    resolve: Annotated[
+        bool, typer.Option("--resolve", help="write params.resolved.yaml (every value, as DVC tracks it) beside the file")
+    ] = False,
+) -> None:
+    """Validate a params file, show the resolved values (or their difference to the profile), or print a preset."""
+    import yaml
+
+    from pipeline.config.params import Params
+    from pipeline.config.profiles import profile_defaults
+
+    if init:
+        from pipeline.config.profiles import PROFILES
+
+        if init not in PROFILES:
+            raise UserError(f"unknown profile {init!r}; allowed: {', '.join(PROFILES)}.")
+        resolved = Params.model_validate(profile_defaults(init)).model_dump(mode="json")
+        typer.echo(yaml.safe_dump(resolved, sort_keys=False))
+        return
+    path = _project(ctx).params_file(file)
+    p = _params(ctx, file)
+    if resolve:
+        from pipeline.core.paths import Layout
+        from pipeline.orchestration import stages
+
+        out = stages.resolve_params(p, Layout(path.resolve().parent))
+        typer.echo(f"{out}: resolved (profile {p.profile})")
+        return
+    if check:
+        from pipeline.models.grid import grid_models
+        from pipeline.orchestration.params_check import check_names
+
+        problems = check_names(p, path.parent)
+        if problems:
+            more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+            raise UserError(f"{path}: {problems[0]}{more}; fix it in {path}.")
+        typer.echo(
+            f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(grid_models(p))} models, hash {p.section_hash('train', 'features', 'evaluate')})"
+        )
+        return
+    if diff:
+        from pipeline.config.params import flatten
+
+        mine = flatten(p.model_dump(mode="json"))
+        base = flatten(Params.model_validate(profile_defaults(p.profile)).model_dump(mode="json"))
+        changed = {k: (base.get(k, "(absent)"), v) for k, v in mine.items() if base.get(k, "(absent)") != v}
+        changed |= {k: (v, "(absent)") for k, v in base.items() if k not in mine}
+        if not changed:
+            typer.echo(f"{path}: same as the {p.profile} profile")
+        for key in sorted(changed):
+            old, new = changed[key]
+            typer.echo(f"{key}: {json.dumps(old)} -> {json.dumps(new)}")
+        return
+    typer.echo(yaml.safe_dump(p.model_dump(mode="json"), sort_keys=False))
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    dataset: str,
+    mirror: Annotated[str | None, typer.Option(help="directory or base URL replacing the publisher's")] = None,
+    audio_dir: Annotated[Path | None, typer.Option(help="DCASE: folder of audio you obtained")] = None,
+    path: Annotated[Path | None, typer.Option(help="folder / own dataset: your audio folder")] = None,
+    labels_csv: Annotated[Path | None, typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
+    params: ParamsOpt = None,
+) -> None:
+    """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
+    from pipeline.orchestration import stages
+
+    overrides: dict = {}
+    if mirror or audio_dir:
+        overrides.setdefault("datasets", {})[dataset] = {
+            k: str(v) for k, v in {"mirror": mirror, "audio_dir": audio_dir}.items() if v
+        }
+    if path or labels_csv:
+        from pipeline.data.registry import available
+
+        if dataset in available() and dataset != "folder":
+            raise UserError(
+                f"--path/--labels-csv are for your own audio (folder or a datasets.NAME with kind: folder), not {dataset}; drop them."
+            )
+        overrides.setdefault("datasets", {})[dataset] = {
+            k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v
+        }
+    out = stages.download(dataset, _params(ctx, params, overrides), _project(ctx).layout)
+    typer.echo(f"{dataset}: raw files in {out}")
+
+
+@app.command()
+def segment(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
+    """Decode, mix to mono, resample to 16 kHz, write waveform shards + manifest."""
+    from pipeline.orchestration import stages
+
+    typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(ctx, params), _project(ctx).layout)}")
+
+
+@app.command()
+def features(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
+    """Cache log-mel (and other fixed front-end) features as float16 shards."""
+    from pipeline.orchestration import stages
+
+    typer.echo(f"{dataset}: features in {stages.features(dataset, _params(ctx, params), _project(ctx).layout)}")
+
+
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    task: str,
+    model: str,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
+    seed: SeedOpt = None,
+    params: ParamsOpt = None,
+) -> None:
+    """Train MODEL on TASK (a segmented dataset)."""
+    log.info("train %s/%s: loading", task, model)
+    from pipeline.orchestration import stages
+
+    typer.echo(
+        f"{task}/{model}: model in {stages.train(task, model, _params(ctx, params), _project(ctx).layout, resume=resume, seed=seed)}"
+    )
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    task: str,
+    model: str,
+    seed: SeedOpt = None,
+    on: Annotated[str | None, typer.Option("--on", help="evaluate on the test split of this other dataset")] = None,
+    label_map: Annotated[Path | None, typer.Option("--label-map", help="with --on: JSON {their label: model label}")] = None,
+    params: ParamsOpt = None,
+) -> None:
+    """Test-split metrics of a trained model (on its own dataset, or cross-dataset with --on).
+
+    MODEL may be a published model (sota:mtat/fcn): it is scored on the test split of --on
+    (default TASK) through --label-map.
+    """
+    from pipeline.models.pretrained import is_pretrained_name
+    from pipeline.orchestration import stages
+
+    on = on or (task if is_pretrained_name(model) else None)
+    if on:
+        from pipeline.evaluation.evaluate import evaluate_cross
+
+        mapping = None
+        if label_map is not None:
+            try:
+                mapping = json.loads(label_map.read_text())
+            except (OSError, ValueError) as exc:
+                raise UserError(
+                    f'--label-map {label_map} is not a readable JSON object ({exc}); write {{"their label": "model label"}}.'
+                ) from None
+            if not isinstance(mapping, dict):
+                raise UserError(f'--label-map {label_map} must hold a JSON object {{"their label": "model label"}}.')
+        result = evaluate_cross(task, model, on, _params(ctx, params), _project(ctx).layout, seed=seed, label_map=mapping)
+        typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
+        return
+    result = stages.evaluate(task, model, _params(ctx, params), _project(ctx).layout, seed=seed)
+    typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
+
+
+@app.command()
+def robustness(
+    ctx: typer.Context,
+    task: str,
+    model: str,
+    seed: SeedOpt = None,
+    params: ParamsOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="TASK a folder of audio: where agreement.* go")] = None,
+) -> None:
+    """Evaluate a trained model under the perturbation grid.
+
+    TASK may be a folder of unlabelled audio, MODEL then any --model of predict (sota:mtat/fcn...):
+    agreement of perturbed with clean tags (Spearman, top-5 overlap, bootstrap intervals).
+    """
+    from pipeline.orchestration import stages
+
+    p = _params(ctx, params)
+    if Path(task).is_dir():
+        from pipeline.robustness.agreement import run_agreement
+
+        where = out or Path("metrics") / "agreement" / Path(task).resolve().name / model.replace(":", "-")
+        table = run_agreement([task], model, p, where, _project(ctx).layout)
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        typer.echo(f"agreement tables in {where}")
+        return
+    stages.robustness(task, model, p, _project(ctx).layout, seed=seed)
+    typer.echo(f"{task}/{model}: robustness table in metrics/{task}/{model}/seed{p.grid.seeds[0] if seed is None else seed}/")
+
+
+@app.command()
+def cell(
+    ctx: typer.Context,
+    task: str,
+    model: str,
+    seed: SeedOpt = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
+    params: ParamsOpt = None,
+) -> None:
+    """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""
+    log.info("cell %s/%s: loading", task, model)
+    from pipeline.orchestration import stages
+
+    result = stages.cell(task, model, _params(ctx, params), _project(ctx).layout, seed=seed, resume=resume)
+    typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
+
+
+@app.command()
+def dag(
+    ctx: typer.Context,
+    write: Annotated[bool, typer.Option("--write", help="write dvc.yaml")] = False,
+    check: Annotated[bool, typer.Option("--check", help="fail if dvc.yaml is out of date")] = False,
+    targets: Annotated[bool, typer.Option("--targets", help="list the DVC cell stages, one per line")] = False,
+    data_targets: Annotated[
+        bool,
+        typer.Option(
+            "--data-targets", help="list each dataset's data stages in order (download@T segment@T features@T), a line each"
+        ),
+    ] = False,
+    params: ParamsOpt = None,
+) -> None:
+    """Generate dvc.yaml from the pipeline description (pipeline/orchestration/dag.py) and the grid."""
+    from pipeline.orchestration.dag import DATA_STAGES, dvc_cell_targets, render_dvc_yaml
+
+    project = _project(ctx)
+    if project.overrides and (write or check):
+        raise UserError(
+            "--set does not reach dvc.yaml (DVC reads params.yaml, so an override written there would be lost "
+            "on the next `dag --write`); put the change in params.yaml, then run `musicrep dag --write`."
+        )
+    p = _params(ctx, params)
+    if targets:
+        typer.echo("\n".join(dvc_cell_targets(p)))
+        return
+    if data_targets:
+        typer.echo("\n".join(" ".join(f"{stage}@{task}" for stage in DATA_STAGES) for task in p.grid.tasks))
+        return
+    import yaml
+
+    from pipeline.orchestration.dag import live_grid_keys
+
+    source = project.params_file(params)
+    raw = yaml.safe_load(source.read_text()) or {}
+    text = render_dvc_yaml(p, live_grid_keys(raw if isinstance(raw, dict) else {}, project.overrides))
+    out = source.resolve().parent / "dvc.yaml"
+    current = out.read_text() if out.exists() else ""
+    if check:
+        if current != text:
+            raise UserError(f"{out} is out of date with the grid of {source}; run `musicrep dag --write`.")
+        typer.echo(f"{out}: up to date")
+        return
+    if write:
+        from pipeline.core.io_utils import write_text_if_changed
+
+        if write_text_if_changed(out, text):
+            typer.echo(f"wrote {out}")
+        return
+    typer.echo(text, nl=False)
+
+
+@app.command()
+def report(ctx: typer.Context, params: ParamsOpt = None) -> None:
+    """Build reports/index.md and reports/index.html from the runs."""
+    from pipeline.orchestration import stages
+
+    typer.echo(f"report: {stages.report(_params(ctx, params), _project(ctx).layout)}")
+
+
+@app.command()
+def models(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    n_classes: Annotated[int, typer.Option(help="outputs for the parameter count")] = 50,
+    frontends: Annotated[bool, typer.Option("--frontends", help="only the front-end table (with --json: its rows)")] = False,
+) -> None:
+    """List the model registry with parameter counts (paper widths), then the front-ends (any FRONT+BACK swap)."""
+    from pipeline.models.frontends.table import frontend_table
+    from pipeline.models.zoo import registry_table
+
+    rows = [] if frontends else registry_table(n_classes)
+    if as_json:
+        typer.echo(json.dumps(frontend_table() if frontends else rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"musicrep models (width 1.0, {n_classes} outputs)")
+    for col in ("name", "frontend", "backend", "input_length", "params", "reference_params"):
+        table.add_column(col, justify="right" if col in ("input_length", "params", "reference_params") else "left")
+    for r in rows:
+        table.add_row(
+            *(
+                f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, ""))
+                for c in ("name", "frontend", "backend", "input_length", "params", "reference_params")
+            )
+        )
+    if rows:
+        Console().print(table)
+    _print_frontend_table(frontend_table())
+
+
+def _print_frontend_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="front-ends (defaults; swap in with FRONT+BACK, e.g. leaf+short_cnn)")
+    cols = ("name", "output", "channels", "bins", "hop", "cacheable", "params")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("name", "output", "cacheable") else "right")
+    for r in rows:
+        table.add_row(*(f"{r[c]:,}" if isinstance(r[c], int) and not isinstance(r[c], bool) else str(r[c]) for c in cols))
+    Console().print(table)
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    csv: Annotated[Path | None, typer.Option("--csv", help="write the table as CSV")] = None,
+    robust: Annotated[bool, typer.Option("--robustness", help="show robustness metrics too")] = False,
+    task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="table | csv | json | markdown (default: a table; plain text when stdout is not a terminal)"
+        ),
+    ] = None,
+    long: Annotated[
+        bool, typer.Option("--long", help="one row per (task, model, metric) instead of one column per metric")
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
+    digits: Annotated[int, typer.Option(help="decimals of table/markdown values (csv/json keep full precision)")] = 4,
+    per_seed: Annotated[bool, typer.Option("--per-seed", help="one row per seed instead of mean/std over seeds")] = False,
+    transfer: Annotated[
+        bool, typer.Option("--transfer", help="the transfer table of `musicrep probe` instead (representation x dataset)")
+    ] = False,
+    params: ParamsOpt = None,
+) -> None:
+    """Table of MLflow runs: task x model x metrics, mean and std over seeds, 95 % CI over test clips; never truncated."""
+    from pipeline.tracking.compare import FORMATS, compare_table, format_table, render
+
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if transfer:
+        from pipeline.evaluation.probe import transfer_matrix, transfer_table
+
+        table = transfer_table(_project(ctx).layout)
+        df = table if fmt in ("csv", "json") or long else transfer_matrix(table, digits=min(digits, 3))
+        if out or csv:
+            (out or csv).write_text(format_table(df, "csv" if csv else fmt or "table"))
+            typer.echo(f"wrote {out or csv} ({len(df)} rows)")
+        else:
+            render(df, fmt)
+        return
+    evidence = None
+    if _project(ctx).params_file(params).exists():
+        evidence = (_params(ctx, params), _project(ctx).layout)
+    df = compare_table(task, robust, per_seed=per_seed, evidence=None if per_seed else evidence)
+    if csv:
+        csv.write_text(format_table(df, "csv", long))
+        typer.echo(f"wrote {csv} ({len(df)} rows)")
+        return
+    if out:
+        out.write_text(format_table(df, fmt or "table", long, digits))
+        typer.echo(f"wrote {out} ({len(df)} rows)")
+        return
+    render(df, fmt, long, digits)
+
+
+@app.command()
+def flow(
+    ctx: typer.Context,
+    params: ParamsOpt = None,
+    task_runner: Annotated[str | None, typer.Option(help="thread | dask | ray (default: flow.task_runner of params)")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="existing Dask scheduler (tcp://...) or Ray cluster (ray://..., auto); default flow.address, none = a temporary local one"
+        ),
+    ] = None,
+    max_workers: Annotated[
+        int | None, typer.Option(help="cells at once: threads, local Dask workers or local Ray CPUs (default flow.max_workers)")
+    ] = None,
+) -> None:
+    """Run the whole pipeline as a Prefect flow (same stage functions as dvc.yaml) on threads, Dask or Ray (docs/scaling.md)."""
+    from pipeline.flows.pipeline_flow import musicrep_pipeline
+    from pipeline.orchestration.runners import flow_settings
+    from pipeline.orchestration.runners import task_runner as make_runner
+
+    _hand_logging_to_prefect()
+    project = _project(ctx)
+    runner = make_runner(flow_settings(_params(ctx, params), task_runner, address, max_workers))
+    musicrep_pipeline.with_options(task_runner=runner)(
+        params_path=str(project.params_file(params)), root=str(project.root), overrides=project.overrides
+    )
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *",
+    name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
+    params: ParamsOpt = None,
+) -> None:
+    """Register a scheduled Prefect deployment of the pipeline and serve it."""
+    from pipeline.flows.serve import serve_pipeline
+
+    _hand_logging_to_prefect()
+    project = _project(ctx)
+    _params(ctx, params)  # a bad params file or --set fails here, before anything is registered
+    serve_pipeline(cron=cron, name=name, params_path=str(project.params_file(params)), overrides=project.overrides)
+
+
+def _register_predict_commands() -> None:
+    """``predict``, ``embed`` and ``register`` (pipeline/cli/predict.py); an import error is a bug, not hidden."""
+    from pipeline.cli.predict import register_commands
+
+    register_commands(app)
+
+
+_register_predict_commands()
+
+
+def _register_pretrained_commands() -> None:
+    """``pretrained list`` and ``pretrained fetch`` (pipeline/cli/pretrained.py)."""
+    from pipeline.cli.pretrained import register_commands
+
+    register_commands(app)
+
+
+def _register_representation_commands() -> None:
+    """``export`` and ``probe`` (pipeline/cli/representation.py)."""
+    from pipeline.cli.representation import register_commands
+
+    register_commands(app)
+
+
+_register_pretrained_commands()
+_register_representation_commands()
+
+
+GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
+GLOBAL_VALUED = ("--set", "--project")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move the global options to the front, so ``musicrep train T M --set train.epochs=1`` works.
+
+    ``--debug``, ``--verbose``/``-v``, ``--set KEY=VALUE`` and ``--project DIR`` (also in the
+    ``--opt=value`` form) may stand anywhere on the line; everything else keeps its order.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest.extend(args[i:])
+            break
+        if a in GLOBAL_FLAGS:
+            front.append(a)
+        elif a in GLOBAL_VALUED and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 1
+        elif any(a.startswith(f"{opt}=") for opt in GLOBAL_VALUED):
+            front.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
+def main() -> None:
+    """Entry point of the ``musicrep`` console script.
+
+    Exit codes: 0 done; 2 a problem the user can fix (one line naming it and the fix);
+    1 an unexpected error (one line; ``--debug`` anywhere on the command line shows the
+    traceback); 130 interrupted (re-running the command resumes).
+    """
+    sys.argv = [sys.argv[0], *hoist_global_options(sys.argv[1:])]
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app()
+    except UserError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        typer.secho("interrupted; finished outputs are kept, and re-running the same command resumes.", fg="red", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, traceback on request
+        if debug:
+            raise
+        typer.secho(
+            f"error: unexpected {type(exc).__name__}: {exc}. Re-run with --debug to see the traceback, and please report it.",
+            fg="red",
+            err=True,
+        )
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The ``musicrep predict``, ``embed`` and ``register`` commands: options, messages, tables.
+
+The work is in :mod:`pipeline.inference.predict` (models, batching, results) and
+:mod:`pipeline.inference.writers` (CSV, JSON, embedding files); this module only wires them to
+the command line. :func:`register_commands` adds the commands to the ``musicrep`` app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipeline.config.project import Project
+from pipeline.core.errors import UserError
+from pipeline.inference.predict import BATCH_SIZE, Predictions, embed, predict, resolve_model_dir
+from pipeline.inference.writers import CsvStream, JsonListStream, check_embeddings_path, write_embeddings
+
+
+def _root(ctx: typer.Context) -> Path:
+    """The project root the ``musicrep`` callback resolved (the cwd's project when run without it)."""
+    project = ctx.find_object(Project)
+    return project.root if project is not None else Path.cwd()
+
+
+def _print_error(path: str, reason: str) -> None:
+    typer.secho(f"error: {path}: {reason}; skipped", fg="red", err=True)
+
+
+def _nothing_usable(failures: list) -> UserError:
+    """The error of a command none of whose inputs could be used."""
+    return UserError(
+        f"none of the {len(failures)} inputs could be used (see the errors above); "
+        "pass readable audio files (wav, flac, ogg, mp3, aiff) or folders of them."
+    )
+
+
+def _display_path(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
+def _render_table(pred: Predictions, top_k: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    kind = "multi-label, sigmoid scores" if pred.multilabel else "single-label, softmax probabilities"
+    table = Table(title=f"{pred.model or _display_path(str(pred.model_dir))} ({kind})", expand=True)
+    table.add_column("file", overflow="fold", ratio=3)
+    table.add_column("seconds", justify="right", no_wrap=True)
+    table.add_column("chunks", justify="right", no_wrap=True)
+    table.add_column(f"top {top_k} labels", ratio=2)
+    for r in pred.records:
+        tops = "\n".join(f"{t['label']} {t['score']:.3f}" for t in r["top"])
+        table.add_row(_display_path(r["path"]), f"{r['duration_s']:.2f}", str(r["n_chunks"]), tops)
+    Console().print(table)
+
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="packaged model dir, TASK/MODEL under models/, models:/NAME/VERSION or sota:DATASET/MODEL"
+    ),
+]
+ChunkOpt = Annotated[float | None, typer.Option("--chunk-seconds", help="chunk length in s (default: the model's input length)")]
+HopOpt = Annotated[float | None, typer.Option("--hop-seconds", help="hop between chunks in s (default: the chunk length)")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+Bf16Opt = Annotated[
+    str,
+    typer.Option(
+        "--bf16",
+        help="off (default: fp32 scores, the reference's within 1e-4) | auto (CUDA, and CPUs with native bf16 for the "
+        "variants measured faster; scores move by up to ~4e-3) | on",
+    ),
+]
+BatchOpt = Annotated[
+    int, typer.Option("--batch-size", min=1, help="chunks per forward pass (chunks of several files share a batch)")
+]
+PathsArg = Annotated[list[Path], typer.Argument(help="audio files and/or folders (searched recursively)")]
+
+
+def predict_cmd(
+    ctx: typer.Context,
+    paths: PathsArg,
+    model: ModelOpt,
+    chunk_seconds: ChunkOpt = None,
+    hop_seconds: HopOpt = None,
+    aggregate: Annotated[str, typer.Option("--aggregate", help="mean | max of the chunk scores")] = "mean",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="labels shown per file")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON record per file (a list) to stdout")] = False,
+    csv: Annotated[Path | None, typer.Option("--csv", help="also write one CSV row per file to this file")] = None,
+    device: DeviceOpt = "auto",
+    bf16: Bf16Opt = "off",
+    batch_size: BatchOpt = BATCH_SIZE,
+) -> None:
+    """Tag/classify audio files with a trained model (top-k labels and all scores per file)."""
+    from contextlib import ExitStack
+
+    from pipeline.core.io_utils import atomic_path
+
+    sinks: list[Callable[[dict[str, Any]], None]] = []
+    with ExitStack() as stack:  # --csv and --json are written as the files are scored, in input order
+        if csv is not None:
+            fh = stack.enter_context(open(stack.enter_context(atomic_path(csv)), "w", newline="", encoding="utf-8"))
+            sinks.append(CsvStream(fh, top_k))
+        json_out = JsonListStream() if as_json else None
+        if json_out is not None:
+            sinks.append(json_out)
+        pred = predict(
+            paths,
+            model,
+            chunk_seconds=chunk_seconds,
+            hop_seconds=hop_seconds,
+            aggregate=aggregate,
+            top_k=top_k,
+            batch_size=batch_size,
+            device=device,
+            bf16=bf16,
+            on_error=_print_error,
+            on_record=lambda r: [sink(r) for sink in sinks],
+            root=_root(ctx),
+        )
+        if not pred.records:  # raised inside: the CSV's temporary file is removed, nothing was printed
+            raise _nothing_usable(pred.failures)
+        if json_out is not None:
+            json_out.close()
+    if csv is not None:
+        typer.echo(f"wrote {csv} ({len(pred.records)} files)", err=True)
+    if not as_json:
+        _render_table(pred, top_k)
+    if pred.failures:
+        typer.echo(f"{len(pred.records)} files scored, {len(pred.failures)} skipped", err=True)
+
+
+def embed_cmd(
+    ctx: typer.Context,
+    paths: PathsArg,
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="FILE.parquet or FILE.npy (+ FILE.csv index)")],
+    per_chunk: Annotated[bool, typer.Option("--per-chunk", help="also write one embedding per chunk")] = False,
+    layer: Annotated[str, typer.Option("--layer", help="pooled (back-end feature before the classifier) | logits")] = "pooled",
+    chunk_seconds: ChunkOpt = None,
+    hop_seconds: HopOpt = None,
+    device: DeviceOpt = "auto",
+    bf16: Bf16Opt = "off",
+    batch_size: BatchOpt = BATCH_SIZE,
+) -> None:
+    """Write one embedding per file (mean over chunks), optionally one per chunk."""
+    check_embeddings_path(out)  # before any audio is read
+    emb = embed(
+        paths,
+        model,
+        per_chunk=per_chunk,
+        layer=layer,
+        chunk_seconds=chunk_seconds,
+        hop_seconds=hop_seconds,
+        batch_size=batch_size,
+        device=device,
+        bf16=bf16,
+        on_error=_print_error,
+        root=_root(ctx),
+    )
+    if emb.matrix.shape[0] == 0:
+        raise _nothing_usable(emb.failures)
+    written = write_embeddings(emb, out)
+    n_files = int((emb.index["chunk"] == -1).sum())
+    typer.echo(
+        f"wrote {', '.join(map(str, written))}: {n_files} files, {len(emb.index)} rows, "
+        f"dim {emb.matrix.shape[1]} ({layer})" + (f"; {len(emb.failures)} skipped" if emb.failures else "")
+    )
+
+
+def register_cmd(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="packaged model dir or TASK/MODEL under models/")],
+    name: Annotated[str | None, typer.Option("--name", help="registered model name (default musicrep-TASK-MODEL)")] = None,
+) -> None:
+    """Register a trained model in the MLflow model registry (prints its models:/ URI)."""
+    from pipeline.tracking.registry import register_model
+
+    if str(model).startswith("models:/"):
+        raise UserError(f"{model} is already a registry URI; pass a packaged model directory or TASK/MODEL.")
+    reg_name, version = register_model(resolve_model_dir(model, _root(ctx)), name=name)
+    typer.echo(f"models:/{reg_name}/{version}")
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add ``predict``, ``embed`` and ``register`` to the ``musicrep`` typer app."""
+    app.command("predict")(predict_cmd)
+    app.command("embed")(embed_cmd)
+    app.command("register")(register_cmd)

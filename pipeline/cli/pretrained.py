@@ -1,0 +1,69 @@
+"""``musicrep pretrained list`` and ``musicrep pretrained fetch NAME [--mirror DIR]``.
+
+The work is in :mod:`pipeline.models.pretrained`; this module wires it to the command line.
+:func:`register_commands` adds the ``pretrained`` command group to the ``musicrep`` app.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+pretrained_app = typer.Typer(
+    help="The reference's published taggers (sota:<dataset>/<model>): list and fetch.", no_args_is_help=True
+)
+
+MirrorOpt = Annotated[
+    str | None, typer.Option("--mirror", help="folder laid out like sota/<dataset>/<model>/best_model.pth, or its base URL")
+]
+
+
+@pretrained_app.command("list")
+def list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    mirror: MirrorOpt = None,
+) -> None:
+    """Name, dataset, tags, input length, parameters, source, license and offline availability."""
+    from pipeline.models.pretrained import catalog_rows, models_root
+
+    rows = catalog_rows(mirror=mirror)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"published reference taggers (fetched ones in {models_root()})")
+    for col in ("name", "tags", "input", "params", "offline", "fetchable"):
+        table.add_column(col, justify="right" if col in ("input", "params") else "left", no_wrap=col == "name")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            f"{r['n_tags']}: {r['tags'][0]}, ...",
+            f"{r['input_seconds']:g} s",
+            f"{r['params']:,}" if r["params"] else "-",
+            r["offline"],
+            "no (see below)" if r["note"] else "yes",
+        )
+    Console().print(table)
+    for r in rows:
+        typer.echo(f"{r['name']}: {r['source']}" + (f" (not fetchable: {r['note']})" if r["note"] else ""))
+    typer.echo(f"license of every file: {rows[0]['license']} (upstream repository)")
+
+
+@pretrained_app.command("fetch")
+def fetch_cmd(
+    name: Annotated[str, typer.Argument(help="sota:<dataset>/<model>, e.g. sota:mtat/musicnn")],
+    mirror: MirrorOpt = None,
+) -> None:
+    """Download (or copy from --mirror), verify by SHA-256 and package a reference model."""
+    from pipeline.models.pretrained import fetch
+
+    typer.echo(f"{name}: packaged model in {fetch(name, mirror)}")
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add the ``pretrained`` group to the ``musicrep`` typer app."""
+    app.add_typer(pretrained_app, name="pretrained")

@@ -1,0 +1,117 @@
+"""The ``musicrep export`` and ``musicrep probe`` commands: taking representations elsewhere.
+
+The work is in :mod:`pipeline.inference.export` (ONNX) and :mod:`pipeline.evaluation.probe` (frozen-embedding
+probes); this module only wires them to the command line. :func:`register_commands` adds the
+commands to the ``musicrep`` app.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.config.project import Project
+from pipeline.core.errors import UserError
+
+ModelArg = Annotated[
+    str, typer.Argument(help="packaged model dir, TASK/MODEL or TASK/MODEL/seedK under models/, or models:/NAME/VERSION")
+]
+
+
+def _project(ctx: typer.Context) -> Project:
+    """The project the ``musicrep`` callback resolved (root + ``--set``); the cwd's when run without it."""
+    from pipeline.config.project import find_root
+
+    return ctx.find_object(Project) or Project(find_root(None))
+
+
+def _default_onnx_name(model_dir: Path) -> Path:
+    """``TASK-MODEL-seedK.onnx`` in the current folder for ``models/TASK/MODEL/seedK``."""
+    parts = model_dir.resolve().parts[-3:]
+    return Path("-".join(parts) + ".onnx")
+
+
+def export_cmd(
+    ctx: typer.Context,
+    model: ModelArg,
+    fmt: Annotated[str, typer.Option("--format", help="onnx (the only format so far)")] = "onnx",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="F.onnx (default: TASK-MODEL-seedK.onnx here)")] = None,
+    dynamic_length: Annotated[
+        bool | None,
+        typer.Option(
+            "--dynamic-length/--fixed-length",
+            help="length axis: dynamic (fail if impossible) or the model's input length (default: dynamic where the architecture allows)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
+) -> None:
+    """Export a trained model (waveform in; logits, embedding out) to ONNX, checked in onnxruntime."""
+    from pipeline.inference.export import FORMATS, export_onnx
+    from pipeline.inference.predict import resolve_model_dir
+    from pipeline.models.checkpoint import load_model
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
+    model_dir = resolve_model_dir(model, _project(ctx).root)
+    net, card = load_model(model_dir)
+    result = export_onnx(net, card, out or _default_onnx_name(model_dir), dynamic_length=dynamic_length)
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=2))
+        return
+    length = "any" if result.dynamic_length else f"{result.input_length} (fixed: {result.length_note})"
+    typer.echo(
+        f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB): waveform (batch, samples) at {result.sample_rate} Hz, "
+        f"samples = {length} -> logits, embedding; onnxruntime matches PyTorch within {result.max_abs_diff:.1e}"
+    )
+
+
+def probe_cmd(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Argument(help="downstream dataset (segmented; its own train/val/test split)")],
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="embedding model: packaged dir, TASK/MODEL under models/, or models:/NAME/VERSION"),
+    ],
+    seeds: Annotated[
+        list[int] | None,
+        typer.Option("--seed", help="probe seed (repeatable; default 0); picks models/TASK/MODEL/seedK when it exists"),
+    ] = None,
+    random_init: Annotated[
+        bool, typer.Option("--random-init", help="probe a randomly initialised network of the same architecture (baseline)")
+    ] = False,
+    layer: Annotated[str, typer.Option("--layer", help="pooled (back-end feature before the classifier) | logits")] = "pooled",
+    as_json: Annotated[bool, typer.Option("--json", help="print the results (value, ci_low, ci_high per seed) as JSON")] = False,
+    params: Annotated[
+        Path | None, typer.Option("--params", "-p", help="params file (default: the project's params.yaml)")
+    ] = None,
+) -> None:
+    """Frozen-embedding probe: linear and MLP probes on DATASET's own split, test metric with a 95 % interval."""
+    from pipeline.evaluation.probe import run_probe
+    from pipeline.evaluation.probe_embeddings import LAYERS
+    from pipeline.evaluation.stats import seed_summary
+
+    if layer not in LAYERS:
+        raise UserError(f"--layer {layer!r} is not one of {', '.join(LAYERS)}.")
+    project = _project(ctx)
+    p = project.params(params)
+    results = [run_probe(dataset, model, p, project.layout, seed=s, random_init=random_init, layer=layer) for s in seeds or [0]]
+    if as_json:
+        typer.echo(json.dumps(results if len(results) > 1 else results[0], indent=2, default=str))
+        return
+    for r in results:
+        typer.echo(
+            f"{r['representation']} -> {dataset} seed {r['seed']}: {r['best']} probe, test {r['metric']} "
+            f"{r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] ({r['n_test']} clips)"
+        )
+    if len(results) > 1:
+        mean, std, n = seed_summary([r["value"] for r in results])
+        typer.echo(f"mean ± std over {n} seeds: {mean:.4f} ± {std:.4f}")
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add ``export`` and ``probe`` to the ``musicrep`` typer app."""
+    app.command("export")(export_cmd)
+    app.command("probe")(probe_cmd)

@@ -1,0 +1,1 @@
+"""Configuration: typed params, the profiles' defaults, the project a command runs on."""

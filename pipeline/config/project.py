@@ -1,0 +1,115 @@
+"""The project a command works on: found once, then passed explicitly as a :class:`Layout`.
+
+A project is a folder holding ``params.yaml`` (and ``dvc.yaml``, ``data/``, ``models/``...).
+``musicrep --project DIR`` names it; otherwise it is the nearest folder at or above the
+current directory that holds ``params.yaml``; otherwise the current directory (commands that
+need params then say so). The CLI resolves it once per command into a :class:`Project` (root + ``--set`` overrides), which it
+hands to every command; the stages only ever see the :class:`~pipeline.core.paths.Layout` and the
+parameters they are passed. There is no process-wide state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.core.errors import UserError
+from pipeline.core.paths import Layout
+
+PARAMS = "params.yaml"
+
+
+def find_root(explicit: str | os.PathLike | None = None, start: str | os.PathLike | None = None) -> Path:
+    """The project root: ``explicit`` (must hold ``params.yaml``), else the nearest ancestor of ``start`` that does.
+
+    Raises:
+        UserError: ``explicit`` is not a folder with a ``params.yaml``.
+    """
+    if explicit is not None:
+        root = Path(explicit).expanduser().resolve()
+        if not (root / PARAMS).is_file():
+            raise UserError(
+                f"--project {explicit} has no {PARAMS}; pass the folder of a musicrep project (where dvc.yaml "
+                "and params.yaml live)."
+            )
+        return root
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PARAMS).is_file():
+            return folder
+    return here
+
+
+def params_path(root: Path, given: str | os.PathLike | None) -> Path:
+    """Where a ``--params`` value points: as given when it exists from here or is absolute, else inside ``root``."""
+    if given is None:
+        return root / PARAMS
+    given = Path(given).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    return root / given
+
+
+def layout(root: Path) -> Layout:
+    return Layout(root)
+
+
+@dataclass(frozen=True)
+class Project:
+    """What one ``musicrep`` command runs on, resolved once in the CLI callback and passed on.
+
+    Args:
+        root: the project folder (``--project`` or the nearest folder with ``params.yaml``).
+        overrides: the command's ``--set`` values as a nested dict (``{"train": {"epochs": 1}}``);
+            every params file the command loads gets them, and the Prefect flow receives them as
+            a flow parameter, so ``musicrep --set train.epochs=1 flow`` trains one epoch.
+    """
+
+    root: Path
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.root)
+
+    def params_file(self, given: str | os.PathLike | None = None) -> Path:
+        """Where a ``--params`` value points (:func:`params_path`)."""
+        return params_path(self.root, given)
+
+    def params(self, given: str | os.PathLike | None = None, extra: dict | None = None):
+        """The resolved parameters: the params file over its profile, then ``--set``, then ``extra``."""
+        from pipeline.config.params import load_params
+        from pipeline.core.io_utils import deep_merge
+
+        merged = deep_merge(self.overrides, extra or {})
+        return load_params(self.params_file(given), merged or None)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["train.epochs=2", "grid.models=[fcn]"]`` -> ``{"train": {"epochs": 2}, "grid": {"models": ["fcn"]}}``.
+
+    Values are parsed as YAML (numbers, booleans, null, lists); keys are dotted paths.
+
+    Raises:
+        UserError: an item without ``=`` or with an empty key, or a value that is not YAML.
+    """
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parts = [p for p in key.strip().split(".")]
+        if not sep or not all(parts):
+            raise UserError(f"--set {item!r} is not KEY=VALUE with a dotted key; write e.g. --set train.epochs=2.")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: the value is not valid YAML; quote it or write e.g. [fcn, hcnn].") from None
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {item!r} conflicts with another --set of {part}.")
+        node[parts[-1]] = parsed
+    return out

@@ -1,0 +1,1 @@
+"""Foundation: errors, atomic file writes and hashing, the project layout, locks, progress."""

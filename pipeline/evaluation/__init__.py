@@ -1,0 +1,1 @@
+"""Evaluation: test metrics, the evaluation stage, evidence (intervals, paired differences), statistics."""

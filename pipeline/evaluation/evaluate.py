@@ -1,0 +1,193 @@
+"""``evaluate`` stage: test-split metrics with the seed's protocol.
+
+Each test clip is cut into ``evaluate.n_chunks`` chunks of the model's input length, the
+activated chunk scores are averaged, and the task's metrics computed: macro ROC-AUC and
+PR-AUC (+ per-sample and micro F1 at ``evaluate.threshold``) for multi-label tasks,
+accuracy for single-label ones. Writes ``metrics/<task>/<model>/seed<k>/eval.json`` (read
+by ``dvc metrics show``; only deterministic values, so ``dvc metrics diff`` shows real
+changes), ``predictions.parquet`` (per-clip scores, for figures and paired bootstrap
+intervals) and logs ``test/<metric>`` into the model's MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.io_utils import atomic_path, write_json
+from pipeline.core.paths import Layout
+from pipeline.data.shards import SegmentStore
+from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
+from pipeline.models.checkpoint import load_model, read_run_id
+from pipeline.models.inference import label_matrix, pick_device, predict_clips
+
+if TYPE_CHECKING:
+    from pipeline.config.params import Params
+
+log = logging.getLogger(__name__)
+
+
+def _score(model, store: SegmentStore, rows: pd.DataFrame, params: Params, device) -> np.ndarray:
+    """``(clips, classes)`` scores of ``rows`` with the evaluation protocol of ``params.evaluate``."""
+    return predict_clips(
+        model,
+        store.waves(rows),
+        n_chunks=params.evaluate.n_chunks,
+        batch_size=params.runtime.eval_batch_size,
+        device=device,
+        bf16=params.train.bf16,
+    )
+
+
+def _write_results(out_dir: Path, result: dict[str, float], clip_ids, labels, scores: np.ndarray) -> None:
+    """``eval.json`` and ``predictions.parquet`` (per-clip labels and scores) into ``out_dir``, atomically."""
+    write_json(out_dir / "eval.json", result)
+    preds = pd.DataFrame({"clip_id": clip_ids, "labels": labels})
+    preds["scores"] = list(scores.astype(np.float32))
+    with atomic_path(out_dir / "predictions.parquet") as tmp:
+        preds.to_parquet(tmp, index=False)
+
+
+def evaluate_model(
+    task: str, model_name: str, params: Params, layout: Layout = Layout(), seed: int | None = None
+) -> dict[str, float]:
+    """Evaluate the packaged model ``models/<task>/<model_name>/seed<k>`` on the test split.
+
+    Args:
+        task: dataset name the model was trained on.
+        model_name: grid model name.
+        params: validated params (``evaluate`` section, device).
+        layout: project layout.
+        seed: training seed of the cell (default: the first of ``grid.seeds``).
+
+    Returns:
+        ``{"test/<metric>": value, ..., "params": n}`` as written to ``eval.json``.
+    """
+    from pipeline.tracking import runs as tracking
+
+    seed = params.grid.seeds[0] if seed is None else int(seed)
+    device = pick_device(params.runtime.device)
+    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
+    model.to(device)
+    store = SegmentStore(layout.segments(task))
+    rows = store.split("test")
+    multilabel = store.multilabel
+    y = label_matrix(rows["labels"], store.labels, multilabel)
+    started = time.perf_counter()
+    scores = _score(model, store, rows, params, device)
+    seconds = time.perf_counter() - started  # a wall time: MLflow only, not eval.json (a DVC output)
+    kind = "multilabel" if multilabel else "single"
+    metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
+    metrics["loss"] = clip_loss(scores, y, multilabel)
+    metrics["n_clips"] = float(len(rows))
+    out_dir = layout.metrics(task, model_name, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {f"test/{k}": v for k, v in metrics.items()}
+    result["params"] = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    _write_results(out_dir, result, rows["clip_id"], rows["labels"], scores)
+    if multilabel:
+        write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
+    logged = {k: v for k, v in result.items() if k.startswith("test/")}
+    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds})
+    log.info(
+        "evaluated %s/%s seed%d on %d test clips: %s",
+        task,
+        model_name,
+        seed,
+        len(rows),
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "pr_auc", "accuracy", "f1_sample")),
+    )
+    return result
+
+
+def evaluate_cross(
+    task: str,
+    model_name: str,
+    other: str,
+    params: Params,
+    layout: Layout = Layout(),
+    seed: int | None = None,
+    label_map: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Evaluate the model trained on ``task`` on the test split of another dataset ``other``.
+
+    ``model_name`` may be a published model (``sota:mtat/fcn``, :mod:`pipeline.models.pretrained`);
+    ``task`` then only names where the results go. Labels are matched by name, or through ``label_map`` (``{other's label: model's label}``;
+    labels of ``other`` that map to nothing are left out). Single-label: clips whose label
+    the model does not know are left out and counted; multi-label: the metrics are computed
+    over the shared labels only. Writes ``metrics/<task>/<model>/seed<k>/cross/<other>/eval.json``
+    and ``predictions.parquet``, and logs ``cross/<other>/<metric>`` into the model's run.
+
+    Raises:
+        UserError: no shared label, or no test clip left after the mapping.
+    """
+    from pipeline.core.errors import UserError
+    from pipeline.models.pretrained import is_pretrained_name, load_packaged_or_pretrained
+    from pipeline.tracking import runs as tracking
+
+    seed = params.grid.seeds[0] if seed is None else int(seed)
+    device = pick_device(params.runtime.device)
+    if is_pretrained_name(model_name):  # a published model: results under metrics/<task>/sota-<dataset>/<model>/
+        model, card = load_packaged_or_pretrained(model_name, map_location=device)
+        model_name = model_name.strip().replace(":", "-")
+    else:
+        model, card = load_model(layout.model(task, model_name, seed), map_location=device)
+    model.to(device)
+    store = SegmentStore(layout.segments(other))
+    vocab = list(card["labels"])
+    mapping = {lab: (label_map or {}).get(lab, lab) for lab in store.labels}
+    mapping = {k: v for k, v in mapping.items() if v in vocab}
+    if not mapping:
+        raise UserError(
+            f"{other} shares no label with {task}/{model_name} ({', '.join(vocab[:6])}...); "
+            'pass a label map (--label-map FILE.json with {"their label": "model label"}).'
+        )
+    rows = store.split("test")
+    mapped = [[mapping[lab] for lab in labs if lab in mapping] for labs in rows["labels"]]
+    multilabel = bool(card["config"].get("multilabel"))
+    keep = np.array([len(m) > 0 if not multilabel else True for m in mapped], dtype=bool)
+    if not keep.any():
+        raise UserError(f"no test clip of {other} has a label that {task}/{model_name} knows; check the label map.")
+    rows = rows[keep].reset_index(drop=True)
+    mapped = [m for m, k in zip(mapped, keep) if k]
+    scores = _score(model, store, rows, params, device)
+    kind = "multilabel" if multilabel else "single"
+    y = label_matrix(mapped, vocab, multilabel)
+    if multilabel:  # only the labels both datasets have
+        shared = sorted({vocab.index(v) for v in mapping.values()})
+        metrics = task_metrics(kind, y[:, shared], scores[:, shared], params.evaluate.threshold)
+    else:
+        metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
+    metrics["n_clips"] = float(len(rows))
+    metrics["n_clips_left_out"] = float((~keep).sum())
+    metrics["n_labels_shared"] = float(len(set(mapping.values())))
+    out_dir = layout.metrics(task, model_name, seed) / "cross" / other
+    result = {f"cross/{other}/{k}": float(v) for k, v in metrics.items()}
+    _write_results(out_dir, result, rows["clip_id"], mapped, scores)
+    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), result)
+    log.info(
+        "cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s",
+        task,
+        model_name,
+        seed,
+        other,
+        len(rows),
+        int((~keep).sum()),
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "accuracy")),
+    )
+    return result
+
+
+def read_eval(task: str, model_name: str, layout: Layout = Layout(), seed: int = 0) -> dict[str, float] | None:
+    import json
+
+    path = layout.metrics(task, model_name, seed) / "eval.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+__all__ = ["evaluate_model", "evaluate_cross", "read_eval", "Path"]

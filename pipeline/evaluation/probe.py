@@ -1,0 +1,327 @@
+"""Frozen-embedding probes: ``musicrep probe DATASET --model M [--seed K] [--random-init]``.
+
+Linear evaluation as in representation-learning papers and HEAR 2021: the embedding model is
+frozen, every clip of DATASET becomes one vector (:mod:`pipeline.evaluation.probe_embeddings`: mean of the
+evaluation chunks' pooled back-end features, cached per weights, segments and layer), and a small
+classifier is trained on DATASET's own **train** split, chosen on its **val** split only, and
+scored once on its **test** split:
+
+- ``linear``: standardised embeddings -> logistic regression (single-label: multinomial;
+  multi-label: one-vs-rest), ``C`` in :data:`LINEAR_C`;
+- ``mlp``: standardised embeddings -> one hidden layer of :data:`MLP_HIDDEN` ReLU units (Adam,
+  scikit-learn's ``MLPClassifier``; multi-label: one sigmoid per class), L2 ``alpha`` in
+  :data:`MLP_ALPHA`, as HEAR's shallow downstream MLP.
+
+The metric is the dataset's primary one (accuracy for single-label, macro ROC-AUC for multi-label,
+:func:`pipeline.evaluation.stats.metric_on`), with a 95 % bootstrap interval over test clips
+(:func:`pipeline.evaluation.stats.clip_interval`). The reported probe (``best``) is the family whose chosen
+configuration scores higher on validation. ``--seed K`` seeds the MLP (and the random network of
+``--random-init``); the embedding model is ``models/TASK/MODEL/seedK`` when that exists, else
+the model given (its seed is recorded as ``model_seed``).
+
+Writes ``metrics/probes/<dataset>/<representation>/seed<k>/probe.json`` and ``scores.npz``
+(test labels and the best probe's scores, for intervals over seeds) and logs one MLflow run
+per probe in the experiment ``probes`` (tag ``musicrep.kind=probe``; the embedding model and its
+card hash as params).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.io_utils import atomic_path, write_json
+from pipeline.core.paths import Layout, probe_slug, seed_dir
+from pipeline.data.shards import SegmentStore
+from pipeline.evaluation.stats import clip_interval, metric_on
+from pipeline.models.inference import label_matrix
+
+log = logging.getLogger(__name__)
+
+LINEAR_C = (0.01, 0.1, 1.0, 10.0)
+MLP_HIDDEN = 128
+MLP_ALPHA = (1e-4, 1e-2)
+EXPERIMENT = "probes"
+RANDOM_SUFFIX = " (random init)"
+TRANSFER_NOTE = (
+    "`musicrep probe DATASET --model TASK/MODEL`: the model trained on TASK, frozen; each clip of DATASET is the "
+    "mean of its evaluation chunks' pooled embeddings; a linear and an MLP probe are trained on DATASET's train "
+    "split and the one better on its val split is scored on its test split. Cells: mean +- std over probe seeds "
+    "[95 % bootstrap interval over test clips of the seed-averaged probe]. `(random init)`: the same architecture "
+    "with random weights, the baseline a learned representation must beat."
+)
+
+
+@dataclass(frozen=True)
+class Representation:
+    """What is probed: ``name`` (``TASK/MODEL``, plus `` (random init)``), its model folder, weights key."""
+
+    name: str
+    model_dir: Path
+    key: str
+    sha256: str
+    random_init: bool
+    model_seed: int | None
+
+    @property
+    def slug(self) -> str:
+        """Folder name: ``TASK__MODEL`` (``__random-init``), :func:`pipeline.core.paths.probe_slug`."""
+        return probe_slug(self.name.removesuffix(RANDOM_SUFFIX), self.random_init)
+
+
+def _candidates(kind: str, seed: int) -> list[tuple[str, dict[str, Any], Any]]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out = []
+    for c in LINEAR_C:
+        lr = LogisticRegression(C=c, max_iter=2000)
+        out.append(("linear", {"C": c}, make_pipeline(StandardScaler(), OneVsRestClassifier(lr) if kind == "multilabel" else lr)))
+    for alpha in MLP_ALPHA:
+        mlp = MLPClassifier((MLP_HIDDEN,), alpha=alpha, max_iter=500, random_state=seed)
+        out.append(("mlp", {"alpha": alpha, "hidden": MLP_HIDDEN}, make_pipeline(StandardScaler(), mlp)))
+    return out
+
+
+def _scores(estimator, x: np.ndarray, n_classes: int, kind: str) -> np.ndarray:
+    """``(clips, n_classes)`` probabilities, columns in the dataset's label order."""
+    proba = np.asarray(estimator.predict_proba(x), dtype=np.float64)
+    if kind == "multilabel":
+        return proba
+    full = np.zeros((len(x), n_classes))
+    full[:, estimator.classes_.astype(int)] = proba  # classes absent from train keep score 0
+    return full
+
+
+def fit_probes(
+    kind: str, n_classes: int, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], seed: int = 0
+) -> dict[str, tuple[dict[str, Any], float, Any]]:
+    """Fit the grid on ``train``, keep each family's best on ``val``: ``{family: (hyper, val metric, estimator)}``."""
+    best: dict[str, tuple[dict[str, Any], float, Any]] = {}
+    for family, hyper, est in _candidates(kind, seed):
+        with warnings.catch_warnings():  # convergence warnings of the small grid; constant labels in OvR
+            warnings.simplefilter("ignore")
+            est.fit(*train)
+            value = float(metric_on(kind, val[1], _scores(est, val[0], n_classes, kind), np.arange(len(val[1]))))
+        if family not in best or value > best[family][1]:
+            best[family] = (hyper, value, est)
+    return best
+
+
+def resolve_representation(spec: str, layout: Layout, seed: int, random_init: bool) -> Representation:
+    """The packaged model of ``--model`` (``models/TASK/MODEL/seed<seed>`` when it exists) as a :class:`Representation`."""
+    from pipeline.evaluation.probe_embeddings import model_key
+    from pipeline.inference.predict import resolve_model_dir
+    from pipeline.models.checkpoint import read_card
+
+    own_seed = layout.root / "models" / spec / seed_dir(seed)
+    model_dir = own_seed if (own_seed / "model.json").exists() else resolve_model_dir(spec, layout.root)
+    card = read_card(model_dir)
+    meta = card.get("metadata", {})
+    name = f"{meta.get('task', model_dir.parent.parent.name)}/{meta.get('model_name', card['config']['variant'])}"
+    model_seed = int(model_dir.name[4:]) if model_dir.name.startswith("seed") and model_dir.name[4:].isdigit() else None
+    return Representation(
+        name + (RANDOM_SUFFIX if random_init else ""),
+        model_dir,
+        model_key(card, seed if random_init else None),
+        str(card.get("sha256", "")),
+        random_init,
+        model_seed,
+    )
+
+
+def run_probe(
+    dataset: str,
+    model: str,
+    params,
+    layout: Layout = Layout(),
+    *,
+    seed: int = 0,
+    random_init: bool = False,
+    layer: str = "pooled",
+    track: bool = True,
+) -> dict[str, Any]:
+    """Probe the embeddings of ``model`` on ``dataset``; write and return the result (module docstring).
+
+    Returns:
+        ``{"dataset", "representation", "seed", "metric", "value", "ci_low", "ci_high", "best",
+        "linear": {...}, "mlp": {...}, ...}``; each family's entry holds its ``hyper``,
+        ``val``, ``value``, ``ci_low`` and ``ci_high``.
+    """
+    from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
+    from pipeline.models.checkpoint import load_model
+    from pipeline.models.inference import pick_device
+
+    rep = resolve_representation(model, layout, seed, random_init)
+    net, _ = load_model(rep.model_dir)
+    if random_init:
+        net = random_init_like(net, seed)
+    net.to(pick_device(params.runtime.device)).eval()
+    emb = cached_embeddings(
+        net, rep.key, dataset, layout, n_chunks=params.evaluate.n_chunks, layer=layer, batch_size=params.runtime.eval_batch_size
+    )
+    store = SegmentStore(layout.segments(dataset))
+    kind = "multilabel" if store.multilabel else "single"
+    metric = "roc_auc" if kind == "multilabel" else "accuracy"
+    parts = {}
+    for split in ("train", "val", "test"):
+        rows = store.split(split)
+        parts[split] = (emb.rows(rows["clip_id"].astype(str)), label_matrix(rows["labels"], store.labels, store.multilabel))
+    fitted = fit_probes(kind, len(store.labels), parts["train"], parts["val"], seed)
+    x_test, y_test = parts["test"]
+    result: dict[str, Any] = {
+        "dataset": dataset,
+        "representation": rep.name,
+        "model_dir": str(rep.model_dir),
+        "model_sha256": rep.sha256,
+        "model_seed": rep.model_seed,
+        "random_init": random_init,
+        "seed": seed,
+        "layer": layer,
+        "metric": metric,
+        "embedding_dim": int(emb.vectors.shape[1]),
+        "n_train": len(parts["train"][1]),
+        "n_val": len(parts["val"][1]),
+        "n_test": len(y_test),
+    }
+    test_scores = {}
+    for family, (hyper, val_value, est) in fitted.items():
+        test_scores[family] = _scores(est, x_test, len(store.labels), kind)
+        ci = clip_interval(kind, y_test, [test_scores[family]])
+        result[family] = {"hyper": hyper, "val": val_value, "value": ci.value, "ci_low": ci.low, "ci_high": ci.high}
+    best = max(fitted, key=lambda f: fitted[f][1])
+    result.update(best=best, value=result[best]["value"], ci_low=result[best]["ci_low"], ci_high=result[best]["ci_high"])
+    out = layout.probe(dataset, rep.slug, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "scores.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, y=y_test, scores=test_scores[best].astype(np.float32))
+    write_json(out / "probe.json", result)
+    if track:
+        _log_run(result, layout)
+    log.info(
+        "probe %s -> %s seed%d: %s %s %.4f [%.4f, %.4f] (val %.4f)",
+        rep.name,
+        dataset,
+        seed,
+        best,
+        metric,
+        result["value"],
+        result["ci_low"],
+        result["ci_high"],
+        result[best]["val"],
+    )
+    return result
+
+
+def _log_run(result: dict[str, Any], layout: Layout) -> None:
+    """One MLflow run per probe in the ``probes`` experiment, tagged ``musicrep.kind=probe``."""
+    from mlflow.entities import Metric, Param
+
+    from pipeline.tracking import runs as tracking
+
+    c = tracking.client(layout.root)
+    run = c.create_run(
+        tracking.experiment_id(c, EXPERIMENT, layout.root),
+        run_name=f"{result['representation']} -> {result['dataset']}",
+        tags={
+            "musicrep.kind": "probe",
+            "dataset": result["dataset"],
+            "representation": result["representation"],
+            "seed": str(result["seed"]),
+            "random_init": str(result["random_init"]).lower(),
+            **tracking.environment_tags(),
+        },
+    )
+    params = {
+        "embedding_model": result["model_dir"],
+        "embedding_model_sha256": result["model_sha256"],
+        "layer": result["layer"],
+        "best_probe": result["best"],
+        **{f"{f}.{k}": v for f in ("linear", "mlp") for k, v in result[f]["hyper"].items()},
+    }
+    metrics = {f"test/{result['metric']}": result["value"], "test/ci_low": result["ci_low"], "test/ci_high": result["ci_high"]}
+    for family in ("linear", "mlp"):
+        metrics.update({f"{family}/val": result[family]["val"], f"{family}/test": result[family]["value"]})
+    c.log_batch(
+        run.info.run_id,
+        metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items() if v == v],
+        params=[Param(k, str(v)) for k, v in params.items()],
+    )
+    c.set_terminated(run.info.run_id, "FINISHED")
+
+
+def transfer_results(layout: Layout = Layout()) -> list[dict[str, Any]]:
+    """Every ``probe.json`` under ``metrics/probes/``, with the path of its ``scores.npz``."""
+    out = []
+    for path in sorted((layout.root / "metrics" / "probes").glob("*/*/seed*/probe.json")):
+        import json
+
+        record = json.loads(path.read_text())
+        record["_scores"] = path.with_name("scores.npz")
+        out.append(record)
+    return out
+
+
+def transfer_table(layout: Layout = Layout()):
+    """Rows = representations, one row per (representation, dataset): mean ± std over probe seeds and
+    the 95 % bootstrap interval over test clips of the seed-averaged probe (:func:`pipeline.evaluation.stats.clip_interval`).
+
+    Returns:
+        DataFrame with ``representation, dataset, metric, value, std, n_seeds, ci_low, ci_high``
+        (empty when nothing was probed).
+    """
+    import pandas as pd
+
+    from pipeline.evaluation.stats import seed_summary
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in transfer_results(layout):
+        groups.setdefault((record["representation"], record["dataset"]), []).append(record)
+    rows = []
+    for (rep, dataset), records in sorted(groups.items()):
+        mean, std, n = seed_summary([r["value"] for r in records])
+        kind = "multilabel" if records[0]["metric"] == "roc_auc" else "single"
+        files = [np.load(r["_scores"]) for r in records if r["_scores"].exists()]
+        ci = clip_interval(kind, files[0]["y"], [f["scores"] for f in files]) if files else None
+        rows.append(
+            {
+                "representation": rep,
+                "dataset": dataset,
+                "metric": records[0]["metric"],
+                "value": mean,
+                "std": std,
+                "n_seeds": n,
+                "ci_low": ci.low if ci else float("nan"),
+                "ci_high": ci.high if ci else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["representation", "dataset", "metric", "value", "std", "n_seeds", "ci_low", "ci_high"])
+
+
+def transfer_matrix(table, digits: int = 3):
+    """The transfer table as a grid: rows = representations (random-init rows last), columns = datasets,
+    cells ``mean ± std [ci_low, ci_high]`` (``± std`` only with several seeds)."""
+    import pandas as pd
+
+    if table.empty:
+        return pd.DataFrame()
+
+    def cell(r) -> str:
+        spread = f" ± {r['std']:.{digits}f}" if r["n_seeds"] > 1 else ""
+        return f"{r['value']:.{digits}f}{spread} [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
+
+    grid = table.assign(cell=table.apply(cell, axis=1)).pivot(index="representation", columns="dataset", values="cell").fillna("")
+    order = sorted(grid.index, key=lambda name: (name.endswith(RANDOM_SUFFIX), name))
+    metrics = table.groupby("dataset")["metric"].first()
+    grid = grid.loc[order]
+    grid.columns = [f"{d} ({metrics[d]})" for d in grid.columns]
+    grid.index.name = "representation"
+    return grid.reset_index()

@@ -1,0 +1,1 @@
+"""Inference on the user's audio: predict, embed and their writers."""

@@ -1,0 +1,180 @@
+"""Batched chunk-level inference shared by evaluate, robustness and predict, and the bf16 decision."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.audio.chunking import eval_chunks
+from pipeline.models.base import AudioModel
+
+BF16_CHOICES = ("auto", "on", "off")
+"""Values of ``train.bf16`` and ``--bf16``."""
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@functools.cache
+def cpu_bf16_support() -> str | None:
+    """The CPU's native bf16 instructions, best first: ``"amx_bf16"``, ``"avx512_bf16"``, or None.
+
+    How: PyTorch's own CPU capability probes (``torch.cpu._is_amx_tile_supported``,
+    ``torch.cpu._is_avx512_bf16_supported``, which read CPUID), else the ``amx_bf16`` /
+    ``avx512_bf16`` flags of Linux ``/proc/cpuinfo``; and oneDNN must be built in
+    (``torch.backends.mkldnn.is_available()``), since it runs the bf16 convolutions and matmuls.
+    A CPU without these runs bf16 autocast by emulation, usually slower than fp32.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return None
+    probes = {"amx_bf16": "_is_amx_tile_supported", "avx512_bf16": "_is_avx512_bf16_supported"}
+    try:
+        found = {name for name, probe in probes.items() if getattr(torch.cpu, probe)()}
+    except (AttributeError, RuntimeError):  # private probes: fall back to the kernel's flags
+        cpuinfo = Path("/proc/cpuinfo")
+        flags = set(cpuinfo.read_text(errors="replace").split()) if cpuinfo.exists() else set()
+        found = set(probes) & flags
+    return next((name for name in probes if name in found), None)
+
+
+def use_bf16(choice: str | bool, device: torch.device, variant: str) -> bool:
+    """Whether to run ``variant`` under bf16 autocast on ``device`` (``train.bf16``).
+
+    Args:
+        choice: ``"on"`` / ``"off"`` force it (``True`` / ``False`` mean the same); ``"auto"``:
+            always on CUDA; on CPU only when the CPU has native bf16 (:func:`cpu_bf16_support`)
+            *and* the variant was measured faster with it (``VariantSpec.cpu_bf16``,
+            ``benchmarks/bf16.py``, docs/benchmarks.md).
+        device: where the model runs (only ``cuda`` and ``cpu`` autocast).
+        variant: the model's registry variant (``model.config.variant``, e.g. ``"mfcc+short_cnn"``).
+    """
+    if isinstance(choice, bool):
+        choice = "on" if choice else "off"
+    if choice not in BF16_CHOICES:
+        raise ValueError(f"bf16 must be one of {BF16_CHOICES}, got {choice!r}")
+    if choice != "auto" or device.type not in ("cuda", "cpu"):
+        return choice == "on" and device.type in ("cuda", "cpu")
+    if device.type == "cuda":
+        return True
+    from pipeline.models.zoo import resolve_variant
+
+    try:
+        _, spec = resolve_variant(variant)
+    except ValueError:
+        return False
+    return spec.cpu_bf16 and cpu_bf16_support() is not None
+
+
+def autocast_for(device: torch.device, bf16: bool = True):
+    """bf16 autocast on ``device`` (CUDA or CPU) when ``bf16``, else nothing (fp32).
+
+    ``bf16`` is the decision already taken (:func:`use_bf16`). Under autocast, convolutions,
+    matmuls and RNN layers run in bf16; callers cast the logits back with ``.float()`` so
+    losses, scores and metrics stay fp32, and weights are never converted.
+    """
+    if bf16 and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def with_autocast(fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device, bf16: bool):
+    """``fn`` run under :func:`autocast_for` ``(device, bf16)`` (``fn`` itself when ``bf16`` is off)."""
+    if not bf16:
+        return fn
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with autocast_for(device, True):
+            return fn(x)
+
+    return run
+
+
+def activate(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:
+    """Sigmoid for multi-label, softmax for single-label."""
+    return torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=-1)
+
+
+@torch.no_grad()
+def predict_clips(
+    model: AudioModel,
+    waves: Iterable[np.ndarray],
+    *,
+    n_chunks: int,
+    batch_size: int = 32,
+    device: torch.device | None = None,
+    bf16: str | bool = "auto",
+    input_length: int | None = None,
+) -> np.ndarray:
+    """Score whole clips with the evaluation protocol.
+
+    Each clip is cut into ``n_chunks`` chunks of the model's input length (docs/spec.md §1.2), the
+    chunks run in batches of ``batch_size``, and the activated chunk scores are averaged.
+
+    Args:
+        model: trained model (set to eval mode here).
+        waves: 1-D float32 arrays at 16 kHz.
+        n_chunks: chunks per clip.
+        batch_size: chunks per forward pass.
+        device: where to run (default: the model's device).
+        bf16: ``train.bf16``: ``auto`` | ``on`` | ``off`` (:func:`use_bf16` decides per device and variant).
+        input_length: chunk length in samples (default ``model.input_length``).
+
+    Returns:
+        ``(clips, classes)`` float32 scores.
+    """
+    model.eval()
+    device = device or next(model.parameters()).device
+    length = input_length or model.input_length
+    multilabel = model.config.multilabel
+    non_blocking = device.type == "cuda"
+    bf16 = use_bf16(bf16, device, model.config.variant)
+    owners: list[int] = []
+    pending: list[np.ndarray] = []
+    outputs: list[torch.Tensor] = []  # activated chunk scores, kept on the device until the end
+    n_clips = 0
+
+    def flush() -> None:
+        if not pending:
+            return
+        batch = torch.from_numpy(np.stack(pending))
+        if non_blocking:
+            batch = batch.pin_memory()
+        with autocast_for(device, bf16):
+            outputs.append(activate(model(batch.to(device, non_blocking=non_blocking)).float(), multilabel))
+        pending.clear()
+
+    for i, wave in enumerate(waves):
+        n_clips = i + 1
+        for chunk in eval_chunks(np.asarray(wave, dtype=np.float32), length, n_chunks):
+            pending.append(chunk)
+            owners.append(i)
+            if len(pending) >= batch_size:
+                flush()
+    flush()
+    sums = np.zeros((n_clips, model.config.n_classes), dtype=np.float64)
+    if outputs:
+        np.add.at(sums, np.asarray(owners), torch.cat(outputs).cpu().numpy())  # one host copy per call
+    counts = np.bincount(np.asarray(owners, dtype=np.int64), minlength=n_clips)
+    return (sums / np.maximum(1, counts)[:, None]).astype(np.float32)
+
+
+def label_matrix(labels: Sequence[Sequence[str]], vocabulary: Sequence[str], multilabel: bool) -> np.ndarray:
+    """Multi-hot ``(clips, classes)`` for multi-label, class indices ``(clips,)`` otherwise."""
+    index = {name: i for i, name in enumerate(vocabulary)}
+    if multilabel:
+        y = np.zeros((len(labels), len(vocabulary)), dtype=np.int64)
+        for r, names in enumerate(labels):
+            for name in names:
+                if name in index:
+                    y[r, index[name]] = 1
+        return y
+    return np.array([index[names[0]] for names in labels], dtype=np.int64)

@@ -1,0 +1,1 @@
+"""Orchestration: the pipeline description (dvc.yaml), the stages, task runners, name checks."""

@@ -1,0 +1,396 @@
+"""The one description of the pipeline: stages, their order, deps, params and outs.
+
+``dvc.yaml`` is generated from it (``musicrep dag --write``; a test checks the committed
+file is up to date) and the Prefect flow walks the same stages, so the order is written
+once. Tasks and seeds stay DVC ``matrix`` variables read from ``params.yaml``; the models
+of ``grid.models`` are written out, one ``cell-<model>`` stage each, because every model
+depends only on *its own* source files (front-end, back-end and the shared model code).
+Changing one back-end file therefore makes only that model's cells stale in ``dvc status``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from pipeline.models.grid import grid_models
+
+if TYPE_CHECKING:
+    from pipeline.config.params import Params
+
+PACKAGE = Path(__file__).resolve().parents[1]
+REPO = PACKAGE.parent
+
+DATA_STAGES = ("download", "segment", "features")
+"""Per dataset, in this order; then one cell per (task, model, seed); then the report."""
+
+CELL_ENTRY_MODULES = (
+    "pipeline.orchestration.stages",
+    "pipeline.core.locks",
+    "pipeline.training.train",
+    "pipeline.evaluation.evaluate",
+    "pipeline.robustness.stage",
+)
+"""Where a cell's code starts: the ``cell`` stage function, its lock, and the three steps it runs."""
+
+CELL_SKIPPED_IMPORTS = frozenset({"pipeline.orchestration.stages"})
+"""Entry modules whose own imports are not followed: ``stages`` imports every stage's code
+(function-locally), but a cell runs only ``cell``; its steps are entries of their own."""
+
+
+def code_closure(entries: tuple[str, ...], skip_imports: frozenset[str] = frozenset()) -> list[str]:
+    """Repository-relative source files of ``entries`` and every ``pipeline`` module they import.
+
+    Every import counts, function-local ones included (they run when the function does). The
+    model definitions are left out (:data:`PER_MODEL_CODE`): each model's own files come from
+    :func:`model_sources`, so a change to one back-end makes only that model's cells stale.
+    """
+    seen: set[Path] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if path is None or path in seen or _per_model(path.relative_to(REPO).as_posix()):
+            continue
+        seen.add(path)
+        todo.extend(_package_inits(name))
+        if name not in skip_imports:
+            todo.extend(m for m in _imports(path) if m == "pipeline" or m.startswith("pipeline."))
+    return sorted(p.relative_to(REPO).as_posix() for p in seen)
+
+
+PER_MODEL_CODE = ("pipeline/models/backends/", "pipeline/models/frontends/", "pipeline/models/__init__.py")
+"""Model definitions, tracked per model by :func:`model_sources` (with :data:`MODEL_SHARED`)."""
+
+
+def _per_model(rel: str) -> bool:
+    return rel.startswith(PER_MODEL_CODE) or rel in MODEL_SHARED
+
+
+def _package_inits(module: str) -> list[str]:
+    """The packages above ``module`` (``pipeline.data.shards`` -> ``pipeline``, ``pipeline.data``): importing it runs them."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def cell_code() -> list[str]:
+    """Code every cell runs (the stage function, training, evaluation, robustness, what they import), besides its model's code."""
+    return code_closure(CELL_ENTRY_MODULES, CELL_SKIPPED_IMPORTS)
+
+
+MODEL_SHARED = (
+    "pipeline/models/base.py",
+    "pipeline/models/layers.py",
+    "pipeline/models/zoo.py",
+    "pipeline/models/frontends/base.py",
+    "pipeline/models/backends/base.py",
+)
+"""Model code shared by every variant (the registry, base classes, layers)."""
+
+_REGISTRIES = {"pipeline.models", "pipeline.models.frontends", "pipeline.models.backends", "pipeline.models.zoo"}
+
+HEADER = """\
+# GENERATED from pipeline/orchestration/dag.py and the grid of params.yaml by `musicrep dag --write`; do not edit.
+# After changing grid.models (or adding an alias) run `musicrep dag --write` (make repro does).
+# Stages: params (params.yaml over its profile, the values the stages track) ->
+# download -> segment -> features per dataset; one `cell-<model>` per model with a
+# matrix over grid.tasks x grid.seeds (train -> evaluate -> robustness in one process); report.
+"""
+
+
+def stage_name(model: str) -> str:
+    """DVC stage name of a model's cells (``cell-fcn``, ``cell-mfcc_short_cnn``)."""
+    return "cell-" + re.sub(r"[^A-Za-z0-9_-]", "_", model)
+
+
+def _module_file(module: str) -> Path | None:
+    rel = Path(*module.split("."))
+    for cand in (REPO / rel.with_suffix(".py"), REPO / rel / "__init__.py"):
+        if cand.exists():
+            return cand
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def _closure(module: str) -> set[Path]:
+    """Source files of ``module`` and the model/DSP modules it imports (not the registries)."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in _REGISTRIES and name != module:
+            continue
+        path = _module_file(name)
+        if path is None or path in seen:
+            continue
+        rel = path.relative_to(REPO).as_posix()
+        if not rel.startswith("pipeline/models/"):
+            continue
+        seen.add(path)
+        todo.extend(m for m in _imports(path) if m.startswith("pipeline."))
+    return seen
+
+
+def model_sources(model: str, params: Params) -> list[str]:
+    """Repository-relative source files that define grid model ``model`` (alias, swap or name)."""
+    from pipeline.config.params import resolve_variant
+    from pipeline.models.backends import BACKENDS
+    from pipeline.models.frontends import FRONTENDS
+    from pipeline.models.zoo import resolve_variant as resolve_registry
+
+    variant, _, _ = resolve_variant(params, model)
+    frontend, spec = resolve_registry(variant)
+    files: set[Path] = set()
+    for cls in (FRONTENDS[frontend], BACKENDS[spec.backend]):
+        files |= _closure(cls.__module__)
+    rel = {p.relative_to(REPO).as_posix() for p in files}
+    return sorted(rel | set(MODEL_SHARED))
+
+
+def _leaf_keys(section: str) -> list[str]:
+    """``train`` -> ``["train.epochs", "train.batch_size", ...]``: the keys of one params section."""
+    from pipeline.config.params import Params
+
+    model = Params.model_fields[section].annotation
+    return [f"{section}.{key}" for key in model.model_fields]
+
+
+CELL_SECTIONS = ("train", "evaluate", "robustness")
+"""The result-bearing sections a cell reads; ``runtime`` (device, threads, workers, batch sizes of
+inference) is left out, so changing it re-runs nothing."""
+CELL_PARAMS = tuple(key for section in CELL_SECTIONS for key in _leaf_keys(section))
+
+
+def _tracked(*keys: str) -> list[dict[str, list[str]]]:
+    """A stage's ``params:`` entry: ``keys`` of the resolved parameters (profile defaults included)."""
+    from pipeline.config.params import RESOLVED_PARAMS
+
+    return [{RESOLVED_PARAMS: list(keys)}]
+
+
+def _params_stage() -> dict[str, Any]:
+    """Resolves ``params.yaml`` over its profile into the file every other stage's params come from.
+
+    ``params.yaml`` holds only what the user changes; DVC compares only the keys a file spells
+    out, so the stages track the resolved file (a changed profile default re-runs what it
+    affects, and ``dvc status`` names this stage after ``params.yaml`` or a profile changes).
+    """
+    from pipeline.config.params import DEFAULT_PARAMS, RESOLVED_PARAMS
+
+    return {
+        "cmd": "musicrep params --resolve",
+        "deps": [DEFAULT_PARAMS, "pipeline/config/profiles", "pipeline/config/params.py"],
+        "outs": [{RESOLVED_PARAMS: {"cache": False}}],
+    }
+
+
+def _data_stages(tasks: Any) -> dict[str, Any]:
+    return {
+        "download": {
+            "matrix": {"dataset": tasks},
+            "cmd": "musicrep download ${item.dataset}",
+            "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py", "pipeline/data/archives.py"],
+            "params": _tracked("seed", "datasets.${item.dataset}"),
+            "outs": [{"data/raw/${item.dataset}": {"persist": True}}],
+        },
+        "segment": {
+            "matrix": {"dataset": tasks},
+            "cmd": "musicrep segment ${item.dataset}",
+            "deps": ["data/raw/${item.dataset}", "pipeline/data/segment.py", "pipeline/audio/io.py", "pipeline/data/sources"],
+            "params": _tracked("segment", "datasets.${item.dataset}"),
+            "outs": ["data/segments/${item.dataset}"],
+        },
+        "features": {
+            "matrix": {"dataset": tasks},
+            "cmd": "musicrep features ${item.dataset}",
+            "deps": [
+                "data/segments/${item.dataset}",
+                "pipeline/features",
+                "pipeline/models/frontends",
+                *MODEL_SHARED[:3],
+                "pipeline/models/build.py",
+            ],
+            "params": _tracked("profile", "features", "grid.models", "variants", "train.width", "train.input_seconds"),
+            "outs": ["data/features/${item.dataset}"],
+        },
+    }
+
+
+def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.models.transfer import init_dependencies
+
+    m = f"${{item.task}}/{model}/seed${{item.seed}}"
+    aliased = model in params.variants
+    return {
+        "matrix": matrix,
+        "cmd": f"musicrep cell ${{item.task}} {model} --seed ${{item.seed}}",
+        "deps": [
+            "data/segments/${item.task}",
+            "data/features/${item.task}",
+            *cell_code(),
+            *model_sources(model, params),
+            *init_dependencies(params.variants[model].init if aliased else None),
+        ],
+        "params": _tracked("seed", "profile", *CELL_PARAMS, *([f"variants.{model}"] if aliased else [])),
+        "outs": [
+            f"models/{m}",
+            f"metrics/{m}/predictions.parquet",
+            f"metrics/{m}/robustness.parquet",
+            f"metrics/{m}/robustness.csv",
+            f"metrics/{m}/robustness_scores.parquet",
+        ],
+        "metrics": [{f"metrics/{m}/eval.json": {"cache": False}}, {f"metrics/{m}/robustness.json": {"cache": False}}],
+    }
+
+
+PROBE_CODE = (
+    "pipeline/evaluation/probe.py",
+    "pipeline/evaluation/probe_embeddings.py",
+    "pipeline/evaluation/stats.py",
+    "pipeline/audio/chunking.py",
+    "pipeline/models/inference.py",
+    "pipeline/models/checkpoint.py",
+    "pipeline/data/shards.py",
+    "pipeline/features/cache.py",
+)
+"""Code every probe stage runs (embedding cache, probes, intervals), besides its model's code."""
+
+
+def probe_stage_name(model: str, random_init: bool) -> str:
+    """``probe-synth_keywords_fcn`` (``-random`` for the random-init baseline)."""
+    return "probe-" + re.sub(r"[^A-Za-z0-9_-]", "_", model) + ("-random" if random_init else "")
+
+
+def _probe_stages(params: Params) -> dict[str, Any]:
+    """One stage per ``probes:`` entry (and one for its random-init baseline), a matrix over datasets x seeds.
+
+    Deps: the embedding model's package and its source files, the probe code and the dataset's
+    segments; so editing a back-end re-runs the probes of the models built from it, no others.
+    """
+    from pipeline.core.paths import probe_slug
+
+    stages: dict[str, Any] = {}
+    for entry in params.probes:
+        model_dir = f"models/{entry.model}/seed{entry.model_seed}"
+        sources = model_sources(entry.model.split("/", 1)[1], params)
+        for random_init in (False, True) if entry.random_init else (False,):
+            slug = probe_slug(entry.model, random_init)
+            out = f"metrics/probes/${{item.dataset}}/{slug}/seed${{item.seed}}"
+            stages[probe_stage_name(entry.model, random_init)] = {
+                "matrix": {"dataset": list(entry.datasets), "seed": list(entry.seeds)},
+                "cmd": f"musicrep probe ${{item.dataset}} --model {model_dir} --seed ${{item.seed}}"
+                + (" --random-init" if random_init else ""),
+                "deps": [model_dir, "data/segments/${item.dataset}", *PROBE_CODE, *sources],
+                "params": _tracked("evaluate.n_chunks", "train.device"),
+                "outs": [f"{out}/scores.npz"],
+                "metrics": [{f"{out}/probe.json": {"cache": False}}],
+            }
+    return stages
+
+
+def _report_stage() -> dict[str, Any]:
+    return {
+        "cmd": "musicrep report",
+        "deps": [
+            "metrics",
+            "models",
+            "pipeline/report",
+            "pipeline/report/figures.py",
+            "pipeline/tracking/registry.py",
+            "pipeline/evaluation/stats.py",
+            "pipeline/robustness/stage.py",
+            "pipeline/robustness/plots.py",
+        ],
+        "params": _tracked("report", "grid"),
+        # no `outs`: the page names its MLflow runs, git commit and build time, which differ on every
+        # run, so a hash of it in dvc.lock would dirty git after each repro; reports/ is git-ignored
+    }
+
+
+LIVE_GRID = frozenset({"tasks", "seeds"})
+
+
+def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, Any]:
+    """The ``stages:`` mapping of ``dvc.yaml`` for the grid of ``params``.
+
+    Args:
+        params: the resolved parameters.
+        live: the ``grid`` keys (``tasks``, ``seeds``) that ``params.yaml`` itself spells out;
+            their matrices read ``params.yaml`` (``${grid.tasks}``), so ``dvc exp run -S
+            grid.seeds=[0,1]`` widens the grid. A key the file leaves to the profile is written
+            out as a list, because DVC's templates only see ``params.yaml``.
+    """
+
+    def values(key: str) -> Any:
+        return f"${{grid.{key}}}" if key in live else list(getattr(params.grid, key))
+
+    tasks = values("tasks")
+    stages = {"params": _params_stage(), **_data_stages(tasks)}
+    for model in grid_models(params):
+        stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
+    stages.update(_probe_stages(params))
+    stages["report"] = _report_stage()
+    return stages
+
+
+def render_dvc_yaml(params: Params, live: frozenset[str] = LIVE_GRID) -> str:
+    """The full text of ``dvc.yaml`` (``live``: see :func:`dvc_stages`)."""
+    body = yaml.safe_dump({"stages": dvc_stages(params, live)}, sort_keys=False, width=120)
+    return HEADER + body
+
+
+def live_grid_keys(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> frozenset[str]:
+    """The keys of :data:`LIVE_GRID` that the params file ``raw`` sets and ``overrides`` leaves alone."""
+    grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
+    changed = (overrides or {}).get("grid") or {}
+    return frozenset(k for k in LIVE_GRID if k in grid and k not in changed)
+
+
+SMOKE_COST_ORDER = (
+    "musicnn",
+    "samplecnn_se",
+    "short_cnn",
+    "cnnsa",
+    "hcnn",
+    "samplecnn",
+    "short_res",
+    "crnn",
+    "fcn",
+    "gated_crnn",
+    "attention_rnn",
+)
+"""Registry variants from the most to the least expensive to train (smoke grid, measured:
+``benchmarks/grid.py`` on a ``make repro`` log). Only the order of the parallel run uses it."""
+
+
+def dvc_cell_targets(params: Params) -> list[str]:
+    """DVC stage names of every cell (``cell-fcn@synth_tags-0``), most expensive first.
+
+    Two workers taking cells from this list finish closer together when the long cells start
+    first (otherwise one core idles while the other runs the last big cell). Aliases and swaps
+    are placed by the variant they build on.
+    """
+    from pipeline.config.params import resolve_variant
+    from pipeline.models.grid import cell_keys
+
+    def cost_rank(model: str) -> int:
+        base = resolve_variant(params, model)[0].rpartition("+")[2]
+        return SMOKE_COST_ORDER.index(base) if base in SMOKE_COST_ORDER else len(SMOKE_COST_ORDER)
+
+    keys = sorted(cell_keys(params), key=lambda k: (cost_rank(k[1]), params.grid.tasks.index(k[0])))
+    return [f"{stage_name(m)}@{t}-{s}" for t, m, s in keys]

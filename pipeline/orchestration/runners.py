@@ -1,0 +1,132 @@
+"""Where the Prefect flow's tasks run (params ``flow:``, ``musicrep flow --task-runner``) and the GPU limit.
+
+* ``thread``: Prefect's :class:`~prefect.task_runners.ThreadPoolTaskRunner` in the flow's own
+  process (the default; torch releases the GIL).
+* ``dask``: :class:`prefect_dask.DaskTaskRunner` on an existing scheduler (``flow.address``,
+  e.g. ``tcp://10.0.0.5:8786``) or on a temporary ``distributed.LocalCluster`` of
+  ``flow.max_workers`` single-threaded worker processes bound to 127.0.0.1.
+* ``ray``: :class:`prefect_ray.RayTaskRunner` on an existing cluster (``ray://host:10001`` or
+  ``auto``) or a temporary local Ray with ``flow.max_workers`` CPUs.
+
+GPU cells (``runtime.device`` resolving to CUDA, or ``flow.gpu_tag: on``) carry the Prefect tag
+``gpu``; the flow sets the tag concurrency limit ``gpu`` to ``flow.gpu_concurrency`` (one per
+GPU) before it submits them, so the Prefect server lets at most that many GPU cells run at
+once, on every runner, while the data stages run freely. See ``docs/scaling.md``.
+
+Every worker must reach the same project folder (``root``), the MLflow tracking server and the
+Prefect API: on one machine that is automatic; across machines use a shared file system or a
+DVC remote, the team MLflow server (``make mlflow-server``) and ``PREFECT_API_URL``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pipeline.core.errors import UserError
+
+if TYPE_CHECKING:
+    from prefect.task_runners import TaskRunner
+
+    from pipeline.config.params import FlowParams, Params
+
+log = logging.getLogger(__name__)
+
+GPU_TAG = "gpu"
+"""Prefect tag of GPU cells; the tag concurrency limit of the same name caps them."""
+
+RUNNERS = ("thread", "dask", "ray")
+
+
+def flow_settings(
+    params: Params, task_runner: str | None = None, address: str | None = None, max_workers: int | None = None
+) -> FlowParams:
+    """``params.flow`` with the command line's choices on top (``None`` keeps the params value)."""
+    from pydantic import ValidationError
+
+    from pipeline.config.params import FlowParams
+
+    if task_runner is not None and task_runner not in RUNNERS:
+        raise UserError(f"unknown task runner {task_runner!r}; use one of {', '.join(RUNNERS)}.")
+    over = {
+        k: v for k, v in {"task_runner": task_runner, "address": address, "max_workers": max_workers}.items() if v is not None
+    }
+    try:
+        return FlowParams.model_validate({**params.flow.model_dump(), **over})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"invalid flow setting {'.'.join(map(str, err['loc']))}={err.get('input')!r}: {err['msg']}.") from None
+
+
+def _missing(package: str) -> UserError:
+    return UserError(
+        f"the {package} task runner is not installed; install the scale extra "
+        f"(`pip install -e '.[scale]'`, or `make env`, which installs requirements.lock)."
+    )
+
+
+def task_runner(fp: FlowParams) -> TaskRunner[Any]:
+    """The Prefect task runner for ``fp`` (a fresh one per flow run)."""
+    if fp.task_runner == "thread":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=fp.max_workers)
+    if fp.task_runner == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise _missing("prefect-dask") from None
+        if fp.address:
+            log.info("flow tasks on the Dask scheduler %s", fp.address)
+            return DaskTaskRunner(address=fp.address)
+        log.info("flow tasks on a temporary Dask LocalCluster of %d single-threaded workers", fp.max_workers)
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "n_workers": fp.max_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "host": "127.0.0.1",
+                "dashboard_address": None,
+            },
+        )
+    try:
+        from prefect_ray import RayTaskRunner
+    except ImportError:
+        raise _missing("prefect-ray") from None
+    if fp.address:
+        log.info("flow tasks on the Ray cluster %s", fp.address)
+        return RayTaskRunner(address=fp.address)
+    log.info("flow tasks on a temporary local Ray with %d CPUs", fp.max_workers)
+    return RayTaskRunner(
+        init_kwargs={
+            "num_cpus": fp.max_workers,
+            "num_gpus": _local_gpus(),
+            "include_dashboard": False,
+            "_node_ip_address": "127.0.0.1",
+        }
+    )
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def gpu_cells(params: Params) -> bool:
+    """Whether the grid's cells are GPU cells (tagged ``gpu``): ``flow.gpu_tag``, or where ``runtime.device`` resolves."""
+    if params.flow.gpu_tag != "auto":
+        return params.flow.gpu_tag == "on"
+    from pipeline.models.inference import pick_device
+
+    return pick_device(params.runtime.device).type == "cuda"
+
+
+def ensure_gpu_limit(slots: int) -> None:
+    """Create or update the Prefect tag concurrency limit ``gpu`` to ``slots`` (on the API in force)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=GPU_TAG, concurrency_limit=slots)  # an upsert on Prefect >= 3.4
+    log.info("Prefect concurrency limit %r: %d GPU cell(s) at once", GPU_TAG, slots)

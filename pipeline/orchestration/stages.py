@@ -1,0 +1,157 @@
+"""The pipeline's stages, one function each: one implementation per stage.
+
+``dvc.yaml`` (through the ``musicrep`` CLI) and the Prefect flow (``flows/``) are thin
+views on these functions; :data:`STAGES` lists them in pipeline order and
+``tests/test_stages.py`` checks that ``dvc.yaml`` and the flow follow it.
+
+Data stages run once per dataset (``download``, ``segment``, ``features``); a grid *cell*
+``(task, model, seed)`` runs ``train -> evaluate -> robustness`` in one process
+(:func:`cell`), so the start-up cost (torch, MLflow) is paid once per cell, not per step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.core.paths import Layout
+
+if TYPE_CHECKING:
+    from pipeline.config.params import Params
+
+log = logging.getLogger(__name__)
+
+
+def resolve_params(params: Params, layout: Layout = Layout()) -> Path:
+    """Write every parameter (``params.yaml`` over its profile) to ``params.resolved.yaml``.
+
+    ``layout.root`` is the folder of the params file (and of its ``dvc.yaml``).
+    The other stages of ``dvc.yaml`` track their params in this file, so a profile default is
+    tracked although ``params.yaml`` does not spell it out. Rewritten only when it changes.
+    """
+    from pipeline.config.params import RESOLVED_PARAMS, render_resolved
+    from pipeline.core.io_utils import write_text_if_changed
+
+    out = layout.root / RESOLVED_PARAMS
+    write_text_if_changed(out, render_resolved(params))
+    return out
+
+
+def download(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
+    """Fetch (or generate) a dataset's raw files into ``data/raw/<dataset>/``."""
+    from pipeline.core.locks import clean_stage_leftovers, stage_lock
+    from pipeline.data.registry import get_source
+
+    with stage_lock("download", dataset, root=layout.root):  # two runs never share temporaries
+        clean_stage_leftovers("download", dataset, layout)
+        raw = layout.raw(dataset)
+        raw.mkdir(parents=True, exist_ok=True)
+        get_source(dataset, params).fetch(raw, params)
+    return raw
+
+
+def segment(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
+    """Decode a raw dataset into waveform shards + manifest (``data/segments/<dataset>/``)."""
+    from pipeline.core.locks import clean_stage_leftovers, stage_lock
+    from pipeline.data.segment import segment_dataset
+
+    with (
+        stage_lock("segment", dataset, root=layout.root),
+        stage_lock("download", dataset, root=layout.root, holder=f"musicrep segment {dataset}"),
+    ):  # raw files stay put
+        clean_stage_leftovers("segment", dataset, layout)
+        return segment_dataset(dataset, params, layout)
+
+
+def features(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
+    """Cache the grid's fixed front-end outputs (``data/features/<dataset>/``)."""
+    from pipeline.core.locks import clean_stage_leftovers, stage_lock
+    from pipeline.features.cache import build_features
+
+    with (
+        stage_lock("features", dataset, root=layout.root),
+        stage_lock("segment", dataset, root=layout.root, holder=f"musicrep features {dataset}"),
+    ):  # segments stay put
+        clean_stage_leftovers("features", dataset, layout)
+        return build_features(dataset, params, layout)
+
+
+def train(task: str, model: str, params: Params, layout: Layout = Layout(), resume: bool = True, seed: int | None = None) -> Path:
+    """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
+    from pipeline.training.train import train_model
+
+    return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
+
+
+def evaluate(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> dict[str, float]:
+    """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
+    from pipeline.evaluation.evaluate import evaluate_model
+
+    return evaluate_model(task, model, params, layout, seed=seed)
+
+
+def robustness(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> Any:
+    """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``)."""
+    from pipeline.robustness.stage import run_robustness
+
+    return run_robustness(task, model, params, layout, seed=seed)
+
+
+def cell(
+    task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None, resume: bool = True
+) -> dict[str, float]:
+    """One grid cell: train, evaluate and robustness of ``(task, model, seed)``.
+
+    Returns the test metrics. Each step writes its outputs atomically, so a killed cell
+    re-run resumes training from its last epoch checkpoint and rewrites the rest.
+    """
+    import time
+
+    from pipeline.core.locks import stage_lock
+
+    seed = params.grid.seeds[0] if seed is None else int(seed)
+    with stage_lock("cell", task, model, seed, root=layout.root):  # two runs of one cell never interleave
+        t0 = time.perf_counter()
+        train(task, model, params, layout, resume=resume, seed=seed)
+        t1 = time.perf_counter()
+        result = evaluate(task, model, params, layout, seed=seed)
+        t2 = time.perf_counter()
+        robustness(task, model, params, layout, seed=seed)  # only the clean point when robustness is disabled
+        t3 = time.perf_counter()
+    log.info(
+        "cell %s/%s seed%d done in %.1f s (train %.1f s, evaluate %.1f s, robustness %.1f s)",
+        task,
+        model,
+        seed,
+        t3 - t0,
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+    )
+    return result
+
+
+def report(params: Params, layout: Layout = Layout()) -> Path:
+    """Comparison report (``reports/index.md``, ``reports/index.html``, figures)."""
+    from pipeline.core.locks import clean_stage_leftovers, stage_lock
+    from pipeline.report import build_report
+
+    with stage_lock("report", root=layout.root):
+        clean_stage_leftovers("report", params.report.out_dir, layout)
+        return build_report(params, layout)
+
+
+STAGES: dict[str, Callable[..., Any]] = {
+    "params": resolve_params,
+    "download": download,
+    "segment": segment,
+    "features": features,
+    "cell": cell,
+    "report": report,
+}
+"""The pipeline in order, as ``dvc.yaml`` and the Prefect flow run it."""
+
+STEPS: dict[str, Callable[..., Any]] = {"train": train, "evaluate": evaluate, "robustness": robustness}
+"""The steps inside a cell, also runnable alone (``musicrep train|evaluate|robustness``)."""

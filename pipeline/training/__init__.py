@@ -1,0 +1,1 @@
+"""Training: the fit loop, batches, learning-rate schedules, distributed helpers."""
