@@ -93,7 +93,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     backend.write_text(original)
     # a profile default that params.yaml does not spell out is tracked too (through params.resolved.yaml):
     # changing it names the params stage, and once resolved, exactly the stages that use the key
-    profile = proj / "pipeline" / "profiles" / "smoke.yaml"
+    profile = proj / "pipeline" / "config" / "profiles" / "smoke.yaml"
     text = profile.read_text()
     assert "  threshold: 0.1 " in text and "threshold" not in (proj / "params.yaml").read_text()
     profile.write_text(text.replace("  threshold: 0.1 ", "  threshold: 0.2 "))
