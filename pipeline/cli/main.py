@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.config.project import Project
+from pipeline.config.project import Project, project_of
 from pipeline.core.errors import UserError
 
 app = typer.Typer(
@@ -107,12 +107,7 @@ def _track_in(root: Path) -> None:
 
 def _project(ctx: typer.Context) -> Project:
     """The project the callback resolved (``--project`` or the nearest params.yaml, with ``--set``)."""
-    project = ctx.find_object(Project)
-    if project is None:  # a command invoked without the app's callback (never from the console script)
-        from pipeline.config.project import find_root
-
-        project = Project(find_root(None))
-    return project
+    return project_of(ctx)
 
 
 def _params(ctx: typer.Context, path: Path | None = None, extra: dict | None = None):

@@ -13,16 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.config.project import Project
+from pipeline.config.project import project_of
 from pipeline.core.errors import UserError
 from pipeline.inference.predict import BATCH_SIZE, Predictions, embed, predict, resolve_model_dir
 from pipeline.inference.writers import CsvStream, JsonListStream, check_embeddings_path, write_embeddings
 
 
 def _root(ctx: typer.Context) -> Path:
-    """The project root the ``musicrep`` callback resolved (the cwd's project when run without it)."""
-    project = ctx.find_object(Project)
-    return project.root if project is not None else Path.cwd()
+    """The project root the ``musicrep`` callback resolved (the nearest project when run without it)."""
+    return project_of(ctx).root
 
 
 def _print_error(path: str, reason: str) -> None:

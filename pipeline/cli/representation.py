@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.config.project import Project
+from pipeline.config.project import Project, project_of
 from pipeline.core.errors import UserError
 
 ModelArg = Annotated[
@@ -22,10 +22,8 @@ ModelArg = Annotated[
 
 
 def _project(ctx: typer.Context) -> Project:
-    """The project the ``musicrep`` callback resolved (root + ``--set``); the cwd's when run without it."""
-    from pipeline.config.project import find_root
-
-    return ctx.find_object(Project) or Project(find_root(None))
+    """The project the ``musicrep`` callback resolved (root + ``--set``); the nearest one when run without it."""
+    return project_of(ctx)
 
 
 def _default_onnx_name(model_dir: Path) -> Path:

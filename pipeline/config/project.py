@@ -113,3 +113,9 @@ def parse_overrides(items: list[str]) -> dict:
                 raise UserError(f"--set {item!r} conflicts with another --set of {part}.")
         node[parts[-1]] = parsed
     return out
+
+
+def project_of(ctx) -> Project:
+    """The :class:`Project` the ``musicrep`` callback stored on a click/typer context ``ctx``;
+    for a command invoked without the callback, the nearest project with no overrides."""
+    return ctx.find_object(Project) or Project(find_root(None))
