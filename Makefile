@@ -53,6 +53,8 @@ repro: env
 	dvc --wait-for-lock repro
 	@$(call STAMP,report-done)
 	musicrep compare
+	@echo "[repro] done. The report: $(CURDIR)/$$(musicrep params | sed -n 's/^  out_dir: //p' | head -1)/index.html (open it in a browser)"
+	@echo "[repro] dashboards: make ui-mlflow (runs and registered models, http://127.0.0.1:5000), make ui-prefect (flow runs, http://127.0.0.1:4200)"
 
 test: env
 	$(VENV)/bin/pytest -q

@@ -34,8 +34,9 @@ CELL_ENTRY_MODULES = (
     "pipeline.training.train",
     "pipeline.evaluation.evaluate",
     "pipeline.robustness.stage",
+    "pipeline.tracking.registry",
 )
-"""Where a cell's code starts: the ``cell`` stage function, its lock, and the three steps it runs."""
+"""Where a cell's code starts: the ``cell`` stage function, its lock, the three steps it runs and the registration."""
 
 CELL_SKIPPED_IMPORTS = frozenset({"pipeline.orchestration.stages"})
 """Entry modules whose own imports are not followed: ``stages`` imports every stage's code
@@ -303,7 +304,10 @@ def _probe_stages(params: Params) -> dict[str, Any]:
     return stages
 
 
-def _report_stage() -> dict[str, Any]:
+def _report_stage(params: Params) -> dict[str, Any]:
+    """``musicrep report``; its one declared out is :data:`~pipeline.core.paths.REPORT_STAMP` (see there why)."""
+    from pipeline.core.paths import REPORT_STAMP
+
     return {
         "cmd": "musicrep report",
         "deps": [
@@ -317,8 +321,7 @@ def _report_stage() -> dict[str, Any]:
             "pipeline/robustness/plots.py",
         ],
         "params": _tracked("report", "grid"),
-        # no `outs`: the page names its MLflow runs, git commit and build time, which differ on every
-        # run, so a hash of it in dvc.lock would dirty git after each repro; reports/ is git-ignored
+        "outs": [{f"{params.report.out_dir}/{REPORT_STAMP}": {"cache": False, "persist": True}}],
     }
 
 
@@ -344,7 +347,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
     for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
     stages.update(_probe_stages(params))
-    stages["report"] = _report_stage()
+    stages["report"] = _report_stage(params)
     return stages
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipeline.core.paths import Layout
+from pipeline.core.paths import REPORT_STAMP, Layout
 from pipeline.models.grid import grid_models
 from pipeline.report.collect import Entry, collect, environment, is_synthetic, mlflow_client, results_frame
 from pipeline.report.plots import make_figures, robustness_tables
@@ -60,6 +60,16 @@ def _write_evidence_files(ev: dict[str, dict[str, Any]], out_dir: Path) -> None:
             df = pd.concat(frames, ignore_index=True)
             df[["task", *[c for c in df.columns if c != "task"]]].to_csv(out_dir / name, index=False)
     (out_dir / "harmonic_robustness.txt").write_text("\n".join(ev["statements"].values()) + "\n")
+
+
+def _write_stamp(entries: list[Entry], path: Path) -> None:
+    """:data:`~pipeline.core.paths.REPORT_STAMP`: each cell and its test metrics, nothing run-specific."""
+    import json
+
+    cells = [
+        {"task": e.task, "model": e.model, "seed": e.seed, "trained": e.trained, "test": e.eval or {}} for e in entries
+    ]
+    path.write_text(json.dumps({"cells": cells}, indent=1, sort_keys=True) + "\n")
 
 
 def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
@@ -112,6 +122,7 @@ def build_report(params: Params, layout: Layout = Layout(), *, register: bool = 
         markdown, html = render_report(report_context(params, layout, entries, tmp_dir, fig_dir, evidence))
         _write_evidence_files(evidence, tmp_dir)
         results_frame(entries).to_csv(tmp_dir / "results.csv", index=False)
+        _write_stamp(entries, tmp_dir / REPORT_STAMP)
         (tmp_dir / "index.md").write_text(markdown)
         (tmp_dir / "index.html").write_text(html)
         _swap_in(tmp_dir, out_dir)
