@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-
 REPORT_STAMP = "cells.json"
 """The report stage's declared output (``reports/cells.json``): the grid's cells and their test metrics.
 

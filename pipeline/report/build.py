@@ -66,9 +66,7 @@ def _write_stamp(entries: list[Entry], path: Path) -> None:
     """:data:`~pipeline.core.paths.REPORT_STAMP`: each cell and its test metrics, nothing run-specific."""
     import json
 
-    cells = [
-        {"task": e.task, "model": e.model, "seed": e.seed, "trained": e.trained, "test": e.eval or {}} for e in entries
-    ]
+    cells = [{"task": e.task, "model": e.model, "seed": e.seed, "trained": e.trained, "test": e.eval or {}} for e in entries]
     path.write_text(json.dumps({"cells": cells}, indent=1, sort_keys=True) + "\n")
 
 
