@@ -368,12 +368,11 @@ def dag(
     if data_targets:
         typer.echo("\n".join(" ".join(f"{stage}@{task}" for stage in DATA_STAGES) for task in p.grid.tasks))
         return
-    import yaml
-
+    from pipeline.config.params import load_yaml
     from pipeline.orchestration.dag import live_grid_keys
 
     source = project.params_file(params)
-    raw = yaml.safe_load(source.read_text()) or {}
+    raw = load_yaml(source.read_text()) or {}
     text = render_dvc_yaml(p, live_grid_keys(raw if isinstance(raw, dict) else {}, project.overrides))
     out = source.resolve().parent / "dvc.yaml"
     current = out.read_text() if out.exists() else ""
