@@ -82,13 +82,4 @@ class RenderedSource(SyntheticSource):
     def _generate(self, raw_dir: Path, settings: dict) -> None:
         from pipeline.data import rendered
 
-        rendered.generate(
-            raw_dir,
-            settings["n_clips"],
-            settings["clip_seconds"],
-            settings["seed"],
-            settings["val_fraction"],
-            settings["test_fraction"],
-            settings["n_pieces"],
-            settings["soundfont"],
-        )
+        rendered.generate(raw_dir, **{k: v for k, v in settings.items() if k != "generator"})
