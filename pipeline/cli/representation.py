@@ -46,17 +46,25 @@ def export_cmd(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite --out even if `musicrep export` did not write it")] = False,
 ) -> None:
     """Export a trained model (waveform in; logits, embedding out) to ONNX, checked in onnxruntime."""
+    import hashlib
+
+    from pipeline.core.locks import stage_lock
     from pipeline.inference.export import FORMATS, export_onnx
     from pipeline.inference.predict import resolve_model_dir
     from pipeline.models.checkpoint import load_model
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
-    model_dir = resolve_model_dir(model, _project(ctx).root)
+    root = _project(ctx).root
+    model_dir = resolve_model_dir(model, root)
     net, card = load_model(model_dir)
-    result = export_onnx(net, card, out or _default_onnx_name(model_dir), dynamic_length=dynamic_length)
+    target = out or _default_onnx_name(model_dir)
+    key = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]  # one export per output file
+    with stage_lock("export", key, root=root, holder=f"musicrep export -o {target}"):
+        result = export_onnx(net, card, target, dynamic_length=dynamic_length, force=force)
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))
         return

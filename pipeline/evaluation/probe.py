@@ -191,11 +191,21 @@ def run_probe(
         "linear": {...}, "mlp": {...}, ...}``; each family's entry holds its ``hyper``,
         ``val``, ``value``, ``ci_low`` and ``ci_high``.
     """
+    from pipeline.core.locks import stage_lock
+
+    rep = resolve_representation(model, layout, seed, random_init)
+    holder = f"musicrep probe {dataset} --model {model} --seed {seed}"
+    with stage_lock("probe", dataset, rep.slug, seed, root=layout.root, holder=holder):  # one writer per output folder
+        return _probe(rep, dataset, params, layout, seed=seed, layer=layer, track=track)
+
+
+def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: int, layer: str, track: bool) -> dict[str, Any]:
+    """:func:`run_probe` once the representation is resolved and its output folder locked."""
     from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
     from pipeline.models.checkpoint import load_model
     from pipeline.models.inference import pick_device
 
-    rep = resolve_representation(model, layout, seed, random_init)
+    random_init = rep.random_init
     net, _ = load_model(rep.model_dir)
     if random_init:
         net = random_init_like(net, seed)
