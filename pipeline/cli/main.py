@@ -88,8 +88,16 @@ def _main(
         list[str] | None,
         typer.Option("--set", help="override a param for this command: --set train.epochs=2 (repeatable; values are YAML)"),
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="when another run holds this stage's lock (same cell, dataset or output), wait for it"),
+    ] = False,
 ) -> None:
     _configure_logging(verbose)
+    if wait:
+        import os
+
+        os.environ["MUSICREP_LOCK_WAIT"] = "1"  # read by every stage lock, also in the DVC/flow runs this starts
     from pipeline.config.project import Project, find_root, parse_overrides
 
     ctx.obj = Project(find_root(project), parse_overrides(set_ or []))
@@ -563,7 +571,7 @@ _register_pretrained_commands()
 _register_representation_commands()
 
 
-GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
+GLOBAL_FLAGS = ("--debug", "--verbose", "-v", "--wait")
 GLOBAL_VALUED = ("--set", "--project")
 
 

@@ -254,6 +254,9 @@ class TrainParams(Section):
     steps_per_epoch: int | None = Field(ge=1)
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
+    """Early stopping: end training after this many epochs without a lower validation loss (the best
+    epoch is packaged); ``null`` runs every epoch. For datasets whose schedule is unknown, a generous
+    ``epochs`` with a patience; ``train`` warns when the best epoch is among the last (``still_improving``)."""
 
     @field_validator("bf16", mode="before")
     @classmethod
