@@ -94,6 +94,15 @@ class SynthParams(Section):
     test_fraction: float = Field(gt=0, lt=0.5)
 
 
+class RenderedParams(SynthParams):
+    """Size and soundfont of the rendered-music dataset ``corpus_tags`` (docs/datasets.md)."""
+
+    n_pieces: int = Field(ge=5, le=1000)
+    """Corpus pieces drawn (in proportion per collection); the clips are spread evenly over them."""
+    soundfont: str = Field(min_length=1)
+    """``timgm6mb`` (pretty_midi's bundled General MIDI soundfont) or a path to an ``.sf2`` file."""
+
+
 class RealDatasetParams(Section):
     """Where a real dataset comes from (``mirror`` overrides the publisher's URLs)."""
 
@@ -161,6 +170,7 @@ class DatasetsParams(Section):
     synth_tags: SynthParams
     synth_keywords: SynthParams
     synth_events: SynthParams
+    corpus_tags: RenderedParams
     fsdd: RealDatasetParams = Field(default_factory=RealDatasetParams)
     mtat: RealDatasetParams = Field(default_factory=RealDatasetParams)
     speech_commands: RealDatasetParams = Field(default_factory=RealDatasetParams)
@@ -249,6 +259,9 @@ class TrainParams(Section):
     steps_per_epoch: int | None = Field(ge=1)
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
+    """Early stopping: end training after this many epochs without a lower validation loss (the best
+    epoch is packaged); ``null`` runs every epoch. For datasets whose schedule is unknown, a generous
+    ``epochs`` with a patience; ``train`` warns when the best epoch is among the last (``still_improving``)."""
 
     @field_validator("bf16", mode="before")
     @classmethod
