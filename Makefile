@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	  VIRTUAL_ENV=$(VENV) $(TOOLS)/bin/uv pip sync -q --compile-bytecode requirements.lock && \
 	  VIRTUAL_ENV=$(VENV) $(TOOLS)/bin/uv pip install -q --no-deps -e . ; \
 	else \
-	  $(PYTHON) -m venv $(VENV) && PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pip install -q --compile -r requirements.lock && $(VENV)/bin/pip install -q --no-deps -e . ; \
+	  $(PYTHON) -m venv $(VENV) && PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pip install -q --compile --no-deps -r requirements.lock && $(VENV)/bin/pip install -q --no-deps -e . ; \
 	fi
 	@touch $@
 
