@@ -3,7 +3,8 @@
 :func:`train_model` runs three parts: :func:`prepare` (device, data, model, loader, validation
 split, checkpoint fingerprint) -> :func:`pipeline.training.fit.fit` (the epochs, with callbacks for
 tracking, progress, the checkpoint, the caller's hook and early stopping) -> :func:`package`
-(the best weights into ``models/<task>/<model>/seed<k>/``).
+(the best weights into ``models/<task>/<model>/seed<k>/``; a warning, and ``still_improving`` in
+the card, when the best epoch is among the last ones: :mod:`pipeline.training.convergence`).
 
 - Device: CUDA when present (``runtime.device: auto``), else CPU; bf16 autocast per ``train.bf16``
   (:func:`pipeline.models.inference.use_bf16`: CUDA, and CPUs with native bf16 for the variants measured faster).
@@ -39,10 +40,12 @@ from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
-from pipeline.models.inference import label_matrix, pick_device, use_bf16
+from pipeline.models.device import pick_device
+from pipeline.models.inference import label_matrix, quiet_onednn_tf32_notice, use_bf16
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
+from pipeline.training.convergence import still_improving, still_improving_note
 from pipeline.training.fit import (
     Callback,
     Checkpoint,
@@ -222,7 +225,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     seed_everything(seed)
     if rt.num_threads:
         torch.set_num_threads(rt.num_threads)
-    device = pick_device(rt.device)
+    device = pick_device(rt.device, profile=params.profile)
     rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
     device = distributed.local_device(device)
     store = SegmentStore(layout.segments(task))
@@ -363,6 +366,9 @@ def package(
         return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, time.time() - t0)
     out_dir.mkdir(parents=True, exist_ok=True)
     hist = pd.DataFrame(state.history)
+    note = still_improving_note(best["epoch"], state.epoch)
+    if note:
+        log.warning("%s/%s seed%d: %s", run.task, run.model_name, run.seed, note)
     with atomic_path(out_dir / "history.csv") as tmp:
         hist.to_csv(tmp, index=False)
     seconds = time.time() - t0
@@ -377,6 +383,8 @@ def package(
             "kind": run.validation.kind,
             "best_epoch": best["epoch"],
             "best_val_loss": best["val_loss"],
+            "epochs_run": state.epoch,
+            "still_improving": still_improving(best["epoch"], state.epoch),
             "val_metrics": best["val_metrics"],
             "device": str(run.device),
             "dataset_coverage": run.store.meta.get("coverage", {}),
@@ -421,6 +429,7 @@ def train_model(
     run_id = mlflow_run.run_id if mlflow_run else run_id
     device = run.device
     mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn, run.bf16) if device.type == "cpu" else torch.backends.mkldnn.enabled
+    quiet_onednn_tf32_notice()  # torch's notice about Intel GPUs, emitted by mkldnn.flags on every CPU run
     with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
         fit(
             run.forward,
