@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -293,3 +294,94 @@ def test_run_time_sets_stay_allowed_and_never_reach_the_tracked_values(tmp_path:
         refuse_tracked_tryout(Project(proj, {"runtime": {"device": "cpu"}, "flow": {"max_workers": 1}}), command)
     (proj / "dvc.yaml").unlink()  # a folder DVC does not track: try-outs write where they like
     refuse_tracked_tryout(Project(proj, {"train": {"epochs": 1}}), "train")
+
+
+# --- MLflow as a researcher reads it --------------------------------------------------------------
+
+
+def test_a_training_run_is_named_per_cell_with_run_time_settings_as_tags() -> None:
+    """Reduced form of the MLflow journey: what a cell's run holds (the full form reads a server over REST)."""
+    from pipeline.config.params import load_params
+    from pipeline.tracking.runs import TrainingRun
+
+    params = load_params(REPO / "params.yaml")
+    runs = [TrainingRun("journey_task", "fcn", params, seed=seed) for seed in (0, 1)]
+    for r in runs:
+        r.end()
+    got = [r.client.get_run(r.run_id) for r in runs]
+    assert [g.info.run_name for g in got] == ["fcn · seed 0", "fcn · seed 1"]
+    for g in got:
+        assert not [k for k in g.data.params if k.startswith(("runtime.", "flow."))], sorted(g.data.params)
+        assert g.data.tags["runtime.device"] == params.runtime.device and g.data.tags["model"] == "fcn"
+        assert "train.epochs" in g.data.params
+
+
+def test_the_primary_metric_is_logged_with_its_interval() -> None:
+    import numpy as np
+
+    from pipeline.evaluation.evaluate import primary_interval
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 60)
+    scores = rng.random((60, 4))
+    scores[np.arange(30), y[:30]] += 1.0  # half the clips right
+    ci = primary_interval("single", y, scores)
+    accuracy = float((scores.argmax(1) == y).mean())
+    assert set(ci) == {"test/accuracy_ci_low", "test/accuracy_ci_high"}
+    assert ci["test/accuracy_ci_low"] < accuracy < ci["test/accuracy_ci_high"]
+
+
+# --- the report's first screen in a browser --------------------------------------------------------
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def chromium(tmp_path: Path, *args: str, timeout: int = 120) -> str:
+    """Run Debian's headless ``chromium`` (skip with the reason where it is not installed); its stdout."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("headless Chromium is not installed (Debian: apt-get install -y chromium; .ci/run tries it)")
+    profile = tmp_path / "chromium-profile"
+    res = subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+def test_the_report_leads_with_the_family_summary_in_a_browser(tmp_path: Path) -> None:
+    """Reduced form: the page from its template on a made-up context, as Chromium lays it out."""
+    from pipeline.report.render import render_report
+    from tests.test_report_page import _context
+
+    summary = {
+        "title": "synth_tags (synthetic)",
+        "table": {
+            "header": ["front-end family", "best variant", "clean ROC-AUC [95 % CI]", "white noise at 0 dB [95 % CI]"],
+            "rows": [
+                ["mel", "fcn", "0.900 [0.880, 0.920]", "0.700 [0.650, 0.750]"],
+                ["harmonic", "hcnn", "0.910 [0.890, 0.930]", "0.800 [0.760, 0.840]"],
+            ],
+        },
+        "difference": "hcnn − fcn (mel): +0.100 [+0.050, +0.150]",
+        "sentence": "synth_tags: the claim holds here.",
+    }
+    later = {"convergence_legend": None, "still_improving": [], "transfer": None}  # keys test_report_page's context lacks
+    _, html = render_report({**later, **_context(), "summary": [summary]})
+    page = tmp_path / "index.html"
+    page.write_text(html)
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    text = re.sub(r"<[^>]+>", " ", dom)
+    assert "front-end family" in text and "the claim holds here" in text
+    assert dom.index("Summary: the front-end families") < dom.index('id="contents"') < dom.index("Comparison (clean test split)")
+    chromium(tmp_path, "--window-size=1280,800", f"--screenshot={tmp_path / 'first-screen.png'}", page.as_uri())
+    assert (tmp_path / "first-screen.png").stat().st_size > 10_000

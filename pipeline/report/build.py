@@ -27,6 +27,7 @@ from pipeline.report.tables import (
     pivot_rows,
     provenance_rows,
     robustness_rows,
+    summary_rows,
 )
 from pipeline.tracking.registry import register_models
 from pipeline.tracking.runs import mlflow_errors
@@ -160,6 +161,27 @@ def _title(task: str, suffix: str = "") -> str:
     return f"{task}{suffix}{' (synthetic)' if is_synthetic(task) else ''}"
 
 
+def _summary(params: Params, layout: Layout) -> list[dict[str, Any]]:
+    """Per task: the front-end families side by side, the harmonic difference under noise and the verdict."""
+    from pipeline.evaluation.family_summary import family_summary
+
+    out = []
+    for task in params.grid.tasks:
+        s = family_summary(params, layout, task)
+        if s is None:
+            continue
+        d = s.difference
+        out.append(
+            {
+                "title": _title(task),
+                "table": _table(*summary_rows(s)),
+                "difference": f"{s.compared}: {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" if d else None,
+                "sentence": s.sentence,
+            }
+        )
+    return out
+
+
 def _table(header: list[str], rows: list[list[str]]) -> dict[str, Any]:
     return {"header": [str(h) for h in header], "rows": [[str(c) for c in r] for r in rows]}
 
@@ -190,6 +212,7 @@ def report_context(
     cross = cross_rows(params, layout)
     provenance = provenance_rows(entries)
     return {
+        "summary": _summary(params, layout),
         "profile": params.profile,
         "seed": params.seed,
         "n_tasks": len(tasks),
