@@ -350,6 +350,12 @@ def dag(
             "--data-targets", help="list each dataset's data stages in order (download@T segment@T features@T), a line each"
         ),
     ] = False,
+    jobs: Annotated[
+        bool,
+        typer.Option(
+            "--jobs", help="print how many cells to run at once here (runtime.gpu_cells per GPU on CUDA, else the CPUs)"
+        ),
+    ] = False,
     params: ParamsOpt = None,
 ) -> None:
     """Generate dvc.yaml from the pipeline description (pipeline/orchestration/dag.py) and the grid."""
@@ -364,6 +370,11 @@ def dag(
     p = _params(ctx, params)
     if targets:
         typer.echo("\n".join(dvc_cell_targets(p)))
+        return
+    if jobs:
+        from pipeline.orchestration.runners import cell_slots
+
+        typer.echo(str(cell_slots(p)))
         return
     if data_targets:
         typer.echo("\n".join(" ".join(f"{stage}@{task}" for stage in DATA_STAGES) for task in p.grid.tasks))

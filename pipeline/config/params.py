@@ -290,7 +290,11 @@ class RuntimeParams(Section):
     """
 
     device: Literal["auto", "cpu", "cuda"]
-    """auto (CUDA when present, else CPU) | cpu | cuda."""
+    """auto (CUDA when present, else CPU; logged; under ``profile: paper`` no CUDA is an error) | cpu |
+    cuda (no CUDA is an error): ``pipeline.models.device.pick_device``."""
+    gpu_cells: int = Field(ge=1, le=64)
+    """Grid cells at once per GPU when the cells run on CUDA (``make repro``'s JOBS, ``musicrep dag --jobs``;
+    the Prefect flow's ``gpu`` limit is ``flow.gpu_concurrency`` times this)."""
     num_threads: int = Field(ge=0, le=256)
     """CPU threads for torch (0 = torch's default)."""
     compile: Literal["auto", "on", "off"]

@@ -30,13 +30,6 @@ def quiet_onednn_tf32_notice() -> None:
     warnings.filterwarnings("ignore", message=ONEDNN_TF32_NOTICE, category=UserWarning)
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 @functools.cache
 def cpu_bf16_support() -> str | None:
     """The CPU's native bf16 instructions, best first: ``"amx_bf16"``, ``"avx512_bf16"``, or None.
