@@ -25,7 +25,8 @@ from pipeline.data.shards import SegmentStore
 from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
 from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
 from pipeline.models.checkpoint import load_model, read_run_id
-from pipeline.models.inference import label_matrix, pick_device, predict_clips
+from pipeline.models.device import pick_device
+from pipeline.models.inference import label_matrix, predict_clips
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -72,7 +73,7 @@ def evaluate_model(
     from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.runtime.device)
+    device = pick_device(params.runtime.device, profile=params.profile)
     model, card = load_model(layout.model(task, model_name, seed), map_location=device)
     model.to(device)
     store = SegmentStore(layout.segments(task))
@@ -130,7 +131,7 @@ def evaluate_cross(
     from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.runtime.device)
+    device = pick_device(params.runtime.device, profile=params.profile)
     # a published model: results under metrics/<task>/sota-<dataset>/<model>/
     model, card, model_name = load_for_scoring(task, model_name, layout, seed, map_location=device)
     model.to(device)

@@ -203,13 +203,13 @@ def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: i
     """:func:`run_probe` once the representation is resolved and its output folder locked."""
     from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
     from pipeline.models.checkpoint import load_model
-    from pipeline.models.inference import pick_device
+    from pipeline.models.device import pick_device
 
     random_init = rep.random_init
     net, _ = load_model(rep.model_dir)
     if random_init:
         net = random_init_like(net, seed)
-    net.to(pick_device(params.runtime.device)).eval()
+    net.to(pick_device(params.runtime.device, profile=params.profile)).eval()
     emb = cached_embeddings(
         net, rep.key, dataset, layout, n_chunks=params.evaluate.n_chunks, layer=layer, batch_size=params.runtime.eval_batch_size
     )

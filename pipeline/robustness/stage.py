@@ -263,7 +263,8 @@ def run_robustness(
         UserError: bad grid, missing model or segments, empty test split, missing noises.
     """
     from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
-    from pipeline.models.inference import pick_device, predict_clips
+    from pipeline.models.device import pick_device
+    from pipeline.models.inference import predict_clips
 
     rp = params.robustness
     grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()} if rp.enabled else {}
@@ -272,7 +273,7 @@ def run_robustness(
     validate_grid(grid)
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.runtime.device)
+    device = pick_device(params.runtime.device, profile=params.profile)
     model, card, results = load_for_scoring(task, model_name, layout, seed)
     track = track and results == model_name  # a published model has no training run to log into
     model_name = results

@@ -40,7 +40,8 @@ from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
-from pipeline.models.inference import label_matrix, pick_device, quiet_onednn_tf32_notice, use_bf16
+from pipeline.models.device import pick_device, quiet_onednn_tf32_notice
+from pipeline.models.inference import label_matrix, use_bf16
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
@@ -224,7 +225,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     seed_everything(seed)
     if rt.num_threads:
         torch.set_num_threads(rt.num_threads)
-    device = pick_device(rt.device)
+    device = pick_device(rt.device, profile=params.profile)
     rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
     device = distributed.local_device(device)
     store = SegmentStore(layout.segments(task))
