@@ -22,6 +22,7 @@ import pandas as pd
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
 from pipeline.data.shards import SegmentStore
+from pipeline.data.split_checks import require_split
 from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
 from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
 from pipeline.models.checkpoint import load_model, read_run_id
@@ -73,12 +74,13 @@ def evaluate_model(
     from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.runtime.device, profile=params.profile)
-    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
-    model.to(device)
     store = SegmentStore(layout.segments(task))
     rows = store.split("test")
     multilabel = store.multilabel
+    require_split(rows, task, "test", multilabel)  # before the model is loaded
+    device = pick_device(params.runtime.device, profile=params.profile)
+    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
+    model.to(device)
     y = label_matrix(rows["labels"], store.labels, multilabel)
     started = time.perf_counter()
     scores = _score(model, store, rows, params, device)
