@@ -107,12 +107,15 @@ def evaluate(task: str, model: str, params: Params, layout: Layout = Layout(), s
         return evaluate_model(task, model, params, layout, seed=seed)
 
 
-def robustness(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> Any:
-    """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``)."""
+def robustness(
+    task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None, label_map: dict | None = None
+) -> Any:
+    """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``); ``model`` may be a
+    published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``)."""
     from pipeline.robustness.stage import run_robustness
 
     with cell_lock("robustness", task, model, seed, params, layout):
-        return run_robustness(task, model, params, layout, seed=seed)
+        return run_robustness(task, model, params, layout, seed=seed, label_map=label_map)
 
 
 def check_noise(params: Params, layout: Layout) -> None:

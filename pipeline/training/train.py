@@ -40,8 +40,8 @@ from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
-from pipeline.models.device import pick_device
-from pipeline.models.inference import label_matrix, quiet_onednn_tf32_notice, use_bf16
+from pipeline.models.device import pick_device, quiet_onednn_tf32_notice
+from pipeline.models.inference import label_matrix, use_bf16
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
