@@ -28,7 +28,7 @@ def test_a_step_beside_a_running_cell_is_refused_naming_the_pid(tmp_path: Path, 
             t0 = time.time()
             code, lines = _cli(monkeypatch, capsys, "--project", str(tmp_path), step, "synth_keywords", "fcn", "--seed", "0")
             errors = [line for line in lines if line.startswith("error:")]
-            assert time.time() - t0 < 10 and code == 2 and len(errors) == 1 and "Traceback" not in "".join(lines), lines
+            assert time.time() - t0 < 60 and code == 2 and len(errors) == 1 and "Traceback" not in "".join(lines), lines
             assert f"another `musicrep cell synth_keywords fcn 0` is running (pid {proc.pid})" in errors[0]
             assert "cell-synth_keywords-fcn-0.lock" in errors[0] and "--wait" in errors[0]
         assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
@@ -274,3 +274,94 @@ def test_two_fetches_of_one_pretrained_model_wait_then_share_it(tmp_path: Path) 
     target = pretrained.package_dir("sota:mtat/fcn", tmp_path)
     assert results == {"a": target, "b": target} and len(calls) == 1
     assert pretrained.is_fetched("sota:mtat/fcn", tmp_path) and not list((tmp_path / "downloads").rglob("*.part"))
+
+
+# ----------------------------------------------------------------------------- 5: degenerate data
+def _one_class_folder(tmp_path: Path) -> Path:
+    """An own dataset, folder per class, with a single class ``dog`` (6 one-second tones)."""
+    import numpy as np
+    import soundfile as sf
+
+    root = tmp_path / "audio"
+    (root / "dog").mkdir(parents=True)
+    for i in range(6):
+        t = np.arange(16000) / 16000
+        sf.write(root / "dog" / f"bark{i}.wav", 0.3 * np.sin(2 * np.pi * (300 + 50 * i) * t), 16000)
+    return root
+
+
+def test_a_one_class_dataset_is_warned_by_segment_and_refused_by_probe_and_train(
+    tmp_path: Path, monkeypatch, capsys, caplog
+) -> None:
+    """Fault 5: `segment` warns about a one-class dataset; `probe` and `train` refuse it in one line before any fitting."""
+    import logging
+
+    import torch
+
+    from pipeline.config.params import load_params
+    from pipeline.models.base import ModelConfig
+    from pipeline.models.checkpoint import save_model
+    from pipeline.models.zoo import build_model
+
+    project = tmp_path / "project"
+    project.mkdir()
+    datasets = {"barks": {"kind": "folder", "path": str(_one_class_folder(tmp_path))}}
+    (project / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    p = load_params(project / "params.yaml", overrides={"datasets": datasets})
+    layout = Layout(project)
+    stages.download("barks", p, layout)
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        stages.segment("barks", p, layout)
+    assert any("barks holds 1 class ('dog') in 6 clips" in r.getMessage() for r in caplog.records)
+
+    torch.manual_seed(0)
+    net = build_model(ModelConfig("fcn", 1, False, width=0.125, input_length=16000))
+    packaged = save_model(net, tmp_path / "m" / "seed0", ["dog"], {"task": "barks", "model_name": "fcn"})
+    import yaml
+
+    (project / "params.yaml").write_text(
+        yaml.safe_dump({**yaml.safe_load((REPO / "params.yaml").read_text()), "datasets": datasets})
+    )
+    code, lines = _cli(monkeypatch, capsys, "--project", str(project), "probe", "barks", "--model", str(packaged))
+    errors = [line for line in lines if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "one class ('dog')" in errors[0] and "at least 2" in errors[0], lines
+    assert not (project / "metrics").exists(), "nothing embedded or written"
+    with pytest.raises(UserError, match=r"barks cannot be used: its train split holds one class \('dog'\)"):
+        stages.train("barks", "fcn", p, layout)
+    assert not (project / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("empty_test", "its test split is empty"),
+        ("no_tag_contrast", "no tag of its test split"),
+    ],
+)
+def test_degenerate_test_splits_are_refused_by_evaluate(tmp_path: Path, change: str, expected: str) -> None:
+    """Fault 5: `evaluate` on an empty test split, or a tagging test split where no tag has both positives and negatives."""
+    import pandas as pd
+
+    from pipeline.data.split_checks import require_split
+
+    rows = pd.DataFrame({"labels": [["a", "b"], ["a", "b"]], "split": ["test", "test"]})
+    if change == "empty_test":
+        rows = rows.iloc[:0]
+    with pytest.raises(UserError, match=expected) as err:
+        require_split(rows, "tags", "test", multilabel=True)
+    assert "\n" not in str(err.value) and "re-run `musicrep segment tags`" in str(err.value)
+    require_split(pd.DataFrame({"labels": [["a"], ["a", "b"]]}), "tags", "test", multilabel=True)  # tag b separates: fine
+
+
+def test_evaluate_refuses_an_empty_test_split_before_loading_the_model(tmp_path: Path) -> None:
+    """Fault 5: `evaluate` with no test clip exits with one line (no model needed to find out), not sklearn's ValueError."""
+    import pandas as pd
+
+    layout, p = Layout(tmp_path), _tiny()
+    stages.download("synth_keywords", p, layout)
+    seg = stages.segment("synth_keywords", p, layout)
+    manifest = pd.read_parquet(seg / "manifest.parquet")
+    manifest.loc[manifest["split"] == "test", "split"] = "train"
+    manifest.to_parquet(seg / "manifest.parquet", index=False)
+    with pytest.raises(UserError, match=r"synth_keywords cannot be used: its test split is empty"):
+        stages.evaluate("synth_keywords", "fcn", p, layout)
