@@ -385,3 +385,21 @@ def test_the_report_leads_with_the_family_summary_in_a_browser(tmp_path: Path) -
     assert dom.index("Summary: the front-end families") < dom.index('id="contents"') < dom.index("Comparison (clean test split)")
     chromium(tmp_path, "--window-size=1280,800", f"--screenshot={tmp_path / 'first-screen.png'}", page.as_uri())
     assert (tmp_path / "first-screen.png").stat().st_size > 10_000
+
+
+# --- models say where they come from --------------------------------------------------------------
+
+
+def test_a_model_says_where_it_comes_from() -> None:
+    from pipeline.inference.predict import model_origin, synthetic_note
+
+    trained = {"metadata": {"task": "synth_tags", "model_name": "musicnn", "seed": 0}}
+    assert model_origin(trained) == {"kind": "trained", "task": "synth_tags", "model": "musicnn", "seed": 0, "synthetic": True}
+    note = synthetic_note(trained, "synth_tags/musicnn")
+    assert note is not None and "\n" not in note and "embedded synthetic dataset" in note
+    assert synthetic_note({"metadata": {"task": "mtat", "model_name": "fcn", "seed": 0}}, "mtat/fcn") is None
+    published = {
+        "metadata": {"task": "sota-mtat", "pretrained": {"name": "sota:mtat/fcn", "source_url": "https://x", "sha256": "ab"}}
+    }
+    origin = model_origin(published)
+    assert origin["kind"] == "published" and origin["source_url"] == "https://x" and origin["sha256"] == "ab"
