@@ -40,6 +40,7 @@ import numpy as np
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout, probe_slug, seed_dir
 from pipeline.data.shards import SegmentStore
+from pipeline.data.split_checks import require_split
 from pipeline.evaluation.metric_intervals import as_json, metric_intervals
 from pipeline.evaluation.stats import clip_interval, metric_on
 from pipeline.models.inference import label_matrix
@@ -203,22 +204,24 @@ def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: i
     """:func:`run_probe` once the representation is resolved and its output folder locked."""
     from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
     from pipeline.models.checkpoint import load_model
-    from pipeline.models.inference import pick_device
+    from pipeline.models.device import pick_device
 
     random_init = rep.random_init
+    store = SegmentStore(layout.segments(dataset))
+    splits = {split: store.split(split) for split in ("train", "val", "test")}
+    for split, rows in splits.items():  # degenerate data refused before any embedding or fitting
+        require_split(rows, dataset, split, store.multilabel, fit=split == "train")
     net, _ = load_model(rep.model_dir)
     if random_init:
         net = random_init_like(net, seed)
-    net.to(pick_device(params.runtime.device)).eval()
+    net.to(pick_device(params.runtime.device, profile=params.profile)).eval()
     emb = cached_embeddings(
         net, rep.key, dataset, layout, n_chunks=params.evaluate.n_chunks, layer=layer, batch_size=params.runtime.eval_batch_size
     )
-    store = SegmentStore(layout.segments(dataset))
     kind = "multilabel" if store.multilabel else "single"
     metric = "roc_auc" if kind == "multilabel" else "accuracy"
     parts = {}
-    for split in ("train", "val", "test"):
-        rows = store.split(split)
+    for split, rows in splits.items():
         parts[split] = (emb.rows(rows["clip_id"].astype(str)), label_matrix(rows["labels"], store.labels, store.multilabel))
     fitted = fit_probes(kind, len(store.labels), parts["train"], parts["val"], seed)
     x_test, y_test = parts["test"]

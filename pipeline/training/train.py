@@ -32,15 +32,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path, sha256_file, stable_hash
 from pipeline.core.paths import Layout
 from pipeline.data.shards import FeatureStore, SegmentStore
+from pipeline.data.split_checks import require_split
 from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
-from pipeline.models.inference import label_matrix, pick_device, quiet_onednn_tf32_notice, use_bf16
+from pipeline.models.device import pick_device, quiet_onednn_tf32_notice
+from pipeline.models.inference import label_matrix, use_bf16
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
@@ -224,14 +225,13 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     seed_everything(seed)
     if rt.num_threads:
         torch.set_num_threads(rt.num_threads)
-    device = pick_device(rt.device)
+    device = pick_device(rt.device, profile=params.profile)
     rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
     device = distributed.local_device(device)
     store = SegmentStore(layout.segments(task))
     multilabel, labels = store.multilabel, store.labels
     train_rows, val_rows = store.split("train"), store.split("val")
-    if len(train_rows) == 0:
-        raise UserError(f"{task} has no training clips; check the dataset's split files and re-run `musicrep segment {task}`.")
+    require_split(train_rows, task, "train", multilabel, fit=True)  # before anything is built or fitted
     if len(val_rows) == 0:
         val_rows = train_rows.iloc[: max(1, len(train_rows) // 10)]
         log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
