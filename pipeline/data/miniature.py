@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.data.sources import dcase2017_task4, mtat
+from pipeline.models.pretrained_catalog import TAGS
 
 
 # ----------------------------------------------------------------------------- audio
@@ -94,61 +95,10 @@ def speech_commands_archive() -> tuple[bytes, dict]:
     return make_tar_gz(members, prefix="./"), {"files": files, "val": val, "test": test}
 
 
-TOP50_SPACED = {
-    t: "".join(" " + c.lower() if c.isupper() else c for c in t)
-    for t in [
-        "guitar",
-        "classical",
-        "slow",
-        "techno",
-        "strings",
-        "drums",
-        "electronic",
-        "rock",
-        "fast",
-        "piano",
-        "ambient",
-        "beat",
-        "violin",
-        "vocal",
-        "synth",
-        "female",
-        "indian",
-        "opera",
-        "male",
-        "singing",
-        "vocals",
-        "noVocals",
-        "harpsichord",
-        "loud",
-        "quiet",
-        "flute",
-        "woman",
-        "maleVocal",
-        "noVocal",
-        "pop",
-        "soft",
-        "sitar",
-        "solo",
-        "man",
-        "classic",
-        "choir",
-        "voice",
-        "newAge",
-        "dance",
-        "maleVoice",
-        "femaleVocal",
-        "beats",
-        "harp",
-        "cello",
-        "noVoice",
-        "weird",
-        "country",
-        "femaleVoice",
-        "metal",
-        "choral",
-    ]
-}
+TOP50_SPACED = {mtat.camel(tag): tag for tag in TAGS["mtat"]}
+"""MTAT's top-50 tags: ``annotations_final.csv`` column (camelCase) -> the reference's spelling."""
+
+
 MTAT_FOLDERS = "05bcdf"
 
 
