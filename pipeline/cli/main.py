@@ -192,10 +192,22 @@ def download(
     audio_dir: Annotated[Path | None, typer.Option(help="DCASE: folder of audio you obtained")] = None,
     path: Annotated[Path | None, typer.Option(help="folder / own dataset: your audio folder")] = None,
     labels_csv: Annotated[Path | None, typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
+    manifest: Annotated[
+        bool,
+        typer.Option(
+            "--manifest", help="only list the user-supplied audio folder into data/manifests/DATASET.tsv (DVC tracks it)"
+        ),
+    ] = False,
     params: ParamsOpt = None,
 ) -> None:
     """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
     from pipeline.orchestration import stages
+
+    if manifest:
+        from pipeline.data.user_audio import write_audio_manifest
+
+        typer.echo(f"{dataset}: {write_audio_manifest(dataset, _params(ctx, params), _project(ctx).layout)}")
+        return
 
     overrides: dict = {}
     if mirror or audio_dir:

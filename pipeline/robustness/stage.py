@@ -297,7 +297,7 @@ def run_robustness(
         return iter(cache) if cache is not None else (wave_of(r) for r in rows_iter)
 
     noise = None
-    if any(INFO[name].needs_noise for name in grid):
+    if any(INFO[name].needs_noise and levels for name, levels in grid.items()):  # as dag.noise_dependencies
         from pipeline.robustness.noises import load_noise
 
         noise = load_noise(rp.noise_source, layout, seed=params.seed)
