@@ -329,6 +329,15 @@ class ReportParams(Section):
     out_dir: str
 
 
+class PretrainedParams(Section):
+    """Where the published ``sota:`` taggers are fetched from (checked by SHA-256, so never part of a result)."""
+
+    mirror: str | None
+    """A folder or base URL laid out like the upstream repository (``sota/<dataset>/<model>/best_model.pth``);
+    ``null``: ``$MUSICREP_PRETRAINED_MIRROR``, else the upstream URLs. ``--mirror`` of ``musicrep pretrained``
+    wins over both (:func:`pipeline.models.pretrained.pretrained_mirror`)."""
+
+
 class FlowParams(Section):
     """How ``musicrep flow`` fans the grid out (``docs/scaling.md``); not part of any result."""
 
@@ -374,6 +383,7 @@ class Params(Section):
     robustness: RobustnessParams
     report: ReportParams
     flow: FlowParams
+    pretrained: PretrainedParams
     probes: list[ProbeEntry] = Field(default_factory=list)
     """Frozen-embedding probes run by ``dvc repro`` (``pipeline/orchestration/dag.py``; empty in both profiles)."""
 

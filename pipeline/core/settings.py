@@ -35,8 +35,9 @@ class Settings(BaseSettings):
     """Where ``musicrep pretrained fetch`` keeps packaged pretrained models; unset:
     ``$XDG_DATA_HOME/musicrep/pretrained`` (else ``~/.local/share/musicrep/pretrained``)."""
     pretrained_mirror: str | None = None
-    """A folder or base URL laid out like the upstream repository, used when a ``sota:`` model is
-    fetched on first use (``predict``/``embed``); unset: the upstream URLs."""
+    """A folder or base URL laid out like the upstream repository, from which ``sota:`` models are
+    fetched (``pretrained fetch`` and every first use); ``--mirror`` and the params' ``pretrained.mirror``
+    win over it (:func:`pipeline.config.project.pretrained_mirror`); unset: the upstream URLs."""
     download_attempts: int = Field(5, ge=1)
     """Attempts per file of ``musicrep download`` before it gives up."""
     download_backoff_s: float = Field(2.0, ge=0)

@@ -130,12 +130,13 @@ def evaluate_cross(
     Raises:
         UserError: no shared label, or no test clip left after the mapping.
     """
+    from pipeline.config.project import pretrained_mirror
     from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     device = pick_device(params.runtime.device, profile=params.profile)
     # a published model: results under metrics/<task>/sota-<dataset>/<model>/
-    model, card, model_name = load_for_scoring(task, model_name, layout, seed, map_location=device)
+    model, card, model_name = load_for_scoring(task, model_name, layout, seed, device, pretrained_mirror(params=params))
     model.to(device)
     store = SegmentStore(layout.segments(other))
     bridge = LabelBridge.build(store.labels, card, label_map, dataset=other, model=f"{task}/{model_name}")

@@ -254,6 +254,7 @@ def run_robustness(
     Raises:
         UserError: bad grid, missing model or segments, empty test split, missing noises.
     """
+    from pipeline.config.project import pretrained_mirror
     from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
     from pipeline.models.device import pick_device
     from pipeline.models.inference import predict_clips
@@ -266,9 +267,8 @@ def run_robustness(
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     device = pick_device(params.runtime.device, profile=params.profile)
-    model, card, results = load_for_scoring(task, model_name, layout, seed)
-    track = track and results == model_name  # a published model has no training run to log into
-    model_name = results
+    model, card, results = load_for_scoring(task, model_name, layout, seed, mirror=pretrained_mirror(params=params))
+    track, model_name = track and results == model_name, results  # a published model has no training run to log into
     model.to(device)
     manifest, meta, wave_of = _open_store(layout.segments(task))
     test = manifest[manifest["split"] == "test"]
