@@ -12,7 +12,7 @@ export DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: env repro test test-slow bench clean-env ui-mlflow ui-prefect
+.PHONY: env repro rehearse test test-slow bench clean-env ui-mlflow ui-prefect
 
 env: $(VENV)/.installed
 
@@ -60,6 +60,12 @@ repro: env
 	musicrep compare
 	@echo "[repro] done. The report: $(CURDIR)/$$(musicrep params | sed -n 's/^  out_dir: //p' | head -1)/index.html (open it in a browser)"
 	@echo "[repro] dashboards: make ui-mlflow (runs and registered models, http://127.0.0.1:5000), make ui-prefect (flow runs, http://127.0.0.1:4200)"
+
+# The paper profile end to end through DVC on miniature mirrors (127.0.0.1), on the CPU, lengths capped
+# (pipeline/orchestration/rehearse.py); REHEARSE_ARGS="--tasks speech_commands --models fcn" for one cell.
+REHEARSE_OUT ?= /tmp/musicrep-rehearsal-$(shell date +%s)
+rehearse: env
+	musicrep rehearse --out $(REHEARSE_OUT) $(REHEARSE_ARGS)
 
 test: env
 	$(VENV)/bin/pytest -q

@@ -316,6 +316,78 @@ def test_a_training_run_is_named_per_cell_with_run_time_settings_as_tags() -> No
         assert "train.epochs" in g.data.params
 
 
+def _get_json(url: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_an_mlflow_server_started_as_the_readme_says_shows_the_cells_runs(tmp_path: Path) -> None:
+    """Full form: two seeds of one cell, then `mlflow ui` on the project's store, read over REST."""
+    import urllib.parse
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    params = {"profile": "smoke", **tiny_overrides(models=["fcn"], tasks=["synth_keywords"], n_clips=24)}
+    params["grid"]["seeds"] = [0, 1]
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MUSICREP_ARTIFACT_ROOT")}
+    env["PYTHONPATH"] = str(REPO)
+    musicrep = [sys.executable, "-m", "pipeline", "--project", str(proj)]
+    for args in (
+        ["download", "synth_keywords"],
+        ["segment", "synth_keywords"],
+        *(["cell", "synth_keywords", "fcn", "--seed", s] for s in "01"),
+    ):
+        _run([*musicrep, *args], proj, timeout=900, env=env)
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{proj / 'mlflow.db'}",
+        ],
+        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+        deadline = time.time() + 180
+        while True:
+            try:
+                exp = _get_json(f"{api}/experiments/get-by-name?experiment_name=synth_keywords")["experiment"]
+                break
+            except OSError:
+                assert time.time() < deadline, "mlflow ui did not come up"
+                time.sleep(1)
+        query = urllib.parse.urlencode({"experiment_ids": exp["experiment_id"], "max_results": 50})
+        runs = _get_json(f"{api}/runs/search?{query}")["runs"]
+        names = sorted(r["info"]["run_name"] for r in runs)
+        assert names == ["fcn · seed 0", "fcn · seed 1"], names
+        for r in runs:
+            metrics = {m["key"] for m in r["data"].get("metrics", [])}
+            assert {"test/accuracy", "test/accuracy_ci_low", "test/accuracy_ci_high"} <= metrics, metrics
+            params = {p["key"] for p in r["data"].get("params", [])}
+            assert params and not [k for k in params if k.startswith(("runtime.", "flow."))], params
+            tags = {t["key"] for t in r["data"].get("tags", [])}
+            assert "runtime.device" in tags
+    finally:
+        _stop(server)
+
+
 def test_the_primary_metric_is_logged_with_its_interval() -> None:
     import numpy as np
 

@@ -142,6 +142,28 @@ def test_fetch_from_a_mirror_folder_packages_a_model_with_its_card(mirror: Path,
     assert all(r["source"].startswith("https://") and r["license"] == "MIT" for r in listing)
 
 
+def test_one_mirror_resolution_flag_then_params_then_environment(tmp_path: Path, monkeypatch) -> None:
+    from pipeline.config.params import load_params
+    from pipeline.config.project import pretrained_mirror
+
+    monkeypatch.setenv("MUSICREP_PRETRAINED_MIRROR", "/from/env")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert pretrained_mirror(None, params) == "/from/env"  # params leave it unset
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml", overrides={"pretrained": {"mirror": "/p"}})
+    assert pretrained_mirror(None, params) == "/p" and pretrained_mirror("/flag", params) == "/flag"
+    monkeypatch.delenv("MUSICREP_PRETRAINED_MIRROR")
+    assert pretrained_mirror(None, None) is None
+
+
+def test_pretrained_fetch_honours_the_environments_mirror(mirror: Path, tmp_path: Path) -> None:
+    env = {"MUSICREP_PRETRAINED_DIR": str(tmp_path / "models"), "MUSICREP_PRETRAINED_MIRROR": str(mirror)}
+    res = _cli("pretrained", "fetch", "sota:mtat/fcn", env=env)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "models" / "sota" / "mtat" / "fcn" / "model.json").exists()
+    listing = json.loads(_cli("pretrained", "list", "--json", env={**env, "MUSICREP_PRETRAINED_DIR": str(tmp_path / "x")}).stdout)
+    assert {r["name"]: r["offline"] for r in listing}["sota:mtat/crnn"] == "in mirror"
+
+
 def test_fetch_over_http_resumes_and_verifies(mirror: Path, tmp_path: Path) -> None:
     from pipeline.models.pretrained import fetch, get_spec
 

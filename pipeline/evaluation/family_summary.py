@@ -122,7 +122,11 @@ def family_summary(params: Params, layout: Layout, task: str) -> TaskSummary | N
     harmonic = [m for m in noisy if model_family(m.model, params) == "harmonic" and all(p in m.perturbed for p in points)]
     others = [m for m in noisy if model_family(m.model, params) != "harmonic" and all(p in m.perturbed for p in points)]
     if not points or not harmonic or not others:
-        why = "no robustness scores yet" if not points else "no harmonic front-end and another family both scored under noise"
+        why = (
+            "no robustness scores on the whole test split yet"
+            if not points
+            else "no harmonic front-end and another family both scored under noise"
+        )
         return TaskSummary(task, metric, rows, points, None, "", f"{task}: the claim is not tested here ({why}).")
     full = np.arange(len(y))
     h = max(harmonic, key=lambda m: float(_under(rs, m, points, full)))

@@ -95,10 +95,10 @@ class LabelBridge:
 
 
 def load_for_scoring(
-    task: str, model_name: str, layout: Layout, seed: int, map_location: Any = "cpu"
+    task: str, model_name: str, layout: Layout, seed: int, map_location: Any = "cpu", mirror: str | None = None
 ) -> tuple[Any, dict[str, Any], str]:
     """``(model, card, name its results go under)``: the grid cell ``models/<task>/<model_name>/seed<seed>``,
-    or a published ``sota:`` model (fetched on first use; results under ``metrics/<task>/sota-<dataset>/<model>/``).
+    or a published ``sota:`` model (fetched on first use from ``mirror``; results under ``metrics/<task>/sota-<dataset>/<model>/``).
 
     Raises:
         UserError: a name with ``:`` that is no published model (it names the forms that work).
@@ -108,7 +108,7 @@ def load_for_scoring(
     from pipeline.models.pretrained_catalog import results_name
 
     if is_pretrained_name(model_name):
-        model, card = load_packaged_or_pretrained(model_name, map_location=map_location)
+        model, card = load_packaged_or_pretrained(model_name, map_location=map_location, mirror=mirror)
         return model, card, results_name(model_name)
     model_dir = layout.model(task, model_name, seed)
     if ":" in model_name and not (model_dir / "model.json").exists():

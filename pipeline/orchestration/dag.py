@@ -192,7 +192,15 @@ def _data_stages(tasks: Any, params: Params) -> dict[str, Any]:
         "download": {
             "matrix": {"dataset": tasks},
             "cmd": "musicrep download ${item.dataset}",
-            "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py", "pipeline/data/archives.py"],
+            "deps": [
+                "pipeline/data/sources",
+                "pipeline/data/synth.py",
+                "pipeline/data/rendered.py",
+                "pipeline/data/render.py",
+                "pipeline/data/corpus_notes.py",
+                "pipeline/data/download.py",
+                "pipeline/data/archives.py",
+            ],
             "params": _tracked("seed", "datasets.${item.dataset}"),
             "outs": [{"data/raw/${item.dataset}": {"persist": True}}],
         },
