@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from pipeline.core.paths import REPORT_STAMP
 from pipeline.data.user_audio import manifest_path, manifest_stage, user_audio_folder
 from pipeline.models.grid import grid_models
 from pipeline.orchestration.module_imports import imports_of, module_file
@@ -308,8 +309,6 @@ def _probe_stages(params: Params) -> dict[str, Any]:
 
 def _report_stage(params: Params) -> dict[str, Any]:
     """``musicrep report``; its one declared out is :data:`~pipeline.core.paths.REPORT_STAMP` (see there why)."""
-    from pipeline.core.paths import REPORT_STAMP
-
     return {
         "cmd": "musicrep report",
         "deps": [
