@@ -24,11 +24,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	  VIRTUAL_ENV=$(VENV) $(TOOLS)/bin/uv pip sync -q --compile-bytecode requirements.lock && \
 	  VIRTUAL_ENV=$(VENV) $(TOOLS)/bin/uv pip install -q --no-deps -e . ; \
 	else \
-	  $(PYTHON) -m venv $(VENV) && PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pip install -q --compile -r requirements.lock && $(VENV)/bin/pip install -q --no-deps -e . ; \
+	  $(PYTHON) -m venv $(VENV) && PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pip install -q --compile --no-deps -r requirements.lock && $(VENV)/bin/pip install -q --no-deps -e . ; \
 	fi
 	@touch $@
 
-# JOBS grid cells run at once, one torch thread each (default: one per core). DVC releases its
+# JOBS grid cells run at once, one torch thread each (default: `musicrep dag --jobs`, below). DVC releases its
 # repo lock while a stage command runs, so `dvc repro --single-item` of different cells can run
 # side by side (each locks only its own deps and outs). DVC still holds the repo lock for a
 # moment while it reads the pipeline and writes dvc.lock, and without `--wait-for-lock` a second
@@ -38,16 +38,21 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # `--single-item` run per stage) took 58 s against 44 s, since DVC's start-up outweighs the
 # small synthetic datasets. The final `dvc repro` runs the report and checks that nothing is
 # left stale.
-JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# How many: `musicrep dag --jobs`, i.e. `runtime.gpu_cells` (default 1) per GPU when the cells run
+# on CUDA (16 cells on one GPU would fight for its memory, each with 4 loader workers), else one per
+# core. It also checks `runtime.device` first: `cuda`, or `auto` under `profile: paper`, without a
+# usable CUDA stops here with one line (exit 2), before the data stages. `make repro JOBS=N` overrides.
+JOBS ?= $(shell $(CURDIR)/$(VENV)/bin/musicrep dag --jobs 2>/dev/null)
 # Each phase prints a `[repro] <phase> <unix time>` line and each cell a `[repro] cell <stage> <start> <end>`
 # line, which `benchmarks/grid.py` turns into the wall-time breakdown of docs/benchmarks.md.
 STAMP = echo "[repro] $(1) $$(date +%s.%N)"
 repro: env
 	@$(call STAMP,start)
+	@musicrep dag --jobs >/dev/null
 	musicrep dag --write
 	dvc --wait-for-lock repro features
 	@$(call STAMP,data-done)
-	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(JOBS) -I{} sh -c \
+	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(or $(JOBS),1) -I{} sh -c \
 	  's=$$(date +%s.%N); dvc --wait-for-lock repro --single-item "{}"; rc=$$?; echo "[repro] cell {} $$s $$(date +%s.%N)"; exit $$rc'
 	@$(call STAMP,cells-done)
 	dvc --wait-for-lock repro

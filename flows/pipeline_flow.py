@@ -112,14 +112,14 @@ def musicrep_pipeline(
 
     The cells fan out over the flow's task runner (``flow:`` in params.yaml, or ``musicrep flow
     --task-runner thread|dask|ray --address ... --max-workers N``; :mod:`pipeline.orchestration.runners`);
-    GPU cells are tagged ``gpu`` and capped by the ``gpu`` concurrency limit (``flow.gpu_concurrency``).
+    GPU cells are tagged ``gpu`` and capped by the ``gpu`` concurrency limit (``flow.gpu_concurrency`` GPUs x ``runtime.gpu_cells``).
     """
     params_path = str(Path(params_path).resolve())
     root = str(Path(root).resolve())
     params = load_params(params_path, overrides or None)
     cell_run = cell_task
     if gpu_cells(params):  # GPU cells wait for a slot of the `gpu` limit; data stages run freely
-        ensure_gpu_limit(params.flow.gpu_concurrency)
+        ensure_gpu_limit(params.flow.gpu_concurrency * params.runtime.gpu_cells)  # runtime.gpu_cells per GPU
         cell_run = cell_task.with_options(tags=[GPU_TAG])
     with _pipeline_logs_to_prefect():
         params_task.submit(params_path, root, overrides).result()  # the resolved values, as dvc.yaml's stages track them

@@ -70,6 +70,7 @@ def tiny_overrides(models: list[str] | None = None, tasks: list[str] | None = No
             "synth_tags": {"n_clips": n_clips, "clip_seconds": 2.0},
             "synth_keywords": {"n_clips": n_clips, "clip_seconds": 1.0},
             "synth_events": {"n_clips": n_clips, "clip_seconds": 2.0},
+            "corpus_tags": {"n_clips": n_clips, "clip_seconds": 2.0, "n_pieces": 10},
         },
         "train": {"epochs": epochs, "batch_size": 8, "width": 0.125, "steps_per_epoch": 3},
         "evaluate": {"n_chunks": 2},

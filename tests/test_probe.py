@@ -67,6 +67,12 @@ def test_probe_through_the_cli_gives_an_interval_and_an_mlflow_run(project, monk
     assert out["n_train"] + out["n_val"] + out["n_test"] == 48 and out["embedding_dim"] == 8
     assert set(out["linear"]["hyper"]) == {"C"} and "alpha" in out["mlp"]["hyper"]
     assert (layout.root / "metrics/probes/synth_tags/synth_keywords__fcn/seed0/probe.json").exists()
+    metrics = out["metrics"]  # every multi-label metric of the best probe, with its interval
+    assert set(metrics) == {"roc_auc", "pr_auc", "per_tag"} and metrics["roc_auc"]["value"] == pytest.approx(out["value"])
+    assert metrics["pr_auc"]["ci_low"] <= metrics["pr_auc"]["value"] <= metrics["pr_auc"]["ci_high"]
+    assert len(metrics["per_tag"]) == len(json.loads((layout.segments("synth_tags") / "meta.json").read_text())["labels"])
+    text = CliRunner().invoke(app, ["--set", "evaluate.n_chunks=2", "probe", "synth_tags", "--model", "synth_keywords/fcn"])
+    assert text.exit_code == 0 and "  pr_auc " in text.stdout and "roc_auc per tag: " in text.stdout
 
     runs = tracking.client().search_runs([tracking.client().get_experiment_by_name("probes").experiment_id])
     assert any(

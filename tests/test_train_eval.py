@@ -58,14 +58,18 @@ def test_trainable_frontend_is_not_cached(prepared) -> None:
     assert model.frontend.cache_spec() is None
 
 
-def test_train_evaluate_writes_model_metrics_and_mlflow(prepared) -> None:
+def test_train_evaluate_writes_model_metrics_and_mlflow(prepared, caplog) -> None:
     from pipeline.models.checkpoint import read_card
     from pipeline.tracking.runs import runs_table
 
     params, layout = prepared
-    result = train_model("synth_keywords", "fcn", params, layout)
+    with caplog.at_level("WARNING", logger="pipeline.training.train"):
+        result = train_model("synth_keywords", "fcn", params, layout)
     card = read_card(result.model_dir)
     assert card["metadata"]["best_epoch"] in (1, 2) and len(card["labels"]) == 12
+    last_is_best = card["metadata"]["best_epoch"] == 2  # of 2 epochs: the convergence warning, in the log and the card
+    assert card["metadata"]["still_improving"] is last_is_best and card["metadata"]["epochs_run"] == 2
+    assert ("validation still improving at epoch 2; more epochs would likely help" in caplog.text) is last_is_best
     metrics = stages.evaluate("synth_keywords", "fcn", params, layout)
     assert 0.0 <= metrics["test/accuracy"] <= 1.0
     saved = json.loads((layout.metrics("synth_keywords", "fcn") / "eval.json").read_text())

@@ -88,8 +88,16 @@ def _main(
         list[str] | None,
         typer.Option("--set", help="override a param for this command: --set train.epochs=2 (repeatable; values are YAML)"),
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="when another run holds this stage's lock (same cell, dataset or output), wait for it"),
+    ] = False,
 ) -> None:
     _configure_logging(verbose)
+    if wait:
+        import os
+
+        os.environ["MUSICREP_LOCK_WAIT"] = "1"  # read by every stage lock, also in the DVC/flow runs this starts
     from pipeline.config.project import Project, find_root, parse_overrides
 
     ctx.obj = Project(find_root(project), parse_overrides(set_ or []))
@@ -342,6 +350,12 @@ def dag(
             "--data-targets", help="list each dataset's data stages in order (download@T segment@T features@T), a line each"
         ),
     ] = False,
+    jobs: Annotated[
+        bool,
+        typer.Option(
+            "--jobs", help="print how many cells to run at once here (runtime.gpu_cells per GPU on CUDA, else the CPUs)"
+        ),
+    ] = False,
     params: ParamsOpt = None,
 ) -> None:
     """Generate dvc.yaml from the pipeline description (pipeline/orchestration/dag.py) and the grid."""
@@ -357,15 +371,19 @@ def dag(
     if targets:
         typer.echo("\n".join(dvc_cell_targets(p)))
         return
+    if jobs:
+        from pipeline.orchestration.runners import cell_slots
+
+        typer.echo(str(cell_slots(p)))
+        return
     if data_targets:
         typer.echo("\n".join(" ".join(f"{stage}@{task}" for stage in DATA_STAGES) for task in p.grid.tasks))
         return
-    import yaml
-
+    from pipeline.config.params import load_yaml
     from pipeline.orchestration.dag import live_grid_keys
 
     source = project.params_file(params)
-    raw = yaml.safe_load(source.read_text()) or {}
+    raw = load_yaml(source.read_text()) or {}
     text = render_dvc_yaml(p, live_grid_keys(raw if isinstance(raw, dict) else {}, project.overrides))
     out = source.resolve().parent / "dvc.yaml"
     current = out.read_text() if out.exists() else ""
@@ -562,7 +580,7 @@ _register_pretrained_commands()
 _register_representation_commands()
 
 
-GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
+GLOBAL_FLAGS = ("--debug", "--verbose", "-v", "--wait")
 GLOBAL_VALUED = ("--set", "--project")
 
 

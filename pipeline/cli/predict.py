@@ -17,6 +17,7 @@ from pipeline.config.project import project_of
 from pipeline.core.errors import UserError
 from pipeline.inference.predict import BATCH_SIZE, Predictions, embed, predict, resolve_model_dir
 from pipeline.inference.writers import CsvStream, JsonListStream, check_embeddings_path, write_embeddings
+from pipeline.models.pretrained_catalog import sota_help
 
 
 def _root(ctx: typer.Context) -> Path:
@@ -61,9 +62,7 @@ def _render_table(pred: Predictions, top_k: int) -> None:
 
 ModelOpt = Annotated[
     str,
-    typer.Option(
-        "--model", "-m", help="packaged model dir, TASK/MODEL under models/, models:/NAME/VERSION or sota:DATASET/MODEL"
-    ),
+    typer.Option("--model", "-m", help=f"packaged model dir, TASK/MODEL under models/, models:/NAME/VERSION or {sota_help()}"),
 ]
 ChunkOpt = Annotated[float | None, typer.Option("--chunk-seconds", help="chunk length in s (default: the model's input length)")]
 HopOpt = Annotated[float | None, typer.Option("--hop-seconds", help="hop between chunks in s (default: the chunk length)")]

@@ -15,6 +15,7 @@ import typer
 
 from pipeline.config.project import Project, project_of
 from pipeline.core.errors import UserError
+from pipeline.models.pretrained_catalog import sota_help
 
 ModelArg = Annotated[
     str, typer.Argument(help="packaged model dir, TASK/MODEL or TASK/MODEL/seedK under models/, or models:/NAME/VERSION")
@@ -45,17 +46,25 @@ def export_cmd(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite --out even if `musicrep export` did not write it")] = False,
 ) -> None:
     """Export a trained model (waveform in; logits, embedding out) to ONNX, checked in onnxruntime."""
+    import hashlib
+
+    from pipeline.core.locks import stage_lock
     from pipeline.inference.export import FORMATS, export_onnx
     from pipeline.inference.predict import resolve_model_dir
     from pipeline.models.checkpoint import load_model
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
-    model_dir = resolve_model_dir(model, _project(ctx).root)
+    root = _project(ctx).root
+    model_dir = resolve_model_dir(model, root)
     net, card = load_model(model_dir)
-    result = export_onnx(net, card, out or _default_onnx_name(model_dir), dynamic_length=dynamic_length)
+    target = out or _default_onnx_name(model_dir)
+    key = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]  # one export per output file
+    with stage_lock("export", key, root=root, holder=f"musicrep export -o {target}"):
+        result = export_onnx(net, card, target, dynamic_length=dynamic_length, force=force)
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -71,7 +80,11 @@ def probe_cmd(
     dataset: Annotated[str, typer.Argument(help="downstream dataset (segmented; its own train/val/test split)")],
     model: Annotated[
         str,
-        typer.Option("--model", "-m", help="embedding model: packaged dir, TASK/MODEL under models/, or models:/NAME/VERSION"),
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"embedding model: packaged dir, TASK/MODEL under models/, models:/NAME/VERSION or {sota_help()}",
+        ),
     ],
     seeds: Annotated[
         list[int] | None,
@@ -86,8 +99,14 @@ def probe_cmd(
         Path | None, typer.Option("--params", "-p", help="params file (default: the project's params.yaml)")
     ] = None,
 ) -> None:
-    """Frozen-embedding probe: linear and MLP probes on DATASET's own split, test metric with a 95 % interval."""
-    from pipeline.evaluation.probe import run_probe
+    """Frozen-embedding probe: linear and MLP probes on DATASET's own split, every test metric with a 95 % interval.
+
+    Multi-label: ROC-AUC, PR-AUC and each tag's ROC-AUC; single-label: accuracy and macro-F1. The model
+    may be a published tagger (sota:mtat/musicnn...). Seeds that give identical runs (a linear probe on the
+    same embeddings is deterministic) are reported once.
+    """
+    from pipeline.evaluation.metric_intervals import metric_lines
+    from pipeline.evaluation.probe import distinct_seeds, run_probe
     from pipeline.evaluation.probe_embeddings import LAYERS
     from pipeline.evaluation.stats import seed_summary
 
@@ -104,9 +123,14 @@ def probe_cmd(
             f"{r['representation']} -> {dataset} seed {r['seed']}: {r['best']} probe, test {r['metric']} "
             f"{r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] ({r['n_test']} clips)"
         )
-    if len(results) > 1:
-        mean, std, n = seed_summary([r["value"] for r in results])
-        typer.echo(f"mean ± std over {n} seeds: {mean:.4f} ± {std:.4f}")
+        for line in metric_lines(r.get("metrics", {})):
+            typer.echo(f"  {line}")
+    kept, note = distinct_seeds(results)
+    if note:
+        typer.echo(f"{note}; reported once")
+    if len(kept) > 1:
+        mean, std, n = seed_summary([r["value"] for r in kept])
+        typer.echo(f"{kept[0]['metric']} mean ± std over {n} seeds: {mean:.4f} ± {std:.4f}")
 
 
 def register_commands(app: typer.Typer) -> None:

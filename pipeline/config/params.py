@@ -26,7 +26,7 @@ the value and what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -45,14 +45,19 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+MAX_GRID_ITEMS = 100
+"""The most entries of one grid list (tasks, models, seeds, probe datasets and seeds, robustness
+levels): far above any real grid (the paper's is 3 x 11 x 5), low enough that a runaway list is refused."""
+
+
 class GridParams(Section):
     """Which tasks (datasets) and models the pipeline runs."""
 
-    tasks: list[str] = Field(min_length=1)
-    models: list[str] = Field(min_length=1)
+    tasks: list[str] = Field(min_length=1, max_length=MAX_GRID_ITEMS)
+    models: list[str] = Field(min_length=1, max_length=MAX_GRID_ITEMS)
     """Registry variants, ``front+back`` swaps or aliases; ``all`` (alone, or as an entry) is every
     registry variant (:mod:`pipeline.models.grid` expands it)."""
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1, max_length=MAX_GRID_ITEMS)
     """Training seeds: every (task, model) cell is trained once per seed (initialisation and
     data order); the data and its split stay fixed by the top-level ``seed``."""
 
@@ -87,6 +92,15 @@ class SynthParams(Section):
     clip_seconds: float = Field(gt=0.1, le=60)
     val_fraction: float = Field(gt=0, lt=0.5)
     test_fraction: float = Field(gt=0, lt=0.5)
+
+
+class RenderedParams(SynthParams):
+    """Size and soundfont of the rendered-music dataset ``corpus_tags`` (docs/datasets.md)."""
+
+    n_pieces: int = Field(ge=5, le=1000)
+    """Corpus pieces drawn (in proportion per collection); the clips are spread evenly over them."""
+    soundfont: str = Field(min_length=1)
+    """``timgm6mb`` (pretty_midi's bundled General MIDI soundfont) or a path to an ``.sf2`` file."""
 
 
 class RealDatasetParams(Section):
@@ -156,6 +170,7 @@ class DatasetsParams(Section):
     synth_tags: SynthParams
     synth_keywords: SynthParams
     synth_events: SynthParams
+    corpus_tags: RenderedParams
     fsdd: RealDatasetParams = Field(default_factory=RealDatasetParams)
     mtat: RealDatasetParams = Field(default_factory=RealDatasetParams)
     speech_commands: RealDatasetParams = Field(default_factory=RealDatasetParams)
@@ -244,6 +259,9 @@ class TrainParams(Section):
     steps_per_epoch: int | None = Field(ge=1)
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
+    """Early stopping: end training after this many epochs without a lower validation loss (the best
+    epoch is packaged); ``null`` runs every epoch. For datasets whose schedule is unknown, a generous
+    ``epochs`` with a patience; ``train`` warns when the best epoch is among the last (``still_improving``)."""
 
     @field_validator("bf16", mode="before")
     @classmethod
@@ -272,7 +290,11 @@ class RuntimeParams(Section):
     """
 
     device: Literal["auto", "cpu", "cuda"]
-    """auto (CUDA when present, else CPU) | cpu | cuda."""
+    """auto (CUDA when present, else CPU; logged; under ``profile: paper`` no CUDA is an error) | cpu |
+    cuda (no CUDA is an error): ``pipeline.models.device.pick_device``."""
+    gpu_cells: int = Field(ge=1, le=64)
+    """Grid cells at once per GPU when the cells run on CUDA (``make repro``'s JOBS, ``musicrep dag --jobs``;
+    the Prefect flow's ``gpu`` limit is ``flow.gpu_concurrency`` times this)."""
     num_threads: int = Field(ge=0, le=256)
     """CPU threads for torch (0 = torch's default)."""
     compile: Literal["auto", "on", "off"]
@@ -293,7 +315,7 @@ class RobustnessParams(Section):
     """Perturbation grid: ``{perturbation: [levels]}`` evaluated on the test split."""
 
     enabled: bool
-    grid: dict[str, list[float]]
+    grid: dict[str, Annotated[list[float], Field(max_length=MAX_GRID_ITEMS)]]
     noise_source: str
     max_clips: int | None = Field(ge=1)
 
@@ -323,8 +345,8 @@ class ProbeEntry(Section):
 
     model: str = Field(pattern=r"^[^/\s]+/[^/\s]+$")
     """``TASK/MODEL`` of a trained grid cell (``models/TASK/MODEL/seed<model_seed>``)."""
-    datasets: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    datasets: list[str] = Field(min_length=1, max_length=MAX_GRID_ITEMS)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_GRID_ITEMS)
     """Probe seeds (the MLP's initialisation and the random network of the baseline)."""
     model_seed: int = Field(default=0, ge=0)
     random_init: bool = True
@@ -376,7 +398,10 @@ def _format_error(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
         return f"{source}: unknown key '{loc}'{hint}."
     if kind == "missing":
         return f"{source}: missing key '{loc}'; add it or remove the section to use the profile default."
-    return f"{source}: invalid value {value!r} for '{loc}': {err['msg']}."
+    shown = repr(value)
+    if len(shown) > 120:  # a runaway list is named, not printed
+        shown = shown[:100] + f"... ({len(value)} entries)" if isinstance(value, list | dict) else shown[:100] + "..."
+    return f"{source}: invalid value {shown} for '{loc}': {err['msg']}."
 
 
 def _own_dataset_error(err: dict[str, Any], source: str) -> str | None:
@@ -433,6 +458,71 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+MAX_YAML_NODES = 100_000
+"""The most nodes a params document (or a ``--set`` value) may hold once its aliases are expanded:
+the shipped params.yaml holds about a thousand; an alias bomb (``&a [*b, *b, ...]`` nested) billions."""
+
+
+class AliasBombError(yaml.YAMLError):
+    """A YAML document whose aliases expand to more than :data:`MAX_YAML_NODES` nodes."""
+
+
+def _expanded_size(root: yaml.Node, budget: int) -> int:
+    """Nodes of ``root`` with every alias expanded, counted on the composed graph (each node once, memoised).
+
+    Raises:
+        AliasBombError: more than ``budget`` nodes, or an alias that contains itself.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            if sizes[key] < 0:
+                raise AliasBombError("an alias refers to a node that contains it (a recursive alias)")
+            return sizes[key]
+        sizes[key] = -1
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > budget:
+                raise AliasBombError(
+                    f"its aliases (*name) expand to more than {budget:,} values (line {node.start_mark.line + 1})"
+                )
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+class BudgetedLoader(UniqueKeyLoader):
+    """:class:`UniqueKeyLoader` that refuses a document whose aliases expand beyond :data:`MAX_YAML_NODES`.
+
+    The expanded size is counted on the composed node graph, before any Python object is built,
+    so an alias bomb costs milliseconds, not memory.
+    """
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _expanded_size(node, MAX_YAML_NODES)
+        return node
+
+
+def load_yaml(text: str) -> Any:
+    """Parse params YAML safely: no repeated keys, no alias expansion beyond :data:`MAX_YAML_NODES`.
+
+    Raises:
+        yaml.YAMLError: bad syntax, :class:`DuplicateKeyError`, :class:`AliasBombError`.
+    """
+    return yaml.load(text, Loader=BudgetedLoader)
+
+
 def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
     """Load, merge with the profile defaults, and validate a params file.
 
@@ -449,9 +539,11 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     if not path.exists():
         raise UserError(f"params file {path} not found; run from the repository root or pass --params FILE.")
     try:
-        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}
+        raw = load_yaml(path.read_text()) or {}
     except DuplicateKeyError as exc:
         raise UserError(f"{path}: {exc}; keep one of them (a repeated section silently replaces the first).") from None
+    except AliasBombError as exc:
+        raise UserError(f"{path} is refused: {exc}; write the values out instead of nesting aliases.") from None
     except yaml.YAMLError as exc:
         raise UserError(
             f"{path} is not valid YAML ({exc.__class__.__name__} near line {getattr(getattr(exc, 'problem_mark', None), 'line', '?')}); fix its syntax."
@@ -468,8 +560,20 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     try:
         return Params.model_validate(merged)
     except ValidationError as exc:
-        errors = exc.errors()
-        raise UserError(_format_error(errors[0], raw, str(path))) from None
+        error = exc.errors()[0]
+        raise UserError(_format_error(error, raw, _blamed(error["loc"], overrides, path))) from None
+
+
+def _blamed(loc: tuple[Any, ...], overrides: dict[str, Any] | None, path: Path) -> str:
+    """Where a bad value came from: ``--set KEY`` when an override set it (or its parent), else the params file."""
+    node: Any = overrides or {}
+    for depth, part in enumerate(loc):
+        if not isinstance(node, dict) or str(part) not in node:
+            return str(path)
+        node = node[str(part)]
+        if not isinstance(node, dict):
+            return "--set " + ".".join(str(p) for p in loc[: depth + 1])
+    return "--set " + ".".join(str(p) for p in loc)
 
 
 MOVED_TO_RUNTIME = {

@@ -96,6 +96,8 @@ def parse_overrides(items: list[str]) -> dict:
     """
     import yaml
 
+    from pipeline.config.params import AliasBombError, load_yaml
+
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -103,7 +105,9 @@ def parse_overrides(items: list[str]) -> dict:
         if not sep or not all(parts):
             raise UserError(f"--set {item!r} is not KEY=VALUE with a dotted key; write e.g. --set train.epochs=2.")
         try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
+            parsed = load_yaml(value) if value.strip() else ""
+        except AliasBombError as exc:
+            raise UserError(f"--set {key.strip()} is refused: {exc}; write the values out.") from None
         except yaml.YAMLError:
             raise UserError(f"--set {item!r}: the value is not valid YAML; quote it or write e.g. [fcn, hcnn].") from None
         node = out

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
+from pipeline.core.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +74,88 @@ def _describe(stage: str, keys: tuple) -> str:
     return " ".join(["musicrep", stage, *(str(k) for k in keys if k is not None and str(k) != "")])
 
 
-def _busy_error(stage: str, keys: tuple, path: Path, info: dict) -> UserError:
+def _who(stage: str, keys: tuple, info: dict) -> tuple[str, str]:
+    """``("musicrep train T M", " (pid N)")``: what holds a lock and its pid, from its file."""
     what = info.get("holder") or _describe(stage, keys)
     pid = info.get("pid")
-    who = (
-        f" (pid {pid}{' on ' + info['host'] if info.get('host') and info['host'] != socket.gethostname() else ''})" if pid else ""
-    )
+    host = info.get("host")
+    where = f" on {host}" if host and host != socket.gethostname() else ""
+    return what, (f" (pid {pid}{where})" if pid else "")
+
+
+def _busy_error(stage: str, keys: tuple, path: Path, info: dict) -> UserError:
+    what, pid = _who(stage, keys, info)
     return UserError(
-        f"another `{what}` is running{who} on this project; wait for it to finish or stop it, then re-run (its lock is {path})."
+        f"another `{what}` is running{pid} on this project; wait for it to finish or stop it, then re-run, "
+        f"or re-run with --wait to queue behind it (its lock is {path})."
     )
+
+
+#: seconds between two tries of a lock held by another thread of this process (``wait=True``)
+POLL_S = 0.2
+
+
+def _reenter(key: str, me: int) -> bool | None:
+    """Count one more entry when this thread holds ``key``; None when another thread holds it, False when nobody does."""
+    with _GUARD:
+        held = _HELD.get(key)
+        if held is None:
+            return False
+        if held[0] != me:
+            return None
+        _HELD[key] = (me, held[1] + 1, held[2])
+        return True
+
+
+def _acquire(path: Path, key: str, stage: str, keys: tuple, wait: bool) -> int:
+    """Open and ``flock`` the lock file for this thread; raise (or, with ``wait``, block) while another holds it."""
+    me = threading.get_ident()
+    logged = False
+    while True:
+        if _reenter(key, me) is None:  # another thread of this process
+            if not wait:
+                raise _busy_error(stage, keys, path, {**_holder(path), "pid": os.getpid()})
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait and logged else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                if not wait:
+                    raise _busy_error(stage, keys, path, _holder(path)) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            else:
+                with _GUARD:
+                    _HELD[key] = (me, 1, fd)
+                return fd
+        if not logged:
+            log.info("waiting for `%s`%s to finish (its lock is %s)", *_who(stage, keys, _holder(path)), path)
+            logged = True
+        time.sleep(POLL_S)
+
+
+def _release(key: str) -> bool:
+    """Count one exit; True when it was the outermost (the caller closes the file)."""
+    with _GUARD:
+        thread, depth, fd = _HELD[key]
+        if depth > 1:
+            _HELD[key] = (thread, depth - 1, fd)
+            return False
+        _HELD.pop(key, None)
+        return True
 
 
 @contextlib.contextmanager
-def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".", holder: str | None = None) -> Iterator[Path]:
+def stage_lock(
+    stage: str, *keys: str | int, root: str | os.PathLike = ".", holder: str | None = None, wait: bool | None = None
+) -> Iterator[Path]:
     """Hold the project lock of ``stage`` on ``keys`` (dataset, model, seed...) for the ``with`` block.
 
-    Never waits: when another process (or another thread of this one) holds it, raises at
-    once. Re-entrant within one thread (a cell holding ``train`` may call a helper that
-    takes ``train`` again).
+    When another process (or another thread of this one) holds it, raises at once, or with
+    ``wait`` blocks until it is free. Re-entrant within one thread (``cell`` holds the cell lock
+    and calls ``train``, ``evaluate`` and ``robustness``, which take it again).
 
     Args:
         stage: stage name, e.g. ``"segment"``.
@@ -99,45 +164,25 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".", hold
         holder: what the holder is doing, for others' error message (default
             ``"musicrep <stage> <keys>"``); e.g. ``segment`` holds ``download X`` as
             ``"musicrep segment X"`` so that a download cannot change the files it reads.
+        wait: queue behind the holder instead of failing; default ``MUSICREP_LOCK_WAIT`` (the
+            ``--wait`` option of ``musicrep`` sets it, so DVC and flow runs it starts wait too).
 
     Yields:
         The lock file's path.
 
     Raises:
-        UserError: the lock is held elsewhere (the message names the holder's pid).
+        UserError: the lock is held elsewhere and ``wait`` is false (the message names the holder's pid).
     """
     path = lock_path(stage, *keys, root=root)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = str(path.resolve())
-    me = threading.get_ident()
-    with _GUARD:
-        held = _HELD.get(key)
-        if held is not None:
-            if held[0] != me:
-                raise _busy_error(stage, keys, path, {**_holder(path), "pid": os.getpid()})
-            _HELD[key] = (me, held[1] + 1, held[2])
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
+    if _reenter(key, threading.get_ident()):
         try:
             yield path
         finally:
-            with _GUARD:
-                thread, depth, fd = _HELD[key]
-                _HELD[key] = (thread, depth - 1, fd)
+            _release(key)
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise _busy_error(stage, keys, path, _holder(path)) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    with _GUARD:
-        _HELD[key] = (me, 1, fd)
+    fd = _acquire(path, key, stage, keys, settings().lock_wait if wait is None else wait)
     try:
         info = {
             "pid": os.getpid(),
@@ -152,8 +197,7 @@ def stage_lock(stage: str, *keys: str | int, root: str | os.PathLike = ".", hold
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         yield path
     finally:
-        with _GUARD:
-            _HELD.pop(key, None)
+        _release(key)
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         os.close(fd)  # releases the flock; the empty file stays (removing it would race a new holder)

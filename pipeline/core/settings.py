@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     """Wait before the second attempt; doubled after each failure (at most 60 s)."""
     download_timeout_s: float = Field(60.0, gt=0)
     """Seconds without a byte before a transfer counts as stalled."""
+    lock_wait: bool = False
+    """A stage whose lock another run holds waits for it instead of failing (``musicrep --wait``)."""
+    download_max_bytes: int = Field(8 << 30, ge=1)
+    """The most bytes one downloaded file of unknown size may have (8 GiB; a file with a pinned
+    size is capped at that size): a server announcing or sending more is refused."""
     extract_max_ratio: int = Field(100, ge=1)
     """An archive may expand to at most this many times its size (a "zip bomb" guard)..."""
     extract_min_bytes: int = Field(1 << 30, ge=0)
@@ -52,7 +57,9 @@ class Settings(BaseSettings):
     extract_max_members: int = Field(2_000_000, ge=1)
     """An archive may hold at most this many members."""
 
-    @field_validator("extract_max_ratio", "extract_min_bytes", "extract_max_bytes", "extract_max_members", mode="before")
+    @field_validator(
+        "download_max_bytes", "extract_max_ratio", "extract_min_bytes", "extract_max_bytes", "extract_max_members", mode="before"
+    )
     @classmethod
     def _whole_number(cls, value: Any) -> Any:
         """Byte counts may be written ``1e9``."""

@@ -124,6 +124,21 @@ class _Permanent(Exception):
     """A transfer problem no retry will fix (HTTP 404, 403...)."""
 
 
+class _TooLarge(Exception):
+    """The server announces or sends more bytes than the file may have: refused, never retried."""
+
+
+def size_cap(remote: RemoteFile) -> tuple[int, str]:
+    """The most bytes ``remote`` may have, and where that bound comes from (for the refusal).
+
+    Its pinned (catalogued) size, else the ceiling ``MUSICREP_DOWNLOAD_MAX_BYTES``.
+    """
+    if remote.size is not None:
+        return remote.size, f"its pinned size of {remote.size:,} bytes"
+    cap = settings().download_max_bytes
+    return cap, f"the ceiling of {cap:,} bytes for a file of unknown size (MUSICREP_DOWNLOAD_MAX_BYTES)"
+
+
 # ----------------------------------------------------------------------------- state
 class DownloadState:
     """``download_state.json`` in a raw directory: verified files and completed extractions."""
@@ -312,7 +327,13 @@ def _resumable_offset(url: str, part: Path, label: str, expected_size: int | Non
 
 
 def _http_once(
-    url: str, part: Path, timeout: float, label: str, expected_size: int | None = None, need_validator: bool = False
+    url: str,
+    part: Path,
+    timeout: float,
+    label: str,
+    expected_size: int | None = None,
+    need_validator: bool = False,
+    cap: tuple[int, str] | None = None,
 ) -> None:
     """One attempt: fetch ``url`` into ``part``, resuming from its current size when that is safe.
 
@@ -320,8 +341,13 @@ def _http_once(
     transfer began, in ``<name>.part.json``); the answer must be a 206 whose ``Content-Range``
     starts at the part's size and whose total matches the recorded one, else the part is
     discarded. A 200 (changed file, or no ``Range`` support) restarts from byte 0.
+
+    ``cap`` (bytes, and where the bound comes from; :func:`size_cap`) bounds the file: a
+    ``Content-Length`` or ``Content-Range`` above it is refused before the body is read, and a
+    body that runs past it is stopped there (:class:`_TooLarge`).
     """
-    offset = _resumable_offset(url, part, label, expected_size, need_validator)
+    limit, why = cap or (expected_size, "the published size")
+    offset = _resumable_offset(url, part, label, limit, need_validator)
     meta = _read_part_meta(part) if offset else None
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
@@ -368,10 +394,15 @@ def _http_once(
                 "last_modified": hdr.get("Last-Modified") if hdr else None,
                 "resumed": False,
             }
+        announced = max(offset + (remaining or 0), total or 0)
+        if limit is not None and announced > limit:
+            raise _TooLarge(f"the server announces {announced:,} bytes, more than {why}")
         write_json(_part_meta_path(part), meta)
         written = 0
         with open(part, mode) as out, _progress(label, total, offset) as advance:
             while block := response.read(CHUNK):
+                if limit is not None and offset + written + len(block) > limit:
+                    raise _TooLarge(f"the server sent more than {why}; the transfer was stopped there")
                 out.write(block)
                 written += len(block)
                 advance(len(block))
@@ -389,15 +420,27 @@ def _manual_hint(remote: RemoteFile, dest: Path, command: str) -> str:
     )
 
 
+def _too_large_hint(remote: RemoteFile) -> str:
+    if remote.size is not None:
+        return "Check the mirror or URL (it does not serve the catalogued file), then re-run."
+    return "Check the mirror or URL, or raise MUSICREP_DOWNLOAD_MAX_BYTES if the file really is that large, then re-run."
+
+
 def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, command: str, policy: RetryPolicy) -> None:
     host = urllib.parse.urlsplit(url).netloc or url
     last: Exception | None = None
+    cap = size_cap(remote)
     for attempt in range(policy.attempts):
         try:
-            _http_once(url, part, policy.timeout_s, remote.name, remote.size, need_validator=not (remote.sha256 or remote.md5))
+            _http_once(
+                url, part, policy.timeout_s, remote.name, remote.size, need_validator=not (remote.sha256 or remote.md5), cap=cap
+            )
             return
         except _Permanent as exc:
             raise UserError(f"{host} answered {exc} for {url}; {_manual_hint(remote, dest, command)}.") from None
+        except _TooLarge as exc:
+            discard_part(part)
+            raise UserError(f"{remote.name} from {host} is refused: {exc}; nothing was kept. {_too_large_hint(remote)}") from None
         except (_Retryable, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             last = exc
             reason = getattr(exc, "reason", None) or exc
@@ -424,6 +467,12 @@ def _copy_local(source: Path, part: Path, remote: RemoteFile, dest: Path, datase
         raise UserError(
             f"mirror folder {source.parent} has no {remote.name}; put the file there (expected {remote.describe_checksum()}), "
             f"or place it at {dest}, or drop --mirror to download from {remote.url}."
+        )
+    limit, why = size_cap(remote)
+    if source.stat().st_size > limit:
+        raise UserError(
+            f"{source} is refused: it holds {source.stat().st_size:,} bytes, more than {why}; nothing was copied. "
+            f"{_too_large_hint(remote)}"
         )
     log.info("copying %s from mirror %s", remote.name, source.parent)
     discard_part(part)

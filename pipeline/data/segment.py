@@ -33,6 +33,7 @@ from pipeline.core.io_utils import make_temp_dir, sha256_file, write_json
 from pipeline.core.paths import Layout
 from pipeline.core.progress import track
 from pipeline.data.registry import get_source
+from pipeline.data.split_checks import one_class_warning
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -127,6 +128,9 @@ def segment_dataset(dataset: str, params: Params, layout: Layout = Layout()) -> 
         )
     manifest = pd.DataFrame(rows)
     manifest.to_parquet(tmp_dir / MANIFEST, index=False)
+    one_class = one_class_warning(manifest, dataset)
+    if one_class:
+        log.warning("%s", one_class)
     expected = catalog.expected if catalog.expected is not None else len(catalog.clips)
     coverage = {
         "expected": int(expected),

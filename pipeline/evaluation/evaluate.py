@@ -22,9 +22,11 @@ import pandas as pd
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
 from pipeline.data.shards import SegmentStore
+from pipeline.data.split_checks import require_split
 from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
 from pipeline.models.checkpoint import load_model, read_run_id
-from pipeline.models.inference import label_matrix, pick_device, predict_clips
+from pipeline.models.device import pick_device
+from pipeline.models.inference import label_matrix, predict_clips
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -71,12 +73,13 @@ def evaluate_model(
     from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.runtime.device)
-    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
-    model.to(device)
     store = SegmentStore(layout.segments(task))
     rows = store.split("test")
     multilabel = store.multilabel
+    require_split(rows, task, "test", multilabel)  # before the model is loaded
+    device = pick_device(params.runtime.device, profile=params.profile)
+    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
+    model.to(device)
     y = label_matrix(rows["labels"], store.labels, multilabel)
     started = time.perf_counter()
     scores = _score(model, store, rows, params, device)
@@ -131,7 +134,7 @@ def evaluate_cross(
     from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.runtime.device)
+    device = pick_device(params.runtime.device, profile=params.profile)
     if is_pretrained_name(model_name):  # a published model: results under metrics/<task>/sota-<dataset>/<model>/
         model, card = load_packaged_or_pretrained(model_name, map_location=device)
         model_name = model_name.strip().replace(":", "-")

@@ -12,9 +12,11 @@ scored once on its **test** split:
   scikit-learn's ``MLPClassifier``; multi-label: one sigmoid per class), L2 ``alpha`` in
   :data:`MLP_ALPHA`, as HEAR's shallow downstream MLP.
 
-The metric is the dataset's primary one (accuracy for single-label, macro ROC-AUC for multi-label,
-:func:`pipeline.evaluation.stats.metric_on`), with a 95 % bootstrap interval over test clips
-(:func:`pipeline.evaluation.stats.clip_interval`). The reported probe (``best``) is the family whose chosen
+The probes are chosen on the dataset's primary metric (accuracy for single-label, macro ROC-AUC for
+multi-label, :func:`pipeline.evaluation.stats.metric_on`), reported with a 95 % bootstrap interval
+over test clips (:func:`pipeline.evaluation.stats.clip_interval`); the best probe's ``metrics`` hold
+every metric of the kind with the same intervals (multi-label: ROC-AUC, PR-AUC and each tag's
+ROC-AUC; single-label: accuracy and macro-F1; :mod:`pipeline.evaluation.metric_intervals`). The reported probe (``best``) is the family whose chosen
 configuration scores higher on validation. ``--seed K`` seeds the MLP (and the random network of
 ``--random-init``); the embedding model is ``models/TASK/MODEL/seedK`` when that exists, else
 the model given (its seed is recorded as ``model_seed``).
@@ -38,6 +40,8 @@ import numpy as np
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout, probe_slug, seed_dir
 from pipeline.data.shards import SegmentStore
+from pipeline.data.split_checks import require_split
+from pipeline.evaluation.metric_intervals import as_json, metric_intervals
 from pipeline.evaluation.stats import clip_interval, metric_on
 from pipeline.models.inference import label_matrix
 
@@ -116,6 +120,38 @@ def fit_probes(
     return best
 
 
+def scores_digest(scores: np.ndarray) -> str:
+    """SHA-256 of the best probe's test scores as saved (float32): equal digests = the same run."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(scores, dtype=np.float32).tobytes()).hexdigest()
+
+
+def distinct_seeds(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The probe runs of one (representation, dataset) with runs identical to an earlier seed's left out, and
+    a note naming the seeds collapsed (``""`` when every seed differs).
+
+    Identical: the same test scores (``scores_sha256``, or the saved ``scores.npz`` of older records). A
+    linear probe is deterministic, so its seeds differ only when the embedding model does
+    (``models/TASK/MODEL/seedK``); three identical runs are one measurement, not a spread of 0.
+    """
+    kept: list[dict[str, Any]] = []
+    keys: list[str] = []
+    for r in records:
+        key = r.get("scores_sha256")
+        if key is None and isinstance(r.get("_scores"), Path) and r["_scores"].exists():
+            key = scores_digest(np.load(r["_scores"])["scores"])
+        if key is not None and key in keys:
+            continue
+        keys.append(key if key is not None else f"seed{r['seed']}")
+        kept.append(r)
+    if len(kept) == len(records):
+        return kept, ""
+    seeds = ", ".join(str(r["seed"]) for r in records)
+    why = "deterministic probe on the same embeddings" if all(r.get("best") == "linear" for r in records) else "identical"
+    return kept, f"seeds {seeds} gave {len(kept)} distinct result{'s' if len(kept) > 1 else ''}: {why}"
+
+
 def resolve_representation(spec: str, layout: Layout, seed: int, random_init: bool) -> Representation:
     """The packaged model of ``--model`` (``models/TASK/MODEL/seed<seed>`` when it exists) as a :class:`Representation`."""
     from pipeline.evaluation.probe_embeddings import model_key
@@ -156,24 +192,36 @@ def run_probe(
         "linear": {...}, "mlp": {...}, ...}``; each family's entry holds its ``hyper``,
         ``val``, ``value``, ``ci_low`` and ``ci_high``.
     """
-    from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
-    from pipeline.models.checkpoint import load_model
-    from pipeline.models.inference import pick_device
+    from pipeline.core.locks import stage_lock
 
     rep = resolve_representation(model, layout, seed, random_init)
+    holder = f"musicrep probe {dataset} --model {model} --seed {seed}"
+    with stage_lock("probe", dataset, rep.slug, seed, root=layout.root, holder=holder):  # one writer per output folder
+        return _probe(rep, dataset, params, layout, seed=seed, layer=layer, track=track)
+
+
+def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: int, layer: str, track: bool) -> dict[str, Any]:
+    """:func:`run_probe` once the representation is resolved and its output folder locked."""
+    from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
+    from pipeline.models.checkpoint import load_model
+    from pipeline.models.device import pick_device
+
+    random_init = rep.random_init
+    store = SegmentStore(layout.segments(dataset))
+    splits = {split: store.split(split) for split in ("train", "val", "test")}
+    for split, rows in splits.items():  # degenerate data refused before any embedding or fitting
+        require_split(rows, dataset, split, store.multilabel, fit=split == "train")
     net, _ = load_model(rep.model_dir)
     if random_init:
         net = random_init_like(net, seed)
-    net.to(pick_device(params.runtime.device)).eval()
+    net.to(pick_device(params.runtime.device, profile=params.profile)).eval()
     emb = cached_embeddings(
         net, rep.key, dataset, layout, n_chunks=params.evaluate.n_chunks, layer=layer, batch_size=params.runtime.eval_batch_size
     )
-    store = SegmentStore(layout.segments(dataset))
     kind = "multilabel" if store.multilabel else "single"
     metric = "roc_auc" if kind == "multilabel" else "accuracy"
     parts = {}
-    for split in ("train", "val", "test"):
-        rows = store.split(split)
+    for split, rows in splits.items():
         parts[split] = (emb.rows(rows["clip_id"].astype(str)), label_matrix(rows["labels"], store.labels, store.multilabel))
     fitted = fit_probes(kind, len(store.labels), parts["train"], parts["val"], seed)
     x_test, y_test = parts["test"]
@@ -199,6 +247,9 @@ def run_probe(
         result[family] = {"hyper": hyper, "val": val_value, "value": ci.value, "ci_low": ci.low, "ci_high": ci.high}
     best = max(fitted, key=lambda f: fitted[f][1])
     result.update(best=best, value=result[best]["value"], ci_low=result[best]["ci_low"], ci_high=result[best]["ci_high"])
+    result["metrics"] = as_json(metric_intervals(kind, y_test, test_scores[best], store.labels))
+    result["probe_deterministic"] = best == "linear"  # lbfgs: other seeds change it only through the embeddings
+    result["scores_sha256"] = scores_digest(test_scores[best])
     out = layout.probe(dataset, rep.slug, seed)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "scores.npz") as tmp, open(tmp, "wb") as fh:
@@ -250,6 +301,9 @@ def _log_run(result: dict[str, Any], layout: Layout) -> None:
     metrics = {f"test/{result['metric']}": result["value"], "test/ci_low": result["ci_low"], "test/ci_high": result["ci_high"]}
     for family in ("linear", "mlp"):
         metrics.update({f"{family}/val": result[family]["val"], f"{family}/test": result[family]["value"]})
+    for name, v in result.get("metrics", {}).items():
+        if name != "per_tag":
+            metrics.update({f"test/{name}": v["value"], f"test/{name}_ci_low": v["ci_low"], f"test/{name}_ci_high": v["ci_high"]})
     c.log_batch(
         run.info.run_id,
         metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items() if v == v],
@@ -274,8 +328,11 @@ def transfer_table(layout: Layout = Layout()):
     """Rows = representations, one row per (representation, dataset): mean ± std over probe seeds and
     the 95 % bootstrap interval over test clips of the seed-averaged probe (:func:`pipeline.evaluation.stats.clip_interval`).
 
+    Seeds whose runs are identical count once (:func:`distinct_seeds`; ``note`` says which), so a
+    deterministic probe never shows a spread of 0.
+
     Returns:
-        DataFrame with ``representation, dataset, metric, value, std, n_seeds, ci_low, ci_high``
+        DataFrame with ``representation, dataset, metric, value, std, n_seeds, ci_low, ci_high, note``
         (empty when nothing was probed).
     """
     import pandas as pd
@@ -286,7 +343,8 @@ def transfer_table(layout: Layout = Layout()):
     for record in transfer_results(layout):
         groups.setdefault((record["representation"], record["dataset"]), []).append(record)
     rows = []
-    for (rep, dataset), records in sorted(groups.items()):
+    for (rep, dataset), all_records in sorted(groups.items()):
+        records, note = distinct_seeds(all_records)
         mean, std, n = seed_summary([r["value"] for r in records])
         kind = "multilabel" if records[0]["metric"] == "roc_auc" else "single"
         files = [np.load(r["_scores"]) for r in records if r["_scores"].exists()]
@@ -301,14 +359,16 @@ def transfer_table(layout: Layout = Layout()):
                 "n_seeds": n,
                 "ci_low": ci.low if ci else float("nan"),
                 "ci_high": ci.high if ci else float("nan"),
+                "note": note,
             }
         )
-    return pd.DataFrame(rows, columns=["representation", "dataset", "metric", "value", "std", "n_seeds", "ci_low", "ci_high"])
+    columns = ["representation", "dataset", "metric", "value", "std", "n_seeds", "ci_low", "ci_high", "note"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def transfer_matrix(table, digits: int = 3):
     """The transfer table as a grid: rows = representations (random-init rows last), columns = datasets,
-    cells ``mean ± std [ci_low, ci_high]`` (``± std`` only with several seeds)."""
+    cells ``mean ± std [ci_low, ci_high]`` (``± std`` only with several distinct seeds; collapsed seeds noted)."""
     import pandas as pd
 
     if table.empty:
@@ -316,7 +376,8 @@ def transfer_matrix(table, digits: int = 3):
 
     def cell(r) -> str:
         spread = f" ± {r['std']:.{digits}f}" if r["n_seeds"] > 1 else ""
-        return f"{r['value']:.{digits}f}{spread} [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
+        note = f" ({r['note']})" if r.get("note") else ""
+        return f"{r['value']:.{digits}f}{spread} [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]{note}"
 
     grid = table.assign(cell=table.apply(cell, axis=1)).pivot(index="representation", columns="dataset", values="cell").fillna("")
     order = sorted(grid.index, key=lambda name: (name.endswith(RANDOM_SUFFIX), name))

@@ -47,7 +47,16 @@ def _accuracy(y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _macro_auc(y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``idx (..., n)`` resamples -> macro ROC-AUC of each resample ``(...)`` (Mann-Whitney statistic).
+    """``idx (..., n)`` resamples -> macro ROC-AUC of each resample ``(...)``: the mean of :func:`class_auc`
+    over the classes it can score."""
+    with warnings.catch_warnings():  # a resample where no class has both labels: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(class_auc(y, scores, idx), axis=-1)
+
+
+def class_auc(y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``idx (..., n)`` resamples -> ROC-AUC of each class in each resample ``(..., classes)`` (Mann-Whitney
+    statistic; NaN where a resample lacks a positive or a negative of the class).
 
     A resample only repeats the ``n`` clips, so each class is sorted once: with ``w (resamples,
     n)`` the times each clip is drawn, a positive clip counts the drawn negatives scored below it
@@ -79,7 +88,7 @@ def _macro_auc(y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray
         u[:, c] = ((drawn * pos) * (below + 0.5 * tied)).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
-        return np.nanmean(auc, axis=-1).reshape(idx.shape[:-1])
+    return auc.reshape(*idx.shape[:-1], ys.shape[1])
 
 
 def metric_on(kind: str, y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:

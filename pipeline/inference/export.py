@@ -47,6 +47,7 @@ from torch import nn
 
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path
+from pipeline.core.locks import clean_leftovers
 from pipeline.models.base import AudioModel
 
 log = logging.getLogger(__name__)
@@ -190,10 +191,43 @@ def _set_metadata(path: Path, model: AudioModel, card: dict[str, Any], dynamic_l
     onnx.save(proto, str(path))
 
 
+def written_by_musicrep(path: Path) -> bool:
+    """True when ``path`` is an ONNX file carrying the metadata :func:`export_onnx` writes."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - anything that does not parse as ONNX is not ours
+        return False
+    return any(prop.key == "musicrep.variant" for prop in proto.metadata_props)
+
+
+def _refuse_foreign_file(out: Path, force: bool) -> None:
+    """Refuse to replace an existing ``out`` that an export did not write (``--force`` allows it)."""
+    if force or not (out.exists() or out.is_symlink()):
+        return
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; pass a file name like {out / 'model.onnx'}.")
+    if not written_by_musicrep(out):
+        raise UserError(
+            f"--out {out} already exists and was not written by `musicrep export`; choose another name, "
+            "or pass --force to overwrite it."
+        )
+
+
 def export_onnx(
-    model: AudioModel, card: dict[str, Any], out: str | Path, *, dynamic_length: bool | None = None, seed: int = 0
+    model: AudioModel,
+    card: dict[str, Any],
+    out: str | Path,
+    *,
+    dynamic_length: bool | None = None,
+    seed: int = 0,
+    force: bool = False,
 ) -> ExportResult:
     """Export ``model`` to ``out`` (``.onnx``) and check it in onnxruntime.
+
+    Works in a temporary folder ``.<out name>.tmp-*`` beside ``out``; a killed export's folder is
+    removed by the next export to the same file (hold its lock, ``musicrep export`` does).
 
     Args:
         model: the loaded model (any device; exported from a CPU copy in eval mode).
@@ -203,6 +237,7 @@ def export_onnx(
             ``input_length`` when the architecture does not allow it; ``False``: fixed length
             only; ``True``: dynamic or fail.
         seed: seed of the random check audio.
+        force: overwrite ``out`` even when it is not an ONNX file that ``musicrep export`` wrote.
 
     Returns:
         :class:`ExportResult`.
@@ -215,6 +250,9 @@ def export_onnx(
     out = Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"--out {out} must end in .onnx; pass a file name like model.onnx.")
+    _refuse_foreign_file(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(out.parent, recursive=False, only=out.name)  # a killed export's .<name>.tmp-* folder
     model = model.to("cpu").eval()
     length, sr = model.input_length, model.config.sample_rate
     rng = np.random.default_rng(seed)
@@ -224,7 +262,7 @@ def export_onnx(
     )  # odd: any length, not just multiples
     fixed_note = ""
     attempts = [True, False] if dynamic_length is None else [bool(dynamic_length)]
-    with tempfile.TemporaryDirectory(prefix=".musicrep-export-") as work:
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.tmp-", dir=out.parent) as work:
         for dynamic in attempts:
             tmp = Path(work) / f"{'dynamic' if dynamic else 'fixed'}.onnx"
             diff, note = _export_and_check(model, tmp, dynamic, check, check_long)

@@ -116,7 +116,7 @@ def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") 
         ``(model in eval mode on the device, card, model directory)``.
     """
     from pipeline.models.checkpoint import load_model
-    from pipeline.models.inference import pick_device
+    from pipeline.models.device import pick_device
 
     model_dir = resolve_model_dir(spec, root)
     dev = pick_device(device)

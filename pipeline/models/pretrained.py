@@ -153,16 +153,15 @@ def convert_state_dict(spec: PretrainedSpec, upstream: Mapping[str, torch.Tensor
 def fetch(name: str, mirror: str | os.PathLike | None = None, root: str | Path | None = None) -> Path:
     """Download (or copy from ``mirror``), verify, convert and package ``name``; return its directory.
 
-    A model already packaged from the catalogued file is returned at once (no download).
+    A model already packaged from the catalogued file is returned at once (no download). One fetch
+    per entry at a time (a lock in the store, ``.musicrep/locks/pretrained-<dataset>-<model>.lock``):
+    a second one, from any project, waits, then finds the packaged model.
 
     Raises:
         UserError: unknown or unavailable name, unreachable source, checksum mismatch, a file
             that does not fit the model.
     """
-    import torch
-
-    from pipeline.data.download import RemoteFile, fetch_file
-    from pipeline.models.checkpoint import save_model
+    from pipeline.core.locks import stage_lock
 
     spec = get_spec(name)
     if spec.unavailable:
@@ -175,6 +174,21 @@ def fetch(name: str, mirror: str | os.PathLike | None = None, root: str | Path |
     if is_fetched(spec.name, root):
         log.info("%s is already packaged in %s", spec.name, target)
         return target
+    holder = f"musicrep pretrained fetch {spec.name}"
+    with stage_lock("pretrained", spec.dataset, spec.variant, root=root, holder=holder, wait=True):  # one fetch per entry
+        if is_fetched(spec.name, root):  # another process packaged it while this one waited
+            log.info("%s was packaged in %s by another fetch", spec.name, target)
+            return target
+        return _fetch_and_package(spec, mirror, root, target)
+
+
+def _fetch_and_package(spec: PretrainedSpec, mirror: str | os.PathLike | None, root: Path, target: Path) -> Path:
+    """Download, verify, convert and package ``spec`` into ``target`` (hold the entry's lock)."""
+    import torch
+
+    from pipeline.data.download import RemoteFile, fetch_file
+    from pipeline.models.checkpoint import save_model
+
     remote = RemoteFile(name=spec.mirror_path, url=spec.url, sha256=spec.sha256, size=spec.size, note="mirror manifest.json")
     path = fetch_file(remote, root / "downloads", spec.name, mirror, command=f"musicrep pretrained fetch {spec.name}")
     assert path is not None  # not optional

@@ -307,6 +307,16 @@ CATALOG: dict[str, PretrainedSpec] = _catalog()
 """Every published reference model by name (treat as read-only)."""
 
 
+def fetchable_names() -> list[str]:
+    """The ``sota:`` names whose weights can be fetched (checked by SHA-256), in catalogue order."""
+    return [n for n, s in CATALOG.items() if not s.unavailable]
+
+
+def sota_help() -> str:
+    """The ``sota:`` names for a command's help text."""
+    return f"sota:DATASET/MODEL ({', '.join(fetchable_names())}; `musicrep pretrained list`)"
+
+
 def is_pretrained_name(name: object) -> bool:
     """True for ``sota:...`` names."""
     return isinstance(name, str) and name.strip().startswith(PREFIX)
@@ -317,6 +327,6 @@ def get_spec(name: str) -> PretrainedSpec:
     key = name.strip()
     key = key if key.startswith(PREFIX) else PREFIX + key
     if key not in CATALOG:
-        fetchable = ", ".join(n for n, s in CATALOG.items() if not s.unavailable)
+        fetchable = ", ".join(fetchable_names())
         raise UserError(f"{name!r} is not a published reference model; use one of {fetchable} (`musicrep pretrained list`).")
     return CATALOG[key]

@@ -104,8 +104,10 @@ def input_length_for(variant: str, profile: str, clip_samples: int, task_kind: s
     Args:
         variant: registry name or ``"<frontend>+<variant>"`` (the back-end's rule applies).
         profile: ``"paper"`` - the spec's L for the variant (HCNN and gated_crnn per task,
-            see :func:`infer_task`); ``"smoke"`` - short and cheap: ``min(paper L,
-            clip_samples)``, raised to ``min_input_length``; Sample-CNNs snap to 3^9 or 3^10.
+            see :func:`infer_task`); a home-task L longer than the clip is capped at the clip
+            (the short-clip protocol of docs/decisions.md: fcn/crnn/cnnsa on 1-s words or
+            10-s events); ``"smoke"`` - short and cheap: ``min(paper L, clip_samples)``. Both
+            are raised to ``min_input_length``; Sample-CNNs snap up to a frame of 3 samples.
         clip_samples: length of the dataset's clips in samples.
         task_kind: ``"multilabel"`` or ``"single"``.
         max_samples: smoke only: train on crops of at most this many samples (``None``: the
@@ -123,8 +125,15 @@ def input_length_for(variant: str, profile: str, clip_samples: int, task_kind: s
     task = infer_task(task_kind, clip_samples)
     paper = spec.task_input_lengths.get(task, spec.paper_input_length)
     if profile == "paper":
-        return paper
-    target = max(min(paper, clip_samples, max_samples or clip_samples), spec.min_input_length)
+        if task in spec.task_input_lengths or paper <= clip_samples:
+            return paper  # the reference's own L for this task, or a home-task L that fits the clip
+        return _fit_length(spec, clip_samples)
+    return _fit_length(spec, min(paper, clip_samples, max_samples or clip_samples))
+
+
+def _fit_length(spec: VariantSpec, target: int) -> int:
+    """``target`` raised to the variant's minimum, rounded up to a whole frame (Sample-CNNs: 3 samples)."""
+    target = max(target, spec.min_input_length)
     return -(-target // spec.frame_samples) * spec.frame_samples
 
 

@@ -118,9 +118,27 @@ def gpu_cells(params: Params) -> bool:
     """Whether the grid's cells are GPU cells (tagged ``gpu``): ``flow.gpu_tag``, or where ``runtime.device`` resolves."""
     if params.flow.gpu_tag != "auto":
         return params.flow.gpu_tag == "on"
-    from pipeline.models.inference import pick_device
+    from pipeline.models.device import pick_device
 
-    return pick_device(params.runtime.device).type == "cuda"
+    return pick_device(params.runtime.device, profile=params.profile).type == "cuda"
+
+
+def cell_slots(params: Params, cpus: int | None = None) -> int:
+    """Grid cells to run at once on this machine (``make repro``'s JOBS, ``musicrep dag --jobs``).
+
+    ``runtime.gpu_cells`` per visible GPU when the cells run on CUDA (one cell per GPU by default:
+    several cells on one GPU compete for its memory and its loader workers for the CPUs), else one
+    per CPU (``cpus``, default the CPUs this process may use, as ``nproc`` counts them). Raises the device's one-line
+    :class:`~pipeline.core.errors.UserError` when ``runtime.device`` cannot run here.
+    """
+    import os
+
+    from pipeline.models.device import pick_device
+
+    if pick_device(params.runtime.device, profile=params.profile).type == "cuda":
+        return max(1, _local_gpus()) * params.runtime.gpu_cells
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, cpus or len(usable))
 
 
 def ensure_gpu_limit(slots: int) -> None:

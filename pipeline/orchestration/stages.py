@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,25 +79,40 @@ def features(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
         return build_features(dataset, params, layout)
 
 
+def cell_lock(step: str, task: str, model: str, seed: int | None, params: Params, layout: Layout) -> AbstractContextManager:
+    """The one lock of a grid cell ``(task, model, seed)``, taken by ``train``, ``evaluate``, ``robustness`` and ``cell``.
+
+    Re-entrant in one thread: ``cell`` holds it and calls the three steps in-process. A second
+    process is refused naming the holder's pid (or waits, with ``musicrep --wait``).
+    """
+    from pipeline.core.locks import stage_lock
+
+    seed = params.grid.seeds[0] if seed is None else int(seed)
+    return stage_lock("cell", task, model, seed, root=layout.root, holder=f"musicrep {step} {task} {model} --seed {seed}")
+
+
 def train(task: str, model: str, params: Params, layout: Layout = Layout(), resume: bool = True, seed: int | None = None) -> Path:
     """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
     from pipeline.training.train import train_model
 
-    return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
+    with cell_lock("train", task, model, seed, params, layout):
+        return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
 
 
 def evaluate(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> dict[str, float]:
     """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
     from pipeline.evaluation.evaluate import evaluate_model
 
-    return evaluate_model(task, model, params, layout, seed=seed)
+    with cell_lock("evaluate", task, model, seed, params, layout):
+        return evaluate_model(task, model, params, layout, seed=seed)
 
 
 def robustness(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> Any:
     """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``)."""
     from pipeline.robustness.stage import run_robustness
 
-    return run_robustness(task, model, params, layout, seed=seed)
+    with cell_lock("robustness", task, model, seed, params, layout):
+        return run_robustness(task, model, params, layout, seed=seed)
 
 
 def cell(
@@ -109,10 +125,8 @@ def cell(
     """
     import time
 
-    from pipeline.core.locks import stage_lock
-
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    with stage_lock("cell", task, model, seed, root=layout.root):  # two runs of one cell never interleave
+    with cell_lock("cell", task, model, seed, params, layout):  # two runs of one cell never interleave
         t0 = time.perf_counter()
         train(task, model, params, layout, resume=resume, seed=seed)
         t1 = time.perf_counter()

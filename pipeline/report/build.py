@@ -191,6 +191,7 @@ def report_context(
         "synthetic": [t for t in tasks if is_synthetic(t)],
         "seeds": params.grid.seeds,
         "comparison": [{"title": _title(t), "table": _table(*comparison_rows(entries, t))} for t in tasks],
+        **_convergence(entries),
         "uncertainty": [
             {"title": _title(t), "table": _table(*accuracy_rows(evidence["accuracy"][t]))}
             for t in tasks
@@ -221,6 +222,14 @@ def report_context(
         "provenance": _table(*provenance),
         "environment": _table(["report built with", "version"], [[k, v] for k, v in environment().items()]),
     }
+
+
+def _convergence(entries: list[Entry]) -> dict[str, Any]:
+    """The legend of the comparison tables' still-improving mark and the cells it marks (empty when none)."""
+    from pipeline.training.convergence import LEGEND
+
+    marked = [f"{e.task}/{e.model} seed {e.seed}" for e in entries if e.trained and e.still_improving]
+    return {"convergence_legend": LEGEND if marked else None, "still_improving": marked}
 
 
 def _transfer(layout: Layout) -> dict[str, Any] | None:

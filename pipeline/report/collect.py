@@ -113,6 +113,18 @@ class Entry:
         return int(tag) if tag and str(tag).isdigit() else None
 
     @property
+    def still_improving(self) -> bool:
+        """The best validation epoch is among the last ones (:mod:`pipeline.training.convergence`):
+        the card's ``still_improving``, or (older cards) its ``best_epoch`` against ``history.csv``."""
+        from pipeline.training.convergence import still_improving
+
+        meta = (self.card or {}).get("metadata", {})
+        if "still_improving" in meta:
+            return bool(meta["still_improving"])
+        epochs = meta.get("epochs_run", len(self.history) if self.history is not None else None)
+        return still_improving(meta.get("best_epoch"), epochs)
+
+    @property
     def status(self) -> str:
         if not self.trained:
             return NOT_RUN
@@ -231,6 +243,7 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
                 "train_seconds": _train_seconds(e),
                 "epochs": len(e.history) if e.history is not None else math.nan,
                 "best_epoch": meta.get("best_epoch", math.nan),
+                "still_improving": e.still_improving if e.trained else "",
                 "best_val_loss": meta.get("best_val_loss", math.nan),
                 "device": meta.get("device", tags.get("device", "")),
                 "git_commit": tags.get("git_commit", ""),

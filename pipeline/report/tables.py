@@ -9,6 +9,7 @@ import pandas as pd
 from pipeline.core.paths import Layout
 from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
 from pipeline.report.render import fmt
+from pipeline.training.convergence import MARK
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -45,16 +46,17 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
         epochs = len(e.history) if e.history is not None else None
         n_clips, eval_s = e.metric("test/n_clips"), e.metric("test/seconds")
         throughput = (float(n_clips) / float(eval_s)) if n_clips and eval_s else None
+        mark = f" {MARK}" if e.still_improving else ""
         rows.append(
             [
                 label,
                 e.status,
-                *[fmt(e.metric(k)) for k, _ in metric_cols],
+                *[fmt(e.metric(k)) + (mark if e.metric(k) is not None else "") for k, _ in metric_cols],
                 fmt(e.n_params),
                 f"{float(secs):.1f} s" if secs is not None else "n/a",
                 f"{float(secs) / epochs:.2f}" if secs is not None and epochs else "n/a",
                 fmt(throughput, 1) if throughput is not None else ("n/a" if e.evaluated else NOT_RUN),
-                fmt(meta.get("best_epoch")),
+                fmt(meta.get("best_epoch")) + mark,
                 "yes" if e.robustness is not None else NOT_RUN,
                 e.registry_uri or "-",
             ]

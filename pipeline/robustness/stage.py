@@ -255,7 +255,8 @@ def run_robustness(
     """
     from pipeline.evaluation.metrics import task_metrics
     from pipeline.models.checkpoint import load_model
-    from pipeline.models.inference import label_matrix, pick_device, predict_clips
+    from pipeline.models.device import pick_device
+    from pipeline.models.inference import label_matrix, predict_clips
 
     rp = params.robustness
     grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()} if rp.enabled else {}
@@ -265,7 +266,7 @@ def run_robustness(
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     model, card = load_model(layout.model(task, model_name, seed))
-    device = pick_device(params.runtime.device)
+    device = pick_device(params.runtime.device, profile=params.profile)
     model.to(device)
     manifest, meta, wave_of = _open_store(layout.segments(task))
     kind = meta["kind"]

@@ -3,7 +3,8 @@
 :func:`train_model` runs three parts: :func:`prepare` (device, data, model, loader, validation
 split, checkpoint fingerprint) -> :func:`pipeline.training.fit.fit` (the epochs, with callbacks for
 tracking, progress, the checkpoint, the caller's hook and early stopping) -> :func:`package`
-(the best weights into ``models/<task>/<model>/seed<k>/``).
+(the best weights into ``models/<task>/<model>/seed<k>/``; a warning, and ``still_improving`` in
+the card, when the best epoch is among the last ones: :mod:`pipeline.training.convergence`).
 
 - Device: CUDA when present (``runtime.device: auto``), else CPU; bf16 autocast per ``train.bf16``
   (:func:`pipeline.models.inference.use_bf16`: CUDA, and CPUs with native bf16 for the variants measured faster).
@@ -31,19 +32,21 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path, stable_hash
 from pipeline.core.paths import Layout
 from pipeline.data.shards import FeatureStore, SegmentStore
+from pipeline.data.split_checks import require_split
 from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
-from pipeline.models.inference import label_matrix, pick_device, use_bf16
+from pipeline.models.device import pick_device
+from pipeline.models.inference import label_matrix, quiet_onednn_tf32_notice, use_bf16
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
 from pipeline.training.code import cell_code_hash
+from pipeline.training.convergence import still_improving, still_improving_note
 from pipeline.training.fit import (
     Callback,
     Checkpoint,
@@ -205,14 +208,13 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     seed_everything(seed)
     if rt.num_threads:
         torch.set_num_threads(rt.num_threads)
-    device = pick_device(rt.device)
+    device = pick_device(rt.device, profile=params.profile)
     rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
     device = distributed.local_device(device)
     store = SegmentStore(layout.segments(task))
     multilabel, labels = store.multilabel, store.labels
     train_rows, val_rows = store.split("train"), store.split("val")
-    if len(train_rows) == 0:
-        raise UserError(f"{task} has no training clips; check the dataset's split files and re-run `musicrep segment {task}`.")
+    require_split(train_rows, task, "train", multilabel, fit=True)  # before anything is built or fitted
     if len(val_rows) == 0:
         val_rows = train_rows.iloc[: max(1, len(train_rows) // 10)]
         log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
@@ -346,6 +348,9 @@ def package(
         return TrainResult(out_dir, best["epoch"], best["val_loss"], best["val_metrics"], run_id, time.time() - t0)
     out_dir.mkdir(parents=True, exist_ok=True)
     hist = pd.DataFrame(state.history)
+    note = still_improving_note(best["epoch"], state.epoch)
+    if note:
+        log.warning("%s/%s seed%d: %s", run.task, run.model_name, run.seed, note)
     with atomic_path(out_dir / "history.csv") as tmp:
         hist.to_csv(tmp, index=False)
     seconds = time.time() - t0
@@ -360,6 +365,8 @@ def package(
             "kind": run.validation.kind,
             "best_epoch": best["epoch"],
             "best_val_loss": best["val_loss"],
+            "epochs_run": state.epoch,
+            "still_improving": still_improving(best["epoch"], state.epoch),
             "val_metrics": best["val_metrics"],
             "device": str(run.device),
             "dataset_coverage": run.store.meta.get("coverage", {}),
@@ -404,6 +411,7 @@ def train_model(
     run_id = mlflow_run.run_id if mlflow_run else run_id
     device = run.device
     mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn, run.bf16) if device.type == "cpu" else torch.backends.mkldnn.enabled
+    quiet_onednn_tf32_notice()  # torch's notice about Intel GPUs, emitted by mkldnn.flags on every CPU run
     with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
         fit(
             run.forward,

@@ -1,4 +1,4 @@
-"""Shared source class for the embedded synthetic datasets."""
+"""Shared source classes for the embedded generated datasets: ``synth_*`` and ``corpus_tags``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ class SyntheticSource:
             return
         if stamp.exists():
             stamp.unlink()
+        self._generate(raw_dir, settings)
+        write_json(stamp, {"key": key, **settings})
+
+    def _generate(self, raw_dir: Path, settings: dict) -> None:
         synth.generate(
             self.name,
             raw_dir,
@@ -55,7 +59,6 @@ class SyntheticSource:
             settings["val_fraction"],
             settings["test_fraction"],
         )
-        write_json(stamp, {"key": key, **settings})
 
     def catalog(self, raw_dir: Path, params: Params) -> Catalog:
         if not (raw_dir / "COMPLETE.json").exists():
@@ -66,3 +69,17 @@ class SyntheticSource:
         table["start_s"] = 0.0
         table["duration_s"] = math.nan
         return Catalog(clips=table, labels=vocab, expected=len(table))
+
+
+@dataclass
+class RenderedSource(SyntheticSource):
+    """``corpus_tags``: music21 corpus excerpts rendered through a GM soundfont (:mod:`pipeline.data.rendered`)."""
+
+    def _settings(self, params: Params) -> dict:
+        p = getattr(params.datasets, self.name)
+        return {**super()._settings(params), "n_pieces": p.n_pieces, "soundfont": p.soundfont, "generator": "rendered-1"}
+
+    def _generate(self, raw_dir: Path, settings: dict) -> None:
+        from pipeline.data import rendered
+
+        rendered.generate(raw_dir, **{k: v for k, v in settings.items() if k != "generator"})

@@ -1,0 +1,89 @@
+"""runtime.device resolved in one place, and the cells `make repro` runs at once (issue 27, deliverable 2)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+
+import pytest
+import torch
+
+from pipeline.config.params import load_params
+from pipeline.core.errors import UserError
+from pipeline.models import device as device_mod
+from pipeline.models.device import pick_device
+from pipeline.orchestration.runners import cell_slots
+from tests.conftest import REPO
+from tests.test_faults import _cli
+
+
+@pytest.fixture
+def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture
+def gpus(monkeypatch: pytest.MonkeyPatch):
+    """Pretend ``n`` CUDA GPUs are visible."""
+
+    def fake(n: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda *_: "NVIDIA H100 80GB HBM3")
+
+    return fake
+
+
+@pytest.mark.fast
+def test_cuda_without_cuda_is_one_line_naming_the_cuda_state(no_cuda: None) -> None:
+    with pytest.raises(UserError, match=r"runtime.device is cuda but torch.cuda.is_available\(\) is False") as err:
+        pick_device("cuda")
+    message = str(err.value)
+    assert "\n" not in message and "driver:" in message and "--set runtime.device=cpu" in message
+    assert (f"CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA") in message
+
+
+@pytest.mark.fast
+def test_paper_profile_refuses_the_cpu_unless_asked(no_cuda: None) -> None:
+    with pytest.raises(UserError, match="profile paper is meant for a GPU.*--set runtime.device=cpu"):
+        pick_device("auto", profile="paper")
+    assert pick_device("cpu", profile="paper").type == "cpu"
+    assert pick_device("auto", profile="smoke").type == "cpu"
+
+
+@pytest.mark.fast
+def test_auto_logs_the_device_it_chose(no_cuda: None, caplog: pytest.LogCaptureFixture) -> None:
+    device_mod._log_choice.cache_clear()
+    with caplog.at_level(logging.INFO, logger="pipeline.models.device"):
+        pick_device("auto")
+    assert "runtime.device auto: running on cpu (torch.cuda.is_available() is False" in caplog.text
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("n_gpus,per_gpu,expected", [(1, 1, 1), (1, 2, 2), (4, 1, 4), (0, 1, 1)])
+def test_cells_at_once_on_cuda_are_gpu_cells_per_gpu(gpus, n_gpus: int, per_gpu: int, expected: int) -> None:
+    gpus(n_gpus)
+    p = load_params(REPO / "params.yaml", overrides={"runtime": {"device": "cuda", "gpu_cells": per_gpu}})
+    assert cell_slots(p, cpus=16) == expected
+
+
+@pytest.mark.fast
+def test_cells_at_once_on_cpu_are_the_cpus(no_cuda: None) -> None:
+    p = load_params(REPO / "params.yaml", overrides={"runtime": {"device": "auto"}})
+    assert cell_slots(p, cpus=16) == 16
+
+
+@pytest.mark.fast
+def test_dag_jobs_exits_2_with_one_line_when_cuda_is_missing(no_cuda: None, monkeypatch, capsys) -> None:
+    code, err = _cli(monkeypatch, capsys, "--project", str(REPO), "--set", "runtime.device=cuda", "dag", "--jobs")
+    assert code == 2 and len(err) == 1 and "runtime.device is cuda" in err[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="counts the cores of a machine without CUDA")
+def test_make_repro_runs_the_cells_musicrep_counts() -> None:
+    """`make -n repro` shows `xargs -P <musicrep dag --jobs>`: here, without CUDA, one cell per core."""
+    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    dry = subprocess.run(["make", "-n", "-o", ".venv/.installed", "repro"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert f"xargs -P {len(os.sched_getaffinity(0))} " in dry.stdout, dry.stdout + dry.stderr
+    assert "musicrep dag --jobs >/dev/null" in dry.stdout  # the device check runs before the data stages
