@@ -8,6 +8,7 @@ A cell's DVC dependencies (``pipeline.orchestration.dag``) and its checkpoint fi
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -29,6 +30,14 @@ def module_file(module: str) -> Path | None:
 
 def imported_modules(path: Path) -> set[str]:
     """Every absolute ``pipeline`` module name ``path`` imports anywhere (function-local imports included)."""
+    st = path.stat()
+    return set(_parsed_imports(path, st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_imports(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """:func:`imported_modules` of one version of a file (keyed by mtime and size: an edited file is parsed
+    again), so generating ``dvc.yaml`` parses each module once however many cells import it."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -36,7 +45,7 @@ def imported_modules(path: Path) -> set[str]:
             found.update(f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
-    return {m for m in found if m == "pipeline" or m.startswith("pipeline.")}
+    return frozenset(m for m in found if m == "pipeline" or m.startswith("pipeline."))
 
 
 def _package_inits(module: str) -> list[str]:

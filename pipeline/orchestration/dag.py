@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pipeline.config.params import resolve_variant
+from pipeline.data.user_audio import manifest_path, manifest_stage, user_audio_folder
 from pipeline.models.grid import grid_models
 from pipeline.models.sources import variant_sources
+from pipeline.robustness.noises import noise_dependencies
 from pipeline.training.code import cell_sources
 
 if TYPE_CHECKING:
@@ -96,19 +98,38 @@ FEATURE_MODEL_CODE = (
 """Model code the ``features`` stage runs besides the front-ends (it builds each grid model's front-end)."""
 
 
-def _data_stages(tasks: Any) -> dict[str, Any]:
+def _data_stages(tasks: Any, params: Params) -> dict[str, Any]:
+    """download, segment, features per dataset; with a ``manifest`` stage first when a grid dataset has its
+    audio in a user-supplied folder (``datasets.X.audio_dir``), which ``segment`` then depends on."""
+    user_audio = any(user_audio_folder(params, t) for t in params.grid.tasks)
+    manifest = {"audio-manifest": manifest_stage(tasks, _tracked("datasets.${item.dataset}"))} if user_audio else {}
     return {
+        **manifest,
         "download": {
             "matrix": {"dataset": tasks},
             "cmd": "musicrep download ${item.dataset}",
-            "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py", "pipeline/data/archives.py"],
+            "deps": [
+                "pipeline/data/sources",
+                "pipeline/data/synth.py",
+                "pipeline/data/rendered.py",
+                "pipeline/data/render.py",
+                "pipeline/data/corpus_notes.py",
+                "pipeline/data/download.py",
+                "pipeline/data/archives.py",
+            ],
             "params": _tracked("seed", "datasets.${item.dataset}"),
             "outs": [{"data/raw/${item.dataset}": {"persist": True}}],
         },
         "segment": {
             "matrix": {"dataset": tasks},
             "cmd": "musicrep segment ${item.dataset}",
-            "deps": ["data/raw/${item.dataset}", "pipeline/data/segment.py", "pipeline/audio/io.py", "pipeline/data/sources"],
+            "deps": [
+                "data/raw/${item.dataset}",
+                *([manifest_path("${item.dataset}")] if user_audio else []),
+                "pipeline/data/segment.py",
+                "pipeline/audio/io.py",
+                "pipeline/data/sources",
+            ],
             "params": _tracked("segment", "datasets.${item.dataset}"),
             "outs": ["data/segments/${item.dataset}"],
         },
@@ -141,6 +162,7 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
             "data/features/${item.task}",
             *cell_dependencies(model, params),
             *init_dependencies(params.variants[model].init if aliased else None),
+            *noise_dependencies(params),
         ],
         "params": _tracked("seed", "profile", *CELL_PARAMS, *([f"variants.{model}"] if aliased else [])),
         "outs": [
@@ -236,7 +258,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
         return f"${{grid.{key}}}" if key in live else list(getattr(params.grid, key))
 
     tasks = values("tasks")
-    stages = {"params": _params_stage(), **_data_stages(tasks)}
+    stages = {"params": _params_stage(), **_data_stages(tasks, params)}
     for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
     stages.update(_probe_stages(params))
