@@ -428,6 +428,19 @@ def dag(
 
 
 @app.command()
+def rehearse(
+    out: Annotated[Path, typer.Option(help="a new folder for the mirrors and the scratch project")] = Path("rehearsal"),
+    tasks: Annotated[str, typer.Option(help="comma-separated paper datasets")] = "mtat,speech_commands,dcase2017_task4",
+    models: Annotated[str, typer.Option(help="comma-separated grid models (all = the 11 variants)")] = "all",
+) -> None:
+    """Run the paper profile end to end through DVC on miniature mirrors served over 127.0.0.1, on the CPU."""
+    from pipeline.orchestration.rehearse import rehearse as run_rehearsal
+
+    project = run_rehearsal(out, tasks.split(","), models.split(","))
+    typer.echo(f"rehearsal done: {project} (report: {project / 'reports' / 'index.html'})")
+
+
+@app.command()
 def report(ctx: typer.Context, params: ParamsOpt = None) -> None:
     """Build reports/index.md and reports/index.html from the runs."""
     from pipeline.orchestration import stages

@@ -257,6 +257,8 @@ class TrainParams(Section):
     on CUDA, and on a CPU with native bf16 for the variants measured faster with it
     (``pipeline.models.inference.use_bf16``); ``on``/``off`` force it (``true``/``false`` mean the same)."""
     steps_per_epoch: int | None = Field(ge=1)
+    val_max_clips: int | None = Field(ge=1)
+    """Validate each epoch on a seeded subset of at most this many validation clips (``null``: all)."""
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
     """Early stopping: end training after this many epochs without a lower validation loss (the best
@@ -278,6 +280,9 @@ class TrainParams(Section):
 class EvaluateParams(Section):
     n_chunks: int = Field(ge=1, le=256)
     threshold: float = Field(gt=0, lt=1)
+    max_clips: int | None = Field(ge=1)
+    """Score a seeded subset of at most this many test clips (``null``: the whole test split); the same
+    seed as ``robustness.max_clips``, so equal caps pick the same clips."""
 
 
 class RuntimeParams(Section):

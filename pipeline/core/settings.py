@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     """A hard cap on the extracted bytes of one archive (unset: none, beyond the free disk space)."""
     extract_max_members: int = Field(2_000_000, ge=1)
     """An archive may hold at most this many members."""
+    checksum_pins: Path | None = None
+    """A JSON file ``{file name: {"sha256": ..., "md5": ..., "size": ...}}`` replacing the published
+    checksums of those files: for the miniature mirrors of ``musicrep rehearse`` only (it sets it in
+    its scratch project's stage environment); never set it for real data."""
 
     @field_validator(
         "download_max_bytes", "extract_max_ratio", "extract_min_bytes", "extract_max_bytes", "extract_max_members", mode="before"

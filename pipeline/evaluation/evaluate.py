@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
-from pipeline.data.shards import SegmentStore
+from pipeline.data.shards import SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
 from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
 from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
@@ -75,7 +75,7 @@ def evaluate_model(
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     store = SegmentStore(layout.segments(task))
-    rows = store.split("test")
+    rows = select_clips(store.split("test"), params.evaluate.max_clips, params.seed)  # evaluate.max_clips (null: all)
     multilabel = store.multilabel
     require_split(rows, task, "test", multilabel)  # before the model is loaded
     device = pick_device(params.runtime.device, profile=params.profile)

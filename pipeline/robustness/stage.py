@@ -46,6 +46,7 @@ import torch
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
+from pipeline.data.shards import select_clips
 from pipeline.robustness.perturb import INFO, PERTURBATIONS, apply, check_level
 
 if TYPE_CHECKING:
@@ -117,15 +118,6 @@ def clip_seed(base: int, perturbation: str, clip_id: str) -> int:
     """Stable 63-bit seed of one clip under one perturbation (independent of level and batch)."""
     digest = hashlib.sha256(f"{int(base)}\x00{perturbation}\x00{clip_id}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def select_clips(test: pd.DataFrame, max_clips: int | None, seed: int) -> pd.DataFrame:
-    """At most ``max_clips`` rows: a seeded random subset, kept in manifest order."""
-    if max_clips is None or len(test) <= max_clips:
-        return test.reset_index(drop=True)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x0B5]))
-    idx = np.sort(rng.choice(len(test), size=int(max_clips), replace=False))
-    return test.iloc[idx].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
