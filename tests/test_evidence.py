@@ -160,7 +160,7 @@ def test_robustness_evidence_and_harmonic_statement(seeded_grid) -> None:
 
 
 def test_report_and_compare_show_mean_std_and_intervals(seeded_grid) -> None:
-    from pipeline.tracking.compare import compare_table
+    from pipeline.report.compare import compare_table
 
     params, layout = seeded_grid
     stages.report(params, layout)

@@ -456,8 +456,7 @@ def models(
     frontends: Annotated[bool, typer.Option("--frontends", help="only the front-end table (with --json: its rows)")] = False,
 ) -> None:
     """List the model registry with parameter counts (paper widths), then the front-ends (any FRONT+BACK swap)."""
-    from pipeline.models.frontends.table import frontend_table
-    from pipeline.models.zoo import registry_table
+    from pipeline.models.zoo import frontend_table, registry_table
 
     rows = [] if frontends else registry_table(n_classes)
     if as_json:
@@ -546,7 +545,7 @@ def compare(
     params: ParamsOpt = None,
 ) -> None:
     """Table of MLflow runs: task x model x metrics, mean and std over seeds, 95 % CI over test clips; never truncated."""
-    from pipeline.tracking.compare import FORMATS, compare_table, format_table, render
+    from pipeline.report.compare import FORMATS, compare_table, format_table, render
 
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
