@@ -70,9 +70,7 @@ def primary_interval(kind: str, y: np.ndarray, scores: np.ndarray) -> dict[str, 
     return {f"test/{name}_ci_low": ci.low, f"test/{name}_ci_high": ci.high}
 
 
-def evaluate_model(
-    task: str, model_name: str, params: Params, layout: Layout = Layout(), seed: int | None = None
-) -> dict[str, float]:
+def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, seed: int | None = None) -> dict[str, float]:
     """Evaluate the packaged model ``models/<task>/<model_name>/seed<k>`` on the test split.
 
     Args:
@@ -128,7 +126,7 @@ def evaluate_cross(
     model_name: str,
     other: str,
     params: Params,
-    layout: Layout = Layout(),
+    layout: Layout,
     seed: int | None = None,
     label_map: dict[str, str] | None = None,
 ) -> dict[str, float]:
@@ -177,7 +175,7 @@ def evaluate_cross(
     return result
 
 
-def read_eval(task: str, model_name: str, layout: Layout = Layout(), seed: int = 0) -> dict[str, float] | None:
+def read_eval(task: str, model_name: str, layout: Layout, seed: int = 0) -> dict[str, float] | None:
     import json
 
     path = layout.metrics(task, model_name, seed) / "eval.json"

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from pipeline.models.dsp.transforms import HarmonicFilterbank
 from pipeline.models.frontends.base import TransformFrontend
-from pipeline.models.frontends.transforms import HarmonicFilterbank
 
 
 class HarmonicFrontend(TransformFrontend):

@@ -11,8 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from pipeline.models.frontends.base import TransformFrontend
-from pipeline.models.frontends.transforms import (
+from pipeline.models.dsp.transforms import (
     C1_MIDI,
     MFCC,
     ConstantQTransform,
@@ -21,6 +20,7 @@ from pipeline.models.frontends.transforms import (
     Spectrogram,
     midi_to_hz,
 )
+from pipeline.models.frontends.base import TransformFrontend
 
 _STFT_OPTIONS = frozenset({"n_fft", "hop_length"})
 _MEL_OPTIONS = _STFT_OPTIONS | {"n_mels", "f_min", "f_max", "power"}

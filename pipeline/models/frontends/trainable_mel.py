@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.models.base import Frontend
-from pipeline.models.frontends.transforms import LogMelSpectrogram, stft_bin_frequencies
+from pipeline.models.dsp.transforms import LogMelSpectrogram, stft_bin_frequencies
 
 
 def straight_through_relu(weight: torch.Tensor) -> torch.Tensor:
@@ -42,6 +42,7 @@ class TrainableMelFrontend(Frontend):
     """
 
     name: ClassVar[str] = "trainable_mel"
+    learnable: ClassVar[bool] = True
     OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_fft", "hop_length", "n_mels", "f_min", "f_max", "power", "learn_support"})
     output_kind: ClassVar[str] = "spectrogram"
     out_channels = 1
