@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="musicrep: front-end/back-end audio representation learning pipeline.",
 )
 ParamsOpt = Annotated[Path | None, typer.Option("--params", "-p", help="params file (default: the project's params.yaml)")]
@@ -73,9 +74,21 @@ def _hand_logging_to_prefect() -> None:
             logger.removeHandler(old)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from pipeline import __version__
+
+        typer.echo(f"musicrep {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="show the traceback of an unexpected error (anywhere on the line)")

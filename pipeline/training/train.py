@@ -384,7 +384,7 @@ def train_model(
     task: str,
     model_name: str,
     params: Params,
-    layout: Layout = Layout(),
+    layout: Layout,
     *,
     resume: bool = False,
     seed: int | None = None,
