@@ -7,6 +7,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from pipeline.models.options import NoOptions, option_names
+
 
 class Backend(nn.Module):
     """Base of every back-end.
@@ -18,11 +20,13 @@ class Backend(nn.Module):
     Class attributes:
         input_kind: ``"spectrogram"`` (expects ``(batch, C, F, T)``) or ``"waveform"``
             (expects ``(batch, 1, samples)``); the zoo only pairs matching front-ends.
-        OPTIONS: keyword options a user may set through ``ModelConfig.options``.
+        OPTION_SPEC: the typed, ranged schema of those options (:mod:`pipeline.models.options`).
+        OPTIONS: keyword options a user may set through ``ModelConfig.options`` (the spec's names).
     """
 
     input_kind: ClassVar[str] = "spectrogram"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    OPTION_SPEC: ClassVar[type] = NoOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     embedding_dim: int
     head: nn.Module
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pipeline.models.base import Frontend
+from pipeline.models.options import NoOptions, option_names
 
 CACHE_SPEC_VERSION = 1
 
@@ -28,7 +29,8 @@ class TransformFrontend(Frontend):
     """
 
     name: ClassVar[str] = ""
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    OPTION_SPEC: ClassVar[type] = NoOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels: int = 1
     transform: nn.Module

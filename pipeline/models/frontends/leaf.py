@@ -26,10 +26,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from typing_extensions import TypedDict
 
 from pipeline.models.base import Frontend
 from pipeline.models.frontends.mel_scale import mel_triangles
 from pipeline.models.frontends.pcen import PCEN
+from pipeline.models.options import Count, Frequency, FrequencyFloor, Positive, option_names
 
 SQRT_2LN2 = math.sqrt(2.0 * math.log(2.0))
 ENERGY_FLOOR = 1e-5
@@ -184,6 +186,16 @@ class GaussianLowpass(nn.Module):
         return nn.functional.conv1d(padded, kernel, stride=self.stride, groups=kernel.shape[0])
 
 
+class LeafOptions(TypedDict, total=False):
+    """Options of the ``leaf`` front-end."""
+
+    n_filters: Count
+    window_ms: Positive
+    hop_ms: Positive
+    f_min: FrequencyFloor
+    f_max: Frequency
+
+
 class LeafFrontend(Frontend):
     """LEAF (Zeghidour et al. 2021): Gabor filters, Gaussian pooling and sPCEN, all learnable.
 
@@ -201,7 +213,8 @@ class LeafFrontend(Frontend):
     """
 
     name: ClassVar[str] = "leaf"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_filters", "window_ms", "hop_ms", "f_min", "f_max"})
+    OPTION_SPEC: ClassVar[type] = LeafOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(LeafOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels = 1
 

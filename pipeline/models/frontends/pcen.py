@@ -25,6 +25,7 @@ from torch import nn
 
 from pipeline.models.base import Frontend
 from pipeline.models.frontends.transforms import LogMelSpectrogram
+from pipeline.models.options import Fraction, MelOptions, NonNegative, Positive, UnitInterval, option_names
 
 EMA_BLOCK = 64
 """Frames per block of the blocked exponential moving average."""
@@ -132,6 +133,16 @@ class PCEN(nn.Module):
         return f"n_channels={self.alpha.numel()}, learnable={self.learnable}, floor={self.floor:g}, init={self.initial}"
 
 
+class PCENOptions(MelOptions, total=False):
+    """Options of the ``pcen`` front-end."""
+
+    alpha: UnitInterval
+    delta: NonNegative
+    root: Positive
+    smooth: Fraction
+    floor: Positive
+
+
 class PCENFrontend(Frontend):
     """PCEN of the mel energies instead of their log (Wang et al. 2017), all of PCEN learnable.
 
@@ -152,9 +163,8 @@ class PCENFrontend(Frontend):
     """
 
     name: ClassVar[str] = "pcen"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"n_fft", "hop_length", "n_mels", "f_min", "f_max", "power", "alpha", "delta", "root", "smooth", "floor"}
-    )
+    OPTION_SPEC: ClassVar[type] = PCENOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(PCENOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels = 1
 

@@ -24,10 +24,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from typing_extensions import TypedDict
 
 from pipeline.models.base import Frontend
 from pipeline.models.frontends.leaf import centred_pad, fft_filter, samples_of_ms
 from pipeline.models.frontends.mel_scale import mel_points
+from pipeline.models.options import Count, Frequency, FrequencyFloor, OddKernel, Positive, option_names
 
 LEAKY_SLOPE = 0.2
 
@@ -107,6 +109,17 @@ class SincFilterbank(nn.Module):
         return nn.functional.conv1d(centred_pad(wave.unsqueeze(1), self.kernel_size, 1), self.kernels().to(wave.dtype))
 
 
+class SincNetOptions(TypedDict, total=False):
+    """Options of the ``sincnet`` front-end."""
+
+    n_filters: Count
+    kernel_size: OddKernel
+    window_ms: Positive
+    hop_ms: Positive
+    min_low_hz: FrequencyFloor
+    min_band_hz: Frequency
+
+
 class SincNetFrontend(Frontend):
     """SincNet filters -> ``|.|`` -> max-pool (25 ms, stride 10 ms) -> LayerNorm over filters -> LeakyReLU(0.2).
 
@@ -120,9 +133,8 @@ class SincNetFrontend(Frontend):
     """
 
     name: ClassVar[str] = "sincnet"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"n_filters", "kernel_size", "window_ms", "hop_ms", "min_low_hz", "min_band_hz"}
-    )
+    OPTION_SPEC: ClassVar[type] = SincNetOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(SincNetOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels = 1
 
