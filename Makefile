@@ -12,7 +12,7 @@ export DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: env repro test test-slow bench clean-env ui-mlflow ui-prefect
+.PHONY: env repro rehearse test test-slow bench clean-env ui-mlflow ui-prefect
 
 env: $(VENV)/.installed
 
@@ -58,6 +58,12 @@ repro: env
 	dvc --wait-for-lock repro
 	@$(call STAMP,report-done)
 	musicrep compare
+
+# The paper profile end to end through DVC on miniature mirrors (127.0.0.1), on the CPU, lengths capped
+# (pipeline/orchestration/rehearse.py); REHEARSE_ARGS="--tasks speech_commands --models fcn" for one cell.
+REHEARSE_OUT ?= /tmp/musicrep-rehearsal-$(shell date +%s)
+rehearse: env
+	musicrep rehearse --out $(REHEARSE_OUT) $(REHEARSE_ARGS)
 
 test: env
 	$(VENV)/bin/pytest -q

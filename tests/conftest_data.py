@@ -9,17 +9,13 @@
 from __future__ import annotations
 
 import http.server
-import io
 import re
 import socket
-import tarfile
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
+from pipeline.data.miniature import audio_bytes, make_tar_gz, make_zip, tone, write_audio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,48 +149,10 @@ def closed_port() -> int:
     return port
 
 
-# ----------------------------------------------------------------------------- audio
-def tone(seconds: float, sr: int, freq: float = 440.0, channels: int = 1, amp: float = 0.3, seed: int = 0) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    rng = np.random.default_rng(seed)
-    x = amp * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))
-    x = x.astype(np.float32)
-    return np.stack([x] * channels, axis=1) if channels > 1 else x
-
-
-def audio_bytes(x: np.ndarray, sr: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, x, sr, format=fmt, subtype=subtype)
-    return buf.getvalue()
-
-
-def write_audio(path: Path, x: np.ndarray, sr: int, fmt: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x, sr, format=fmt)
-    return path
-
-
-# ----------------------------------------------------------------------------- archives
-def make_tar_gz(members: dict[str, bytes], prefix: str = "") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(prefix + name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def params(overrides: dict | None = None):
     from pipeline.config.params import load_params
 
     return load_params(REPO / "params.yaml", overrides=overrides or {})
+
+
+__all__ = ["LoopbackServer", "audio_bytes", "closed_port", "make_tar_gz", "make_zip", "params", "tone", "write_audio"]

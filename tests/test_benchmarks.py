@@ -195,3 +195,9 @@ def test_onnx_export_benchmark(tmp_path: Path) -> None:
     )
     (row,) = json.loads(out.read_text())["results"]
     assert row["error"] is None and row["size_bytes"] > 0 and row["onnx_ms"] > 0 and row["torch_ms"] > 0
+
+
+def test_corpus_render_benchmark() -> None:
+    pytest.importorskip("tinysoundfont")
+    res = _bench("corpus_render.py", "--pieces", "5", "--rounds", "1", "--no-build")
+    assert "x real time" in res.stderr + res.stdout

@@ -30,7 +30,7 @@ def _default() -> dict:
 def test_default_params_load() -> None:
     p = load_params(REPO / "params.yaml")
     assert p.profile == "smoke"
-    assert p.grid.tasks == ["synth_tags", "synth_keywords", "synth_events"]
+    assert p.grid.tasks == ["corpus_tags", "synth_keywords", "synth_events"]
     assert p.train.epochs >= 1
 
 

@@ -148,10 +148,27 @@ def test_unreachable_host_explains_manual_placement(tmp_path: Path) -> None:
     with pytest.raises(UserError) as err:
         fetch_file(remote(), tmp_path, "demo", mirror=f"http://127.0.0.1:{closed_port()}/base", policy=FAST)
     msg = str(err.value)
-    assert "cannot download blob.bin from 127.0.0.1" in msg and "after 3 attempts" in msg
+    assert "cannot reach 127.0.0.1" in msg and "connection refused" in msg  # at once: a refused connection is not retried
     assert f"place it at {tmp_path / 'blob.bin'}" in msg and f"SHA-256 {SHA}" in msg
     assert "https://publisher.invalid/data/blob.bin" in msg and "`musicrep download demo`" in msg
     assert time.monotonic() - t0 < 10
+
+
+def test_a_name_that_does_not_resolve_fails_at_once(tmp_path: Path, monkeypatch) -> None:
+    import socket
+    import urllib.request
+
+    calls = []
+
+    def no_dns(*args, **kwargs):
+        calls.append(1)
+        raise urllib.error.URLError(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_dns)
+    monkeypatch.setattr(dl.time, "sleep", lambda s: pytest.fail("a DNS failure was retried"))
+    with pytest.raises(UserError, match=r"cannot reach mirror\.invalid \(name does not resolve: .*place it at"):
+        fetch_file(remote(), tmp_path, "demo", mirror="http://mirror.invalid/base", policy=FAST)
+    assert calls == [1]
 
 
 def test_not_found_is_not_retried(tmp_path: Path, server: LoopbackServer) -> None:

@@ -142,6 +142,28 @@ def test_fetch_from_a_mirror_folder_packages_a_model_with_its_card(mirror: Path,
     assert all(r["source"].startswith("https://") and r["license"] == "MIT" for r in listing)
 
 
+def test_one_mirror_resolution_flag_then_params_then_environment(tmp_path: Path, monkeypatch) -> None:
+    from pipeline.config.params import load_params
+    from pipeline.config.project import pretrained_mirror
+
+    monkeypatch.setenv("MUSICREP_PRETRAINED_MIRROR", "/from/env")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert pretrained_mirror(None, params) == "/from/env"  # params leave it unset
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml", overrides={"pretrained": {"mirror": "/p"}})
+    assert pretrained_mirror(None, params) == "/p" and pretrained_mirror("/flag", params) == "/flag"
+    monkeypatch.delenv("MUSICREP_PRETRAINED_MIRROR")
+    assert pretrained_mirror(None, None) is None
+
+
+def test_pretrained_fetch_honours_the_environments_mirror(mirror: Path, tmp_path: Path) -> None:
+    env = {"MUSICREP_PRETRAINED_DIR": str(tmp_path / "models"), "MUSICREP_PRETRAINED_MIRROR": str(mirror)}
+    res = _cli("pretrained", "fetch", "sota:mtat/fcn", env=env)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "models" / "sota" / "mtat" / "fcn" / "model.json").exists()
+    listing = json.loads(_cli("pretrained", "list", "--json", env={**env, "MUSICREP_PRETRAINED_DIR": str(tmp_path / "x")}).stdout)
+    assert {r["name"]: r["offline"] for r in listing}["sota:mtat/crnn"] == "in mirror"
+
+
 def test_fetch_over_http_resumes_and_verifies(mirror: Path, tmp_path: Path) -> None:
     from pipeline.models.pretrained import fetch, get_spec
 
@@ -379,3 +401,41 @@ def test_embed_with_a_sota_name_gives_the_head_input(mirror: Path, fetched: Path
     assert res.exit_code == 0, res.output
     table = pq.read_table(out)
     assert table.num_rows == 6 and table.schema.field("embedding").type.list_size == 1506
+
+
+def test_labelled_robustness_of_a_published_model(mirror: Path, fetched: Path, tmp_path: Path, monkeypatch) -> None:
+    """``musicrep robustness mine sota:mtat/musicnn --label-map``: the zero-shot labels of evaluate, under noise."""
+    import pandas as pd
+    import yaml
+
+    from pipeline.config.params import load_params
+    from pipeline.core.paths import Layout
+    from pipeline.orchestration import stages
+    from tests.conftest import full_repo_params
+
+    _cc0_wavs(mirror, tmp_path / "src", 12.0)
+    audio = tmp_path / "audio"
+    for clip, label in (("ambi_piano", "keys"), ("guit_em9", "strummed"), ("ambi_choir", "choir"), ("loop_tabla", "drums")):
+        (audio / label).mkdir(parents=True)
+        (audio / label / f"{clip}.wav").write_bytes((tmp_path / "src" / f"{clip}.wav").read_bytes())
+    raw = full_repo_params()
+    raw["datasets"] = {"mine": {"kind": "folder", "path": str(audio), "clip_seconds": 3.0, "split": "hash"}}
+    raw["evaluate"] = {**raw.get("evaluate", {}), "n_chunks": 1}
+    raw["robustness"] = {**raw.get("robustness", {}), "grid": {"white_noise": [0.0], "background_noise": [0.0]}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    params, layout = load_params(tmp_path / "params.yaml"), Layout(tmp_path)
+    stages.download("mine", params, layout)
+    stages.segment("mine", params, layout)
+    (tmp_path / "map.json").write_text(json.dumps({"keys": "piano", "strummed": "guitar"}))
+    monkeypatch.chdir(tmp_path)
+    env = {"MUSICREP_PRETRAINED_DIR": str(fetched)}
+    res = _cli("robustness", "mine", "sota:mtat/musicnn", "--label-map", str(tmp_path / "map.json"), env=env)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "metrics" / "mine" / "sota-mtat" / "musicnn" / "seed0"
+    printed = res.stdout.replace("\n", "")
+    assert str(out) in printed and "sota:" not in printed.split(" robustness table in ")[1]  # no path with sota: in it
+    table = pd.read_csv(out / "robustness.csv")
+    assert set(table["perturbation"]) == {"clean", "white_noise", "background_noise"} and (table["n_clips"] > 0).all()
+    assert {"roc_auc", "pr_auc"} <= set(table["metric"])
+    res = _cli("robustness", "mine", "sota:mtat/nope", env=env)
+    assert res.exit_code != 0 and "sota:mtat/musicnn" in str(res.exception) + res.output  # names the working forms

@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from pipeline.models.inference import quiet_onednn_tf32_notice
+from pipeline.models.device import quiet_onednn_tf32_notice
 
 
 def test_onednn_tf32_notice_is_ignored_and_nothing_else() -> None:

@@ -197,10 +197,22 @@ def download(
     audio_dir: Annotated[Path | None, typer.Option(help="DCASE: folder of audio you obtained")] = None,
     path: Annotated[Path | None, typer.Option(help="folder / own dataset: your audio folder")] = None,
     labels_csv: Annotated[Path | None, typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
+    manifest: Annotated[
+        bool,
+        typer.Option(
+            "--manifest", help="only list the user-supplied audio folder into data/manifests/DATASET.tsv (DVC tracks it)"
+        ),
+    ] = False,
     params: ParamsOpt = None,
 ) -> None:
     """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
     from pipeline.orchestration import stages
+
+    if manifest:
+        from pipeline.data.user_audio import write_audio_manifest
+
+        typer.echo(f"{dataset}: {write_audio_manifest(dataset, _params(ctx, params), _project(ctx).layout)}")
+        return
 
     overrides: dict = {}
     if mirror or audio_dir:
@@ -258,6 +270,25 @@ def train(
     )
 
 
+LabelMapOpt = Annotated[
+    Path | None, typer.Option("--label-map", help='JSON {"their label": "model label"} for a model with other labels')
+]
+
+
+def _read_label_map(path: Path | None) -> dict[str, str] | None:
+    """The ``--label-map`` file's JSON object, or ``None`` without one."""
+    if path is None:
+        return None
+    try:
+        mapping = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        mapping = exc
+    if isinstance(mapping, dict):
+        return mapping
+    why = f" ({mapping})" if isinstance(mapping, Exception) else ""
+    raise UserError(f'--label-map {path} is not a readable JSON object{why}; write {{"their label": "model label"}}.')
+
+
 @app.command()
 def evaluate(
     ctx: typer.Context,
@@ -280,16 +311,7 @@ def evaluate(
     if on:
         from pipeline.evaluation.evaluate import evaluate_cross
 
-        mapping = None
-        if label_map is not None:
-            try:
-                mapping = json.loads(label_map.read_text())
-            except (OSError, ValueError) as exc:
-                raise UserError(
-                    f'--label-map {label_map} is not a readable JSON object ({exc}); write {{"their label": "model label"}}.'
-                ) from None
-            if not isinstance(mapping, dict):
-                raise UserError(f'--label-map {label_map} must hold a JSON object {{"their label": "model label"}}.')
+        mapping = _read_label_map(label_map)
         result = evaluate_cross(task, model, on, _params(ctx, params), _project(ctx).layout, seed=seed, label_map=mapping)
         typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
         return
@@ -305,11 +327,14 @@ def robustness(
     seed: SeedOpt = None,
     params: ParamsOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="TASK a folder of audio: where agreement.* go")] = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
     """Evaluate a trained model under the perturbation grid.
 
-    TASK may be a folder of unlabelled audio, MODEL then any --model of predict (sota:mtat/fcn...):
-    agreement of perturbed with clean tags (Spearman, top-5 overlap, bootstrap intervals).
+    MODEL may be a published tagger (sota:mtat/musicnn...): on a labelled TASK it is scored through the
+    labels it shares with TASK (by name, or --label-map), as evaluate does. TASK may also be a folder of
+    unlabelled audio, MODEL then any --model of predict: agreement of perturbed with clean tags
+    (Spearman, top-5 overlap, bootstrap intervals).
     """
     from pipeline.orchestration import stages
 
@@ -322,8 +347,9 @@ def robustness(
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         typer.echo(f"agreement tables in {where}")
         return
-    stages.robustness(task, model, p, _project(ctx).layout, seed=seed)
-    typer.echo(f"{task}/{model}: robustness table in metrics/{task}/{model}/seed{p.grid.seeds[0] if seed is None else seed}/")
+    table = stages.robustness(task, model, p, _project(ctx).layout, seed=seed, label_map=_read_label_map(label_map))
+    where = _project(ctx).layout.metrics(task, str(table["model"].iloc[0]), p.grid.seeds[0] if seed is None else seed)
+    typer.echo(f"{task}/{model}: robustness table in {where}/")
 
 
 @app.command()
@@ -404,6 +430,19 @@ def dag(
             typer.echo(f"wrote {out}")
         return
     typer.echo(text, nl=False)
+
+
+@app.command()
+def rehearse(
+    out: Annotated[Path, typer.Option(help="a new folder for the mirrors and the scratch project")] = Path("rehearsal"),
+    tasks: Annotated[str, typer.Option(help="comma-separated paper datasets")] = "mtat,speech_commands,dcase2017_task4",
+    models: Annotated[str, typer.Option(help="comma-separated grid models (all = the 11 variants)")] = "all",
+) -> None:
+    """Run the paper profile end to end through DVC on miniature mirrors served over 127.0.0.1, on the CPU."""
+    from pipeline.orchestration.rehearse import rehearse as run_rehearsal
+
+    project = run_rehearsal(out, tasks.split(","), models.split(","))
+    typer.echo(f"rehearsal done: {project} (report: {project / 'reports' / 'index.html'})")
 
 
 @app.command()

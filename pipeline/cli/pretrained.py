@@ -11,24 +11,32 @@ from typing import Annotated
 
 import typer
 
+from pipeline.config.project import project_of
+
 pretrained_app = typer.Typer(
     help="The reference's published taggers (sota:<dataset>/<model>): list and fetch.", no_args_is_help=True
 )
 
 MirrorOpt = Annotated[
-    str | None, typer.Option("--mirror", help="folder laid out like sota/<dataset>/<model>/best_model.pth, or its base URL")
+    str | None,
+    typer.Option(
+        "--mirror",
+        help="folder laid out like sota/<dataset>/<model>/best_model.pth, or its base URL "
+        "(default: pretrained.mirror of params, else $MUSICREP_PRETRAINED_MIRROR, else upstream)",
+    ),
 ]
 
 
 @pretrained_app.command("list")
 def list_cmd(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     mirror: MirrorOpt = None,
 ) -> None:
     """Name, dataset, tags, input length, parameters, source, license and offline availability."""
     from pipeline.models.pretrained import catalog_rows, models_root
 
-    rows = catalog_rows(mirror=mirror)
+    rows = catalog_rows(mirror=project_of(ctx).pretrained_mirror(mirror))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -55,13 +63,17 @@ def list_cmd(
 
 @pretrained_app.command("fetch")
 def fetch_cmd(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="sota:<dataset>/<model>, e.g. sota:mtat/musicnn")],
     mirror: MirrorOpt = None,
 ) -> None:
-    """Download (or copy from --mirror), verify by SHA-256 and package a reference model."""
+    """Download (or copy from the mirror), verify by SHA-256 and package a reference model.
+
+    The mirror: --mirror, else the project's pretrained.mirror, else $MUSICREP_PRETRAINED_MIRROR, else upstream.
+    """
     from pipeline.models.pretrained import fetch
 
-    typer.echo(f"{name}: packaged model in {fetch(name, mirror)}")
+    typer.echo(f"{name}: packaged model in {fetch(name, project_of(ctx).pretrained_mirror(mirror))}")
 
 
 def register_commands(app: typer.Typer) -> None:

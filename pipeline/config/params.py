@@ -257,6 +257,8 @@ class TrainParams(Section):
     on CUDA, and on a CPU with native bf16 for the variants measured faster with it
     (``pipeline.models.inference.use_bf16``); ``on``/``off`` force it (``true``/``false`` mean the same)."""
     steps_per_epoch: int | None = Field(ge=1)
+    val_max_clips: int | None = Field(ge=1)
+    """Validate each epoch on a seeded subset of at most this many validation clips (``null``: all)."""
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
     """Early stopping: end training after this many epochs without a lower validation loss (the best
@@ -278,6 +280,9 @@ class TrainParams(Section):
 class EvaluateParams(Section):
     n_chunks: int = Field(ge=1, le=256)
     threshold: float = Field(gt=0, lt=1)
+    max_clips: int | None = Field(ge=1)
+    """Score a seeded subset of at most this many test clips (``null``: the whole test split); the same
+    seed as ``robustness.max_clips``, so equal caps pick the same clips."""
 
 
 class RuntimeParams(Section):
@@ -322,6 +327,15 @@ class RobustnessParams(Section):
 
 class ReportParams(Section):
     out_dir: str
+
+
+class PretrainedParams(Section):
+    """Where the published ``sota:`` taggers are fetched from (checked by SHA-256, so never part of a result)."""
+
+    mirror: str | None
+    """A folder or base URL laid out like the upstream repository (``sota/<dataset>/<model>/best_model.pth``);
+    ``null``: ``$MUSICREP_PRETRAINED_MIRROR``, else the upstream URLs. ``--mirror`` of ``musicrep pretrained``
+    wins over both (:func:`pipeline.models.pretrained.pretrained_mirror`)."""
 
 
 class FlowParams(Section):
@@ -369,6 +383,7 @@ class Params(Section):
     robustness: RobustnessParams
     report: ReportParams
     flow: FlowParams
+    pretrained: PretrainedParams
     probes: list[ProbeEntry] = Field(default_factory=list)
     """Frozen-embedding probes run by ``dvc repro`` (``pipeline/orchestration/dag.py``; empty in both profiles)."""
 

@@ -85,6 +85,21 @@ class Project:
         merged = deep_merge(self.overrides, extra or {})
         return load_params(self.params_file(given), merged or None)
 
+    def pretrained_mirror(self, flag: str | os.PathLike | None = None) -> str | None:
+        """:func:`pretrained_mirror` with this project's params (with ``--set``), when it has a params file."""
+        return pretrained_mirror(flag, self.params() if self.params_file().exists() else None)
+
+
+def pretrained_mirror(flag: str | os.PathLike | None = None, params=None) -> str | None:
+    """The one resolution of where ``sota:`` weights come from, for every command: ``flag`` (``--mirror``),
+    else ``params.pretrained.mirror``, else ``$MUSICREP_PRETRAINED_MIRROR``, else ``None`` (the upstream URLs)."""
+    from pipeline.core.settings import settings
+
+    if flag not in (None, ""):
+        return str(flag)
+    from_params = getattr(getattr(params, "pretrained", None), "mirror", None)
+    return from_params or settings().pretrained_mirror or None
+
 
 def parse_overrides(items: list[str]) -> dict:
     """``["train.epochs=2", "grid.models=[fcn]"]`` -> ``{"train": {"epochs": 2}, "grid": {"models": ["fcn"]}}``.

@@ -35,8 +35,9 @@ class Settings(BaseSettings):
     """Where ``musicrep pretrained fetch`` keeps packaged pretrained models; unset:
     ``$XDG_DATA_HOME/musicrep/pretrained`` (else ``~/.local/share/musicrep/pretrained``)."""
     pretrained_mirror: str | None = None
-    """A folder or base URL laid out like the upstream repository, used when a ``sota:`` model is
-    fetched on first use (``predict``/``embed``); unset: the upstream URLs."""
+    """A folder or base URL laid out like the upstream repository, from which ``sota:`` models are
+    fetched (``pretrained fetch`` and every first use); ``--mirror`` and the params' ``pretrained.mirror``
+    win over it (:func:`pipeline.config.project.pretrained_mirror`); unset: the upstream URLs."""
     download_attempts: int = Field(5, ge=1)
     """Attempts per file of ``musicrep download`` before it gives up."""
     download_backoff_s: float = Field(2.0, ge=0)
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     """A hard cap on the extracted bytes of one archive (unset: none, beyond the free disk space)."""
     extract_max_members: int = Field(2_000_000, ge=1)
     """An archive may hold at most this many members."""
+    checksum_pins: Path | None = None
+    """A JSON file ``{file name: {"sha256": ..., "md5": ..., "size": ...}}`` replacing the published
+    checksums of those files: for the miniature mirrors of ``musicrep rehearse`` only (it sets it in
+    its scratch project's stage environment); never set it for real data."""
 
     @field_validator(
         "download_max_bytes", "extract_max_ratio", "extract_min_bytes", "extract_max_bytes", "extract_max_members", mode="before"

@@ -426,6 +426,19 @@ def _too_large_hint(remote: RemoteFile) -> str:
     return "Check the mirror or URL, or raise MUSICREP_DOWNLOAD_MAX_BYTES if the file really is that large, then re-run."
 
 
+def unreachable(exc: BaseException) -> str | None:
+    """Why ``exc`` means the host cannot be reached at all (retrying would only wait), or ``None``:
+    ``"name does not resolve"`` (DNS, :class:`socket.gaierror`) or ``"connection refused"``."""
+    import socket
+
+    reason = getattr(exc, "reason", None) if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):
+        return "name does not resolve"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    return None
+
+
 def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, command: str, policy: RetryPolicy) -> None:
     host = urllib.parse.urlsplit(url).netloc or url
     last: Exception | None = None
@@ -444,6 +457,10 @@ def _download_http(url: str, part: Path, remote: RemoteFile, dest: Path, command
         except (_Retryable, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             last = exc
             reason = getattr(exc, "reason", None) or exc
+            if unreachable(exc):  # a name that does not resolve or a refused connection: no retry helps
+                raise UserError(
+                    f"cannot reach {host} ({unreachable(exc)}: {reason}); {_manual_hint(remote, dest, command)}."
+                ) from None
             if attempt + 1 < policy.attempts:
                 delay = policy.delay(attempt)
                 log.warning(
@@ -479,6 +496,19 @@ def _copy_local(source: Path, part: Path, remote: RemoteFile, dest: Path, datase
     shutil.copyfile(source, part)
 
 
+def _pinned(remote: RemoteFile) -> RemoteFile:
+    """``remote`` with the checksums of ``MUSICREP_CHECKSUM_PINS`` (the rehearsal's miniature files), if it names it."""
+    from dataclasses import replace
+
+    from pipeline.core.settings import settings
+
+    path = settings().checksum_pins
+    if path is None:
+        return remote
+    pins = json.loads(Path(path).read_text()).get(remote.name)
+    return replace(remote, **{k: pins.get(k) for k in ("sha256", "md5", "size")}) if pins else remote
+
+
 def fetch_file(
     remote: RemoteFile,
     raw_dir: Path,
@@ -502,6 +532,7 @@ def fetch_file(
     """
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
+    remote = _pinned(remote)
     command = command or f"musicrep download {dataset}"
     state = state or DownloadState(raw_dir)
     policy = policy or RetryPolicy.from_env()

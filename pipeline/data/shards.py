@@ -18,6 +18,19 @@ def _field(row: Any, key: str) -> Any:
     return row[key] if isinstance(row, (dict, pd.Series)) else getattr(row, key)
 
 
+def select_clips(rows: pd.DataFrame, max_clips: int | None, seed: int) -> pd.DataFrame:
+    """At most ``max_clips`` rows: a seeded random subset, kept in manifest order (``None``: all).
+
+    Used by ``train.val_max_clips``, ``evaluate.max_clips`` and ``robustness.max_clips``: the same
+    seed gives the same subset, so the evaluation and robustness subsets coincide.
+    """
+    if max_clips is None or len(rows) <= max_clips:
+        return rows.reset_index(drop=True)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x0B5]))
+    idx = np.sort(rng.choice(len(rows), size=int(max_clips), replace=False))
+    return rows.iloc[idx].reset_index(drop=True)
+
+
 class SegmentStore:
     """Waveforms of one segmented dataset (``data/segments/<dataset>/``).
 

@@ -21,8 +21,9 @@ import pandas as pd
 
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
-from pipeline.data.shards import SegmentStore
+from pipeline.data.shards import SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
+from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
 from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
 from pipeline.models.checkpoint import load_model, read_run_id
 from pipeline.models.device import pick_device
@@ -74,7 +75,7 @@ def evaluate_model(
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     store = SegmentStore(layout.segments(task))
-    rows = store.split("test")
+    rows = select_clips(store.split("test"), params.evaluate.max_clips, params.seed)  # evaluate.max_clips (null: all)
     multilabel = store.multilabel
     require_split(rows, task, "test", multilabel)  # before the model is loaded
     device = pick_device(params.runtime.device, profile=params.profile)
@@ -120,55 +121,31 @@ def evaluate_cross(
     """Evaluate the model trained on ``task`` on the test split of another dataset ``other``.
 
     ``model_name`` may be a published model (``sota:mtat/fcn``, :mod:`pipeline.models.pretrained`);
-    ``task`` then only names where the results go. Labels are matched by name, or through ``label_map`` (``{other's label: model's label}``;
-    labels of ``other`` that map to nothing are left out). Single-label: clips whose label
-    the model does not know are left out and counted; multi-label: the metrics are computed
-    over the shared labels only. Writes ``metrics/<task>/<model>/seed<k>/cross/<other>/eval.json``
+    ``task`` then only names where the results go. Labels are matched by name, or through ``label_map``
+    (``{other's label: model's label}``, :class:`pipeline.evaluation.label_bridge.LabelBridge`): single-label,
+    clips whose label the model does not know are left out and counted; multi-label, the metrics are
+    computed over the shared labels only. Writes ``metrics/<task>/<model>/seed<k>/cross/<other>/eval.json``
     and ``predictions.parquet``, and logs ``cross/<other>/<metric>`` into the model's run.
 
     Raises:
         UserError: no shared label, or no test clip left after the mapping.
     """
-    from pipeline.core.errors import UserError
-    from pipeline.models.pretrained import is_pretrained_name, load_packaged_or_pretrained
+    from pipeline.config.project import pretrained_mirror
     from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     device = pick_device(params.runtime.device, profile=params.profile)
-    if is_pretrained_name(model_name):  # a published model: results under metrics/<task>/sota-<dataset>/<model>/
-        model, card = load_packaged_or_pretrained(model_name, map_location=device)
-        model_name = model_name.strip().replace(":", "-")
-    else:
-        model, card = load_model(layout.model(task, model_name, seed), map_location=device)
+    # a published model: results under metrics/<task>/sota-<dataset>/<model>/
+    model, card, model_name = load_for_scoring(task, model_name, layout, seed, device, pretrained_mirror(params=params))
     model.to(device)
     store = SegmentStore(layout.segments(other))
-    vocab = list(card["labels"])
-    mapping = {lab: (label_map or {}).get(lab, lab) for lab in store.labels}
-    mapping = {k: v for k, v in mapping.items() if v in vocab}
-    if not mapping:
-        raise UserError(
-            f"{other} shares no label with {task}/{model_name} ({', '.join(vocab[:6])}...); "
-            'pass a label map (--label-map FILE.json with {"their label": "model label"}).'
-        )
-    rows = store.split("test")
-    mapped = [[mapping[lab] for lab in labs if lab in mapping] for labs in rows["labels"]]
-    multilabel = bool(card["config"].get("multilabel"))
-    keep = np.array([len(m) > 0 if not multilabel else True for m in mapped], dtype=bool)
-    if not keep.any():
-        raise UserError(f"no test clip of {other} has a label that {task}/{model_name} knows; check the label map.")
-    rows = rows[keep].reset_index(drop=True)
-    mapped = [m for m, k in zip(mapped, keep) if k]
+    bridge = LabelBridge.build(store.labels, card, label_map, dataset=other, model=f"{task}/{model_name}")
+    rows, mapped, left_out = bridge.select(store.split("test"), what=f"{other} for {task}/{model_name}")
     scores = _score(model, store, rows, params, device)
-    kind = "multilabel" if multilabel else "single"
-    y = label_matrix(mapped, vocab, multilabel)
-    if multilabel:  # only the labels both datasets have
-        shared = sorted({vocab.index(v) for v in mapping.values()})
-        metrics = task_metrics(kind, y[:, shared], scores[:, shared], params.evaluate.threshold)
-    else:
-        metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
+    metrics = bridge.metrics(bridge.y(mapped), scores, params.evaluate.threshold)
     metrics["n_clips"] = float(len(rows))
-    metrics["n_clips_left_out"] = float((~keep).sum())
-    metrics["n_labels_shared"] = float(len(set(mapping.values())))
+    metrics["n_clips_left_out"] = float(left_out)
+    metrics["n_labels_shared"] = float(len(bridge.shared))
     out_dir = layout.metrics(task, model_name, seed) / "cross" / other
     result = {f"cross/{other}/{k}": float(v) for k, v in metrics.items()}
     _write_results(out_dir, result, rows["clip_id"], mapped, scores)
@@ -180,7 +157,7 @@ def evaluate_cross(
         seed,
         other,
         len(rows),
-        int((~keep).sum()),
+        left_out,
         ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "accuracy")),
     )
     return result

@@ -66,7 +66,7 @@ BATCH_SIZE = 32  # chunks per forward pass (--batch-size); as runtime.eval_batch
 
 
 # ----------------------------------------------------------------------------- model
-def resolve_model_dir(spec: str, root: str | Path = ".") -> Path:
+def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = None) -> Path:
     """Turn a ``--model`` value into a local packaged-model directory.
 
     Args:
@@ -75,6 +75,8 @@ def resolve_model_dir(spec: str, root: str | Path = ".") -> Path:
             under ``<root>/models/``); ``models:/<name>/<version>`` (MLflow registry); or
             ``sota:<dataset>/<model>`` (a published reference model, fetched when absent).
         root: project root for short names (default: the current directory).
+        mirror: where a ``sota:`` model not yet fetched comes from; default the project's
+            ``pretrained.mirror``, else ``$MUSICREP_PRETRAINED_MIRROR`` (:func:`pipeline.config.project.pretrained_mirror`).
 
     Raises:
         UserError: nothing matches; the message lists the trained models found.
@@ -84,10 +86,14 @@ def resolve_model_dir(spec: str, root: str | Path = ".") -> Path:
         from pipeline.tracking.registry import resolve_model_uri
 
         return resolve_model_uri(spec)
-    from pipeline.models.pretrained import ensure, is_pretrained_name
+    from pipeline.models.pretrained import ensure, is_fetched, is_pretrained_name
 
     if is_pretrained_name(spec):
-        return ensure(spec)
+        if not is_fetched(spec):  # fetched from --mirror, else the project's pretrained.mirror, else the environment's
+            from pipeline.config.project import Project
+
+            mirror = Project(Path(root)).pretrained_mirror(mirror)
+        return ensure(spec, mirror=mirror)
     for path in (Path(spec).expanduser(), Path(root) / "models" / spec):
         if (path / "model.json").exists():
             return path

@@ -1,4 +1,5 @@
-"""Which device a stage runs on: ``runtime.device`` resolved here, in one place.
+"""Which device a stage runs on: ``runtime.device`` resolved here, in one place (and torch's one
+notice that does not concern this machine, :func:`quiet_onednn_tf32_notice`).
 
 - ``cpu``: the CPU.
 - ``cuda``: the GPU; without a usable CUDA it is one :class:`UserError` line (exit 2) naming the
@@ -70,3 +71,16 @@ def pick_device(requested: str = "auto", *, profile: str | None = None) -> torch
 def _log_choice(device: str, why: str) -> None:
     """Log ``device: auto``'s choice once per process."""
     log.info("runtime.device auto: running on %s (%s)", device, why)
+
+
+ONEDNN_TF32_NOTICE = r"TF32 acceleration on top of oneDNN is available for Intel GPUs"
+"""The start of the UserWarning torch emits whenever ``torch.backends.mkldnn.flags`` is entered on a build
+without Intel GPU support (every CPU training run); it concerns Intel GPUs only."""
+
+
+def quiet_onednn_tf32_notice() -> None:
+    """Ignore torch's :data:`ONEDNN_TF32_NOTICE` (and nothing else) in this process; called where training
+    sets the oneDNN flags (:func:`pipeline.training.train.train_model`). Idempotent: ``warnings`` keeps one copy."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=ONEDNN_TF32_NOTICE, category=UserWarning)

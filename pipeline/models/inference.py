@@ -17,19 +17,6 @@ BF16_CHOICES = ("auto", "on", "off")
 """Values of ``train.bf16`` and ``--bf16``."""
 
 
-ONEDNN_TF32_NOTICE = r"TF32 acceleration on top of oneDNN is available for Intel GPUs"
-"""The start of the UserWarning torch emits whenever ``torch.backends.mkldnn.flags`` is entered on a build
-without Intel GPU support (every CPU training run); it concerns Intel GPUs only."""
-
-
-def quiet_onednn_tf32_notice() -> None:
-    """Ignore torch's :data:`ONEDNN_TF32_NOTICE` (and nothing else) in this process; called where training
-    sets the oneDNN flags (:func:`pipeline.training.train.train_model`). Idempotent: ``warnings`` keeps one copy."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=ONEDNN_TF32_NOTICE, category=UserWarning)
-
-
 @functools.cache
 def cpu_bf16_support() -> str | None:
     """The CPU's native bf16 instructions, best first: ``"amx_bf16"``, ``"avx512_bf16"``, or None.

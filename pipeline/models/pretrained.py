@@ -223,24 +223,30 @@ def _fetch_and_package(spec: PretrainedSpec, mirror: str | os.PathLike | None, r
     return target
 
 
-def ensure(name: str, root: str | Path | None = None) -> Path:
-    """The packaged directory of ``name``, fetched first when absent (mirror: ``$MUSICREP_PRETRAINED_MIRROR``)."""
+def ensure(name: str, root: str | Path | None = None, mirror: str | os.PathLike | None = None) -> Path:
+    """The packaged directory of ``name``, fetched first when absent (from ``mirror``, else
+    ``$MUSICREP_PRETRAINED_MIRROR``: :func:`pipeline.config.project.pretrained_mirror`)."""
     if is_fetched(name, root):
         return package_dir(name, root)
-    return fetch(name, settings().pretrained_mirror or None, root)
+    from pipeline.config.project import pretrained_mirror
+
+    return fetch(name, pretrained_mirror(mirror), root)
 
 
 def load_packaged_or_pretrained(
-    name_or_dir: str | Path, map_location: str | torch.device = "cpu", root: str | Path | None = None
+    name_or_dir: str | Path,
+    map_location: str | torch.device = "cpu",
+    root: str | Path | None = None,
+    mirror: str | os.PathLike | None = None,
 ) -> tuple[AudioModel, dict[str, Any]]:
-    """Load a ``sota:`` model (fetched on first use) or a packaged-model directory.
+    """Load a ``sota:`` model (fetched on first use, from ``mirror`` as :func:`ensure`) or a packaged-model directory.
 
     Returns:
         ``(model in eval mode, card)``, as :func:`pipeline.models.checkpoint.load_model`.
     """
     from pipeline.models.checkpoint import load_model
 
-    directory = ensure(str(name_or_dir), root) if is_pretrained_name(name_or_dir) else Path(name_or_dir)
+    directory = ensure(str(name_or_dir), root, mirror) if is_pretrained_name(name_or_dir) else Path(name_or_dir)
     return load_model(directory, map_location=map_location)
 
 

@@ -317,6 +317,11 @@ def sota_help() -> str:
     return f"sota:DATASET/MODEL ({', '.join(fetchable_names())}; `musicrep pretrained list`)"
 
 
+def results_name(name: str) -> str:
+    """Where a ``sota:`` model's results go under ``metrics/<task>/``: ``sota:mtat/fcn`` -> ``sota-mtat/fcn``."""
+    return name.strip().replace(":", "-")
+
+
 def is_pretrained_name(name: object) -> bool:
     """True for ``sota:...`` names."""
     return isinstance(name, str) and name.strip().startswith(PREFIX)

@@ -56,7 +56,9 @@ def _keep_eval(modules: list[nn.Module]):
     return hook
 
 
-def apply_init(model: AudioModel, labels: list[str], init: str | None, freeze: str = "none") -> dict[str, str]:
+def apply_init(
+    model: AudioModel, labels: list[str], init: str | None, freeze: str = "none", mirror: str | None = None
+) -> dict[str, str]:
     """Load ``init``'s weights into ``model`` and freeze the parts ``freeze`` names.
 
     Args:
@@ -65,6 +67,7 @@ def apply_init(model: AudioModel, labels: list[str], init: str | None, freeze: s
         init: ``sota:<dataset>/<model>``, a packaged-model directory, or None (nothing to do
             except freezing, which then needs an init).
         freeze: ``none``, ``frontend`` or ``backbone``.
+        mirror: where a ``sota:`` init not yet fetched comes from (``pretrained.mirror``, else the environment's).
 
     Returns:
         String record for the model card and MLflow tags (empty when ``init`` is None).
@@ -81,7 +84,7 @@ def apply_init(model: AudioModel, labels: list[str], init: str | None, freeze: s
     from pipeline.core.io_utils import sha256_file
     from pipeline.models.pretrained import is_pretrained_name, load_packaged_or_pretrained
 
-    source, card = load_packaged_or_pretrained(init)
+    source, card = load_packaged_or_pretrained(init, mirror=mirror)
     same_labels = list(card["labels"]) == list(labels)
     ours, theirs = model.state_dict(), source.state_dict()
     copied, kept = {}, []
@@ -133,8 +136,11 @@ def init_dependencies(init: str | None) -> list[str]:
 
 def init_from_params(model: AudioModel, labels: list[str], params: Any, model_name: str) -> dict[str, str]:
     """:func:`apply_init` with the ``init``/``freeze`` of grid model ``model_name``'s variant (if any)."""
+    from pipeline.config.project import pretrained_mirror
+
     alias = params.variants.get(model_name)
-    return apply_init(model, labels, getattr(alias, "init", None), getattr(alias, "freeze", "none"))
+    mirror = pretrained_mirror(params=params)
+    return apply_init(model, labels, getattr(alias, "init", None), getattr(alias, "freeze", "none"), mirror)
 
 
 __all__ = ["FREEZE", "apply_init", "init_dependencies", "init_from_params"]

@@ -10,14 +10,16 @@ Changing one back-end file therefore makes only that model's cells stale in ``dv
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from pipeline.data.user_audio import manifest_path, manifest_stage, user_audio_folder
 from pipeline.models.grid import grid_models
+from pipeline.orchestration.module_imports import imports_of, module_file
+from pipeline.robustness.noises import noise_dependencies
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -53,13 +55,13 @@ def code_closure(entries: tuple[str, ...], skip_imports: frozenset[str] = frozen
     todo = list(entries)
     while todo:
         name = todo.pop()
-        path = _module_file(name)
+        path = module_file(name)
         if path is None or path in seen or _per_model(path.relative_to(REPO).as_posix()):
             continue
         seen.add(path)
         todo.extend(_package_inits(name))
         if name not in skip_imports:
-            todo.extend(m for m in _imports(path) if m == "pipeline" or m.startswith("pipeline."))
+            todo.extend(m for m in imports_of(path) if m == "pipeline" or m.startswith("pipeline."))
     return sorted(p.relative_to(REPO).as_posix() for p in seen)
 
 
@@ -107,26 +109,6 @@ def stage_name(model: str) -> str:
     return "cell-" + re.sub(r"[^A-Za-z0-9_-]", "_", model)
 
 
-def _module_file(module: str) -> Path | None:
-    rel = Path(*module.split("."))
-    for cand in (REPO / rel.with_suffix(".py"), REPO / rel / "__init__.py"):
-        if cand.exists():
-            return cand
-    return None
-
-
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-    return found
-
-
 def _closure(module: str) -> set[Path]:
     """Source files of ``module`` and the model/DSP modules it imports (not the registries)."""
     seen: set[Path] = set()
@@ -135,14 +117,14 @@ def _closure(module: str) -> set[Path]:
         name = todo.pop()
         if name in _REGISTRIES and name != module:
             continue
-        path = _module_file(name)
+        path = module_file(name)
         if path is None or path in seen:
             continue
         rel = path.relative_to(REPO).as_posix()
         if not rel.startswith("pipeline/models/"):
             continue
         seen.add(path)
-        todo.extend(m for m in _imports(path) if m.startswith("pipeline."))
+        todo.extend(m for m in imports_of(path) if m.startswith("pipeline."))
     return seen
 
 
@@ -199,19 +181,38 @@ def _params_stage() -> dict[str, Any]:
     }
 
 
-def _data_stages(tasks: Any) -> dict[str, Any]:
+def _data_stages(tasks: Any, params: Params) -> dict[str, Any]:
+    """download, segment, features per dataset; with a ``manifest`` stage first when a grid dataset has its
+    audio in a user-supplied folder (``datasets.X.audio_dir``), which ``segment`` then depends on."""
+    user_audio = any(user_audio_folder(params, t) for t in params.grid.tasks)
+    manifest = {"audio-manifest": manifest_stage(tasks, _tracked("datasets.${item.dataset}"))} if user_audio else {}
     return {
+        **manifest,
         "download": {
             "matrix": {"dataset": tasks},
             "cmd": "musicrep download ${item.dataset}",
-            "deps": ["pipeline/data/sources", "pipeline/data/synth.py", "pipeline/data/download.py", "pipeline/data/archives.py"],
+            "deps": [
+                "pipeline/data/sources",
+                "pipeline/data/synth.py",
+                "pipeline/data/rendered.py",
+                "pipeline/data/render.py",
+                "pipeline/data/corpus_notes.py",
+                "pipeline/data/download.py",
+                "pipeline/data/archives.py",
+            ],
             "params": _tracked("seed", "datasets.${item.dataset}"),
             "outs": [{"data/raw/${item.dataset}": {"persist": True}}],
         },
         "segment": {
             "matrix": {"dataset": tasks},
             "cmd": "musicrep segment ${item.dataset}",
-            "deps": ["data/raw/${item.dataset}", "pipeline/data/segment.py", "pipeline/audio/io.py", "pipeline/data/sources"],
+            "deps": [
+                "data/raw/${item.dataset}",
+                *([manifest_path("${item.dataset}")] if user_audio else []),
+                "pipeline/data/segment.py",
+                "pipeline/audio/io.py",
+                "pipeline/data/sources",
+            ],
             "params": _tracked("segment", "datasets.${item.dataset}"),
             "outs": ["data/segments/${item.dataset}"],
         },
@@ -245,6 +246,7 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
             *cell_code(),
             *model_sources(model, params),
             *init_dependencies(params.variants[model].init if aliased else None),
+            *noise_dependencies(params),
         ],
         "params": _tracked("seed", "profile", *CELL_PARAMS, *([f"variants.{model}"] if aliased else [])),
         "outs": [
@@ -340,7 +342,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
         return f"${{grid.{key}}}" if key in live else list(getattr(params.grid, key))
 
     tasks = values("tasks")
-    stages = {"params": _params_stage(), **_data_stages(tasks)}
+    stages = {"params": _params_stage(), **_data_stages(tasks, params)}
     for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
     stages.update(_probe_stages(params))

@@ -114,12 +114,24 @@ def evaluate(task: str, model: str, params: Params, layout: Layout = Layout(), s
         return evaluate_model(task, model, params, layout, seed=seed)
 
 
-def robustness(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> Any:
-    """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``)."""
+def robustness(
+    task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None, label_map: dict | None = None
+) -> Any:
+    """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``); ``model`` may be a
+    published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``)."""
     from pipeline.robustness.stage import run_robustness
 
     with cell_lock("robustness", task, model, seed, params, layout):
-        return run_robustness(task, model, params, layout, seed=seed)
+        return run_robustness(task, model, params, layout, seed=seed, label_map=label_map)
+
+
+def check_noise(params: Params, layout: Layout) -> None:
+    """Load the robustness noise bank before training, so that a missing one (e.g. Speech Commands not
+    downloaded) stops the cell at once with the fix, not after hours of training (a cell run outside DVC)."""
+    from pipeline.robustness.noises import load_noise, noise_dependencies
+
+    if noise_dependencies(params):
+        load_noise(params.robustness.noise_source, layout, seed=params.seed)
 
 
 def cell(
@@ -134,6 +146,7 @@ def cell(
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     with cell_lock("cell", task, model, seed, params, layout):  # two runs of one cell never interleave
+        check_noise(params, layout)
         t0 = time.perf_counter()
         train(task, model, params, layout, resume=resume, seed=seed)
         t1 = time.perf_counter()

@@ -46,6 +46,7 @@ import torch
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
+from pipeline.data.shards import select_clips
 from pipeline.robustness.perturb import INFO, PERTURBATIONS, apply, check_level
 
 if TYPE_CHECKING:
@@ -117,15 +118,6 @@ def clip_seed(base: int, perturbation: str, clip_id: str) -> int:
     """Stable 63-bit seed of one clip under one perturbation (independent of level and batch)."""
     digest = hashlib.sha256(f"{int(base)}\x00{perturbation}\x00{clip_id}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def select_clips(test: pd.DataFrame, max_clips: int | None, seed: int) -> pd.DataFrame:
-    """At most ``max_clips`` rows: a seeded random subset, kept in manifest order."""
-    if max_clips is None or len(test) <= max_clips:
-        return test.reset_index(drop=True)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x0B5]))
-    idx = np.sort(rng.choice(len(test), size=int(max_clips), replace=False))
-    return test.iloc[idx].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,19 +225,28 @@ def _save(
 
 
 def run_robustness(
-    task: str, model_name: str, params: Params, layout: Layout = Layout(), *, track: bool = True, seed: int | None = None
+    task: str,
+    model_name: str,
+    params: Params,
+    layout: Layout = Layout(),
+    *,
+    track: bool = True,
+    seed: int | None = None,
+    label_map: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Run the robustness stage for one trained model; return the tidy table.
 
     Args:
         task: dataset/task name (``data/segments/<task>/``).
-        model_name: grid model name (``models/<task>/<model_name>/``).
+        model_name: grid model name (``models/<task>/<model_name>/``), or a published ``sota:`` model scored through
+            the labels it shares with ``task`` (as ``evaluate``'s zero-shot path; ``metrics/<task>/sota-<dataset>/<model>/``).
         params: validated params (uses ``robustness``, ``evaluate``, ``runtime.device``,
             ``train.bf16`` and ``seed``).
         layout: project layout.
         track: log to MLflow through ``pipeline.tracking.runs.log_robustness`` when available.
         seed: training seed of the cell (default: the first of ``grid.seeds``); the clips
             and noise draws depend only on the data seed, so all seeds see the same inputs.
+        label_map: ``{dataset label: model label}`` for a model whose vocabulary differs.
 
     Returns:
         Tidy DataFrame with :data:`COLUMNS` (also written to ``robustness.parquet``/``.csv``).
@@ -253,10 +254,10 @@ def run_robustness(
     Raises:
         UserError: bad grid, missing model or segments, empty test split, missing noises.
     """
-    from pipeline.evaluation.metrics import task_metrics
-    from pipeline.models.checkpoint import load_model
+    from pipeline.config.project import pretrained_mirror
+    from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
     from pipeline.models.device import pick_device
-    from pipeline.models.inference import label_matrix, predict_clips
+    from pipeline.models.inference import predict_clips
 
     rp = params.robustness
     grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()} if rp.enabled else {}
@@ -265,20 +266,18 @@ def run_robustness(
     validate_grid(grid)
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    model, card = load_model(layout.model(task, model_name, seed))
     device = pick_device(params.runtime.device, profile=params.profile)
+    model, card, results = load_for_scoring(task, model_name, layout, seed, mirror=pretrained_mirror(params=params))
+    track, model_name = track and results == model_name, results  # a published model has no training run to log into
     model.to(device)
     manifest, meta, wave_of = _open_store(layout.segments(task))
-    kind = meta["kind"]
-    multilabel = kind == "multilabel"
     test = manifest[manifest["split"] == "test"]
     if test.empty:
         raise UserError(f"{layout.segments(task)} has no test clips; re-run `musicrep segment {task}`.")
     test = select_clips(test, rp.max_clips, params.seed)
-    vocabulary = list(card.get("labels") or meta["labels"])
-    if list(meta["labels"]) != vocabulary:
-        log.warning("label order of %s differs from the dataset's; scoring with the model's order", model_name)
-    y_true = label_matrix([list(v) for v in test["labels"]], vocabulary, multilabel)
+    bridge = LabelBridge.for_model(list(meta["labels"]), card, label_map, dataset=task, model=model_name)
+    test, mapped, _ = bridge.select(test, what=f"{task} for {model_name}")  # single-label: clips it cannot name left out
+    y_true = bridge.y(mapped)
     n_clips = len(test)
     rows_iter = list(test.itertuples(index=False))
 
@@ -290,7 +289,7 @@ def run_robustness(
         return iter(cache) if cache is not None else (wave_of(r) for r in rows_iter)
 
     noise = None
-    if any(INFO[name].needs_noise for name in grid):
+    if any(INFO[name].needs_noise and levels for name, levels in grid.items()):  # as dag.noise_dependencies
         from pipeline.robustness.noises import load_noise
 
         noise = load_noise(rp.noise_source, layout, seed=params.seed)
@@ -310,7 +309,7 @@ def run_robustness(
             clip_scores.append(
                 {"perturbation": perturbation, "level": level, "clip_id": str(r.clip_id), "scores": row.astype(np.float32)}
             )
-        metrics = task_metrics(kind, y_true, scores, params.evaluate.threshold)
+        metrics = bridge.metrics(y_true, scores, params.evaluate.threshold)
         return {k: float(v) for k, v in metrics.items() if k not in _SKIP_METRICS}
 
     records: list[dict[str, Any]] = []

@@ -34,14 +34,14 @@ from torch import nn
 
 from pipeline.core.io_utils import atomic_path, sha256_file, stable_hash
 from pipeline.core.paths import Layout
-from pipeline.data.shards import FeatureStore, SegmentStore
+from pipeline.data.shards import FeatureStore, SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
 from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
-from pipeline.models.device import pick_device
-from pipeline.models.inference import label_matrix, quiet_onednn_tf32_notice, use_bf16
+from pipeline.models.device import pick_device, quiet_onednn_tf32_notice
+from pipeline.models.inference import label_matrix, use_bf16
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
@@ -235,6 +235,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     if len(val_rows) == 0:
         val_rows = train_rows.iloc[: max(1, len(train_rows) // 10)]
         log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
+    val_rows = select_clips(val_rows, t.val_max_clips, params.seed)  # train.val_max_clips (null: all)
     clip_samples = int(np.median(store.manifest["n_samples"]))
     model = build_for_task(model_name, task, params, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
     init = transfer.init_from_params(
