@@ -24,11 +24,10 @@ def test_a_step_beside_a_running_cell_is_refused_naming_the_pid(tmp_path: Path, 
     proc = _hold_lock_in_subprocess(tmp_path, "cell", "synth_keywords", "fcn", "0")
     try:
         (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
-        for step in ("train", "evaluate", "robustness"):
-            t0 = time.time()
+        for step in ("train", "evaluate", "robustness"):  # refused, not queued (a queued step would train, or fail otherwise)
             code, lines = _cli(monkeypatch, capsys, "--project", str(tmp_path), step, "synth_keywords", "fcn", "--seed", "0")
             errors = [line for line in lines if line.startswith("error:")]
-            assert time.time() - t0 < 60 and code == 2 and len(errors) == 1 and "Traceback" not in "".join(lines), lines
+            assert code == 2 and len(errors) == 1 and "Traceback" not in "".join(lines), lines
             assert f"another `musicrep cell synth_keywords fcn 0` is running (pid {proc.pid})" in errors[0]
             assert "cell-synth_keywords-fcn-0.lock" in errors[0] and "--wait" in errors[0]
         assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()

@@ -100,17 +100,17 @@ def cell_lock(step: str, task: str, model: str, seed: int | None, params: Params
 
 def train(task: str, model: str, params: Params, layout: Layout = Layout(), resume: bool = True, seed: int | None = None) -> Path:
     """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
-    from pipeline.training.train import train_model
-
     with cell_lock("train", task, model, seed, params, layout):
+        from pipeline.training.train import train_model  # after the lock: a refused run never pays for importing torch
+
         return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
 
 
 def evaluate(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> dict[str, float]:
     """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
-    from pipeline.evaluation.evaluate import evaluate_model
-
     with cell_lock("evaluate", task, model, seed, params, layout):
+        from pipeline.evaluation.evaluate import evaluate_model  # after the lock: a refused run never pays for importing torch
+
         return evaluate_model(task, model, params, layout, seed=seed)
 
 
@@ -119,9 +119,9 @@ def robustness(
 ) -> Any:
     """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``); ``model`` may be a
     published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``)."""
-    from pipeline.robustness.stage import run_robustness
-
     with cell_lock("robustness", task, model, seed, params, layout):
+        from pipeline.robustness.stage import run_robustness  # after the lock: a refused run never pays for importing torch
+
         return run_robustness(task, model, params, layout, seed=seed, label_map=label_map)
 
 
