@@ -513,7 +513,7 @@ def test_compare_leaves_out_unfinished_runs(monkeypatch, caplog) -> None:
 
     import pandas as pd
 
-    from pipeline.tracking import compare
+    from pipeline.report import compare
 
     runs = pd.DataFrame(
         {
@@ -525,7 +525,7 @@ def test_compare_leaves_out_unfinished_runs(monkeypatch, caplog) -> None:
         }
     )
     monkeypatch.setattr(compare, "runs_table", lambda tasks=None: runs)
-    with caplog.at_level(logging.WARNING, logger="pipeline.tracking.compare"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.report.compare"):
         table = compare.compare_table()
     assert table[["task", "model", "n_seeds"]].to_dict("records") == [{"task": "t", "model": "fcn", "n_seeds": 1}]
     assert any(

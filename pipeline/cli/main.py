@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="musicrep: front-end/back-end audio representation learning pipeline.",
 )
 ParamsOpt = Annotated[Path | None, typer.Option("--params", "-p", help="params file (default: the project's params.yaml)")]
@@ -73,9 +74,21 @@ def _hand_logging_to_prefect() -> None:
             logger.removeHandler(old)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from pipeline import __version__
+
+        typer.echo(f"musicrep {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="show the traceback of an unexpected error (anywhere on the line)")
@@ -461,8 +474,7 @@ def models(
     frontends: Annotated[bool, typer.Option("--frontends", help="only the front-end table (with --json: its rows)")] = False,
 ) -> None:
     """List the model registry with parameter counts (paper widths), then the front-ends (any FRONT+BACK swap)."""
-    from pipeline.models.frontends.table import frontend_table
-    from pipeline.models.zoo import registry_table
+    from pipeline.models.zoo import frontend_table, registry_table
 
     rows = [] if frontends else registry_table(n_classes)
     if as_json:
@@ -499,6 +511,25 @@ def _print_frontend_table(rows: list[dict]) -> None:
     Console().print(table)
 
 
+def _paired_table(ctx: typer.Context, pair: tuple[str, str], tasks: list[str] | None, perturbation, level, params):
+    """``compare --paired A B``: one row per task where both models have predictions
+    (:func:`pipeline.evaluation.paired.paired_row`); a user error when there is none."""
+    import pandas as pd
+
+    from pipeline.evaluation.paired import COLUMNS, paired_row
+
+    p = _params(ctx, params)
+    rows, errors = [], []
+    for t in tasks or p.grid.tasks:
+        try:
+            rows.append(paired_row(p, _project(ctx).layout, t, *pair, perturbation=perturbation, level=level))
+        except UserError as exc:
+            errors.append(str(exc))
+    if not rows:
+        raise UserError(errors[0] if errors else "no task to compare; pass --task.")
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
 @app.command()
 def compare(
     ctx: typer.Context,
@@ -520,13 +551,30 @@ def compare(
     transfer: Annotated[
         bool, typer.Option("--transfer", help="the transfer table of `musicrep probe` instead (representation x dataset)")
     ] = False,
+    paired: Annotated[
+        tuple[str, str] | None,
+        typer.Option("--paired", help="A B: model A minus model B per task, with 95 % intervals over test clips and over seeds"),
+    ] = None,
+    perturbation: Annotated[
+        str | None,
+        typer.Option("--perturbation", help="with --paired: compare the drop at this noise (white_noise, or a prefix: white)"),
+    ] = None,
+    level: Annotated[float, typer.Option("--level", help="with --paired --perturbation: the level (SNR dB)")] = 0.0,
     params: ParamsOpt = None,
 ) -> None:
     """Table of MLflow runs: task x model x metrics, mean and std over seeds, 95 % CI over test clips; never truncated."""
-    from pipeline.tracking.compare import FORMATS, compare_table, format_table, render
+    from pipeline.report.compare import FORMATS, compare_table, format_table, render
 
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if paired:
+        df = _paired_table(ctx, paired, task, perturbation, level, params)
+        if out or csv:
+            (out or csv).write_text(format_table(df, "csv" if csv else fmt or "table", long, digits))
+            typer.echo(f"wrote {out or csv} ({len(df)} rows)")
+        else:
+            render(df, fmt, long, digits)
+        return
     if transfer:
         from pipeline.evaluation.probe import transfer_matrix, transfer_table
 

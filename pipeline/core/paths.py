@@ -31,10 +31,11 @@ class Layout:
     """File layout of one project directory.
 
     Args:
-        root: the project root (where ``params.yaml`` and ``dvc.yaml`` live).
+        root: the project root (where ``params.yaml`` and ``dvc.yaml`` live); always given, never the
+            current directory by default (``pipeline.config.project.find_root`` finds it for a command).
     """
 
-    root: Path = Path(".")
+    root: Path
 
     def raw(self, dataset: str) -> Path:
         return self.root / "data" / "raw" / dataset

@@ -56,9 +56,7 @@ def _write_results(out_dir: Path, result: dict[str, float], clip_ids, labels, sc
         preds.to_parquet(tmp, index=False)
 
 
-def evaluate_model(
-    task: str, model_name: str, params: Params, layout: Layout = Layout(), seed: int | None = None
-) -> dict[str, float]:
+def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, seed: int | None = None) -> dict[str, float]:
     """Evaluate the packaged model ``models/<task>/<model_name>/seed<k>`` on the test split.
 
     Args:
@@ -114,7 +112,7 @@ def evaluate_cross(
     model_name: str,
     other: str,
     params: Params,
-    layout: Layout = Layout(),
+    layout: Layout,
     seed: int | None = None,
     label_map: dict[str, str] | None = None,
 ) -> dict[str, float]:
@@ -163,7 +161,7 @@ def evaluate_cross(
     return result
 
 
-def read_eval(task: str, model_name: str, layout: Layout = Layout(), seed: int = 0) -> dict[str, float] | None:
+def read_eval(task: str, model_name: str, layout: Layout, seed: int = 0) -> dict[str, float] | None:
     import json
 
     path = layout.metrics(task, model_name, seed) / "eval.json"

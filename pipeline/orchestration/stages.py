@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def resolve_params(params: Params, layout: Layout = Layout()) -> Path:
+def resolve_params(params: Params, layout: Layout) -> Path:
     """Write every parameter (``params.yaml`` over its profile) to ``params.resolved.yaml``.
 
     ``layout.root`` is the folder of the params file (and of its ``dvc.yaml``).
@@ -59,18 +59,18 @@ def _data_stage(stage: str, dataset: str, layout: Layout, reads: str | None = No
             raise
 
 
-def download(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
+def download(dataset: str, params: Params, layout: Layout) -> Path:
     """Fetch (or generate) a dataset's raw files into ``data/raw/<dataset>/``."""
     from pipeline.data.registry import get_source
 
     with _data_stage("download", dataset, layout):
         raw = layout.raw(dataset)
         raw.mkdir(parents=True, exist_ok=True)
-        get_source(dataset, params).fetch(raw, params)
+        get_source(dataset, params, layout).fetch(raw, params)
     return raw
 
 
-def segment(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
+def segment(dataset: str, params: Params, layout: Layout) -> Path:
     """Decode a raw dataset into waveform shards + manifest (``data/segments/<dataset>/``)."""
     from pipeline.data.segment import segment_dataset
 
@@ -78,7 +78,7 @@ def segment(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
         return segment_dataset(dataset, params, layout)
 
 
-def features(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
+def features(dataset: str, params: Params, layout: Layout) -> Path:
     """Cache the grid's fixed front-end outputs (``data/features/<dataset>/``)."""
     from pipeline.features.cache import build_features
 
@@ -98,7 +98,7 @@ def cell_lock(step: str, task: str, model: str, seed: int | None, params: Params
     return stage_lock("cell", task, model, seed, root=layout.root, holder=f"musicrep {step} {task} {model} --seed {seed}")
 
 
-def train(task: str, model: str, params: Params, layout: Layout = Layout(), resume: bool = True, seed: int | None = None) -> Path:
+def train(task: str, model: str, params: Params, layout: Layout, resume: bool = True, seed: int | None = None) -> Path:
     """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
     with cell_lock("train", task, model, seed, params, layout):
         from pipeline.training.train import train_model  # after the lock: a refused run never pays for importing torch
@@ -106,7 +106,7 @@ def train(task: str, model: str, params: Params, layout: Layout = Layout(), resu
         return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
 
 
-def evaluate(task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None) -> dict[str, float]:
+def evaluate(task: str, model: str, params: Params, layout: Layout, seed: int | None = None) -> dict[str, float]:
     """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
     with cell_lock("evaluate", task, model, seed, params, layout):
         from pipeline.evaluation.evaluate import evaluate_model  # after the lock: a refused run never pays for importing torch
@@ -115,7 +115,7 @@ def evaluate(task: str, model: str, params: Params, layout: Layout = Layout(), s
 
 
 def robustness(
-    task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None, label_map: dict | None = None
+    task: str, model: str, params: Params, layout: Layout, seed: int | None = None, label_map: dict | None = None
 ) -> Any:
     """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``); ``model`` may be a
     published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``)."""
@@ -134,9 +134,7 @@ def check_noise(params: Params, layout: Layout) -> None:
         load_noise(params.robustness.noise_source, layout, seed=params.seed)
 
 
-def cell(
-    task: str, model: str, params: Params, layout: Layout = Layout(), seed: int | None = None, resume: bool = True
-) -> dict[str, float]:
+def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None = None, resume: bool = True) -> dict[str, float]:
     """One grid cell: train, evaluate and robustness of ``(task, model, seed)``.
 
     Returns the test metrics. Each step writes its outputs atomically, so a killed cell
@@ -167,7 +165,7 @@ def cell(
     return result
 
 
-def report(params: Params, layout: Layout = Layout()) -> Path:
+def report(params: Params, layout: Layout) -> Path:
     """Comparison report (``reports/index.md``, ``reports/index.html``, figures)."""
     from pipeline.core.locks import clean_stage_leftovers, stage_lock
     from pipeline.report import build_report

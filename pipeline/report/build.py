@@ -73,7 +73,7 @@ def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def build_report(params: Params, layout: Layout = Layout(), *, register: bool = True, log_figures: bool = True) -> Path:
+def build_report(params: Params, layout: Layout, *, register: bool = True, log_figures: bool = True) -> Path:
     """Build ``reports/`` (``params.report.out_dir``) for the grid of ``params``.
 
     Args:

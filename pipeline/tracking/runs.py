@@ -286,13 +286,12 @@ def log_to_run(
             c.log_artifact(run_id, str(path), artifact_dir)
 
 
-def run_id_of(task: str, model_name: str, layout: Layout | None = None, seed: int = 0) -> str | None:
+def run_id_of(task: str, model_name: str, layout: Layout, seed: int = 0) -> str | None:
     """MLflow run id recorded in the packaged model's card (None if absent)."""
-    from pipeline.core.paths import Layout
     from pipeline.models.checkpoint import read_card, read_run_id
 
     try:
-        model_dir = (layout or Layout()).model(task, model_name, seed)
+        model_dir = layout.model(task, model_name, seed)
         return read_run_id(model_dir, read_card(model_dir))
     except Exception:  # noqa: BLE001
         return None
@@ -304,7 +303,7 @@ def log_robustness(
     metrics: dict[str, float],
     artifacts: list[Path],
     params: Params,
-    layout: Layout | None = None,
+    layout: Layout,
     seed: int = 0,
     noise_source: str | None = None,
 ) -> None:

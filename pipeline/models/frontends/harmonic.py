@@ -6,8 +6,8 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from pipeline.models.dsp.transforms import HarmonicFilterbank
 from pipeline.models.frontends.base import TransformFrontend
-from pipeline.models.frontends.transforms import HarmonicFilterbank
 from pipeline.models.options import Count, StftOptions, option_names
 
 

@@ -12,8 +12,7 @@ from typing import ClassVar
 import torch
 from typing_extensions import TypedDict
 
-from pipeline.models.frontends.base import TransformFrontend
-from pipeline.models.frontends.transforms import (
+from pipeline.models.dsp.transforms import (
     C1_MIDI,
     MFCC,
     ConstantQTransform,
@@ -22,6 +21,7 @@ from pipeline.models.frontends.transforms import (
     Spectrogram,
     midi_to_hz,
 )
+from pipeline.models.frontends.base import TransformFrontend
 from pipeline.models.options import Count, Frequency, MelOptions, StftOptions, option_names
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.models.base import Frontend
-from pipeline.models.frontends.transforms import LogMelSpectrogram, stft_bin_frequencies
+from pipeline.models.dsp.transforms import LogMelSpectrogram, stft_bin_frequencies
 from pipeline.models.options import MelOptions, option_names
 
 
@@ -49,6 +49,7 @@ class TrainableMelFrontend(Frontend):
     """
 
     name: ClassVar[str] = "trainable_mel"
+    learnable: ClassVar[bool] = True
     OPTION_SPEC: ClassVar[type] = TrainableMelOptions
     OPTIONS: ClassVar[frozenset[str]] = option_names(TrainableMelOptions)
     output_kind: ClassVar[str] = "spectrogram"

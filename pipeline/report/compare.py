@@ -29,8 +29,8 @@ def compare_table(
     Columns ``task``, ``model``, ``n_seeds``, then per metric (named as logged:
     ``test/roc_auc``, ``cross/<dataset>/accuracy``...) the mean over seeds and ``<metric> std``.
     With ``evidence=(params, layout)`` and the cells' predictions on disk, the primary metric
-    of the seed-averaged model gets its 95 % bootstrap interval over test clips
-    (``ci_low``, ``ci_high``) from :func:`pipeline.evaluation.evidence.accuracy_table`.
+    of the seed-averaged model gets its 95 % bootstrap interval over test clips, named after the
+    metric (``roc_auc_ci_low``, ``accuracy_ci_high``) from :func:`pipeline.evaluation.evidence.accuracy_table`.
     With ``per_seed`` the rows are the runs themselves (column ``seed``). Runs that did not
     finish (``RUNNING``, ``FAILED``, ``KILLED``) are left out, named in one warning.
     """
@@ -91,8 +91,10 @@ def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.Data
             table = accuracy_table(params, layout, task)
         except Exception:  # noqa: BLE001 - a task of another project, or no predictions here
             continue
-        if not table.empty:
-            rows.append(table.assign(task=task)[["task", "model", "ci_low", "ci_high"]])
+        if not table.empty:  # the interval columns say whose interval they are: roc_auc_ci_low, accuracy_ci_high
+            metric = str(table["metric"].iloc[0])
+            named = {"ci_low": f"{metric}_ci_low", "ci_high": f"{metric}_ci_high"}
+            rows.append(table.assign(task=task)[["task", "model", "ci_low", "ci_high"]].rename(columns=named))
     if not rows:
         return df
     return df.merge(pd.concat(rows), on=["task", "model"], how="left")
