@@ -475,35 +475,22 @@ def models(
     if as_json:
         typer.echo(json.dumps(frontend_table() if frontends else rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from pipeline.cli.tables import show_table
 
-    table = Table(title=f"musicrep models (width 1.0, {n_classes} outputs)")
-    for col in ("name", "frontend", "backend", "input_length", "params", "reference_params"):
-        table.add_column(col, justify="right" if col in ("input_length", "params", "reference_params") else "left")
-    for r in rows:
-        table.add_row(
-            *(
-                f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, ""))
-                for c in ("name", "frontend", "backend", "input_length", "params", "reference_params")
-            )
-        )
+    cols = ("name", "frontend", "backend", "input_length", "params", "reference_params")
     if rows:
-        Console().print(table)
+        cells = [[f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "")) for c in cols] for r in rows]
+        show_table(f"musicrep models (width 1.0, {n_classes} outputs)", cols, cells, right=cols[3:])
     _print_frontend_table(frontend_table())
 
 
 def _print_frontend_table(rows: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from pipeline.cli.tables import show_table
 
-    table = Table(title="front-ends (defaults; swap in with FRONT+BACK, e.g. leaf+short_cnn)")
     cols = ("name", "output", "channels", "bins", "hop", "cacheable", "params")
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("name", "output", "cacheable") else "right")
-    for r in rows:
-        table.add_row(*(f"{r[c]:,}" if isinstance(r[c], int) and not isinstance(r[c], bool) else str(r[c]) for c in cols))
-    Console().print(table)
+    cells = [[f"{r[c]:,}" if isinstance(r[c], int) and not isinstance(r[c], bool) else str(r[c]) for c in cols] for r in rows]
+    title = "front-ends (defaults; swap in with FRONT+BACK, e.g. leaf+short_cnn)"
+    show_table(title, cols, cells, right=("channels", "bins", "hop", "params"))
 
 
 def _paired_table(ctx: typer.Context, pair: tuple[str, str], tasks: list[str] | None, perturbation, level, params):
