@@ -175,8 +175,13 @@ def params_cmd(
 
         problems = check_names(p, path.parent)
         if problems:
+            from pipeline.config.params import blamed_source
+
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-            raise UserError(f"{path}: {problems[0]}{more}; fix it in {path}.")
+            key = problems[0].split(":")[0].split(" ")[0].split(".")  # e.g. variants.v.options
+            source = blamed_source(key, _project(ctx).overrides, path)
+            prefix = f"{path}: " if source == str(path) else ""
+            raise UserError(f"{prefix}{problems[0]}{more}; fix it in {source}.")
         typer.echo(
             f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(grid_models(p))} models, hash {p.section_hash('train', 'features', 'evaluate')})"
         )
@@ -686,6 +691,11 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: raise KeyboardInterrupt, so that a terminated run cleans up as an interrupted one."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point of the ``musicrep`` console script.
 
@@ -693,8 +703,15 @@ def main() -> None:
     1 an unexpected error (one line; ``--debug`` anywhere on the command line shows the
     traceback); 130 interrupted (re-running the command resumes).
     """
+    import signal
+    import threading
+
+    from pipeline.core.errors import environment_error
+
     sys.argv = [sys.argv[0], *hoist_global_options(sys.argv[1:])]
     debug = "--debug" in sys.argv[1:]
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # `kill PID` unwinds like Ctrl-C
     try:
         app()
     except UserError as exc:
@@ -704,6 +721,10 @@ def main() -> None:
         typer.secho("interrupted; finished outputs are kept, and re-running the same command resumes.", fg="red", err=True)
         raise SystemExit(130) from None
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, traceback on request
+        mapped = environment_error(exc)  # disk full, permissions, read-only, a locked MLflow store
+        if mapped is not None and not debug:
+            typer.secho(f"error: {mapped}", fg="red", err=True)
+            raise SystemExit(2) from None
         if debug:
             raise
         typer.secho(
@@ -712,6 +733,9 @@ def main() -> None:
             err=True,
         )
         raise SystemExit(1) from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

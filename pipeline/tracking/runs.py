@@ -12,11 +12,13 @@ Metric names are slash-namespaced: ``train/loss``, ``val/roc_auc``, ``test/pr_au
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -248,6 +250,21 @@ class TrainingRun:
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
+
+
+@contextlib.contextmanager
+def ended_on_failure(run: TrainingRun | None) -> Iterator[None]:
+    """End ``run`` as KILLED (interrupted) or FAILED (an error) when the block raises, so no run stays RUNNING."""
+    try:
+        yield
+    except BaseException as exc:
+        if run is not None:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+            try:
+                run.end(status)
+            except Exception as err:  # noqa: BLE001 - the store itself may be the fault (locked, disk full)
+                log.warning("could not mark MLflow run %s %s (%s)", run.run_id, status, err)
+        raise
 
 
 def log_to_run(
