@@ -40,6 +40,7 @@ at least one input worked and fails with exit status 2 when none did.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -51,6 +52,7 @@ import numpy as np
 
 from pipeline.audio.stream import Chunk, ChunkStream, ErrorHandler, _log_error, _short, collect_inputs, stream_audio  # noqa: F401 - re-exported: pipeline.inference.predict's public names
 from pipeline.core.errors import UserError
+from pipeline.models.pretrained_catalog import CATALOG, PREFIX
 
 if TYPE_CHECKING:
     import torch
@@ -104,6 +106,10 @@ def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = No
         if seeds:
             return seeds[0]
     found = sorted(str(p.parent.relative_to(Path(root) / "models")) for p in (Path(root) / "models").glob("*/*/*/model.json"))
+    close = difflib.get_close_matches(spec, [*found, *CATALOG, *(n.removeprefix(PREFIX) for n in CATALOG)], n=1, cutoff=0.75)
+    if close:
+        guess = PREFIX + close[0] if PREFIX + close[0] in CATALOG else close[0]
+        raise UserError(f"--model {spec!r} is no packaged model, trained TASK/MODEL or registry URI; did you mean {guess!r}?")
     hint = (
         f" Trained models here: {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}."
         if found
@@ -375,7 +381,7 @@ def predict(
     top_k: int = 5,
     batch_size: int = BATCH_SIZE,
     device: str = "auto",
-    bf16: str = "auto",
+    bf16: str = "off",
     root: str | Path = ".",
     on_error: ErrorHandler | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
@@ -391,8 +397,8 @@ def predict(
         top_k: labels listed per file, best first.
         batch_size: chunks per forward pass (chunks of several files share a batch).
         device: ``auto`` | ``cpu`` | ``cuda``.
-        bf16: ``auto`` | ``on`` | ``off``: bf16 autocast, as ``train.bf16``
-            (:func:`pipeline.models.inference.use_bf16`); scores are returned in fp32.
+        bf16: ``off`` (default, as the CLI's ``--bf16``: fp32 scores) | ``auto`` | ``on``: bf16 autocast,
+            as ``train.bf16`` (:func:`pipeline.models.inference.use_bf16`); scores are returned in fp32.
         root: project root for ``task/model`` names.
         on_error: called with ``(path, reason)`` for every unusable input (default: log).
         on_record: called with each record as soon as it is ready, in input order (for
@@ -510,7 +516,7 @@ def embed(
     hop_seconds: float | None = None,
     batch_size: int = BATCH_SIZE,
     device: str = "auto",
-    bf16: str = "auto",
+    bf16: str = "off",
     root: str | Path = ".",
     on_error: ErrorHandler | None = None,
 ) -> Embeddings:
