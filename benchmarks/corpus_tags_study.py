@@ -85,24 +85,22 @@ def clean_differences(params, y: np.ndarray, models: list[evidence.ModelScores])
 
 
 def shift(layout: Layout, other: str, y: np.ndarray, models: list[evidence.ModelScores], clips: np.ndarray) -> pd.DataFrame:
-    """ROC-AUC on ``other`` (the same clips, matched by file stem) and the paired change, seed-averaged."""
+    """ROC-AUC on ``other`` (the same clips, matched by file stem) and the paired change, over the seeds evaluated there."""
     rows = []
     for m in models:
-        mats = []
-        for seed in m.seeds:
+        own, there = [], []
+        for seed, clean in zip(m.seeds, m.clean):
             path = layout.metrics(TASK, m.model, seed) / "cross" / other / "predictions.parquet"
-            if not path.exists():
-                break
-            df = pd.read_parquet(path)
-            df.index = [Path(str(c)).name.removesuffix(".wav") for c in df["clip_id"]]
-            mats.append(np.stack(df.loc[list(clips), "scores"].to_numpy()))
-        if len(mats) == len(m.seeds):
-            own = stats.clip_interval("multilabel", y, m.clean)
-            there = stats.clip_interval("multilabel", y, mats)
-            change = stats.paired_difference("multilabel", y, mats, m.clean)
-            rows.append(
-                {"model": m.model, "seeds": len(mats), "own soundfont": _ci(own), other: _ci(there), "change": _ci(change)}
-            )
+            if path.exists():
+                df = pd.read_parquet(path)
+                df.index = [Path(str(c)).name.removesuffix(".wav") for c in df["clip_id"]]
+                own.append(clean)
+                there.append(np.stack(df.loc[list(clips), "scores"].to_numpy()))
+        if there:
+            row = {"model": m.model, "seeds": len(there), "own soundfont": _ci(stats.clip_interval("multilabel", y, own))}
+            row[other] = _ci(stats.clip_interval("multilabel", y, there))
+            row["change"] = _ci(stats.paired_difference("multilabel", y, there, own))
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
