@@ -32,6 +32,7 @@ import soundfile as sf
 import torch
 
 from pipeline.config.params import load_params
+from pipeline.core.paths import Layout
 from pipeline.inference.predict import predict
 from pipeline.models.pretrained import fetch
 from pipeline.robustness.agreement import run_agreement
@@ -65,7 +66,7 @@ def main() -> None:
             t0 = time.perf_counter()
             pred = predict([audio], name, top_k=TOP)
             t1 = time.perf_counter()
-            table = run_agreement([audio], name, params, tmp_path / "agreement" / name.replace(":", "-"))
+            table = run_agreement([audio], name, params, tmp_path / "agreement" / name.replace(":", "-"), Layout(tmp_path))
             t2 = time.perf_counter()
             tops = {
                 Path(r["path"]).stem: [(t["label"], round(float(t["score"]), 3)) for t in r["top"][:TOP]] for r in pred.records

@@ -201,3 +201,15 @@ def test_corpus_render_benchmark() -> None:
     pytest.importorskip("tinysoundfont")
     res = _bench("corpus_render.py", "--pieces", "5", "--rounds", "1", "--no-build")
     assert "x real time" in res.stderr + res.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_quick_without_the_tracking_stack(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu.py"), "--quick", "--variants", "attention_rnn", "--json", str(out)],
+        check=True,
+        timeout=600,
+    )
+    result = json.loads(out.read_text())
+    assert result["forbidden_imported"] == [] and {r["precision"] for r in result["rows"]} == {"fp32", "bf16"}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.orchestration.dag import cell_code, model_sources
+from pipeline.orchestration.dag import model_sources
+from pipeline.training.code import cell_code
 from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]

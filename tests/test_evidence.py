@@ -53,6 +53,20 @@ def test_intervals_cover_the_estimate_and_pairing_cancels_shared_noise() -> None
     assert (mean, n) == (pytest.approx(0.9), 3) and std == pytest.approx(0.1)
 
 
+def test_seed_interval_is_the_t_interval_of_the_mean() -> None:
+    from scipy import stats as sst
+
+    from pipeline.evaluation.stats import seed_interval
+
+    got = seed_interval([0.80, 0.84, 0.90])
+    low, high = sst.t.interval(0.95, 2, loc=np.mean([0.80, 0.84, 0.90]), scale=np.std([0.80, 0.84, 0.90], ddof=1) / np.sqrt(3))
+    assert (got.low, got.high) == (pytest.approx(low), pytest.approx(high)) and got.low < got.value < got.high
+    one = seed_interval([0.8])
+    assert one.value == 0.8 and one.low != one.low  # one seed: no interval, never +- 0
+    same = seed_interval([0.873, 0.873, 0.873])
+    assert same.low == same.high == pytest.approx(0.873)
+
+
 # ----------------------------------------------------------------------------- the grid with seeds
 @pytest.fixture(scope="module")
 def seeded_grid(tmp_path_factory):
@@ -99,6 +113,37 @@ def test_accuracy_table_has_seed_spread_and_intervals(seeded_grid) -> None:
         assert (other["diff_low"] <= other["diff_to_best"]).all() and (other["diff_to_best"] <= 0).all()
 
 
+def test_compare_paired_gives_a_minus_b_over_clips_and_over_seeds(seeded_grid, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli.main import app
+    from pipeline.evaluation.evidence import load_task
+    from pipeline.evaluation.paired import paired_row
+
+    params, layout = seeded_grid
+    row = paired_row(params, layout, "synth_events", "hcnn", "fcn", perturbation="white", level=10.0)
+    assert row["quantity"] == "drop of roc_auc at white_noise 10" and row["seeds"] == "0, 1"
+    assert row["clips_ci_low"] <= row["difference"] <= row["clips_ci_high"]
+    assert row["seeds_ci_low"] <= row["seeds_mean"] <= row["seeds_ci_high"]
+    kind, y, models, _ = load_task(params, layout, "synth_events")
+    full = np.arange(len(y))
+    by = {m.model: m for m in models}
+
+    def drop(m, i):
+        return metric_on(kind, y, m.clean[i], full) - metric_on(kind, y, m.perturbed[("white_noise", 10.0)][i], full)
+
+    by_hand = [drop(by["hcnn"], i) - drop(by["fcn"], i) for i in (0, 1)]  # what the user computed by hand
+    assert row["seeds_mean"] == pytest.approx(np.mean(by_hand))
+    (layout.root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    monkeypatch.chdir(layout.root)
+    res = CliRunner().invoke(app, ["compare", "--paired", "hcnn", "fcn", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(__import__("io").StringIO(res.stdout))
+    assert set(table["task"]) == {"synth_events", "synth_keywords"} and {"clips_ci_low", "seeds_ci_high"} <= set(table.columns)
+    res = CliRunner().invoke(app, ["compare", "--paired", "hcnn", "nope", "--task", "synth_events"])
+    assert res.exit_code != 0 and "nope has no predictions on synth_events" in str(res.exception)
+
+
 def test_robustness_evidence_and_harmonic_statement(seeded_grid) -> None:
     from pipeline.evaluation.evidence import harmonic_statement, robustness_table
 
@@ -108,13 +153,14 @@ def test_robustness_evidence_and_harmonic_statement(seeded_grid) -> None:
     assert (table["n_points"] == 2).all()  # white noise 10 dB + background noise 0 dB (tiny grid)
     assert (table["drop_low"] <= table["drop"]).all() and (table["drop"] <= table["drop_high"]).all()
     assert np.allclose(table["clean"] - table["perturbed"], table["drop"])
+    assert (table["drop_seed_low"] <= table["drop"]).all() and (table["drop"] <= table["drop_seed_high"]).all()
     diffs, sentence = harmonic_statement(params, table, rs, models, "synth_events")
     assert list(diffs["harmonic"]) == ["hcnn"] and list(diffs["other"]) == ["fcn"]
     assert sentence.startswith("synth_events: hcnn (absolute drop") and "paired bootstrap" in sentence
 
 
 def test_report_and_compare_show_mean_std_and_intervals(seeded_grid) -> None:
-    from pipeline.tracking.compare import compare_table
+    from pipeline.report.compare import compare_table
 
     params, layout = seeded_grid
     stages.report(params, layout)
@@ -127,7 +173,10 @@ def test_report_and_compare_show_mean_std_and_intervals(seeded_grid) -> None:
     assert (out / "harmonic_robustness.txt").read_text().count("hcnn") == 2
     table = compare_table(["synth_events", "synth_keywords"], evidence=(params, layout))
     row = table[(table.task == "synth_keywords") & (table.model == "hcnn")].iloc[0]
-    assert row["n_seeds"] == 2 and "test/accuracy std" in table.columns and row["ci_low"] <= row["test/accuracy"]
+    assert row["n_seeds"] == 2 and "test/accuracy std" in table.columns and row["accuracy_ci_low"] <= row["test/accuracy"]
+    assert "ci_low" not in table.columns and "roc_auc_ci_high" in table.columns  # named after their metric
+    assert {"seed_ci_low", "seed_ci_high"} <= set(ev.columns) and (ev["seed_ci_low"] <= ev["seed_mean"]).all()
+    assert "95 % CI over seeds, t" in md and "95 % CI over clips, bootstrap" in md
 
 
 # ----------------------------------------------------------------------------- cross-dataset

@@ -98,3 +98,6 @@ def test_paper_schedule_switches_phase_at_the_configured_starts() -> None:
     state, phases = _run([1.0] * 10, [], optimizer="paper", lr_schedule="constant")
     assert phases == [1, 2, 3]  # epochs 5, 6 and 7 of 10 (0-based fractions 0.4, 0.5, 0.6)
     assert state.phase == 3
+    # the phase and learning rate of every epoch are in the history (history.csv, MLflow train/phase, train/lr)
+    assert [h["train_phase"] for h in state.history] == [0, 0, 0, 0, 1, 2, 3, 3, 3, 3]
+    assert all(h["train_lr"] > 0 for h in state.history)

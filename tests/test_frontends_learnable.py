@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from pipeline.models.base import ModelConfig
+from pipeline.models.dsp.gabor import GaborFilterbank
+from pipeline.models.dsp.mel import hz_to_mel, mel_triangles
+from pipeline.models.dsp.pcen import PCEN
 from pipeline.models.frontends import FRONTENDS, LEARNABLE_FRONTENDS
-from pipeline.models.frontends.leaf import GaborFilterbank, LeafFrontend
-from pipeline.models.frontends.mel_scale import hz_to_mel, mel_triangles
-from pipeline.models.frontends.pcen import PCEN, PCENFrontend
+from pipeline.models.frontends.leaf import LeafFrontend
+from pipeline.models.frontends.pcen import PCENFrontend
 from pipeline.models.frontends.sincnet import SincNetFrontend
 from pipeline.models.frontends.trainable_mel import TrainableMelFrontend
 from pipeline.models.zoo import build_model, count_parameters

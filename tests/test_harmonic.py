@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.models.frontends import HarmonicFrontend
-from pipeline.models.frontends.transforms import (
+from pipeline.models.dsp.transforms import (
     ERB_ALPHA,
     ERB_BETA,
     HarmonicFilterbank,
@@ -15,6 +14,9 @@ from pipeline.models.frontends.transforms import (
     stft_bin_frequencies,
     triangular_filterbank,
 )
+from pipeline.models.frontends.harmonic import HarmonicFrontend
+
+pytestmark = pytest.mark.fast  # the DSP tier: part of `pytest -m fast`
 
 
 @pytest.fixture(scope="module")

@@ -51,22 +51,28 @@ def _train_step(model: AudioModel, n_samples: int, multilabel: bool) -> torch.Te
 # ----------------------------------------------------------------------------- registry
 
 
+PAPER_VARIANTS = {
+    "fcn",
+    "crnn",
+    "musicnn",
+    "samplecnn",
+    "samplecnn_se",
+    "hcnn",
+    "cnnsa",
+    "short_cnn",
+    "short_res",
+    "attention_rnn",
+    "gated_crnn",
+}
+
+
 @pytest.mark.fast
-def test_registry_has_the_eleven_variants() -> None:
-    assert ALL_VARIANTS == [
-        "fcn",
-        "crnn",
-        "musicnn",
-        "samplecnn",
-        "samplecnn_se",
-        "hcnn",
-        "cnnsa",
-        "short_cnn",
-        "short_res",
-        "attention_rnn",
-        "gated_crnn",
-    ]
+def test_registry_holds_the_eleven_paper_variants_in_module_order() -> None:
+    """The back-end modules declare the eleven variants of the paper; a contributor's new module adds to them."""
+    assert PAPER_VARIANTS <= set(ALL_VARIANTS)
     assert [spec.name for spec in list_variants()] == ALL_VARIANTS
+    modules = [spec.backend.__module__ for spec in list_variants()]
+    assert modules == sorted(modules)  # found by a scan of the package, in module order
     for spec in list_variants():
         assert isinstance(spec, VariantSpec)
         assert spec.description and spec.notes and spec.min_input_length > 0
@@ -432,13 +438,39 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     assert card["labels"] == ["a", "b", "c"]
 
 
-@pytest.mark.fast
-def test_docs_variant_table_lists_exactly_the_registry() -> None:
-    """docs/models.md's variant table has one row per registry variant, so a new model gets its page row."""
+DOC_CLASSES = (50, 35, 17)
+
+
+def _docs_row(spec: VariantSpec) -> str:
+    """The row of docs/models.md's variant table for ``spec``, with its parameter counts measured."""
+    counts = [
+        count_parameters(build_model(ModelConfig(spec.name, n, True, input_length=spec.paper_input_length))) for n in DOC_CLASSES
+    ]
+    settings = " ".join(str(v) for k, v in spec.frontend_kwargs.items() if k == "n_mels")
+    frontend = f"`{spec.frontend}` {settings}".strip()
+    cells = [f"`{spec.name}`", frontend, f"`{spec.backend_name}`", f"{spec.paper_input_length:,}", *(f"{c:,}" for c in counts)]
+    return "| " + " | ".join([*cells, "min(L, clip)"]) + " |"
+
+
+def _docs_variant_rows() -> dict[str, list[str]]:
     text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
     table = text[text.index("## Variants") :].split("\n\n## ")[0]
-    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")]
-    assert rows == ALL_VARIANTS
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table.splitlines() if line.startswith("| `")]
+    return {row[0].strip("`"): row for row in rows}
+
+
+@pytest.mark.fast
+def test_docs_variant_table_lists_exactly_the_registry_with_measured_counts() -> None:
+    """docs/models.md's variant table has one row per registry variant, in registry order, and its three
+    parameter counts are the measured ones; a missing or wrong row fails with the row to paste."""
+    rows = _docs_variant_rows()
+    wrong = []
+    for spec in list_variants():
+        expected = _docs_row(spec).split(" | ")[4:7]
+        if spec.name not in rows or rows[spec.name][4:7] != expected:
+            wrong.append(_docs_row(spec))
+    assert not wrong, "docs/models.md, ## Variants: add or correct these rows (edit the prose columns):\n" + "\n".join(wrong)
+    assert list(rows) == ALL_VARIANTS
 
 
 def test_packaged_model_bytes_are_the_same_for_the_same_weights(tmp_path) -> None:

@@ -423,7 +423,7 @@ def _runs() -> pd.DataFrame:
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])
 def test_compare_formats_never_truncate(fmt: str) -> None:
-    from pipeline.tracking.compare import format_table
+    from pipeline.report.compare import format_table
 
     for long in (False, True):
         text = format_table(_runs(), fmt, long=long)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def _peak_hz(x: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def bank() -> list[np.ndarray]:
-    return load_noise("synthetic", Layout(), seed=0)
+    return load_noise("synthetic", Layout(Path(".")), seed=0)
 
 
 @pytest.mark.parametrize("snr", [30.0, 10.0, 0.0, -5.0, -10.0])

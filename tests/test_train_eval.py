@@ -162,16 +162,19 @@ def test_checkpoint_from_other_model_code_is_not_resumed(prepared, tmp_path, mon
     (tmp_path / "data").symlink_to(layout.root / "data")
     with pytest.raises(KeyboardInterrupt):
         train_model("synth_keywords", "samplecnn", params, lay, on_epoch_end=_kill_after(1))
-    monkeypatch.setattr(train_mod, "training_code_hash", lambda: "other-code")
+    monkeypatch.setattr(train_mod, "cell_code_hash", lambda variant: "other-code")
     res = train_model("synth_keywords", "samplecnn", params, lay, resume=True)
     hist = (res.model_dir / "history.csv").read_text().splitlines()
     assert len(hist) == 1 + params.train.epochs  # trained from epoch 1, not resumed
 
 
-def test_training_code_hash_covers_the_model_sources(monkeypatch) -> None:
-    import pipeline.training.train as train_mod
+def test_cell_code_hash_covers_the_model_sources_and_no_other_model(monkeypatch) -> None:
+    """The checkpoint fingerprint's code part changes with the variant's own files, not another variant's."""
+    import pipeline.core.codebase as codebase
+    from pipeline.training.code import cell_code_hash
 
-    before = train_mod.training_code_hash()
-    real = train_mod.sha256_file
-    monkeypatch.setattr(train_mod, "sha256_file", lambda f: "edited" if Path(f).name == "attention_rnn.py" else real(f))
-    assert train_mod.training_code_hash() != before
+    before = {v: cell_code_hash(v) for v in ("attention_rnn", "fcn")}
+    real = codebase.sha256_file
+    monkeypatch.setattr(codebase, "sha256_file", lambda f: "edited" if Path(f).name == "attention_rnn.py" else real(f))
+    assert cell_code_hash("attention_rnn") != before["attention_rnn"]
+    assert cell_code_hash("fcn") == before["fcn"]

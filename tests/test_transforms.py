@@ -20,16 +20,18 @@ import torch
 
 librosa = pytest.importorskip("librosa")
 
-from pipeline.models.frontends import FRONTENDS  # noqa: E402
-from pipeline.models.frontends.transforms import (  # noqa: E402
+from pipeline.models.dsp.mel import mel_filterbank  # noqa: E402
+from pipeline.models.dsp.transforms import (  # noqa: E402
     MFCC,
     ConstantQTransform,
     LogMelSpectrogram,
     LogSpectrogram,
     Spectrogram,
-    mel_filterbank,
     power_to_db,
 )
+from pipeline.models.frontends import FRONTENDS  # noqa: E402
+
+pytestmark = pytest.mark.fast  # the DSP tier: part of `pytest -m fast`
 
 SR = 16_000
 

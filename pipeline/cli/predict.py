@@ -45,19 +45,20 @@ def _display_path(path: str) -> str:
 
 
 def _render_table(pred: Predictions, top_k: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from pipeline.cli.tables import show_table
 
     kind = "multi-label, sigmoid scores" if pred.multilabel else "single-label, softmax probabilities"
-    table = Table(title=f"{pred.model or _display_path(str(pred.model_dir))} ({kind})", expand=True)
-    table.add_column("file", overflow="fold", ratio=3)
-    table.add_column("seconds", justify="right", no_wrap=True)
-    table.add_column("chunks", justify="right", no_wrap=True)
-    table.add_column(f"top {top_k} labels", ratio=2)
-    for r in pred.records:
-        tops = "\n".join(f"{t['label']} {t['score']:.3f}" for t in r["top"])
-        table.add_row(_display_path(r["path"]), f"{r['duration_s']:.2f}", str(r["n_chunks"]), tops)
-    Console().print(table)
+    cols = ("file", "seconds", "chunks", f"top {top_k} labels")
+    cells = [
+        [
+            _display_path(r["path"]),
+            f"{r['duration_s']:.2f}",
+            str(r["n_chunks"]),
+            "\n".join(f"{t['label']} {t['score']:.3f}" for t in r["top"]),
+        ]
+        for r in pred.records
+    ]
+    show_table(f"{pred.model or _display_path(str(pred.model_dir))} ({kind})", cols, cells, right=cols[1:3], expand=True)
 
 
 ModelOpt = Annotated[
@@ -188,6 +189,6 @@ def register_cmd(
 
 def register_commands(app: typer.Typer) -> None:
     """Add ``predict``, ``embed`` and ``register`` to the ``musicrep`` typer app."""
-    app.command("predict")(predict_cmd)
-    app.command("embed")(embed_cmd)
-    app.command("register")(register_cmd)
+    app.command("predict", rich_help_panel="Using trained models")(predict_cmd)
+    app.command("embed", rich_help_panel="Using trained models")(embed_cmd)
+    app.command("register", rich_help_panel="Using trained models")(register_cmd)

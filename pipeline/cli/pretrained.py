@@ -40,22 +40,21 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from pipeline.cli.tables import show_table
 
-    table = Table(title=f"published reference taggers (fetched ones in {models_root()})")
-    for col in ("name", "tags", "input", "params", "offline", "fetchable"):
-        table.add_column(col, justify="right" if col in ("input", "params") else "left", no_wrap=col == "name")
-    for r in rows:
-        table.add_row(
+    cols = ("name", "tags", "input", "params", "offline", "fetchable")
+    cells = [
+        [
             r["name"],
             f"{r['n_tags']}: {r['tags'][0]}, ...",
             f"{r['input_seconds']:g} s",
             f"{r['params']:,}" if r["params"] else "-",
             r["offline"],
             "no (see below)" if r["note"] else "yes",
-        )
-    Console().print(table)
+        ]
+        for r in rows
+    ]
+    show_table(f"published reference taggers (fetched ones in {models_root()})", cols, cells, right=("input", "params"))
     for r in rows:
         typer.echo(f"{r['name']}: {r['source']}" + (f" (not fetchable: {r['note']})" if r["note"] else ""))
     typer.echo(f"license of every file: {rows[0]['license']} (upstream repository)")
@@ -78,4 +77,4 @@ def fetch_cmd(
 
 def register_commands(app: typer.Typer) -> None:
     """Add the ``pretrained`` group to the ``musicrep`` typer app."""
-    app.add_typer(pretrained_app, name="pretrained")
+    app.add_typer(pretrained_app, name="pretrained", rich_help_panel="Models and results")

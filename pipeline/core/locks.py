@@ -283,7 +283,7 @@ def clean_leftovers(folder: str | os.PathLike, recursive: bool = True, only: str
     return removed
 
 
-def clean_stage_leftovers(stage: str, dataset: str | None, layout: Layout = Layout()) -> list[Path]:
+def clean_stage_leftovers(stage: str, dataset: str | None, layout: Layout) -> list[Path]:
     """:func:`clean_leftovers` in the folders ``stage`` writes for ``dataset`` (hold its lock).
 
     For ``report``, ``dataset`` is the report folder relative to the root (default ``reports``).

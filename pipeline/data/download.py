@@ -29,7 +29,8 @@ checksum and size where the publisher gives them) and calls :func:`fetch_file` f
   before anything is written and again while writing; extraction happens in a temporary
   directory that is renamed onto the target only when complete.
 - **Mirrors.** ``mirror`` replaces the publisher's base URL: a base URL (``http://host/dir``,
-  ``file://``) under which the files keep their names, or a local directory holding them.
+  ``file://``) under which the files keep their names, or a local directory holding them (also in
+  the publisher's sub-folders, :func:`publisher_paths`).
 - **Clear failures.** An unreachable host raises :class:`~pipeline.core.errors.UserError` naming the
   file, where to put it by hand and its expected checksum.
 """
@@ -233,7 +234,15 @@ def resolve_source(remote: RemoteFile, mirror: str | os.PathLike | None) -> str 
         raise UserError(
             f"mirror {mirror} is neither a URL (http://..., file://...) nor an existing directory; pass a base URL or a folder that holds {remote.name}."
         )
-    return folder / remote.name
+    return next((folder / rel for rel in publisher_paths(remote) if (folder / rel).is_file()), folder / remote.name)
+
+
+def publisher_paths(remote: RemoteFile) -> list[str]:
+    """Where a mirror folder may hold ``remote``: its name, then the publisher's sub-folders kept
+    (``groundtruth_release/<name>``, ``task4/groundtruth_release/<name>``, ... from the URL's path)."""
+    parts = [p for p in urllib.parse.urlparse(remote.url).path.split("/") if p]
+    nested = ["/".join(parts[-k:]) for k in range(2, len(parts) + 1)] if parts and parts[-1] == remote.name else []
+    return [remote.name, *nested]
 
 
 # ----------------------------------------------------------------------------- progress

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.data.sources import dcase2017_task4, mtat
-from pipeline.models.pretrained_catalog import TAGS
+from pipeline.data.tag_vocabularies import TAGS
 
 
 # ----------------------------------------------------------------------------- audio

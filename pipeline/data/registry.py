@@ -28,6 +28,7 @@ from pipeline.data.catalog import CATALOG_COLUMNS, Catalog, DatasetSource, TaskK
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
+    from pipeline.core.paths import Layout
 
 __all__ = ["CATALOG_COLUMNS", "Catalog", "DatasetSource", "TaskKind", "available", "get_source", "own_datasets"]
 
@@ -44,21 +45,24 @@ def own_datasets(params: Params | None) -> list[str]:
     return sorted(params.datasets.own()) if params is not None else []
 
 
-def get_source(name: str, params: Params | None = None) -> DatasetSource:
+def get_source(name: str, params: Params | None = None, layout: Layout | None = None) -> DatasetSource:
     """Return the source called ``name`` (configured from ``params`` where it needs it).
 
     ``name`` is a registered source (:func:`available`) or a named own dataset of ``params``,
-    which is served by the folder source under its own name.
+    which is served by the folder source under its own name. ``layout`` (the project's) lets a
+    folder source read the settings its download recorded.
     """
     if name not in available():
         if name in own_datasets(params):
             from pipeline.data.sources.folder import make_source
 
-            return make_source(params, name)
+            return make_source(params, name, layout)
         own = own_datasets(params)
         raise UserError(
             f"unknown dataset {name!r}; available: {', '.join(available() + own)} "
             f"(or add datasets.{name}: {{kind: folder, path: DIR}} to params.yaml for your own audio)."
         )
     module = importlib.import_module(f"pipeline.data.sources.{name}")
+    if name == "folder":
+        return module.make_source(params, name, layout)
     return module.make_source(params) if hasattr(module, "make_source") else module.SOURCE

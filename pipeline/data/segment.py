@@ -68,9 +68,9 @@ class _ShardWriter:
         self.index += 1
 
 
-def segment_dataset(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
+def segment_dataset(dataset: str, params: Params, layout: Layout) -> Path:
     """Run the ``segment`` stage for ``dataset``; return the output directory."""
-    source = get_source(dataset, params)
+    source = get_source(dataset, params, layout)
     raw_dir = layout.raw(dataset)
     catalog = source.catalog(raw_dir, params)
     out_dir = layout.segments(dataset)

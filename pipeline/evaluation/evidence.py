@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.paths import Layout
-from pipeline.evaluation.stats import CONFIDENCE, N_RESAMPLES, Interval, _bootstrap, metric_on, seed_summary
+from pipeline.evaluation.stats import CONFIDENCE, N_RESAMPLES, Interval, _bootstrap, metric_on, seed_interval, seed_summary
 from pipeline.models.grid import grid_models
 from pipeline.models.inference import label_matrix
 
@@ -167,8 +167,9 @@ class _Resamples:
 def accuracy_table(params: Params, layout: Layout, task: str) -> pd.DataFrame:
     """Per model: seeds, mean +- std over seeds, seed-averaged metric [95 % CI], paired difference to the best.
 
-    Columns: ``model, metric, n_seeds, seed_mean, seed_std, value, ci_low, ci_high, diff_to_best,
-    diff_low, diff_high, best``. Empty when no model of the task has been evaluated.
+    Columns: ``model, metric, n_seeds, seed_mean, seed_std, seed_ci_low, seed_ci_high`` (95 % t-interval over
+    seeds), ``value, ci_low, ci_high`` (95 % bootstrap over test clips), ``diff_to_best, diff_low, diff_high, best``.
+    Empty when no model of the task has been evaluated.
     """
     kind, y, models, _ = load_task(params, layout, task)
     if not models:
@@ -179,7 +180,7 @@ def accuracy_table(params: Params, layout: Layout, task: str) -> pd.DataFrame:
     for m in models:
         per_seed = [float(metric_on(kind, y, s, np.arange(len(y)))) for s in m.clean]
         mean, std, n = seed_summary(per_seed)
-        ci = rs.interval(lambda idx, m=m: rs.clean(m, idx))
+        ci, over_seeds = rs.interval(lambda idx, m=m: rs.clean(m, idx)), seed_interval(per_seed)
         rows.append(
             {
                 "model": m.model,
@@ -187,6 +188,8 @@ def accuracy_table(params: Params, layout: Layout, task: str) -> pd.DataFrame:
                 "n_seeds": n,
                 "seed_mean": mean,
                 "seed_std": std,
+                "seed_ci_low": over_seeds.low,
+                "seed_ci_high": over_seeds.high,
                 "value": ci.value,
                 "ci_low": ci.low,
                 "ci_high": ci.high,
@@ -210,8 +213,10 @@ def accuracy_table(params: Params, layout: Layout, task: str) -> pd.DataFrame:
 def robustness_table(params: Params, layout: Layout, task: str) -> tuple[pd.DataFrame, _Resamples | None, list[ModelScores]]:
     """Per model: clean, mean perturbed, absolute and relative drop under noise, each with a 95 % CI.
 
-    Returns ``(table, resamples, models)``; pass all three to :func:`harmonic_statement`. The perturbed value is the mean over every noise point (``white_noise`` and
-    ``background_noise`` at each level of ``robustness.grid``), seed-averaged.
+    Returns ``(table, resamples, models)``; pass all three to :func:`harmonic_statement`. The perturbed value is
+    the mean over every noise point (``white_noise`` and ``background_noise`` at each level of ``robustness.grid``),
+    seed-averaged. Intervals: ``<name>_low/_high`` bootstrap over test clips; ``drop_seed_low/_high`` the
+    t-interval of the drop over seeds (:func:`seed_drops`).
     """
     kind, y, models, _ = load_task(params, layout, task)
     models = [m for m in models if m.perturbed]
@@ -224,8 +229,22 @@ def robustness_table(params: Params, layout: Layout, task: str) -> tuple[pd.Data
         for name, fn in (("clean", rs.clean), ("perturbed", rs.perturbed), ("drop", rs.drop), ("relative_drop", rs.relative)):
             ci = rs.interval(lambda idx, fn=fn, m=m: fn(m, idx))
             row.update({name: ci.value, f"{name}_low": ci.low, f"{name}_high": ci.high})
+        over_seeds = seed_interval(seed_drops(kind, y, m))
+        row.update({"drop_seed_low": over_seeds.low, "drop_seed_high": over_seeds.high})
         rows.append(row)
     return pd.DataFrame(rows), rs, models
+
+
+def seed_drops(kind: str, y: np.ndarray, m: ModelScores, point: tuple[str, float] | None = None) -> list[float]:
+    """Each seed's absolute drop on the whole test split: clean metric minus the metric at ``point``
+    (``(perturbation, level)``), or minus the mean over every noise point when ``point`` is None."""
+    full = np.arange(len(y))
+    points = [point] if point is not None else list(m.perturbed)
+    out = []
+    for i in range(len(m.seeds)):
+        perturbed = np.mean([float(metric_on(kind, y, m.perturbed[p][i], full)) for p in points])
+        out.append(float(metric_on(kind, y, m.clean[i], full)) - perturbed)
+    return out
 
 
 def is_harmonic(model: str, params: Params) -> bool:

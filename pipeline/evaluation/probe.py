@@ -178,7 +178,7 @@ def run_probe(
     dataset: str,
     model: str,
     params,
-    layout: Layout = Layout(),
+    layout: Layout,
     *,
     seed: int = 0,
     random_init: bool = False,
@@ -312,7 +312,7 @@ def _log_run(result: dict[str, Any], layout: Layout) -> None:
     c.set_terminated(run.info.run_id, "FINISHED")
 
 
-def transfer_results(layout: Layout = Layout()) -> list[dict[str, Any]]:
+def transfer_results(layout: Layout) -> list[dict[str, Any]]:
     """Every ``probe.json`` under ``metrics/probes/``, with the path of its ``scores.npz``."""
     out = []
     for path in sorted((layout.root / "metrics" / "probes").glob("*/*/seed*/probe.json")):
@@ -324,7 +324,7 @@ def transfer_results(layout: Layout = Layout()) -> list[dict[str, Any]]:
     return out
 
 
-def transfer_table(layout: Layout = Layout()):
+def transfer_table(layout: Layout):
     """Rows = representations, one row per (representation, dataset): mean ± std over probe seeds and
     the 95 % bootstrap interval over test clips of the seed-averaged probe (:func:`pipeline.evaluation.stats.clip_interval`).
 

@@ -1,7 +1,8 @@
 """Uncertainty of the comparison: seeds, bootstrap intervals over test clips, paired differences.
 
 - Over seeds: mean and sample standard deviation of a cell's test metric across
-  ``grid.seeds`` (:func:`seed_summary`).
+  ``grid.seeds`` (:func:`seed_summary`), and a 95 % t-interval of the mean over seeds
+  (:func:`seed_interval`): how much a new training seed could move it.
 - Over test clips: a 95 % bootstrap confidence interval of the metric of the seed-averaged
   model (the metric of every seed on the same resample of clips, then the mean over seeds),
   computed with :func:`scipy.stats.bootstrap` (:func:`clip_interval`).
@@ -169,6 +170,22 @@ def seed_summary(values: Sequence[float]) -> tuple[float, float, int]:
     if len(v) == 0:
         return float("nan"), float("nan"), 0
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), int(len(v))
+
+
+def seed_interval(values: Sequence[float]) -> Interval:
+    """Mean over seeds with its 95 % t-interval (``scipy.stats.t``, ``n - 1`` degrees of freedom): the spread a
+    new training seed would show, where the bootstrap over clips shows the test set's. NaN bounds below 2 seeds."""
+    v = np.asarray([x for x in values if x == x], dtype=np.float64)
+    if len(v) == 0:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    mean = float(v.mean())
+    if len(v) < 2:
+        return Interval(mean, float("nan"), float("nan"))
+    if np.all(v == v[0]):  # identical seeds (a deterministic step): a point, not a float-rounding spread
+        return Interval(float(v[0]), float(v[0]), float(v[0]))
+    sem = float(v.std(ddof=1)) / np.sqrt(len(v))
+    low, high = sst.t.interval(CONFIDENCE, len(v) - 1, loc=mean, scale=sem)
+    return Interval(mean, float(low), float(high))
 
 
 def mean_interval(values: Sequence[float], *, seed: int = 0, n_resamples: int = N_RESAMPLES) -> Interval:

@@ -125,7 +125,7 @@ def compute_cache(store: SegmentStore, frontend: Frontend, out_dir: Path) -> Pat
     return out_dir
 
 
-def build_features(dataset: str, params: Params, layout: Layout = Layout()) -> Path:
+def build_features(dataset: str, params: Params, layout: Layout) -> Path:
     """Run the ``features`` stage for ``dataset``; return ``data/features/<dataset>``."""
     root = layout.features(dataset)
     root.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -30,8 +30,16 @@ class Frontend(nn.Module):
     Subclasses set ``hop_length`` (samples per output frame; 1 for raw waveform) and
     implement ``forward``. ``cache_spec`` returns a JSON-able dict identifying the transform
     (its name and every parameter) when the output may be cached, else ``None``.
+
+    Class attributes:
+        name: the registry name; a subclass with a name in a module of
+            :mod:`pipeline.models.frontends` is registered by that package's scan.
+        learnable: one of the learnable front-ends compared in ``docs/frontends.md`` (the
+            report draws its learned filters).
     """
 
+    name: ClassVar[str] = ""
+    learnable: ClassVar[bool] = False
     hop_length: int = 1
 
     def cache_spec(self) -> dict[str, Any] | None:

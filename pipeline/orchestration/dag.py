@@ -11,89 +11,23 @@ Changing one back-end file therefore makes only that model's cells stale in ``dv
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from pipeline.config.params import resolve_variant
+from pipeline.core.paths import REPORT_STAMP
 from pipeline.data.user_audio import manifest_path, manifest_stage, user_audio_folder
 from pipeline.models.grid import grid_models
-from pipeline.orchestration.module_imports import imports_of, module_file
+from pipeline.models.sources import variant_sources
 from pipeline.robustness.noises import noise_dependencies
+from pipeline.training.code import cell_sources
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
 
-PACKAGE = Path(__file__).resolve().parents[1]
-REPO = PACKAGE.parent
-
 DATA_STAGES = ("download", "segment", "features")
 """Per dataset, in this order; then one cell per (task, model, seed); then the report."""
-
-CELL_ENTRY_MODULES = (
-    "pipeline.orchestration.stages",
-    "pipeline.core.locks",
-    "pipeline.training.train",
-    "pipeline.evaluation.evaluate",
-    "pipeline.robustness.stage",
-)
-"""Where a cell's code starts: the ``cell`` stage function, its lock, and the three steps it runs."""
-
-CELL_SKIPPED_IMPORTS = frozenset({"pipeline.orchestration.stages"})
-"""Entry modules whose own imports are not followed: ``stages`` imports every stage's code
-(function-locally), but a cell runs only ``cell``; its steps are entries of their own."""
-
-
-def code_closure(entries: tuple[str, ...], skip_imports: frozenset[str] = frozenset()) -> list[str]:
-    """Repository-relative source files of ``entries`` and every ``pipeline`` module they import.
-
-    Every import counts, function-local ones included (they run when the function does). The
-    model definitions are left out (:data:`PER_MODEL_CODE`): each model's own files come from
-    :func:`model_sources`, so a change to one back-end makes only that model's cells stale.
-    """
-    seen: set[Path] = set()
-    todo = list(entries)
-    while todo:
-        name = todo.pop()
-        path = module_file(name)
-        if path is None or path in seen or _per_model(path.relative_to(REPO).as_posix()):
-            continue
-        seen.add(path)
-        todo.extend(_package_inits(name))
-        if name not in skip_imports:
-            todo.extend(m for m in imports_of(path) if m == "pipeline" or m.startswith("pipeline."))
-    return sorted(p.relative_to(REPO).as_posix() for p in seen)
-
-
-PER_MODEL_CODE = ("pipeline/models/backends/", "pipeline/models/frontends/", "pipeline/models/__init__.py")
-"""Model definitions, tracked per model by :func:`model_sources` (with :data:`MODEL_SHARED`)."""
-
-
-def _per_model(rel: str) -> bool:
-    return rel.startswith(PER_MODEL_CODE) or rel in MODEL_SHARED
-
-
-def _package_inits(module: str) -> list[str]:
-    """The packages above ``module`` (``pipeline.data.shards`` -> ``pipeline``, ``pipeline.data``): importing it runs them."""
-    parts = module.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def cell_code() -> list[str]:
-    """Code every cell runs (the stage function, training, evaluation, robustness, what they import), besides its model's code."""
-    return code_closure(CELL_ENTRY_MODULES, CELL_SKIPPED_IMPORTS)
-
-
-MODEL_SHARED = (
-    "pipeline/models/base.py",
-    "pipeline/models/layers.py",
-    "pipeline/models/zoo.py",
-    "pipeline/models/frontends/base.py",
-    "pipeline/models/backends/base.py",
-)
-"""Model code shared by every variant (the registry, base classes, layers)."""
-
-_REGISTRIES = {"pipeline.models", "pipeline.models.frontends", "pipeline.models.backends", "pipeline.models.zoo"}
 
 HEADER = """\
 # GENERATED from pipeline/orchestration/dag.py and the grid of params.yaml by `musicrep dag --write`; do not edit.
@@ -109,39 +43,14 @@ def stage_name(model: str) -> str:
     return "cell-" + re.sub(r"[^A-Za-z0-9_-]", "_", model)
 
 
-def _closure(module: str) -> set[Path]:
-    """Source files of ``module`` and the model/DSP modules it imports (not the registries)."""
-    seen: set[Path] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in _REGISTRIES and name != module:
-            continue
-        path = module_file(name)
-        if path is None or path in seen:
-            continue
-        rel = path.relative_to(REPO).as_posix()
-        if not rel.startswith("pipeline/models/"):
-            continue
-        seen.add(path)
-        todo.extend(m for m in imports_of(path) if m.startswith("pipeline."))
-    return seen
-
-
 def model_sources(model: str, params: Params) -> list[str]:
     """Repository-relative source files that define grid model ``model`` (alias, swap or name)."""
-    from pipeline.config.params import resolve_variant
-    from pipeline.models.backends import BACKENDS
-    from pipeline.models.frontends import FRONTENDS
-    from pipeline.models.zoo import resolve_variant as resolve_registry
+    return variant_sources(resolve_variant(params, model)[0])
 
-    variant, _, _ = resolve_variant(params, model)
-    frontend, spec = resolve_registry(variant)
-    files: set[Path] = set()
-    for cls in (FRONTENDS[frontend], BACKENDS[spec.backend]):
-        files |= _closure(cls.__module__)
-    rel = {p.relative_to(REPO).as_posix() for p in files}
-    return sorted(rel | set(MODEL_SHARED))
+
+def cell_dependencies(model: str, params: Params) -> list[str]:
+    """The code deps of grid model ``model``'s cells: :func:`pipeline.training.code.cell_sources` of its variant."""
+    return cell_sources(resolve_variant(params, model)[0])
 
 
 def _leaf_keys(section: str) -> list[str]:
@@ -179,6 +88,15 @@ def _params_stage() -> dict[str, Any]:
         "deps": [DEFAULT_PARAMS, "pipeline/config/profiles", "pipeline/config/params.py"],
         "outs": [{RESOLVED_PARAMS: {"cache": False}}],
     }
+
+
+FEATURE_MODEL_CODE = (
+    "pipeline/models/base.py",
+    "pipeline/models/layers.py",
+    "pipeline/models/zoo.py",
+    "pipeline/models/build.py",
+)
+"""Model code the ``features`` stage runs besides the front-ends (it builds each grid model's front-end)."""
 
 
 def _data_stages(tasks: Any, params: Params) -> dict[str, Any]:
@@ -223,8 +141,8 @@ def _data_stages(tasks: Any, params: Params) -> dict[str, Any]:
                 "data/segments/${item.dataset}",
                 "pipeline/features",
                 "pipeline/models/frontends",
-                *MODEL_SHARED[:3],
-                "pipeline/models/build.py",
+                "pipeline/models/dsp",
+                *FEATURE_MODEL_CODE,
             ],
             "params": _tracked("profile", "features", "grid.models", "variants", "train.width", "train.input_seconds"),
             "outs": ["data/features/${item.dataset}"],
@@ -243,8 +161,7 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
         "deps": [
             "data/segments/${item.task}",
             "data/features/${item.task}",
-            *cell_code(),
-            *model_sources(model, params),
+            *cell_dependencies(model, params),
             *init_dependencies(params.variants[model].init if aliased else None),
             *noise_dependencies(params),
         ],
@@ -305,7 +222,8 @@ def _probe_stages(params: Params) -> dict[str, Any]:
     return stages
 
 
-def _report_stage() -> dict[str, Any]:
+def _report_stage(params: Params) -> dict[str, Any]:
+    """``musicrep report``; its one declared out is :data:`~pipeline.core.paths.REPORT_STAMP` (see there why)."""
     return {
         "cmd": "musicrep report",
         "deps": [
@@ -319,8 +237,7 @@ def _report_stage() -> dict[str, Any]:
             "pipeline/robustness/plots.py",
         ],
         "params": _tracked("report", "grid"),
-        # no `outs`: the page names its MLflow runs, git commit and build time, which differ on every
-        # run, so a hash of it in dvc.lock would dirty git after each repro; reports/ is git-ignored
+        "outs": [{f"{params.report.out_dir}/{REPORT_STAMP}": {"cache": False, "persist": True}}],
     }
 
 
@@ -346,7 +263,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
     for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
     stages.update(_probe_stages(params))
-    stages["report"] = _report_stage()
+    stages["report"] = _report_stage(params)
     return stages
 
 

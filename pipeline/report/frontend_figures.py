@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.models.dsp.pcen import PCEN
 from pipeline.models.frontends import LEARNABLE_FRONTENDS
-from pipeline.models.frontends.pcen import PCEN
 from pipeline.report.figures import DPI, _save, plt
 
 if TYPE_CHECKING:

@@ -31,12 +31,11 @@ def _needs_model(card: dict[str, Any]) -> tuple[bool, bool]:
     import inspect
 
     try:
-        from pipeline.models.backends import BACKENDS
         from pipeline.models.frontends import LEARNABLE_FRONTENDS
         from pipeline.models.zoo import resolve_variant
 
         frontend, spec = resolve_variant(card["config"]["variant"])
-        attention = "return_attention" in inspect.signature(BACKENDS[spec.backend].forward).parameters
+        attention = "return_attention" in inspect.signature(spec.backend.forward).parameters
         return frontend == "harmonic" or frontend in LEARNABLE_FRONTENDS, attention
     except (KeyError, ValueError, TypeError):  # unknown variant, card without a config
         return False, False

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.core.paths import Layout
+from pipeline.evaluation.family_summary import TaskSummary
 from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
 from pipeline.report.render import fmt
 from pipeline.training.convergence import MARK
@@ -197,27 +198,57 @@ def accuracy_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         "model",
         "seeds",
         f"{metric} mean +- std over seeds",
-        f"{metric} [95 % CI over clips]",
-        f"difference to {table['best'].iloc[0]} [95 % CI, paired]",
+        f"{metric} [95 % CI over seeds, t]",
+        f"{metric} [95 % CI over clips, bootstrap]",
+        f"difference to {table['best'].iloc[0]} [95 % CI over clips, paired]",
     ]
     rows = []
     for r in table.sort_values("value", ascending=False).itertuples(index=False):
         spread = f"{r.seed_mean:.3f} +- {r.seed_std:.3f}" if r.seed_std == r.seed_std else f"{r.seed_mean:.3f} (1 seed)"
-        diff = "best" if r.model == r.best else ci(r.diff_to_best, r.diff_low, r.diff_high)
-        rows.append([r.model, str(r.n_seeds), spread, ci(r.value, r.ci_low, r.ci_high), diff])
+        diff = ci(r.diff_to_best, r.diff_low, r.diff_high)
+        if r.model == r.best:  # no "best" on a tie: another model equal to 3 decimals
+            diff = "best" if (table["value"].round(3) == round(r.value, 3)).sum() == 1 else "tied best"
+        over_seeds = _over_seeds(r.seed_mean, getattr(r, "seed_ci_low", float("nan")), getattr(r, "seed_ci_high", float("nan")))
+        rows.append([r.model, str(r.n_seeds), spread, over_seeds, ci(r.value, r.ci_low, r.ci_high), diff])
     return header, rows
 
 
+def _over_seeds(v: float, lo: float, hi: float) -> str:
+    """A t-interval over seeds, or ``n/a (1 seed)`` where one seed gives none."""
+    return ci(v, lo, hi) if lo == lo else "n/a (1 seed)"
+
+
 def robustness_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "clean [95 % CI]", "under noise [95 % CI]", "absolute drop [95 % CI]", "relative drop [95 % CI]"]
+    clips = "95 % CI over clips, bootstrap"
+    header = [
+        "model",
+        f"clean [{clips}]",
+        f"under noise [{clips}]",
+        f"absolute drop [{clips}]",
+        "absolute drop [95 % CI over seeds, t]",
+        f"relative drop [{clips}]",
+    ]
     rows = [
         [
             r.model,
             ci(r.clean, r.clean_low, r.clean_high),
             ci(r.perturbed, r.perturbed_low, r.perturbed_high),
             ci(r.drop, r.drop_low, r.drop_high),
+            _over_seeds(r.drop, getattr(r, "drop_seed_low", float("nan")), getattr(r, "drop_seed_high", float("nan"))),
             ci(r.relative_drop, r.relative_drop_low, r.relative_drop_high, pct=True),
         ]
-        for r in table.sort_values("drop").itertuples(index=False)
+        for r in table.sort_values("perturbed", ascending=False).itertuples(index=False)  # the score under noise first
     ]
+    return header, rows
+
+
+def summary_rows(s: TaskSummary) -> tuple[list[str], list[list[str]]]:
+    """The first-screen table of one task: a row per front-end family, its best variant, clean and under each noise."""
+    header = ["front-end family", "best variant", f"clean {s.metric} [95 % CI]"]
+    header += [f"{pert.replace('_', ' ')} at {level:g} dB [95 % CI]" for pert, level in s.points]
+    rows = []
+    for r in s.rows:
+        variant = r.model + (f" (tied with {', '.join(r.tied)})" if r.tied else "")
+        noise = [ci(i.value, i.low, i.high) if (i := r.noise.get(p)) else NOT_RUN for p in s.points]
+        rows.append([r.family, variant, ci(r.clean.value, r.clean.low, r.clean.high), *noise])
     return header, rows

@@ -63,9 +63,7 @@ def _score(model, waves: list[np.ndarray], device) -> np.ndarray:
     )
 
 
-def run_agreement(
-    inputs: list[str | Path], model_spec: str, params: Params, out_dir: str | Path, layout: Layout = Layout()
-) -> pd.DataFrame:
+def run_agreement(inputs: list[str | Path], model_spec: str, params: Params, out_dir: str | Path, layout: Layout) -> pd.DataFrame:
     """Label-free robustness of ``model_spec`` on the audio files under ``inputs``; returns the summary table.
 
     Raises:

@@ -274,7 +274,7 @@ def speech_commands_noise_dir(layout: Layout) -> Path | None:
     return None
 
 
-def load_noise(source: str, layout: Layout = Layout(), seed: int = 0) -> list[np.ndarray]:
+def load_noise(source: str, layout: Layout, seed: int = 0) -> list[np.ndarray]:
     """Load a noise bank: a list of 1-D float32 arrays at 16 kHz.
 
     Args:

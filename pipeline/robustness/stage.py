@@ -228,7 +228,7 @@ def run_robustness(
     task: str,
     model_name: str,
     params: Params,
-    layout: Layout = Layout(),
+    layout: Layout,
     *,
     track: bool = True,
     seed: int | None = None,

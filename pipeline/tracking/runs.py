@@ -12,14 +12,17 @@ Metric names are slash-namespaced: ``train/loss``, ``val/roc_auc``, ``test/pr_au
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.config.project import RUN_TIME_SECTIONS
 from pipeline.core.settings import settings
 
 if TYPE_CHECKING:
@@ -196,7 +199,7 @@ class TrainingRun:
         seed = params.grid.seeds[0] if seed is None else seed
         run = self.client.create_run(
             exp,
-            run_name=model_name,
+            run_name=run_name(model_name, seed),
             tags={
                 "task": task,
                 "model": model_name,
@@ -204,11 +207,12 @@ class TrainingRun:
                 "data_seed": str(params.seed),
                 "profile": params.profile,
                 **environment_tags(),
+                **run_time_tags(params),
                 **(tags or {}),
             },
         )
         self.run_id = run.info.run_id
-        flat = flatten(params.model_dump(mode="json", exclude={"datasets", "grid"}))
+        flat = flatten(params.model_dump(mode="json", exclude={"datasets", "grid", *RUN_TIME_SECTIONS}))
         flat["dataset"] = task
         flat["model"] = model_name
         flat["train_seed"] = seed
@@ -250,6 +254,34 @@ class TrainingRun:
         self.client.set_terminated(self.run_id, status)
 
 
+def run_name(model_name: str, seed: int) -> str:
+    """The MLflow run name of a cell, unique in its task's experiment: ``fcn · seed 0``."""
+    return f"{model_name} · seed {seed}"
+
+
+def run_time_tags(params: Params) -> dict[str, str]:
+    """``runtime.*`` and ``flow.*`` as tags (``runtime.device: auto``): how the run ran, no params of its result."""
+    from pipeline.config.params import flatten
+
+    flat = flatten(params.model_dump(mode="json", include=set(RUN_TIME_SECTIONS)))
+    return {k: str(v)[:5000] for k, v in flat.items()}
+
+
+@contextlib.contextmanager
+def ended_on_failure(run: TrainingRun | None) -> Iterator[None]:
+    """End ``run`` as KILLED (interrupted) or FAILED (an error) when the block raises, so no run stays RUNNING."""
+    try:
+        yield
+    except BaseException as exc:
+        if run is not None:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+            try:
+                run.end(status)
+            except Exception as err:  # noqa: BLE001 - the store itself may be the fault (locked, disk full)
+                log.warning("could not mark MLflow run %s %s (%s)", run.run_id, status, err)
+        raise
+
+
 def log_to_run(
     run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None
 ) -> None:
@@ -269,13 +301,12 @@ def log_to_run(
             c.log_artifact(run_id, str(path), artifact_dir)
 
 
-def run_id_of(task: str, model_name: str, layout: Layout | None = None, seed: int = 0) -> str | None:
+def run_id_of(task: str, model_name: str, layout: Layout, seed: int = 0) -> str | None:
     """MLflow run id recorded in the packaged model's card (None if absent)."""
-    from pipeline.core.paths import Layout
     from pipeline.models.checkpoint import read_card, read_run_id
 
     try:
-        model_dir = (layout or Layout()).model(task, model_name, seed)
+        model_dir = layout.model(task, model_name, seed)
         return read_run_id(model_dir, read_card(model_dir))
     except Exception:  # noqa: BLE001
         return None
@@ -287,7 +318,7 @@ def log_robustness(
     metrics: dict[str, float],
     artifacts: list[Path],
     params: Params,
-    layout: Layout | None = None,
+    layout: Layout,
     seed: int = 0,
     noise_source: str | None = None,
 ) -> None:
@@ -325,7 +356,7 @@ def runs_table(tasks: list[str] | None = None) -> pd.DataFrame:
                 continue
             row = {
                 "task": names[run.info.experiment_id],
-                "model": run.info.run_name,
+                "model": run.data.tags.get("model", run.info.run_name),  # the run name adds the seed
                 "seed": run.data.tags.get("seed", "0"),
                 "status": run.info.status,
                 "run_id": run.info.run_id,

@@ -59,7 +59,8 @@ class FitState:
         optimizer: the current optimiser (live; replaced at each paper-schedule phase).
         epoch: the last finished epoch, 1-based (0 before the first; a resumed run starts after it).
         phase: the paper-schedule phase the optimiser belongs to (0 = Adam).
-        history: one record per finished epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``.
+        history: one record per finished epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``,
+            ``train_lr`` and ``train_phase`` (MLflow ``train/lr``, ``train/phase``).
         best: the lowest-validation-loss epoch: ``epoch``, ``val_loss``, ``val_metrics`` and its
             ``state_dict`` (CPU tensors; ``None`` before the first epoch).
         stop: set by a callback to end training after the current epoch.
@@ -203,6 +204,8 @@ def fit(
             "train_loss": train_loss,
             "val_loss": val_loss,
             **{f"val_{k}": v for k, v in val_metrics.items()},
+            "train_lr": float(state.optimizer.param_groups[0]["lr"]),  # the rate of the epoch's last step
+            "train_phase": float(state.phase),  # paper schedule: 0 = Adam, then the SGD phases (0 for other optimizers)
         }
         state.history.append(record)
         state.epoch = epoch
@@ -284,10 +287,12 @@ class Progress(Callback):
 
     def on_epoch_end(self, state: FitState, record: dict[str, float], improved: bool) -> None:
         self.log.info(
-            "%s epoch %d/%d train_loss %.4f val_loss %.4f val_%s %.4f%s",
+            "%s epoch %d/%d phase %d lr %.2g train_loss %.4f val_loss %.4f val_%s %.4f%s",
             self.title,
             state.epoch,
             self.epochs,
+            state.phase,
+            record.get("train_lr", math.nan),
             record["train_loss"],
             record["val_loss"],
             self.primary,

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.core.io_utils import atomic_path, sha256_file, stable_hash
+from pipeline.core.io_utils import atomic_path, stable_hash
 from pipeline.core.paths import Layout
 from pipeline.data.shards import FeatureStore, SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
@@ -45,6 +45,7 @@ from pipeline.models.inference import label_matrix, use_bf16
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
+from pipeline.training.code import cell_code_hash
 from pipeline.training.convergence import still_improving, still_improving_note
 from pipeline.training.fit import (
     Callback,
@@ -106,24 +107,6 @@ def make_optimizer(model: nn.Module, train: TrainParams, phase: int = 0) -> torc
     if train.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=train.lr, momentum=0.9, nesterov=True, weight_decay=train.weight_decay)
-
-
-# ----------------------------------------------------------------------------- checkpoints
-_TRAINING_CODE = ("models", "features", "training", "audio/chunking.py")
-
-
-def training_code_hash() -> str:
-    """Hash of the source files that shape a training run (models, features, the loop).
-
-    Part of the checkpoint fingerprint: a checkpoint written by other model or training code is
-    not resumed, so a re-run after a code change (which is when DVC re-runs ``train``) trains
-    from scratch instead of continuing stale weights.
-    """
-    root = Path(__file__).resolve().parents[1]  # the pipeline package
-    files = sorted(
-        f for name in _TRAINING_CODE for f in ((root / name).rglob("*.py") if (root / name).is_dir() else [root / name])
-    )
-    return stable_hash([(f.relative_to(root).as_posix(), sha256_file(f)) for f in files])
 
 
 # ----------------------------------------------------------------------------- stage
@@ -270,7 +253,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
             "training_seed": seed,
             "data": data_hash,
             "config": dataclasses.asdict(model.config),
-            "code": training_code_hash(),
+            "code": cell_code_hash(model.config.variant),
         }
     )
     model.to(device)
@@ -401,7 +384,7 @@ def train_model(
     task: str,
     model_name: str,
     params: Params,
-    layout: Layout = Layout(),
+    layout: Layout,
     *,
     resume: bool = False,
     seed: int | None = None,
@@ -430,19 +413,20 @@ def train_model(
     device = run.device
     mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn, run.bf16) if device.type == "cpu" else torch.backends.mkldnn.enabled
     quiet_onednn_tf32_notice()  # torch's notice about Intel GPUs, emitted by mkldnn.flags on every CPU run
-    with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
-        fit(
-            run.forward,
-            run.loader,
-            len(run.sampler),
-            run.validation,
-            t,
-            state,
-            new_optimizer=lambda phase: make_optimizer(run.model, t, phase),
-            set_epoch_seed=run.sampler.set_epoch_seed,
-            device=device,
-            seed=seed,
-            callbacks=callbacks_for(run, t, mlflow_run, run_id, on_epoch_end, params.runtime.progress_seconds),
-            bf16=run.bf16,
-        )
-    return package(run, state, mlflow_run, layout.model(task, model_name, seed), run_id, t0)
+    with tracking.ended_on_failure(mlflow_run):  # an error or interrupt ends the run FAILED/KILLED, never RUNNING
+        with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
+            fit(
+                run.forward,
+                run.loader,
+                len(run.sampler),
+                run.validation,
+                t,
+                state,
+                new_optimizer=lambda phase: make_optimizer(run.model, t, phase),
+                set_epoch_seed=run.sampler.set_epoch_seed,
+                device=device,
+                seed=seed,
+                callbacks=callbacks_for(run, t, mlflow_run, run_id, on_epoch_end, params.runtime.progress_seconds),
+                bf16=run.bf16,
+            )
+        return package(run, state, mlflow_run, layout.model(task, model_name, seed), run_id, t0)

@@ -12,8 +12,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from pipeline.core.io_utils import deep_merge
 
 PROFILES = ("smoke", "paper")
@@ -22,6 +20,8 @@ PROFILES = ("smoke", "paper")
 
 @cache
 def _load(name: str) -> dict[str, Any]:
+    import yaml  # here, so that the model zoo (which needs only PROFILES) imports without PyYAML (benchmarks/gpu.py)
+
     text = resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):

@@ -287,7 +287,8 @@ class FolderSource(RealSource):
                             line,
                         )
                     )
-            if outside:
+            hashed = params is None or self._method(self._cfg(params), columns, table) == "hash"
+            if outside and hashed:  # a split given by a column (or folds) does not depend on the paths
                 log.warning(
                     "%s: %d files of %s lie outside %s; their split is hashed from the absolute path and changes if "
                     "they move; set datasets.%s.path to a folder holding them all.",
@@ -643,15 +644,19 @@ def _quick_task(cfg: FolderDatasetParams, table: str | None) -> str:
         return "multi_label"  # the catalog reports the missing CSV
 
 
-def make_source(params: Params | None = None, name: str = "folder") -> FolderSource:
-    """The folder source for ``datasets.folder`` or the named own dataset ``name``."""
+def make_source(params: Params | None = None, name: str = "folder", layout: Layout | None = None) -> FolderSource:
+    """The folder source for ``datasets.folder`` or the named own dataset ``name``.
+
+    ``layout`` is the project's: a dataset whose folder was given at download time only is read
+    from what that download recorded under the project's ``data/raw/<name>/`` (never the cwd's).
+    """
     cfg = params.datasets.folder_settings(name) if params is not None else None
     task, clip = "single_label", 4.0
     if cfg is not None:
         table = cfg.labels_csv
-        if not cfg.path and not cfg.labels_csv:
+        if not cfg.path and not cfg.labels_csv and layout is not None:
             # set at download time only (`musicrep download folder --labels-csv ...`): use what fetch recorded
-            table = recorded_settings(Layout().raw(name)).get("labels_csv")
+            table = recorded_settings(layout.raw(name)).get("labels_csv")
         task, clip = _quick_task(cfg, table), cfg.clip_seconds
     multilabel = task == "multi_label"
     return FolderSource(

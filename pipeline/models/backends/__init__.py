@@ -1,47 +1,21 @@
-"""Back-ends: features -> logits (and ``embed`` -> pooled representation)."""
+"""Back-ends: features -> logits (and ``embed`` -> pooled representation).
 
+Every module here that declares a ``VARIANTS`` tuple of
+:class:`~pipeline.models.spec.VariantSpec` is a registry entry: it is found by a scan of this
+package (:func:`pipeline.models.spec.discover`), as the dataset sources are
+(``pipeline.data.registry``). ``docs/contributing.md`` gives the recipe.
+"""
+
+import sys
 from types import MappingProxyType
 
-from pipeline.models.backends.attention_rnn import AttentionRNNBackend
 from pipeline.models.backends.base import Backend
-from pipeline.models.backends.cnnsa import CNNSABackend
-from pipeline.models.backends.crnn import CRNNBackend
-from pipeline.models.backends.fcn import FCNBackend
-from pipeline.models.backends.gated_crnn import GatedCRNNBackend
-from pipeline.models.backends.hcnn import HarmonicCNNBackend
-from pipeline.models.backends.musicnn import MusicnnBackend
-from pipeline.models.backends.samplecnn import SampleCNNBackend, SampleCNNSEBackend
-from pipeline.models.backends.short_chunk import ShortChunkCNNBackend, ShortChunkResNetBackend
+from pipeline.models.spec import VariantSpec, discover
 
-BACKENDS = MappingProxyType(
-    {
-        "fcn": FCNBackend,
-        "crnn": CRNNBackend,
-        "musicnn": MusicnnBackend,
-        "samplecnn": SampleCNNBackend,
-        "samplecnn_se": SampleCNNSEBackend,
-        "hcnn": HarmonicCNNBackend,
-        "cnnsa": CNNSABackend,
-        "short_cnn": ShortChunkCNNBackend,
-        "short_res": ShortChunkResNetBackend,
-        "attention_rnn": AttentionRNNBackend,
-        "gated_crnn": GatedCRNNBackend,
-    }
-)
+VARIANTS: dict[str, VariantSpec] = discover(sys.modules[__name__])
+"""Every registered variant by name, in module order (treat as read-only)."""
+
+BACKENDS = MappingProxyType({spec.backend_name: spec.backend for spec in VARIANTS.values()})
 """Back-end classes by name (read-only)."""
 
-__all__ = [
-    "BACKENDS",
-    "AttentionRNNBackend",
-    "Backend",
-    "CNNSABackend",
-    "CRNNBackend",
-    "FCNBackend",
-    "GatedCRNNBackend",
-    "HarmonicCNNBackend",
-    "MusicnnBackend",
-    "SampleCNNBackend",
-    "SampleCNNSEBackend",
-    "ShortChunkCNNBackend",
-    "ShortChunkResNetBackend",
-]
+__all__ = ["BACKENDS", "VARIANTS", "Backend"]

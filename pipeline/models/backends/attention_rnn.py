@@ -7,12 +7,15 @@ magnitude STFT, 80 bands 40-8,000 Hz, n_fft 1024, hop 128 (as the Keras code).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import scale_width
+from pipeline.models.spec import LOGITS_NOTE, VariantSpec
 
 CONV_CHANNELS = 10
 CONV_KERNEL = 5
@@ -54,6 +57,8 @@ class AttentionRNNBackend(Backend):
         context ``(batch, 128 w)``.
     """
 
+    name: ClassVar[str] = "attention_rnn"
+
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
         super().__init__(n_classes)
         hidden = scale_width(LSTM_HIDDEN, width)
@@ -86,3 +91,23 @@ class AttentionRNNBackend(Backend):
         context, weights = self.attend(features)
         logits = self.classify(context)
         return (logits, [weights[:, None, None, :]]) if return_attention else logits
+
+
+VARIANTS = (
+    VariantSpec(
+        name="attention_rnn",
+        frontend="mel",
+        backend=AttentionRNNBackend,
+        paper_input_length=16_000,
+        reference_params=None,
+        min_input_length=2_048,
+        description="Attention-RNN for keywords (de Andrade et al. 2018): time convs + 2 BiLSTM(64) + dot attention, 1 s.",
+        notes=f"{LOGITS_NOTE} Mel of the magnitude STFT, 80 bands 40-8000 Hz, n_fft 1024, hop 128 "
+        "(Keras code), in dB; BatchNorm input norm instead of per-batch standardisation; middle "
+        "time step as query (paper); Conv->ReLU->BN (Keras code; the spec's Conv->BN->ReLU learnt "
+        "much less on multi-label tasks).",
+        frontend_kwargs={"n_mels": 80, "n_fft": 1_024, "hop_length": 128, "f_min": 40.0, "power": 1.0},
+        cpu_bf16=True,
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+from pipeline.models.options import NoOptions, option_names
+
+if TYPE_CHECKING:
+    from pipeline.models.base import ModelConfig
 
 
 class Backend(nn.Module):
@@ -16,13 +21,17 @@ class Backend(nn.Module):
     ``forward`` returns **logits** ``(batch, n_classes)`` (no sigmoid/softmax).
 
     Class attributes:
+        name: the back-end's registry name (a variant's ``backend`` names the class).
         input_kind: ``"spectrogram"`` (expects ``(batch, C, F, T)``) or ``"waveform"``
             (expects ``(batch, 1, samples)``); the zoo only pairs matching front-ends.
-        OPTIONS: keyword options a user may set through ``ModelConfig.options``.
+        OPTION_SPEC: the typed, ranged schema of those options (:mod:`pipeline.models.options`).
+        OPTIONS: keyword options a user may set through ``ModelConfig.options`` (the spec's names).
     """
 
+    name: ClassVar[str] = ""
     input_kind: ClassVar[str] = "spectrogram"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    OPTION_SPEC: ClassVar[type] = NoOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     embedding_dim: int
     head: nn.Module
 
@@ -31,6 +40,15 @@ class Backend(nn.Module):
         if not isinstance(n_classes, int) or n_classes < 1:
             raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
         self.n_classes = n_classes
+
+    @classmethod
+    def resolve_options(cls, options: dict[str, Any], config: ModelConfig) -> dict[str, Any]:
+        """Constructor keywords from the variant's and the user's ``options`` and the model's ``config``.
+
+        The default passes ``options`` on; a back-end whose option depends on the task (HCNN's
+        ``hcnn_pools: auto``) resolves it here.
+        """
+        return options
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         """Features -> pooled representation ``(batch, embedding_dim)``."""

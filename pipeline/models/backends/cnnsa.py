@@ -10,9 +10,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import TypedDict
 
 from pipeline.models.backends.base import Backend, collapse_frequency
 from pipeline.models.layers import R2, OutputLayer, scale_width
+from pipeline.models.options import Count, option_names
+from pipeline.models.spec import LOGITS_NOTE, VariantSpec
 
 CNNSA_CHANNELS = 128
 CNNSA_STRIDES = (2, 2, 2, (2, 1), (2, 1), (2, 1), (2, 1))
@@ -68,6 +71,13 @@ class EncoderLayer(nn.Module):
         return x, weights
 
 
+class CNNSAOptions(TypedDict, total=False):
+    """Options of the ``cnnsa`` back-end."""
+
+    n_heads: Count
+    n_layers: Count
+
+
 class CNNSABackend(Backend):
     """BN(in) -> R2 x7 -> tokens (T, 256) with a fixed CLS prepended -> 2 encoder layers ->
     pooler (Linear + tanh on CLS) -> Dropout -> Linear.
@@ -84,7 +94,9 @@ class CNNSABackend(Backend):
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, d_model)``.
     """
 
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_heads", "n_layers"})
+    name: ClassVar[str] = "cnnsa"
+    OPTION_SPEC: ClassVar[type] = CNNSAOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(CNNSAOptions)
 
     def __init__(
         self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0, n_heads: int = N_HEADS, n_layers: int = N_LAYERS
@@ -130,3 +142,23 @@ class CNNSABackend(Backend):
         pooled, maps = self.encode(features, return_attention)
         logits = self.classify(pooled)
         return (logits, maps) if return_attention else logits
+
+
+VARIANTS = (
+    VariantSpec(
+        name="cnnsa",
+        frontend="mel",
+        backend=CNNSABackend,
+        paper_input_length=240_000,
+        reference_params=10_521_652,
+        reference_params_by_classes={50: 10_521_652, 35: 10_517_797, 17: 10_513_171},
+        min_input_length=1_024,
+        description="CNN-SA (Won et al. 2019/2020): 7 residual blocks + 2-layer Transformer encoder with a fixed CLS token, 15 s.",
+        notes=f"{LOGITS_NOTE} Fixed CLS vector broadcast to any batch size (reference pre-tiles 64). "
+        "d_model = 256 w rounded to a multiple of n_heads. PyTorch default initialisation. "
+        "A frequency axis left > 1 (other n_mels) is max-pooled.",
+        frontend_kwargs={"n_mels": 128},
+        cpu_bf16=True,
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from pipeline.models.backends.base import Backend, collapse_frequency
 from pipeline.models.layers import C2, OutputLayer, scale_width
+from pipeline.models.spec import LOGITS_NOTE, VariantSpec
 
 CRNN_WIDTHS = (64, 128, 128, 128)
 CRNN_POOLS = ((2, 2), (3, 3), (4, 4), (4, 4))
@@ -21,6 +24,8 @@ class CRNNBackend(Backend):
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 32 w)``.
     """
+
+    name: ClassVar[str] = "crnn"
 
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
         super().__init__(n_classes)
@@ -39,3 +44,22 @@ class CRNNBackend(Backend):
         x = collapse_frequency(self.blocks(self.input_norm(features)))  # (batch, C, T)
         out, _ = self.gru(x.transpose(1, 2))
         return out[:, -1]
+
+
+VARIANTS = (
+    VariantSpec(
+        name="crnn",
+        frontend="mel",
+        backend=CRNNBackend,
+        paper_input_length=464_000,
+        reference_params=394_100,
+        reference_params_by_classes={50: 394_100, 35: 393_605, 17: 393_011},
+        min_input_length=1_024,
+        description="CRNN (Choi et al. 2017): 4 conv blocks + 2-layer GRU(32) on a 96-band log-mel, 29 s chunks.",
+        notes=f"{LOGITS_NOTE} Output layer has n_classes outputs (the reference hard-wires 50). "
+        "Fit pools; a frequency axis left > 1 (other n_mels) is max-pooled.",
+        frontend_kwargs={"n_mels": 96},
+        cpu_bf16=True,
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

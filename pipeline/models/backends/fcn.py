@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C2, OutputLayer, global_max_pool, scale_width
+from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
 
 FCN_WIDTHS = (64, 128, 128, 128, 64)
 FCN_POOLS = ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))
@@ -22,6 +25,8 @@ class FCNBackend(Backend):
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 64 w)``.
     """
 
+    name: ClassVar[str] = "fcn"
+
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
         super().__init__(n_classes)
         self.input_norm = nn.BatchNorm2d(in_channels)
@@ -35,3 +40,22 @@ class FCNBackend(Backend):
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return global_max_pool(self.blocks(self.input_norm(features)))
+
+
+VARIANTS = (
+    VariantSpec(
+        name="fcn",
+        frontend="mel",
+        backend=FCNBackend,
+        paper_input_length=464_000,
+        reference_params=447_732,
+        reference_params_by_classes={50: 447_732, 35: 446_757, 17: 445_587},
+        min_input_length=1_024,
+        description="FCN (Choi et al. 2016): 5 conv-BN-ReLU-maxpool blocks on a 96-band log-mel, 29 s chunks.",
+        notes=f"{LOGITS_NOTE} {FIT_NOTE} The spec's flatten needs a 1x1 map (1280-2559 frames); "
+        "elsewhere GMP summarises the map (identical at 1x1).",
+        frontend_kwargs={"n_mels": 96},
+        cpu_bf16=True,
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

@@ -8,12 +8,15 @@ magnitude STFT, 64 bands, n_fft 1,024, hop 664 (~240 frames per 10 s, as the cod
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.backends.base import Backend, collapse_frequency
 from pipeline.models.layers import FitMaxPool2d, scale_width
+from pipeline.models.spec import LOGITS_NOTE, VariantSpec
 
 GATED_CHANNELS = 64
 GATED_STAGES = 4
@@ -53,6 +56,8 @@ class GatedCRNNBackend(Backend):
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> mean over time of
         the BiGRU states ``(batch, 256 w)``.
     """
+
+    name: ClassVar[str] = "gated_crnn"
 
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
         super().__init__(n_classes)
@@ -100,3 +105,23 @@ class GatedCRNNBackend(Backend):
             return logits
         frames = {"probabilities": torch.sigmoid(frame_logits), "attention": log_attention.exp()}
         return logits, frames
+
+
+VARIANTS = (
+    VariantSpec(
+        name="gated_crnn",
+        frontend="mel",
+        backend=GatedCRNNBackend,
+        paper_input_length=160_000,
+        reference_params=None,
+        min_input_length=2_048,
+        description="Gated CRNN (Xu et al. 2017, DCASE 2017 T4 winner): 8 GLU convs + BiGRU(128) + attention pooling, 10 s.",
+        notes=f"{LOGITS_NOTE} Returns log p - log(1-p) of the attention-pooled clip probability. "
+        "Mel of the magnitude STFT, 64 bands, n_fft 1024, hop 664 (Keras code), Hann instead of "
+        "Hamming, in dB; BatchNorm input norm instead of a per-band scaler; plain BiGRU (tanh) "
+        "instead of the code's gated BiGRU; all 8 gated layers used; attention softmax over time.",
+        frontend_kwargs={"n_mels": 64, "n_fft": 1_024, "hop_length": 664, "power": 1.0},
+        task_input_lengths={"keywords": 16_000},
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

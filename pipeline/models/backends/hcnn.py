@@ -14,13 +14,19 @@ variant     stage 6 pool    stage 7 pool      input (frames)
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import nn
+from typing_extensions import TypedDict
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C2, RM, Head, global_max_pool, scale_width
+from pipeline.models.options import option_names
+from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
+
+if TYPE_CHECKING:
+    from pipeline.models.base import ModelConfig
 
 HCNN_POOLS = {
     "mtat": ((2, 3), (2, 3)),
@@ -28,6 +34,12 @@ HCNN_POOLS = {
     "kws": ((2, 2), (2, 1)),
 }
 HCNN_CHANNELS = 128
+
+
+class HCNNOptions(TypedDict, total=False):
+    """Options of the ``hcnn`` back-end (``auto``: the pools of the task)."""
+
+    hcnn_pools: Literal["mtat", "dcase", "kws", "auto"]
 
 
 class HarmonicCNNBackend(Backend):
@@ -44,7 +56,9 @@ class HarmonicCNNBackend(Backend):
         ``(batch, H, B, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 256 w)``.
     """
 
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"hcnn_pools"})
+    name: ClassVar[str] = "hcnn"
+    OPTION_SPEC: ClassVar[type] = HCNNOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(HCNNOptions)
 
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0, pools: str = "mtat") -> None:
         super().__init__(n_classes)
@@ -67,5 +81,38 @@ class HarmonicCNNBackend(Backend):
         self.embedding_dim = wide
         self.head = Head(wide, n_classes)
 
+    @classmethod
+    def resolve_options(cls, options: dict[str, Any], config: ModelConfig) -> dict[str, Any]:
+        """``hcnn_pools`` -> ``pools``; ``"auto"`` is ``"kws"`` for single-label, ``"mtat"`` for inputs
+        >= 80,000 samples, else ``"dcase"``."""
+        options = dict(options)
+        pools = options.pop("hcnn_pools", "auto")
+        if pools == "auto":
+            pools = "kws" if not config.multilabel else "mtat" if config.input_length >= 80_000 else "dcase"
+        return {**options, "pools": pools}
+
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return global_max_pool(self.blocks(self.input_norm(features)))
+
+
+VARIANTS = (
+    VariantSpec(
+        name="hcnn",
+        frontend="harmonic",
+        backend=HarmonicCNNBackend,
+        paper_input_length=80_000,
+        reference_params=3_631_551,
+        reference_params_by_classes={50: 3_631_551, 35: 3_627_696, 17: 3_623_070},
+        min_input_length=1_024,
+        description="Harmonic CNN (Won et al. 2020): trainable harmonic filterbank (H=6, Q only) + residual 2-D CNN.",
+        notes=f"{LOGITS_NOTE} {FIT_NOTE} Stage 6-7 pools by the hcnn_pools option "
+        "(auto: single-label -> kws, input >= 80,000 -> mtat, else dcase). Paper L per task: "
+        "tagging 80,000, events 48,000, keywords 16,384 (1-s clips zero-padded; 16,000 would give "
+        "63 frames, which the reference back-end rejects).",
+        frontend_kwargs={"n_mels": 128},
+        backend_kwargs={"hcnn_pools": "auto"},
+        task_input_lengths={"tagging": 80_000, "events": 48_000, "keywords": 16_384},
+        cpu_bf16=True,
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

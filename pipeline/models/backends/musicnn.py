@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C1, Head, scale_width
+from pipeline.models.spec import LOGITS_NOTE, VariantSpec
 
 TIMBRAL_FILTERS = 204
 TIMBRAL_HEIGHTS = (0.7, 0.4)  # fractions of the input height (67 and 38 bins at 96 mel)
@@ -59,6 +62,8 @@ class MusicnnBackend(Backend):
         at width 1 (max and mean over time of the 753-channel concatenation).
     """
 
+    name: ClassVar[str] = "musicnn"
+
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
         super().__init__(n_classes)
         self.input_norm = nn.BatchNorm2d(in_channels)
@@ -84,3 +89,23 @@ class MusicnnBackend(Backend):
         res3 = self.block3(res2) + res2
         stacked = torch.cat([front, res1, res2, res3], dim=1)  # (batch, 753, T)
         return torch.cat([stacked.amax(dim=-1), stacked.mean(dim=-1)], dim=1)
+
+
+VARIANTS = (
+    VariantSpec(
+        name="musicnn",
+        frontend="mel",
+        backend=MusicnnBackend,
+        paper_input_length=48_000,
+        reference_params=784_300,
+        reference_params_by_classes={50: 784_300, 35: 781_285, 17: 777_667},
+        min_input_length=1_024,
+        description="Musicnn (Pons et al. 2018, 'mtat' configuration): timbral/temporal filters + 1-D residual back-end, 3 s.",
+        notes=f"{LOGITS_NOTE} Vertical kernel heights are int(0.7 F), int(0.4 F) of the input height F "
+        "(67/38 at 96 mel, as the reference).",
+        frontend_kwargs={"n_mels": 96},
+        cpu_mkldnn=False,
+        cpu_bf16=True,
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

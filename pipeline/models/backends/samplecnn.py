@@ -13,6 +13,10 @@ from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C1, SE1, Head, OutputLayer, global_max_pool, scale_width
+from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
+
+SAMPLE_FRAME = 3
+"""Samples per frame: the first convolution has stride 3."""
 
 # (out channels, kernel, stride, pool) of the 11 stages
 SAMPLE_CNN_STAGES = (
@@ -46,6 +50,7 @@ class SampleCNNBackend(Backend):
         ``(batch, 1, samples)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 512 w)``.
     """
 
+    name: ClassVar[str] = "samplecnn"
     input_kind: ClassVar[str] = "waveform"
 
     def __init__(self, in_channels: int, n_bins: int | None, n_classes: int, width: float = 1.0) -> None:
@@ -64,6 +69,7 @@ class SampleCNNSEBackend(Backend):
         ``(batch, 1, samples)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 512 w)``.
     """
 
+    name: ClassVar[str] = "samplecnn_se"
     input_kind: ClassVar[str] = "waveform"
 
     def __init__(self, in_channels: int, n_bins: int | None, n_classes: int, width: float = 1.0) -> None:
@@ -73,3 +79,36 @@ class SampleCNNSEBackend(Backend):
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return global_max_pool(self.stages(features))
+
+
+VARIANTS = (
+    VariantSpec(
+        name="samplecnn",
+        frontend="raw",
+        backend=SampleCNNBackend,
+        paper_input_length=59_049,
+        reference_params=1_869_874,
+        reference_params_by_classes={50: 1_869_874, 35: 1_862_179, 17: 1_852_945},
+        min_input_length=1_024,
+        description="Sample-level CNN (Lee et al. 2017): 11 conv stages on the raw waveform, 3^10 samples.",
+        notes=f"{LOGITS_NOTE} {FIT_NOTE} The reference needs exactly 3^10 samples; other lengths "
+        "end with a global max over time.",
+        smoke_rule="min(paper L, clip) rounded up to a whole frame of 3 samples (< 1 frame of padding)",
+        frame_samples=SAMPLE_FRAME,
+    ),
+    VariantSpec(
+        name="samplecnn_se",
+        frontend="raw",
+        backend=SampleCNNSEBackend,
+        paper_input_length=59_049,
+        reference_params=6_951_858,
+        reference_params_by_classes={50: 6_951_858, 35: 6_944_163, 17: 6_934_929},
+        min_input_length=1_024,
+        description="Sample-level CNN + residual squeeze-excitation blocks (Kim et al. 2018), 3^10 samples.",
+        notes=f"{LOGITS_NOTE} {FIT_NOTE} Same length handling as samplecnn.",
+        smoke_rule="min(paper L, clip) rounded up to a whole frame of 3 samples (< 1 frame of padding)",
+        frame_samples=SAMPLE_FRAME,
+        cpu_bf16=True,
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

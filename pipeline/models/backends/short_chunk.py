@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C2, R2, Head, global_max_pool, scale_width
+from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
 
 SHORT_CHUNK_WIDTHS = (128, 128, 256, 256, 256, 256, 512)
 
@@ -39,6 +42,7 @@ class ShortChunkCNNBackend(_ShortChunkBackend):
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 512 w)``.
     """
 
+    name: ClassVar[str] = "short_cnn"
     block = C2
 
 
@@ -49,4 +53,35 @@ class ShortChunkResNetBackend(_ShortChunkBackend):
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 512 w)``.
     """
 
+    name: ClassVar[str] = "short_res"
     block = R2
+
+
+VARIANTS = (
+    VariantSpec(
+        name="short_cnn",
+        frontend="mel",
+        backend=ShortChunkCNNBackend,
+        paper_input_length=59_049,
+        reference_params=3_687_348,
+        reference_params_by_classes={50: 3_687_348, 35: 3_679_653, 17: 3_670_419},
+        min_input_length=1_024,
+        description="Short-chunk CNN (Won et al. 2020): 7 conv blocks (pool 2) + GMP + dense head on a 128-band log-mel, 3.7 s.",
+        notes=f"{LOGITS_NOTE} {FIT_NOTE}",
+        frontend_kwargs={"n_mels": 128},
+        cpu_bf16=True,
+    ),
+    VariantSpec(
+        name="short_res",
+        frontend="mel",
+        backend=ShortChunkResNetBackend,
+        paper_input_length=59_049,
+        reference_params=12_104_244,
+        reference_params_by_classes={50: 12_104_244, 35: 12_096_549, 17: 12_087_315},
+        min_input_length=1_024,
+        description="Short-chunk ResNet (Won et al. 2020): 7 residual blocks (stride 2) + GMP + dense head, 3.7 s.",
+        notes=f"{LOGITS_NOTE}",
+        frontend_kwargs={"n_mels": 128},
+    ),
+)
+"""The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

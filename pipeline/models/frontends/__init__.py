@@ -18,53 +18,36 @@ trainable_mel  log-mel, learnt filterbank ``(batch, 1, n_mels, T)`` no (trainabl
 
 The four learnable front-ends (leaf, sincnet, pcen, trainable_mel) are compared in
 ``docs/frontends.md``.
+
+A front-end registers itself: every :class:`~pipeline.models.base.Frontend` subclass with a
+``name`` defined in a module of this package is found by a scan (module order, then definition
+order), and the contract tests (``tests/test_contracts.py``) run over all of them.
 """
 
+import importlib
+import pkgutil
 from types import MappingProxyType
 
-from pipeline.models.frontends.harmonic import HarmonicFrontend
-from pipeline.models.frontends.leaf import LeafFrontend
-from pipeline.models.frontends.pcen import PCENFrontend
-from pipeline.models.frontends.raw import RawFrontend
-from pipeline.models.frontends.sincnet import SincNetFrontend
-from pipeline.models.frontends.spectral import CQTFrontend, LinearFrontend, LogFrontend, MelFrontend, MFCCFrontend
-from pipeline.models.frontends.trainable_mel import TrainableMelFrontend
+from pipeline.models.base import Frontend
 
-FRONTENDS = MappingProxyType(
-    {
-        cls.name: cls
-        for cls in (
-            MelFrontend,
-            LinearFrontend,
-            LogFrontend,
-            CQTFrontend,
-            MFCCFrontend,
-            HarmonicFrontend,
-            RawFrontend,
-            LeafFrontend,
-            SincNetFrontend,
-            PCENFrontend,
-            TrainableMelFrontend,
-        )
-    }
-)
+
+def _discover() -> dict[str, type[Frontend]]:
+    """Every named :class:`Frontend` subclass defined in a module of this package, by name."""
+    found: dict[str, type[Frontend]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Frontend) and obj.__module__ == module.__name__ and obj.name:
+                if obj.name in found:
+                    raise ValueError(f"front-end {obj.name!r} is defined twice (second time in {module.__name__})")
+                found[obj.name] = obj
+    return found
+
+
+FRONTENDS = MappingProxyType(_discover())
 """Front-end classes by name (read-only)."""
 
-LEARNABLE_FRONTENDS = ("leaf", "sincnet", "pcen", "trainable_mel")
+LEARNABLE_FRONTENDS = tuple(name for name, cls in FRONTENDS.items() if cls.learnable)
 """The learnable front-ends of ``docs/frontends.md`` (each has a learned-filters figure in the report)."""
 
-__all__ = [
-    "FRONTENDS",
-    "CQTFrontend",
-    "HarmonicFrontend",
-    "LEARNABLE_FRONTENDS",
-    "LeafFrontend",
-    "LinearFrontend",
-    "LogFrontend",
-    "MFCCFrontend",
-    "MelFrontend",
-    "PCENFrontend",
-    "RawFrontend",
-    "SincNetFrontend",
-    "TrainableMelFrontend",
-]
+__all__ = ["FRONTENDS", "LEARNABLE_FRONTENDS", "Frontend"]

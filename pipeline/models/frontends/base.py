@@ -1,6 +1,6 @@
-"""Shared plumbing of the spectrogram-type front-ends.
+"""Shared plumbing of the front-ends: fixed transforms (:class:`TransformFrontend`) and learnable filterbanks (:class:`FilterbankFrontend`).
 
-A front-end wraps one transform of :mod:`pipeline.models.frontends.transforms` and adds what the
+A front-end wraps one transform of :mod:`pipeline.models.dsp.transforms` and adds what the
 zoo needs to wire it to a back-end: ``out_channels`` and ``n_bins`` (the ``C`` and ``F`` of
 its ``(batch, C, F, frames)`` output), ``output_kind`` (``"spectrogram"`` or
 ``"waveform"``), ``hop_length``, ``n_frames`` and ``cache_spec``.
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from pipeline.models.base import Frontend
+from pipeline.models.dsp.convolution import samples_of_ms
+from pipeline.models.options import NoOptions, option_names
 
 CACHE_SPEC_VERSION = 1
 
@@ -27,8 +30,8 @@ class TransformFrontend(Frontend):
     ``n_frames(samples)`` and ``params()``).
     """
 
-    name: ClassVar[str] = ""
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    OPTION_SPEC: ClassVar[type] = NoOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels: int = 1
     transform: nn.Module
@@ -53,3 +56,40 @@ class TransformFrontend(Frontend):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(batch, samples)`` -> ``(batch, 1, n_bins, frames)``."""
         return self.transform(wave).unsqueeze(1)
+
+
+class FilterbankFrontend(Frontend):
+    """A learnable filterbank on the waveform, pooled to frames every ``hop_ms`` (LEAF, SincNet).
+
+    Subclasses build ``self.filters`` (a module of :mod:`pipeline.models.dsp` with ``n_filters``,
+    ``center_frequencies()`` and ``frequency_response(n_freqs)``), call :meth:`_set_hop` and
+    implement ``forward``. Never cacheable: the filters move with training.
+    """
+
+    learnable: ClassVar[bool] = True
+    output_kind: ClassVar[str] = "spectrogram"
+    out_channels = 1
+    filters: nn.Module
+
+    def _set_hop(self, sample_rate: int, hop_ms: float) -> None:
+        self.hop_length = samples_of_ms(sample_rate, hop_ms)
+        if self.hop_length < 1:
+            raise ValueError(f"hop_ms={hop_ms} is shorter than one sample at {sample_rate} Hz")
+
+    @property
+    def n_bins(self) -> int:
+        return self.filters.n_filters
+
+    def n_frames(self, n_samples: int) -> int:
+        return 1 + n_samples // self.hop_length
+
+    def cache_spec(self) -> dict[str, Any] | None:
+        return None
+
+    def center_frequencies(self) -> torch.Tensor:
+        """Current filter centres in Hz, ``(n_filters,)``."""
+        return self.filters.center_frequencies()
+
+    def frequency_response(self, n_freqs: int = 257) -> tuple[np.ndarray, np.ndarray]:
+        """Magnitude responses of the filters (see the filterbank's ``frequency_response``)."""
+        return self.filters.frequency_response(n_freqs)

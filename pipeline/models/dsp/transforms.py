@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 from torch import nn
+
+from pipeline.models.dsp.mel import mel_filterbank
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ __all__ = [
     "erb_bandwidth",
     "harmonic_pitch_grid",
     "hz_to_midi",
-    "mel_filterbank",
     "midi_to_hz",
     "power_to_db",
     "stft_bin_frequencies",
@@ -89,29 +89,6 @@ def midi_to_hz(midi: np.ndarray | float) -> np.ndarray:
 def stft_bin_frequencies(sample_rate: int, n_fft: int) -> torch.Tensor:
     """Centre frequencies of the ``n_fft // 2 + 1`` one-sided STFT bins, 0 .. sample_rate/2 Hz."""
     return torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
-    """HTK-scale triangular mel filterbank without area normalisation, ``(n_fft//2+1, n_mels)``.
-
-    Delegates to :func:`torchaudio.functional.melscale_fbanks`. With 128 bands on 257 bins
-    the lowest filter is empty (as in the reference code); torchaudio's warning about it is
-    turned into a debug log message.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fb = AF.melscale_fbanks(
-            n_freqs=n_fft // 2 + 1,
-            f_min=float(f_min),
-            f_max=float(f_max),
-            n_mels=n_mels,
-            sample_rate=sample_rate,
-            norm=None,
-            mel_scale="htk",
-        )
-    for warning in caught:
-        logger.debug("mel filterbank (n_mels=%d, n_fft=%d): %s", n_mels, n_fft, warning.message)
-    return fb
 
 
 def _check_positive(**values: float) -> None:

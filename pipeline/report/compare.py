@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -11,6 +12,8 @@ from pipeline.tracking.runs import runs_table
 if TYPE_CHECKING:
     from pipeline.config.params import Params
     from pipeline.core.paths import Layout
+
+log = logging.getLogger(__name__)
 
 MAIN_METRICS = ["test/roc_auc", "test/pr_auc", "test/f1_sample", "test/accuracy", "test/loss", "best/epoch"]
 
@@ -26,11 +29,12 @@ def compare_table(
     Columns ``task``, ``model``, ``n_seeds``, then per metric (named as logged:
     ``test/roc_auc``, ``cross/<dataset>/accuracy``...) the mean over seeds and ``<metric> std``.
     With ``evidence=(params, layout)`` and the cells' predictions on disk, the primary metric
-    of the seed-averaged model gets its 95 % bootstrap interval over test clips
-    (``ci_low``, ``ci_high``) from :func:`pipeline.evaluation.evidence.accuracy_table`.
-    With ``per_seed`` the rows are the runs themselves (column ``seed``).
+    of the seed-averaged model gets its 95 % bootstrap interval over test clips, named after the
+    metric (``roc_auc_ci_low``, ``accuracy_ci_high``) from :func:`pipeline.evaluation.evidence.accuracy_table`.
+    With ``per_seed`` the rows are the runs themselves (column ``seed``). Runs that did not
+    finish (``RUNNING``, ``FAILED``, ``KILLED``) are left out, named in one warning.
     """
-    df = runs_table(tasks)
+    df = _finished(runs_table(tasks))
     if df.empty:
         return df
     metric_cols = [c for c in MAIN_METRICS if c in df.columns]
@@ -54,6 +58,24 @@ def compare_table(
     return out
 
 
+def _finished(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs that finished; the others (still training, interrupted, failed) are left out with one warning."""
+    if df.empty or "status" not in df.columns:
+        return df
+    unfinished = df[df["status"] != "FINISHED"]
+    if len(unfinished):
+        named = ", ".join(f"{r.task}/{r.model} seed{r.seed} ({r.status})" for r in unfinished.head(5).itertuples())
+        more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
+        log.warning(
+            "compare leaves out %d unfinished run%s: %s%s (still training, interrupted or failed: run the cell again to finish it)",
+            len(unfinished),
+            "s" if len(unfinished) > 1 else "",
+            named,
+            more,
+        )
+    return df[df["status"] == "FINISHED"].reset_index(drop=True)
+
+
 def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.DataFrame:
     from pipeline.models.grid import grid_models  # here, not at the top: compare without predictions never imports torch
 
@@ -69,8 +91,10 @@ def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.Data
             table = accuracy_table(params, layout, task)
         except Exception:  # noqa: BLE001 - a task of another project, or no predictions here
             continue
-        if not table.empty:
-            rows.append(table.assign(task=task)[["task", "model", "ci_low", "ci_high"]])
+        if not table.empty:  # the interval columns say whose interval they are: roc_auc_ci_low, accuracy_ci_high
+            metric = str(table["metric"].iloc[0])
+            named = {"ci_low": f"{metric}_ci_low", "ci_high": f"{metric}_ci_high"}
+            rows.append(table.assign(task=task)[["task", "model", "ci_low", "ci_high"]].rename(columns=named))
     if not rows:
         return df
     return df.merge(pd.concat(rows), on=["task", "model"], how="left")

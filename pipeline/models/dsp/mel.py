@@ -1,8 +1,16 @@
-"""The HTK mel scale and mel-spaced band layouts, the initialisation of the learnable filterbanks."""
+"""The mel scale in one place: the HTK scale, mel-spaced band layouts (the initialisation of the learnable
+filterbanks) and the triangular mel filterbank of the fixed and trainable mel front-ends."""
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
+import torch
+import torchaudio.functional as AF
+
+logger = logging.getLogger(__name__)
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -31,3 +39,26 @@ def mel_triangles(n_filters: int, f_min: float, f_max: float) -> tuple[np.ndarra
     """
     edges = mel_points(f_min, f_max, n_filters + 2)
     return edges[1:-1], (edges[2:] - edges[:-2]) / 2.0
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
+    """HTK-scale triangular mel filterbank without area normalisation, ``(n_fft//2+1, n_mels)``.
+
+    Delegates to :func:`torchaudio.functional.melscale_fbanks`. With 128 bands on 257 bins
+    the lowest filter is empty (as in the reference code); torchaudio's warning about it is
+    turned into a debug log message.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fb = AF.melscale_fbanks(
+            n_freqs=n_fft // 2 + 1,
+            f_min=float(f_min),
+            f_max=float(f_max),
+            n_mels=n_mels,
+            sample_rate=sample_rate,
+            norm=None,
+            mel_scale="htk",
+        )
+    for warning in caught:
+        logger.debug("mel filterbank (n_mels=%d, n_fft=%d): %s", n_mels, n_fft, warning.message)
+    return fb
