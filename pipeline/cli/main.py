@@ -111,9 +111,11 @@ def _main(
         import os
 
         os.environ["MUSICREP_LOCK_WAIT"] = "1"  # read by every stage lock, also in the DVC/flow runs this starts
-    from pipeline.config.project import Project, find_root, parse_overrides
+    from pipeline.config.project import WRITING_COMMANDS, Project, find_root, parse_overrides, refuse_tracked_tryout
 
     ctx.obj = Project(find_root(project), parse_overrides(set_ or []))
+    if ctx.invoked_subcommand in WRITING_COMMANDS:
+        refuse_tracked_tryout(ctx.obj, ctx.invoked_subcommand)
     _track_in(ctx.obj.root)
 
 
@@ -163,7 +165,12 @@ def params_cmd(
     path = _project(ctx).params_file(file)
     p = _params(ctx, file)
     if resolve:
+        from pipeline.config.params import load_params
+        from pipeline.config.project import refuse_tracked_tryout, without_run_time
         from pipeline.core.paths import Layout
+
+        refuse_tracked_tryout(_project(ctx), "params --resolve")
+        p = load_params(path, without_run_time(_project(ctx).overrides) or None)
         from pipeline.orchestration import stages
 
         out = stages.resolve_params(p, Layout(path.resolve().parent))

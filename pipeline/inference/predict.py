@@ -424,6 +424,9 @@ def predict(
     labels = list(card["labels"])
     multilabel = bool(net.config.multilabel)
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
+    origin = model_origin(card)
+    if note := synthetic_note(card, str(model)):
+        log.warning(note)
     files = collect_inputs(paths, fail)
     records = []
     forward = _autocast(net, net, bf16)
@@ -444,11 +447,51 @@ def predict(
             "n_chunks": out.n_chunks,
             "top": [{"label": labels[i], "score": float(out.vector[i])} for i in order],
             "scores": {name: float(v) for name, v in zip(labels, out.vector)},
+            "model_origin": origin,
         }
         records.append(record)
         if on_record is not None:
             on_record(record)
     return Predictions(records, failures, labels, model_dir, multilabel, str(model))
+
+
+def model_origin(card: dict[str, Any]) -> dict[str, Any]:
+    """Where a model comes from, for ``--json`` output: published weights (source, repository, commit,
+    sha256) or the training cell (task, model, seed) and whether its dataset is embedded synthetic data."""
+    meta = card.get("metadata", {})
+    published = meta.get("pretrained")
+    if published:
+        keys = ("name", "source_url", "repository", "commit", "license", "sha256")
+        return {"kind": "published", **{k: published.get(k) for k in keys}}
+    task = meta.get("task")
+    return {
+        "kind": "trained",
+        "task": task,
+        "model": meta.get("model_name"),
+        "seed": meta.get("seed"),
+        "synthetic": _synthetic(task),
+    }
+
+
+def _synthetic(task: str | None) -> bool:
+    from pipeline.data.registry import get_source
+    from pipeline.data.sources._synthetic import SyntheticSource
+
+    try:
+        return bool(task) and isinstance(get_source(str(task)), SyntheticSource)
+    except (UserError, AttributeError, KeyError, TypeError):  # an own dataset, or one that needs params
+        return str(task or "").startswith("synth_")
+
+
+def synthetic_note(card: dict[str, Any], model: str) -> str | None:
+    """The one line ``predict`` and ``embed`` print for a model trained on an embedded synthetic dataset."""
+    origin = model_origin(card)
+    if not origin.get("synthetic"):
+        return None
+    return (
+        f"note: {model} was trained on {origin['task']}, an embedded synthetic dataset: its labels and scores "
+        "say little about real recordings."
+    )
 
 
 # ----------------------------------------------------------------------------- embed
@@ -498,7 +541,9 @@ def embed(
 
     if layer not in LAYERS:
         raise UserError(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}.")
-    net, _card, model_dir = load_for_inference(model, device, root)
+    net, card, model_dir = load_for_inference(model, device, root)
+    if note := synthetic_note(card, str(model)):
+        log.warning(note)
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
     fn = _autocast(net, net.embed if layer == "pooled" else net, bf16)
