@@ -576,10 +576,10 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
         return Params.model_validate(merged)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise UserError(_format_error(error, raw, _blamed(error["loc"], overrides, path))) from None
+        raise UserError(_format_error(error, raw, blamed_source(error["loc"], overrides, path))) from None
 
 
-def _blamed(loc: tuple[Any, ...], overrides: dict[str, Any] | None, path: Path) -> str:
+def blamed_source(loc: tuple[Any, ...] | list[Any], overrides: dict[str, Any] | None, path: Path) -> str:
     """Where a bad value came from: ``--set KEY`` when an override set it (or its parent), else the params file."""
     node: Any = overrides or {}
     for depth, part in enumerate(loc):

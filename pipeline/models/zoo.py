@@ -32,6 +32,7 @@ from pipeline.config.profiles import PROFILES
 from pipeline.models.backends import BACKENDS, VARIANTS
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.models.frontends import FRONTENDS
+from pipeline.models.options import check_options
 from pipeline.models.spec import VariantSpec
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,16 @@ def _fit_length(spec: VariantSpec, target: int) -> int:
     return -(-target // spec.frame_samples) * spec.frame_samples
 
 
+def variant_option_specs(variant: str) -> dict[str, type]:
+    """``{"frontend": spec, "backend": spec}``: the option schemas of ``variant``'s two parts.
+
+    Raises:
+        ValueError: unknown variant or front-end.
+    """
+    frontend_name, spec = resolve_variant(variant)
+    return {"frontend": FRONTENDS[frontend_name].OPTION_SPEC, "backend": spec.backend.OPTION_SPEC}
+
+
 def build_model(config: ModelConfig) -> AudioModel:
     """Build the :class:`AudioModel` described by ``config``.
 
@@ -155,16 +166,13 @@ def build_model(config: ModelConfig) -> AudioModel:
         raise ValueError(f"width must be > 0, got {config.width!r}")
     frontend_name, spec = resolve_variant(config.variant)
     frontend_cls, backend_cls = FRONTENDS[frontend_name], spec.backend
-    options = dict(config.options or {})
-    allowed = frontend_cls.OPTIONS | backend_cls.OPTIONS
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(
-            f"unknown option {unknown[0]!r} for model {config.variant!r}; allowed options: {sorted(allowed) or 'none'}"
-        )
+    try:  # typed and range-checked before anything is built (pipeline/models/options.py)
+        typed = check_options(variant_option_specs(config.variant), dict(config.options or {}), config.sample_rate)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (model {config.variant!r})") from None
     frontend_kwargs = {k: v for k, v in spec.frontend_kwargs.items() if k in frontend_cls.OPTIONS}
-    frontend_kwargs.update({k: v for k, v in options.items() if k in frontend_cls.OPTIONS})
-    backend_options = {k: v for k, v in options.items() if k in backend_cls.OPTIONS}
+    frontend_kwargs.update(typed["frontend"])
+    backend_options = typed["backend"]
     frontend = frontend_cls(sample_rate=config.sample_rate, **frontend_kwargs)
     backend = backend_cls(
         in_channels=frontend.out_channels,

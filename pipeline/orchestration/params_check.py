@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 def _model_problem(name: str, params: Params) -> str | None:
-    from pipeline.models.zoo import FRONTENDS, resolve_variant
+    from pipeline.models.options import check_options
+    from pipeline.models.zoo import FRONTENDS, resolve_variant, variant_option_specs
 
     alias = params.variants.get(name)
     variant, options = (alias.model, dict(alias.options)) if alias is not None else (name, {})
@@ -31,10 +32,10 @@ def _model_problem(name: str, params: Params) -> str | None:
             if "unknown model" in str(exc)
             else f"{where}: {exc}"
         )
-    allowed = FRONTENDS[frontend].OPTIONS | spec.backend.OPTIONS
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        return f"variants.{name}.options: unknown option {unknown[0]!r} for model {variant!r}; allowed options: {sorted(allowed) or 'none'}"
+    try:
+        check_options(variant_option_specs(variant), options, params.segment.sample_rate)
+    except ValueError as exc:
+        return f"variants.{name}.options ({variant}): {exc}"
     return None
 
 

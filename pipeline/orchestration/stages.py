@@ -11,8 +11,9 @@ Data stages run once per dataset (``download``, ``segment``, ``features``); a gr
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,13 +41,29 @@ def resolve_params(params: Params, layout: Layout) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def _data_stage(stage: str, dataset: str, layout: Layout, reads: str | None = None) -> Iterator[None]:
+    """Hold ``stage``'s lock on ``dataset`` (and ``reads``' lock: its inputs stay put), clean a killed run's
+    temporaries first, and this run's own when it fails (disk full, permissions...): nothing half-written stays."""
+    from pipeline.core.locks import clean_stage_leftovers, stage_lock
+
+    with contextlib.ExitStack() as held:
+        held.enter_context(stage_lock(stage, dataset, root=layout.root))  # two runs never share temporaries
+        if reads:
+            held.enter_context(stage_lock(reads, dataset, root=layout.root, holder=f"musicrep {stage} {dataset}"))
+        clean_stage_leftovers(stage, dataset, layout)
+        try:
+            yield
+        except BaseException:
+            clean_stage_leftovers(stage, dataset, layout)
+            raise
+
+
 def download(dataset: str, params: Params, layout: Layout) -> Path:
     """Fetch (or generate) a dataset's raw files into ``data/raw/<dataset>/``."""
-    from pipeline.core.locks import clean_stage_leftovers, stage_lock
     from pipeline.data.registry import get_source
 
-    with stage_lock("download", dataset, root=layout.root):  # two runs never share temporaries
-        clean_stage_leftovers("download", dataset, layout)
+    with _data_stage("download", dataset, layout):
         raw = layout.raw(dataset)
         raw.mkdir(parents=True, exist_ok=True)
         get_source(dataset, params, layout).fetch(raw, params)
@@ -55,27 +72,17 @@ def download(dataset: str, params: Params, layout: Layout) -> Path:
 
 def segment(dataset: str, params: Params, layout: Layout) -> Path:
     """Decode a raw dataset into waveform shards + manifest (``data/segments/<dataset>/``)."""
-    from pipeline.core.locks import clean_stage_leftovers, stage_lock
     from pipeline.data.segment import segment_dataset
 
-    with (
-        stage_lock("segment", dataset, root=layout.root),
-        stage_lock("download", dataset, root=layout.root, holder=f"musicrep segment {dataset}"),
-    ):  # raw files stay put
-        clean_stage_leftovers("segment", dataset, layout)
+    with _data_stage("segment", dataset, layout, reads="download"):  # raw files stay put
         return segment_dataset(dataset, params, layout)
 
 
 def features(dataset: str, params: Params, layout: Layout) -> Path:
     """Cache the grid's fixed front-end outputs (``data/features/<dataset>/``)."""
-    from pipeline.core.locks import clean_stage_leftovers, stage_lock
     from pipeline.features.cache import build_features
 
-    with (
-        stage_lock("features", dataset, root=layout.root),
-        stage_lock("segment", dataset, root=layout.root, holder=f"musicrep features {dataset}"),
-    ):  # segments stay put
-        clean_stage_leftovers("features", dataset, layout)
+    with _data_stage("features", dataset, layout, reads="segment"):  # segments stay put
         return build_features(dataset, params, layout)
 
 
@@ -93,17 +100,17 @@ def cell_lock(step: str, task: str, model: str, seed: int | None, params: Params
 
 def train(task: str, model: str, params: Params, layout: Layout, resume: bool = True, seed: int | None = None) -> Path:
     """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
-    from pipeline.training.train import train_model
-
     with cell_lock("train", task, model, seed, params, layout):
+        from pipeline.training.train import train_model  # after the lock: a refused run never pays for importing torch
+
         return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
 
 
 def evaluate(task: str, model: str, params: Params, layout: Layout, seed: int | None = None) -> dict[str, float]:
     """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
-    from pipeline.evaluation.evaluate import evaluate_model
-
     with cell_lock("evaluate", task, model, seed, params, layout):
+        from pipeline.evaluation.evaluate import evaluate_model  # after the lock: a refused run never pays for importing torch
+
         return evaluate_model(task, model, params, layout, seed=seed)
 
 
@@ -112,9 +119,9 @@ def robustness(
 ) -> Any:
     """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``); ``model`` may be a
     published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``)."""
-    from pipeline.robustness.stage import run_robustness
-
     with cell_lock("robustness", task, model, seed, params, layout):
+        from pipeline.robustness.stage import run_robustness  # after the lock: a refused run never pays for importing torch
+
         return run_robustness(task, model, params, layout, seed=seed, label_map=label_map)
 
 
@@ -145,6 +152,7 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
         t2 = time.perf_counter()
         robustness(task, model, params, layout, seed=seed)  # only the clean point when robustness is disabled
         t3 = time.perf_counter()
+        register(layout.model(task, model, seed))
     log.info(
         "cell %s/%s seed%d done in %.1f s (train %.1f s, evaluate %.1f s, robustness %.1f s)",
         task,
@@ -156,6 +164,25 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
         t3 - t2,
     )
     return result
+
+
+def register(model_dir: Path) -> str | None:
+    """Register a cell's packaged model in the MLflow registry (idempotent); its ``models:/`` URI, or None.
+
+    The cell registers its own model, so the registry is complete however the grid ran (DVC,
+    the Prefect flow, one ``musicrep cell``); the report stage registers again what DVC restored
+    from a cache without running the cell. A registry that cannot be reached costs a warning,
+    not the cell's results.
+    """
+    from pipeline.tracking.registry import register_models
+    from pipeline.tracking.runs import client, mlflow_errors
+
+    try:
+        result = register_models([model_dir], client())[model_dir]
+    except mlflow_errors() as exc:
+        log.warning("could not register %s: %s", model_dir, exc)
+        return None
+    return result if isinstance(result, str) else None
 
 
 def report(params: Params, layout: Layout) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -11,6 +12,8 @@ from pipeline.tracking.runs import runs_table
 if TYPE_CHECKING:
     from pipeline.config.params import Params
     from pipeline.core.paths import Layout
+
+log = logging.getLogger(__name__)
 
 MAIN_METRICS = ["test/roc_auc", "test/pr_auc", "test/f1_sample", "test/accuracy", "test/loss", "best/epoch"]
 
@@ -28,9 +31,10 @@ def compare_table(
     With ``evidence=(params, layout)`` and the cells' predictions on disk, the primary metric
     of the seed-averaged model gets its 95 % bootstrap interval over test clips, named after the
     metric (``roc_auc_ci_low``, ``accuracy_ci_high``) from :func:`pipeline.evaluation.evidence.accuracy_table`.
-    With ``per_seed`` the rows are the runs themselves (column ``seed``).
+    With ``per_seed`` the rows are the runs themselves (column ``seed``). Runs that did not
+    finish (``RUNNING``, ``FAILED``, ``KILLED``) are left out, named in one warning.
     """
-    df = runs_table(tasks)
+    df = _finished(runs_table(tasks))
     if df.empty:
         return df
     metric_cols = [c for c in MAIN_METRICS if c in df.columns]
@@ -52,6 +56,24 @@ def compare_table(
     if evidence is not None:
         out = _with_intervals(out, *evidence)
     return out
+
+
+def _finished(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs that finished; the others (still training, interrupted, failed) are left out with one warning."""
+    if df.empty or "status" not in df.columns:
+        return df
+    unfinished = df[df["status"] != "FINISHED"]
+    if len(unfinished):
+        named = ", ".join(f"{r.task}/{r.model} seed{r.seed} ({r.status})" for r in unfinished.head(5).itertuples())
+        more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
+        log.warning(
+            "compare leaves out %d unfinished run%s: %s%s (still training, interrupted or failed: run the cell again to finish it)",
+            len(unfinished),
+            "s" if len(unfinished) > 1 else "",
+            named,
+            more,
+        )
+    return df[df["status"] == "FINISHED"].reset_index(drop=True)
 
 
 def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.DataFrame:

@@ -413,19 +413,20 @@ def train_model(
     device = run.device
     mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn, run.bf16) if device.type == "cpu" else torch.backends.mkldnn.enabled
     quiet_onednn_tf32_notice()  # torch's notice about Intel GPUs, emitted by mkldnn.flags on every CPU run
-    with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
-        fit(
-            run.forward,
-            run.loader,
-            len(run.sampler),
-            run.validation,
-            t,
-            state,
-            new_optimizer=lambda phase: make_optimizer(run.model, t, phase),
-            set_epoch_seed=run.sampler.set_epoch_seed,
-            device=device,
-            seed=seed,
-            callbacks=callbacks_for(run, t, mlflow_run, run_id, on_epoch_end, params.runtime.progress_seconds),
-            bf16=run.bf16,
-        )
-    return package(run, state, mlflow_run, layout.model(task, model_name, seed), run_id, t0)
+    with tracking.ended_on_failure(mlflow_run):  # an error or interrupt ends the run FAILED/KILLED, never RUNNING
+        with torch.backends.mkldnn.flags(enabled=mkldnn):  # scoped: the process's setting is restored after training
+            fit(
+                run.forward,
+                run.loader,
+                len(run.sampler),
+                run.validation,
+                t,
+                state,
+                new_optimizer=lambda phase: make_optimizer(run.model, t, phase),
+                set_epoch_seed=run.sampler.set_epoch_seed,
+                device=device,
+                seed=seed,
+                callbacks=callbacks_for(run, t, mlflow_run, run_id, on_epoch_end, params.runtime.progress_seconds),
+                bf16=run.bf16,
+            )
+        return package(run, state, mlflow_run, layout.model(task, model_name, seed), run_id, t0)

@@ -287,7 +287,8 @@ class FolderSource(RealSource):
                             line,
                         )
                     )
-            if outside:
+            hashed = params is None or self._method(self._cfg(params), columns, table) == "hash"
+            if outside and hashed:  # a split given by a column (or folds) does not depend on the paths
                 log.warning(
                     "%s: %d files of %s lie outside %s; their split is hashed from the absolute path and changes if "
                     "they move; set datasets.%s.path to a folder holding them all.",

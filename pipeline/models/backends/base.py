@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from pipeline.models.options import NoOptions, option_names
+
 if TYPE_CHECKING:
     from pipeline.models.base import ModelConfig
 
@@ -22,12 +24,14 @@ class Backend(nn.Module):
         name: the back-end's registry name (a variant's ``backend`` names the class).
         input_kind: ``"spectrogram"`` (expects ``(batch, C, F, T)``) or ``"waveform"``
             (expects ``(batch, 1, samples)``); the zoo only pairs matching front-ends.
-        OPTIONS: keyword options a user may set through ``ModelConfig.options``.
+        OPTION_SPEC: the typed, ranged schema of those options (:mod:`pipeline.models.options`).
+        OPTIONS: keyword options a user may set through ``ModelConfig.options`` (the spec's names).
     """
 
     name: ClassVar[str] = ""
     input_kind: ClassVar[str] = "spectrogram"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    OPTION_SPEC: ClassVar[type] = NoOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     embedding_dim: int
     head: nn.Module
 

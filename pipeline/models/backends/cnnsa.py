@@ -10,9 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import TypedDict
 
 from pipeline.models.backends.base import Backend, collapse_frequency
 from pipeline.models.layers import R2, OutputLayer, scale_width
+from pipeline.models.options import Count, option_names
 from pipeline.models.spec import LOGITS_NOTE, VariantSpec
 
 CNNSA_CHANNELS = 128
@@ -69,6 +71,13 @@ class EncoderLayer(nn.Module):
         return x, weights
 
 
+class CNNSAOptions(TypedDict, total=False):
+    """Options of the ``cnnsa`` back-end."""
+
+    n_heads: Count
+    n_layers: Count
+
+
 class CNNSABackend(Backend):
     """BN(in) -> R2 x7 -> tokens (T, 256) with a fixed CLS prepended -> 2 encoder layers ->
     pooler (Linear + tanh on CLS) -> Dropout -> Linear.
@@ -86,7 +95,8 @@ class CNNSABackend(Backend):
     """
 
     name: ClassVar[str] = "cnnsa"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_heads", "n_layers"})
+    OPTION_SPEC: ClassVar[type] = CNNSAOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(CNNSAOptions)
 
     def __init__(
         self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0, n_heads: int = N_HEADS, n_layers: int = N_LAYERS

@@ -14,13 +14,15 @@ variant     stage 6 pool    stage 7 pool      input (frames)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import nn
+from typing_extensions import TypedDict
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C2, RM, Head, global_max_pool, scale_width
+from pipeline.models.options import option_names
 from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
 
 if TYPE_CHECKING:
@@ -32,6 +34,12 @@ HCNN_POOLS = {
     "kws": ((2, 2), (2, 1)),
 }
 HCNN_CHANNELS = 128
+
+
+class HCNNOptions(TypedDict, total=False):
+    """Options of the ``hcnn`` back-end (``auto``: the pools of the task)."""
+
+    hcnn_pools: Literal["mtat", "dcase", "kws", "auto"]
 
 
 class HarmonicCNNBackend(Backend):
@@ -49,7 +57,8 @@ class HarmonicCNNBackend(Backend):
     """
 
     name: ClassVar[str] = "hcnn"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"hcnn_pools"})
+    OPTION_SPEC: ClassVar[type] = HCNNOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(HCNNOptions)
 
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0, pools: str = "mtat") -> None:
         super().__init__(n_classes)

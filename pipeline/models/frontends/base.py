@@ -16,6 +16,7 @@ from torch import nn
 
 from pipeline.models.base import Frontend
 from pipeline.models.dsp.convolution import samples_of_ms
+from pipeline.models.options import NoOptions, option_names
 
 CACHE_SPEC_VERSION = 1
 
@@ -29,7 +30,8 @@ class TransformFrontend(Frontend):
     ``n_frames(samples)`` and ``params()``).
     """
 
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    OPTION_SPEC: ClassVar[type] = NoOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels: int = 1
     transform: nn.Module

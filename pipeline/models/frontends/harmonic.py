@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from pipeline.models.dsp.transforms import HarmonicFilterbank
 from pipeline.models.frontends.base import TransformFrontend
+from pipeline.models.options import Count, StftOptions, option_names
+
+
+class HarmonicOptions(StftOptions, total=False):
+    """Options of the ``harmonic`` front-end."""
+
+    n_harmonics: Count
+    semitone_scale: Count
+    learn_bw: Literal["only_Q", "fix", "full"]
+    learn_f0: bool
+    bw_floor: bool
 
 
 class HarmonicFrontend(TransformFrontend):
@@ -29,9 +40,8 @@ class HarmonicFrontend(TransformFrontend):
     """
 
     name: ClassVar[str] = "harmonic"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"n_fft", "hop_length", "n_harmonics", "semitone_scale", "learn_bw", "learn_f0", "bw_floor"}
-    )
+    OPTION_SPEC: ClassVar[type] = HarmonicOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(HarmonicOptions)
 
     def __init__(
         self,

@@ -23,14 +23,26 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from typing_extensions import TypedDict
 
 from pipeline.models.dsp.convolution import samples_of_ms
 from pipeline.models.dsp.gabor import GaborFilterbank, GaussianLowpass
 from pipeline.models.dsp.pcen import PCEN
 from pipeline.models.frontends.base import FilterbankFrontend
+from pipeline.models.options import Count, Frequency, FrequencyFloor, Positive, option_names
 
 ENERGY_FLOOR = 1e-5
 """Floor of the pooled energies before sPCEN (leaf-audio)."""
+
+
+class LeafOptions(TypedDict, total=False):
+    """Options of the ``leaf`` front-end."""
+
+    n_filters: Count
+    window_ms: Positive
+    hop_ms: Positive
+    f_min: FrequencyFloor
+    f_max: Frequency
 
 
 class LeafFrontend(FilterbankFrontend):
@@ -50,7 +62,8 @@ class LeafFrontend(FilterbankFrontend):
     """
 
     name: ClassVar[str] = "leaf"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_filters", "window_ms", "hop_ms", "f_min", "f_max"})
+    OPTION_SPEC: ClassVar[type] = LeafOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(LeafOptions)
 
     def __init__(
         self,

@@ -25,6 +25,17 @@ import torch
 from pipeline.models.base import Frontend
 from pipeline.models.dsp.pcen import PCEN
 from pipeline.models.dsp.transforms import LogMelSpectrogram
+from pipeline.models.options import Fraction, MelOptions, NonNegative, Positive, UnitInterval, option_names
+
+
+class PCENOptions(MelOptions, total=False):
+    """Options of the ``pcen`` front-end."""
+
+    alpha: UnitInterval
+    delta: NonNegative
+    root: Positive
+    smooth: Fraction
+    floor: Positive
 
 
 class PCENFrontend(Frontend):
@@ -48,9 +59,8 @@ class PCENFrontend(Frontend):
 
     name: ClassVar[str] = "pcen"
     learnable: ClassVar[bool] = True
-    OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"n_fft", "hop_length", "n_mels", "f_min", "f_max", "power", "alpha", "delta", "root", "smooth", "floor"}
-    )
+    OPTION_SPEC: ClassVar[type] = PCENOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(PCENOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels = 1
 

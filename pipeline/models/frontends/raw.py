@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from pipeline.models.base import Frontend
+from pipeline.models.options import NoOptions, option_names
 
 
 class RawFrontend(Frontend):
@@ -17,7 +18,8 @@ class RawFrontend(Frontend):
     """
 
     name: ClassVar[str] = "raw"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    OPTION_SPEC: ClassVar[type] = NoOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     output_kind: ClassVar[str] = "waveform"
     hop_length = 1
     out_channels = 1

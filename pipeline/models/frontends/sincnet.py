@@ -22,12 +22,25 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from typing_extensions import TypedDict
 
 from pipeline.models.dsp.convolution import samples_of_ms
 from pipeline.models.dsp.sinc import SincFilterbank
 from pipeline.models.frontends.base import FilterbankFrontend
+from pipeline.models.options import Count, Frequency, FrequencyFloor, OddKernel, Positive, option_names
 
 LEAKY_SLOPE = 0.2
+
+
+class SincNetOptions(TypedDict, total=False):
+    """Options of the ``sincnet`` front-end."""
+
+    n_filters: Count
+    kernel_size: OddKernel
+    window_ms: Positive
+    hop_ms: Positive
+    min_low_hz: FrequencyFloor
+    min_band_hz: Frequency
 
 
 class SincNetFrontend(FilterbankFrontend):
@@ -43,9 +56,8 @@ class SincNetFrontend(FilterbankFrontend):
     """
 
     name: ClassVar[str] = "sincnet"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"n_filters", "kernel_size", "window_ms", "hop_ms", "min_low_hz", "min_band_hz"}
-    )
+    OPTION_SPEC: ClassVar[type] = SincNetOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(SincNetOptions)
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from typing_extensions import TypedDict
 
 from pipeline.models.dsp.transforms import (
     C1_MIDI,
@@ -21,9 +22,22 @@ from pipeline.models.dsp.transforms import (
     midi_to_hz,
 )
 from pipeline.models.frontends.base import TransformFrontend
+from pipeline.models.options import Count, Frequency, MelOptions, StftOptions, option_names
 
-_STFT_OPTIONS = frozenset({"n_fft", "hop_length"})
-_MEL_OPTIONS = _STFT_OPTIONS | {"n_mels", "f_min", "f_max", "power"}
+
+class CQTOptions(TypedDict, total=False):
+    """Options of the ``cqt`` front-end."""
+
+    hop_length: Count
+    n_bins: Count
+    bins_per_octave: Count
+    f_min: Frequency
+
+
+class MFCCOptions(MelOptions, total=False):
+    """Options of the ``mfcc`` front-end."""
+
+    n_mfcc: Count
 
 
 class MelFrontend(TransformFrontend):
@@ -41,7 +55,8 @@ class MelFrontend(TransformFrontend):
     """
 
     name: ClassVar[str] = "mel"
-    OPTIONS: ClassVar[frozenset[str]] = _MEL_OPTIONS
+    OPTION_SPEC: ClassVar[type] = MelOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(MelOptions)
 
     def __init__(
         self,
@@ -68,7 +83,8 @@ class _STFTFrontend(TransformFrontend):
         ``(batch, samples)`` -> ``(batch, 1, n_fft // 2 + 1, 1 + samples // hop_length)``.
     """
 
-    OPTIONS: ClassVar[frozenset[str]] = _STFT_OPTIONS
+    OPTION_SPEC: ClassVar[type] = StftOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(StftOptions)
 
     def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, hop_length: int = 256) -> None:
         super().__init__()
@@ -116,7 +132,8 @@ class CQTFrontend(TransformFrontend):
     """
 
     name: ClassVar[str] = "cqt"
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"hop_length", "n_bins", "bins_per_octave", "f_min"})
+    OPTION_SPEC: ClassVar[type] = CQTOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(CQTOptions)
 
     def __init__(
         self,
@@ -149,7 +166,8 @@ class MFCCFrontend(TransformFrontend):
     """
 
     name: ClassVar[str] = "mfcc"
-    OPTIONS: ClassVar[frozenset[str]] = _MEL_OPTIONS | {"n_mfcc"}
+    OPTION_SPEC: ClassVar[type] = MFCCOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(MFCCOptions)
 
     def __init__(
         self,

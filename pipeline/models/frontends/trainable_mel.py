@@ -21,11 +21,18 @@ from torch import nn
 
 from pipeline.models.base import Frontend
 from pipeline.models.dsp.transforms import LogMelSpectrogram, stft_bin_frequencies
+from pipeline.models.options import MelOptions, option_names
 
 
 def straight_through_relu(weight: torch.Tensor) -> torch.Tensor:
     """Value ``max(weight, 0)``, gradient of the identity."""
     return weight + (torch.relu(weight) - weight).detach()
+
+
+class TrainableMelOptions(MelOptions, total=False):
+    """Options of the ``trainable_mel`` front-end."""
+
+    learn_support: bool
 
 
 class TrainableMelFrontend(Frontend):
@@ -43,7 +50,8 @@ class TrainableMelFrontend(Frontend):
 
     name: ClassVar[str] = "trainable_mel"
     learnable: ClassVar[bool] = True
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_fft", "hop_length", "n_mels", "f_min", "f_max", "power", "learn_support"})
+    OPTION_SPEC: ClassVar[type] = TrainableMelOptions
+    OPTIONS: ClassVar[frozenset[str]] = option_names(TrainableMelOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels = 1
 
