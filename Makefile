@@ -58,6 +58,8 @@ repro: env
 	dvc --wait-for-lock repro
 	@$(call STAMP,report-done)
 	musicrep compare
+	@echo "[repro] done. The report: $(CURDIR)/$$(musicrep params | sed -n 's/^  out_dir: //p' | head -1)/index.html (open it in a browser)"
+	@echo "[repro] dashboards: make ui-mlflow (runs and registered models, http://127.0.0.1:5000), make ui-prefect (flow runs, http://127.0.0.1:4200)"
 
 # The paper profile end to end through DVC on miniature mirrors (127.0.0.1), on the CPU, lengths capped
 # (pipeline/orchestration/rehearse.py); REHEARSE_ARGS="--tasks speech_commands --models fcn" for one cell.
@@ -74,7 +76,10 @@ test-slow: env
 bench: env
 	$(VENV)/bin/python benchmarks/models.py --steps 2 --batch 16
 
+# MLflow 3 opens experiments in its GenAI view; `?workflowType=machine_learning` picks the model-training
+# view (runs, metrics, the registry) and the UI remembers the choice.
 ui-mlflow: env
+	@echo "MLflow: open http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning (the model-training view; experiments are tasks)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --host 127.0.0.1 --port 5000 --workers 1 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
 ui-prefect: env

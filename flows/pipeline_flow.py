@@ -4,14 +4,14 @@ Per dataset: download -> segment -> features; then one task per grid cell
 ``(task, model, seed)`` (train -> evaluate -> robustness in one call, as ``musicrep cell``),
 fanned out over the flow's task runner; then the report. Downloads are retried; a retried
 cell resumes training from its last epoch checkpoint. Task runs are named by stage, dataset,
-model and seed (``cell-synth_tags-fcn-seed0``), and the pipeline's own log lines are sent to
-the Prefect API, so they show in the UI next to each task run.
+model and seed (``cell fcn@synth_tags seed 0``), and the pipeline's own log lines are sent to
+the Prefect API, so they show in the UI next to each task run. A failing cell is a failed task
+run (its one-line error is the state's message); the other cells and the report still run,
+then the flow run fails naming the failed cells.
 
 Run it: ``musicrep flow`` (or ``python -m flows.pipeline_flow``). Without
 ``PREFECT_API_URL`` Prefect starts a temporary local server; see README for the UI.
 """
-
-from __future__ import annotations
 
 import contextlib
 import logging
@@ -24,15 +24,19 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.config.params import load_params
+from pipeline.config.project import without_run_time
 from pipeline.core.paths import Layout
 from pipeline.models.grid import cell_keys
 from pipeline.orchestration import stages
 from pipeline.orchestration.dag import DATA_STAGES
 from pipeline.orchestration.runners import GPU_TAG, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
 
+# No `from __future__ import annotations` in this module: Prefect builds the flow's parameter model
+# from these annotations in the process that runs a deployment, where a string annotation naming a
+# module-level alias cannot be resolved ("Musicrep_PipelineModel is not fully defined").
 Overrides = dict[str, Any] | None
 """The ``--set`` values of the command that started the flow, as a nested dict: a flow parameter
-every task applies over the params file (``musicrep --set train.epochs=1 flow``)."""
+every task applies over the params file (``musicrep --project DIR --set runtime.threads=1 flow``)."""
 
 
 def _ctx(params_path: str, root: str, overrides: Overrides) -> tuple[Any, Layout]:
@@ -41,7 +45,8 @@ def _ctx(params_path: str, root: str, overrides: Overrides) -> tuple[Any, Layout
 
 @task(name="params", task_run_name="params")
 def params_task(params_path: str, root: str, overrides: Overrides = None) -> str:
-    params = load_params(params_path, overrides or None)  # written beside its params file, where `musicrep dag` puts dvc.yaml
+    # written beside its params file, where `musicrep dag` puts dvc.yaml; a run-time --set is not a tracked value
+    params = load_params(params_path, without_run_time(overrides) or None)
     return str(stages.resolve_params(params, Layout(Path(params_path).parent)))
 
 
@@ -63,7 +68,7 @@ def features_task(dataset: str, params_path: str, root: str, overrides: Override
     return str(stages.features(dataset, params, layout))
 
 
-@task(name="cell", task_run_name="cell-{dataset}-{model}-seed{seed}", retries=1, retry_delay_seconds=5)
+@task(name="cell", task_run_name="cell {model}@{dataset} seed {seed}", retries=1, retry_delay_seconds=5)
 def cell_task(dataset: str, model: str, seed: int, params_path: str, root: str, overrides: Overrides = None) -> dict[str, float]:
     params, layout = _ctx(params_path, root, overrides)
     return stages.cell(dataset, model, params, layout, seed=seed, resume=True)
@@ -144,10 +149,25 @@ def musicrep_pipeline(
                 }
             )
         cells = {key: cells[key] for key in cell_keys(params)}  # pipeline order
-        metrics = {f"{t}/{m}/seed{s}": fut.result() for (t, m, s), fut in cells.items()}
+        metrics, failed = _cell_results(cells)
         if report:
-            report_task.submit(params_path, root, overrides, wait_for=list(cells.values())).result()
+            done = [fut for fut in cells.values() if fut.state.is_completed()]
+            report_task.submit(params_path, root, overrides, wait_for=done).result()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(cells)} cells failed: " + "; ".join(failed))
     return metrics
+
+
+def _cell_results(cells: dict[tuple[str, str, int], Any]) -> tuple[dict[str, Any], list[str]]:
+    """The test metrics of the cells that completed, and ``"fcn@synth_tags seed 0: <error>"`` per failed one."""
+    metrics, failed = {}, []
+    for (t, m, s), fut in cells.items():
+        fut.wait()
+        if fut.state.is_completed():
+            metrics[f"{t}/{m}/seed{s}"] = fut.result()
+        else:
+            failed.append(f"{m}@{t} seed {s}: {fut.state.message}")
+    return metrics, failed
 
 
 def run_flow(

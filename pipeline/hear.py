@@ -26,7 +26,7 @@ before the classifier, size ``backend.embedding_dim``):
 
 ``load_model`` takes a packaged model folder (or its ``model.json``/``model.pt``), a short name
 ``TASK/MODEL[/seedK]`` under ``./models``, a registry URI ``models:/NAME/VERSION``, or a
-*pretrained name* ``PREFIX:NAME`` handled by a loader registered with
+published reference tagger ``sota:<dataset>/<model>``, or another *pretrained name* ``PREFIX:NAME`` handled by a loader registered with
 :func:`register_pretrained` (the seam through which pretrained models, e.g. ``sota:...``, plug
 in: a loader returns a :class:`HearModel`).
 """
@@ -40,6 +40,8 @@ import torch
 from torch import nn
 
 from pipeline.core.errors import UserError
+from pipeline.inference.predict import resolve_model_dir
+from pipeline.models.pretrained_catalog import is_pretrained_name
 
 HOP_MS = 50.0
 """Spacing of the timestamp embeddings in milliseconds (HEAR suggests at most 50 ms)."""
@@ -116,6 +118,8 @@ def load_model(model_file_path: str = "") -> HearModel:
         raise UserError(
             "load_model needs a model: a packaged model folder, TASK/MODEL under models/, or a pretrained PREFIX:NAME."
         )
+    if is_pretrained_name(spec):  # a published reference tagger, fetched when absent
+        return HearModel.from_packaged(resolve_model_dir(spec, Path.cwd()))
     prefix, sep, name = spec.partition(":")
     if sep and prefix != "models" and not Path(spec).exists():
         if prefix not in _PRETRAINED:
@@ -127,8 +131,6 @@ def load_model(model_file_path: str = "") -> HearModel:
     path = Path(spec)
     if path.is_file() and path.name in ("model.json", "model.pt"):
         path = path.parent
-    from pipeline.inference.predict import resolve_model_dir
-
     return HearModel.from_packaged(resolve_model_dir(str(path), Path.cwd()))
 
 

@@ -153,7 +153,7 @@ def test_prefect_flow_end_to_end(tmp_path: Path) -> None:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
         names = {r.name for r in runs}
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
-    assert {f"cell-{t}-{m}-seed0" for t in TASKS for m in MODELS} | {"download-synth_tags", "report"} <= names
+    assert {f"cell {m}@{t} seed 0" for t in TASKS for m in MODELS} | {"download-synth_tags", "report"} <= names
     assert any("evaluated synth_tags/fcn seed0" in log.message for log in logs)
 
 

@@ -111,9 +111,11 @@ def _main(
         import os
 
         os.environ["MUSICREP_LOCK_WAIT"] = "1"  # read by every stage lock, also in the DVC/flow runs this starts
-    from pipeline.config.project import Project, find_root, parse_overrides
+    from pipeline.config.project import WRITING_COMMANDS, Project, find_root, parse_overrides, refuse_tracked_tryout
 
     ctx.obj = Project(find_root(project), parse_overrides(set_ or []))
+    if ctx.invoked_subcommand in WRITING_COMMANDS:
+        refuse_tracked_tryout(ctx.obj, ctx.invoked_subcommand)
     _track_in(ctx.obj.root)
 
 
@@ -135,7 +137,7 @@ def _params(ctx: typer.Context, path: Path | None = None, extra: dict | None = N
     return _project(ctx).params(path, extra)
 
 
-@app.command("params")
+@app.command("params", rich_help_panel="Pipeline stages")
 def params_cmd(
     ctx: typer.Context,
     file: Annotated[Path | None, typer.Argument(help="params file (default params.yaml)")] = None,
@@ -163,7 +165,12 @@ def params_cmd(
     path = _project(ctx).params_file(file)
     p = _params(ctx, file)
     if resolve:
+        from pipeline.config.params import load_params
+        from pipeline.config.project import refuse_tracked_tryout, without_run_time
         from pipeline.core.paths import Layout
+
+        refuse_tracked_tryout(_project(ctx), "params --resolve")
+        p = load_params(path, without_run_time(_project(ctx).overrides) or None)
         from pipeline.orchestration import stages
 
         out = stages.resolve_params(p, Layout(path.resolve().parent))
@@ -202,7 +209,7 @@ def params_cmd(
     typer.echo(yaml.safe_dump(p.model_dump(mode="json"), sort_keys=False))
 
 
-@app.command()
+@app.command(rich_help_panel="Pipeline stages")
 def download(
     ctx: typer.Context,
     dataset: str,
@@ -246,7 +253,7 @@ def download(
     typer.echo(f"{dataset}: raw files in {out}")
 
 
-@app.command()
+@app.command(rich_help_panel="Pipeline stages")
 def segment(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     """Decode, mix to mono, resample to 16 kHz, write waveform shards + manifest."""
     from pipeline.orchestration import stages
@@ -254,7 +261,7 @@ def segment(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(ctx, params), _project(ctx).layout)}")
 
 
-@app.command()
+@app.command(rich_help_panel="Pipeline stages")
 def features(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     """Cache log-mel (and other fixed front-end) features as float16 shards."""
     from pipeline.orchestration import stages
@@ -265,7 +272,7 @@ def features(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
 
 
-@app.command()
+@app.command(rich_help_panel="Pipeline stages")
 def train(
     ctx: typer.Context,
     task: str,
@@ -302,7 +309,7 @@ def _read_label_map(path: Path | None) -> dict[str, str] | None:
     raise UserError(f'--label-map {path} is not a readable JSON object{why}; write {{"their label": "model label"}}.')
 
 
-@app.command()
+@app.command(rich_help_panel="Pipeline stages")
 def evaluate(
     ctx: typer.Context,
     task: str,
@@ -332,7 +339,7 @@ def evaluate(
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
-@app.command()
+@app.command(rich_help_panel="Pipeline stages")
 def robustness(
     ctx: typer.Context,
     task: str,
@@ -365,7 +372,7 @@ def robustness(
     typer.echo(f"{task}/{model}: robustness table in {where}/")
 
 
-@app.command()
+@app.command(rich_help_panel="Pipeline stages")
 def cell(
     ctx: typer.Context,
     task: str,
@@ -382,7 +389,7 @@ def cell(
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
-@app.command()
+@app.command(rich_help_panel="Running the pipeline")
 def dag(
     ctx: typer.Context,
     write: Annotated[bool, typer.Option("--write", help="write dvc.yaml")] = False,
@@ -445,7 +452,7 @@ def dag(
     typer.echo(text, nl=False)
 
 
-@app.command()
+@app.command(rich_help_panel="Running the pipeline")
 def rehearse(
     out: Annotated[Path, typer.Option(help="a new folder for the mirrors and the scratch project")] = Path("rehearsal"),
     tasks: Annotated[str, typer.Option(help="comma-separated paper datasets")] = "mtat,speech_commands,dcase2017_task4",
@@ -458,7 +465,7 @@ def rehearse(
     typer.echo(f"rehearsal done: {project} (report: {project / 'reports' / 'index.html'})")
 
 
-@app.command()
+@app.command(rich_help_panel="Pipeline stages")
 def report(ctx: typer.Context, params: ParamsOpt = None) -> None:
     """Build reports/index.md and reports/index.html from the runs."""
     from pipeline.orchestration import stages
@@ -466,7 +473,7 @@ def report(ctx: typer.Context, params: ParamsOpt = None) -> None:
     typer.echo(f"report: {stages.report(_params(ctx, params), _project(ctx).layout)}")
 
 
-@app.command()
+@app.command(rich_help_panel="Models and results")
 def models(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -517,7 +524,7 @@ def _paired_table(ctx: typer.Context, pair: tuple[str, str], tasks: list[str] | 
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-@app.command()
+@app.command(rich_help_panel="Models and results")
 def compare(
     ctx: typer.Context,
     csv: Annotated[Path | None, typer.Option("--csv", help="write the table as CSV")] = None,
@@ -588,7 +595,7 @@ def compare(
     render(df, fmt, long, digits)
 
 
-@app.command()
+@app.command(rich_help_panel="Running the pipeline")
 def flow(
     ctx: typer.Context,
     params: ParamsOpt = None,
@@ -616,7 +623,7 @@ def flow(
     )
 
 
-@app.command()
+@app.command(rich_help_panel="Running the pipeline")
 def serve(
     ctx: typer.Context,
     cron: Annotated[str, typer.Option(help="cron schedule")] = "0 3 * * *",

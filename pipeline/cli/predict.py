@@ -189,6 +189,6 @@ def register_cmd(
 
 def register_commands(app: typer.Typer) -> None:
     """Add ``predict``, ``embed`` and ``register`` to the ``musicrep`` typer app."""
-    app.command("predict")(predict_cmd)
-    app.command("embed")(embed_cmd)
-    app.command("register")(register_cmd)
+    app.command("predict", rich_help_panel="Using trained models")(predict_cmd)
+    app.command("embed", rich_help_panel="Using trained models")(embed_cmd)
+    app.command("register", rich_help_panel="Using trained models")(register_cmd)

@@ -77,4 +77,4 @@ def fetch_cmd(
 
 def register_commands(app: typer.Typer) -> None:
     """Add the ``pretrained`` group to the ``musicrep`` typer app."""
-    app.add_typer(pretrained_app, name="pretrained")
+    app.add_typer(pretrained_app, name="pretrained", rich_help_panel="Models and results")

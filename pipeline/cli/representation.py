@@ -135,5 +135,5 @@ def probe_cmd(
 
 def register_commands(app: typer.Typer) -> None:
     """Add ``export`` and ``probe`` to the ``musicrep`` typer app."""
-    app.command("export")(export_cmd)
-    app.command("probe")(probe_cmd)
+    app.command("export", rich_help_panel="Using trained models")(export_cmd)
+    app.command("probe", rich_help_panel="Using trained models")(probe_cmd)

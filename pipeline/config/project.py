@@ -11,6 +11,7 @@ parameters they are passed. There is no process-wide state.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +100,63 @@ def pretrained_mirror(flag: str | os.PathLike | None = None, params=None) -> str
         return str(flag)
     from_params = getattr(getattr(params, "pretrained", None), "mirror", None)
     return from_params or settings().pretrained_mirror or None
+
+
+RUN_TIME_SECTIONS = ("runtime", "flow")
+"""``--set`` sections that change how a command runs, never a result: allowed everywhere."""
+
+WRITING_COMMANDS = frozenset(
+    {"download", "segment", "features", "train", "evaluate", "robustness", "cell", "flow", "report", "serve"}
+)
+"""Commands that write the outputs ``dvc.yaml`` tracks (and ``params --resolve``, checked where it runs)."""
+
+
+def without_run_time(overrides: dict | None) -> dict:
+    """``overrides`` less :data:`RUN_TIME_SECTIONS`: what may reach ``params.resolved.yaml`` (a run-time
+    ``--set`` changes how this command runs, not the values ``dvc.yaml``'s stages track)."""
+    return {k: v for k, v in (overrides or {}).items() if k not in RUN_TIME_SECTIONS}
+
+
+def result_keys(overrides: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of ``overrides`` outside :data:`RUN_TIME_SECTIONS` (``["train.epochs"]``)."""
+    keys: list[str] = []
+    for key, value in overrides.items():
+        if not prefix and key in RUN_TIME_SECTIONS:
+            continue
+        dotted = f"{prefix}{key}"
+        keys.extend(result_keys(value, dotted + ".") if isinstance(value, dict) and value else [dotted])
+    return keys
+
+
+def refuse_tracked_tryout(project: Project, command: str) -> None:
+    """Refuse a ``--set`` that changes results when ``command`` would write them over the project's tracked outputs.
+
+    A try-out belongs in a DVC experiment (``dvc exp run -S``: its own workspace, results kept
+    apart and compared by ``dvc exp show``); a folder without ``dvc.yaml`` tracks nothing, and
+    ``runtime.*``/``flow.*`` change no result, so both stay allowed (docs/decisions.md).
+
+    Raises:
+        UserError: the one sentence naming the key and ``dvc exp run -S``.
+    """
+    keys = result_keys(project.overrides)
+    if not keys or not (project.root / "dvc.yaml").is_file():
+        return
+    sets = " ".join("-S " + shlex.quote(f"++{k}={_leaf(project.overrides, k)}") for k in keys)
+    raise UserError(
+        f"--set {keys[0]} changes results and `musicrep {command}` would write them over the outputs dvc.yaml tracks in "
+        f"{project.root}; try it as an experiment instead, `dvc exp run {sets}` (results kept apart, compared by "
+        "`dvc exp show`), or put the change in params.yaml (only runtime.* and flow.* may be --set here)."
+    )
+
+
+def _leaf(overrides: dict, dotted: str) -> str:
+    """The value at ``dotted`` as ``-S`` takes it (YAML flow style: ``[fcn]``, ``1``, ``null``)."""
+    import yaml
+
+    node = overrides
+    for part in dotted.split("."):
+        node = node[part]
+    return yaml.safe_dump(node, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
 
 
 def parse_overrides(items: list[str]) -> dict:

@@ -14,6 +14,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+REPORT_STAMP = "cells.json"
+"""The report stage's declared output (``reports/cells.json``): the grid's cells and their test metrics.
+
+The page itself names its MLflow runs, timings and build time, so a hash of it in ``dvc.lock``
+would dirty git after every rebuild; this file holds only what the tracked ``eval.json`` files
+hold, so its hash is the same on every machine. Declared uncached (``reports/`` is git-ignored)
+and ``persist`` (which keeps it out of DVC's run cache): where it is missing (a fresh clone,
+``rm -rf reports``, a ``dvc pull``) DVC runs the report stage, whatever ``dvc.lock`` says."""
+
 
 def seed_dir(seed: int) -> str:
     """Folder name of one training seed (``seed0``, ``seed1``, ...)."""

@@ -56,6 +56,20 @@ def _write_results(out_dir: Path, result: dict[str, float], clip_ids, labels, sc
         preds.to_parquet(tmp, index=False)
 
 
+def primary_interval(kind: str, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """``test/<primary>_ci_low`` and ``_ci_high``: the primary metric's 95 % bootstrap interval over test clips.
+
+    Logged to MLflow beside the metric (the runs table and compare view show it); ``eval.json``,
+    a DVC output, keeps its keys.
+    """
+    from pipeline.evaluation.metrics import PRIMARY_METRIC
+    from pipeline.evaluation.stats import clip_interval
+
+    name = PRIMARY_METRIC[kind]
+    ci = clip_interval(kind, y, [scores])
+    return {f"test/{name}_ci_low": ci.low, f"test/{name}_ci_high": ci.high}
+
+
 def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, seed: int | None = None) -> dict[str, float]:
     """Evaluate the packaged model ``models/<task>/<model_name>/seed<k>`` on the test split.
 
@@ -94,7 +108,7 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
     _write_results(out_dir, result, rows["clip_id"], rows["labels"], scores)
     if multilabel:
         write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
-    logged = {k: v for k, v in result.items() if k.startswith("test/")}
+    logged = {k: v for k, v in result.items() if k.startswith("test/")} | primary_interval(kind, y, scores)
     tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds})
     log.info(
         "evaluated %s/%s seed%d on %d test clips: %s",

@@ -40,6 +40,7 @@ at least one input worked and fails with exit status 2 when none did.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -51,6 +52,7 @@ import numpy as np
 
 from pipeline.audio.stream import Chunk, ChunkStream, ErrorHandler, _log_error, _short, collect_inputs, stream_audio  # noqa: F401 - re-exported: pipeline.inference.predict's public names
 from pipeline.core.errors import UserError
+from pipeline.models.pretrained_catalog import CATALOG, PREFIX
 
 if TYPE_CHECKING:
     import torch
@@ -104,6 +106,10 @@ def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = No
         if seeds:
             return seeds[0]
     found = sorted(str(p.parent.relative_to(Path(root) / "models")) for p in (Path(root) / "models").glob("*/*/*/model.json"))
+    close = difflib.get_close_matches(spec, [*found, *CATALOG, *(n.removeprefix(PREFIX) for n in CATALOG)], n=1, cutoff=0.75)
+    if close:
+        guess = PREFIX + close[0] if PREFIX + close[0] in CATALOG else close[0]
+        raise UserError(f"--model {spec!r} is no packaged model, trained TASK/MODEL or registry URI; did you mean {guess!r}?")
     hint = (
         f" Trained models here: {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}."
         if found
@@ -375,7 +381,7 @@ def predict(
     top_k: int = 5,
     batch_size: int = BATCH_SIZE,
     device: str = "auto",
-    bf16: str = "auto",
+    bf16: str = "off",
     root: str | Path = ".",
     on_error: ErrorHandler | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
@@ -391,8 +397,8 @@ def predict(
         top_k: labels listed per file, best first.
         batch_size: chunks per forward pass (chunks of several files share a batch).
         device: ``auto`` | ``cpu`` | ``cuda``.
-        bf16: ``auto`` | ``on`` | ``off``: bf16 autocast, as ``train.bf16``
-            (:func:`pipeline.models.inference.use_bf16`); scores are returned in fp32.
+        bf16: ``off`` (default, as the CLI's ``--bf16``: fp32 scores) | ``auto`` | ``on``: bf16 autocast,
+            as ``train.bf16`` (:func:`pipeline.models.inference.use_bf16`); scores are returned in fp32.
         root: project root for ``task/model`` names.
         on_error: called with ``(path, reason)`` for every unusable input (default: log).
         on_record: called with each record as soon as it is ready, in input order (for
@@ -418,6 +424,9 @@ def predict(
     labels = list(card["labels"])
     multilabel = bool(net.config.multilabel)
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
+    origin = model_origin(card)
+    if note := synthetic_note(card, str(model)):
+        log.warning(note)
     files = collect_inputs(paths, fail)
     records = []
     forward = _autocast(net, net, bf16)
@@ -438,11 +447,51 @@ def predict(
             "n_chunks": out.n_chunks,
             "top": [{"label": labels[i], "score": float(out.vector[i])} for i in order],
             "scores": {name: float(v) for name, v in zip(labels, out.vector)},
+            "model_origin": origin,
         }
         records.append(record)
         if on_record is not None:
             on_record(record)
     return Predictions(records, failures, labels, model_dir, multilabel, str(model))
+
+
+def model_origin(card: dict[str, Any]) -> dict[str, Any]:
+    """Where a model comes from, for ``--json`` output: published weights (source, repository, commit,
+    sha256) or the training cell (task, model, seed) and whether its dataset is embedded synthetic data."""
+    meta = card.get("metadata", {})
+    published = meta.get("pretrained")
+    if published:
+        keys = ("name", "source_url", "repository", "commit", "license", "sha256")
+        return {"kind": "published", **{k: published.get(k) for k in keys}}
+    task = meta.get("task")
+    return {
+        "kind": "trained",
+        "task": task,
+        "model": meta.get("model_name"),
+        "seed": meta.get("seed"),
+        "synthetic": _synthetic(task),
+    }
+
+
+def _synthetic(task: str | None) -> bool:
+    from pipeline.data.registry import get_source
+    from pipeline.data.sources._synthetic import SyntheticSource
+
+    try:
+        return bool(task) and isinstance(get_source(str(task)), SyntheticSource)
+    except (UserError, AttributeError, KeyError, TypeError):  # an own dataset, or one that needs params
+        return str(task or "").startswith("synth_")
+
+
+def synthetic_note(card: dict[str, Any], model: str) -> str | None:
+    """The one line ``predict`` and ``embed`` print for a model trained on an embedded synthetic dataset."""
+    origin = model_origin(card)
+    if not origin.get("synthetic"):
+        return None
+    return (
+        f"note: {model} was trained on {origin['task']}, an embedded synthetic dataset: its labels and scores "
+        "say little about real recordings."
+    )
 
 
 # ----------------------------------------------------------------------------- embed
@@ -467,7 +516,7 @@ def embed(
     hop_seconds: float | None = None,
     batch_size: int = BATCH_SIZE,
     device: str = "auto",
-    bf16: str = "auto",
+    bf16: str = "off",
     root: str | Path = ".",
     on_error: ErrorHandler | None = None,
 ) -> Embeddings:
@@ -492,7 +541,9 @@ def embed(
 
     if layer not in LAYERS:
         raise UserError(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}.")
-    net, _card, model_dir = load_for_inference(model, device, root)
+    net, card, model_dir = load_for_inference(model, device, root)
+    if note := synthetic_note(card, str(model)):
+        log.warning(note)
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
     fn = _autocast(net, net.embed if layer == "pooled" else net, bf16)

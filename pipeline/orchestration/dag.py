@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pipeline.config.params import resolve_variant
+from pipeline.core.paths import REPORT_STAMP
 from pipeline.data.user_audio import manifest_path, manifest_stage, user_audio_folder
 from pipeline.models.grid import grid_models
 from pipeline.models.sources import variant_sources
@@ -221,7 +222,8 @@ def _probe_stages(params: Params) -> dict[str, Any]:
     return stages
 
 
-def _report_stage() -> dict[str, Any]:
+def _report_stage(params: Params) -> dict[str, Any]:
+    """``musicrep report``; its one declared out is :data:`~pipeline.core.paths.REPORT_STAMP` (see there why)."""
     return {
         "cmd": "musicrep report",
         "deps": [
@@ -235,8 +237,7 @@ def _report_stage() -> dict[str, Any]:
             "pipeline/robustness/plots.py",
         ],
         "params": _tracked("report", "grid"),
-        # no `outs`: the page names its MLflow runs, git commit and build time, which differ on every
-        # run, so a hash of it in dvc.lock would dirty git after each repro; reports/ is git-ignored
+        "outs": [{f"{params.report.out_dir}/{REPORT_STAMP}": {"cache": False, "persist": True}}],
     }
 
 
@@ -262,7 +263,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
     for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
     stages.update(_probe_stages(params))
-    stages["report"] = _report_stage()
+    stages["report"] = _report_stage(params)
     return stages
 
 

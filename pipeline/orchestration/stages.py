@@ -152,6 +152,7 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
         t2 = time.perf_counter()
         robustness(task, model, params, layout, seed=seed)  # only the clean point when robustness is disabled
         t3 = time.perf_counter()
+        register(layout.model(task, model, seed))
     log.info(
         "cell %s/%s seed%d done in %.1f s (train %.1f s, evaluate %.1f s, robustness %.1f s)",
         task,
@@ -163,6 +164,25 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
         t3 - t2,
     )
     return result
+
+
+def register(model_dir: Path) -> str | None:
+    """Register a cell's packaged model in the MLflow registry (idempotent); its ``models:/`` URI, or None.
+
+    The cell registers its own model, so the registry is complete however the grid ran (DVC,
+    the Prefect flow, one ``musicrep cell``); the report stage registers again what DVC restored
+    from a cache without running the cell. A registry that cannot be reached costs a warning,
+    not the cell's results.
+    """
+    from pipeline.tracking.registry import register_models
+    from pipeline.tracking.runs import client, mlflow_errors
+
+    try:
+        result = register_models([model_dir], client())[model_dir]
+    except mlflow_errors() as exc:
+        log.warning("could not register %s: %s", model_dir, exc)
+        return None
+    return result if isinstance(result, str) else None
 
 
 def report(params: Params, layout: Layout) -> Path:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipeline.core.paths import Layout
+from pipeline.core.paths import REPORT_STAMP, Layout
 from pipeline.models.grid import grid_models
 from pipeline.report.collect import Entry, collect, environment, is_synthetic, mlflow_client, results_frame
 from pipeline.report.plots import make_figures, robustness_tables
@@ -27,6 +27,7 @@ from pipeline.report.tables import (
     pivot_rows,
     provenance_rows,
     robustness_rows,
+    summary_rows,
 )
 from pipeline.tracking.registry import register_models
 from pipeline.tracking.runs import mlflow_errors
@@ -60,6 +61,14 @@ def _write_evidence_files(ev: dict[str, dict[str, Any]], out_dir: Path) -> None:
             df = pd.concat(frames, ignore_index=True)
             df[["task", *[c for c in df.columns if c != "task"]]].to_csv(out_dir / name, index=False)
     (out_dir / "harmonic_robustness.txt").write_text("\n".join(ev["statements"].values()) + "\n")
+
+
+def _write_stamp(entries: list[Entry], path: Path) -> None:
+    """:data:`~pipeline.core.paths.REPORT_STAMP`: each cell and its test metrics, nothing run-specific."""
+    import json
+
+    cells = [{"task": e.task, "model": e.model, "seed": e.seed, "trained": e.trained, "test": e.eval or {}} for e in entries]
+    path.write_text(json.dumps({"cells": cells}, indent=1, sort_keys=True) + "\n")
 
 
 def _swap_in(tmp_dir: Path, out_dir: Path) -> None:
@@ -112,6 +121,7 @@ def build_report(params: Params, layout: Layout, *, register: bool = True, log_f
         markdown, html = render_report(report_context(params, layout, entries, tmp_dir, fig_dir, evidence))
         _write_evidence_files(evidence, tmp_dir)
         results_frame(entries).to_csv(tmp_dir / "results.csv", index=False)
+        _write_stamp(entries, tmp_dir / REPORT_STAMP)
         (tmp_dir / "index.md").write_text(markdown)
         (tmp_dir / "index.html").write_text(html)
         _swap_in(tmp_dir, out_dir)
@@ -151,6 +161,27 @@ def _title(task: str, suffix: str = "") -> str:
     return f"{task}{suffix}{' (synthetic)' if is_synthetic(task) else ''}"
 
 
+def _summary(params: Params, layout: Layout) -> list[dict[str, Any]]:
+    """Per task: the front-end families side by side, the harmonic difference under noise and the verdict."""
+    from pipeline.evaluation.family_summary import family_summary
+
+    out = []
+    for task in params.grid.tasks:
+        s = family_summary(params, layout, task)
+        if s is None:
+            continue
+        d = s.difference
+        out.append(
+            {
+                "title": _title(task),
+                "table": _table(*summary_rows(s)),
+                "difference": f"{s.compared}: {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" if d else None,
+                "sentence": s.sentence,
+            }
+        )
+    return out
+
+
 def _table(header: list[str], rows: list[list[str]]) -> dict[str, Any]:
     return {"header": [str(h) for h in header], "rows": [[str(c) for c in r] for r in rows]}
 
@@ -181,6 +212,7 @@ def report_context(
     cross = cross_rows(params, layout)
     provenance = provenance_rows(entries)
     return {
+        "summary": _summary(params, layout),
         "profile": params.profile,
         "seed": params.seed,
         "n_tasks": len(tasks),

@@ -168,7 +168,8 @@ def mlflow_runs(c: Any, tasks: Sequence[str]) -> dict[tuple[str, str, int], dict
             list(experiments), order_by=["attributes.start_time DESC"], max_results=min(2000 * len(experiments), 50_000)
         )
         for run in runs:
-            key = (experiments[run.info.experiment_id], run.info.run_name, int(run.data.tags.get("seed", 0) or 0))
+            model = run.data.tags.get("model", run.info.run_name)  # the run name adds the seed
+            key = (experiments[run.info.experiment_id], model, int(run.data.tags.get("seed", 0) or 0))
             out.setdefault(key, _run_dict(run))
         return out
     except mlflow_errors() as exc:  # no store, locked DB...

@@ -139,9 +139,12 @@ def render_report(context: dict[str, Any], title: str = "musicrep report") -> tu
     for html in (False, True):
         env, toc = _environment(html), Toc(nested=html)
         blocks = "blocks_html.j2" if html else "blocks_md.j2"
-        body = env.get_template("report.j2").render(**context, blocks=blocks, toc=toc, not_run=NOT_RUN)
-        body = re.sub(r"\n{3,}", "\n\n", body)
+        summary, body = (
+            re.sub(r"\n{3,}", "\n\n", env.get_template(name).render(**context, blocks=blocks, toc=toc, not_run=NOT_RUN))
+            for name in ("summary.j2", "report.j2")
+        )  # the summary first: the answer, then the contents, then the evidence
         shell = env.get_template("index.html.j2" if html else "index.md.j2")
         css = Markup((TEMPLATES / "report.css").read_text()) if html else ""
-        pages.append(shell.render(title=title, css=css, toc=toc.entries, body=Markup(body) if html else body))
+        wrap = Markup if html else str
+        pages.append(shell.render(title=title, css=css, toc=toc.entries, summary=wrap(summary), body=wrap(body)))
     return pages[0], pages[1]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.core.paths import Layout
+from pipeline.evaluation.family_summary import TaskSummary
 from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
 from pipeline.report.render import fmt
 from pipeline.training.convergence import MARK
@@ -204,7 +205,9 @@ def accuracy_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     rows = []
     for r in table.sort_values("value", ascending=False).itertuples(index=False):
         spread = f"{r.seed_mean:.3f} +- {r.seed_std:.3f}" if r.seed_std == r.seed_std else f"{r.seed_mean:.3f} (1 seed)"
-        diff = "best" if r.model == r.best else ci(r.diff_to_best, r.diff_low, r.diff_high)
+        diff = ci(r.diff_to_best, r.diff_low, r.diff_high)
+        if r.model == r.best:  # no "best" on a tie: another model equal to 3 decimals
+            diff = "best" if (table["value"].round(3) == round(r.value, 3)).sum() == 1 else "tied best"
         over_seeds = _over_seeds(r.seed_mean, getattr(r, "seed_ci_low", float("nan")), getattr(r, "seed_ci_high", float("nan")))
         rows.append([r.model, str(r.n_seeds), spread, over_seeds, ci(r.value, r.ci_low, r.ci_high), diff])
     return header, rows
@@ -234,6 +237,18 @@ def robustness_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             _over_seeds(r.drop, getattr(r, "drop_seed_low", float("nan")), getattr(r, "drop_seed_high", float("nan"))),
             ci(r.relative_drop, r.relative_drop_low, r.relative_drop_high, pct=True),
         ]
-        for r in table.sort_values("drop").itertuples(index=False)
+        for r in table.sort_values("perturbed", ascending=False).itertuples(index=False)  # the score under noise first
     ]
+    return header, rows
+
+
+def summary_rows(s: TaskSummary) -> tuple[list[str], list[list[str]]]:
+    """The first-screen table of one task: a row per front-end family, its best variant, clean and under each noise."""
+    header = ["front-end family", "best variant", f"clean {s.metric} [95 % CI]"]
+    header += [f"{pert.replace('_', ' ')} at {level:g} dB [95 % CI]" for pert, level in s.points]
+    rows = []
+    for r in s.rows:
+        variant = r.model + (f" (tied with {', '.join(r.tied)})" if r.tied else "")
+        noise = [ci(i.value, i.low, i.high) if (i := r.noise.get(p)) else NOT_RUN for p in s.points]
+        rows.append([r.family, variant, ci(r.clean.value, r.clean.low, r.clean.high), *noise])
     return header, rows

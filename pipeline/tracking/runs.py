@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.config.project import RUN_TIME_SECTIONS
 from pipeline.core.settings import settings
 
 if TYPE_CHECKING:
@@ -198,7 +199,7 @@ class TrainingRun:
         seed = params.grid.seeds[0] if seed is None else seed
         run = self.client.create_run(
             exp,
-            run_name=model_name,
+            run_name=run_name(model_name, seed),
             tags={
                 "task": task,
                 "model": model_name,
@@ -206,11 +207,12 @@ class TrainingRun:
                 "data_seed": str(params.seed),
                 "profile": params.profile,
                 **environment_tags(),
+                **run_time_tags(params),
                 **(tags or {}),
             },
         )
         self.run_id = run.info.run_id
-        flat = flatten(params.model_dump(mode="json", exclude={"datasets", "grid"}))
+        flat = flatten(params.model_dump(mode="json", exclude={"datasets", "grid", *RUN_TIME_SECTIONS}))
         flat["dataset"] = task
         flat["model"] = model_name
         flat["train_seed"] = seed
@@ -250,6 +252,19 @@ class TrainingRun:
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
+
+
+def run_name(model_name: str, seed: int) -> str:
+    """The MLflow run name of a cell, unique in its task's experiment: ``fcn · seed 0``."""
+    return f"{model_name} · seed {seed}"
+
+
+def run_time_tags(params: Params) -> dict[str, str]:
+    """``runtime.*`` and ``flow.*`` as tags (``runtime.device: auto``): how the run ran, no params of its result."""
+    from pipeline.config.params import flatten
+
+    flat = flatten(params.model_dump(mode="json", include=set(RUN_TIME_SECTIONS)))
+    return {k: str(v)[:5000] for k, v in flat.items()}
 
 
 @contextlib.contextmanager
@@ -341,7 +356,7 @@ def runs_table(tasks: list[str] | None = None) -> pd.DataFrame:
                 continue
             row = {
                 "task": names[run.info.experiment_id],
-                "model": run.info.run_name,
+                "model": run.data.tags.get("model", run.info.run_name),  # the run name adds the seed
                 "seed": run.data.tags.get("seed", "0"),
                 "status": run.info.status,
                 "run_id": run.info.run_id,

@@ -18,8 +18,9 @@ CELL_ENTRY_MODULES = (
     "pipeline.training.train",
     "pipeline.evaluation.evaluate",
     "pipeline.robustness.stage",
+    "pipeline.tracking.registry",
 )
-"""Where a cell's code starts: the ``cell`` stage function, its lock, and the three steps it runs."""
+"""Where a cell's code starts: the ``cell`` stage function, its lock, the three steps it runs and the registration."""
 
 CELL_SKIPPED_IMPORTS = frozenset({"pipeline.orchestration.stages"})
 """Entry modules whose own imports are not followed: ``stages`` imports every stage's code, but a
