@@ -32,6 +32,8 @@ def _context() -> dict:
         "synthetic": TASKS,
         "seeds": [0],
         "comparison": per_task,
+        "convergence_legend": None,
+        "still_improving": [],
         "uncertainty": per_task,
         "cross": None,
         "degradation": [{"title": "synth_tags: degradation under noise (synthetic)", "table": _table(), "statement": "x < y"}],
