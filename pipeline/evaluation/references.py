@@ -5,7 +5,7 @@ SMC 2020 ([SMC20] in docs/spec.md; repository ``minzwon/sota-music-tagging-model
 test results as macro ROC-AUC / PR-AUC. Only the short-chunk ResNet row is confirmed by an
 independent listing (the Papers-with-Code entry for [SMC20]: 91.29 / 46.14); the other rows are
 recalled values not yet checked against the paper or the repository's ``figs/performance.png``, and
-every output that shows them says so (``paper (SMC20, recalled)``). Spec: /work/shared/spec/models.md §7.
+every output that shows them says so (``paper (SMC20, recalled, unverified)``). Also in docs/spec.md §7 and §9.5.
 
 The ICASSP 2020 HCNN table (Won et al., "Data-driven harmonic filters for audio representation
 learning": MTAT, Speech Commands, DCASE 2017 task 4) could not be retrieved with the available
@@ -50,7 +50,7 @@ SMC20_MTAT: tuple[Reference, ...] = (
     Reference("short_cnn", 0.9126, 0.4590, RECALLED),
     Reference("short_res", 0.9129, 0.4614, CONFIRMED),
 )
-"""[SMC20] Table: MTAT test ROC-AUC / PR-AUC per model (spec §7)."""
+"""[SMC20] Table: MTAT test ROC-AUC / PR-AUC per model (docs/spec.md §7)."""
 
 REFERENCES: dict[str, tuple[Reference, ...]] = {"mtat": SMC20_MTAT}
 """Task -> the published rows on that task's data and split."""
