@@ -167,6 +167,24 @@ def cell_table(cells: list[Cell]) -> str:
     return "\n".join(rows)
 
 
+def report(params, speedup: float = 100.0, rates: Path | None = None, cells: bool = False) -> str:
+    """The tables as Markdown: per task, then the grid's GPU-hours and makespans (then, with ``cells``, every cell)."""
+    if rates:
+        by_rate = {f"measured ({rates.name})": project(params, _rates(rates, 1.0))}
+        label = next(iter(by_rate))
+    else:
+        by_rate = {f"CPU x {s:g} (assumed)": project(params, _rates(None, s)) for s in (speedup / 2, speedup, speedup * 2)}
+        label = f"CPU x {speedup:g} (assumed)"
+    parts = [
+        f"Cells: {label} (profile {params.profile}, {len(params.grid.seeds)} seed(s))",
+        task_table(by_rate[label]),
+        grid_table(by_rate),
+    ]
+    if cells:
+        parts.append(cell_table(by_rate[label]))
+    return "\n\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=Path, default=None, help="a params file (default: profile paper as shipped)")
@@ -175,19 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", action="store_true", help="also print one row per cell")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    params = _params(args.params)
-    if args.rates:
-        by_rate = {f"measured ({args.rates.name})": project(params, _rates(args.rates, 1.0))}
-    else:
-        by_rate = {
-            f"CPU x {s:g} (assumed)": project(params, _rates(None, s)) for s in (args.speedup / 2, args.speedup, args.speedup * 2)
-        }
-    main_label = next(iter(by_rate)) if args.rates else f"CPU x {args.speedup:g} (assumed)"
-    log.info("Cells: %s (profile %s, %d seed(s))\n", main_label, params.profile, len(params.grid.seeds))
-    log.info("%s\n", task_table(by_rate[main_label]))
-    log.info("%s", grid_table(by_rate))
-    if args.cells:
-        log.info("\n%s", cell_table(by_rate[main_label]))
+    log.info("%s", report(_params(args.params), args.speedup, args.rates, args.cells))
     return 0
 
 
