@@ -118,16 +118,16 @@ def load_model(model_file_path: str = "") -> HearModel:
         raise UserError(
             "load_model needs a model: a packaged model folder, TASK/MODEL under models/, or a pretrained PREFIX:NAME."
         )
+    prefix, sep, name = spec.partition(":")
+    if sep and prefix in _PRETRAINED:
+        return _PRETRAINED[prefix](name)
     if is_pretrained_name(spec):  # a published reference tagger, fetched when absent
         return HearModel.from_packaged(resolve_model_dir(spec, Path.cwd()))
-    prefix, sep, name = spec.partition(":")
     if sep and prefix != "models" and not Path(spec).exists():
-        if prefix not in _PRETRAINED:
-            known = ", ".join(f"{p}:" for p in sorted(_PRETRAINED)) or "none registered"
-            raise UserError(
-                f"no pretrained loader for {prefix!r} in {spec!r} (known prefixes: {known}); pass a packaged model folder instead."
-            )
-        return _PRETRAINED[prefix](name)
+        known = ", ".join(f"{p}:" for p in ["sota", *sorted(_PRETRAINED)])
+        raise UserError(
+            f"no pretrained loader for {prefix!r} in {spec!r} (known prefixes: {known}); pass a packaged model folder instead."
+        )
     path = Path(spec)
     if path.is_file() and path.name in ("model.json", "model.pt"):
         path = path.parent

@@ -32,6 +32,8 @@ def test_second_clone_pulls_from_the_shared_remote_and_has_nothing_to_reproduce(
     remote = tmp_path / "remote"
     _run(["dvc", "remote", "add", "-d", "shared", str(remote)], proj)
     _run(["dvc", "repro"], proj)
+    with (proj / ".gitignore").open("a") as f:  # as in the repository: the report is built, not committed
+        f.write("/reports\n")
     _run(["git", "add", "-A"], proj)
     _run(["git", "commit", "-qm", "repro"], proj)
     pushed = _run(["dvc", "push"], proj)

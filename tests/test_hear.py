@@ -87,8 +87,10 @@ def test_any_length_and_the_model_file_forms(packaged: Path, monkeypatch) -> Non
 
 
 def test_pretrained_names_plug_in_through_a_loader(packaged: Path, monkeypatch) -> None:
-    with pytest.raises(UserError, match="no pretrained loader for 'sota'"):
-        hear.load_model("sota:some-model")
+    with pytest.raises(UserError, match="no pretrained loader for 'other'"):
+        hear.load_model("other:some-model")
+    with pytest.raises(UserError, match="'sota:some-model' is not a published reference model"):
+        hear.load_model("sota:some-model")  # sota: names are the catalogue's (issue 29), checked before any fetch
     monkeypatch.setattr(hear, "_PRETRAINED", {})
     hear.register_pretrained("sota", lambda name: hear.HearModel.from_packaged(packaged) if name == "x" else None)
     assert hear.load_model("sota:x").scene_embedding_size == 8

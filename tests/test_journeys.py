@@ -226,6 +226,14 @@ def test_a_triggered_deployment_run_completes_with_cell_tasks_and_our_logs(tmp_p
     )
     serve = None
     try:
+        deadline = time.time() + 180
+        while True:  # serve registers on a running server
+            try:
+                _get_json(f"{api}/health")
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, (logs / "server.log").read_text()[-2000:]
+                time.sleep(1)
         serve = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--project", str(proj), "serve", "--cron", "0 3 * * *", "--name", "nightly"],
             cwd=proj,
@@ -234,8 +242,9 @@ def test_a_triggered_deployment_run_completes_with_cell_tasks_and_our_logs(tmp_p
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        os.environ["PREFECT_API_URL"] = api  # this process's client (the conftest points Prefect's home at a temp dir)
-        try:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: api}):  # this process's client, on the server above
             with get_client(sync_client=True) as client:
                 deployment = _wait_for_deployment(client, "nightly", serve)
                 assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
@@ -244,8 +253,6 @@ def test_a_triggered_deployment_run_completes_with_cell_tasks_and_our_logs(tmp_p
                 assert final.state.is_completed(), (final.state, (logs / "serve.log").read_text()[-3000:])
                 tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
                 lines = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
-        finally:
-            os.environ.pop("PREFECT_API_URL", None)
         names = {t.name: t.state.type.value for t in tasks}
         assert names.get("cell fcn@synth_keywords seed 0") == "COMPLETED", names
         assert names.get("report") == "COMPLETED", names
@@ -316,18 +323,19 @@ def test_a_training_run_is_named_per_cell_with_run_time_settings_as_tags() -> No
         assert "train.epochs" in g.data.params
 
 
-def _get_json(url: str) -> dict:
+def _get_json(url: str, body: dict | None = None) -> dict:
+    """GET ``url``, or POST ``body`` as JSON (MLflow's ``runs/search`` is a POST)."""
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=10) as r:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
 
 @pytest.mark.slow
 def test_an_mlflow_server_started_as_the_readme_says_shows_the_cells_runs(tmp_path: Path) -> None:
     """Full form: two seeds of one cell, then `mlflow ui` on the project's store, read over REST."""
-    import urllib.parse
-
     proj = tmp_path / "proj"
     proj.mkdir()
     params = {"profile": "smoke", **tiny_overrides(models=["fcn"], tasks=["synth_keywords"], n_clips=24)}
@@ -373,8 +381,7 @@ def test_an_mlflow_server_started_as_the_readme_says_shows_the_cells_runs(tmp_pa
             except OSError:
                 assert time.time() < deadline, "mlflow ui did not come up"
                 time.sleep(1)
-        query = urllib.parse.urlencode({"experiment_ids": exp["experiment_id"], "max_results": 50})
-        runs = _get_json(f"{api}/runs/search?{query}")["runs"]
+        runs = _get_json(f"{api}/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 50})["runs"]
         names = sorted(r["info"]["run_name"] for r in runs)
         assert names == ["fcn · seed 0", "fcn · seed 1"], names
         for r in runs:
