@@ -56,17 +56,20 @@ def _write_results(out_dir: Path, result: dict[str, float], clip_ids, labels, sc
         preds.to_parquet(tmp, index=False)
 
 
-def primary_interval(kind: str, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+def primary_interval(
+    kind: str, y: np.ndarray, scores: np.ndarray, task: str | None = None, threshold: float = 0.1
+) -> dict[str, float]:
     """``test/<primary>_ci_low`` and ``_ci_high``: the primary metric's 95 % bootstrap interval over test clips.
 
-    Logged to MLflow beside the metric (the runs table and compare view show it); ``eval.json``,
-    a DVC output, keeps its keys.
+    The primary metric is the task's (:func:`pipeline.evaluation.metrics.primary_metric`: DCASE's
+    per-sample F1 at ``threshold``). Logged to MLflow beside the metric (the runs table and compare
+    view show it); ``eval.json``, a DVC output, keeps its keys.
     """
-    from pipeline.evaluation.metrics import PRIMARY_METRIC
+    from pipeline.evaluation.metrics import primary_metric
     from pipeline.evaluation.stats import clip_interval
 
-    name = PRIMARY_METRIC[kind]
-    ci = clip_interval(kind, y, [scores])
+    name = primary_metric(kind, task)
+    ci = clip_interval(kind, y, [scores], metric=name, threshold=threshold)
     return {f"test/{name}_ci_low": ci.low, f"test/{name}_ci_high": ci.high}
 
 
@@ -108,7 +111,9 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
     _write_results(out_dir, result, rows["clip_id"], rows["labels"], scores)
     if multilabel:
         write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
-    logged = {k: v for k, v in result.items() if k.startswith("test/")} | primary_interval(kind, y, scores)
+    logged = {k: v for k, v in result.items() if k.startswith("test/")} | primary_interval(
+        kind, y, scores, task, params.evaluate.threshold
+    )
     tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds})
     log.info(
         "evaluated %s/%s seed%d on %d test clips: %s",

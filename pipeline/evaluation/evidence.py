@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.paths import Layout
+from pipeline.evaluation.metrics import primary_metric
 from pipeline.evaluation.stats import CONFIDENCE, N_RESAMPLES, Interval, _bootstrap, metric_on, seed_interval, seed_summary
 from pipeline.models.grid import grid_models
 from pipeline.models.inference import label_matrix
@@ -127,12 +128,16 @@ def _matrix(df: pd.DataFrame, order: list[str], allow_missing: bool = False) -> 
 class _Resamples:
     """Per-model statistics on scipy's bootstrap resamples, cached so paired differences reuse them."""
 
-    def __init__(self, kind: str, y: np.ndarray) -> None:
+    def __init__(self, kind: str, y: np.ndarray, metric: str | None = None, threshold: float = 0.1) -> None:
         self.kind, self.y = kind, y
+        self.metric, self.threshold = metric, threshold  # None: the kind's primary (clean scores only)
         self._cache: dict[tuple[str, str, str], np.ndarray] = {}
 
     def clean(self, m: ModelScores, idx: np.ndarray) -> np.ndarray:
-        return self._memo("clean", m.model, idx, lambda: np.mean([metric_on(self.kind, self.y, s, idx) for s in m.clean], axis=0))
+        def compute() -> np.ndarray:
+            return np.mean([metric_on(self.kind, self.y, s, idx, self.metric, self.threshold) for s in m.clean], axis=0)
+
+        return self._memo("clean", m.model, idx, compute)
 
     def perturbed(self, m: ModelScores, idx: np.ndarray) -> np.ndarray:
         def compute() -> np.ndarray:
@@ -174,11 +179,11 @@ def accuracy_table(params: Params, layout: Layout, task: str) -> pd.DataFrame:
     kind, y, models, _ = load_task(params, layout, task)
     if not models:
         return pd.DataFrame()
-    metric = "accuracy" if kind == "single" else "roc_auc"
-    rs = _Resamples(kind, y)
+    metric = primary_metric(kind, task)  # DCASE: the per-sample F1 at evaluate.threshold
+    rs = _Resamples(kind, y, metric, params.evaluate.threshold)
     rows = []
     for m in models:
-        per_seed = [float(metric_on(kind, y, s, np.arange(len(y)))) for s in m.clean]
+        per_seed = [float(metric_on(kind, y, s, np.arange(len(y)), metric, rs.threshold)) for s in m.clean]
         mean, std, n = seed_summary(per_seed)
         ci, over_seeds = rs.interval(lambda idx, m=m: rs.clean(m, idx)), seed_interval(per_seed)
         rows.append(

@@ -63,6 +63,14 @@ def task_metrics(kind: str, y_true: np.ndarray, scores: np.ndarray, threshold: f
 
 
 PRIMARY_METRIC = {"multilabel": "roc_auc", "single": "accuracy"}
+TASK_PRIMARY_METRIC = {"dcase2017_task4": "f1_sample"}
+"""Tasks whose benchmark ranks by another metric than their kind's (docs/spec.md §5: DCASE 2017 task 4,
+the per-sample F1 at ``evaluate.threshold`` 0.1)."""
+
+
+def primary_metric(kind: str, task: str | None = None) -> str:
+    """The metric a task is ranked by: :data:`TASK_PRIMARY_METRIC`, else its kind's :data:`PRIMARY_METRIC`."""
+    return TASK_PRIMARY_METRIC.get(task or "", PRIMARY_METRIC.get(kind, "roc_auc"))
 
 
 def clip_loss(scores: np.ndarray, y: np.ndarray, multilabel: bool) -> float:

@@ -55,6 +55,29 @@ def compare_table(
     out = out.dropna(axis=1, how="all")
     if evidence is not None:
         out = _with_intervals(out, *evidence)
+    return with_references(out)
+
+
+def with_references(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` plus the published rows of its tasks (:mod:`pipeline.evaluation.references`; only ``mtat`` has them).
+
+    When any are added, a ``source`` column tells them apart: ``ours`` for the runs,
+    ``paper (SMC20, recalled, unverified)`` or ``paper (SMC20, confirmed)`` for the paper's rows.
+    """
+    from pipeline.evaluation.references import references_for
+
+    refs = [
+        {"task": task, "model": r.model, "source": r.source, "test/roc_auc": r.roc_auc, "test/pr_auc": r.pr_auc}
+        for task in (df["task"].unique() if "task" in df.columns else [])
+        for r in references_for(str(task))
+    ]
+    if not refs:
+        return df
+    ours = df.assign(source="ours")
+    cols = [c for c in ours.columns if c not in ("task", "model", "source")]
+    out = pd.concat([ours, pd.DataFrame(refs)], ignore_index=True)[["task", "model", "source", *cols]]
+    if "n_seeds" in out.columns:  # whole numbers for ours, empty for the paper's (not 2.0000 and NaN)
+        out["n_seeds"] = pd.Series([None if v != v else int(v) for v in out["n_seeds"]], dtype=object)
     return out
 
 
@@ -101,7 +124,7 @@ def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.Data
 
 
 FORMATS = ("table", "csv", "json", "markdown")
-ID_COLUMNS = ("task", "model", "on", "dataset", "seed", "seeds", "n_seeds", "noise_source", "perturbation")
+ID_COLUMNS = ("task", "model", "source", "on", "dataset", "seed", "seeds", "n_seeds", "noise_source", "perturbation")
 NO_RUNS = "no runs yet: run `dvc repro` or `musicrep flow` first"
 
 
@@ -146,9 +169,21 @@ def _sections(df: pd.DataFrame, long: bool) -> list[tuple[str | None, pd.DataFra
         return [(None, df)]
     out = []
     for task, sub in df.groupby("task", sort=True):
-        cols = [c for c in sub.columns if c != "task" and sub[c].notna().any()]
+        cols = _primary_first(str(task), [c for c in sub.columns if c != "task" and sub[c].notna().any()])
         out.append((str(task), sub[cols]))
     return out
+
+
+def _primary_first(task: str, cols: list[str]) -> list[str]:
+    """A task ranked by another metric than ROC-AUC/accuracy (DCASE: ``f1_sample``) shows it first, with its std and interval."""
+    from pipeline.evaluation.metrics import TASK_PRIMARY_METRIC
+
+    metric = TASK_PRIMARY_METRIC.get(task)
+    if metric is None:
+        return cols
+    lead = [c for c in cols if c.removeprefix("test/").startswith(metric)]
+    ids = [c for c in cols if c in ID_COLUMNS]
+    return ids + lead + [c for c in cols if c not in lead and c not in ids]
 
 
 def _plain(df: pd.DataFrame, digits: int) -> str:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipeline.core.paths import Layout
 from pipeline.evaluation.family_summary import TaskSummary
+from pipeline.evaluation.metrics import primary_metric
 from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
 from pipeline.report.render import fmt
 from pipeline.training.convergence import MARK
@@ -21,6 +22,8 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
     sub = [e for e in entries if e.task == task]
     kind = next((e.kind for e in sub if e.kind), None) or ("single" if "keyword" in task else "multilabel")
     metric_cols = METRICS.get(kind, METRICS["multilabel"])
+    lead = primary_metric(kind, task)  # DCASE: the per-sample F1 first
+    metric_cols = sorted(metric_cols, key=lambda col: col[0] != f"test/{lead}")
     header = [
         "model",
         "status",
@@ -62,7 +65,20 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
                 e.registry_uri or "-",
             ]
         )
-    return header, rows
+    return header, rows + reference_rows(task, [k for k, _ in metric_cols], len(header))
+
+
+def reference_rows(task: str, metric_keys: list[str], width: int) -> list[list[str]]:
+    """The published rows of ``task`` (only ``mtat``: [SMC20]) laid out like :func:`comparison_rows`'s, status
+    ``paper (SMC20, recalled, unverified)`` or ``paper (SMC20, confirmed)``, ``-`` where the paper gives no number."""
+    from pipeline.evaluation.references import references_for
+
+    rows = []
+    for ref in references_for(task):
+        published = {"test/roc_auc": ref.roc_auc, "test/pr_auc": ref.pr_auc}
+        values = [fmt(published[k]) if k in published else "-" for k in metric_keys]
+        rows.append([ref.model, ref.source, *values, *["-"] * (width - 2 - len(values))])
+    return rows
 
 
 def coverage_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[str]]]:
