@@ -98,7 +98,7 @@ def _train(model: AudioModel, clips, steps: int = 40) -> AudioModel:
 
 def _params(grid: dict[str, list[float]], noise_source: str = "synthetic") -> Params:
     d = profile_defaults("smoke")
-    d["evaluate"] = {"n_chunks": 2, "threshold": 0.1}
+    d["evaluate"] = {**d["evaluate"], "n_chunks": 2, "threshold": 0.1}
     d["runtime"] = {**d["runtime"], "device": "cpu", "eval_batch_size": 16}
     d["robustness"] = {"enabled": True, "grid": grid, "noise_source": noise_source, "max_clips": 12}
     return Params.model_validate(d)

@@ -183,5 +183,7 @@ def robustness_tables(entries: list[Entry], task: str, fig_dir: Path) -> tuple[p
     )
     pivot = summary.pivot_table(index="model", columns="point", values="relative_degradation", aggfunc="mean", sort=False)
     clean = summary.groupby("model", sort=False)["clean"].mean()
+    under_noise = clean.reindex(pivot.index) * (1 - pivot.mean(axis=1))  # the mean score under the perturbations
+    pivot = pivot.loc[under_noise.sort_values(ascending=False).index]
     pivot.insert(0, f"clean {metric}", clean)
     return pivot, png, metric

@@ -167,7 +167,7 @@ def pivot_rows(pivot: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             if i == 0:
                 cells.append(fmt(v))
             else:
-                cells.append("n/a" if v != v else f"{100 * float(v):+.1f} %")
+                cells.append("n/a" if v != v else f"{-100 * float(v):+.1f} %")  # a change: a loss is negative
         rows.append(cells)
     return header, rows
 
@@ -242,7 +242,7 @@ def robustness_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         f"under noise [{clips}]",
         f"absolute drop [{clips}]",
         "absolute drop [95 % CI over seeds, t]",
-        f"relative drop [{clips}]",
+        f"relative change [{clips}]",
     ]
     rows = [
         [
@@ -251,7 +251,7 @@ def robustness_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             ci(r.perturbed, r.perturbed_low, r.perturbed_high),
             ci(r.drop, r.drop_low, r.drop_high),
             _over_seeds(r.drop, getattr(r, "drop_seed_low", float("nan")), getattr(r, "drop_seed_high", float("nan"))),
-            ci(r.relative_drop, r.relative_drop_low, r.relative_drop_high, pct=True),
+            ci(-r.relative_drop, -r.relative_drop_high, -r.relative_drop_low, pct=True),  # a loss prints negative
         ]
         for r in table.sort_values("perturbed", ascending=False).itertuples(index=False)  # the score under noise first
     ]
