@@ -60,7 +60,8 @@ def _panels(n: int):
 
     ncols = max(1, min(n, 3))
     nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.7 * nrows), squeeze=False, sharey=True)  # one y scale per figure
+    # sharey: one y scale per figure, so a small drop never looks as steep as a large one
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.7 * nrows), squeeze=False, sharey=True)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return plt, fig, list(axes.flat[:n])
