@@ -179,7 +179,7 @@ def test_dag_lists_the_stages_make_repro_runs_in_parallel() -> None:
     """`make repro` fans out the data stages per dataset and the cells, each list from the dag."""
     data = subprocess.run(["musicrep", "dag", "--data-targets"], cwd=REPO, capture_output=True, text=True, check=True)
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    tasks = ["synth_tags", "synth_keywords", "synth_events"]
+    tasks = ["corpus_tags", "synth_keywords", "synth_events"]  # the smoke grid (decision 47)
     assert data.stdout.splitlines() == [f"download@{t} segment@{t} features@{t}" for t in tasks]
     assert "features" in stages and "params" in stages
     cells = subprocess.run(["musicrep", "dag", "--targets"], cwd=REPO, capture_output=True, text=True, check=True)

@@ -63,7 +63,7 @@ def _cell_runs(flow_run_id) -> list[Any]:
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="cell-")),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="cell ")),
         )
     assert len(runs) == len(CELLS), [r.name for r in runs]
     assert all(r.state.is_completed() and r.start_time and r.end_time for r in runs)

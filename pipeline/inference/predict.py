@@ -109,7 +109,7 @@ def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = No
     close = difflib.get_close_matches(spec, [*found, *CATALOG, *(n.removeprefix(PREFIX) for n in CATALOG)], n=1, cutoff=0.75)
     if close:
         guess = PREFIX + close[0] if PREFIX + close[0] in CATALOG else close[0]
-        raise UserError(f"--model {spec!r} is no packaged model, trained TASK/MODEL or registry URI; did you mean {guess!r}?")
+        raise UserError(f"--model {spec!r} is not a packaged model, trained TASK/MODEL or registry URI; did you mean {guess!r}?")
     hint = (
         f" Trained models here: {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}."
         if found

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -94,6 +95,8 @@ def cell_lock(step: str, task: str, model: str, seed: int | None, params: Params
     """
     from pipeline.core.locks import stage_lock
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0":
+        return contextlib.nullcontext()  # under torchrun, rank 0 holds the cell's lock for the whole process group
     seed = params.grid.seeds[0] if seed is None else int(seed)
     return stage_lock("cell", task, model, seed, root=layout.root, holder=f"musicrep {step} {task} {model} --seed {seed}")
 
