@@ -121,6 +121,7 @@ def test_gpu_limit_of_one_serialises_gpu_tagged_cells(baseline, tmp_path: Path) 
     assert _eval(proj) == ref
 
 
+@pytest.mark.slow  # 2-4 min (Ray's start-up); the default tier checks the same contract on Dask
 def test_local_ray_gives_the_thread_runner_results(baseline, tmp_path: Path) -> None:
     ref_proj, ref = baseline
     proj = _write_project(tmp_path / "ray", task_runner="ray", max_workers=2)
