@@ -22,6 +22,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.data.tag_vocabularies import TAGS  # noqa: E402
 from pipeline.evaluation.metric_intervals import metric_intervals  # noqa: E402
 
 
@@ -44,10 +45,9 @@ def main() -> None:
     ap.add_argument("--project", type=Path, required=True)
     ap.add_argument("--map", type=Path, required=True, help="the --label-map JSON given to evaluate")
     ap.add_argument("--models", nargs="+", default=["musicnn", "fcn", "crnn"])
-    ap.add_argument("--tags", type=Path, default=Path("/work/shared/data/pretrained/sota/tags/mtat.txt"))
     args = ap.parse_args()
     mapping = json.loads(args.map.read_text())
-    mtat_tags = args.tags.read_text().split("\n")
+    mtat_tags = list(TAGS["mtat"])  # the published MTAT heads' tag order
     table = {}
     for model in args.models:
         pred = args.project / "metrics/corpus_tags/sota-mtat" / model / "seed0/cross/corpus_tags/predictions.parquet"
