@@ -29,6 +29,10 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
+import uvicorn
+from prefect.server.api.server import create_app
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
 log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -78,8 +82,6 @@ def allowed_hosts(host: str) -> list[str]:
 
 def create_secure_app(host: str = "127.0.0.1") -> Any:
     """Prefect's server app (API + UI) behind a ``Host`` check; settings come from the environment."""
-    from prefect.server.api.server import create_app
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     app = create_app(final=True)
     return TrustedHostMiddleware(app, allowed_hosts=allowed_hosts(host))
@@ -94,7 +96,6 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault(
         "PREFECT_UI_API_URL", f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/api"
     )
-    import uvicorn
 
     uvicorn.run(create_secure_app(args.host), host=args.host, port=args.port, log_level="info")
 

@@ -383,9 +383,9 @@ def cell(
 ) -> None:
     """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""
     log.info("cell %s/%s: loading", task, model)
-    from pipeline.orchestration import stages
+    from pipeline.orchestration.cell import cell as run_cell  # not stages: a cell imports only the code it runs
 
-    result = stages.cell(task, model, _params(ctx, params), _project(ctx).layout, seed=seed, resume=resume)
+    result = run_cell(task, model, _params(ctx, params), _project(ctx).layout, seed=seed, resume=resume)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 

@@ -14,15 +14,23 @@ import os
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import torch
 
+from pipeline import __version__
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
-from pipeline.models.checkpoint import read_run_id
-from pipeline.tracking.runs import mlflow_errors
+from pipeline.data.registry import get_source
+from pipeline.data.sources._synthetic import SyntheticSource
+from pipeline.models.checkpoint import read_card, read_run_id
+from pipeline.models.grid import cell_keys
+from pipeline.robustness.stage import robustness_summary
+from pipeline.tracking.runs import client, git_commit, mlflow_errors
+from pipeline.training.convergence import still_improving
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -46,8 +54,6 @@ def is_synthetic(task: str) -> bool:
     """The embedded generated datasets (``synth_*``)."""
     if task.startswith("synth_"):
         return True
-    from pipeline.data.registry import get_source
-    from pipeline.data.sources._synthetic import SyntheticSource
 
     try:
         return isinstance(get_source(task), SyntheticSource)
@@ -116,7 +122,6 @@ class Entry:
     def still_improving(self) -> bool:
         """The best validation epoch is among the last ones (:mod:`pipeline.training.convergence`):
         the card's ``still_improving``, or (older cards) its ``best_epoch`` against ``history.csv``."""
-        from pipeline.training.convergence import still_improving
 
         meta = (self.card or {}).get("metadata", {})
         if "still_improving" in meta:
@@ -135,8 +140,6 @@ class Entry:
 def mlflow_client() -> Any:
     """The process's MLflow client, or None (with a warning) when the store cannot be opened."""
     try:
-        from pipeline.tracking.runs import client
-
         return client()
     except mlflow_errors() as exc:
         log.warning("MLflow unavailable for the report (%s: %s)", type(exc).__name__, exc)
@@ -189,8 +192,6 @@ def run_by_id(c: Any, run_id: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- files
 def collect(params: Params, layout: Layout, client: Any = None) -> list[Entry]:
     """One :class:`Entry` per cell (task, model, seed) of ``params.grid``, in grid order (``client``: MLflow, or None)."""
-    from pipeline.models.checkpoint import read_card
-    from pipeline.models.grid import cell_keys
 
     runs = mlflow_runs(client, params.grid.tasks)
     entries = []
@@ -255,8 +256,6 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
             }
         )
         if e.robustness is not None and len(e.robustness):
-            from pipeline.robustness.stage import robustness_summary
-
             s = robustness_summary([e.robustness])
             kind = e.kind or "multilabel"
             s = s[s["metric"] == PRIMARY.get(kind, "roc_auc")]
@@ -268,12 +267,6 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
 
 def environment() -> dict[str, str]:
     """Versions and device of the process building the report."""
-    from importlib import metadata
-
-    import torch
-
-    from pipeline import __version__
-    from pipeline.tracking.runs import git_commit
 
     env = {
         "musicrep": __version__,

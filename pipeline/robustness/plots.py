@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -53,10 +55,8 @@ def _curve(sub: pd.DataFrame, clean: float, perturbation: str) -> tuple[list[flo
 
 
 def _panels(n: int):
-    import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     ncols = max(1, min(n, 3))
     nrows = max(1, math.ceil(n / ncols))
@@ -127,7 +127,6 @@ def plot_robustness(table: pd.DataFrame, out_png: str | Path, metric: str | None
 
 def _model_style(i: int, n: int) -> tuple[Any, str]:
     """Distinct (colour, marker) for model ``i`` of ``n``: tab10 up to 10 models, tab20 beyond."""
-    import matplotlib
 
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return cmap(i % cmap.N), "osD^v<>px*"[i % 10]

@@ -34,9 +34,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mlflow
+
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import sha256_file, stable_hash
 from pipeline.core.settings import settings
+from pipeline.models.checkpoint import read_card, read_run_id
+from pipeline.tracking import runs as tracking
+from pipeline.tracking.runs import mlflow_errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -80,8 +85,6 @@ def _version_tags(card: dict[str, Any], digest: str) -> dict[str, str]:
 
 def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
     """The model's training run, or (when it is not in this store) a new run to hold the files."""
-    from pipeline.models.checkpoint import read_run_id
-    from pipeline.tracking import runs as tracking
 
     meta = card.get("metadata", {})
     run_id = read_run_id(model_dir, card)
@@ -108,7 +111,6 @@ def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
 
 def find_version(name: str, digest: str, c: MlflowClient | None = None) -> str | None:
     """Version of registered model ``name`` whose ``sha256`` tag is ``digest``, if any."""
-    from pipeline.tracking import runs as tracking
 
     c = c or tracking.client()
     try:
@@ -138,8 +140,6 @@ def register_model(
         UserError: not a packaged model, or ``model.pt`` fails its checksum (never register
             a modified file).
     """
-    from pipeline.models.checkpoint import read_card
-    from pipeline.tracking import runs as tracking
 
     model_dir = Path(model_dir)
     card = read_card(model_dir)
@@ -189,7 +189,6 @@ def register_models(model_dirs: list[Path], client: MlflowClient) -> dict[Path, 
     Returns, per directory, its ``models:/<name>/<version>`` URI or the error that stopped it
     (registry down, bad checkpoint), so that one failure does not stop the others.
     """
-    from pipeline.tracking.runs import mlflow_errors
 
     out: dict[Path, str | Exception] = {}
     for model_dir in model_dirs:
@@ -212,7 +211,6 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
 
 def get_version(uri: str, c: MlflowClient | None = None) -> ModelVersion:
     """The :class:`ModelVersion` a ``models:/`` URI names (``latest`` = highest version)."""
-    from pipeline.tracking import runs as tracking
 
     name, version, alias = parse_model_uri(uri)
     c = c or tracking.client()
@@ -273,10 +271,8 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
         UserError: malformed URI, unknown name/version, or downloaded files that do not
             match the version's ``sha256`` tag.
     """
-    from pipeline.tracking import runs as tracking
 
     c = tracking.client()  # before importing mlflow: sets its telemetry switches
-    import mlflow
 
     mv = get_version(uri, c)
     digest = mv.tags.get("sha256")

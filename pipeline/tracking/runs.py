@@ -13,17 +13,29 @@ Metric names are slash-namespaced: ``train/loss``, ``val/roc_auc``, ``test/pr_au
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import logging
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+import torch
+import torchaudio
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline.config.params import flatten
 from pipeline.config.project import RUN_TIME_SECTIONS
 from pipeline.core.settings import settings
+from pipeline.models.checkpoint import read_card, read_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,13 +52,7 @@ _QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
 def mlflow_errors() -> tuple[type[BaseException], ...]:
     """What a failing MLflow store raises: its own exception, a SQL store's database error
     (locked, half-migrated), an unreachable server, a bad URI."""
-    errors: tuple[type[BaseException], ...] = (ImportError, OSError, ValueError)
-    try:
-        from mlflow.exceptions import MlflowException
-        from sqlalchemy.exc import SQLAlchemyError
-    except ImportError:
-        return errors
-    return (MlflowException, SQLAlchemyError, *errors)
+    return (MlflowException, SQLAlchemyError, ImportError, OSError, ValueError)
 
 
 def quiet_mlflow_env() -> None:
@@ -88,7 +94,6 @@ def client(root: Path | None = None) -> MlflowClient:
 @functools.lru_cache(maxsize=4)
 def _client_for(uri: str) -> MlflowClient:
     quiet_mlflow_env()
-    from mlflow import MlflowClient
 
     if uri.startswith("sqlite:///"):
         return _open_sqlite_store(uri, Path(uri[len("sqlite:///") :]))
@@ -103,9 +108,6 @@ def _open_sqlite_store(uri: str, db: Path) -> MlflowClient:
     SQLAlchemy ``CircularDependencyError``. The first process holds ``<db>.init.lock`` while it
     opens the store; the others wait for it, then find the schema in place.
     """
-    import fcntl
-
-    from mlflow import MlflowClient
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".init.lock"), "a") as fh:
@@ -143,8 +145,6 @@ def git_commit() -> str:
 
 def environment_tags() -> dict[str, str]:
     """Library and device versions recorded with every run."""
-    import torch
-    import torchaudio
 
     tags = {
         "git_commit": git_commit(),
@@ -179,9 +179,6 @@ class TrainingRun:
         tags: dict[str, str] | None = None,
         seed: int | None = None,
     ) -> None:
-        from mlflow.entities import Param
-
-        from pipeline.config.params import flatten
 
         self.client = client()
         self.task, self.model_name = task, model_name
@@ -220,9 +217,6 @@ class TrainingRun:
 
     def log_epoch(self, epoch: int, record: dict[str, float]) -> None:
         """Log one epoch's ``train_loss``, ``val_loss`` and ``val_<metric>`` as ``train/``, ``val/``."""
-        import time
-
-        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         metrics = []
@@ -261,7 +255,6 @@ def run_name(model_name: str, seed: int) -> str:
 
 def run_time_tags(params: Params) -> dict[str, str]:
     """``runtime.*`` and ``flow.*`` as tags (``runtime.device: auto``): how the run ran, no params of its result."""
-    from pipeline.config.params import flatten
 
     flat = flatten(params.model_dump(mode="json", include=set(RUN_TIME_SECTIONS)))
     return {k: str(v)[:5000] for k, v in flat.items()}
@@ -289,9 +282,6 @@ def log_to_run(
     if not run_id:
         log.debug("no MLflow run id; skipping logging")
         return
-    import time
-
-    from mlflow.entities import Metric
 
     c = client()
     now = int(time.time() * 1000)
@@ -303,7 +293,6 @@ def log_to_run(
 
 def run_id_of(task: str, model_name: str, layout: Layout, seed: int = 0) -> str | None:
     """MLflow run id recorded in the packaged model's card (None if absent)."""
-    from pipeline.models.checkpoint import read_card, read_run_id
 
     try:
         model_dir = layout.model(task, model_name, seed)
@@ -344,7 +333,6 @@ def runs_table(tasks: list[str] | None = None) -> pd.DataFrame:
     One ``search_runs`` over the experiments of ``tasks`` (every experiment when ``None``; one
     experiment per task), newest first, so each cell keeps its latest run.
     """
-    import pandas as pd
 
     c = client()
     names = {e.experiment_id: e.name for e in c.search_experiments() if tasks is None or e.name in tasks}

@@ -36,12 +36,14 @@ from pipeline.core.io_utils import atomic_path, stable_hash
 from pipeline.core.paths import Layout
 from pipeline.data.shards import FeatureStore, SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
+from pipeline.features.cache import cache_dir_name, segments_key
 from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
 from pipeline.models.device import pick_device, quiet_onednn_tf32_notice
 from pipeline.models.inference import label_matrix, use_bf16
+from pipeline.models.zoo import resolve_variant as resolve_registry
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
@@ -86,7 +88,6 @@ def _feature_store_for(model: AudioModel, dataset: str, layout: Layout, enabled:
     spec = model.frontend.cache_spec()
     if spec is None:
         return None
-    from pipeline.features.cache import cache_dir_name, segments_key
 
     path = layout.features(dataset) / cache_dir_name(spec, segments_key(layout.segments(dataset)))
     if not (path / "index.parquet").exists():
@@ -151,7 +152,6 @@ def _use_mkldnn(model: AudioModel, choice: str, bf16: bool = False) -> bool:
         return choice == "on"
     if bf16:
         return torch.backends.mkldnn.enabled
-    from pipeline.models.zoo import resolve_variant as resolve_registry
 
     try:
         _, spec = resolve_registry(model.config.variant)
