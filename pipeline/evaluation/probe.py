@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.entities import Metric, Param
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neural_network import MLPClassifier
@@ -47,6 +46,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.core.io_utils import atomic_path, write_json
+from pipeline.core.lazy import lazy
 from pipeline.core.locks import stage_lock
 from pipeline.core.paths import Layout, probe_slug, seed_dir
 from pipeline.data.shards import SegmentStore
@@ -61,6 +61,8 @@ from pipeline.models.inference import label_matrix
 from pipeline.tracking import runs as tracking
 
 log = logging.getLogger(__name__)
+
+mlflow_entities = lazy("mlflow.entities")  # after quiet_mlflow_env(), as every MLflow import (pipeline.tracking.runs)
 
 LINEAR_C = (0.01, 0.1, 1.0, 10.0)
 MLP_HIDDEN = 128
@@ -305,8 +307,8 @@ def _log_run(result: dict[str, Any], layout: Layout) -> None:
             metrics.update({f"test/{name}": v["value"], f"test/{name}_ci_low": v["ci_low"], f"test/{name}_ci_high": v["ci_high"]})
     c.log_batch(
         run.info.run_id,
-        metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items() if v == v],
-        params=[Param(k, str(v)) for k, v in params.items()],
+        metrics=[mlflow_entities.Metric(k, float(v), 0, 0) for k, v in metrics.items() if v == v],
+        params=[mlflow_entities.Param(k, str(v)) for k, v in params.items()],
     )
     c.set_terminated(run.info.run_id, "FINISHED")
 

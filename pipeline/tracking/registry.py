@@ -34,10 +34,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import mlflow
-
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import sha256_file, stable_hash
+from pipeline.core.lazy import lazy
 from pipeline.core.settings import settings
 from pipeline.models.checkpoint import read_card, read_run_id
 from pipeline.tracking import runs as tracking
@@ -48,6 +47,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
+
+mlflow_artifacts = lazy("mlflow.artifacts")  # after quiet_mlflow_env(), as every MLflow import (pipeline.tracking.runs)
 
 PACKAGE_DIR = "package"
 PACKAGE_FILES = ("model.pt", "model.json")
@@ -286,7 +287,7 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
         source = c.get_model_version_download_uri(mv.name, mv.version)
         try:
             local = Path(
-                mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking.tracking_uri())
+                mlflow_artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking.tracking_uri())
             )
         except Exception as exc:  # noqa: BLE001 - missing artifacts, unreachable store
             raise UserError(

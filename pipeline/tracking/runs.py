@@ -27,13 +27,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 import torchaudio
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
-from mlflow.exceptions import MlflowException
-from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.config.params import flatten
 from pipeline.config.project import RUN_TIME_SECTIONS
+from pipeline.core.lazy import lazy
 from pipeline.core.settings import settings
 from pipeline.models.checkpoint import read_card, read_run_id
 
@@ -46,13 +43,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+mlflow = lazy("mlflow")
+"""Imported at first use, after :func:`quiet_mlflow_env`: MLflow reads its telemetry switches at import."""
+mlflow_entities = lazy("mlflow.entities")
+
 _QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def mlflow_errors() -> tuple[type[BaseException], ...]:
     """What a failing MLflow store raises: its own exception, a SQL store's database error
     (locked, half-migrated), an unreachable server, a bad URI."""
-    return (MlflowException, SQLAlchemyError, ImportError, OSError, ValueError)
+    return (lazy("mlflow.exceptions").MlflowException, lazy("sqlalchemy.exc").SQLAlchemyError, ImportError, OSError, ValueError)
 
 
 def quiet_mlflow_env() -> None:
@@ -97,7 +98,7 @@ def _client_for(uri: str) -> MlflowClient:
 
     if uri.startswith("sqlite:///"):
         return _open_sqlite_store(uri, Path(uri[len("sqlite:///") :]))
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _open_sqlite_store(uri: str, db: Path) -> MlflowClient:
@@ -113,7 +114,7 @@ def _open_sqlite_store(uri: str, db: Path) -> MlflowClient:
     with open(db.with_name(db.name + ".init.lock"), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            c = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             c.search_experiments(max_results=1)  # forces the store (and its schema) into being
             c.search_registered_models(max_results=1)
         finally:
@@ -213,7 +214,7 @@ class TrainingRun:
         flat["dataset"] = task
         flat["model"] = model_name
         flat["train_seed"] = seed
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
+        self.client.log_batch(self.run_id, params=[mlflow_entities.Param(k, str(v)[:6000]) for k, v in flat.items()])
 
     def log_epoch(self, epoch: int, record: dict[str, float]) -> None:
         """Log one epoch's ``train_loss``, ``val_loss`` and ``val_<metric>`` as ``train/``, ``val/``."""
@@ -224,7 +225,7 @@ class TrainingRun:
             if key == "epoch" or value != value:  # skip NaN
                 continue
             name = key.replace("train_", "train/", 1) if key.startswith("train_") else key.replace("val_", "val/", 1)
-            metrics.append(Metric(name, float(value), now, epoch))
+            metrics.append(mlflow_entities.Metric(name, float(value), now, epoch))
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def finish_training(self, model_dir: Path, history: pd.DataFrame, best: dict[str, Any], seconds: float) -> None:
@@ -285,7 +286,7 @@ def log_to_run(
 
     c = client()
     now = int(time.time() * 1000)
-    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v])
+    c.log_batch(run_id, metrics=[mlflow_entities.Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v])
     for path in artifacts:
         if Path(path).exists():
             c.log_artifact(run_id, str(path), artifact_dir)
