@@ -4,9 +4,10 @@ Every import sits at the top of its module (ruff PLC0415 checks it). A third-par
 named there lazily, ``mlflow = lazy("mlflow")``, and is imported at the first attribute access, when
 
 - importing it has an effect that must come later: MLflow reads its telemetry switches at import,
-  after :func:`pipeline.tracking.runs.quiet_mlflow_env` has set them;
-- it is slow and only one command needs it: music21 and tinysoundfont (rendering the ``rendered``
-  dataset), onnx and onnxruntime (``musicrep export``); or
+  after :func:`pipeline.tracking.runs.quiet_mlflow_env` has set them, and Prefect its settings, after
+  ``python -m flows.server`` has set them;
+- it is slow and only one dataset needs it: music21 (seconds to import) and tinysoundfont render the
+  ``rendered`` dataset, and every data source is imported when the registry scans them; or
 - it belongs to an optional extra (``musicrep[scale]``: Dask, Ray, PostgreSQL): :func:`optional_module`
   names the extra to install when it is missing.
 

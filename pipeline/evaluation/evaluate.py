@@ -185,7 +185,6 @@ def evaluate_cross(
 
 
 def read_eval(task: str, model_name: str, layout: Layout, seed: int = 0) -> dict[str, float] | None:
-
     path = layout.metrics(task, model_name, seed) / "eval.json"
     return json.loads(path.read_text()) if path.exists() else None
 

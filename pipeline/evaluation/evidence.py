@@ -57,7 +57,6 @@ class ModelScores:
 
 
 def _labels_of(layout: Layout, task: str, model: str, seed: int) -> list[str] | None:
-
     try:
         return list(read_card(layout.model(task, model, seed))["labels"])
     except Exception:  # noqa: BLE001 - untrained or unreadable card: not part of the evidence
@@ -115,7 +114,6 @@ def load_task(params: Params, layout: Layout, task: str) -> tuple[str, np.ndarra
 
 
 def _is_multilabel(layout: Layout, task: str) -> bool:
-
     meta = layout.segments(task) / "meta.json"
     return meta.exists() and json.loads(meta.read_text()).get("kind") == "multilabel"
 

@@ -96,7 +96,6 @@ class Representation:
 
 
 def _candidates(kind: str, seed: int) -> list[tuple[str, dict[str, Any], Any]]:
-
     out = []
     for c in LINEAR_C:
         lr = LogisticRegression(C=c, max_iter=2000)

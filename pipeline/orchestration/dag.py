@@ -149,7 +149,6 @@ def _data_stages(tasks: Any, params: Params) -> dict[str, Any]:
 
 
 def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str, Any]:
-
     m = f"${{item.task}}/{model}/seed${{item.seed}}"
     aliased = model in params.variants
     return {

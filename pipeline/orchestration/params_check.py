@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 
 def _model_problem(name: str, params: Params) -> str | None:
-
     alias = params.variants.get(name)
     variant, options = (alias.model, dict(alias.options)) if alias is not None else (name, {})
     where = f"variants.{name}.model" if alias is not None else "grid.models"

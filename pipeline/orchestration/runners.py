@@ -100,7 +100,6 @@ def task_runner(fp: FlowParams) -> TaskRunner[Any]:
 
 
 def _local_gpus() -> int:
-
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 

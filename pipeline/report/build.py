@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 
 def _log_figures(entries: list[Entry]) -> None:
-
     for e in entries:
         if e.run_id and e.figures:
             try:

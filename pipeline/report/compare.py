@@ -109,7 +109,6 @@ def _finished(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.DataFrame:
-
     grid = [(m, s) for m in grid_models(params) for s in params.grid.seeds]
     tasks = [t for t in df["task"].unique() if any((layout.metrics(t, m, s) / "predictions.parquet").exists() for m, s in grid)]
     if not tasks:  # no cell's predictions here (runs of another project): nothing to bootstrap

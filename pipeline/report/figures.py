@@ -24,19 +24,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
-import torch
-from matplotlib.ticker import MaxNLocator
 
-from pipeline.audio.chunking import eval_chunks
-from pipeline.models.inference import activate
-from pipeline.models.zoo import build_model
-
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # headless, before pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from pipeline.audio.chunking import eval_chunks  # noqa: E402
 from pipeline.core.io_utils import atomic_path  # noqa: E402
+from pipeline.models.inference import activate  # noqa: E402
+from pipeline.models.zoo import build_model  # noqa: E402
 
 if TYPE_CHECKING:
     from pipeline.models.base import AudioModel

@@ -61,7 +61,6 @@ def clip_agreement(clean: np.ndarray, perturbed: np.ndarray, k: int = TOP_K) -> 
 
 
 def _score(model, waves: list[np.ndarray], device) -> np.ndarray:
-
     length = model.input_length
     return np.stack(
         [predict_clips(model, [w], n_chunks=max(1, math.ceil(len(w) / length)), device=device, bf16=False)[0] for w in waves]

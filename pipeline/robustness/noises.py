@@ -250,7 +250,6 @@ def synthetic_noises(seed: int = 0, seconds: float = 8.0) -> dict[str, np.ndarra
 
 
 def _read_folder(folder: Path) -> list[np.ndarray]:
-
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     bank = []
     for path in files:

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 
-from pipeline.core.io_utils import atomic_path
-from pipeline.robustness.perturb import INFO
-from pipeline.robustness.stage import CLEAN
+matplotlib.use("Agg", force=False)  # headless, before pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pipeline.core.io_utils import atomic_path  # noqa: E402
+from pipeline.robustness.perturb import INFO  # noqa: E402
+from pipeline.robustness.stage import CLEAN  # noqa: E402
 
 
 def _default_metric(table: pd.DataFrame) -> str:
@@ -55,9 +57,6 @@ def _curve(sub: pd.DataFrame, clean: float, perturbation: str) -> tuple[list[flo
 
 
 def _panels(n: int):
-
-    matplotlib.use("Agg", force=False)
-
     ncols = max(1, min(n, 3))
     nrows = max(1, math.ceil(n / ncols))
     # sharey: one y scale per figure, so a small drop never looks as steep as a large one

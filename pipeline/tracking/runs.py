@@ -180,7 +180,6 @@ class TrainingRun:
         tags: dict[str, str] | None = None,
         seed: int | None = None,
     ) -> None:
-
         self.client = client()
         self.task, self.model_name = task, model_name
         exp = experiment_id(self.client, task)
