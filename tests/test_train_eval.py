@@ -74,6 +74,8 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared, caplog) -> Non
     assert 0.0 <= metrics["test/accuracy"] <= 1.0
     saved = json.loads((layout.metrics("synth_keywords", "fcn") / "eval.json").read_text())
     assert saved["test/accuracy"] == metrics["test/accuracy"]
+    assert saved["split_source"].startswith("generated: seeded random split")
+    assert saved["vocabulary_source"] == "generated: the generator's vocabulary.txt"
     runs = runs_table(["synth_keywords"])
     row = runs[runs.model == "fcn"].iloc[0]
     assert row["status"] == "FINISHED" and row["test/accuracy"] == pytest.approx(metrics["test/accuracy"])

@@ -11,10 +11,8 @@ import numpy as np
 import torch
 
 from pipeline.audio.chunking import eval_chunks
+from pipeline.core.choices import BF16_MODES as BF16_CHOICES
 from pipeline.models.base import AudioModel
-
-BF16_CHOICES = ("auto", "on", "off")
-"""Values of ``train.bf16`` and ``--bf16``."""
 
 
 @functools.cache
