@@ -274,7 +274,9 @@ def test_registry_round_trip(project, audio, tmp_path, monkeypatch) -> None:
     assert result.exit_code == 0 and result.stdout.strip() == f"models:/{name}/{version}"
     # a modified cache entry is detected and replaced by a fresh download
     (local / "model.pt").write_bytes(b"garbage")
-    assert (resolve_model_uri(f"models:/{name}/{version}", layout.root) / "model.pt").read_bytes() == (model_dir / "model.pt").read_bytes()
+    assert (resolve_model_uri(f"models:/{name}/{version}", layout.root) / "model.pt").read_bytes() == (
+        model_dir / "model.pt"
+    ).read_bytes()
     with pytest.raises(UserError, match="does not exist"):
         resolve_model_uri(f"models:/{name}/999", layout.root)
     with pytest.raises(UserError, match="registry URI"):
