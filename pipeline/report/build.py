@@ -16,7 +16,8 @@ import pandas as pd
 
 from pipeline.core.paths import REPORT_STAMP, Layout
 from pipeline.models.grid import grid_models
-from pipeline.report.collect import Entry, collect, environment, is_synthetic, mlflow_client, results_frame
+from pipeline.report.collect import Entry, collect, is_synthetic, mlflow_client, results_frame
+from pipeline.report.environment import environment_rows
 from pipeline.report.plots import make_figures, robustness_tables
 from pipeline.report.render import render_report
 from pipeline.report.tables import (
@@ -25,7 +26,6 @@ from pipeline.report.tables import (
     coverage_rows,
     cross_rows,
     pivot_rows,
-    provenance_rows,
     robustness_rows,
     summary_rows,
 )
@@ -210,7 +210,7 @@ def report_context(
             }
         )
     cross = cross_rows(params, layout)
-    provenance = provenance_rows(entries)
+    environment, deviations = environment_rows(entries)
     return {
         "summary": _summary(params, layout),
         "profile": params.profile,
@@ -251,8 +251,8 @@ def report_context(
         ],
         "transfer": _transfer(layout),
         "coverage": _table(*coverage_rows(params, layout)),
-        "provenance": _table(*provenance),
-        "environment": _table(["report built with", "version"], [[k, v] for k, v in environment().items()]),
+        "environment": _table(["environment", "value"], environment),
+        "deviations": _table(["cell", "field", "value"], deviations) if deviations else None,
     }
 
 

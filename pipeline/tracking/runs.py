@@ -141,6 +141,18 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def environment_tags() -> dict[str, str]:
     """Library and device versions recorded with every run."""
     import torch
@@ -152,7 +164,9 @@ def environment_tags() -> dict[str, str]:
         "torch": torch.__version__,
         "torchaudio": torchaudio.__version__,
         "platform": platform.platform(),
-        "cuda": torch.version.cuda or "none",
+        "cuda": torch.version.cuda or "none",  # the build of torch, not the device (see "device", "cpu", "gpu")
+        "cpu": cpu_name(),
+        "cpu_cores": str(os.cpu_count()),
     }
     if torch.cuda.is_available():
         tags["gpu"] = torch.cuda.get_device_name(0)
