@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from pipeline.core.paths import REPORT_STAMP, Layout
+from pipeline.evaluation.family_summary import family_summary
 from pipeline.models.grid import grid_models
+from pipeline.report.champions import crown_champions
 from pipeline.report.collect import Entry, collect, is_synthetic, mlflow_client, results_frame
 from pipeline.report.environment import environment_rows
 from pipeline.report.plots import make_figures, robustness_tables
@@ -118,6 +120,7 @@ def build_report(params: Params, layout: Layout, *, register: bool = True, log_f
             if e.trained and e.seed == first_seed:  # figures of the first seed; tables cover all seeds
                 make_figures(e, layout, fig_dir)
         evidence = _evidence(params, layout)
+        evidence["champions"] = crown_champions(evidence["summaries"], entries, client if register else None)
         markdown, html = render_report(report_context(params, layout, entries, tmp_dir, fig_dir, evidence))
         _write_evidence_files(evidence, tmp_dir)
         results_frame(entries).to_csv(tmp_dir / "results.csv", index=False)
@@ -148,8 +151,9 @@ def _evidence(params: Params, layout: Layout) -> dict[str, dict[str, Any]]:
     """Per task: the accuracy table with intervals, the robustness table and the harmonic statement."""
     from pipeline.evaluation.evidence import accuracy_table, harmonic_statement, robustness_table
 
-    out: dict[str, dict[str, Any]] = {"accuracy": {}, "robustness": {}, "statements": {}, "differences": {}}
+    out: dict[str, dict[str, Any]] = {"accuracy": {}, "robustness": {}, "statements": {}, "differences": {}, "summaries": {}}
     for task in params.grid.tasks:
+        out["summaries"][task] = family_summary(params, layout, task)
         out["accuracy"][task] = accuracy_table(params, layout, task)
         table, rs, models = robustness_table(params, layout, task)
         out["robustness"][task] = table
@@ -161,13 +165,11 @@ def _title(task: str, suffix: str = "") -> str:
     return f"{task}{suffix}{' (synthetic)' if is_synthetic(task) else ''}"
 
 
-def _summary(params: Params, layout: Layout) -> list[dict[str, Any]]:
-    """Per task: the front-end families side by side, the harmonic difference under noise and the verdict."""
-    from pipeline.evaluation.family_summary import family_summary
-
+def _summary(evidence: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per task: the front-end families side by side, the harmonic difference under noise, the verdict
+    and the registry's champion per family."""
     out = []
-    for task in params.grid.tasks:
-        s = family_summary(params, layout, task)
+    for task, s in evidence["summaries"].items():
         if s is None:
             continue
         d = s.difference
@@ -177,6 +179,7 @@ def _summary(params: Params, layout: Layout) -> list[dict[str, Any]]:
                 "table": _table(*summary_rows(s)),
                 "difference": f"{s.compared}: {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" if d else None,
                 "sentence": s.sentence,
+                "champions": evidence.get("champions", {}).get(task, []),
             }
         )
     return out
@@ -212,7 +215,7 @@ def report_context(
     cross = cross_rows(params, layout)
     environment, deviations = environment_rows(entries)
     return {
-        "summary": _summary(params, layout),
+        "summary": _summary(evidence),
         "profile": params.profile,
         "seed": params.seed,
         "n_tasks": len(tasks),

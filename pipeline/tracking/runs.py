@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config.project import RUN_TIME_SECTIONS
+from pipeline.core.io_utils import sha256_file
 from pipeline.core.settings import settings
 
 if TYPE_CHECKING:
@@ -33,6 +34,12 @@ if TYPE_CHECKING:
     from pipeline.core.paths import Layout
 
 log = logging.getLogger(__name__)
+
+MODEL_ARTIFACT_DIR = "model"
+"""Where a training run keeps its packaged model (``model.pt``, ``model.json``, ``history.csv``)."""
+MODEL_SHA_TAG = "musicrep.model_sha256"
+"""Run tag: the sha256 of the ``model.pt`` under :data:`MODEL_ARTIFACT_DIR`; the registry registers
+those files instead of storing them again (:func:`pipeline.tracking.registry.register_model`)."""
 
 _QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
@@ -258,8 +265,9 @@ class TrainingRun:
         self.client.log_metric(self.run_id, "best/val_loss", best["val_loss"])
         for name in ("model.json", "history.csv"):
             if (model_dir / name).exists():
-                self.client.log_artifact(self.run_id, str(model_dir / name), "model")
-        self.client.log_artifact(self.run_id, str(model_dir / "model.pt"), "model")
+                self.client.log_artifact(self.run_id, str(model_dir / name), MODEL_ARTIFACT_DIR)
+        self.client.log_artifact(self.run_id, str(model_dir / "model.pt"), MODEL_ARTIFACT_DIR)
+        self.client.set_tag(self.run_id, MODEL_SHA_TAG, sha256_file(model_dir / "model.pt"))
         # no figure here: MLflow draws the logged per-epoch metrics itself, and the report logs its
         # training-curve PNG into this run (figures/), so the cell skips matplotlib (~1.4 CPU-s)
         self.client.set_terminated(self.run_id, "FINISHED")
