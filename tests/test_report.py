@@ -8,6 +8,7 @@ synth_tags), short_cnn (trained but not evaluated on synth_keywords, absent else
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 from pathlib import Path
@@ -228,3 +229,6 @@ def test_model_pt_stored_once_per_run_and_a_champion_per_family(grid, tmp_path) 
             assert (local / "model.pt").read_bytes() == (layout.model(task, model) / "model.pt").read_bytes()
     md = (layout.root / "reports" / "index.md").read_text()
     assert "`models:/musicrep-synth_tags-family-harmonic@champion`" in md.split("**Contents:**")[0]
+    view = json.loads(c.get_experiment_by_name("synth_keywords").tags["mlflow.sharedViewState.musicrep"])
+    assert view["orderByKey"] == "metrics.`test/accuracy`" and not view["orderByAsc"]
+    assert "metrics.`test/accuracy_ci_low`" in view["selectedColumns"]

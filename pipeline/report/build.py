@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.core.paths import REPORT_STAMP, Layout
 from pipeline.evaluation.family_summary import family_summary
+from pipeline.evaluation.metrics import primary_metric
 from pipeline.models.grid import grid_models
 from pipeline.report.champions import crown_champions
 from pipeline.report.collect import Entry, collect, is_synthetic, mlflow_client, results_frame
@@ -32,7 +33,7 @@ from pipeline.report.tables import (
     summary_rows,
 )
 from pipeline.tracking.registry import register_models
-from pipeline.tracking.runs import mlflow_errors
+from pipeline.tracking.runs import mlflow_errors, set_runs_view
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -49,6 +50,16 @@ def _log_figures(entries: list[Entry]) -> None:
                 log_to_run(e.run_id, {}, [p for _, p in e.figures], "figures")
             except (*mlflow_errors(), OSError) as exc:
                 log.warning("could not log figures of %s/%s to MLflow: %s", e.task, e.model, exc)
+
+
+def _set_runs_views(entries: list[Entry], client: Any) -> None:
+    """Each task's MLflow runs table sorted by its primary metric, with its interval as columns (a shared view)."""
+    kinds = {e.task: e.kind for e in entries if e.kind}
+    for task, kind in kinds.items():
+        try:
+            set_runs_view(client, task, primary_metric(kind, task))
+        except mlflow_errors() as exc:
+            log.warning("could not store the runs view of %s in MLflow: %s", task, exc)
 
 
 def _write_evidence_files(ev: dict[str, dict[str, Any]], out_dir: Path) -> None:
@@ -121,6 +132,8 @@ def build_report(params: Params, layout: Layout, *, register: bool = True, log_f
                 make_figures(e, layout, fig_dir)
         evidence = _evidence(params, layout)
         evidence["champions"] = crown_champions(evidence["summaries"], entries, client if register else None)
+        if register and client is not None:
+            _set_runs_views(entries, client)
         markdown, html = render_report(report_context(params, layout, entries, tmp_dir, fig_dir, evidence))
         _write_evidence_files(evidence, tmp_dir)
         results_frame(entries).to_csv(tmp_dir / "results.csv", index=False)
