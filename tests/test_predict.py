@@ -9,7 +9,6 @@ corrupt "wav" and a text file that folder search must ignore.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import sys
 from pathlib import Path
@@ -29,16 +28,6 @@ from pipeline.orchestration import stages
 from tests.conftest import REPO, SHARED, tiny_overrides
 
 TASK, MODEL = "synth_keywords", "hcnn"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI callback reconfigures root logging; put it back after each test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

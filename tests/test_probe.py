@@ -8,7 +8,6 @@ own task (single-label), against a random network of the same architecture.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,6 @@ from pipeline.evaluation import probe_embeddings
 from pipeline.evaluation.probe import fit_probes, run_probe, transfer_matrix, transfer_table
 from pipeline.orchestration import stages
 from tests.conftest import REPO, tiny_overrides
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 from pathlib import Path
 
@@ -26,15 +25,6 @@ from tests.conftest import REPO, tiny_overrides
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TASKS = ["synth_keywords", "synth_tags", "synth_events"]
 MODELS = ["hcnn", "cnnsa", "short_cnn"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _params(**kw):

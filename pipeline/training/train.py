@@ -42,6 +42,7 @@ from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
 from pipeline.models.device import pick_device, quiet_onednn_tf32_notice
 from pipeline.models.inference import label_matrix, use_bf16
+from pipeline.models.stored_scoring import StoredClips
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
@@ -234,11 +235,17 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     loader = make_loader(batches, sampler, device, rt.num_workers)
     e = params.evaluate
     validation = Validation(
-        waves=list(store.waves(val_rows)),
+        clips=StoredClips(
+            store,
+            val_rows,
+            length=model.input_length,
+            n_chunks=e.n_chunks,
+            batch_size=rt.eval_batch_size,
+            device=device,
+            num_workers=rt.num_workers,
+        ),
         y=label_matrix(val_rows["labels"], labels, multilabel),
         multilabel=multilabel,
-        n_chunks=e.n_chunks,
-        batch_size=rt.eval_batch_size,
         threshold=e.threshold,
         bf16=bf16,
     )
