@@ -33,7 +33,8 @@ from pipeline.report.tables import (
     summary_rows,
 )
 from pipeline.tracking.registry import register_models
-from pipeline.tracking.runs import mlflow_errors, set_runs_view
+from pipeline.tracking.runs import mlflow_errors
+from pipeline.tracking.views import set_runs_view
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params

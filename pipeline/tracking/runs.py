@@ -276,33 +276,6 @@ class TrainingRun:
         self.client.set_terminated(self.run_id, status)
 
 
-RUNS_VIEW = "musicrep"
-"""Share key of the runs-table view each task's experiment holds (:func:`set_runs_view`)."""
-SHARED_VIEW_TAG = "mlflow.sharedViewState."
-"""MLflow's UI (3.x) keeps a shared view of the runs table in this experiment tag, plus its share key;
-``#/experiments/<id>/runs?viewStateShareKey=<key>`` opens it. No setting makes a column default."""
-
-
-def runs_view_state(primary: str) -> dict[str, Any]:
-    """The runs table sorted by ``test/<primary>``, best first, with it and its 95 % interval as columns."""
-    columns = [f"metrics.`test/{primary}{suffix}`" for suffix in ("", "_ci_low", "_ci_high")]
-    return {"orderByKey": columns[0], "orderByAsc": False, "selectedColumns": [*columns, "tags.`variant`", "tags.`bf16`"]}
-
-
-def set_runs_view(c: MlflowClient, task: str, primary: str) -> None:
-    """Store :func:`runs_view_state` in ``task``'s experiment under the share key :data:`RUNS_VIEW`."""
-    import json
-
-    exp = c.get_experiment_by_name(task)
-    if exp is not None:
-        c.set_experiment_tag(exp.experiment_id, SHARED_VIEW_TAG + RUNS_VIEW, json.dumps(runs_view_state(primary)))
-
-
-def runs_view_url(base: str, experiment: str = "1") -> str:
-    """The runs table of ``experiment`` in the model-training view, sorted by the task's primary metric."""
-    return f"{base}/#/experiments/{experiment}/runs?viewStateShareKey={RUNS_VIEW}&workflowType=machine_learning"
-
-
 def run_name(model_name: str, seed: int) -> str:
     """The MLflow run name of a cell, unique in its task's experiment: ``fcn · seed 0``."""
     return f"{model_name} · seed {seed}"
