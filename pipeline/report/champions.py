@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 from pipeline.evaluation.family_summary import TaskSummary
@@ -32,13 +33,16 @@ def _best_seed(cells: list[Entry], task: str) -> Entry:
     return max(cells, key=score)
 
 
-def crown_champions(summaries: dict[str, TaskSummary | None], entries: list[Entry], client: Any) -> dict[str, list[str]]:
+def crown_champions(
+    summaries: dict[str, TaskSummary | None], entries: list[Entry], client: Any, root: Path
+) -> dict[str, list[str]]:
     """Set the ``champion`` alias of every (task, family) of ``summaries`` whose best variant is registered.
 
     Args:
         summaries: the report's first-screen summary per task (``None``: nothing evaluated).
         entries: the report's cells, with ``registry_uri`` set where registered.
         client: the MLflow client (``None``: nothing is set).
+        root: the project.
 
     Returns:
         Per task, ``models:/...@champion`` of each family crowned; a failing registry costs a warning.
@@ -52,7 +56,7 @@ def crown_champions(summaries: dict[str, TaskSummary | None], entries: list[Entr
             best = _best_seed(cells, task)
             note = f"best {row.family} variant: {row.model}, clean {summary.metric} {row.clean.value:.3f} (seed-averaged); seed {best.seed}"
             try:
-                out.setdefault(task, []).append(set_champion(best.registry_uri, task, row.family, note, client))
+                out.setdefault(task, []).append(set_champion(best.registry_uri, task, row.family, note, client, root))
             except mlflow_errors() as exc:
                 log.warning("could not set the %s champion of %s: %s", row.family, task, exc)
     return out
