@@ -76,7 +76,7 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared, caplog) -> Non
     assert saved["test/accuracy"] == metrics["test/accuracy"]
     assert saved["split_source"].startswith("generated: seeded random split")
     assert saved["vocabulary_source"] == "generated: the generator's vocabulary.txt"
-    runs = runs_table(["synth_keywords"])
+    runs = runs_table(layout.root, ["synth_keywords"])
     row = runs[runs.model == "fcn"].iloc[0]
     assert row["status"] == "FINISHED" and row["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert "val/loss" in runs.columns and "train/loss" in runs.columns
@@ -85,7 +85,7 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared, caplog) -> Non
 
     run_id = read_run_id(layout.model("synth_keywords", "fcn"))
     assert run_id and "mlflow_run_id" not in card["metadata"]  # beside the model, not in its DVC-hashed card
-    artifacts = {a.path for a in client().list_artifacts(run_id, "model")}
+    artifacts = {a.path for a in client(layout.root).list_artifacts(run_id, "model")}
     assert {"model/model.pt", "model/model.json", "model/history.csv"} <= artifacts
     # the training curve reaches the run with the report (tests/test_report.py::test_figures_logged_to_mlflow)
 

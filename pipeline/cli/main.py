@@ -151,14 +151,6 @@ def _main(
     ctx.obj = Project(find_root(project), parse_overrides(set_ or []))
     if ctx.invoked_subcommand in WRITING_COMMANDS:
         refuse_tracked_tryout(ctx.obj, ctx.invoked_subcommand)
-    _track_in(ctx.obj.root)
-
-
-def _track_in(root: Path) -> None:
-    """Point MLflow at the project's own store when the command starts outside it (its default is the cwd)."""
-    if root != Path.cwd().resolve() and not os.environ.get("MLFLOW_TRACKING_URI"):
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-        os.environ.setdefault("MUSICREP_ARTIFACT_ROOT", (root / "mlartifacts").as_uri())
 
 
 def _project(ctx: typer.Context) -> Project:
@@ -550,7 +542,7 @@ def compare(
     evidence = None
     if _project(ctx).params_file(params).exists():
         evidence = (_params(ctx, params), _project(ctx).layout)
-    df = comparison.compare_table(task, robust, per_seed=per_seed, evidence=None if per_seed else evidence)
+    df = comparison.compare_table(_project(ctx).root, task, robust, per_seed=per_seed, evidence=None if per_seed else evidence)
     if csv:
         csv.write_text(comparison.format_table(df, "csv", long))
         typer.echo(f"wrote {csv} ({len(df)} rows)")

@@ -185,7 +185,7 @@ def register_cmd(
     """Register a trained model in the MLflow model registry (prints its models:/ URI)."""
     if str(model).startswith("models:/"):
         raise UserError(f"{model} is already a registry URI; pass a packaged model directory or TASK/MODEL.")
-    reg_name, version = model_registry.register_model(inference.resolve_model_dir(model, _root(ctx)), name=name)
+    reg_name, version = model_registry.register_model(inference.resolve_model_dir(model, _root(ctx)), _root(ctx), name=name)
     typer.echo(f"models:/{reg_name}/{version}")
 
 

@@ -138,7 +138,9 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
     logged = {k: v for k, v in result.items() if k.startswith("test/")} | primary_interval(
         kind, y, scores, task, params.evaluate.threshold
     )
-    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds})
+    tracking.log_to_run(
+        read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds}, root=layout.root
+    )
     log.info(
         "evaluated %s/%s seed%d on %d test clips: %s",
         task,
@@ -190,7 +192,7 @@ def evaluate_cross(
     out_dir = layout.metrics(task, model_name, seed) / "cross" / other
     result = {f"cross/{other}/{k}": float(v) for k, v in metrics.items()}
     _write_results(out_dir, result, rows["clip_id"], mapped, scores)
-    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), result)
+    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), result, root=layout.root)
     log.info(
         "cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s",
         task,

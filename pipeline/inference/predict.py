@@ -83,7 +83,7 @@ def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = No
     if spec.startswith("models:/"):
         from pipeline.tracking.registry import resolve_model_uri
 
-        return resolve_model_uri(spec)
+        return resolve_model_uri(spec, Path(root))
     from pipeline.models.pretrained import ensure, is_fetched, is_pretrained_name
 
     if is_pretrained_name(spec):

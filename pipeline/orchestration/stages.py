@@ -162,7 +162,7 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
         t2 = time.perf_counter()
         robustness(task, model, params, layout, seed=seed, reuse_clean=True)  # clean point: evaluate's scores
         t3 = time.perf_counter()
-        register(layout.model(task, model, seed))
+        register(layout.model(task, model, seed), layout.root)
     log.info(
         "cell %s/%s seed%d done in %.1f s (train %.1f s, evaluate %.1f s, robustness %.1f s)",
         task,
@@ -176,7 +176,7 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
     return result
 
 
-def register(model_dir: Path) -> str | None:
+def register(model_dir: Path, root: Path) -> str | None:
     """Register a cell's packaged model in the MLflow registry (idempotent); its ``models:/`` URI, or None.
 
     The cell registers its own model, so the registry is complete however the grid ran (DVC,
@@ -188,7 +188,7 @@ def register(model_dir: Path) -> str | None:
     from pipeline.tracking.runs import client, mlflow_errors
 
     try:
-        result = register_models([model_dir], client())[model_dir]
+        result = register_models([model_dir], client(root), root)[model_dir]
     except mlflow_errors() as exc:
         log.warning("could not register %s: %s", model_dir, exc)
         return None
