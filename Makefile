@@ -77,9 +77,10 @@ bench: env
 	$(VENV)/bin/python benchmarks/models.py --steps 2 --batch 16
 
 # MLflow 3 opens experiments in its GenAI view; `?workflowType=machine_learning` picks the model-training
-# view (runs, metrics, the registry) and the UI remembers the choice.
+# view (runs, metrics, the registry) and the UI remembers the choice; `viewStateShareKey=musicrep` opens the
+# runs table sorted by the primary metric with its interval (the shared view the report stores).
 ui-mlflow: env
-	@echo "MLflow: open http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning (the model-training view; experiments are tasks)"
+	@echo "MLflow: open http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=musicrep&workflowType=machine_learning (runs by primary metric; experiments are tasks)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --host 127.0.0.1 --port 5000 --workers 1 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
 ui-prefect: env

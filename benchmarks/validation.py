@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     result["loadavg_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(result, indent=1))
     if args.json:
+        payload = {"results": result, "environment": describe("cpu")}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": result, "environment": describe("cpu")}, indent=2) + "\n")
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 

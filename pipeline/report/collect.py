@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,31 +262,6 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
                 row[f"robust/{r.perturbation}/{r.unit}_{r.level:g}/relative_degradation"] = r.relative_degradation
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def environment() -> dict[str, str]:
-    """Versions and device of the process building the report."""
-    from importlib import metadata
-
-    import torch
-
-    from pipeline import __version__
-    from pipeline.tracking.runs import git_commit
-
-    env = {
-        "musicrep": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu cores": str(os.cpu_count()),
-        "git commit": git_commit(),
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-    }
-    for pkg in ("torch", "torchaudio", "numpy", "pandas", "scikit-learn", "mlflow", "matplotlib", "soundfile"):
-        try:
-            env[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            env[pkg] = "not installed"
-    return env
 
 
 def _train_seconds(e: Any) -> float:
