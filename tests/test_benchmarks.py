@@ -108,20 +108,7 @@ def test_train_loop_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "loop.json"
     _bench(
         "train_loop.py",
-        "--device",
-        "cpu",
-        "--model",
-        "fcn",
-        "--width",
-        "0.125",
-        "--steps",
-        "2",
-        "--warmup",
-        "1",
-        "--clips",
-        "16",
-        "--seconds",
-        "2",
+        *"--device cpu --model fcn --width 0.125 --steps 2 --warmup 1 --clips 16 --seconds 2".split(),
         "--json",
         str(out),
     )
@@ -186,21 +173,7 @@ def test_bf16_benchmark(tmp_path: Path) -> None:
 
 def test_onnx_export_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "onnx.json"
-    _bench(
-        "onnx_export.py",
-        "--variants",
-        "short_res",
-        "--width",
-        "0.125",
-        "--batch",
-        "2",
-        "--steps",
-        "1",
-        "--rounds",
-        "1",
-        "--json",
-        str(out),
-    )
+    _bench("onnx_export.py", *"--variants short_res --width 0.125 --batch 2 --steps 1 --rounds 1".split(), "--json", str(out))
     (row,) = json.loads(out.read_text())["results"]
     assert row["error"] is None and row["size_bytes"] > 0 and row["onnx_ms"] > 0 and row["torch_ms"] > 0
 

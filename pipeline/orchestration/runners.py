@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.choices import TASK_RUNNERS as RUNNERS
 from pipeline.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 GPU_TAG = "gpu"
 """Prefect tag of GPU cells; the tag concurrency limit of the same name caps them."""
-
-RUNNERS = ("thread", "dask", "ray")
 
 
 def flow_settings(
