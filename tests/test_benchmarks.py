@@ -125,6 +125,14 @@ def test_predict_benchmark(tmp_path: Path) -> None:
     assert "predict / evaluate" in res.stdout
 
 
+def test_validation_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "validation.json"
+    _bench("validation.py", "--clips", "6", "--repeats", "1", "--json", str(out))
+    result = json.loads(out.read_text())["results"]
+    assert result["config"]["chunks"] == 18 and result["ratio_current_over_former"] > 0  # 2-s clips, 1-s input, 3 chunks
+    assert result["data_path_ratio_current_over_former"] > 0 and result["waves_mib"] > 0
+
+
 def test_grid_benchmark_parses_a_repro_log(tmp_path: Path) -> None:
     log = tmp_path / "repro.log"
     log.write_text(
