@@ -36,8 +36,9 @@ class Recorder(Callback):
         self.calls.append("abort")
 
 
-def _run(losses, callbacks, **train_overrides):
-    train = load_params(REPO / "params.yaml", overrides={"train": {"epochs": len(losses), **train_overrides}}).train
+def _run(losses, callbacks, epochs: int | None = None, **train_overrides):
+    epochs = len(losses) if epochs is None else epochs
+    train = load_params(REPO / "params.yaml", overrides={"train": {"epochs": epochs, **train_overrides}}).train
     model = torch.nn.Linear(2, 3)
     phases: list[int] = []
 
@@ -101,3 +102,55 @@ def test_paper_schedule_switches_phase_at_the_configured_starts() -> None:
     # the phase and learning rate of every epoch are in the history (history.csv, MLflow train/phase, train/lr)
     assert [h["train_phase"] for h in state.history] == [0, 0, 0, 0, 1, 2, 3, 3, 3, 3]
     assert all(h["train_lr"] > 0 for h in state.history)
+
+
+def test_val_every_validates_every_nth_and_the_last_epoch() -> None:
+    """``train.val_every``: validation after epochs 2, 4 and 5 of 5; selection among those alone."""
+    rec = Recorder()
+    state, _ = _run([3.0, 1.0, 2.0], [rec], epochs=5, val_every=2)  # the scripted losses of epochs 2, 4, 5
+    assert [("val_loss" in h) for h in state.history] == [False, True, False, True, True]
+    assert [h["val_loss"] for h in state.history if "val_loss" in h] == [3.0, 1.0, 2.0]
+    assert state.best["epoch"] == 4 and state.best["val_loss"] == 1.0
+    assert rec.calls[1::2] == ["end1", "end2*", "end3", "end4*", "end5"]
+    assert all("train_loss" in h and "train_lr" in h for h in state.history)
+
+
+def test_early_stopping_counts_at_validated_epochs_only() -> None:
+    # validated at 3, 6, 9: best at 3; epoch 4 and 5 are past the patience but not validated, 6 stops
+    state, _ = _run([1.0, 2.0, 0.5], [EarlyStopping(2)], epochs=9, val_every=3)
+    assert state.epoch == 6 and state.best["epoch"] == 3
+
+
+def test_val_every_default_is_every_epoch() -> None:
+    assert load_params(REPO / "params.yaml").train.val_every == 1
+    assert load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train.val_every == 1
+
+
+def test_training_curve_draws_the_validated_epochs_of_a_sparse_history(tmp_path, monkeypatch) -> None:
+    """history.csv under ``train.val_every: 2``: NaN ``val_*`` on the other epochs; the figure keeps the metric panel."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from pipeline.report import figures
+
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4],
+            "train_loss": [2.0, 1.5, 1.2, 1.0],
+            "val_loss": [None, 1.6, None, 1.1],
+            "val_accuracy": [None, 0.4, None, 0.6],
+        }
+    )
+    drawn: list[tuple[list, list]] = []
+    real_subplots = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = real_subplots(*args, **kwargs)
+        for ax in axes.flat:
+            real_plot = ax.plot
+            ax.plot = lambda x, y, *a, _plot=real_plot, **k: drawn.append((list(x), list(y))) or _plot(x, y, *a, **k)
+        return fig, axes
+
+    monkeypatch.setattr(figures.plt, "subplots", spy)
+    assert figures.training_curve_figure(history, "t", tmp_path / "curve.png").stat().st_size > 0
+    assert ([2, 4], [1.6, 1.1]) in drawn and ([2, 4], [0.4, 0.6]) in drawn  # one line through the validated epochs

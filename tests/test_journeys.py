@@ -279,13 +279,13 @@ def test_run_time_sets_stay_allowed_and_never_reach_the_tracked_values(tmp_path:
 # --- MLflow as a researcher reads it --------------------------------------------------------------
 
 
-def test_a_training_run_is_named_per_cell_with_run_time_settings_as_tags() -> None:
+def test_a_training_run_is_named_per_cell_with_run_time_settings_as_tags(tmp_path) -> None:
     """Reduced form of the MLflow journey: what a cell's run holds (the full form reads a server over REST)."""
     from pipeline.config.params import load_params
     from pipeline.tracking.runs import TrainingRun
 
     params = load_params(REPO / "params.yaml")
-    runs = [TrainingRun("journey_task", "fcn", params, seed=seed) for seed in (0, 1)]
+    runs = [TrainingRun("journey_task", "fcn", params, seed=seed, root=tmp_path) for seed in (0, 1)]
     for r in runs:
         r.end()
     got = [r.client.get_run(r.run_id) for r in runs]

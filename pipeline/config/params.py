@@ -257,6 +257,9 @@ class TrainParams(Section):
     steps_per_epoch: int | None = Field(ge=1)
     val_max_clips: int | None = Field(ge=1)
     """Validate each epoch on a seeded subset of at most this many validation clips (``null``: all)."""
+    val_every: int = Field(ge=1, le=1000)
+    """Validate every this many epochs (1: every epoch), and always after the last; the best epoch and
+    early stopping (``patience``, counted in epochs) are decided among the validated epochs only."""
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
     """Early stopping: end training after this many epochs without a lower validation loss (the best
@@ -314,13 +317,33 @@ class RuntimeParams(Section):
     """Chunks per forward in validation, evaluation and robustness."""
 
 
+REFERENCE_ROBUSTNESS_GRID: dict[str, list[float]] = {
+    "ref_time_stretch": [2**-0.5, 2**-0.25, 2**0.25, 2**0.5],
+    "ref_pitch_shift": [-1.0, -0.5, 0.5, 1.0],
+    "ref_dynamic_range": [4.0, 6.0],
+    "ref_white_noise": [0.1, 0.2, 0.3, 0.4],
+}
+"""``robustness.protocol: reference``: the reference repository's perturbations (``ref_*``) over the amounts of
+docs/spec.md §6 (its ends; the steps between them even, as the reference passes one amount per run)."""
+
+
 class RobustnessParams(Section):
     """Perturbation grid: ``{perturbation: [levels]}`` evaluated on the test split."""
 
     enabled: bool
+    protocol: Literal["grid", "reference"]
+    """grid: ``robustness.grid`` as written; reference: :data:`REFERENCE_ROBUSTNESS_GRID` replaces it."""
     grid: dict[str, Annotated[list[float], Field(max_length=MAX_GRID_ITEMS)]]
     noise_source: str
     max_clips: int | None = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_protocol(cls, data: Any) -> Any:
+        """``protocol: reference`` -> the reference grid (before validation: the resolved params show it)."""
+        if isinstance(data, dict) and data.get("protocol") == "reference":
+            return {**data, "grid": {name: list(levels) for name, levels in REFERENCE_ROBUSTNESS_GRID.items()}}
+        return data
 
 
 class ReportParams(Section):

@@ -32,7 +32,8 @@ from pipeline.evaluation.metrics import clip_loss, per_class_auc, primary_metric
 from pipeline.evaluation.stats import clip_interval
 from pipeline.models.checkpoint import load_model, read_run_id
 from pipeline.models.device import pick_device
-from pipeline.models.inference import label_matrix, predict_clips
+from pipeline.models.inference import label_matrix
+from pipeline.models.stored_scoring import StoredClips
 from pipeline.tracking import runs as tracking
 
 if TYPE_CHECKING:
@@ -42,15 +43,18 @@ log = logging.getLogger(__name__)
 
 
 def _score(model, store: SegmentStore, rows: pd.DataFrame, params: Params, device) -> np.ndarray:
-    """``(clips, classes)`` scores of ``rows`` with the evaluation protocol of ``params.evaluate``."""
-    return predict_clips(
-        model,
-        store.waves(rows),
+    """``(clips, classes)`` scores of ``rows`` with the evaluation protocol of ``params.evaluate``
+    (chunks cut from the memory-mapped shards in DataLoader workers, :class:`StoredClips`)."""
+    clips = StoredClips(
+        store,
+        rows,
+        length=model.input_length,
         n_chunks=params.evaluate.n_chunks,
         batch_size=params.runtime.eval_batch_size,
         device=device,
-        bf16=params.train.bf16,
+        num_workers=params.runtime.num_workers,
     )
+    return clips.predict(model, params.train.bf16)
 
 
 def _write_results(out_dir: Path, result: dict[str, float | str], clip_ids, labels, scores: np.ndarray) -> None:
@@ -60,6 +64,21 @@ def _write_results(out_dir: Path, result: dict[str, float | str], clip_ids, labe
     preds["scores"] = list(scores.astype(np.float32))
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         preds.to_parquet(tmp, index=False)
+
+
+def evaluated_scores(out_dir: Path, clip_ids: list[str]) -> np.ndarray | None:
+    """The clean scores :func:`evaluate_model` wrote into ``out_dir/predictions.parquet``, in the order of
+    ``clip_ids`` (``(clips, classes)`` float32: the very numbers its metrics came from), or ``None`` when the
+    file or one of the clips is missing (``evaluate.max_clips`` chose fewer clips than ``robustness.max_clips``).
+    The clean point of a grid cell's ``robustness`` (:func:`pipeline.orchestration.stages.cell`)."""
+    path = out_dir / "predictions.parquet"
+    if not path.exists():
+        return None
+    preds = pd.read_parquet(path, columns=["clip_id", "scores"])
+    by_id = dict(zip(preds["clip_id"].astype(str), preds["scores"]))
+    if not clip_ids or any(str(c) not in by_id for c in clip_ids):
+        return None
+    return np.stack([np.asarray(by_id[str(c)], dtype=np.float32) for c in clip_ids])
 
 
 def primary_interval(
@@ -120,7 +139,9 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
     logged = {k: v for k, v in result.items() if k.startswith("test/")} | primary_interval(
         kind, y, scores, task, params.evaluate.threshold
     )
-    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds})
+    tracking.log_to_run(
+        read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds}, root=layout.root
+    )
     log.info(
         "evaluated %s/%s seed%d on %d test clips: %s",
         task,
@@ -170,7 +191,7 @@ def evaluate_cross(
     out_dir = layout.metrics(task, model_name, seed) / "cross" / other
     result = {f"cross/{other}/{k}": float(v) for k, v in metrics.items()}
     _write_results(out_dir, result, rows["clip_id"], mapped, scores)
-    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), result)
+    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), result, root=layout.root)
     log.info(
         "cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s",
         task,

@@ -93,7 +93,7 @@ def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = No
     """
     spec = str(spec).strip()
     if spec.startswith("models:/"):
-        return resolve_model_uri(spec)
+        return resolve_model_uri(spec, Path(root))
 
     if is_pretrained_name(spec):
         if not is_fetched(spec):  # fetched from --mirror, else the project's pretrained.mirror, else the environment's

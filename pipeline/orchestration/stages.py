@@ -25,7 +25,7 @@ from pipeline.data.registry import get_source
 from pipeline.data.segment import segment_dataset
 from pipeline.features.cache import build_features
 from pipeline.orchestration.cell import STEPS, cell, cell_lock, evaluate, register, robustness, train  # noqa: F401 - the stages' one namespace
-from pipeline.report import build_report
+from pipeline.report.build import build_report
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ Contents, per task of the grid:
    or per-class ROC-AUC (multi-label); the learned harmonic filterbank of models with one;
    the self-attention map of one test clip for models with self-attention.
 4. **Data and environment** behind each number: dataset coverage (``meta.json`` of the
-   segments), device / git commit / library versions of every training run (model card and
-   MLflow tags), and the environment that built the report.
+   segments) and the environment of the training runs stated once (model cards and MLflow tags,
+   :mod:`pipeline.report.environment`): device, versions, bf16 per model, then only the cells that differ.
 
 Results on the embedded synthetic datasets (``synth_*``) are labelled as such: they test the
 pipeline, they say nothing about the architectures.
@@ -29,10 +29,6 @@ One job per module: :mod:`~pipeline.report.collect` (files and MLflow runs of ea
 :mod:`~pipeline.report.tables` (formatted table rows), :mod:`~pipeline.report.plots` (figures),
 :mod:`~pipeline.report.render` (Markdown and HTML from the Jinja2 templates in ``templates/``:
 ``report.j2`` holds the sections, their order and prose), :mod:`~pipeline.report.build` (the
-stage: gather the template's context, write, swap in).
+stage: gather the template's context, write, swap in). The package itself imports nothing, so that
+importing one module (``pipeline.report.compare``) does not load the page's figures.
 """
-
-from pipeline.report.build import build_report
-from pipeline.report.collect import Entry, collect, is_synthetic, results_frame
-
-__all__ = ["build_report", "collect", "results_frame", "is_synthetic", "Entry"]

@@ -10,18 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
 
-from pipeline import __version__
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
 from pipeline.data.registry import get_source
@@ -29,7 +24,7 @@ from pipeline.data.sources._synthetic import SyntheticSource
 from pipeline.models.checkpoint import read_card, read_run_id
 from pipeline.models.grid import cell_keys
 from pipeline.robustness.stage import robustness_summary
-from pipeline.tracking.runs import client, git_commit, mlflow_errors
+from pipeline.tracking.runs import client, mlflow_errors
 from pipeline.training.convergence import still_improving
 
 if TYPE_CHECKING:
@@ -137,10 +132,10 @@ class Entry:
 
 
 # ----------------------------------------------------------------------------- MLflow
-def mlflow_client() -> Any:
-    """The process's MLflow client, or None (with a warning) when the store cannot be opened."""
+def mlflow_client(root: Path) -> Any:
+    """The MLflow client of the project at ``root``, or None (with a warning) when the store cannot be opened."""
     try:
-        return client()
+        return client(root)
     except mlflow_errors() as exc:
         log.warning("MLflow unavailable for the report (%s: %s)", type(exc).__name__, exc)
         return None
@@ -263,25 +258,6 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
                 row[f"robust/{r.perturbation}/{r.unit}_{r.level:g}/relative_degradation"] = r.relative_degradation
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def environment() -> dict[str, str]:
-    """Versions and device of the process building the report."""
-
-    env = {
-        "musicrep": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu cores": str(os.cpu_count()),
-        "git commit": git_commit(),
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-    }
-    for pkg in ("torch", "torchaudio", "numpy", "pandas", "scikit-learn", "mlflow", "matplotlib", "soundfile"):
-        try:
-            env[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            env[pkg] = "not installed"
-    return env
 
 
 def _train_seconds(e: Any) -> float:

@@ -6,12 +6,14 @@ import json
 import logging
 import numbers
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.core.choices import TABLE_FORMATS as FORMATS
 from pipeline.core.errors import UserError
 from pipeline.evaluation.evidence import accuracy_table
 from pipeline.evaluation.metrics import TASK_PRIMARY_METRIC
@@ -29,12 +31,13 @@ MAIN_METRICS = ["test/roc_auc", "test/pr_auc", "test/f1_sample", "test/accuracy"
 
 
 def compare_table(
+    root: Path,
     tasks: list[str] | None = None,
     robustness: bool = False,
     per_seed: bool = False,
     evidence: tuple[Params, Layout] | None = None,
 ) -> pd.DataFrame:
-    """The runs as a table, one row per (task, model) over its seeds (or per seed).
+    """The runs of the project at ``root`` as a table, one row per (task, model) over its seeds (or per seed).
 
     Columns ``task``, ``model``, ``n_seeds``, then per metric (named as logged:
     ``test/roc_auc``, ``cross/<dataset>/accuracy``...) the mean over seeds and ``<metric> std``.
@@ -44,7 +47,7 @@ def compare_table(
     With ``per_seed`` the rows are the runs themselves (column ``seed``). Runs that did not
     finish (``RUNNING``, ``FAILED``, ``KILLED``) are left out, named in one warning.
     """
-    df = _finished(runs_table(tasks))
+    df = _finished(runs_table(root, tasks))
     if df.empty:
         return df
     metric_cols = [c for c in MAIN_METRICS if c in df.columns]
@@ -129,7 +132,6 @@ def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.Data
     return df.merge(pd.concat(rows), on=["task", "model"], how="left")
 
 
-FORMATS = ("table", "csv", "json", "markdown")
 ID_COLUMNS = ("task", "model", "source", "on", "dataset", "seed", "seeds", "n_seeds", "noise_source", "perturbation")
 NO_RUNS = "no runs yet: run `dvc repro` or `musicrep flow` first"
 

@@ -122,43 +122,6 @@ def coverage_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[
     return header, rows
 
 
-def provenance_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
-    header = [
-        "task",
-        "model",
-        "seed",
-        "device",
-        "git commit",
-        "python",
-        "torch",
-        "torchaudio",
-        "cuda / gpu",
-        "profile",
-        "MLflow run",
-    ]
-    rows = []
-    for e in entries:
-        if not e.trained:
-            continue
-        meta, tags = e.card.get("metadata", {}), e.run.get("tags", {})
-        rows.append(
-            [
-                e.task,
-                e.model,
-                str(e.seed),
-                str(meta.get("device", tags.get("device", "?"))),
-                str(tags.get("git_commit", "?"))[:12],
-                tags.get("python", "?"),
-                tags.get("torch", "?"),
-                tags.get("torchaudio", "?"),
-                tags.get("gpu", tags.get("cuda", "?")),
-                tags.get("profile", "?"),
-                (e.run_id or "?")[:12],
-            ]
-        )
-    return header, rows
-
-
 def pivot_rows(pivot: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["model", *[str(c) for c in pivot.columns]]
     rows = []

@@ -6,13 +6,18 @@ or a ``torch.export`` program (docs/spec.md §10.3: the pt2 default bakes the ex
 into the export; pickles are unsafe to load), while our format loads with
 ``weights_only=True`` after a checksum.
 
-- :func:`register_model` logs the two files as artifacts of the model's training run under
-  ``package/<sha256[:12]>/`` (content-addressed, so a re-packaged model never overwrites
-  the files an older version points at), then creates a registered-model version whose
-  ``source`` is ``runs:/<run_id>/package/<sha12>``. Registering the same files again
-  returns the existing version (idempotent). Tags: ``format``, ``format_version``,
-  ``sha256``, ``n_labels``, ``sample_rate``, ``input_length``, ``task``, ``variant``,
-  ``model_name``, ``multilabel``.
+- :func:`register_model` creates a registered-model version from the files the model's training
+  run already holds (``runs:/<run_id>/model``: training logs them and tags the run with the
+  ``model.pt`` sha256, :data:`~pipeline.tracking.runs.MODEL_SHA_TAG`), so ``model.pt`` is stored
+  once per run. Where the run holds other files (or is not in this store), the two files are
+  logged once under ``package/<sha256[:12]>/`` (content-addressed, so a re-packaged model never
+  overwrites the files an older version points at) and the version's ``source`` is
+  ``runs:/<run_id>/package/<sha12>``. Registering the same files again returns the existing
+  version (idempotent). Tags: ``format``, ``format_version``, ``sha256``, ``n_labels``,
+  ``sample_rate``, ``input_length``, ``task``, ``variant``, ``model_name``, ``multilabel``.
+- :func:`set_champion` points the ``champion`` alias of ``musicrep-<task>-family-<family>``
+  (one registered model per task and front-end family) at a version holding the files of the
+  family's best cell: the same ``source`` as that cell's own version, no copy.
 - :func:`resolve_model_uri` turns ``models:/<name>/<version>`` (or ``/latest``, or
   ``@<alias>``) into a local directory: downloaded once into a cache
   (``$MUSICREP_MODEL_CACHE``, else ``$XDG_CACHE_HOME/musicrep/models``, else
@@ -40,7 +45,7 @@ from pipeline.core.lazy import lazy
 from pipeline.core.settings import settings
 from pipeline.models.checkpoint import read_card, read_run_id
 from pipeline.tracking import runs as tracking
-from pipeline.tracking.runs import mlflow_errors
+from pipeline.tracking.runs import MODEL_ARTIFACT_DIR, MODEL_SHA_TAG, mlflow_errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -52,6 +57,8 @@ mlflow_artifacts = lazy("mlflow.artifacts")  # after quiet_mlflow_env(), as ever
 
 PACKAGE_DIR = "package"
 PACKAGE_FILES = ("model.pt", "model.json")
+CHAMPION_ALIAS = "champion"
+"""The alias of the best version of each task's front-end family (:func:`set_champion`)."""
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
 
 
@@ -84,7 +91,7 @@ def _version_tags(card: dict[str, Any], digest: str) -> dict[str, str]:
     }
 
 
-def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
+def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path, root: Path) -> str:
     """The model's training run, or (when it is not in this store) a new run to hold the files."""
 
     meta = card.get("metadata", {})
@@ -97,12 +104,12 @@ def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
             log.info(
                 "training run %s is not in %s (%s); registering from a new run",
                 run_id,
-                tracking.tracking_uri(),
+                tracking.tracking_uri(root),
                 type(exc).__name__,
             )
     task = str(meta.get("task") or "registered")
     run = c.create_run(
-        tracking.experiment_id(c, task),
+        tracking.experiment_id(c, task, root),
         run_name=str(meta.get("model_name") or model_dir.name),
         tags={"task": task, "model": str(meta.get("model_name")), "musicrep.registered_from": str(model_dir.resolve())},
     )
@@ -110,10 +117,71 @@ def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
     return run.info.run_id
 
 
-def find_version(name: str, digest: str, c: MlflowClient | None = None) -> str | None:
-    """Version of registered model ``name`` whose ``sha256`` tag is ``digest``, if any."""
+def _package_path(c: MlflowClient, run_id: str, model_dir: Path, digest: str) -> str:
+    """The artifact folder of ``run_id`` that holds ``model_dir``'s package: the training's own
+    ``model/`` when the run's sha256 tag names these weights, else ``package/<sha12>/``, logged there
+    unless an earlier registration already did."""
+    if c.get_run(run_id).data.tags.get(MODEL_SHA_TAG) == digest:
+        return MODEL_ARTIFACT_DIR
+    path = f"{PACKAGE_DIR}/{digest[:12]}"
+    present = {Path(a.path).name for a in c.list_artifacts(run_id, path)}
+    for fname in PACKAGE_FILES:
+        if fname not in present:
+            c.log_artifact(run_id, str(model_dir / fname), path)
+    return path
 
-    c = c or tracking.client()
+
+def _ensure_registered_model(c: MlflowClient, name: str, tags: dict[str, str], description: str) -> None:
+    """Create registered model ``name`` unless it exists."""
+    try:
+        c.create_registered_model(name, tags=tags, description=description)
+    except Exception as exc:  # noqa: BLE001 - already exists
+        if "RESOURCE_ALREADY_EXISTS" not in (getattr(exc, "error_code", "") or "") and "already exists" not in str(exc):
+            raise
+
+
+def family_model_name(task: str, family: str) -> str:
+    """``musicrep-<task>-family-<family>``: the registered model whose ``champion`` alias is the family's best."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"musicrep-{task}-family-{family}")
+
+
+def set_champion(uri: str, task: str, family: str, note: str, c: MlflowClient, root: Path) -> str:
+    """Point ``models:/musicrep-<task>-family-<family>@champion`` at the files of version ``uri``.
+
+    Aliases belong to one registered model and name one of its versions, so each (task, family)
+    has its own registered model; its versions share the ``source`` of the cells' versions
+    (nothing is copied), one per distinct champion (idempotent: the same files reuse their version).
+
+    Args:
+        uri: the champion cell's ``models:/<name>/<version>``.
+        task: the task it won.
+        family: its front-end family (``mel``, ``waveform``, ``harmonic``, ``learnable``).
+        note: why it won (``"accuracy 0.972, mean of 3 seeds"``), the version's description.
+        c: the MLflow client.
+        root: the project (its tracking store, named in errors).
+
+    Returns:
+        ``models:/<family model>@champion``.
+    """
+    cell = get_version(uri, root, c)
+    name = family_model_name(task, family)
+    _ensure_registered_model(
+        c,
+        name,
+        tags={"task": task, "family": family},
+        description=f"The best {family} front-end variant on {task}; alias `{CHAMPION_ALIAS}` names it (musicrep report).",
+    )
+    version = find_version(name, cell.tags["sha256"], c)
+    if version is None:
+        version = c.create_model_version(
+            name, source=cell.source, run_id=cell.run_id, tags={**cell.tags, "family": family}, description=f"{uri}: {note}"
+        ).version
+    c.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
+    return f"models:/{name}@{CHAMPION_ALIAS}"
+
+
+def find_version(name: str, digest: str, c: MlflowClient) -> str | None:
+    """Version of registered model ``name`` whose ``sha256`` tag is ``digest``, if any."""
     try:
         versions = c.search_model_versions(f"name='{name}'")
     except Exception:  # noqa: BLE001 - no such model
@@ -123,7 +191,11 @@ def find_version(name: str, digest: str, c: MlflowClient | None = None) -> str |
 
 
 def register_model(
-    model_dir: str | Path, name: str | None = None, description: str | None = None, client: MlflowClient | None = None
+    model_dir: str | Path,
+    root: Path,
+    name: str | None = None,
+    description: str | None = None,
+    client: MlflowClient | None = None,
 ) -> tuple[str, str]:
     """Register a packaged model directory in the MLflow model registry.
 
@@ -151,25 +223,20 @@ def register_model(
     if digest != card.get("sha256"):
         raise UserError(f"{weights} fails its checksum (file was modified or truncated); re-run training, then register it.")
     name = name or default_name(card)
-    c = client or tracking.client()
+    c = client or tracking.client(root)
     existing = find_version(name, digest, c)
     if existing is not None:
         log.info("%s is already registered as models:/%s/%s", model_dir, name, existing)
         return name, existing
-    run_id = _host_run(c, card, model_dir)
-    artifact_path = f"{PACKAGE_DIR}/{digest[:12]}"
-    for fname in PACKAGE_FILES:
-        c.log_artifact(run_id, str(model_dir / fname), artifact_path)
+    run_id = _host_run(c, card, model_dir, root)
+    artifact_path = _package_path(c, run_id, model_dir, digest)
     tags = _version_tags(card, digest)
-    try:
-        c.create_registered_model(
-            name,
-            tags={"task": tags["task"], "variant": tags["variant"], "format": tags["format"]},
-            description=f"musicrep {tags['variant']} trained on {tags['task']} (packaged model.pt + model.json).",
-        )
-    except Exception as exc:  # noqa: BLE001 - already exists
-        if "RESOURCE_ALREADY_EXISTS" not in (getattr(exc, "error_code", "") or "") and "already exists" not in str(exc):
-            raise
+    _ensure_registered_model(
+        c,
+        name,
+        tags={"task": tags["task"], "variant": tags["variant"], "format": tags["format"]},
+        description=f"musicrep {tags['variant']} trained on {tags['task']} (packaged model.pt + model.json).",
+    )
     meta = card.get("metadata", {})
     vals = ", ".join(f"{k} {v:.4f}" for k, v in (meta.get("val_metrics") or {}).items() if isinstance(v, (int, float)))
     mv = c.create_model_version(
@@ -184,7 +251,7 @@ def register_model(
     return name, str(mv.version)
 
 
-def register_models(model_dirs: list[Path], client: MlflowClient) -> dict[Path, str | Exception]:
+def register_models(model_dirs: list[Path], client: MlflowClient, root: Path) -> dict[Path, str | Exception]:
     """Register every packaged model of ``model_dirs`` (idempotent, :func:`register_model`).
 
     Returns, per directory, its ``models:/<name>/<version>`` URI or the error that stopped it
@@ -194,7 +261,7 @@ def register_models(model_dirs: list[Path], client: MlflowClient) -> dict[Path, 
     out: dict[Path, str | Exception] = {}
     for model_dir in model_dirs:
         try:
-            name, version = register_model(model_dir, client=client)
+            name, version = register_model(model_dir, root, client=client)
             out[model_dir] = f"models:/{name}/{version}"
         except (UserError, *mlflow_errors()) as exc:
             log.warning("could not register %s: %s", model_dir, exc)
@@ -210,12 +277,12 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     return m["name"], m["version"], m["alias"]
 
 
-def get_version(uri: str, c: MlflowClient | None = None) -> ModelVersion:
+def get_version(uri: str, root: Path, c: MlflowClient | None = None) -> ModelVersion:
     """The :class:`ModelVersion` a ``models:/`` URI names (``latest`` = highest version)."""
 
     name, version, alias = parse_model_uri(uri)
-    c = c or tracking.client()
-    where = tracking.tracking_uri()
+    c = c or tracking.client(root)
+    where = tracking.tracking_uri(root)
     try:
         if alias is not None:
             return c.get_model_version_by_alias(name, alias)
@@ -257,11 +324,12 @@ def _cached_ok(directory: Path, digest: str | None) -> bool:
     )
 
 
-def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
+def resolve_model_uri(uri: str, project_root: Path, cache_dir: str | Path | None = None) -> Path:
     """Download the files of ``models:/<name>/<version>`` (once) and return their local directory.
 
     Args:
         uri: ``models:/NAME/VERSION``, ``models:/NAME/latest`` or ``models:/NAME@ALIAS``.
+        project_root: the project whose registry (MLflow store) holds the model.
         cache_dir: cache root (default :func:`cache_root`).
 
     Returns:
@@ -273,12 +341,12 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
             match the version's ``sha256`` tag.
     """
 
-    c = tracking.client()  # before importing mlflow: sets its telemetry switches
+    c = tracking.client(project_root)  # before importing mlflow: sets its telemetry switches
 
-    mv = get_version(uri, c)
+    mv = get_version(uri, project_root, c)
     digest = mv.tags.get("sha256")
     root = Path(cache_dir) if cache_dir else cache_root()
-    target = root / stable_hash(tracking.tracking_uri()) / re.sub(r"[^A-Za-z0-9_.-]+", "-", mv.name) / str(mv.version)
+    target = root / stable_hash(tracking.tracking_uri(project_root)) / re.sub(r"[^A-Za-z0-9_.-]+", "-", mv.name) / str(mv.version)
     if _cached_ok(target, digest):
         return target
     root.mkdir(parents=True, exist_ok=True)
@@ -287,7 +355,9 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
         source = c.get_model_version_download_uri(mv.name, mv.version)
         try:
             local = Path(
-                mlflow_artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking.tracking_uri())
+                mlflow_artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking.tracking_uri(project_root)
+                )
             )
         except Exception as exc:  # noqa: BLE001 - missing artifacts, unreachable store
             raise UserError(
@@ -314,4 +384,14 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
     return target
 
 
-__all__ = ["register_model", "resolve_model_uri", "get_version", "parse_model_uri", "find_version", "default_name", "cache_root"]
+__all__ = [
+    "register_model",
+    "set_champion",
+    "family_model_name",
+    "resolve_model_uri",
+    "get_version",
+    "parse_model_uri",
+    "find_version",
+    "default_name",
+    "cache_root",
+]

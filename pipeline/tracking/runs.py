@@ -1,10 +1,11 @@
 """MLflow tracking (docs/spec.md §11): one experiment per task, one run per (model, seed).
 
-The store is local by default: ``sqlite:///<project>/mlflow.db`` with artifacts under
-``<project>/mlartifacts`` (absolute, so DVC stages and Prefect tasks started from other
-directories agree). ``MLFLOW_TRACKING_URI`` overrides it. Telemetry is switched off.
-Everything goes through an explicit :class:`mlflow.MlflowClient` and run ids: no global
-active run.
+The store is the project's (:attr:`pipeline.config.project.Project.tracking_uri`):
+``sqlite:///<project>/mlflow.db`` with artifacts under ``<project>/mlartifacts`` (absolute, so
+DVC stages and Prefect tasks started from other directories agree); ``MLFLOW_TRACKING_URI``
+overrides it when the user sets it. Every function that opens the store takes the project root;
+nothing falls back to the current directory. Telemetry is switched off. Everything goes through
+an explicit :class:`mlflow.MlflowClient` and run ids: no global active run.
 
 Metric names are slash-namespaced: ``train/loss``, ``val/roc_auc``, ``test/pr_auc``,
 ``robust/white_noise/snr_10/roc_auc``.
@@ -29,7 +30,8 @@ import torch
 import torchaudio
 
 from pipeline.config.params import flatten
-from pipeline.config.project import RUN_TIME_SECTIONS
+from pipeline.config.project import RUN_TIME_SECTIONS, tracking_uri
+from pipeline.core.io_utils import sha256_file
 from pipeline.core.lazy import lazy
 from pipeline.core.settings import settings
 from pipeline.models.checkpoint import read_card, read_run_id
@@ -46,6 +48,12 @@ log = logging.getLogger(__name__)
 mlflow = lazy("mlflow")
 """Imported at first use, after :func:`quiet_mlflow_env`: MLflow reads its telemetry switches at import."""
 mlflow_entities = lazy("mlflow.entities")
+
+MODEL_ARTIFACT_DIR = "model"
+"""Where a training run keeps its packaged model (``model.pt``, ``model.json``, ``history.csv``)."""
+MODEL_SHA_TAG = "musicrep.model_sha256"
+"""Run tag: the sha256 of the ``model.pt`` under :data:`MODEL_ARTIFACT_DIR`; the registry registers
+those files instead of storing them again (:func:`pipeline.tracking.registry.register_model`)."""
 
 _QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
@@ -66,16 +74,7 @@ def quiet_mlflow_env() -> None:
         os.environ.setdefault(name, value)
 
 
-def tracking_uri(root: Path | None = None) -> str:
-    """The tracking URI in force: ``$MLFLOW_TRACKING_URI`` or the project's SQLite file."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    root = (root or Path.cwd()).resolve()
-    return f"sqlite:///{root / 'mlflow.db'}"
-
-
-def artifact_root(root: Path | None = None) -> str | None:
+def artifact_root(root: Path) -> str | None:
     """Where new experiments keep artifacts: ``$MUSICREP_ARTIFACT_ROOT``, the project's ``mlartifacts/``,
     or ``None`` against a tracking server (``http(s)://``): the server's root, proxied ``mlflow-artifacts:/``,
     which every worker reaches (``make mlflow-server``, docs/scaling.md)."""
@@ -84,11 +83,11 @@ def artifact_root(root: Path | None = None) -> str | None:
         return env
     if tracking_uri(root).startswith(("http://", "https://")):
         return None
-    return ((root or Path.cwd()).resolve() / "mlartifacts").as_uri()
+    return (Path(root).resolve() / "mlartifacts").as_uri()
 
 
-def client(root: Path | None = None) -> MlflowClient:
-    """The process's MLflow client for the tracking URI in force (one per URI, reused)."""
+def client(root: Path) -> MlflowClient:
+    """The MLflow client of the project at ``root`` (:func:`tracking_uri`; one per URI, reused)."""
     return _client_for(tracking_uri(root))
 
 
@@ -122,7 +121,7 @@ def _open_sqlite_store(uri: str, db: Path) -> MlflowClient:
     return c
 
 
-def experiment_id(c: MlflowClient, task: str, root: Path | None = None) -> str:
+def experiment_id(c: MlflowClient, task: str, root: Path) -> str:
     """Id of the task's experiment, created (with an absolute artifact location) if needed."""
     exp = c.get_experiment_by_name(task)
     if exp is not None:
@@ -144,6 +143,18 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def environment_tags() -> dict[str, str]:
     """Library and device versions recorded with every run."""
 
@@ -153,7 +164,9 @@ def environment_tags() -> dict[str, str]:
         "torch": torch.__version__,
         "torchaudio": torchaudio.__version__,
         "platform": platform.platform(),
-        "cuda": torch.version.cuda or "none",
+        "cuda": torch.version.cuda or "none",  # the build of torch, not the device (see "device", "cpu", "gpu")
+        "cpu": cpu_name(),
+        "cpu_cores": str(os.cpu_count()),
     }
     if torch.cuda.is_available():
         tags["gpu"] = torch.cuda.get_device_name(0)
@@ -169,6 +182,7 @@ class TrainingRun:
         params: validated params (logged flattened).
         run_id: an existing run to continue (after ``--resume``).
         tags: extra tags (device, data hash, ...).
+        root: the project root (whose MLflow store holds the run).
     """
 
     def __init__(
@@ -179,10 +193,12 @@ class TrainingRun:
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
         seed: int | None = None,
+        *,
+        root: Path,
     ) -> None:
-        self.client = client()
+        self.client = client(root)
         self.task, self.model_name = task, model_name
-        exp = experiment_id(self.client, task)
+        exp = experiment_id(self.client, task, root)
         existing = None
         if run_id:
             try:
@@ -238,8 +254,9 @@ class TrainingRun:
         self.client.log_metric(self.run_id, "best/val_loss", best["val_loss"])
         for name in ("model.json", "history.csv"):
             if (model_dir / name).exists():
-                self.client.log_artifact(self.run_id, str(model_dir / name), "model")
-        self.client.log_artifact(self.run_id, str(model_dir / "model.pt"), "model")
+                self.client.log_artifact(self.run_id, str(model_dir / name), MODEL_ARTIFACT_DIR)
+        self.client.log_artifact(self.run_id, str(model_dir / "model.pt"), MODEL_ARTIFACT_DIR)
+        self.client.set_tag(self.run_id, MODEL_SHA_TAG, sha256_file(model_dir / "model.pt"))
         # no figure here: MLflow draws the logged per-epoch metrics itself, and the report logs its
         # training-curve PNG into this run (figures/), so the cell skips matplotlib (~1.4 CPU-s)
         self.client.set_terminated(self.run_id, "FINISHED")
@@ -276,14 +293,14 @@ def ended_on_failure(run: TrainingRun | None) -> Iterator[None]:
 
 
 def log_to_run(
-    run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None
+    run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None, *, root: Path
 ) -> None:
-    """Add metrics/artifacts to an existing run (evaluate, robustness). No-op without a run id."""
+    """Add metrics/artifacts to an existing run of the project at ``root`` (evaluate, robustness). No-op without a run id."""
     if not run_id:
         log.debug("no MLflow run id; skipping logging")
         return
 
-    c = client()
+    c = client(root)
     now = int(time.time() * 1000)
     c.log_batch(run_id, metrics=[mlflow_entities.Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v])
     for path in artifacts:
@@ -318,23 +335,23 @@ def log_robustness(
     """
     named = {k if k.startswith("robust/") else f"robust/{k}": v for k, v in metrics.items()}
     run_id = run_id_of(task, model_name, layout, seed)
-    log_to_run(run_id, named, artifacts, "robustness")
+    log_to_run(run_id, named, artifacts, "robustness", root=layout.root)
     if run_id and noise_source:
-        client().set_tag(run_id, "robust_noise_source", noise_source)
+        client(layout.root).set_tag(run_id, "robust_noise_source", noise_source)
 
 
 SEARCH_MAX_RESULTS = 50_000
 """Runs one ``search_runs`` call returns at most (MLflow's own ceiling for one page)."""
 
 
-def runs_table(tasks: list[str] | None = None) -> pd.DataFrame:
-    """Latest run per (task, model, seed) with its metrics, for ``musicrep compare``.
+def runs_table(root: Path, tasks: list[str] | None = None) -> pd.DataFrame:
+    """Latest run per (task, model, seed) in the store of the project at ``root``, with its metrics, for ``musicrep compare``.
 
     One ``search_runs`` over the experiments of ``tasks`` (every experiment when ``None``; one
     experiment per task), newest first, so each cell keeps its latest run.
     """
 
-    c = client()
+    c = client(root)
     names = {e.experiment_id: e.name for e in c.search_experiments() if tasks is None or e.name in tasks}
     rows = []
     if names:

@@ -12,13 +12,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from pipeline.core.choices import PROFILES
 from pipeline.core.io_utils import deep_merge
 from pipeline.core.lazy import lazy
 
 yaml = lazy("yaml")  # at first use, so that the model zoo (which needs only PROFILES) imports without PyYAML (benchmarks/gpu.py)
-
-PROFILES = ("smoke", "paper")
-"""The profiles shipped with the package."""
 
 
 @cache
