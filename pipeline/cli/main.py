@@ -391,6 +391,7 @@ def cell(
     """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""
     log.info("cell %s/%s: loading", task, model)
     p = _checked_params(ctx, params, task, model)
+    runners.pin_cell_gpu(p)  # make repro's parallel cells: one GPU each, before torch looks at CUDA
     result = stages.cell(task, model, p, _project(ctx).layout, seed=seed, resume=resume)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
