@@ -112,6 +112,18 @@ class RealDatasetParams(Section):
     clip_seconds: float | None = Field(default=None, gt=0, le=60)
 
 
+class MTATParams(RealDatasetParams):
+    """MagnaTagATune comes from two publishers: MIRG's audio and annotations (``mirror``) and the reference
+    repository's split and tag lists (``split_mirror``), each with its own mirror."""
+
+    split_mirror: str | None = None
+    """Where ``train/valid/test.npy`` and ``top50_tags.txt`` come from: a base URL, a folder holding them, or a
+    clone of ``minzwon/sota-music-tagging-models`` (``split/mtat/`` inside); ``null``: that repository on GitHub."""
+    split: Literal["auto", "reference", "rule"] = "auto"
+    """auto: the reference lists, or the rule with a warning when they are absent; reference: refuse without
+    them; rule: the documented rule and tag frequencies on purpose (not comparable with ``sota:`` heads)."""
+
+
 class FolderDatasetParams(Section):
     """The user's own audio: folder-per-class or a CSV of ``path,labels`` (see docs/datasets.md).
 
@@ -174,7 +186,7 @@ class DatasetsParams(Section):
     synth_events: SynthParams
     corpus_tags: RenderedParams
     fsdd: RealDatasetParams = Field(default_factory=RealDatasetParams)
-    mtat: RealDatasetParams = Field(default_factory=RealDatasetParams)
+    mtat: MTATParams = Field(default_factory=MTATParams)
     speech_commands: RealDatasetParams = Field(default_factory=RealDatasetParams)
     dcase2017_task4: RealDatasetParams = Field(default_factory=RealDatasetParams)
     folder: FolderDatasetParams = Field(default_factory=FolderDatasetParams)
