@@ -5,13 +5,14 @@ A synthetic segmented split (``--clips`` clips of ``--clip-seconds`` of noise in
 input ``--input-seconds``). Alternating, ``--repeats`` times each, the validation of one epoch:
 
 - **former**: what ``train`` did until issue 27: the split's waveforms copied into RAM (once per cell;
-  timed apart as ``copy_s``), then :func:`pipeline.models.inference.predict_clips` on them (each clip
-  cut into ``--n-chunks`` chunks in the training process, ``--batch`` chunks per forward);
+  timed apart as ``copy_s``), then ``predict_clips`` as it was (:func:`former_predict`: each clip cut
+  into ``--n-chunks`` chunks in the training process, ``--batch`` chunks per forward, on CUDA a fresh
+  pinned copy of every batch);
 - **current**: :class:`pipeline.models.stored_scoring.StoredClips` (the chunks planned once and copied
-  straight from the memory-mapped shards, ``--workers`` DataLoader workers; 0 = in the process, the
-  CPU default of ``runtime.num_workers: auto``).
+  straight from the memory-mapped shards, ``--workers`` DataLoader workers: ``auto`` = 4 on CUDA, 0 on
+  the CPU, as ``runtime.num_workers``; one reused pinned buffer on CUDA).
 
-Both give the same scores (checked). Also the data path alone (no forward): chunks per second that
+``--device cuda`` runs both on the GPU (fp32), the check for a GPU box. Both give the same scores (checked). Also the data path alone (no forward): chunks per second that
 the former in-process cutting and the current batch assembly deliver, at the same shape. Reported:
 median seconds, clips/s, the ratio current / former, the host RAM the former path holds
 (``waves_mib``), and the load average before and after (what else ran on the machine).
@@ -20,6 +21,7 @@ Usage::
 
     .venv/bin/python benchmarks/validation.py --model fcn --clips 400 --repeats 3 --json bench-validation.json
     .venv/bin/python benchmarks/validation.py --data-only --clip-seconds 29.1 --input-seconds 29.0 --n-chunks 16
+    .venv/bin/python benchmarks/validation.py --device cuda --width 1 --clips 200 --clip-seconds 29.1 --input-seconds 29.0 --n-chunks 16 --batch 16
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from pipeline import SAMPLE_RATE  # noqa: E402
 from pipeline.audio.chunking import eval_chunks  # noqa: E402
 from pipeline.data.shards import SegmentStore  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
-from pipeline.models.inference import predict_clips  # noqa: E402
+from pipeline.models.inference import activate  # noqa: E402
 from pipeline.models.stored_scoring import ChunkBatches, StoredClips  # noqa: E402
 from pipeline.models.zoo import build_model  # noqa: E402
 
@@ -85,6 +87,35 @@ def former_chunks(store: SegmentStore, rows: pd.DataFrame, length: int, n_chunks
     return n + (len(np.stack(pending)) if pending else 0)
 
 
+@torch.no_grad()
+def former_predict(model, waves: list[np.ndarray], n_chunks: int, batch_size: int, device: torch.device) -> np.ndarray:
+    """``predict_clips`` as it was before issue 27 (fp32): chunks cut in the process, a fresh pinned copy
+    of every batch on CUDA, activated chunk scores kept on the device, averaged per clip at the end."""
+    length, multilabel, cuda = model.input_length, model.config.multilabel, device.type == "cuda"
+    owners: list[int] = []
+    pending: list[np.ndarray] = []
+    outputs: list[torch.Tensor] = []
+
+    def flush() -> None:
+        batch = torch.from_numpy(np.stack(pending))
+        batch = batch.pin_memory() if cuda else batch
+        outputs.append(activate(model(batch.to(device, non_blocking=cuda)).float(), multilabel))
+        pending.clear()
+
+    for i, wave in enumerate(waves):
+        for chunk in eval_chunks(wave, length, n_chunks):
+            pending.append(chunk)
+            owners.append(i)
+            if len(pending) >= batch_size:
+                flush()
+    if pending:
+        flush()
+    sums = np.zeros((len(waves), model.config.n_classes), dtype=np.float64)
+    np.add.at(sums, np.asarray(owners), torch.cat(outputs).cpu().numpy())
+    counts = np.bincount(np.asarray(owners, dtype=np.int64), minlength=len(waves))
+    return (sums / np.maximum(1, counts)[:, None]).astype(np.float32)
+
+
 def current_chunks(clips: StoredClips) -> int:
     """The current data path alone: the DataLoader's batches."""
     return sum(len(x) for x in clips.loader)
@@ -93,6 +124,26 @@ def current_chunks(clips: StoredClips) -> int:
 def _median_rate(runs: list[float], count: int) -> dict[str, float]:
     median = statistics.median(runs)
     return {"wall_s": [round(x, 4) for x in runs], "median_s": round(median, 4), "per_s": round(count / median, 1)}
+
+
+def _validation_rounds(model, waves, current: StoredClips, args, device: torch.device) -> dict[str, list[float]]:
+    """Paired rounds of one validation pass, former and current, the order alternating; scores checked equal."""
+    former_predict(model, waves[:4], args.n_chunks, args.batch, device)  # warm-up (kernels, allocator)
+    current.predict(model, bf16="off")  # warm-up of the current path too (workers, page cache)
+    runs: dict[str, list[float]] = {"former": [], "current": []}
+    for r in range(args.repeats):
+        scores = {}
+        for name in ("former", "current") if r % 2 == 0 else ("current", "former"):
+            t0 = time.perf_counter()
+            if name == "former":
+                scores[name] = former_predict(model, waves, args.n_chunks, args.batch, device)
+            else:
+                scores[name] = current.predict(model, bf16="off")
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            runs[name].append(time.perf_counter() - t0)
+        np.testing.assert_allclose(scores["current"], scores["former"], rtol=1e-5, atol=1e-6)  # the same batches
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-seconds", type=float, default=1.0, help="model input length (smoke: 1 s)")
     ap.add_argument("--n-chunks", type=int, default=3, help="evaluate.n_chunks (smoke 3, paper 16)")
     ap.add_argument("--batch", type=int, default=32, help="runtime.eval_batch_size (smoke 32)")
-    ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the current path (CPU default 0)")
+    ap.add_argument("--workers", default="auto", help="DataLoader workers of the current path (auto: 4 on CUDA, 0 on CPU)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (fp32)")
     ap.add_argument("--repeats", type=int, default=3, help="paired rounds (the order alternates)")
     ap.add_argument("--data-only", action="store_true", help="only the data paths (no model forward)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
@@ -112,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     logging.basicConfig(level=logging.WARNING)
-    cpu = torch.device("cpu")
+    device = torch.device(args.device)
     length, samples = round(args.input_seconds * SAMPLE_RATE), round(args.clip_seconds * SAMPLE_RATE)
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="musicrep-bench-validation-"))
@@ -120,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         store = write_split(work / "segments", args.clips, samples)
         rows = store.split("val")
         current = StoredClips(
-            store, rows, length=length, n_chunks=args.n_chunks, batch_size=args.batch, device=cpu, num_workers=args.workers
+            store, rows, length=length, n_chunks=args.n_chunks, batch_size=args.batch, device=device, num_workers=args.workers
         )
         n_chunks_total = len(ChunkBatches(store, rows, length, args.n_chunks, args.batch).clips)
         result: dict[str, object] = {
@@ -139,21 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data_only:
             torch.manual_seed(0)
             config = ModelConfig(args.model, 10, True, width=args.width, input_length=length)
-            model = build_model(config).eval()
+            model = build_model(config).eval().to(device)
             t0 = time.perf_counter()
             waves = list(store.waves(rows))  # what the former Validation held for the whole cell
             result["copy_s"] = round(time.perf_counter() - t0, 4)
-            kw = {"n_chunks": args.n_chunks, "batch_size": args.batch, "device": cpu, "bf16": "off"}
-            predict_clips(model, waves[:4], **kw)  # warm-up (oneDNN primitives, allocator)
-            runs = {"former": [], "current": []}
-            current.predict(model, bf16="off")  # warm-up of the current path too (workers, page cache)
-            for r in range(args.repeats):
-                scores = {}
-                for name in ("former", "current") if r % 2 == 0 else ("current", "former"):  # alternate the order
-                    t0 = time.perf_counter()
-                    scores[name] = predict_clips(model, waves, **kw) if name == "former" else current.predict(model, bf16="off")
-                    runs[name].append(time.perf_counter() - t0)
-                np.testing.assert_array_equal(scores["current"], scores["former"])  # the same batches, the same scores
+            runs = _validation_rounds(model, waves, current, args, device)
             result["validation_clips"] = {k: _median_rate(v, args.clips) for k, v in runs.items()}
             result["ratio_current_over_former"] = round(
                 result["validation_clips"]["current"]["per_s"] / result["validation_clips"]["former"]["per_s"], 3
@@ -165,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     result["loadavg_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(result, indent=1))
     if args.json:
-        payload = {"results": result, "environment": describe("cpu")}
+        payload = {"results": result, "environment": describe(args.device)}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0

@@ -18,12 +18,13 @@ import pandas as pd
 
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import MULTILABEL, PRIMARY_METRIC, SINGLE
 from pipeline.data.shards import SegmentStore
 from pipeline.models.checkpoint import load_model
 from pipeline.models.frontends import LEARNABLE_FRONTENDS
 from pipeline.models.zoo import resolve_variant
 from pipeline.report import figures
-from pipeline.report.collect import PRIMARY, Entry, read_json
+from pipeline.report.collect import Entry, read_json
 from pipeline.report.frontend_figures import learnable_frontend_figure
 from pipeline.robustness.plots import plot_robustness, plot_task_curves
 from pipeline.robustness.stage import robustness_summary
@@ -80,7 +81,7 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
             plot_robustness,
             e.robustness,
             fig_dir / f"{slug(e.task, e.model)}__robustness.png",
-            metric=PRIMARY.get(e.kind or "multilabel"),
+            metric=PRIMARY_METRIC[e.kind or MULTILABEL],
         )
     if e.history is not None:
         attempt(
@@ -92,7 +93,7 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
         )
     labels = list((e.card or {}).get("labels") or [])
     preds = mdir / "predictions.parquet"
-    if e.kind == "single" and preds.exists() and labels:
+    if e.kind == SINGLE and preds.exists() and labels:
         attempt(
             "confusion matrix (test split)",
             lambda: figures.confusion_matrix_figure(
@@ -100,7 +101,7 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
             ),
         )
     auc = read_json(mdir / "per_class_auc.json")
-    if e.kind == "multilabel" and auc:
+    if e.kind == MULTILABEL and auc:
         attempt(
             "per-class ROC-AUC (test split)",
             figures.per_class_auc_figure,
