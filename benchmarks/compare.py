@@ -49,17 +49,17 @@ def make(project: Path, models: list[str], epochs: int = 8) -> int:
     n = 0
     for task in TASKS:
         for model in models:
-            run = tracking.TrainingRun(task, model, params, seed=0, tags={"device": "cpu", "n_params": "12345"})
+            run = tracking.TrainingRun(task, model, params, seed=0, tags={"device": "cpu", "n_params": "12345"}, root=project)
             for epoch in range(1, epochs + 1):
                 run.log_epoch(
                     epoch, {"epoch": epoch, "train_loss": rng.random(), "val_loss": rng.random(), "val_roc_auc": rng.random()}
                 )
             test = {f"test/{k}": rng.random() for k in ("roc_auc", "pr_auc", "f1_sample", "f1_micro", "accuracy", "loss")}
-            tracking.log_to_run(run.run_id, {**test, "test/n_clips": 120.0, "test/seconds": 2.0})
+            tracking.log_to_run(run.run_id, {**test, "test/n_clips": 120.0, "test/seconds": 2.0}, root=project)
             robust = {
                 f"robust/{p}/snr_{lv}/roc_auc": rng.random() for p in ("white_noise", "background_noise") for lv in (20, 10, 0)
             }
-            tracking.log_to_run(run.run_id, robust)
+            tracking.log_to_run(run.run_id, robust, root=project)
             run.client.log_metric(run.run_id, "best/epoch", rng.randint(1, epochs))
             run.client.set_terminated(run.run_id, "FINISHED")
             n += 1

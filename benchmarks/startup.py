@@ -40,7 +40,9 @@ STEP = (
     "import torch; m = torch.nn.Linear(4, 2); o = torch.optim.Adam(m.parameters()); "
     "m(torch.zeros(2, 4)).sum().backward(); o.step()"
 )
-CLIENT = "from pipeline.tracking import runs as tracking; tracking.client().search_experiments()"
+CLIENT = (
+    "from pathlib import Path; from pipeline.tracking import runs as tracking; tracking.client(Path.cwd()).search_experiments()"
+)
 
 PROBES = {
     "python": [sys.executable, "-c", "pass"],

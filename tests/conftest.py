@@ -5,8 +5,11 @@ Nothing a test does touches the developer's ``mlflow.db``, ``~/.prefect`` or the
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,25 @@ def pytest_configure(config: pytest.Config) -> None:
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+@contextmanager
+def kept_root_logging() -> Iterator[None]:
+    """Put the root logger's handlers and level back as they were on leaving."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """The CLI callback reconfigures root logging; put its handlers and level back after each test."""
+    with kept_root_logging():
+        yield
 
 
 @pytest.fixture(scope="session")

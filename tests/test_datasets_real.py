@@ -253,6 +253,7 @@ def test_mtat_parts_annotations_and_reference_lists(tmp_path: Path, server: Loop
     row = out.set_index("clip_id").loc["1"]
     assert set(row["labels"]) == {t for t, v in zip(info["top"], info["rows"][0][1:51]) if v == "1"}
     assert meta["coverage"]["expected"] == 19
+    assert (meta["split_source"], meta["vocabulary_source"]) == (mtat.SPLIT_REFERENCE, mtat.VOCABULARY_REFERENCE)
 
 
 def test_mtat_falls_back_to_the_documented_rule(tmp_path: Path, server: LoopbackServer) -> None:
@@ -268,6 +269,7 @@ def test_mtat_falls_back_to_the_documented_rule(tmp_path: Path, server: Loopback
     assert {s for path, s in split.items() if path[4] in "def"} == {"test"}
     assert "mp3/a/no_top50-0-29.mp3" not in split  # no top-50 tag
     assert len(catalog.labels) == 50 and catalog.expected == len(catalog.clips) == 19
+    assert (catalog.split_source, catalog.vocabulary_source) == (mtat.SPLIT_RULE, mtat.VOCABULARY_RULE)
 
 
 def test_mtat_pickled_lists_are_not_loaded(tmp_path: Path) -> None:

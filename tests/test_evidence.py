@@ -171,7 +171,7 @@ def test_report_and_compare_show_mean_std_and_intervals(seeded_grid) -> None:
     md = (out / "index.md").read_text()
     assert "mean +- std over seeds" in md and "95 % CI over clips" in md and "Harmonic front-end" in md
     assert (out / "harmonic_robustness.txt").read_text().count("hcnn") == 2
-    table = compare_table(["synth_events", "synth_keywords"], evidence=(params, layout))
+    table = compare_table(layout.root, ["synth_events", "synth_keywords"], evidence=(params, layout))
     row = table[(table.task == "synth_keywords") & (table.model == "hcnn")].iloc[0]
     assert row["n_seeds"] == 2 and "test/accuracy std" in table.columns and row["accuracy_ci_low"] <= row["test/accuracy"]
     assert "ci_low" not in table.columns and "roc_auc_ci_high" in table.columns  # named after their metric

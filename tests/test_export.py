@@ -9,7 +9,6 @@ Real audio: FSDD recordings (the shared mirror, as in tests/test_own_datasets.py
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +27,6 @@ from pipeline.models.checkpoint import save_model
 from pipeline.models.zoo import build_model
 
 LABELS = [str(d) for d in range(10)]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI callback reconfigures logging; put it back after each test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _packaged(tmp_path: Path, variant: str, input_length: int = 16_000, multilabel: bool = False) -> tuple[torch.nn.Module, Path]:

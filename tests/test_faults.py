@@ -16,6 +16,7 @@ import pytest
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
 from pipeline.orchestration import stages
+from tests.helpers import flows_server_command, free_port, mlflow_ui_command, run_cli, serving
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -443,23 +444,8 @@ def test_predict_on_a_fifo_refuses_at_once(tmp_path: Path, trained) -> None:
 
 def _cli(monkeypatch, capsys, *argv: str) -> tuple[int, list[str]]:
     """Run ``musicrep ARGV`` in-process; return ``(exit code, stderr lines)``."""
-    import logging
-    import sys
-
-    from pipeline.cli.main import main
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    monkeypatch.setattr(sys, "argv", ["musicrep", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    code, err = run_cli(monkeypatch, capsys, *argv)
+    return code, [line for line in err.splitlines() if line.strip()]
 
 
 # ----------------------------------------------------------------------------- defect 8: model card vs weights
@@ -918,45 +904,13 @@ def _http(port: int, method: str, path: str, headers: dict[str, str] | None = No
 def prefect_server(tmp_path_factory):
     """``python -m flows.server`` (what ``make ui-prefect`` starts) on a free loopback port."""
     import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     home = tmp_path_factory.mktemp("prefect-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_") and k != "PREFECT_API_URL"}
     env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.server", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if _http(port, "GET", "/api/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, "flows.server exited"
-            time.sleep(0.3)
-        else:
-            pytest.fail("flows.server did not come up in 120 s")
+    with serving(flows_server_command(port), f"http://127.0.0.1:{port}/api/health", env, cwd=REPO):
         yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 EVIL = "http://evil.example"
@@ -1053,48 +1007,13 @@ def test_make_ui_prefect_starts_the_protected_server() -> None:
 def test_mlflow_ui_refuses_cross_origin_and_foreign_hosts(tmp_path: Path) -> None:
     """Defect 2 (the other server the project starts): ``make ui-mlflow``'s command refuses a cross-origin POST."""
     import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
 
     text = (REPO / "Makefile").read_text()
     target = text[text.index("\nui-mlflow:") :].split("\n\n")[0]
     assert "--host 127.0.0.1" in target
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mlflow = Path(sys.executable).parent / "mlflow"
-    proc = subprocess.Popen(
-        [
-            str(mlflow),
-            "ui",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-        ],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if _http(port, "GET", "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, "mlflow ui exited"
-            time.sleep(0.3)
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with serving(mlflow_ui_command(port, tmp_path / "mlflow.db"), f"http://127.0.0.1:{port}/health", env, cwd=tmp_path):
         body = b'{"name": "pwned"}'
         for ctype in ("application/json", "text/plain"):
             status, headers, _ = _http(
@@ -1103,12 +1022,6 @@ def test_mlflow_ui_refuses_cross_origin_and_foreign_hosts(tmp_path: Path) -> Non
             assert status == 403 and headers.get("access-control-allow-origin") not in ("*", EVIL)
         status, _, _ = _http(port, "GET", "/api/2.0/mlflow/experiments/search?max_results=1", {"Host": f"evil.example:{port}"})
         assert status == 403
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("running,started,reads", [("segment", "download", "raw files"), ("features", "segment", "segments")])

@@ -507,7 +507,7 @@ def test_a_failed_or_interrupted_training_ends_its_mlflow_run() -> None:
     assert run.status == ["FAILED", "KILLED"]
 
 
-def test_compare_leaves_out_unfinished_runs(monkeypatch, caplog) -> None:
+def test_compare_leaves_out_unfinished_runs(monkeypatch, caplog, tmp_path) -> None:
     """Fault 7: a run still training, killed or failed is not an empty row of `compare`; one warning names it."""
     import logging
 
@@ -524,9 +524,9 @@ def test_compare_leaves_out_unfinished_runs(monkeypatch, caplog) -> None:
             "test/accuracy": [0.5, None, None],
         }
     )
-    monkeypatch.setattr(compare, "runs_table", lambda tasks=None: runs)
+    monkeypatch.setattr(compare, "runs_table", lambda root, tasks=None: runs)
     with caplog.at_level(logging.WARNING, logger="pipeline.report.compare"):
-        table = compare.compare_table()
+        table = compare.compare_table(tmp_path)
     assert table[["task", "model", "n_seeds"]].to_dict("records") == [{"task": "t", "model": "fcn", "n_seeds": 1}]
     assert any(
         "leaves out 2 unfinished runs: t/fcn seed1 (RUNNING), t/crnn seed0 (FAILED)" in r.getMessage() for r in caplog.records

@@ -36,8 +36,9 @@ class Recorder(Callback):
         self.calls.append("abort")
 
 
-def _run(losses, callbacks, **train_overrides):
-    train = load_params(REPO / "params.yaml", overrides={"train": {"epochs": len(losses), **train_overrides}}).train
+def _run(losses, callbacks, epochs: int | None = None, **train_overrides):
+    epochs = len(losses) if epochs is None else epochs
+    train = load_params(REPO / "params.yaml", overrides={"train": {"epochs": epochs, **train_overrides}}).train
     model = torch.nn.Linear(2, 3)
     phases: list[int] = []
 
@@ -101,3 +102,25 @@ def test_paper_schedule_switches_phase_at_the_configured_starts() -> None:
     # the phase and learning rate of every epoch are in the history (history.csv, MLflow train/phase, train/lr)
     assert [h["train_phase"] for h in state.history] == [0, 0, 0, 0, 1, 2, 3, 3, 3, 3]
     assert all(h["train_lr"] > 0 for h in state.history)
+
+
+def test_val_every_validates_every_nth_and_the_last_epoch() -> None:
+    """``train.val_every``: validation after epochs 2, 4 and 5 of 5; selection among those alone."""
+    rec = Recorder()
+    state, _ = _run([3.0, 1.0, 2.0], [rec], epochs=5, val_every=2)  # the scripted losses of epochs 2, 4, 5
+    assert [("val_loss" in h) for h in state.history] == [False, True, False, True, True]
+    assert [h["val_loss"] for h in state.history if "val_loss" in h] == [3.0, 1.0, 2.0]
+    assert state.best["epoch"] == 4 and state.best["val_loss"] == 1.0
+    assert rec.calls[1::2] == ["end1", "end2*", "end3", "end4*", "end5"]
+    assert all("train_loss" in h and "train_lr" in h for h in state.history)
+
+
+def test_early_stopping_counts_at_validated_epochs_only() -> None:
+    # validated at 3, 6, 9: best at 3; epoch 4 and 5 are past the patience but not validated, 6 stops
+    state, _ = _run([1.0, 2.0, 0.5], [EarlyStopping(2)], epochs=9, val_every=3)
+    assert state.epoch == 6 and state.best["epoch"] == 3
+
+
+def test_val_every_default_is_every_epoch() -> None:
+    assert load_params(REPO / "params.yaml").train.val_every == 1
+    assert load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train.val_every == 1

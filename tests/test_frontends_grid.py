@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import yaml
 
 from pipeline.core.paths import Layout
 from pipeline.orchestration import stages
+from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = ["leaf+short_cnn", "sincnet+short_cnn", "pcen+fcn", "trainable_mel+fcn"]
@@ -33,35 +33,16 @@ def prepared(tmp_path_factory):
     return params, layout
 
 
-def _params_check(monkeypatch, capsys, path: Path) -> tuple[int, str]:
-    """``musicrep params PATH --check`` in-process: ``(exit code, stderr)``."""
-    import logging
-
-    from pipeline.cli.main import main
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    monkeypatch.setattr(sys, "argv", ["musicrep", "params", str(path), "--check"])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        root.handlers[:], root.level = handlers, level
-    return code, capsys.readouterr().err
-
-
 def test_params_check_accepts_the_four_cells(tmp_path: Path, monkeypatch, capsys) -> None:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["grid"]["models"] = CELLS
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
-    code, err = _params_check(monkeypatch, capsys, path)
+    code, err = run_cli(monkeypatch, capsys, "params", str(path), "--check")
     assert code == 0, err
     raw["grid"]["models"] = ["leaf+samplecnn"]  # a waveform back-end cannot take LEAF's map
     path.write_text(yaml.safe_dump(raw))
-    code, err = _params_check(monkeypatch, capsys, path)
+    code, err = run_cli(monkeypatch, capsys, "params", str(path), "--check")
     assert code == 2 and "leaf" in err
 
 

@@ -14,17 +14,17 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import tiny_overrides
+from tests.helpers import flows_server_command, free_port, mlflow_ui_command, serving, stop
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.journey
@@ -162,22 +162,6 @@ def test_cell_task_runs_are_named_after_the_cell() -> None:
     assert cell_task.task_run_name.format(model="fcn", dataset="synth_tags", seed=0) == "cell fcn@synth_tags seed 0"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(*procs: subprocess.Popen | None) -> None:
-    for proc in procs:  # serve before the server (docs/spec.md §10.4)
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _wait_for_deployment(client, name: str, serve: subprocess.Popen, timeout: float = 180):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -210,30 +194,18 @@ def test_a_triggered_deployment_run_completes_with_cell_tasks_and_our_logs(tmp_p
     params = {"profile": "smoke", **tiny_overrides(models=["fcn"], tasks=["synth_keywords"], n_clips=24)}
     params["robustness"] = {"enabled": False}
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_API_URL": api, "PYTHONPATH": str(REPO)}
     env.pop("PREFECT_SERVER_EPHEMERAL_ENABLED", None)
     logs = tmp_path / "logs"
     logs.mkdir()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flows.server", "--port", str(port)],
-        cwd=REPO,
-        env={**env, "PREFECT_API_URL": ""},
-        stdout=(logs / "server.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server = ExitStack()
     serve = None
     try:
-        deadline = time.time() + 180
-        while True:  # serve registers on a running server
-            try:
-                _get_json(f"{api}/health")
-                break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, (logs / "server.log").read_text()[-2000:]
-                time.sleep(1)
+        server.enter_context(
+            serving(flows_server_command(port), f"{api}/health", {**env, "PREFECT_API_URL": ""}, REPO, logs / "server.log", 180)
+        )
         serve = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "--project", str(proj), "serve", "--cron", "0 3 * * *", "--name", "nightly"],
             cwd=proj,
@@ -260,7 +232,8 @@ def test_a_triggered_deployment_run_completes_with_cell_tasks_and_our_logs(tmp_p
         assert any("evaluated synth_keywords/fcn" in m for m in ours), [line.message for line in lines]
         assert (proj / "reports" / "index.html").is_file()
     finally:
-        _stop(serve, server)
+        stop(serve)  # serve before the server (docs/spec.md §10.4)
+        server.close()
         shutil.rmtree(proj / "data", ignore_errors=True)
 
 
@@ -306,13 +279,13 @@ def test_run_time_sets_stay_allowed_and_never_reach_the_tracked_values(tmp_path:
 # --- MLflow as a researcher reads it --------------------------------------------------------------
 
 
-def test_a_training_run_is_named_per_cell_with_run_time_settings_as_tags() -> None:
+def test_a_training_run_is_named_per_cell_with_run_time_settings_as_tags(tmp_path) -> None:
     """Reduced form of the MLflow journey: what a cell's run holds (the full form reads a server over REST)."""
     from pipeline.config.params import load_params
     from pipeline.tracking.runs import TrainingRun
 
     params = load_params(REPO / "params.yaml")
-    runs = [TrainingRun("journey_task", "fcn", params, seed=seed) for seed in (0, 1)]
+    runs = [TrainingRun("journey_task", "fcn", params, seed=seed, root=tmp_path) for seed in (0, 1)]
     for r in runs:
         r.end()
     got = [r.client.get_run(r.run_id) for r in runs]
@@ -350,37 +323,11 @@ def test_an_mlflow_server_started_as_the_readme_says_shows_the_cells_runs(tmp_pa
         *(["cell", "synth_keywords", "fcn", "--seed", s] for s in "01"),
     ):
         _run([*musicrep, *args], proj, timeout=900, env=env)
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{proj / 'mlflow.db'}",
-        ],
-        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    port = free_port()
+    server_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with serving(mlflow_ui_command(port, proj / "mlflow.db"), f"http://127.0.0.1:{port}/health", server_env, timeout=180):
         api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
-        deadline = time.time() + 180
-        while True:
-            try:
-                exp = _get_json(f"{api}/experiments/get-by-name?experiment_name=synth_keywords")["experiment"]
-                break
-            except OSError:
-                assert time.time() < deadline, "mlflow ui did not come up"
-                time.sleep(1)
+        exp = _get_json(f"{api}/experiments/get-by-name?experiment_name=synth_keywords")["experiment"]
         runs = _get_json(f"{api}/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 50})["runs"]
         names = sorted(r["info"]["run_name"] for r in runs)
         assert names == ["fcn · seed 0", "fcn · seed 1"], names
@@ -391,8 +338,6 @@ def test_an_mlflow_server_started_as_the_readme_says_shows_the_cells_runs(tmp_pa
             assert params and not [k for k in params if k.startswith(("runtime.", "flow."))], params
             tags = {t["key"] for t in r["data"].get("tags", [])}
             assert "runtime.device" in tags
-    finally:
-        _stop(server)
 
 
 def test_the_primary_metric_is_logged_with_its_interval() -> None:

@@ -312,7 +312,7 @@ def test_two_own_datasets_coexist_in_one_project_and_in_mlflow(tmp_path: Path, f
         assert (proj / "data" / "raw" / n / "manifest.json").is_file() and (proj / "models" / n / "fcn").is_dir()
     from pipeline.tracking.runs import client
 
-    c = client()
+    c = client(proj)
     for n in ("own_digits", "own_speakers"):
         exp = c.get_experiment_by_name(n)
         assert exp is not None and c.search_runs([exp.experiment_id]), n
@@ -446,8 +446,8 @@ def test_compare_cli_without_a_terminal(tmp_path: Path) -> None:
     from pipeline.cli.main import app
     from pipeline.tracking.runs import client, experiment_id
 
-    c = client()
-    run = c.create_run(experiment_id(c, LONG_TASK), run_name=LONG_MODEL)
+    c = client(tmp_path)
+    run = c.create_run(experiment_id(c, LONG_TASK, tmp_path), run_name=LONG_MODEL)
     c.log_metric(run.info.run_id, "test/accuracy", 0.123456789)
     c.set_terminated(run.info.run_id, "FINISHED")
     runner = CliRunner()

@@ -32,7 +32,7 @@ def _fake_runs(task: str) -> pd.DataFrame:
 @pytest.fixture
 def fake_runs(monkeypatch):
     def install(task: str) -> None:
-        monkeypatch.setattr("pipeline.report.compare.runs_table", lambda tasks=None: _fake_runs(task))
+        monkeypatch.setattr("pipeline.report.compare.runs_table", lambda root, tasks=None: _fake_runs(task))
 
     return install
 
@@ -69,11 +69,11 @@ def test_compare_on_mtat_shows_the_paper_rows_with_their_status(fake_runs, tmp_p
 
 
 @pytest.mark.parametrize("task", ["synth_tags", "corpus_tags", "dcase2017_task4"])
-def test_compare_elsewhere_shows_no_paper_rows(fake_runs, task) -> None:
+def test_compare_elsewhere_shows_no_paper_rows(fake_runs, task, tmp_path) -> None:
     from pipeline.report.compare import compare_table, format_table
 
     fake_runs(task)
-    table = compare_table([task])
+    table = compare_table(tmp_path, [task])
     assert "source" not in table.columns and list(table["model"]) == ["fcn"]
     assert "paper" not in format_table(table, "table")
 
@@ -89,12 +89,12 @@ def test_report_comparison_table_has_the_paper_rows_only_for_mtat() -> None:
     assert comparison_rows([], "synth_tags")[1] == []
 
 
-def test_dcase_leads_with_the_f1_at_0_1(fake_runs) -> None:
+def test_dcase_leads_with_the_f1_at_0_1(fake_runs, tmp_path) -> None:
     from pipeline.report.compare import compare_table, format_table
     from pipeline.report.tables import comparison_rows
 
     fake_runs("dcase2017_task4")
-    text = format_table(compare_table(["dcase2017_task4"]), "table")
+    text = format_table(compare_table(tmp_path, ["dcase2017_task4"]), "table")
     assert text.splitlines()[1].split()[2] == "test/f1_sample"  # task title, then: model, n_seeds, the F1 first
     header, _ = comparison_rows([], "dcase2017_task4")
     assert header[2] == "F1 (sample)"

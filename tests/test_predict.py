@@ -9,7 +9,6 @@ corrupt "wav" and a text file that folder search must ignore.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import sys
 from pathlib import Path
@@ -29,16 +28,6 @@ from pipeline.orchestration import stages
 from tests.conftest import REPO, SHARED, tiny_overrides
 
 TASK, MODEL = "synth_keywords", "hcnn"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI callback reconfigures root logging; put it back after each test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -268,25 +257,27 @@ def test_registry_round_trip(project, audio, tmp_path, monkeypatch) -> None:
     from pipeline.tracking.registry import register_model, resolve_model_uri
 
     monkeypatch.setenv("MUSICREP_MODEL_CACHE", str(tmp_path / "cache"))
-    _, model_dir = project
+    layout, model_dir = project
     _, readable, _ = audio
-    name, version = register_model(model_dir)
+    name, version = register_model(model_dir, layout.root)
     assert name == f"musicrep-{TASK}-{MODEL}"
-    assert register_model(model_dir) == (name, version)  # idempotent: same files, same version
-    local = resolve_model_uri(f"models:/{name}/{version}")
+    assert register_model(model_dir, layout.root) == (name, version)  # idempotent: same files, same version
+    local = resolve_model_uri(f"models:/{name}/{version}", layout.root)
     assert (local / "model.pt").read_bytes() == (model_dir / "model.pt").read_bytes()
     direct = predict(readable[:3], str(model_dir))
     via_registry = predict(readable[:3], f"models:/{name}/{version}")
     for a, b in zip(direct.records, via_registry.records):
         assert a["path"] == b["path"]
         np.testing.assert_allclose(list(a["scores"].values()), list(b["scores"].values()), rtol=1e-5, atol=1e-6)
-    assert resolve_model_uri(f"models:/{name}/latest") == local
+    assert resolve_model_uri(f"models:/{name}/latest", layout.root) == local
     result = _cli("register", str(model_dir))
     assert result.exit_code == 0 and result.stdout.strip() == f"models:/{name}/{version}"
     # a modified cache entry is detected and replaced by a fresh download
     (local / "model.pt").write_bytes(b"garbage")
-    assert (resolve_model_uri(f"models:/{name}/{version}") / "model.pt").read_bytes() == (model_dir / "model.pt").read_bytes()
+    assert (resolve_model_uri(f"models:/{name}/{version}", layout.root) / "model.pt").read_bytes() == (
+        model_dir / "model.pt"
+    ).read_bytes()
     with pytest.raises(UserError, match="does not exist"):
-        resolve_model_uri(f"models:/{name}/999")
+        resolve_model_uri(f"models:/{name}/999", layout.root)
     with pytest.raises(UserError, match="registry URI"):
-        resolve_model_uri("models:/")
+        resolve_model_uri("models:/", layout.root)

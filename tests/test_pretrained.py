@@ -9,7 +9,6 @@ recordings (``parity/reference_outputs.npz``).
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +34,6 @@ def mirror() -> Path:
     if not (MIRROR / "manifest.json").exists():
         pytest.skip(f"no mirror of the published reference models at {MIRROR}")
     return MIRROR
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI callback reconfigures root logging; put it back after each test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ own task (single-label), against a random network of the same architecture.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,6 @@ from pipeline.evaluation import probe_embeddings
 from pipeline.evaluation.probe import fit_probes, run_probe, transfer_matrix, transfer_table
 from pipeline.orchestration import stages
 from tests.conftest import REPO, tiny_overrides
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +64,13 @@ def test_probe_through_the_cli_gives_an_interval_and_an_mlflow_run(project, monk
     text = CliRunner().invoke(app, ["--set", "evaluate.n_chunks=2", "probe", "synth_tags", "--model", "synth_keywords/fcn"])
     assert text.exit_code == 0 and "  pr_auc " in text.stdout and "roc_auc per tag: " in text.stdout
 
-    runs = tracking.client().search_runs([tracking.client().get_experiment_by_name("probes").experiment_id])
+    c = tracking.client(layout.root)
+    runs = c.search_runs([c.get_experiment_by_name("probes").experiment_id])
     assert any(
         r.data.tags.get("musicrep.kind") == "probe" and r.data.params["embedding_model_sha256"] == out["model_sha256"]
         for r in runs
     )
-    assert all(row != "probes" for row in tracking.runs_table()["task"])  # compare's task table stays without probes
+    assert all(row != "probes" for row in tracking.runs_table(layout.root)["task"])  # compare's task table stays without probes
 
 
 def test_embeddings_are_cached_per_weights_and_random_init_is_the_baseline(project, monkeypatch) -> None:

@@ -38,6 +38,9 @@ def test_one_paper_cell_on_the_miniature_mirrors(tmp_path: Path, monkeypatch: py
     assert result["params"] == 446_757  # the paper width's parameter count for 35 words (docs/spec.md)
     card = json.loads((layout.model("speech_commands", "fcn") / "model.json").read_text())
     assert card["config"]["input_length"] == 6_400  # capped at the clip (the miniature words last 0.4 s), not 464,000
+    recorded = json.loads((layout.metrics("speech_commands", "fcn") / "eval.json").read_text())
+    assert recorded["split_source"].startswith("publisher lists: validation_list.txt")  # issue 27, deliverable 7
+    assert recorded["vocabulary_source"].startswith("the 35 words") and "split_source" not in result  # result: numbers only
     robustness = pd.read_csv(layout.metrics("speech_commands", "fcn") / "robustness.csv")
     assert len(robustness[["perturbation", "level"]].drop_duplicates()) == 15  # clean + the paper's 14 points
     assert set(robustness.loc[robustness["perturbation"] == "background_noise", "noise_source"]) == {"speech_commands"}

@@ -8,7 +8,6 @@ synth_tags), short_cnn (trained but not evaluated on synth_keywords, absent else
 from __future__ import annotations
 
 import io
-import logging
 import re
 from pathlib import Path
 
@@ -25,15 +24,6 @@ from tests.conftest import REPO, tiny_overrides
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TASKS = ["synth_keywords", "synth_tags", "synth_events"]
 MODELS = ["hcnn", "cnnsa", "short_cnn"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _params(**kw):
@@ -139,9 +129,9 @@ def test_figures_logged_to_mlflow(grid) -> None:
 
     _, layout, _ = grid
     run_id = read_run_id(layout.model("synth_tags", "hcnn"))
-    names = {Path(a.path).name for a in client().list_artifacts(run_id, "figures")}
+    names = {Path(a.path).name for a in client(layout.root).list_artifacts(run_id, "figures")}
     assert {"synth_tags__hcnn__training.png", "synth_tags__hcnn__filterbank.png", "synth_tags__hcnn__per_class_auc.png"} <= names
-    png = Path(client().download_artifacts(run_id, "figures/synth_tags__hcnn__training.png", str(layout.root / "dl")))
+    png = Path(client(layout.root).download_artifacts(run_id, "figures/synth_tags__hcnn__training.png", str(layout.root / "dl")))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the run's training curve comes from the report
 
 

@@ -219,10 +219,10 @@ def test_stage_logs_into_the_models_mlflow_run(tmp_path, stub_zoo) -> None:
     _write_segments(tmp_path)
     config = ModelConfig(variant="tiny", n_classes=3, multilabel=True, width=1.0, input_length=N)
     params = _params({"white_noise": [10.0]})
-    run = tracking.TrainingRun(TASK, "tiny", params)
+    run = tracking.TrainingRun(TASK, "tiny", params, root=tmp_path)
     save_model(_stub_build_model(config), Layout(tmp_path).model(TASK, "tiny"), LABELS, {"mlflow_run_id": run.run_id})
     run_robustness(TASK, "tiny", params, Layout(tmp_path))
-    client = tracking.client()
+    client = tracking.client(tmp_path)
     metrics = client.get_run(run.run_id).data.metrics
     assert "robust/white_noise/snr_10/roc_auc" in metrics and "robust/clean/roc_auc" in metrics
     flat = json.loads((Layout(tmp_path).metrics(TASK, "tiny") / "robustness.json").read_text())

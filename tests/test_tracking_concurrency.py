@@ -13,7 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_processes_opening_a_fresh_store_together_all_succeed(tmp_path: Path) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONPATH": str(REPO)}
-    code = "from pipeline.tracking import runs as tracking; c = tracking.client(); print('experiment', tracking.experiment_id(c, 'synth_tags'))"
+    code = (
+        f"from pipeline.tracking import runs as tracking; root = {str(tmp_path)!r}; c = tracking.client(root); "
+        "print('experiment', tracking.experiment_id(c, 'synth_tags', root))"
+    )
     procs = [
         subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(3)

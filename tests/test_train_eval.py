@@ -74,7 +74,9 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared, caplog) -> Non
     assert 0.0 <= metrics["test/accuracy"] <= 1.0
     saved = json.loads((layout.metrics("synth_keywords", "fcn") / "eval.json").read_text())
     assert saved["test/accuracy"] == metrics["test/accuracy"]
-    runs = runs_table(["synth_keywords"])
+    assert saved["split_source"].startswith("generated: seeded random split")
+    assert saved["vocabulary_source"] == "generated: the generator's vocabulary.txt"
+    runs = runs_table(layout.root, ["synth_keywords"])
     row = runs[runs.model == "fcn"].iloc[0]
     assert row["status"] == "FINISHED" and row["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert "val/loss" in runs.columns and "train/loss" in runs.columns
@@ -83,7 +85,7 @@ def test_train_evaluate_writes_model_metrics_and_mlflow(prepared, caplog) -> Non
 
     run_id = read_run_id(layout.model("synth_keywords", "fcn"))
     assert run_id and "mlflow_run_id" not in card["metadata"]  # beside the model, not in its DVC-hashed card
-    artifacts = {a.path for a in client().list_artifacts(run_id, "model")}
+    artifacts = {a.path for a in client(layout.root).list_artifacts(run_id, "model")}
     assert {"model/model.pt", "model/model.json", "model/history.csv"} <= artifacts
     # the training curve reaches the run with the report (tests/test_report.py::test_figures_logged_to_mlflow)
 
@@ -178,3 +180,44 @@ def test_cell_code_hash_covers_the_model_sources_and_no_other_model(monkeypatch)
     monkeypatch.setattr(codebase, "sha256_file", lambda f: "edited" if Path(f).name == "attention_rnn.py" else real(f))
     assert cell_code_hash("attention_rnn") != before["attention_rnn"]
     assert cell_code_hash("fcn") == before["fcn"]
+
+
+@pytest.fixture(scope="module")
+def every_second(prepared, tmp_path_factory):
+    """fcn trained 2 epochs with ``train.val_every: 2`` (validated after epoch 2 only) in its own project;
+    evaluate and robustness score the same seeded 8 test clips (no perturbation: the clean point)."""
+    params, layout = prepared
+    root = tmp_path_factory.mktemp("every2")
+    (root / "data").symlink_to(layout.root / "data")
+    changed = params.model_copy(
+        update={
+            "train": params.train.model_copy(update={"val_every": 2}),
+            "evaluate": params.evaluate.model_copy(update={"max_clips": 8}),
+            "robustness": params.robustness.model_copy(update={"enabled": False, "max_clips": 8}),
+        }
+    )
+    return changed, Layout(root), train_model("synth_keywords", "fcn", changed, Layout(root))
+
+
+def test_val_every_validates_the_last_epoch_only(every_second) -> None:
+    import pandas as pd
+
+    _, _, result = every_second
+    hist = pd.read_csv(result.model_dir / "history.csv")
+    assert hist["epoch"].tolist() == [1, 2] and hist["val_loss"].isna().tolist() == [True, False]
+    assert result.best_epoch == 2 and result.best_val_loss == hist["val_loss"].iloc[1]
+
+
+def test_cell_robustness_takes_the_clean_scores_of_evaluate(every_second, caplog) -> None:
+    """Issue 27: the clean split is scored once per cell; robustness's clean row equals eval.json exactly."""
+    params, layout, _ = every_second
+    result = stages.evaluate("synth_keywords", "fcn", params, layout)
+    with caplog.at_level("INFO", logger="pipeline.robustness.stage"):
+        table = stages.robustness("synth_keywords", "fcn", params, layout, reuse_clean=True)
+    assert "clean on 8 clips (scores of evaluate)" in caplog.text
+    clean = table[table["perturbation"] == "clean"].set_index("metric")["value"]
+    shared = [m for m in clean.index if f"test/{m}" in result]
+    assert "accuracy" in shared and all(clean[m] == result[f"test/{m}"] for m in shared)
+    rescored = stages.robustness("synth_keywords", "fcn", params, layout)  # alone: scores the clean clips itself
+    again = rescored[rescored["perturbation"] == "clean"].set_index("metric")["value"]
+    assert again[shared].tolist() == pytest.approx(clean[shared].tolist(), rel=1e-6, abs=1e-7)

@@ -172,5 +172,5 @@ def test_train_records_the_init_in_the_card_and_mlflow(models_dir: Path, tmp_pat
     card = read_card(model_dir)
     init = card["metadata"]["init"]
     assert init["init"] == INIT and init["freeze"] == "backbone" and card["config"]["width"] == 1.0
-    run = client().get_run(read_run_id(model_dir, card))
+    run = client(layout.root).get_run(read_run_id(model_dir, card))
     assert run.data.tags["init.init"] == INIT and run.data.tags["init.init_sha256"] == init["init_sha256"]

@@ -20,7 +20,7 @@ import torch
 
 librosa = pytest.importorskip("librosa")
 
-from pipeline.models.dsp.mel import mel_filterbank  # noqa: E402
+from pipeline.models.dsp.mel import MelSettings, mel_filterbank  # noqa: E402
 from pipeline.models.dsp.transforms import (  # noqa: E402
     MFCC,
     ConstantQTransform,
@@ -80,7 +80,7 @@ def test_mel_filterbank_matches_librosa_htk_unnormalised(n_mels: int) -> None:
 @pytest.mark.parametrize("n_mels", [96, 128])
 def test_log_mel_matches_librosa(signal: np.ndarray, n_mels: int) -> None:
     ref = librosa.power_to_db(_librosa_mel_power(signal, n_mels), ref=1.0, amin=1e-10, top_db=None)
-    ours = LogMelSpectrogram(SR, n_mels=n_mels)(torch.from_numpy(signal)).numpy()
+    ours = LogMelSpectrogram(MelSettings(SR, n_mels=n_mels))(torch.from_numpy(signal)).numpy()
     assert ours.shape == ref.shape == (n_mels, 1 + len(signal) // 256)
     np.testing.assert_allclose(ours, ref, atol=0.01)
 
@@ -97,7 +97,7 @@ def test_stft_magnitude_and_log_magnitude_match_librosa(signal: np.ndarray) -> N
 def test_mfcc_matches_librosa(signal: np.ndarray) -> None:
     log_mel = librosa.power_to_db(_librosa_mel_power(signal, 128), ref=1.0, amin=1e-10, top_db=None)
     ref = librosa.feature.mfcc(S=log_mel, n_mfcc=40, dct_type=2, norm="ortho")
-    ours = MFCC(n_mfcc=40, n_mels=128)(torch.from_numpy(signal)).numpy()
+    ours = MFCC(n_mfcc=40, settings=MelSettings(n_mels=128))(torch.from_numpy(signal)).numpy()
     assert ours.shape == ref.shape == (40, 126)
     np.testing.assert_allclose(ours, ref, atol=1e-3)
 
@@ -129,7 +129,7 @@ def test_power_to_db_floor_and_reference() -> None:
 
 def test_magnitude_mel_is_20_log10() -> None:
     wave = torch.randn(SR) * 0.1
-    mag = LogMelSpectrogram(power=1.0)
+    mag = LogMelSpectrogram(MelSettings(power=1.0))
     torch.testing.assert_close(mag(wave), 20 * torch.log10(torch.clamp(mag.mel(wave), min=1e-5)))
 
 
@@ -184,7 +184,7 @@ def test_frontend_output_equals_its_transform() -> None:
     """Cached features (filled by the transform) equal the front-end's own output."""
     frontend = FRONTENDS["mel"](n_mels=96)
     wave = torch.randn(2, 8_000)
-    torch.testing.assert_close(frontend(wave)[:, 0], LogMelSpectrogram(n_mels=96)(wave))
+    torch.testing.assert_close(frontend(wave)[:, 0], LogMelSpectrogram(MelSettings(n_mels=96))(wave))
 
 
 def test_constant_buffers_are_not_checkpointed() -> None:

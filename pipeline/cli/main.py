@@ -8,14 +8,57 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
-from pipeline.config.project import Project, project_of
-from pipeline.core.errors import UserError
+from pipeline import __version__
+from pipeline.cli import predict as predict_cli
+from pipeline.cli import pretrained as pretrained_cli
+from pipeline.cli import representation as representation_cli
+from pipeline.cli.lazy import lazy
+from pipeline.cli.tables import show_table
+from pipeline.config.project import (
+    WRITING_COMMANDS,
+    Project,
+    find_root,
+    parse_overrides,
+    project_of,
+    refuse_tracked_tryout,
+    without_run_time,
+)
+from pipeline.core.errors import UserError, environment_error
+from pipeline.core.paths import Layout
+
+# What the commands run, imported when a command runs (pipeline/cli/lazy.py): `musicrep --help` stays light.
+pd = lazy("pandas")
+rich_logging = lazy("rich.logging")
+agreement = lazy("pipeline.robustness.agreement")
+comparison = lazy("pipeline.report.compare")
+cross_dataset = lazy("pipeline.evaluation.evaluate")
+data_registry = lazy("pipeline.data.registry")
+deployment = lazy("pipeline.flows.serve")
+dvc_dag = lazy("pipeline.orchestration.dag")
+io_utils = lazy("pipeline.core.io_utils")
+model_grid = lazy("pipeline.models.grid")
+paired_comparison = lazy("pipeline.evaluation.paired")
+params_check = lazy("pipeline.orchestration.params_check")
+params_schema = lazy("pipeline.config.params")
+pipeline_flow = lazy("pipeline.flows.pipeline_flow")
+pretrained_models = lazy("pipeline.models.pretrained")
+probe = lazy("pipeline.evaluation.probe")
+profiles = lazy("pipeline.config.profiles")
+rehearsal = lazy("pipeline.orchestration.rehearse")
+runners = lazy("pipeline.orchestration.runners")
+stages = lazy("pipeline.orchestration.stages")
+user_audio = lazy("pipeline.data.user_audio")
+zoo = lazy("pipeline.models.zoo")
 
 app = typer.Typer(
     add_completion=False,
@@ -50,10 +93,8 @@ def _configure_logging(verbose: bool) -> None:
     Records still propagate (so pytest's ``caplog`` sees them); the root logger and the
     libraries' loggers keep their own settings.
     """
-    from rich.logging import RichHandler
-
     tty = sys.stderr.isatty()
-    handler = RichHandler(show_path=False, rich_tracebacks=False) if tty else _CurrentStderr()
+    handler = rich_logging.RichHandler(show_path=False, rich_tracebacks=False) if tty else _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(message)s" if tty else "%(levelname)s %(name)s: %(message)s"))
     handler._musicrep = True  # type: ignore[attr-defined]
     for name in _LOGGERS:
@@ -76,8 +117,6 @@ def _hand_logging_to_prefect() -> None:
 
 def _print_version(value: bool) -> None:
     if value:
-        from pipeline import __version__
-
         typer.echo(f"musicrep {__version__}")
         raise typer.Exit()
 
@@ -108,24 +147,10 @@ def _main(
 ) -> None:
     _configure_logging(verbose)
     if wait:
-        import os
-
         os.environ["MUSICREP_LOCK_WAIT"] = "1"  # read by every stage lock, also in the DVC/flow runs this starts
-    from pipeline.config.project import WRITING_COMMANDS, Project, find_root, parse_overrides, refuse_tracked_tryout
-
     ctx.obj = Project(find_root(project), parse_overrides(set_ or []))
     if ctx.invoked_subcommand in WRITING_COMMANDS:
         refuse_tracked_tryout(ctx.obj, ctx.invoked_subcommand)
-    _track_in(ctx.obj.root)
-
-
-def _track_in(root: Path) -> None:
-    """Point MLflow at the project's own store when the command starts outside it (its default is the cwd)."""
-    import os
-
-    if root != Path.cwd().resolve() and not os.environ.get("MLFLOW_TRACKING_URI"):
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-        os.environ.setdefault("MUSICREP_ARTIFACT_ROOT", (root / "mlartifacts").as_uri())
 
 
 def _project(ctx: typer.Context) -> Project:
@@ -149,55 +174,37 @@ def params_cmd(
     ] = False,
 ) -> None:
     """Validate a params file, show the resolved values (or their difference to the profile), or print a preset."""
-    import yaml
-
-    from pipeline.config.params import Params
-    from pipeline.config.profiles import profile_defaults
-
     if init:
-        from pipeline.config.profiles import PROFILES
-
-        if init not in PROFILES:
-            raise UserError(f"unknown profile {init!r}; allowed: {', '.join(PROFILES)}.")
-        resolved = Params.model_validate(profile_defaults(init)).model_dump(mode="json")
+        if init not in profiles.PROFILES:
+            raise UserError(f"unknown profile {init!r}; allowed: {', '.join(profiles.PROFILES)}.")
+        resolved = params_schema.Params.model_validate(profiles.profile_defaults(init)).model_dump(mode="json")
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         return
     path = _project(ctx).params_file(file)
     p = _params(ctx, file)
     if resolve:
-        from pipeline.config.params import load_params
-        from pipeline.config.project import refuse_tracked_tryout, without_run_time
-        from pipeline.core.paths import Layout
-
         refuse_tracked_tryout(_project(ctx), "params --resolve")
-        p = load_params(path, without_run_time(_project(ctx).overrides) or None)
-        from pipeline.orchestration import stages
-
+        p = params_schema.load_params(path, without_run_time(_project(ctx).overrides) or None)
         out = stages.resolve_params(p, Layout(path.resolve().parent))
         typer.echo(f"{out}: resolved (profile {p.profile})")
         return
     if check:
-        from pipeline.models.grid import grid_models
-        from pipeline.orchestration.params_check import check_names
-
-        problems = check_names(p, path.parent)
+        problems = params_check.check_names(p, path.parent)
         if problems:
-            from pipeline.config.params import blamed_source
-
             more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
             key = problems[0].split(":")[0].split(" ")[0].split(".")  # e.g. variants.v.options
-            source = blamed_source(key, _project(ctx).overrides, path)
+            source = params_schema.blamed_source(key, _project(ctx).overrides, path)
             prefix = f"{path}: " if source == str(path) else ""
             raise UserError(f"{prefix}{problems[0]}{more}; fix it in {source}.")
         typer.echo(
-            f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(grid_models(p))} models, hash {p.section_hash('train', 'features', 'evaluate')})"
+            f"{path}: OK (profile {p.profile}, {len(p.grid.tasks)} tasks x {len(model_grid.grid_models(p))} models, hash {p.section_hash('train', 'features', 'evaluate')})"
         )
         return
     if diff:
-        from pipeline.config.params import flatten
-
-        mine = flatten(p.model_dump(mode="json"))
-        base = flatten(Params.model_validate(profile_defaults(p.profile)).model_dump(mode="json"))
+        mine = params_schema.flatten(p.model_dump(mode="json"))
+        base = params_schema.flatten(
+            params_schema.Params.model_validate(profiles.profile_defaults(p.profile)).model_dump(mode="json")
+        )
         changed = {k: (base.get(k, "(absent)"), v) for k, v in mine.items() if base.get(k, "(absent)") != v}
         changed |= {k: (v, "(absent)") for k, v in base.items() if k not in mine}
         if not changed:
@@ -226,12 +233,8 @@ def download(
     params: ParamsOpt = None,
 ) -> None:
     """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
-    from pipeline.orchestration import stages
-
     if manifest:
-        from pipeline.data.user_audio import write_audio_manifest
-
-        typer.echo(f"{dataset}: {write_audio_manifest(dataset, _params(ctx, params), _project(ctx).layout)}")
+        typer.echo(f"{dataset}: {user_audio.write_audio_manifest(dataset, _params(ctx, params), _project(ctx).layout)}")
         return
 
     overrides: dict = {}
@@ -240,9 +243,7 @@ def download(
             k: str(v) for k, v in {"mirror": mirror, "audio_dir": audio_dir}.items() if v
         }
     if path or labels_csv:
-        from pipeline.data.registry import available
-
-        if dataset in available() and dataset != "folder":
+        if dataset in data_registry.available() and dataset != "folder":
             raise UserError(
                 f"--path/--labels-csv are for your own audio (folder or a datasets.NAME with kind: folder), not {dataset}; drop them."
             )
@@ -256,16 +257,12 @@ def download(
 @app.command(rich_help_panel="Pipeline stages")
 def segment(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     """Decode, mix to mono, resample to 16 kHz, write waveform shards + manifest."""
-    from pipeline.orchestration import stages
-
     typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(ctx, params), _project(ctx).layout)}")
 
 
 @app.command(rich_help_panel="Pipeline stages")
 def features(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     """Cache log-mel (and other fixed front-end) features as float16 shards."""
-    from pipeline.orchestration import stages
-
     typer.echo(f"{dataset}: features in {stages.features(dataset, _params(ctx, params), _project(ctx).layout)}")
 
 
@@ -283,8 +280,6 @@ def train(
 ) -> None:
     """Train MODEL on TASK (a segmented dataset)."""
     log.info("train %s/%s: loading", task, model)
-    from pipeline.orchestration import stages
-
     typer.echo(
         f"{task}/{model}: model in {stages.train(task, model, _params(ctx, params), _project(ctx).layout, resume=resume, seed=seed)}"
     )
@@ -324,15 +319,12 @@ def evaluate(
     MODEL may be a published model (sota:mtat/fcn): it is scored on the test split of --on
     (default TASK) through --label-map.
     """
-    from pipeline.models.pretrained import is_pretrained_name
-    from pipeline.orchestration import stages
-
-    on = on or (task if is_pretrained_name(model) else None)
+    on = on or (task if pretrained_models.is_pretrained_name(model) else None)
     if on:
-        from pipeline.evaluation.evaluate import evaluate_cross
-
         mapping = _read_label_map(label_map)
-        result = evaluate_cross(task, model, on, _params(ctx, params), _project(ctx).layout, seed=seed, label_map=mapping)
+        result = cross_dataset.evaluate_cross(
+            task, model, on, _params(ctx, params), _project(ctx).layout, seed=seed, label_map=mapping
+        )
         typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
         return
     result = stages.evaluate(task, model, _params(ctx, params), _project(ctx).layout, seed=seed)
@@ -356,14 +348,10 @@ def robustness(
     unlabelled audio, MODEL then any --model of predict: agreement of perturbed with clean tags
     (Spearman, top-5 overlap, bootstrap intervals).
     """
-    from pipeline.orchestration import stages
-
     p = _params(ctx, params)
     if Path(task).is_dir():
-        from pipeline.robustness.agreement import run_agreement
-
         where = out or Path("metrics") / "agreement" / Path(task).resolve().name / model.replace(":", "-")
-        table = run_agreement([task], model, p, where, _project(ctx).layout)
+        table = agreement.run_agreement([task], model, p, where, _project(ctx).layout)
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         typer.echo(f"agreement tables in {where}")
         return
@@ -383,8 +371,6 @@ def cell(
 ) -> None:
     """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""
     log.info("cell %s/%s: loading", task, model)
-    from pipeline.orchestration import stages
-
     result = stages.cell(task, model, _params(ctx, params), _project(ctx).layout, seed=seed, resume=resume)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
@@ -410,8 +396,6 @@ def dag(
     params: ParamsOpt = None,
 ) -> None:
     """Generate dvc.yaml from the pipeline description (pipeline/orchestration/dag.py) and the grid."""
-    from pipeline.orchestration.dag import DATA_STAGES, dvc_cell_targets, render_dvc_yaml
-
     project = _project(ctx)
     if project.overrides and (write or check):
         raise UserError(
@@ -420,22 +404,17 @@ def dag(
         )
     p = _params(ctx, params)
     if targets:
-        typer.echo("\n".join(dvc_cell_targets(p)))
+        typer.echo("\n".join(dvc_dag.dvc_cell_targets(p)))
         return
     if jobs:
-        from pipeline.orchestration.runners import cell_slots
-
-        typer.echo(str(cell_slots(p)))
+        typer.echo(str(runners.cell_slots(p)))
         return
     if data_targets:
-        typer.echo("\n".join(" ".join(f"{stage}@{task}" for stage in DATA_STAGES) for task in p.grid.tasks))
+        typer.echo("\n".join(" ".join(f"{stage}@{task}" for stage in dvc_dag.DATA_STAGES) for task in p.grid.tasks))
         return
-    from pipeline.config.params import load_yaml
-    from pipeline.orchestration.dag import live_grid_keys
-
     source = project.params_file(params)
-    raw = load_yaml(source.read_text()) or {}
-    text = render_dvc_yaml(p, live_grid_keys(raw if isinstance(raw, dict) else {}, project.overrides))
+    raw = params_schema.load_yaml(source.read_text()) or {}
+    text = dvc_dag.render_dvc_yaml(p, dvc_dag.live_grid_keys(raw if isinstance(raw, dict) else {}, project.overrides))
     out = source.resolve().parent / "dvc.yaml"
     current = out.read_text() if out.exists() else ""
     if check:
@@ -444,9 +423,7 @@ def dag(
         typer.echo(f"{out}: up to date")
         return
     if write:
-        from pipeline.core.io_utils import write_text_if_changed
-
-        if write_text_if_changed(out, text):
+        if io_utils.write_text_if_changed(out, text):
             typer.echo(f"wrote {out}")
         return
     typer.echo(text, nl=False)
@@ -459,17 +436,13 @@ def rehearse(
     models: Annotated[str, typer.Option(help="comma-separated grid models (all = the 11 variants)")] = "all",
 ) -> None:
     """Run the paper profile end to end through DVC on miniature mirrors served over 127.0.0.1, on the CPU."""
-    from pipeline.orchestration.rehearse import rehearse as run_rehearsal
-
-    project = run_rehearsal(out, tasks.split(","), models.split(","))
+    project = rehearsal.rehearse(out, tasks.split(","), models.split(","))
     typer.echo(f"rehearsal done: {project} (report: {project / 'reports' / 'index.html'})")
 
 
 @app.command(rich_help_panel="Pipeline stages")
 def report(ctx: typer.Context, params: ParamsOpt = None) -> None:
     """Build reports/index.md and reports/index.html from the runs."""
-    from pipeline.orchestration import stages
-
     typer.echo(f"report: {stages.report(_params(ctx, params), _project(ctx).layout)}")
 
 
@@ -481,24 +454,18 @@ def models(
     frontends: Annotated[bool, typer.Option("--frontends", help="only the front-end table (with --json: its rows)")] = False,
 ) -> None:
     """List the model registry with parameter counts (paper widths), then the front-ends (any FRONT+BACK swap)."""
-    from pipeline.models.zoo import frontend_table, registry_table
-
-    rows = [] if frontends else registry_table(n_classes)
+    rows = [] if frontends else zoo.registry_table(n_classes)
     if as_json:
-        typer.echo(json.dumps(frontend_table() if frontends else rows, indent=2))
+        typer.echo(json.dumps(zoo.frontend_table() if frontends else rows, indent=2))
         return
-    from pipeline.cli.tables import show_table
-
     cols = ("name", "frontend", "backend", "input_length", "params", "reference_params")
     if rows:
         cells = [[f"{r[c]:,}" if isinstance(r.get(c), int) else str(r.get(c, "")) for c in cols] for r in rows]
         show_table(f"musicrep models (width 1.0, {n_classes} outputs)", cols, cells, right=cols[3:])
-    _print_frontend_table(frontend_table())
+    _print_frontend_table(zoo.frontend_table())
 
 
 def _print_frontend_table(rows: list[dict]) -> None:
-    from pipeline.cli.tables import show_table
-
     cols = ("name", "output", "channels", "bins", "hop", "cacheable", "params")
     cells = [[f"{r[c]:,}" if isinstance(r[c], int) and not isinstance(r[c], bool) else str(r[c]) for c in cols] for r in rows]
     title = "front-ends (defaults; swap in with FRONT+BACK, e.g. leaf+short_cnn)"
@@ -508,20 +475,16 @@ def _print_frontend_table(rows: list[dict]) -> None:
 def _paired_table(ctx: typer.Context, pair: tuple[str, str], tasks: list[str] | None, perturbation, level, params):
     """``compare --paired A B``: one row per task where both models have predictions
     (:func:`pipeline.evaluation.paired.paired_row`); a user error when there is none."""
-    import pandas as pd
-
-    from pipeline.evaluation.paired import COLUMNS, paired_row
-
     p = _params(ctx, params)
     rows, errors = [], []
     for t in tasks or p.grid.tasks:
         try:
-            rows.append(paired_row(p, _project(ctx).layout, t, *pair, perturbation=perturbation, level=level))
+            rows.append(paired_comparison.paired_row(p, _project(ctx).layout, t, *pair, perturbation=perturbation, level=level))
         except UserError as exc:
             errors.append(str(exc))
     if not rows:
         raise UserError(errors[0] if errors else "no task to compare; pass --task.")
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=paired_comparison.COLUMNS)
 
 
 @app.command(rich_help_panel="Models and results")
@@ -557,42 +520,38 @@ def compare(
     params: ParamsOpt = None,
 ) -> None:
     """Table of MLflow runs: task x model x metrics, mean and std over seeds, 95 % CI over test clips; never truncated."""
-    from pipeline.report.compare import FORMATS, compare_table, format_table, render
-
-    if fmt is not None and fmt not in FORMATS:
-        raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if fmt is not None and fmt not in comparison.FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(comparison.FORMATS)}.")
     if paired:
         df = _paired_table(ctx, paired, task, perturbation, level, params)
         if out or csv:
-            (out or csv).write_text(format_table(df, "csv" if csv else fmt or "table", long, digits))
+            (out or csv).write_text(comparison.format_table(df, "csv" if csv else fmt or "table", long, digits))
             typer.echo(f"wrote {out or csv} ({len(df)} rows)")
         else:
-            render(df, fmt, long, digits)
+            comparison.render(df, fmt, long, digits)
         return
     if transfer:
-        from pipeline.evaluation.probe import transfer_matrix, transfer_table
-
-        table = transfer_table(_project(ctx).layout)
-        df = table if fmt in ("csv", "json") or long else transfer_matrix(table, digits=min(digits, 3))
+        table = probe.transfer_table(_project(ctx).layout)
+        df = table if fmt in ("csv", "json") or long else probe.transfer_matrix(table, digits=min(digits, 3))
         if out or csv:
-            (out or csv).write_text(format_table(df, "csv" if csv else fmt or "table"))
+            (out or csv).write_text(comparison.format_table(df, "csv" if csv else fmt or "table"))
             typer.echo(f"wrote {out or csv} ({len(df)} rows)")
         else:
-            render(df, fmt)
+            comparison.render(df, fmt)
         return
     evidence = None
     if _project(ctx).params_file(params).exists():
         evidence = (_params(ctx, params), _project(ctx).layout)
-    df = compare_table(task, robust, per_seed=per_seed, evidence=None if per_seed else evidence)
+    df = comparison.compare_table(_project(ctx).root, task, robust, per_seed=per_seed, evidence=None if per_seed else evidence)
     if csv:
-        csv.write_text(format_table(df, "csv", long))
+        csv.write_text(comparison.format_table(df, "csv", long))
         typer.echo(f"wrote {csv} ({len(df)} rows)")
         return
     if out:
-        out.write_text(format_table(df, fmt or "table", long, digits))
+        out.write_text(comparison.format_table(df, fmt or "table", long, digits))
         typer.echo(f"wrote {out} ({len(df)} rows)")
         return
-    render(df, fmt, long, digits)
+    comparison.render(df, fmt, long, digits)
 
 
 @app.command(rich_help_panel="Running the pipeline")
@@ -611,14 +570,10 @@ def flow(
     ] = None,
 ) -> None:
     """Run the whole pipeline as a Prefect flow (same stage functions as dvc.yaml) on threads, Dask or Ray (docs/scaling.md)."""
-    from pipeline.flows.pipeline_flow import musicrep_pipeline
-    from pipeline.orchestration.runners import flow_settings
-    from pipeline.orchestration.runners import task_runner as make_runner
-
     _hand_logging_to_prefect()
     project = _project(ctx)
-    runner = make_runner(flow_settings(_params(ctx, params), task_runner, address, max_workers))
-    musicrep_pipeline.with_options(task_runner=runner)(
+    runner = runners.task_runner(runners.flow_settings(_params(ctx, params), task_runner, address, max_workers))
+    pipeline_flow.musicrep_pipeline.with_options(task_runner=runner)(
         params_path=str(project.params_file(params)), root=str(project.root), overrides=project.overrides
     )
 
@@ -631,40 +586,15 @@ def serve(
     params: ParamsOpt = None,
 ) -> None:
     """Register a scheduled Prefect deployment of the pipeline and serve it."""
-    from pipeline.flows.serve import serve_pipeline
-
     _hand_logging_to_prefect()
     project = _project(ctx)
     _params(ctx, params)  # a bad params file or --set fails here, before anything is registered
-    serve_pipeline(cron=cron, name=name, params_path=str(project.params_file(params)), overrides=project.overrides)
+    deployment.serve_pipeline(cron=cron, name=name, params_path=str(project.params_file(params)), overrides=project.overrides)
 
 
-def _register_predict_commands() -> None:
-    """``predict``, ``embed`` and ``register`` (pipeline/cli/predict.py); an import error is a bug, not hidden."""
-    from pipeline.cli.predict import register_commands
-
-    register_commands(app)
-
-
-_register_predict_commands()
-
-
-def _register_pretrained_commands() -> None:
-    """``pretrained list`` and ``pretrained fetch`` (pipeline/cli/pretrained.py)."""
-    from pipeline.cli.pretrained import register_commands
-
-    register_commands(app)
-
-
-def _register_representation_commands() -> None:
-    """``export`` and ``probe`` (pipeline/cli/representation.py)."""
-    from pipeline.cli.representation import register_commands
-
-    register_commands(app)
-
-
-_register_pretrained_commands()
-_register_representation_commands()
+predict_cli.register_commands(app)  # predict, embed, register
+pretrained_cli.register_commands(app)  # pretrained list, pretrained fetch
+representation_cli.register_commands(app)  # export, probe
 
 
 GLOBAL_FLAGS = ("--debug", "--verbose", "-v", "--wait")
@@ -710,11 +640,6 @@ def main() -> None:
     1 an unexpected error (one line; ``--debug`` anywhere on the command line shows the
     traceback); 130 interrupted (re-running the command resumes).
     """
-    import signal
-    import threading
-
-    from pipeline.core.errors import environment_error
-
     sys.argv = [sys.argv[0], *hoist_global_options(sys.argv[1:])]
     debug = "--debug" in sys.argv[1:]
     main_thread = threading.current_thread() is threading.main_thread()

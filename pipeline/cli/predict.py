@@ -8,16 +8,26 @@ the command line. :func:`register_commands` adds the commands to the ``musicrep`
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pipeline.cli.lazy import lazy
+from pipeline.cli.tables import show_table
 from pipeline.config.project import project_of
+from pipeline.core.choices import BATCH_SIZE
 from pipeline.core.errors import UserError
-from pipeline.inference.predict import BATCH_SIZE, Predictions, embed, predict, resolve_model_dir
-from pipeline.inference.writers import CsvStream, JsonListStream, check_embeddings_path, write_embeddings
 from pipeline.models.pretrained_catalog import sota_help
+
+if TYPE_CHECKING:
+    from pipeline.inference.predict import Predictions
+
+inference = lazy("pipeline.inference.predict")
+io_utils = lazy("pipeline.core.io_utils")
+model_registry = lazy("pipeline.tracking.registry")
+writers = lazy("pipeline.inference.writers")
 
 
 def _root(ctx: typer.Context) -> Path:
@@ -45,8 +55,6 @@ def _display_path(path: str) -> str:
 
 
 def _render_table(pred: Predictions, top_k: int) -> None:
-    from pipeline.cli.tables import show_table
-
     kind = "multi-label, sigmoid scores" if pred.multilabel else "single-label, softmax probabilities"
     cols = ("file", "seconds", "chunks", f"top {top_k} labels")
     cells = [
@@ -97,19 +105,15 @@ def predict_cmd(
     batch_size: BatchOpt = BATCH_SIZE,
 ) -> None:
     """Tag/classify audio files with a trained model (top-k labels and all scores per file)."""
-    from contextlib import ExitStack
-
-    from pipeline.core.io_utils import atomic_path
-
     sinks: list[Callable[[dict[str, Any]], None]] = []
     with ExitStack() as stack:  # --csv and --json are written as the files are scored, in input order
         if csv is not None:
-            fh = stack.enter_context(open(stack.enter_context(atomic_path(csv)), "w", newline="", encoding="utf-8"))
-            sinks.append(CsvStream(fh, top_k))
-        json_out = JsonListStream() if as_json else None
+            fh = stack.enter_context(open(stack.enter_context(io_utils.atomic_path(csv)), "w", newline="", encoding="utf-8"))
+            sinks.append(writers.CsvStream(fh, top_k))
+        json_out = writers.JsonListStream() if as_json else None
         if json_out is not None:
             sinks.append(json_out)
-        pred = predict(
+        pred = inference.predict(
             paths,
             model,
             chunk_seconds=chunk_seconds,
@@ -149,8 +153,8 @@ def embed_cmd(
     batch_size: BatchOpt = BATCH_SIZE,
 ) -> None:
     """Write one embedding per file (mean over chunks), optionally one per chunk."""
-    check_embeddings_path(out)  # before any audio is read
-    emb = embed(
+    writers.check_embeddings_path(out)  # before any audio is read
+    emb = inference.embed(
         paths,
         model,
         per_chunk=per_chunk,
@@ -165,7 +169,7 @@ def embed_cmd(
     )
     if emb.matrix.shape[0] == 0:
         raise _nothing_usable(emb.failures)
-    written = write_embeddings(emb, out)
+    written = writers.write_embeddings(emb, out)
     n_files = int((emb.index["chunk"] == -1).sum())
     typer.echo(
         f"wrote {', '.join(map(str, written))}: {n_files} files, {len(emb.index)} rows, "
@@ -179,11 +183,9 @@ def register_cmd(
     name: Annotated[str | None, typer.Option("--name", help="registered model name (default musicrep-TASK-MODEL)")] = None,
 ) -> None:
     """Register a trained model in the MLflow model registry (prints its models:/ URI)."""
-    from pipeline.tracking.registry import register_model
-
     if str(model).startswith("models:/"):
         raise UserError(f"{model} is already a registry URI; pass a packaged model directory or TASK/MODEL.")
-    reg_name, version = register_model(resolve_model_dir(model, _root(ctx)), name=name)
+    reg_name, version = model_registry.register_model(inference.resolve_model_dir(model, _root(ctx)), _root(ctx), name=name)
     typer.echo(f"models:/{reg_name}/{version}")
 
 

@@ -11,7 +11,11 @@ from typing import Annotated
 
 import typer
 
+from pipeline.cli.lazy import lazy
+from pipeline.cli.tables import show_table
 from pipeline.config.project import project_of
+
+pretrained_models = lazy("pipeline.models.pretrained")
 
 pretrained_app = typer.Typer(
     help="The reference's published taggers (sota:<dataset>/<model>): list and fetch.", no_args_is_help=True
@@ -34,14 +38,10 @@ def list_cmd(
     mirror: MirrorOpt = None,
 ) -> None:
     """Name, dataset, tags, input length, parameters, source, license and offline availability."""
-    from pipeline.models.pretrained import catalog_rows, models_root
-
-    rows = catalog_rows(mirror=project_of(ctx).pretrained_mirror(mirror))
+    rows = pretrained_models.catalog_rows(mirror=project_of(ctx).pretrained_mirror(mirror))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from pipeline.cli.tables import show_table
-
     cols = ("name", "tags", "input", "params", "offline", "fetchable")
     cells = [
         [
@@ -54,7 +54,9 @@ def list_cmd(
         ]
         for r in rows
     ]
-    show_table(f"published reference taggers (fetched ones in {models_root()})", cols, cells, right=("input", "params"))
+    show_table(
+        f"published reference taggers (fetched ones in {pretrained_models.models_root()})", cols, cells, right=("input", "params")
+    )
     for r in rows:
         typer.echo(f"{r['name']}: {r['source']}" + (f" (not fetchable: {r['note']})" if r["note"] else ""))
     typer.echo(f"license of every file: {rows[0]['license']} (upstream repository)")
@@ -70,9 +72,7 @@ def fetch_cmd(
 
     The mirror: --mirror, else the project's pretrained.mirror, else $MUSICREP_PRETRAINED_MIRROR, else upstream.
     """
-    from pipeline.models.pretrained import fetch
-
-    typer.echo(f"{name}: packaged model in {fetch(name, project_of(ctx).pretrained_mirror(mirror))}")
+    typer.echo(f"{name}: packaged model in {pretrained_models.fetch(name, project_of(ctx).pretrained_mirror(mirror))}")
 
 
 def register_commands(app: typer.Typer) -> None:

@@ -7,15 +7,26 @@ commands to the ``musicrep`` app.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pipeline.cli.lazy import lazy
 from pipeline.config.project import Project, project_of
+from pipeline.core.choices import LAYERS
 from pipeline.core.errors import UserError
 from pipeline.models.pretrained_catalog import sota_help
+
+checkpoint = lazy("pipeline.models.checkpoint")
+inference = lazy("pipeline.inference.predict")
+locks = lazy("pipeline.core.locks")
+metric_intervals = lazy("pipeline.evaluation.metric_intervals")
+onnx_export = lazy("pipeline.inference.export")
+probe = lazy("pipeline.evaluation.probe")
+stats = lazy("pipeline.evaluation.stats")
 
 ModelArg = Annotated[
     str, typer.Argument(help="packaged model dir, TASK/MODEL or TASK/MODEL/seedK under models/, or models:/NAME/VERSION")
@@ -49,22 +60,15 @@ def export_cmd(
     force: Annotated[bool, typer.Option("--force", help="overwrite --out even if `musicrep export` did not write it")] = False,
 ) -> None:
     """Export a trained model (waveform in; logits, embedding out) to ONNX, checked in onnxruntime."""
-    import hashlib
-
-    from pipeline.core.locks import stage_lock
-    from pipeline.inference.export import FORMATS, export_onnx
-    from pipeline.inference.predict import resolve_model_dir
-    from pipeline.models.checkpoint import load_model
-
-    if fmt not in FORMATS:
-        raise UserError(f"--format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
+    if fmt not in onnx_export.FORMATS:
+        raise UserError(f"--format {fmt!r} is not supported; use one of {', '.join(onnx_export.FORMATS)}.")
     root = _project(ctx).root
-    model_dir = resolve_model_dir(model, root)
-    net, card = load_model(model_dir)
+    model_dir = inference.resolve_model_dir(model, root)
+    net, card = checkpoint.load_model(model_dir)
     target = out or _default_onnx_name(model_dir)
     key = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]  # one export per output file
-    with stage_lock("export", key, root=root, holder=f"musicrep export -o {target}"):
-        result = export_onnx(net, card, target, dynamic_length=dynamic_length, force=force)
+    with locks.stage_lock("export", key, root=root, holder=f"musicrep export -o {target}"):
+        result = onnx_export.export_onnx(net, card, target, dynamic_length=dynamic_length, force=force)
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -105,16 +109,13 @@ def probe_cmd(
     may be a published tagger (sota:mtat/musicnn...). Seeds that give identical runs (a linear probe on the
     same embeddings is deterministic) are reported once.
     """
-    from pipeline.evaluation.metric_intervals import metric_lines
-    from pipeline.evaluation.probe import distinct_seeds, run_probe
-    from pipeline.evaluation.probe_embeddings import LAYERS
-    from pipeline.evaluation.stats import seed_summary
-
     if layer not in LAYERS:
         raise UserError(f"--layer {layer!r} is not one of {', '.join(LAYERS)}.")
     project = _project(ctx)
     p = project.params(params)
-    results = [run_probe(dataset, model, p, project.layout, seed=s, random_init=random_init, layer=layer) for s in seeds or [0]]
+    results = [
+        probe.run_probe(dataset, model, p, project.layout, seed=s, random_init=random_init, layer=layer) for s in seeds or [0]
+    ]
     if as_json:
         typer.echo(json.dumps(results if len(results) > 1 else results[0], indent=2, default=str))
         return
@@ -123,13 +124,13 @@ def probe_cmd(
             f"{r['representation']} -> {dataset} seed {r['seed']}: {r['best']} probe, test {r['metric']} "
             f"{r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] ({r['n_test']} clips)"
         )
-        for line in metric_lines(r.get("metrics", {})):
+        for line in metric_intervals.metric_lines(r.get("metrics", {})):
             typer.echo(f"  {line}")
-    kept, note = distinct_seeds(results)
+    kept, note = probe.distinct_seeds(results)
     if note:
         typer.echo(f"{note}; reported once")
     if len(kept) > 1:
-        mean, std, n = seed_summary([r["value"] for r in kept])
+        mean, std, n = stats.seed_summary([r["value"] for r in kept])
         typer.echo(f"{kept[0]['metric']} mean ± std over {n} seeds: {mean:.4f} ± {std:.4f}")
 
 

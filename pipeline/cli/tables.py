@@ -10,6 +10,11 @@ from collections.abc import Collection, Sequence
 
 import typer
 
+from pipeline.cli.lazy import lazy
+
+rich_console = lazy("rich.console")
+rich_table = lazy("rich.table")
+
 
 def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]], right: Collection[str] = ()) -> str:
     """Fixed-width text: each column as wide as its widest value, nothing cut; a cell's line breaks become ``; ``."""
@@ -29,12 +34,9 @@ def show_table(
     if not sys.stdout.isatty():
         typer.echo(f"{title}\n{plain_table(columns, rows, right)}")
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, expand=expand)
+    table = rich_table.Table(title=title, expand=expand)
     for col in columns:
         table.add_column(col, justify="right" if col in right else "left", overflow="fold")
     for r in rows:
         table.add_row(*(str(v) for v in r))
-    Console().print(table)
+    rich_console.Console().print(table)

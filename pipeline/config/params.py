@@ -259,6 +259,9 @@ class TrainParams(Section):
     steps_per_epoch: int | None = Field(ge=1)
     val_max_clips: int | None = Field(ge=1)
     """Validate each epoch on a seeded subset of at most this many validation clips (``null``: all)."""
+    val_every: int = Field(ge=1, le=1000)
+    """Validate every this many epochs (1: every epoch), and always after the last; the best epoch and
+    early stopping (``patience``, counted in epochs) are decided among the validated epochs only."""
     use_feature_cache: bool
     patience: int | None = Field(ge=1)
     """Early stopping: end training after this many epochs without a lower validation loss (the best

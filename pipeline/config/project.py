@@ -52,6 +52,12 @@ def params_path(root: Path, given: str | os.PathLike | None) -> Path:
     return root / given
 
 
+def tracking_uri(root: Path) -> str:
+    """The project's MLflow store: ``$MLFLOW_TRACKING_URI`` when the user sets it (an override, for a
+    tracking server), else ``sqlite:///<root>/mlflow.db``; never the current directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
 def layout(root: Path) -> Layout:
     return Layout(root)
 
@@ -73,6 +79,11 @@ class Project:
     @property
     def layout(self) -> Layout:
         return Layout(self.root)
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow store this project's runs go to (:func:`tracking_uri`), handed to every MLflow client."""
+        return tracking_uri(self.root)
 
     def params_file(self, given: str | os.PathLike | None = None) -> Path:
         """Where a ``--params`` value points (:func:`params_path`)."""

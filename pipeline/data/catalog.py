@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 
 TaskKind = Literal["multilabel", "single"]
 CATALOG_COLUMNS = ["clip_id", "path", "split", "labels", "start_s", "duration_s"]
+UNRECORDED = "not recorded (segments written by an older musicrep: re-run `musicrep segment`)"
+SOURCE_KEYS = ("split_source", "vocabulary_source")
+
+
+def data_sources(meta: dict) -> dict[str, str]:
+    """``{"split_source": ..., "vocabulary_source": ...}`` of a segment's ``meta.json`` (:data:`UNRECORDED` if absent)."""
+    return {key: str(meta.get(key) or UNRECORDED) for key in SOURCE_KEYS}
 
 
 @dataclass
@@ -36,6 +43,9 @@ class Catalog:
             ``segment`` reports the fraction of these seconds written to the shards.
         info: how the split was made etc. (``split_method``, group counts), copied into
             ``report.json`` and ``meta.json``.
+        split_source: where the split comes from, in words (``"reference lists (sota-compatible)"``,
+            ``"rule: ..."``); ``segment`` logs it and writes it to ``meta.json``, ``evaluate`` to ``eval.json``.
+        vocabulary_source: where the label vocabulary and its order come from, in words (as ``split_source``).
     """
 
     clips: pd.DataFrame
@@ -45,6 +55,8 @@ class Catalog:
     kind: TaskKind | None = None
     durations: dict[str, float] | None = None
     info: dict = field(default_factory=dict)
+    split_source: str = UNRECORDED
+    vocabulary_source: str = UNRECORDED
 
     def __post_init__(self) -> None:
         absent = [c for c in CATALOG_COLUMNS if c not in self.clips.columns]

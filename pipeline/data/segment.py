@@ -6,8 +6,9 @@ Output directory ``data/segments/<dataset>/``:
 - ``manifest.parquet``: one row per clip: ``clip_id, split, labels, shard, offset,
   n_samples, source_sha256, source_path``;
 - ``meta.json``: dataset name, task, kind, label vocabulary, sample rate, coverage (of clips
-  and of audio seconds: ``seconds_listed``, ``seconds_used``, ``seconds_fraction``) and, for
-  own datasets, ``split`` (how the split was made: ``split_method``, groups crossing splits);
+  and of audio seconds: ``seconds_listed``, ``seconds_used``, ``seconds_fraction``),
+  ``split_source`` and ``vocabulary_source`` (where the split and the label order come from, in
+  words; also logged and copied into every cell's ``eval.json``) and, for own datasets, ``split`` (how the split was made: ``split_method``, groups crossing splits);
 - ``report.json``: every skipped input with its reason (unreadable, empty, too short,
   silent), expected / present counts and the same ``split`` block.
 
@@ -156,6 +157,8 @@ def segment_dataset(dataset: str, params: Params, layout: Layout) -> Path:
             "clip_seconds": source.clip_seconds,
             "coverage": coverage,
             "total_seconds": float(manifest["n_samples"].sum() / seg.sample_rate),
+            "split_source": catalog.split_source,
+            "vocabulary_source": catalog.vocabulary_source,
             **({"split": catalog.info} if catalog.info else {}),
         },
     )
@@ -172,6 +175,7 @@ def segment_dataset(dataset: str, params: Params, layout: Layout) -> Path:
         shutil.rmtree(out_dir)
     tmp_dir.rename(out_dir)
     log.info("segmented %s: %d clips (%d skipped) -> %s", dataset, len(rows), len(skipped), out_dir)
+    log.info("%s: split from %s; vocabulary from %s", dataset, catalog.split_source, catalog.vocabulary_source)
     return out_dir
 
 

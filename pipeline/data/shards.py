@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,64 @@ class SegmentStore:
     def waves(self, rows: pd.DataFrame) -> Iterator[np.ndarray]:
         for row in rows.itertuples(index=False):
             yield self.wave(row)
+
+
+class WindowReader:
+    """Copies fixed-length windows of many clips out of memory-mapped shards into one array.
+
+    A window ``[start, start + length)`` may begin before the clip (``start < 0``) or end after
+    it: the part outside the clip is ``pad_value``. Nothing is read into memory but the windows
+    asked for, so DataLoader workers can assemble batches straight from the page cache.
+
+    Args:
+        open_shard: shard name -> memory-mapped array (``SegmentStore._shard`` or ``FeatureStore._shard``),
+            samples or frames on the last axis.
+        shards: the shard of each clip.
+        offsets: where each clip starts in its shard (last axis).
+        lengths: each clip's samples or frames.
+        length: window length.
+        pad_value: the value outside a clip (0 for waveforms, the front-end's silence for features).
+    """
+
+    def __init__(
+        self,
+        open_shard: Callable[[str], np.ndarray],
+        shards: list[str],
+        offsets: Any,
+        lengths: Any,
+        length: int,
+        pad_value: float = 0.0,
+    ) -> None:
+        self._open = open_shard
+        names = sorted(set(shards))
+        self.shard_names = names
+        self.shard_of = np.array([names.index(s) for s in shards], dtype=np.int64)
+        self.offset = np.asarray(offsets, dtype=np.int64)
+        self.n = np.asarray(lengths, dtype=np.int64)
+        self.length = int(length)
+        self.pad_value = float(pad_value)
+        sample = open_shard(names[0]) if names else None
+        self.lead_shape = tuple(sample.shape[:-1]) if sample is not None else ()
+
+    def read(self, clips: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """``(len(clips),) + lead_shape + (length,)`` windows, in the shards' dtype (float16 features stay float16)."""
+        length = self.length
+        shards = [self._open(name) for name in self.shard_names]
+        dtype = shards[0].dtype if shards else np.float32
+        x = np.empty((len(clips),) + self.lead_shape + (length,), dtype=dtype)
+        lo = np.maximum(starts, 0)
+        hi = np.minimum(starts + length, self.n[clips])
+        base = self.offset[clips]
+        which = self.shard_of[clips]
+        for row, (a, b, s, o, k) in enumerate(zip(lo.tolist(), hi.tolist(), starts.tolist(), base.tolist(), which.tolist())):
+            a0, b0 = a - s, max(b - s, a - s)
+            if b > a:
+                x[row, ..., a0:b0] = shards[k][..., o + a : o + b]
+            if a0 > 0:
+                x[row, ..., :a0] = self.pad_value
+            if b0 < length:
+                x[row, ..., b0:] = self.pad_value
+        return x
 
 
 class FeatureStore:

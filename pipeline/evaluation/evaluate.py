@@ -5,7 +5,8 @@ activated chunk scores are averaged, and the task's metrics computed: macro ROC-
 PR-AUC (+ per-sample and micro F1 at ``evaluate.threshold``) for multi-label tasks,
 accuracy for single-label ones. Writes ``metrics/<task>/<model>/seed<k>/eval.json`` (read
 by ``dvc metrics show``; only deterministic values, so ``dvc metrics diff`` shows real
-changes), ``predictions.parquet`` (per-clip scores, for figures and paired bootstrap
+changes; beside the numbers, the segment's ``split_source`` and ``vocabulary_source`` in words,
+which ``dvc metrics show`` lists as text), ``predictions.parquet`` (per-clip scores, for figures and paired bootstrap
 intervals) and logs ``test/<metric>`` into the model's MLflow run.
 """
 
@@ -21,13 +22,15 @@ import pandas as pd
 
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
+from pipeline.data.catalog import data_sources
 from pipeline.data.shards import SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
 from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
 from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
 from pipeline.models.checkpoint import load_model, read_run_id
 from pipeline.models.device import pick_device
-from pipeline.models.inference import label_matrix, predict_clips
+from pipeline.models.inference import label_matrix
+from pipeline.models.stored_scoring import StoredClips
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -36,24 +39,42 @@ log = logging.getLogger(__name__)
 
 
 def _score(model, store: SegmentStore, rows: pd.DataFrame, params: Params, device) -> np.ndarray:
-    """``(clips, classes)`` scores of ``rows`` with the evaluation protocol of ``params.evaluate``."""
-    return predict_clips(
-        model,
-        store.waves(rows),
+    """``(clips, classes)`` scores of ``rows`` with the evaluation protocol of ``params.evaluate``
+    (chunks cut from the memory-mapped shards in DataLoader workers, :class:`StoredClips`)."""
+    clips = StoredClips(
+        store,
+        rows,
+        length=model.input_length,
         n_chunks=params.evaluate.n_chunks,
         batch_size=params.runtime.eval_batch_size,
         device=device,
-        bf16=params.train.bf16,
+        num_workers=params.runtime.num_workers,
     )
+    return clips.predict(model, params.train.bf16)
 
 
-def _write_results(out_dir: Path, result: dict[str, float], clip_ids, labels, scores: np.ndarray) -> None:
+def _write_results(out_dir: Path, result: dict[str, float | str], clip_ids, labels, scores: np.ndarray) -> None:
     """``eval.json`` and ``predictions.parquet`` (per-clip labels and scores) into ``out_dir``, atomically."""
     write_json(out_dir / "eval.json", result)
     preds = pd.DataFrame({"clip_id": clip_ids, "labels": labels})
     preds["scores"] = list(scores.astype(np.float32))
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         preds.to_parquet(tmp, index=False)
+
+
+def evaluated_scores(out_dir: Path, clip_ids: list[str]) -> np.ndarray | None:
+    """The clean scores :func:`evaluate_model` wrote into ``out_dir/predictions.parquet``, in the order of
+    ``clip_ids`` (``(clips, classes)`` float32: the very numbers its metrics came from), or ``None`` when the
+    file or one of the clips is missing (``evaluate.max_clips`` chose fewer clips than ``robustness.max_clips``).
+    The clean point of a grid cell's ``robustness`` (:func:`pipeline.orchestration.stages.cell`)."""
+    path = out_dir / "predictions.parquet"
+    if not path.exists():
+        return None
+    preds = pd.read_parquet(path, columns=["clip_id", "scores"])
+    by_id = dict(zip(preds["clip_id"].astype(str), preds["scores"]))
+    if not clip_ids or any(str(c) not in by_id for c in clip_ids):
+        return None
+    return np.stack([np.asarray(by_id[str(c)], dtype=np.float32) for c in clip_ids])
 
 
 def primary_interval(
@@ -84,7 +105,8 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
         seed: training seed of the cell (default: the first of ``grid.seeds``).
 
     Returns:
-        ``{"test/<metric>": value, ..., "params": n}`` as written to ``eval.json``.
+        ``{"test/<metric>": value, ..., "params": n}`` as written to ``eval.json`` (which also holds the
+        text keys of :func:`pipeline.data.catalog.data_sources`).
     """
     from pipeline.tracking import runs as tracking
 
@@ -108,13 +130,17 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {f"test/{k}": v for k, v in metrics.items()}
     result["params"] = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
-    _write_results(out_dir, result, rows["clip_id"], rows["labels"], scores)
+    sources = data_sources(store.meta)
+    log.info("%s: split from %s; vocabulary from %s", task, sources["split_source"], sources["vocabulary_source"])
+    _write_results(out_dir, {**result, **sources}, rows["clip_id"], rows["labels"], scores)
     if multilabel:
         write_json(out_dir / "per_class_auc.json", per_class_auc(y, scores, store.labels))
     logged = {k: v for k, v in result.items() if k.startswith("test/")} | primary_interval(
         kind, y, scores, task, params.evaluate.threshold
     )
-    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds})
+    tracking.log_to_run(
+        read_run_id(layout.model(task, model_name, seed), card), {**logged, "test/seconds": seconds}, root=layout.root
+    )
     log.info(
         "evaluated %s/%s seed%d on %d test clips: %s",
         task,
@@ -166,7 +192,7 @@ def evaluate_cross(
     out_dir = layout.metrics(task, model_name, seed) / "cross" / other
     result = {f"cross/{other}/{k}": float(v) for k, v in metrics.items()}
     _write_results(out_dir, result, rows["clip_id"], mapped, scores)
-    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), result)
+    tracking.log_to_run(read_run_id(layout.model(task, model_name, seed), card), result, root=layout.root)
     log.info(
         "cross-dataset %s/%s seed%d on %s (%d clips, %d left out): %s",
         task,

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from pipeline.audio.chunking import eval_chunks
+from pipeline.core.choices import LAYERS
 from pipeline.core.io_utils import stable_hash, write_json
 from pipeline.core.paths import Layout
 from pipeline.data.shards import SegmentStore
@@ -39,8 +40,6 @@ from pipeline.features.cache import segments_key
 from pipeline.models.base import AudioModel
 
 log = logging.getLogger(__name__)
-
-LAYERS = ("pooled", "logits")
 
 
 def random_init_like(model: AudioModel, seed: int) -> AudioModel:

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.audio.stream import Chunk, ChunkStream, ErrorHandler, _log_error, _short, collect_inputs, stream_audio  # noqa: F401 - re-exported: pipeline.inference.predict's public names
+from pipeline.core.choices import AGGREGATES, BATCH_SIZE, LAYERS
 from pipeline.core.errors import UserError
 from pipeline.models.pretrained_catalog import CATALOG, PREFIX
 
@@ -60,11 +61,6 @@ if TYPE_CHECKING:
     from pipeline.models.base import AudioModel
 
 log = logging.getLogger(__name__)
-
-AGGREGATES = ("mean", "max")
-LAYERS = ("pooled", "logits")
-BATCH_SIZE = 32  # chunks per forward pass (--batch-size); as runtime.eval_batch_size. On CPU 64 and 128 were no
-# faster per chunk (128 and, for sample-level models, 64 slower: activations outgrow the caches); pass more on a GPU
 
 
 # ----------------------------------------------------------------------------- model
@@ -87,7 +83,7 @@ def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = No
     if spec.startswith("models:/"):
         from pipeline.tracking.registry import resolve_model_uri
 
-        return resolve_model_uri(spec)
+        return resolve_model_uri(spec, Path(root))
     from pipeline.models.pretrained import ensure, is_fetched, is_pretrained_name
 
     if is_pretrained_name(spec):

@@ -17,12 +17,10 @@ import logging
 
 import torch
 
+from pipeline.core.choices import DEVICES as DEVICE_CHOICES
 from pipeline.core.errors import UserError
 
 log = logging.getLogger(__name__)
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-"""Values of ``runtime.device``."""
 
 
 def cuda_state() -> str:

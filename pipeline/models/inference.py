@@ -11,10 +11,8 @@ import numpy as np
 import torch
 
 from pipeline.audio.chunking import eval_chunks
+from pipeline.core.choices import BF16_MODES as BF16_CHOICES
 from pipeline.models.base import AudioModel
-
-BF16_CHOICES = ("auto", "on", "off")
-"""Values of ``train.bf16`` and ``--bf16``."""
 
 
 @functools.cache
@@ -96,7 +94,74 @@ def activate(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:
     return torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=-1)
 
 
-@torch.no_grad()
+class PinnedStage:
+    """Moves CPU batches to ``device``; on CUDA through one page-locked host buffer reused for every batch.
+
+    On CUDA a batch is copied into the pinned buffer and sent with an asynchronous host-to-device
+    copy; before the buffer is overwritten, the CPU waits for the event recorded after the previous
+    copy, so a batch never changes under a copy in flight. The buffer grows to the largest batch.
+    On other devices the batch goes as it is (no pinning).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.pinned = device.type == "cuda"
+        self.buffer: torch.Tensor | None = None
+        self._copied: torch.cuda.Event | None = None
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if not self.pinned:
+            return batch.to(self.device)
+        if self._copied is not None:
+            self._copied.synchronize()  # the previous copy has left the buffer
+        if self.buffer is None or self.buffer.dtype != batch.dtype or self.buffer.numel() < batch.numel():
+            self.buffer = torch.empty(batch.numel(), dtype=batch.dtype, pin_memory=True)
+        staged = self.buffer[: batch.numel()].view(batch.shape)
+        staged.copy_(batch)
+        out = staged.to(self.device, non_blocking=True)
+        self._copied = torch.cuda.Event()
+        self._copied.record()
+        return out
+
+
+class ChunkScores:
+    """Runs batches of evaluation chunks and averages the activated chunk scores of each clip.
+
+    Args:
+        model: trained model (set to eval mode here).
+        device: where it runs.
+        bf16: ``train.bf16`` (``auto`` | ``on`` | ``off``, or the decision as a bool; :func:`use_bf16`).
+
+    Scores stay on the device until :meth:`result` (one host copy per call); a clip's score is the
+    mean of its chunks' scores, whatever batches its chunks fell into.
+    """
+
+    def __init__(self, model: AudioModel, device: torch.device, bf16: str | bool) -> None:
+        model.eval()
+        self.model, self.device = model, device
+        self.multilabel = model.config.multilabel
+        self.bf16 = use_bf16(bf16, device, model.config.variant)
+        self.stage = PinnedStage(device)
+        self.owners: list[np.ndarray] = []
+        self.outputs: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def add(self, batch: torch.Tensor, owners: np.ndarray) -> None:
+        """Score ``batch`` ``(chunks, samples)``; ``owners[i]`` is the clip of chunk ``i``."""
+        with autocast_for(self.device, self.bf16):
+            self.outputs.append(activate(self.model(self.stage(batch)).float(), self.multilabel))
+        self.owners.append(np.asarray(owners, dtype=np.int64))
+
+    def result(self, n_clips: int) -> np.ndarray:
+        """``(n_clips, classes)`` float32 mean chunk scores (0 for a clip without chunks)."""
+        owners = np.concatenate(self.owners) if self.owners else np.zeros(0, dtype=np.int64)
+        sums = np.zeros((n_clips, self.model.config.n_classes), dtype=np.float64)
+        if self.outputs:
+            np.add.at(sums, owners, torch.cat(self.outputs).cpu().numpy())  # one host copy per call
+        counts = np.bincount(owners, minlength=n_clips)
+        return (sums / np.maximum(1, counts)[:, None]).astype(np.float32)
+
+
 def predict_clips(
     model: AudioModel,
     waves: Iterable[np.ndarray],
@@ -110,7 +175,9 @@ def predict_clips(
     """Score whole clips with the evaluation protocol.
 
     Each clip is cut into ``n_chunks`` chunks of the model's input length (docs/spec.md §1.2), the
-    chunks run in batches of ``batch_size``, and the activated chunk scores are averaged.
+    chunks (of several clips) run in batches of ``batch_size``, and the activated chunk scores are
+    averaged. Stored clips are scored faster, with the chunks cut in DataLoader workers, by
+    :class:`pipeline.models.stored_scoring.StoredClips` (the same batches, the same scores).
 
     Args:
         model: trained model (set to eval mode here).
@@ -124,26 +191,17 @@ def predict_clips(
     Returns:
         ``(clips, classes)`` float32 scores.
     """
-    model.eval()
     device = device or next(model.parameters()).device
     length = input_length or model.input_length
-    multilabel = model.config.multilabel
-    non_blocking = device.type == "cuda"
-    bf16 = use_bf16(bf16, device, model.config.variant)
+    scores = ChunkScores(model, device, bf16)
     owners: list[int] = []
     pending: list[np.ndarray] = []
-    outputs: list[torch.Tensor] = []  # activated chunk scores, kept on the device until the end
     n_clips = 0
 
     def flush() -> None:
-        if not pending:
-            return
-        batch = torch.from_numpy(np.stack(pending))
-        if non_blocking:
-            batch = batch.pin_memory()
-        with autocast_for(device, bf16):
-            outputs.append(activate(model(batch.to(device, non_blocking=non_blocking)).float(), multilabel))
-        pending.clear()
+        if pending:
+            scores.add(torch.from_numpy(np.stack(pending)), np.asarray(owners[-len(pending) :]))
+            pending.clear()
 
     for i, wave in enumerate(waves):
         n_clips = i + 1
@@ -153,11 +211,7 @@ def predict_clips(
             if len(pending) >= batch_size:
                 flush()
     flush()
-    sums = np.zeros((n_clips, model.config.n_classes), dtype=np.float64)
-    if outputs:
-        np.add.at(sums, np.asarray(owners), torch.cat(outputs).cpu().numpy())  # one host copy per call
-    counts = np.bincount(np.asarray(owners, dtype=np.int64), minlength=n_clips)
-    return (sums / np.maximum(1, counts)[:, None]).astype(np.float32)
+    return scores.result(n_clips)
 
 
 def label_matrix(labels: Sequence[Sequence[str]], vocabulary: Sequence[str], multilabel: bool) -> np.ndarray:

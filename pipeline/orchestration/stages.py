@@ -118,14 +118,21 @@ def evaluate(task: str, model: str, params: Params, layout: Layout, seed: int | 
 
 
 def robustness(
-    task: str, model: str, params: Params, layout: Layout, seed: int | None = None, label_map: dict | None = None
+    task: str,
+    model: str,
+    params: Params,
+    layout: Layout,
+    seed: int | None = None,
+    label_map: dict | None = None,
+    reuse_clean: bool = False,
 ) -> Any:
     """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``); ``model`` may be a
-    published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``)."""
+    published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``).
+    ``reuse_clean``: the clean point takes the scores ``evaluate`` has just written (:func:`cell`)."""
     with cell_lock("robustness", task, model, seed, params, layout):
         from pipeline.robustness.stage import run_robustness  # after the lock: a refused run never pays for importing torch
 
-        return run_robustness(task, model, params, layout, seed=seed, label_map=label_map)
+        return run_robustness(task, model, params, layout, seed=seed, label_map=label_map, reuse_clean=reuse_clean)
 
 
 def check_noise(params: Params, layout: Layout) -> None:
@@ -153,9 +160,9 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
         t1 = time.perf_counter()
         result = evaluate(task, model, params, layout, seed=seed)
         t2 = time.perf_counter()
-        robustness(task, model, params, layout, seed=seed)  # only the clean point when robustness is disabled
+        robustness(task, model, params, layout, seed=seed, reuse_clean=True)  # clean point: evaluate's scores
         t3 = time.perf_counter()
-        register(layout.model(task, model, seed))
+        register(layout.model(task, model, seed), layout.root)
     log.info(
         "cell %s/%s seed%d done in %.1f s (train %.1f s, evaluate %.1f s, robustness %.1f s)",
         task,
@@ -169,7 +176,7 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
     return result
 
 
-def register(model_dir: Path) -> str | None:
+def register(model_dir: Path, root: Path) -> str | None:
     """Register a cell's packaged model in the MLflow registry (idempotent); its ``models:/`` URI, or None.
 
     The cell registers its own model, so the registry is complete however the grid ran (DVC,
@@ -181,7 +188,7 @@ def register(model_dir: Path) -> str | None:
     from pipeline.tracking.runs import client, mlflow_errors
 
     try:
-        result = register_models([model_dir], client())[model_dir]
+        result = register_models([model_dir], client(root), root)[model_dir]
     except mlflow_errors() as exc:
         log.warning("could not register %s: %s", model_dir, exc)
         return None

@@ -38,13 +38,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _log_figures(entries: list[Entry]) -> None:
+def _log_figures(entries: list[Entry], root: Path) -> None:
     from pipeline.tracking.runs import log_to_run
 
     for e in entries:
         if e.run_id and e.figures:
             try:
-                log_to_run(e.run_id, {}, [p for _, p in e.figures], "figures")
+                log_to_run(e.run_id, {}, [p for _, p in e.figures], "figures", root=root)
             except (*mlflow_errors(), OSError) as exc:
                 log.warning("could not log figures of %s/%s to MLflow: %s", e.task, e.model, exc)
 
@@ -103,10 +103,10 @@ def build_report(params: Params, layout: Layout, *, register: bool = True, log_f
     try:
         fig_dir = tmp_dir / "figures"
         fig_dir.mkdir()
-        client = mlflow_client()
+        client = mlflow_client(layout.root)
         entries = collect(params, layout, client)
         if register and client is not None:
-            registered = register_models([e.model_dir for e in entries if e.trained], client)
+            registered = register_models([e.model_dir for e in entries if e.trained], client, layout.root)
             for e in entries:
                 result = registered.get(e.model_dir)
                 if isinstance(result, str):
@@ -131,7 +131,7 @@ def build_report(params: Params, layout: Layout, *, register: bool = True, log_f
     if log_figures:
         for e in entries:  # the figures now live under out_dir
             e.figures = [(c, out_dir / p.relative_to(tmp_dir)) for c, p in e.figures]
-        _log_figures(entries)
+        _log_figures(entries, layout.root)
     n_trained = sum(e.trained for e in entries)
     log.info(
         "report: %d of %d grid cells trained, %d figures -> %s (%.1f s)",

@@ -132,12 +132,12 @@ class Entry:
 
 
 # ----------------------------------------------------------------------------- MLflow
-def mlflow_client() -> Any:
-    """The process's MLflow client, or None (with a warning) when the store cannot be opened."""
+def mlflow_client(root: Path) -> Any:
+    """The MLflow client of the project at ``root``, or None (with a warning) when the store cannot be opened."""
     try:
         from pipeline.tracking.runs import client
 
-        return client()
+        return client(root)
     except mlflow_errors() as exc:
         log.warning("MLflow unavailable for the report (%s: %s)", type(exc).__name__, exc)
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -19,12 +20,13 @@ MAIN_METRICS = ["test/roc_auc", "test/pr_auc", "test/f1_sample", "test/accuracy"
 
 
 def compare_table(
+    root: Path,
     tasks: list[str] | None = None,
     robustness: bool = False,
     per_seed: bool = False,
     evidence: tuple[Params, Layout] | None = None,
 ) -> pd.DataFrame:
-    """The runs as a table, one row per (task, model) over its seeds (or per seed).
+    """The runs of the project at ``root`` as a table, one row per (task, model) over its seeds (or per seed).
 
     Columns ``task``, ``model``, ``n_seeds``, then per metric (named as logged:
     ``test/roc_auc``, ``cross/<dataset>/accuracy``...) the mean over seeds and ``<metric> std``.
@@ -34,7 +36,7 @@ def compare_table(
     With ``per_seed`` the rows are the runs themselves (column ``seed``). Runs that did not
     finish (``RUNNING``, ``FAILED``, ``KILLED``) are left out, named in one warning.
     """
-    df = _finished(runs_table(tasks))
+    df = _finished(runs_table(root, tasks))
     if df.empty:
         return df
     metric_cols = [c for c in MAIN_METRICS if c in df.columns]

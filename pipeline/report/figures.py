@@ -400,6 +400,12 @@ def _epoch_axes(ax: Any, ylabel: str, title: str) -> None:
     ax.legend(fontsize=8)
 
 
+def _points(history: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series]:
+    """``(epochs, values)`` of the epochs that have a value in ``column`` (one line through the validated epochs)."""
+    rows = history[["epoch", column]].dropna()
+    return rows["epoch"], rows[column]
+
+
 def training_curve_figure(history: str | Path | pd.DataFrame, title: str, out: str | Path) -> Path | None:
     """Loss (train, validation) and validation metrics per epoch, two panels, integer epoch ticks.
 
@@ -420,18 +426,20 @@ def training_curve_figure(history: str | Path | pd.DataFrame, title: str, out: s
     if h.empty or "epoch" not in h:
         return None
     metrics = [
-        c for c in h.columns if c.startswith("val_") and c != "val_loss" and h[c].notna().any() and h[c].between(0, 1).all()
-    ]
+        c
+        for c in h.columns
+        if c.startswith("val_") and c != "val_loss" and h[c].notna().any() and h[c].dropna().between(0, 1).all()
+    ]  # train.val_every > 1: the epochs between validations have no val_* values (NaN)
     fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(11 if metrics else 6, 3.8), squeeze=False)
     ax = axes[0, 0]
     for col, label in (("train_loss", "train loss (mean over batches)"), ("val_loss", "validation loss (clip level)")):
         if col in h and h[col].notna().any():
-            ax.plot(h["epoch"], h[col], marker="o", label=label)
+            ax.plot(*_points(h, col), marker="o", label=label)
     _epoch_axes(ax, "loss", "loss")
     if metrics:
         ax = axes[0, 1]
         for col in metrics:
-            ax.plot(h["epoch"], h[col], marker="s", label=col.replace("val_", "validation "))
+            ax.plot(*_points(h, col), marker="s", label=col.replace("val_", "validation "))
         ax.set_ylim(0, 1.02)
         _epoch_axes(ax, "score", "validation metrics")
     fig.suptitle(f"{title}: training curve ({len(h)} epochs)", fontsize=12)

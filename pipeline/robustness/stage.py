@@ -7,7 +7,8 @@ For one (task, model), :func:`run_robustness`
    in manifest order, the same subset for every model of the task);
 2. scores the clean clips and every ``(perturbation, level)`` of ``robustness.grid`` with the
    evaluation protocol (:func:`pipeline.models.inference.predict_clips`: the whole clip is perturbed,
-   then chunked and the chunk scores averaged, as in the reference robustness script);
+   then chunked and the chunk scores averaged, as in the reference robustness script); in a grid cell
+   the clean point takes the scores ``evaluate`` has just written, so its metrics equal ``eval.json``'s;
 3. computes the task metrics (:func:`pipeline.evaluation.metrics.task_metrics`) at each point and writes,
    atomically, into ``metrics/<task>/<model>/seed<k>/``:
 
@@ -233,6 +234,7 @@ def run_robustness(
     track: bool = True,
     seed: int | None = None,
     label_map: dict[str, str] | None = None,
+    reuse_clean: bool = False,
 ) -> pd.DataFrame:
     """Run the robustness stage for one trained model; return the tidy table.
 
@@ -247,6 +249,8 @@ def run_robustness(
         seed: training seed of the cell (default: the first of ``grid.seeds``); the clips
             and noise draws depend only on the data seed, so all seeds see the same inputs.
         label_map: ``{dataset label: model label}`` for a model whose vocabulary differs.
+        reuse_clean: the clean point's scores from the ``predictions.parquet`` ``evaluate`` has just written
+            (:func:`~pipeline.evaluation.evaluate.evaluated_scores`; a grid model without label map, all clips there).
 
     Returns:
         Tidy DataFrame with :data:`COLUMNS` (also written to ``robustness.parquet``/``.csv``).
@@ -255,6 +259,7 @@ def run_robustness(
         UserError: bad grid, missing model or segments, empty test split, missing noises.
     """
     from pipeline.config.project import pretrained_mirror
+    from pipeline.evaluation.evaluate import evaluated_scores
     from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
     from pipeline.models.device import pick_device
     from pipeline.models.inference import predict_clips
@@ -296,15 +301,10 @@ def run_robustness(
 
     clip_scores: list[dict[str, Any]] = []  # per clip and point, for bootstrap intervals in the report
 
-    def score(waves: Iterable[np.ndarray], perturbation: str = CLEAN, level: float = math.nan) -> dict[str, float]:
-        scores = predict_clips(
-            model,
-            waves,
-            n_chunks=params.evaluate.n_chunks,
-            batch_size=params.runtime.eval_batch_size,
-            device=device,
-            bf16=params.train.bf16,
-        )
+    protocol = {"n_chunks": params.evaluate.n_chunks, "batch_size": params.runtime.eval_batch_size, "bf16": params.train.bf16}
+
+    def score(waves: Iterable[np.ndarray], perturbation: str = CLEAN, level: float = math.nan, scores=None) -> dict[str, float]:
+        scores = predict_clips(model, waves, device=device, **protocol) if scores is None else scores
         for r, row in zip(rows_iter, scores):
             clip_scores.append(
                 {"perturbation": perturbation, "level": level, "clip_id": str(r.clip_id), "scores": row.astype(np.float32)}
@@ -318,9 +318,13 @@ def run_robustness(
     def add(perturbation: str, level: float, metrics: dict[str, float]) -> None:
         records.extend(_metric_rows(cell, perturbation, level, metrics, rp.noise_source))
 
+    out_dir = layout.metrics(task, model_name, seed)
+    own = reuse_clean and results == model_name and label_map is None  # a grid model scored on its own labels
+    clean = evaluated_scores(out_dir, test["clip_id"].tolist()) if own else None
     t0 = time.perf_counter()
-    add(CLEAN, math.nan, score(clean_waves()))
-    log.info("robustness %s/%s: clean on %d clips in %.1f s", task, model_name, n_clips, time.perf_counter() - t0)
+    add(CLEAN, math.nan, score(clean_waves(), scores=clean))
+    how = "scores of evaluate" if clean is not None else "scored"
+    log.info("robustness %s/%s: clean on %d clips (%s) in %.1f s", task, model_name, n_clips, how, time.perf_counter() - t0)
     for name, levels in grid.items():
         seeds = [clip_seed(params.seed, name, str(r.clip_id)) for r in rows_iter]
         for level in levels:
@@ -332,7 +336,6 @@ def run_robustness(
             )
 
     table = pd.DataFrame.from_records(records, columns=COLUMNS)
-    out_dir = layout.metrics(task, model_name, seed)
     noise_source = rp.noise_source if noise is not None else None
     _save(task, model_name, table, clip_scores, out_dir, params, layout, seed, noise_source=noise_source, track=track)
     log.info("robustness %s/%s done in %.1f s -> %s", task, model_name, time.perf_counter() - t0, out_dir)

@@ -78,7 +78,7 @@ def _version_tags(card: dict[str, Any], digest: str) -> dict[str, str]:
     }
 
 
-def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
+def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path, root: Path) -> str:
     """The model's training run, or (when it is not in this store) a new run to hold the files."""
     from pipeline.models.checkpoint import read_run_id
     from pipeline.tracking import runs as tracking
@@ -93,12 +93,12 @@ def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
             log.info(
                 "training run %s is not in %s (%s); registering from a new run",
                 run_id,
-                tracking.tracking_uri(),
+                tracking.tracking_uri(root),
                 type(exc).__name__,
             )
     task = str(meta.get("task") or "registered")
     run = c.create_run(
-        tracking.experiment_id(c, task),
+        tracking.experiment_id(c, task, root),
         run_name=str(meta.get("model_name") or model_dir.name),
         tags={"task": task, "model": str(meta.get("model_name")), "musicrep.registered_from": str(model_dir.resolve())},
     )
@@ -106,11 +106,8 @@ def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path) -> str:
     return run.info.run_id
 
 
-def find_version(name: str, digest: str, c: MlflowClient | None = None) -> str | None:
+def find_version(name: str, digest: str, c: MlflowClient) -> str | None:
     """Version of registered model ``name`` whose ``sha256`` tag is ``digest``, if any."""
-    from pipeline.tracking import runs as tracking
-
-    c = c or tracking.client()
     try:
         versions = c.search_model_versions(f"name='{name}'")
     except Exception:  # noqa: BLE001 - no such model
@@ -120,7 +117,11 @@ def find_version(name: str, digest: str, c: MlflowClient | None = None) -> str |
 
 
 def register_model(
-    model_dir: str | Path, name: str | None = None, description: str | None = None, client: MlflowClient | None = None
+    model_dir: str | Path,
+    root: Path,
+    name: str | None = None,
+    description: str | None = None,
+    client: MlflowClient | None = None,
 ) -> tuple[str, str]:
     """Register a packaged model directory in the MLflow model registry.
 
@@ -150,12 +151,12 @@ def register_model(
     if digest != card.get("sha256"):
         raise UserError(f"{weights} fails its checksum (file was modified or truncated); re-run training, then register it.")
     name = name or default_name(card)
-    c = client or tracking.client()
+    c = client or tracking.client(root)
     existing = find_version(name, digest, c)
     if existing is not None:
         log.info("%s is already registered as models:/%s/%s", model_dir, name, existing)
         return name, existing
-    run_id = _host_run(c, card, model_dir)
+    run_id = _host_run(c, card, model_dir, root)
     artifact_path = f"{PACKAGE_DIR}/{digest[:12]}"
     for fname in PACKAGE_FILES:
         c.log_artifact(run_id, str(model_dir / fname), artifact_path)
@@ -183,7 +184,7 @@ def register_model(
     return name, str(mv.version)
 
 
-def register_models(model_dirs: list[Path], client: MlflowClient) -> dict[Path, str | Exception]:
+def register_models(model_dirs: list[Path], client: MlflowClient, root: Path) -> dict[Path, str | Exception]:
     """Register every packaged model of ``model_dirs`` (idempotent, :func:`register_model`).
 
     Returns, per directory, its ``models:/<name>/<version>`` URI or the error that stopped it
@@ -194,7 +195,7 @@ def register_models(model_dirs: list[Path], client: MlflowClient) -> dict[Path, 
     out: dict[Path, str | Exception] = {}
     for model_dir in model_dirs:
         try:
-            name, version = register_model(model_dir, client=client)
+            name, version = register_model(model_dir, root, client=client)
             out[model_dir] = f"models:/{name}/{version}"
         except (UserError, *mlflow_errors()) as exc:
             log.warning("could not register %s: %s", model_dir, exc)
@@ -210,13 +211,13 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     return m["name"], m["version"], m["alias"]
 
 
-def get_version(uri: str, c: MlflowClient | None = None) -> ModelVersion:
+def get_version(uri: str, root: Path, c: MlflowClient | None = None) -> ModelVersion:
     """The :class:`ModelVersion` a ``models:/`` URI names (``latest`` = highest version)."""
     from pipeline.tracking import runs as tracking
 
     name, version, alias = parse_model_uri(uri)
-    c = c or tracking.client()
-    where = tracking.tracking_uri()
+    c = c or tracking.client(root)
+    where = tracking.tracking_uri(root)
     try:
         if alias is not None:
             return c.get_model_version_by_alias(name, alias)
@@ -258,11 +259,12 @@ def _cached_ok(directory: Path, digest: str | None) -> bool:
     )
 
 
-def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
+def resolve_model_uri(uri: str, project_root: Path, cache_dir: str | Path | None = None) -> Path:
     """Download the files of ``models:/<name>/<version>`` (once) and return their local directory.
 
     Args:
         uri: ``models:/NAME/VERSION``, ``models:/NAME/latest`` or ``models:/NAME@ALIAS``.
+        project_root: the project whose registry (MLflow store) holds the model.
         cache_dir: cache root (default :func:`cache_root`).
 
     Returns:
@@ -275,13 +277,13 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
     """
     from pipeline.tracking import runs as tracking
 
-    c = tracking.client()  # before importing mlflow: sets its telemetry switches
+    c = tracking.client(project_root)  # before importing mlflow: sets its telemetry switches
     import mlflow
 
-    mv = get_version(uri, c)
+    mv = get_version(uri, project_root, c)
     digest = mv.tags.get("sha256")
     root = Path(cache_dir) if cache_dir else cache_root()
-    target = root / stable_hash(tracking.tracking_uri()) / re.sub(r"[^A-Za-z0-9_.-]+", "-", mv.name) / str(mv.version)
+    target = root / stable_hash(tracking.tracking_uri(project_root)) / re.sub(r"[^A-Za-z0-9_.-]+", "-", mv.name) / str(mv.version)
     if _cached_ok(target, digest):
         return target
     root.mkdir(parents=True, exist_ok=True)
@@ -290,7 +292,9 @@ def resolve_model_uri(uri: str, cache_dir: str | Path | None = None) -> Path:
         source = c.get_model_version_download_uri(mv.name, mv.version)
         try:
             local = Path(
-                mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking.tracking_uri())
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking.tracking_uri(project_root)
+                )
             )
         except Exception as exc:  # noqa: BLE001 - missing artifacts, unreachable store
             raise UserError(

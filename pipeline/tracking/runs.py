@@ -1,10 +1,11 @@
 """MLflow tracking (docs/spec.md §11): one experiment per task, one run per (model, seed).
 
-The store is local by default: ``sqlite:///<project>/mlflow.db`` with artifacts under
-``<project>/mlartifacts`` (absolute, so DVC stages and Prefect tasks started from other
-directories agree). ``MLFLOW_TRACKING_URI`` overrides it. Telemetry is switched off.
-Everything goes through an explicit :class:`mlflow.MlflowClient` and run ids: no global
-active run.
+The store is the project's (:attr:`pipeline.config.project.Project.tracking_uri`):
+``sqlite:///<project>/mlflow.db`` with artifacts under ``<project>/mlartifacts`` (absolute, so
+DVC stages and Prefect tasks started from other directories agree); ``MLFLOW_TRACKING_URI``
+overrides it when the user sets it. Every function that opens the store takes the project root;
+nothing falls back to the current directory. Telemetry is switched off. Everything goes through
+an explicit :class:`mlflow.MlflowClient` and run ids: no global active run.
 
 Metric names are slash-namespaced: ``train/loss``, ``val/roc_auc``, ``test/pr_auc``,
 ``robust/white_noise/snr_10/roc_auc``.
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config.project import RUN_TIME_SECTIONS
+from pipeline.config.project import RUN_TIME_SECTIONS, tracking_uri
 from pipeline.core.settings import settings
 
 if TYPE_CHECKING:
@@ -59,16 +60,7 @@ def quiet_mlflow_env() -> None:
         os.environ.setdefault(name, value)
 
 
-def tracking_uri(root: Path | None = None) -> str:
-    """The tracking URI in force: ``$MLFLOW_TRACKING_URI`` or the project's SQLite file."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    root = (root or Path.cwd()).resolve()
-    return f"sqlite:///{root / 'mlflow.db'}"
-
-
-def artifact_root(root: Path | None = None) -> str | None:
+def artifact_root(root: Path) -> str | None:
     """Where new experiments keep artifacts: ``$MUSICREP_ARTIFACT_ROOT``, the project's ``mlartifacts/``,
     or ``None`` against a tracking server (``http(s)://``): the server's root, proxied ``mlflow-artifacts:/``,
     which every worker reaches (``make mlflow-server``, docs/scaling.md)."""
@@ -77,11 +69,11 @@ def artifact_root(root: Path | None = None) -> str | None:
         return env
     if tracking_uri(root).startswith(("http://", "https://")):
         return None
-    return ((root or Path.cwd()).resolve() / "mlartifacts").as_uri()
+    return (Path(root).resolve() / "mlartifacts").as_uri()
 
 
-def client(root: Path | None = None) -> MlflowClient:
-    """The process's MLflow client for the tracking URI in force (one per URI, reused)."""
+def client(root: Path) -> MlflowClient:
+    """The MLflow client of the project at ``root`` (:func:`tracking_uri`; one per URI, reused)."""
     return _client_for(tracking_uri(root))
 
 
@@ -119,7 +111,7 @@ def _open_sqlite_store(uri: str, db: Path) -> MlflowClient:
     return c
 
 
-def experiment_id(c: MlflowClient, task: str, root: Path | None = None) -> str:
+def experiment_id(c: MlflowClient, task: str, root: Path) -> str:
     """Id of the task's experiment, created (with an absolute artifact location) if needed."""
     exp = c.get_experiment_by_name(task)
     if exp is not None:
@@ -168,6 +160,7 @@ class TrainingRun:
         params: validated params (logged flattened).
         run_id: an existing run to continue (after ``--resume``).
         tags: extra tags (device, data hash, ...).
+        root: the project root (whose MLflow store holds the run).
     """
 
     def __init__(
@@ -178,14 +171,16 @@ class TrainingRun:
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
         seed: int | None = None,
+        *,
+        root: Path,
     ) -> None:
         from mlflow.entities import Param
 
         from pipeline.config.params import flatten
 
-        self.client = client()
+        self.client = client(root)
         self.task, self.model_name = task, model_name
-        exp = experiment_id(self.client, task)
+        exp = experiment_id(self.client, task, root)
         existing = None
         if run_id:
             try:
@@ -283,9 +278,9 @@ def ended_on_failure(run: TrainingRun | None) -> Iterator[None]:
 
 
 def log_to_run(
-    run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None
+    run_id: str | None, metrics: dict[str, float], artifacts: list[Path] = (), artifact_dir: str | None = None, *, root: Path
 ) -> None:
-    """Add metrics/artifacts to an existing run (evaluate, robustness). No-op without a run id."""
+    """Add metrics/artifacts to an existing run of the project at ``root`` (evaluate, robustness). No-op without a run id."""
     if not run_id:
         log.debug("no MLflow run id; skipping logging")
         return
@@ -293,7 +288,7 @@ def log_to_run(
 
     from mlflow.entities import Metric
 
-    c = client()
+    c = client(root)
     now = int(time.time() * 1000)
     c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v])
     for path in artifacts:
@@ -329,24 +324,24 @@ def log_robustness(
     """
     named = {k if k.startswith("robust/") else f"robust/{k}": v for k, v in metrics.items()}
     run_id = run_id_of(task, model_name, layout, seed)
-    log_to_run(run_id, named, artifacts, "robustness")
+    log_to_run(run_id, named, artifacts, "robustness", root=layout.root)
     if run_id and noise_source:
-        client().set_tag(run_id, "robust_noise_source", noise_source)
+        client(layout.root).set_tag(run_id, "robust_noise_source", noise_source)
 
 
 SEARCH_MAX_RESULTS = 50_000
 """Runs one ``search_runs`` call returns at most (MLflow's own ceiling for one page)."""
 
 
-def runs_table(tasks: list[str] | None = None) -> pd.DataFrame:
-    """Latest run per (task, model, seed) with its metrics, for ``musicrep compare``.
+def runs_table(root: Path, tasks: list[str] | None = None) -> pd.DataFrame:
+    """Latest run per (task, model, seed) in the store of the project at ``root``, with its metrics, for ``musicrep compare``.
 
     One ``search_runs`` over the experiments of ``tasks`` (every experiment when ``None``; one
     experiment per task), newest first, so each cell keeps its latest run.
     """
     import pandas as pd
 
-    c = client()
+    c = client(root)
     names = {e.experiment_id: e.name for e in c.search_experiments() if tasks is None or e.name in tasks}
     rows = []
     if names:

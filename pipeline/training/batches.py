@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.data.shards import FeatureStore, SegmentStore
+from pipeline.data.shards import FeatureStore, SegmentStore, WindowReader
 
 
 @dataclass(frozen=True)
@@ -77,22 +77,12 @@ class CropBatches(torch.utils.data.Dataset):
         self.features = features
         if features is not None:
             index = features.index.loc[rows["clip_id"].tolist()]
-            shards, offsets, lengths = index["shard"].tolist(), index["offset"], index["n_frames"]
-            self.length = int(n_frames)
-            self.pad_value = features.pad_value
-            self._open = features._shard
+            self.reader = WindowReader(
+                features._shard, index["shard"].tolist(), index["offset"], index["n_frames"], int(n_frames), features.pad_value
+            )
         else:
-            shards, offsets, lengths = rows["shard"].tolist(), rows["offset"], rows["n_samples"]
-            self.length = int(input_length)
-            self.pad_value = 0.0
-            self._open = store._shard
-        names = sorted(set(shards))
-        self.shard_names = names
-        self.shard_of = np.array([names.index(s) for s in shards], dtype=np.int64)
-        self.offset = np.asarray(offsets, dtype=np.int64)
-        self.n = np.asarray(lengths, dtype=np.int64)
-        sample = self._open(names[0]) if names else None
-        self.lead_shape = tuple(sample.shape[:-1]) if sample is not None else ()
+            self.reader = WindowReader(store._shard, rows["shard"].tolist(), rows["offset"], rows["n_samples"], int(input_length))
+        self.n, self.length = self.reader.n, self.reader.length
         self._plan: tuple[int, EpochPlan] | None = None
 
     def __len__(self) -> int:  # batches per epoch
@@ -119,24 +109,8 @@ class CropBatches(torch.utils.data.Dataset):
         return self.assemble(clips, self.starts(clips, plan.unit))
 
     def assemble(self, clips: np.ndarray, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Copy the crops ``[start, start + L)`` of ``clips`` into one array (padding outside the clip)."""
-        length = self.length
-        shards = [self._open(name) for name in self.shard_names]
-        dtype = shards[0].dtype if shards else np.float32  # copy as stored (float16 features), convert once
-        x = np.empty((len(clips),) + self.lead_shape + (length,), dtype=dtype)
-        lo = np.maximum(starts, 0)
-        hi = np.minimum(starts + length, self.n[clips])
-        base = self.offset[clips]
-        which = self.shard_of[clips]
-        for row, (a, b, s, o, k) in enumerate(zip(lo.tolist(), hi.tolist(), starts.tolist(), base.tolist(), which.tolist())):
-            a0, b0 = a - s, max(b - s, a - s)
-            if b > a:
-                x[row, ..., a0:b0] = shards[k][..., o + a : o + b]
-            if a0 > 0:
-                x[row, ..., :a0] = self.pad_value
-            if b0 < length:
-                x[row, ..., b0:] = self.pad_value
-        return torch.from_numpy(x).float(), torch.from_numpy(self.targets[clips])
+        """The crops ``[start, start + L)`` of ``clips`` (padding outside the clip) and their targets."""
+        return torch.from_numpy(self.reader.read(clips, starts)).float(), torch.from_numpy(self.targets[clips])
 
 
 class EpochSampler(torch.utils.data.Sampler):

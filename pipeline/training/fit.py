@@ -24,7 +24,7 @@ from torch import nn
 from pipeline.core.io_utils import atomic_path
 from pipeline.core.progress import EpochProgress
 from pipeline.evaluation.metrics import PRIMARY_METRIC, clip_loss, task_metrics
-from pipeline.models.inference import autocast_for, predict_clips
+from pipeline.models.inference import autocast_for
 from pipeline.training import distributed
 from pipeline.training.schedules import lr_at, paper_phase
 
@@ -59,9 +59,10 @@ class FitState:
         optimizer: the current optimiser (live; replaced at each paper-schedule phase).
         epoch: the last finished epoch, 1-based (0 before the first; a resumed run starts after it).
         phase: the paper-schedule phase the optimiser belongs to (0 = Adam).
-        history: one record per finished epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``,
-            ``train_lr`` and ``train_phase`` (MLflow ``train/lr``, ``train/phase``).
-        best: the lowest-validation-loss epoch: ``epoch``, ``val_loss``, ``val_metrics`` and its
+        history: one record per finished epoch: ``epoch``, ``train_loss``, ``val_loss`` and ``val_<metric>``
+            (validated epochs only, :func:`is_validated`), ``train_lr`` and ``train_phase`` (MLflow
+            ``train/lr``, ``train/phase``).
+        best: the lowest-validation-loss validated epoch: ``epoch``, ``val_loss``, ``val_metrics`` and its
             ``state_dict`` (CPU tensors; ``None`` before the first epoch).
         stop: set by a callback to end training after the current epoch.
     """
@@ -77,22 +78,21 @@ class FitState:
 
 @dataclasses.dataclass
 class Validation:
-    """The validation split and how it is scored after every epoch.
+    """The validation split and how it is scored after every validated epoch.
 
     Attributes:
-        waves: one float32 waveform per validation clip, shape ``(n_samples,)``.
+        clips: the validation clips, scored with the evaluation protocol
+            (:class:`pipeline.models.stored_scoring.StoredClips`: chunks cut in DataLoader workers
+            from the memory-mapped shards); ``clips.predict(model, bf16)`` -> ``(n_clips, n_classes)``.
         y: their labels: ``(n_clips, n_classes)`` multi-hot, or ``(n_clips,)`` class indices.
         multilabel: multi-label (BCE, ROC-AUC) or single-label (cross-entropy, accuracy).
-        n_chunks, batch_size: ``evaluate.n_chunks`` and ``runtime.eval_batch_size``.
         threshold: ``evaluate.threshold`` for the multi-label F1.
         bf16: bf16 autocast (the resolved ``train.bf16``, :func:`pipeline.models.inference.use_bf16`).
     """
 
-    waves: Sequence[np.ndarray]
+    clips: Any
     y: np.ndarray
     multilabel: bool
-    n_chunks: int
-    batch_size: int
     threshold: float
     bf16: bool
 
@@ -101,11 +101,19 @@ class Validation:
         return "multilabel" if self.multilabel else "single"
 
     def __call__(self, model: nn.Module, device: torch.device) -> tuple[float, dict[str, float]]:
-        """``(val_loss, val_metrics)`` of ``model`` on the split."""
-        scores = predict_clips(
-            model, self.waves, n_chunks=self.n_chunks, batch_size=self.batch_size, device=device, bf16=self.bf16
-        )
+        """``(val_loss, val_metrics)`` of ``model`` on the split (``device``: where ``clips`` was built to run)."""
+        scores = self.clips.predict(model, self.bf16)
         return clip_loss(scores, self.y, self.multilabel), task_metrics(self.kind, self.y, scores, self.threshold)
+
+
+def validates(epoch: int, train: TrainParams) -> bool:
+    """Whether ``epoch`` (1-based) is validated: every ``train.val_every``-th epoch, and always the last."""
+    return epoch % train.val_every == 0 or epoch == train.epochs
+
+
+def is_validated(record: dict[str, float]) -> bool:
+    """Whether a history record is of a validated epoch (the others carry no ``val_*`` entries)."""
+    return "val_loss" in record
 
 
 class Callback:
@@ -148,8 +156,9 @@ def fit(
         forward: the training forward (maybe compiled or DDP-wrapped), batch -> logits ``(B, n_classes)``.
         loader: yields ``(x, y)`` batches of the epoch whose seed ``set_epoch_seed`` set last.
         steps_per_epoch: batches per epoch (``len(sampler)``), for the lr schedule and progress.
-        validation: scores the model after each epoch.
-        train: the ``train`` section (``epochs``, ``optimizer``, ``paper_schedule``, ``lr``,
+        validation: scores the model after each validated epoch (:func:`validates`: every
+            ``train.val_every``-th and the last).
+        train: the ``train`` section (``epochs``, ``val_every``, ``optimizer``, ``paper_schedule``, ``lr``,
             ``lr_schedule``).
         state: where to start (fresh, or resumed from a checkpoint); updated in place and returned.
         new_optimizer: phase -> a fresh optimiser over ``state.model`` (paper-schedule switches).
@@ -197,26 +206,24 @@ def fit(
         finally:
             for callback in callbacks:
                 callback.on_steps_done()
-        val_loss, val_metrics = validation(model, device)
         train_loss = float(distributed.mean(loss_sum)) / steps if steps else math.nan  # averaged over the ranks
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            **{f"val_{k}": v for k, v in val_metrics.items()},
-            "train_lr": float(state.optimizer.param_groups[0]["lr"]),  # the rate of the epoch's last step
-            "train_phase": float(state.phase),  # paper schedule: 0 = Adam, then the SGD phases (0 for other optimizers)
-        }
+        record = {"epoch": epoch, "train_loss": train_loss}
+        improved = False
+        if validates(epoch, train):  # selection and early stopping see only the validated epochs
+            val_loss, val_metrics = validation(model, device)
+            record |= {"val_loss": val_loss, **{f"val_{k}": v for k, v in val_metrics.items()}}
+            improved = val_loss < state.best["val_loss"]
+            if improved:
+                state.best = {
+                    "epoch": epoch,
+                    "val_loss": val_loss,
+                    "val_metrics": val_metrics,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                }
+        record["train_lr"] = float(state.optimizer.param_groups[0]["lr"])  # the rate of the epoch's last step
+        record["train_phase"] = float(state.phase)  # paper schedule: 0 = Adam, then the SGD phases (0 for other optimizers)
         state.history.append(record)
         state.epoch = epoch
-        improved = val_loss < state.best["val_loss"]
-        if improved:
-            state.best = {
-                "epoch": epoch,
-                "val_loss": val_loss,
-                "val_metrics": val_metrics,
-                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            }
         try:
             for callback in callbacks:
                 callback.on_epoch_end(state, record, improved)
@@ -294,7 +301,7 @@ class Progress(Callback):
             state.phase,
             record.get("train_lr", math.nan),
             record["train_loss"],
-            record["val_loss"],
+            record.get("val_loss", math.nan),
             self.primary,
             record.get(f"val_{self.primary}", math.nan),
             " *" if improved else "",
@@ -357,12 +364,13 @@ class EpochHook(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stops after ``patience`` epochs without a lower validation loss (``train.patience``)."""
+    """Stops after ``patience`` epochs without a lower validation loss (``train.patience``); decided at
+    validated epochs only (``train.val_every``)."""
 
     def __init__(self, patience: int) -> None:
         self.patience = patience
 
     def on_epoch_end(self, state: FitState, record: dict[str, float], improved: bool) -> None:
-        if state.epoch - state.best["epoch"] >= self.patience:
+        if is_validated(record) and state.epoch - state.best["epoch"] >= self.patience:
             log.info("early stop: no validation improvement for %d epochs", self.patience)
             state.stop = True

@@ -42,6 +42,7 @@ from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
 from pipeline.models.device import pick_device, quiet_onednn_tf32_notice
 from pipeline.models.inference import label_matrix, use_bf16
+from pipeline.models.stored_scoring import StoredClips
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
@@ -234,11 +235,17 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     loader = make_loader(batches, sampler, device, rt.num_workers)
     e = params.evaluate
     validation = Validation(
-        waves=list(store.waves(val_rows)),
+        clips=StoredClips(
+            store,
+            val_rows,
+            length=model.input_length,
+            n_chunks=e.n_chunks,
+            batch_size=rt.eval_batch_size,
+            device=device,
+            num_workers=rt.num_workers,
+        ),
         y=label_matrix(val_rows["labels"], labels, multilabel),
         multilabel=multilabel,
-        n_chunks=e.n_chunks,
-        batch_size=rt.eval_batch_size,
         threshold=e.threshold,
         bf16=bf16,
     )
@@ -296,8 +303,8 @@ def start_state(run: Prepared, train: TrainParams, resume: bool) -> tuple[FitSta
     return state, saved.get("run_id")
 
 
-def tracking_run(run: Prepared, params: Params, run_id: str | None) -> tracking.TrainingRun | None:
-    """The MLflow run of rank 0 (continuing ``run_id`` on resume); ``None`` on the other ranks."""
+def tracking_run(run: Prepared, params: Params, run_id: str | None, root: Path) -> tracking.TrainingRun | None:
+    """The MLflow run of rank 0 in the store of the project at ``root`` (continuing ``run_id`` on resume); ``None`` on the other ranks."""
     if run.rank:
         return None
     model, feats = run.model, run.feats
@@ -313,7 +320,7 @@ def tracking_run(run: Prepared, params: Params, run_id: str | None) -> tracking.
         **({"world_size": str(run.world_size)} if run.world_size > 1 else {}),
         **{f"init.{k}": v for k, v in run.init.items()},
     }
-    return tracking.TrainingRun(run.task, run.model_name, params, run_id=run_id, seed=run.seed, tags=tags)
+    return tracking.TrainingRun(run.task, run.model_name, params, run_id=run_id, seed=run.seed, tags=tags, root=root)
 
 
 def callbacks_for(
@@ -408,7 +415,7 @@ def train_model(
     seed = params.grid.seeds[0] if seed is None else int(seed)
     run = prepare(task, model_name, params, layout, seed)
     state, run_id = start_state(run, t, resume)
-    mlflow_run = tracking_run(run, params, run_id)
+    mlflow_run = tracking_run(run, params, run_id, layout.root)
     run_id = mlflow_run.run_id if mlflow_run else run_id
     device = run.device
     mkldnn = _use_mkldnn(run.model, params.runtime.mkldnn, run.bf16) if device.type == "cpu" else torch.backends.mkldnn.enabled

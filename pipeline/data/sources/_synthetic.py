@@ -68,7 +68,18 @@ class SyntheticSource:
         table["labels"] = table["labels"].map(lambda s: [x for x in s.split(";") if x])
         table["start_s"] = 0.0
         table["duration_s"] = math.nan
-        return Catalog(clips=table, labels=vocab, expected=len(table))
+        return Catalog(
+            clips=table,
+            labels=vocab,
+            expected=len(table),
+            split_source=f"generated: {self.split_rule} (datasets.{self.name}.val_fraction, test_fraction, seed)",
+            vocabulary_source="generated: the generator's vocabulary.txt",
+        )
+
+    @property
+    def split_rule(self) -> str:
+        """How the generator splits its clips, in words."""
+        return "seeded random split of the clips"
 
 
 @dataclass
@@ -83,3 +94,7 @@ class RenderedSource(SyntheticSource):
         from pipeline.data import rendered
 
         rendered.generate(raw_dir, **{k: v for k, v in settings.items() if k != "generator"})
+
+    @property
+    def split_rule(self) -> str:
+        return "seeded split of the pieces per collection, a piece never crossing splits"

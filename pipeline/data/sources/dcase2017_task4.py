@@ -120,6 +120,10 @@ CLASSES = [
 ]
 VAL_FRACTION = 0.1
 VAL_SEED = 123
+SPLIT_SOURCE = (
+    f"rule (docs/spec.md §4): per class {VAL_FRACTION:.0%} of the development clips to val (RandomState({VAL_SEED})), "
+    "the rest train; the publisher's evaluation set is test"
+)
 AUDIO_SUBDIR = "audio"
 
 Key = tuple[str, str, str]  # (youtube id, start "%.3f", end "%.3f")
@@ -229,7 +233,7 @@ class DCASE2017Task4Source(RealSource):
         absent = [f.name for f in (WEAK_TRAIN, WEAK_TEST, WEAK_EVAL) if not (raw_dir / f.name).exists()]
         if absent:
             raise self.missing(raw_dir, f"DCASE 2017 task 4 metadata ({', '.join(absent)})")
-        classes = self._classes(raw_dir)
+        classes, vocabulary_source = self._classes(raw_dir)
         train, test, evaluation = (read_weak(raw_dir / f.name) for f in (WEAK_TRAIN, WEAK_TEST, WEAK_EVAL))
         dev: dict[Key, set[str]] = {}
         for table in (train, test):
@@ -282,13 +286,16 @@ class DCASE2017Task4Source(RealSource):
             labels=classes,
             expected=len(split_of),
             missing=missing,
+            split_source=SPLIT_SOURCE,
+            vocabulary_source=vocabulary_source,
         )
 
-    def _classes(self, raw_dir: Path) -> list[str]:
-        """Class order of ``sound_event_list_17_classes.txt`` (third column) when present."""
+    def _classes(self, raw_dir: Path) -> tuple[list[str], str]:
+        """Class order of ``sound_event_list_17_classes.txt`` (third column) when present; with its source in words."""
         path = raw_dir / CLASS_LIST.name
+        builtin = "the 17 classes built into musicrep (sound_event_list_17_classes.txt absent or unusable)"
         if not path.exists():
-            return list(CLASSES)
+            return list(CLASSES), builtin
         names = []
         for line in path.read_text(encoding="utf-8").splitlines()[1:]:
             fields = line.rstrip("\r").split("\t")
@@ -296,8 +303,8 @@ class DCASE2017Task4Source(RealSource):
                 names.append(fields[2].strip())
         if sorted(names) != sorted(CLASSES):
             log.warning("dcase2017_task4: %s does not list the 17 known classes; using the built-in list", path.name)
-            return list(CLASSES)
-        return names
+            return list(CLASSES), builtin
+        return names, f"publisher list: {CLASS_LIST.name}"
 
 
 def make_source(params: Params | None = None) -> DCASE2017Task4Source:

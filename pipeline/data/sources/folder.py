@@ -589,6 +589,8 @@ class FolderSource(RealSource):
             kind="multilabel" if task == "multi_label" else "single",
             durations=durations,
             info=info,
+            split_source=f"own data: {info['split_method']}",
+            vocabulary_source=f"own data: the labels of {'the CSV' if table else 'the class folders'}, alphabetical",
         )
 
 

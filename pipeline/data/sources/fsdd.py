@@ -267,6 +267,8 @@ class FSDDSource(RealSource):
             labels=list(DIGITS),
             expected=len(grid | found),
             missing=missing,
+            split_source="rule: takes 0-4 test (upstream's convention), 5-9 val, 10-49 train",
+            vocabulary_source="the digits 0-9",
         )
 
 

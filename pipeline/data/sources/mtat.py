@@ -60,6 +60,10 @@ REFERENCE_COUNTS = {"train": 15_244, "val": 1_529, "test": 4_332}
 SPLIT_LISTS = {"train": "train.npy", "val": "valid.npy", "test": "test.npy"}
 MP3_DIR = "mp3"
 N_TAGS = 50
+SPLIT_REFERENCE = "reference lists (sota-compatible): train/valid/test.npy of minzwon/sota-music-tagging-models"
+SPLIT_RULE = "rule (not sota-compatible): first hex digit of the mp3 folder, 0-b train, c val, d-f test"
+VOCABULARY_REFERENCE = "reference list (sota-compatible): top50_tags.txt of minzwon/sota-music-tagging-models"
+VOCABULARY_RULE = "rule (not sota-compatible): the 50 most frequent tags of annotations_final.csv, most frequent first"
 
 
 def camel(tag: str) -> str:
@@ -150,7 +154,7 @@ class MTATSource(RealSource):
         tag_cols = [c for c in ann.columns if c not in ("clip_id", "mp3_path")]
         by_name = {camel(c): c for c in tag_cols}
         onehot = ann[tag_cols].apply(pd.to_numeric, errors="coerce").fillna(0).astype(np.int8)
-        vocab = self._vocabulary(raw_dir, by_name, onehot)
+        vocab, vocabulary_source = self._vocabulary(raw_dir, by_name, onehot)
         top = onehot[[by_name[t] for t in vocab]].to_numpy()
         labels = [[vocab[j] for j in np.flatnonzero(row)] for row in top]
         lists = load_split_lists(raw_dir)
@@ -159,12 +163,12 @@ class MTATSource(RealSource):
             keep = split.notna().to_numpy()
             listed = set(lists)
             absent_rows = sorted(listed - set(ann["mp3_path"]))
-            rule = "reference lists"
+            rule = SPLIT_REFERENCE
         else:
             keep = top.any(axis=1)
             split = ann["mp3_path"].map(split_by_folder)
             absent_rows = []
-            rule = "documented rule"
+            rule = SPLIT_RULE
         rows, missing = [], list(absent_rows)
         for i in np.flatnonzero(keep):
             rel = ann["mp3_path"].iat[i]
@@ -184,24 +188,31 @@ class MTATSource(RealSource):
         clips = pd.DataFrame(rows, columns=["clip_id", "path", "split", "labels", "start_s", "duration_s"])
         expected = int(keep.sum()) + len(absent_rows)
         counts = clips["split"].value_counts().to_dict()
-        log.info("mtat split from the %s: %s clips listed (reference lists: %s)", rule, counts, REFERENCE_COUNTS)
-        return Catalog(clips=clips, labels=vocab, expected=expected, missing=missing)
+        log.info("mtat split from %s: %s clips listed (reference lists: %s)", rule, counts, REFERENCE_COUNTS)
+        return Catalog(
+            clips=clips,
+            labels=vocab,
+            expected=expected,
+            missing=missing,
+            split_source=rule,
+            vocabulary_source=vocabulary_source,
+        )
 
-    def _vocabulary(self, raw_dir: Path, by_name: dict[str, str], onehot: pd.DataFrame) -> list[str]:
-        """Tag order of ``top50_tags.txt`` if usable, else the 50 most frequent tags."""
+    def _vocabulary(self, raw_dir: Path, by_name: dict[str, str], onehot: pd.DataFrame) -> tuple[list[str], str]:
+        """Tag order of ``top50_tags.txt`` if usable, else the 50 most frequent tags; with its source in words."""
         path = raw_dir / "top50_tags.txt"
         if path.exists():
             tags = [t.strip() for t in path.read_text().splitlines() if t.strip()]
             unknown = [t for t in tags if t not in by_name]
             if len(tags) == N_TAGS and not unknown:
-                return tags
+                return tags, VOCABULARY_REFERENCE
             log.warning(
                 "mtat: top50_tags.txt does not match annotations_final.csv (unknown: %s); using tag frequencies", unknown[:5]
             )
         counts = onehot.sum(axis=0)
         order = sorted(range(len(counts)), key=lambda j: (-int(counts.iloc[j]), j))[:N_TAGS]
         names = {c: n for n, c in by_name.items()}
-        return [names[counts.index[j]] for j in order]
+        return [names[counts.index[j]] for j in order], VOCABULARY_RULE
 
 
 def make_source(params: Params | None = None) -> MTATSource:

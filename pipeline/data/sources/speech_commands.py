@@ -162,6 +162,8 @@ class SpeechCommandsSource(RealSource):
             labels=list(WORDS),
             expected=expected,
             missing=[m.removesuffix(".wav") for m in missing],
+            split_source="publisher lists: validation_list.txt -> val, testing_list.txt -> test, the rest train",
+            vocabulary_source="the 35 words of Speech Commands v0.02 in alphabetical order (no _silence_/_unknown_)",
         )
 
 

@@ -1,16 +1,43 @@
 """The mel scale in one place: the HTK scale, mel-spaced band layouts (the initialisation of the learnable
-filterbanks) and the triangular mel filterbank of the fixed and trainable mel front-ends."""
+filterbanks), the triangular mel filterbank of the fixed and trainable mel front-ends and their settings
+(:class:`MelSettings`)."""
 
 from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MelSettings:
+    """The settings of a log-mel spectrogram, the one type every front-end that builds a mel filterbank takes.
+
+    The ``mel``, ``mfcc``, ``pcen`` and ``trainable_mel`` front-ends are built from keyword
+    options (``MelFrontend(n_mels=128)``); they collect these into a ``MelSettings`` and hand it
+    to :class:`pipeline.models.dsp.transforms.LogMelSpectrogram`, which validates it.
+
+    Attributes:
+        sample_rate: Hz (default 16,000).
+        n_mels: bands (default 96).
+        n_fft: FFT size (default 512). hop_length: hop in samples (default 256).
+        f_min, f_max: band edges in Hz (default 0 and ``sample_rate / 2``: ``None``).
+        power: 2.0 = mel of the power spectrum (default), 1.0 = of the magnitude.
+    """
+
+    sample_rate: int = 16_000
+    n_mels: int = 96
+    n_fft: int = 512
+    hop_length: int = 256
+    f_min: float = 0.0
+    f_max: float | None = None
+    power: float = 2.0
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:

@@ -28,7 +28,7 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
-from pipeline.models.dsp.mel import mel_filterbank
+from pipeline.models.dsp.mel import MelSettings, mel_filterbank
 
 logger = logging.getLogger(__name__)
 
@@ -196,32 +196,20 @@ class LogMelSpectrogram(nn.Module):
     """Log-mel spectrogram in dB (docs/spec.md §1.1): HTK mel, no area norm, no top-dB.
 
     Args:
-        sample_rate: Hz (default 16,000).
-        n_fft: FFT size (default 512).
-        hop_length: hop (default 256).
-        n_mels: number of mel bands (default 96).
-        f_min: lowest band edge in Hz (default 0).
-        f_max: highest band edge in Hz (default ``sample_rate / 2``).
-        power: 2.0 (default) = mel of the power spectrum; 1.0 = mel of the magnitude
-            spectrum. Either way the output is ``(20 / power) * log10(max(mel, 1e-10 ** (power/2)))``,
-            i.e. dB with a -100 dB floor.
+        settings: the mel settings (:class:`~pipeline.models.dsp.mel.MelSettings`: sample
+            rate, FFT size, hop, bands, band edges, power; 96 bands by default). With power 2.0
+            the mel is of the power spectrum, with 1.0 of the magnitude spectrum; either way the
+            output is ``(20 / power) * log10(max(mel, 1e-10 ** (power/2)))``, i.e. dB with a
+            -100 dB floor.
 
     Shape:
         ``(..., samples)`` -> ``(..., n_mels, 1 + samples // hop_length)``.
     """
 
-    def __init__(
-        self,
-        sample_rate: int = 16_000,
-        n_fft: int = 512,
-        hop_length: int = 256,
-        n_mels: int = 96,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 2.0,
-    ) -> None:
+    def __init__(self, settings: MelSettings = MelSettings()) -> None:
         super().__init__()
-        f_max = sample_rate / 2.0 if f_max is None else float(f_max)
+        sample_rate, n_mels, f_min, power = settings.sample_rate, settings.n_mels, settings.f_min, settings.power
+        f_max = sample_rate / 2.0 if settings.f_max is None else float(settings.f_max)
         _check_positive(sample_rate=sample_rate, n_mels=n_mels, f_max=f_max)
         if not 0.0 <= f_min < f_max <= sample_rate / 2.0:
             raise ValueError(f"need 0 <= f_min < f_max <= sample_rate/2, got f_min={f_min}, f_max={f_max}")
@@ -231,8 +219,9 @@ class LogMelSpectrogram(nn.Module):
         self.n_mels = int(n_mels)
         self.f_min = float(f_min)
         self.f_max = f_max
-        self.spectrogram = Spectrogram(n_fft, hop_length, power=power)
-        self.register_buffer("mel_fb", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max).float(), persistent=False)
+        self.spectrogram = Spectrogram(settings.n_fft, settings.hop_length, power=power)
+        fb = mel_filterbank(sample_rate, settings.n_fft, n_mels, f_min, f_max).float()
+        self.register_buffer("mel_fb", fb, persistent=False)
 
     @property
     def n_bins(self) -> int:
@@ -277,29 +266,19 @@ class MFCC(nn.Module):
 
     Args:
         n_mfcc: number of coefficients kept (default 40, must be <= n_mels).
-        sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power: as :class:`LogMelSpectrogram`.
+        settings: the mel settings, as :class:`LogMelSpectrogram` (default 128 bands).
 
     Shape:
         ``(..., samples)`` -> ``(..., n_mfcc, frames)``.
     """
 
-    def __init__(
-        self,
-        n_mfcc: int = 40,
-        sample_rate: int = 16_000,
-        n_fft: int = 512,
-        hop_length: int = 256,
-        n_mels: int = 128,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 2.0,
-    ) -> None:
+    def __init__(self, n_mfcc: int = 40, settings: MelSettings = MelSettings(n_mels=128)) -> None:
         super().__init__()
-        if not 1 <= n_mfcc <= n_mels:
-            raise ValueError(f"n_mfcc must be in [1, n_mels={n_mels}], got {n_mfcc}")
+        if not 1 <= n_mfcc <= settings.n_mels:
+            raise ValueError(f"n_mfcc must be in [1, n_mels={settings.n_mels}], got {n_mfcc}")
         self.n_mfcc = int(n_mfcc)
-        self.log_mel = LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power)
-        self.register_buffer("dct", AF.create_dct(n_mfcc, n_mels, norm="ortho"), persistent=False)
+        self.log_mel = LogMelSpectrogram(settings)
+        self.register_buffer("dct", AF.create_dct(n_mfcc, settings.n_mels, norm="ortho"), persistent=False)
 
     @property
     def n_bins(self) -> int:

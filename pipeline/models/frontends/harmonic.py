@@ -29,11 +29,10 @@ class HarmonicFrontend(TransformFrontend):
     trained jointly with it and the cost is one matmul on the STFT).
 
     Args:
-        sample_rate: Hz. n_fft: default 512. hop_length: default 256.
-        n_harmonics: default 6. semitone_scale: default 2.
-        learn_bw: ``"only_Q"`` (default), ``"fix"`` or ``"full"``.
-        learn_f0: trainable fundamentals (log-frequency), default False.
-        bw_floor: floor bandwidths at one STFT bin (default False).
+        **filterbank: the arguments of :class:`~pipeline.models.dsp.transforms.HarmonicFilterbank`
+            (``sample_rate``, ``n_fft``, ``hop_length``, ``n_harmonics`` (default 6),
+            ``semitone_scale`` (2), ``learn_bw`` (``"only_Q"``, ``"fix"`` or ``"full"``),
+            ``learn_f0`` (False), ``bw_floor`` (False)).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, H, B, 1 + samples // hop_length)``.
@@ -43,23 +42,11 @@ class HarmonicFrontend(TransformFrontend):
     OPTION_SPEC: ClassVar[type] = HarmonicOptions
     OPTIONS: ClassVar[frozenset[str]] = option_names(HarmonicOptions)
 
-    def __init__(
-        self,
-        sample_rate: int = 16_000,
-        n_fft: int = 512,
-        hop_length: int = 256,
-        n_harmonics: int = 6,
-        semitone_scale: int = 2,
-        learn_bw: str = "only_Q",
-        learn_f0: bool = False,
-        bw_floor: bool = False,
-    ) -> None:
+    def __init__(self, **filterbank: Any) -> None:
         super().__init__()
-        filterbank = HarmonicFilterbank(
-            sample_rate, n_fft, hop_length, n_harmonics, semitone_scale, learn_bw, learn_f0, bw_floor=bw_floor
-        )
-        self._attach(filterbank, hop_length)
-        self.out_channels = filterbank.n_harmonics
+        transform = HarmonicFilterbank(**filterbank)
+        self._attach(transform, transform.spectrogram.hop_length)
+        self.out_channels = transform.n_harmonics
 
     def cache_spec(self) -> dict[str, Any] | None:
         return None

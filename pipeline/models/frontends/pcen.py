@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import torch
 
 from pipeline.models.base import Frontend
+from pipeline.models.dsp.mel import MelSettings
 from pipeline.models.dsp.pcen import PCEN
 from pipeline.models.dsp.transforms import LogMelSpectrogram
 from pipeline.models.options import Fraction, MelOptions, NonNegative, Positive, UnitInterval, option_names
@@ -50,8 +51,8 @@ class PCENFrontend(Frontend):
     the feature cache stores front-end outputs only).
 
     Args:
-        sample_rate, n_mels, n_fft, hop_length, f_min, f_max, power: as the ``mel`` front-end.
         alpha, delta, root, smooth, floor: initial PCEN values (see :class:`PCEN`).
+        **mel: the mel settings, as the ``mel`` front-end (:class:`~pipeline.models.dsp.mel.MelSettings`).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_mels, 1 + samples // hop_length)``.
@@ -66,23 +67,18 @@ class PCENFrontend(Frontend):
 
     def __init__(
         self,
-        sample_rate: int = 16_000,
-        n_mels: int = 96,
-        n_fft: int = 512,
-        hop_length: int = 256,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 2.0,
         alpha: float = 0.98,
         delta: float = 2.0,
         root: float = 2.0,
         smooth: float = 0.025,
         floor: float = 1e-6,
+        **mel: Any,
     ) -> None:
         super().__init__()
-        self.hop_length = int(hop_length)
-        self.mel = LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power)
-        self.pcen = PCEN(int(n_mels), alpha, delta, root, smooth, floor, learnable=True)
+        settings = MelSettings(**mel)
+        self.hop_length = int(settings.hop_length)
+        self.mel = LogMelSpectrogram(settings)
+        self.pcen = PCEN(int(settings.n_mels), alpha, delta, root, smooth, floor, learnable=True)
 
     @property
     def n_bins(self) -> int:

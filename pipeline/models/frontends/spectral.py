@@ -7,11 +7,12 @@ their output may be cached (``cache_spec`` is a dict). Input normalisation (the 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from typing_extensions import TypedDict
 
+from pipeline.models.dsp.mel import MelSettings
 from pipeline.models.dsp.transforms import (
     C1_MIDI,
     MFCC,
@@ -44,11 +45,9 @@ class MelFrontend(TransformFrontend):
     """Log-mel spectrogram in dB (HTK, no area norm, no top-dB).
 
     Args:
-        sample_rate: Hz (default 16,000).
-        n_mels: bands (default 96; 128 for the short-chunk models and CNN-SA).
-        n_fft: default 512. hop_length: default 256.
-        f_min, f_max: band edges in Hz (default 0 and ``sample_rate / 2``).
-        power: 2.0 = mel of the power spectrum (default), 1.0 = of the magnitude.
+        **mel: the fields of :class:`~pipeline.models.dsp.mel.MelSettings` (``sample_rate``,
+            ``n_mels`` (default 96; 128 for the short-chunk models and CNN-SA), ``n_fft``,
+            ``hop_length``, ``f_min``, ``f_max``, ``power``).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_mels, 1 + samples // hop_length)``.
@@ -58,18 +57,10 @@ class MelFrontend(TransformFrontend):
     OPTION_SPEC: ClassVar[type] = MelOptions
     OPTIONS: ClassVar[frozenset[str]] = option_names(MelOptions)
 
-    def __init__(
-        self,
-        sample_rate: int = 16_000,
-        n_mels: int = 96,
-        n_fft: int = 512,
-        hop_length: int = 256,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 2.0,
-    ) -> None:
+    def __init__(self, **mel: Any) -> None:
         super().__init__()
-        self._attach(LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power), hop_length)
+        settings = MelSettings(**mel)
+        self._attach(LogMelSpectrogram(settings), settings.hop_length)
 
 
 class _STFTFrontend(TransformFrontend):
@@ -158,8 +149,8 @@ class MFCCFrontend(TransformFrontend):
     """MFCCs (orthonormal DCT-II of the dB log-mel, no top-dB).
 
     Args:
-        n_mfcc: coefficients (default 40). Other arguments as :class:`MelFrontend`
-        (default 128 mel bands).
+        n_mfcc: coefficients (default 40).
+        **mel: the mel settings, as :class:`MelFrontend` (default 128 mel bands).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_mfcc, 1 + samples // hop_length)``.
@@ -169,16 +160,7 @@ class MFCCFrontend(TransformFrontend):
     OPTION_SPEC: ClassVar[type] = MFCCOptions
     OPTIONS: ClassVar[frozenset[str]] = option_names(MFCCOptions)
 
-    def __init__(
-        self,
-        sample_rate: int = 16_000,
-        n_mfcc: int = 40,
-        n_mels: int = 128,
-        n_fft: int = 512,
-        hop_length: int = 256,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 2.0,
-    ) -> None:
+    def __init__(self, n_mfcc: int = 40, **mel: Any) -> None:
         super().__init__()
-        self._attach(MFCC(n_mfcc, sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power), hop_length)
+        settings = MelSettings(**{"n_mels": 128, **mel})
+        self._attach(MFCC(n_mfcc, settings), settings.hop_length)

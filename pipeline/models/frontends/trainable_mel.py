@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.models.base import Frontend
+from pipeline.models.dsp.mel import MelSettings
 from pipeline.models.dsp.transforms import LogMelSpectrogram, stft_bin_frequencies
 from pipeline.models.options import MelOptions, option_names
 
@@ -39,10 +40,10 @@ class TrainableMelFrontend(Frontend):
     """Log-mel in dB with a learnable, non-negative ``(n_fft // 2 + 1, n_mels)`` filterbank.
 
     Args:
-        sample_rate, n_mels, n_fft, hop_length, f_min, f_max, power: as the ``mel`` front-end
-        (the variant's settings carry over: 128 bands for short_cnn, 96 for fcn).
         learn_support: True (default): every entry of the matrix learns; False: only the
             entries inside the mel triangles (see the module docstring).
+        **mel: the mel settings, as the ``mel`` front-end (the variant's settings carry over:
+            128 bands for short_cnn, 96 for fcn).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_mels, 1 + samples // hop_length)``.
@@ -55,24 +56,15 @@ class TrainableMelFrontend(Frontend):
     output_kind: ClassVar[str] = "spectrogram"
     out_channels = 1
 
-    def __init__(
-        self,
-        sample_rate: int = 16_000,
-        n_mels: int = 96,
-        n_fft: int = 512,
-        hop_length: int = 256,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        power: float = 2.0,
-        learn_support: bool = True,
-    ) -> None:
+    def __init__(self, learn_support: bool = True, **mel: Any) -> None:
         super().__init__()
         if not isinstance(learn_support, bool):
             raise ValueError(f"learn_support must be a boolean, got {learn_support!r}")
+        settings = MelSettings(**mel)
         self.learn_support = learn_support
-        self.hop_length = int(hop_length)
-        self.sample_rate = int(sample_rate)
-        self.mel = LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, power)
+        self.hop_length = int(settings.hop_length)
+        self.sample_rate = int(settings.sample_rate)
+        self.mel = LogMelSpectrogram(settings)
         self.filterbank = nn.Parameter(self.mel.mel_fb.clone())
 
     @property
