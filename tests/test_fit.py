@@ -124,3 +124,33 @@ def test_early_stopping_counts_at_validated_epochs_only() -> None:
 def test_val_every_default_is_every_epoch() -> None:
     assert load_params(REPO / "params.yaml").train.val_every == 1
     assert load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train.val_every == 1
+
+
+def test_training_curve_draws_the_validated_epochs_of_a_sparse_history(tmp_path, monkeypatch) -> None:
+    """history.csv under ``train.val_every: 2``: NaN ``val_*`` on the other epochs; the figure keeps the metric panel."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from pipeline.report import figures
+
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4],
+            "train_loss": [2.0, 1.5, 1.2, 1.0],
+            "val_loss": [None, 1.6, None, 1.1],
+            "val_accuracy": [None, 0.4, None, 0.6],
+        }
+    )
+    drawn: list[tuple[list, list]] = []
+    real_subplots = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = real_subplots(*args, **kwargs)
+        for ax in axes.flat:
+            real_plot = ax.plot
+            ax.plot = lambda x, y, *a, _plot=real_plot, **k: drawn.append((list(x), list(y))) or _plot(x, y, *a, **k)
+        return fig, axes
+
+    monkeypatch.setattr(figures.plt, "subplots", spy)
+    assert figures.training_curve_figure(history, "t", tmp_path / "curve.png").stat().st_size > 0
+    assert ([2, 4], [1.6, 1.1]) in drawn and ([2, 4], [0.4, 0.6]) in drawn  # one line through the validated epochs

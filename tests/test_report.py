@@ -8,6 +8,7 @@ synth_tags), short_cnn (trained but not evaluated on synth_keywords, absent else
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -187,3 +188,37 @@ def test_multilabel_model_predicts_sigmoid_scores(grid, tmp_path) -> None:
     assert result.multilabel and len(scores) == 14 and ((scores > 0) & (scores < 1)).all()
     assert abs(scores.sum() - 1.0) > 1e-3  # independent sigmoids, not a softmax
     assert [t["score"] for t in record["top"]] == sorted(scores, reverse=True)
+
+
+def _artifact_files(client, run_id: str, path: str | None = None) -> list[str]:
+    files = []
+    for a in client.list_artifacts(run_id, path):
+        files += _artifact_files(client, run_id, a.path) if a.is_dir else [a.path]
+    return files
+
+
+def test_model_pt_stored_once_per_run_and_a_champion_per_family(grid, tmp_path) -> None:
+    from pipeline.models.checkpoint import read_run_id
+    from pipeline.tracking.registry import get_version, resolve_model_uri
+    from pipeline.tracking.runs import client
+
+    _, layout, _ = grid
+    c = client(layout.root)
+    for task in ("synth_keywords", "synth_tags"):
+        for model in ("hcnn", "cnnsa"):
+            run_id = read_run_id(layout.model(task, model))
+            files = _artifact_files(c, run_id)
+            assert [f for f in files if f.endswith("model.pt")] == ["model/model.pt"], files
+            cell = get_version(f"models:/musicrep-{task}-{model}/latest", layout.root, c)
+            assert cell.source.endswith(f"{run_id}/model") or cell.source.endswith("/artifacts/model"), cell.source
+        families = {"harmonic": "hcnn", "mel": "cnnsa"}
+        for family, model in families.items():
+            champion = get_version(f"models:/musicrep-{task}-family-{family}@champion", layout.root, c)
+            assert champion.tags["model_name"] == model and champion.tags["family"] == family
+            local = resolve_model_uri(f"models:/musicrep-{task}-family-{family}@champion", layout.root, tmp_path / "cache")
+            assert (local / "model.pt").read_bytes() == (layout.model(task, model) / "model.pt").read_bytes()
+    md = (layout.root / "reports" / "index.md").read_text()
+    assert "`models:/musicrep-synth_tags-family-harmonic@champion`" in md.split("**Contents:**")[0]
+    view = json.loads(c.get_experiment_by_name("synth_keywords").tags["mlflow.sharedViewState.musicrep"])
+    assert view["orderByKey"] == "metrics.`test/accuracy`" and not view["orderByAsc"]
+    assert "metrics.`test/accuracy_ci_low`" in view["selectedColumns"]

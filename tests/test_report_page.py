@@ -47,7 +47,7 @@ def _context() -> dict:
         ],
         "cells": [{"title": "synth_tags / fcn (synthetic)", "figures": [fig], "notes": ["a <figure> failed"]}],
         "coverage": _table(),
-        "provenance": _table(["fcn", "cpu", "abc"]),
+        "deviations": _table(["synth_tags/fcn seed 0", "torch", "2.4"]),
         "environment": _table(["torch", "2.5"]),
     }
 

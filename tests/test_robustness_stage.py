@@ -12,13 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from pipeline.config.params import Params
+from pipeline.config.params import REFERENCE_ROBUSTNESS_GRID, Params, load_params, render_resolved
 from pipeline.config.profiles import profile_defaults
 from pipeline.core.io_utils import write_json
 from pipeline.core.paths import Layout
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.models.checkpoint import save_model
+from pipeline.robustness.noises import noise_dependencies
 from pipeline.robustness.plots import plot_robustness, plot_task_curves
 from pipeline.robustness.stage import (
     COLUMNS,
@@ -26,6 +28,7 @@ from pipeline.robustness.stage import (
     level_key,
     robustness_summary,
     run_robustness,
+    validate_grid,
 )
 
 SR = 16_000
@@ -100,7 +103,7 @@ def _params(grid: dict[str, list[float]], noise_source: str = "synthetic") -> Pa
     d = profile_defaults("smoke")
     d["evaluate"] = {**d["evaluate"], "n_chunks": 2, "threshold": 0.1}
     d["runtime"] = {**d["runtime"], "device": "cpu", "eval_batch_size": 16}
-    d["robustness"] = {"enabled": True, "grid": grid, "noise_source": noise_source, "max_clips": 12}
+    d["robustness"] = {"enabled": True, "protocol": "grid", "grid": grid, "noise_source": noise_source, "max_clips": 12}
     return Params.model_validate(d)
 
 
@@ -259,3 +262,21 @@ def test_level_names_are_filesystem_safe() -> None:
     assert level_key("gain", -20.0) == "db_m20"
     assert level_key("ref_dynamic_range", 4.0) == "preset_4"
     assert format_level(-0.0) == "0"
+
+
+@pytest.mark.fast
+def test_reference_protocol_expands_to_the_ref_grid(tmp_path) -> None:
+    """`robustness.protocol: reference` (issue 27, deliverable 6): the paper profile's named alternative grid."""
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: paper\n")
+    paper = load_params(path)
+    assert paper.robustness.protocol == "grid" and "background_noise" in paper.robustness.grid
+    path.write_text("profile: paper\nrobustness: {protocol: reference}\n")
+    reference = load_params(path)
+    grid = reference.robustness.grid
+    assert grid == REFERENCE_ROBUSTNESS_GRID and sum(map(len, grid.values())) == 14
+    assert set(grid) == {"ref_time_stretch", "ref_pitch_shift", "ref_dynamic_range", "ref_white_noise"}
+    assert grid["ref_time_stretch"][0] == 2**-0.5 and grid["ref_white_noise"] == [0.1, 0.2, 0.3, 0.4]
+    validate_grid(grid)  # every level is one the ref_* perturbations accept
+    assert yaml.safe_load(render_resolved(reference))["robustness"]["grid"] == grid  # what DVC's cells track
+    assert noise_dependencies(reference) == []  # no background noise in the reference protocol: no noise input

@@ -14,8 +14,8 @@ Contents, per task of the grid:
    or per-class ROC-AUC (multi-label); the learned harmonic filterbank of models with one;
    the self-attention map of one test clip for models with self-attention.
 4. **Data and environment** behind each number: dataset coverage (``meta.json`` of the
-   segments), device / git commit / library versions of every training run (model card and
-   MLflow tags), and the environment that built the report.
+   segments) and the environment of the training runs stated once (model cards and MLflow tags,
+   :mod:`pipeline.report.environment`): device, versions, bf16 per model, then only the cells that differ.
 
 Results on the embedded synthetic datasets (``synth_*``) are labelled as such: they test the
 pipeline, they say nothing about the architectures.

@@ -15,8 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from pipeline.core.paths import REPORT_STAMP, Layout
+from pipeline.evaluation.family_summary import family_summary
+from pipeline.evaluation.metrics import primary_metric
 from pipeline.models.grid import grid_models
-from pipeline.report.collect import Entry, collect, environment, is_synthetic, mlflow_client, results_frame
+from pipeline.report.champions import crown_champions
+from pipeline.report.collect import Entry, collect, is_synthetic, mlflow_client, results_frame
+from pipeline.report.environment import environment_rows
 from pipeline.report.plots import make_figures, robustness_tables
 from pipeline.report.render import render_report
 from pipeline.report.tables import (
@@ -25,12 +29,12 @@ from pipeline.report.tables import (
     coverage_rows,
     cross_rows,
     pivot_rows,
-    provenance_rows,
     robustness_rows,
     summary_rows,
 )
 from pipeline.tracking.registry import register_models
 from pipeline.tracking.runs import mlflow_errors
+from pipeline.tracking.views import set_runs_view
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -47,6 +51,16 @@ def _log_figures(entries: list[Entry], root: Path) -> None:
                 log_to_run(e.run_id, {}, [p for _, p in e.figures], "figures", root=root)
             except (*mlflow_errors(), OSError) as exc:
                 log.warning("could not log figures of %s/%s to MLflow: %s", e.task, e.model, exc)
+
+
+def _set_runs_views(entries: list[Entry], client: Any) -> None:
+    """Each task's MLflow runs table sorted by its primary metric, with its interval as columns (a shared view)."""
+    kinds = {e.task: e.kind for e in entries if e.kind}
+    for task, kind in kinds.items():
+        try:
+            set_runs_view(client, task, primary_metric(kind, task))
+        except mlflow_errors() as exc:
+            log.warning("could not store the runs view of %s in MLflow: %s", task, exc)
 
 
 def _write_evidence_files(ev: dict[str, dict[str, Any]], out_dir: Path) -> None:
@@ -118,6 +132,9 @@ def build_report(params: Params, layout: Layout, *, register: bool = True, log_f
             if e.trained and e.seed == first_seed:  # figures of the first seed; tables cover all seeds
                 make_figures(e, layout, fig_dir)
         evidence = _evidence(params, layout)
+        evidence["champions"] = crown_champions(evidence["summaries"], entries, client if register else None, layout.root)
+        if register and client is not None:
+            _set_runs_views(entries, client)
         markdown, html = render_report(report_context(params, layout, entries, tmp_dir, fig_dir, evidence))
         _write_evidence_files(evidence, tmp_dir)
         results_frame(entries).to_csv(tmp_dir / "results.csv", index=False)
@@ -148,8 +165,9 @@ def _evidence(params: Params, layout: Layout) -> dict[str, dict[str, Any]]:
     """Per task: the accuracy table with intervals, the robustness table and the harmonic statement."""
     from pipeline.evaluation.evidence import accuracy_table, harmonic_statement, robustness_table
 
-    out: dict[str, dict[str, Any]] = {"accuracy": {}, "robustness": {}, "statements": {}, "differences": {}}
+    out: dict[str, dict[str, Any]] = {"accuracy": {}, "robustness": {}, "statements": {}, "differences": {}, "summaries": {}}
     for task in params.grid.tasks:
+        out["summaries"][task] = family_summary(params, layout, task)
         out["accuracy"][task] = accuracy_table(params, layout, task)
         table, rs, models = robustness_table(params, layout, task)
         out["robustness"][task] = table
@@ -161,13 +179,11 @@ def _title(task: str, suffix: str = "") -> str:
     return f"{task}{suffix}{' (synthetic)' if is_synthetic(task) else ''}"
 
 
-def _summary(params: Params, layout: Layout) -> list[dict[str, Any]]:
-    """Per task: the front-end families side by side, the harmonic difference under noise and the verdict."""
-    from pipeline.evaluation.family_summary import family_summary
-
+def _summary(evidence: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per task: the front-end families side by side, the harmonic difference under noise, the verdict
+    and the registry's champion per family."""
     out = []
-    for task in params.grid.tasks:
-        s = family_summary(params, layout, task)
+    for task, s in evidence["summaries"].items():
         if s is None:
             continue
         d = s.difference
@@ -177,6 +193,7 @@ def _summary(params: Params, layout: Layout) -> list[dict[str, Any]]:
                 "table": _table(*summary_rows(s)),
                 "difference": f"{s.compared}: {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" if d else None,
                 "sentence": s.sentence,
+                "champions": evidence.get("champions", {}).get(task, []),
             }
         )
     return out
@@ -210,9 +227,9 @@ def report_context(
             }
         )
     cross = cross_rows(params, layout)
-    provenance = provenance_rows(entries)
+    environment, deviations = environment_rows(entries)
     return {
-        "summary": _summary(params, layout),
+        "summary": _summary(evidence),
         "profile": params.profile,
         "seed": params.seed,
         "n_tasks": len(tasks),
@@ -251,8 +268,8 @@ def report_context(
         ],
         "transfer": _transfer(layout),
         "coverage": _table(*coverage_rows(params, layout)),
-        "provenance": _table(*provenance),
-        "environment": _table(["report built with", "version"], [[k, v] for k, v in environment().items()]),
+        "environment": _table(["environment", "value"], environment),
+        "deviations": _table(["cell", "field", "value"], deviations) if deviations else None,
     }
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import MULTILABEL, SINGLE
 from pipeline.evaluation.family_summary import TaskSummary
 from pipeline.evaluation.metrics import primary_metric
 from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[list[str]]]:
     """Header and formatted rows of one task's comparison table."""
     sub = [e for e in entries if e.task == task]
-    kind = next((e.kind for e in sub if e.kind), None) or ("single" if "keyword" in task else "multilabel")
-    metric_cols = METRICS.get(kind, METRICS["multilabel"])
+    kind = next((e.kind for e in sub if e.kind), None) or (SINGLE if "keyword" in task else MULTILABEL)
+    metric_cols = METRICS.get(kind, METRICS[MULTILABEL])
     lead = primary_metric(kind, task)  # DCASE: the per-sample F1 first
     metric_cols = sorted(metric_cols, key=lambda col: col[0] != f"test/{lead}")
     header = [
@@ -116,43 +117,6 @@ def coverage_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[
                 fmt(cov.get("missing")),
                 " / ".join(str(split.get(s, 0)) for s in ("train", "val", "test")),
                 f"{float(meta.get('total_seconds', 0)) / 3600:.3f}",
-            ]
-        )
-    return header, rows
-
-
-def provenance_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
-    header = [
-        "task",
-        "model",
-        "seed",
-        "device",
-        "git commit",
-        "python",
-        "torch",
-        "torchaudio",
-        "cuda / gpu",
-        "profile",
-        "MLflow run",
-    ]
-    rows = []
-    for e in entries:
-        if not e.trained:
-            continue
-        meta, tags = e.card.get("metadata", {}), e.run.get("tags", {})
-        rows.append(
-            [
-                e.task,
-                e.model,
-                str(e.seed),
-                str(meta.get("device", tags.get("device", "?"))),
-                str(tags.get("git_commit", "?"))[:12],
-                tags.get("python", "?"),
-                tags.get("torch", "?"),
-                tags.get("torchaudio", "?"),
-                tags.get("gpu", tags.get("cuda", "?")),
-                tags.get("profile", "?"),
-                (e.run_id or "?")[:12],
             ]
         )
     return header, rows

@@ -6,13 +6,18 @@ or a ``torch.export`` program (docs/spec.md §10.3: the pt2 default bakes the ex
 into the export; pickles are unsafe to load), while our format loads with
 ``weights_only=True`` after a checksum.
 
-- :func:`register_model` logs the two files as artifacts of the model's training run under
-  ``package/<sha256[:12]>/`` (content-addressed, so a re-packaged model never overwrites
-  the files an older version points at), then creates a registered-model version whose
-  ``source`` is ``runs:/<run_id>/package/<sha12>``. Registering the same files again
-  returns the existing version (idempotent). Tags: ``format``, ``format_version``,
-  ``sha256``, ``n_labels``, ``sample_rate``, ``input_length``, ``task``, ``variant``,
-  ``model_name``, ``multilabel``.
+- :func:`register_model` creates a registered-model version from the files the model's training
+  run already holds (``runs:/<run_id>/model``: training logs them and tags the run with the
+  ``model.pt`` sha256, :data:`~pipeline.tracking.runs.MODEL_SHA_TAG`), so ``model.pt`` is stored
+  once per run. Where the run holds other files (or is not in this store), the two files are
+  logged once under ``package/<sha256[:12]>/`` (content-addressed, so a re-packaged model never
+  overwrites the files an older version points at) and the version's ``source`` is
+  ``runs:/<run_id>/package/<sha12>``. Registering the same files again returns the existing
+  version (idempotent). Tags: ``format``, ``format_version``, ``sha256``, ``n_labels``,
+  ``sample_rate``, ``input_length``, ``task``, ``variant``, ``model_name``, ``multilabel``.
+- :func:`set_champion` points the ``champion`` alias of ``musicrep-<task>-family-<family>``
+  (one registered model per task and front-end family) at a version holding the files of the
+  family's best cell: the same ``source`` as that cell's own version, no copy.
 - :func:`resolve_model_uri` turns ``models:/<name>/<version>`` (or ``/latest``, or
   ``@<alias>``) into a local directory: downloaded once into a cache
   (``$MUSICREP_MODEL_CACHE``, else ``$XDG_CACHE_HOME/musicrep/models``, else
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import sha256_file, stable_hash
 from pipeline.core.settings import settings
+from pipeline.tracking.runs import MODEL_ARTIFACT_DIR, MODEL_SHA_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -46,6 +52,8 @@ log = logging.getLogger(__name__)
 
 PACKAGE_DIR = "package"
 PACKAGE_FILES = ("model.pt", "model.json")
+CHAMPION_ALIAS = "champion"
+"""The alias of the best version of each task's front-end family (:func:`set_champion`)."""
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
 
 
@@ -106,6 +114,69 @@ def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path, root: Path
     return run.info.run_id
 
 
+def _package_path(c: MlflowClient, run_id: str, model_dir: Path, digest: str) -> str:
+    """The artifact folder of ``run_id`` that holds ``model_dir``'s package: the training's own
+    ``model/`` when the run's sha256 tag names these weights, else ``package/<sha12>/``, logged there
+    unless an earlier registration already did."""
+    if c.get_run(run_id).data.tags.get(MODEL_SHA_TAG) == digest:
+        return MODEL_ARTIFACT_DIR
+    path = f"{PACKAGE_DIR}/{digest[:12]}"
+    present = {Path(a.path).name for a in c.list_artifacts(run_id, path)}
+    for fname in PACKAGE_FILES:
+        if fname not in present:
+            c.log_artifact(run_id, str(model_dir / fname), path)
+    return path
+
+
+def _ensure_registered_model(c: MlflowClient, name: str, tags: dict[str, str], description: str) -> None:
+    """Create registered model ``name`` unless it exists."""
+    try:
+        c.create_registered_model(name, tags=tags, description=description)
+    except Exception as exc:  # noqa: BLE001 - already exists
+        if "RESOURCE_ALREADY_EXISTS" not in (getattr(exc, "error_code", "") or "") and "already exists" not in str(exc):
+            raise
+
+
+def family_model_name(task: str, family: str) -> str:
+    """``musicrep-<task>-family-<family>``: the registered model whose ``champion`` alias is the family's best."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"musicrep-{task}-family-{family}")
+
+
+def set_champion(uri: str, task: str, family: str, note: str, c: MlflowClient, root: Path) -> str:
+    """Point ``models:/musicrep-<task>-family-<family>@champion`` at the files of version ``uri``.
+
+    Aliases belong to one registered model and name one of its versions, so each (task, family)
+    has its own registered model; its versions share the ``source`` of the cells' versions
+    (nothing is copied), one per distinct champion (idempotent: the same files reuse their version).
+
+    Args:
+        uri: the champion cell's ``models:/<name>/<version>``.
+        task: the task it won.
+        family: its front-end family (``mel``, ``waveform``, ``harmonic``, ``learnable``).
+        note: why it won (``"accuracy 0.972, mean of 3 seeds"``), the version's description.
+        c: the MLflow client.
+        root: the project (its tracking store, named in errors).
+
+    Returns:
+        ``models:/<family model>@champion``.
+    """
+    cell = get_version(uri, root, c)
+    name = family_model_name(task, family)
+    _ensure_registered_model(
+        c,
+        name,
+        tags={"task": task, "family": family},
+        description=f"The best {family} front-end variant on {task}; alias `{CHAMPION_ALIAS}` names it (musicrep report).",
+    )
+    version = find_version(name, cell.tags["sha256"], c)
+    if version is None:
+        version = c.create_model_version(
+            name, source=cell.source, run_id=cell.run_id, tags={**cell.tags, "family": family}, description=f"{uri}: {note}"
+        ).version
+    c.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
+    return f"models:/{name}@{CHAMPION_ALIAS}"
+
+
 def find_version(name: str, digest: str, c: MlflowClient) -> str | None:
     """Version of registered model ``name`` whose ``sha256`` tag is ``digest``, if any."""
     try:
@@ -157,19 +228,14 @@ def register_model(
         log.info("%s is already registered as models:/%s/%s", model_dir, name, existing)
         return name, existing
     run_id = _host_run(c, card, model_dir, root)
-    artifact_path = f"{PACKAGE_DIR}/{digest[:12]}"
-    for fname in PACKAGE_FILES:
-        c.log_artifact(run_id, str(model_dir / fname), artifact_path)
+    artifact_path = _package_path(c, run_id, model_dir, digest)
     tags = _version_tags(card, digest)
-    try:
-        c.create_registered_model(
-            name,
-            tags={"task": tags["task"], "variant": tags["variant"], "format": tags["format"]},
-            description=f"musicrep {tags['variant']} trained on {tags['task']} (packaged model.pt + model.json).",
-        )
-    except Exception as exc:  # noqa: BLE001 - already exists
-        if "RESOURCE_ALREADY_EXISTS" not in (getattr(exc, "error_code", "") or "") and "already exists" not in str(exc):
-            raise
+    _ensure_registered_model(
+        c,
+        name,
+        tags={"task": tags["task"], "variant": tags["variant"], "format": tags["format"]},
+        description=f"musicrep {tags['variant']} trained on {tags['task']} (packaged model.pt + model.json).",
+    )
     meta = card.get("metadata", {})
     vals = ", ".join(f"{k} {v:.4f}" for k, v in (meta.get("val_metrics") or {}).items() if isinstance(v, (int, float)))
     mv = c.create_model_version(
@@ -321,4 +387,14 @@ def resolve_model_uri(uri: str, project_root: Path, cache_dir: str | Path | None
     return target
 
 
-__all__ = ["register_model", "resolve_model_uri", "get_version", "parse_model_uri", "find_version", "default_name", "cache_root"]
+__all__ = [
+    "register_model",
+    "set_champion",
+    "family_model_name",
+    "resolve_model_uri",
+    "get_version",
+    "parse_model_uri",
+    "find_version",
+    "default_name",
+    "cache_root",
+]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config.project import RUN_TIME_SECTIONS, tracking_uri
+from pipeline.core.io_utils import sha256_file
 from pipeline.core.settings import settings
 
 if TYPE_CHECKING:
@@ -34,6 +35,12 @@ if TYPE_CHECKING:
     from pipeline.core.paths import Layout
 
 log = logging.getLogger(__name__)
+
+MODEL_ARTIFACT_DIR = "model"
+"""Where a training run keeps its packaged model (``model.pt``, ``model.json``, ``history.csv``)."""
+MODEL_SHA_TAG = "musicrep.model_sha256"
+"""Run tag: the sha256 of the ``model.pt`` under :data:`MODEL_ARTIFACT_DIR`; the registry registers
+those files instead of storing them again (:func:`pipeline.tracking.registry.register_model`)."""
 
 _QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
@@ -133,6 +140,18 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def environment_tags() -> dict[str, str]:
     """Library and device versions recorded with every run."""
     import torch
@@ -144,7 +163,9 @@ def environment_tags() -> dict[str, str]:
         "torch": torch.__version__,
         "torchaudio": torchaudio.__version__,
         "platform": platform.platform(),
-        "cuda": torch.version.cuda or "none",
+        "cuda": torch.version.cuda or "none",  # the build of torch, not the device (see "device", "cpu", "gpu")
+        "cpu": cpu_name(),
+        "cpu_cores": str(os.cpu_count()),
     }
     if torch.cuda.is_available():
         tags["gpu"] = torch.cuda.get_device_name(0)
@@ -239,8 +260,9 @@ class TrainingRun:
         self.client.log_metric(self.run_id, "best/val_loss", best["val_loss"])
         for name in ("model.json", "history.csv"):
             if (model_dir / name).exists():
-                self.client.log_artifact(self.run_id, str(model_dir / name), "model")
-        self.client.log_artifact(self.run_id, str(model_dir / "model.pt"), "model")
+                self.client.log_artifact(self.run_id, str(model_dir / name), MODEL_ARTIFACT_DIR)
+        self.client.log_artifact(self.run_id, str(model_dir / "model.pt"), MODEL_ARTIFACT_DIR)
+        self.client.set_tag(self.run_id, MODEL_SHA_TAG, sha256_file(model_dir / "model.pt"))
         # no figure here: MLflow draws the logged per-epoch metrics itself, and the report logs its
         # training-curve PNG into this run (figures/), so the cell skips matplotlib (~1.4 CPU-s)
         self.client.set_terminated(self.run_id, "FINISHED")

@@ -23,7 +23,8 @@ from torch import nn
 
 from pipeline.core.io_utils import atomic_path
 from pipeline.core.progress import EpochProgress
-from pipeline.evaluation.metrics import PRIMARY_METRIC, clip_loss, task_metrics
+from pipeline.core.task_kinds import PRIMARY_METRIC, kind_of
+from pipeline.evaluation.metrics import clip_loss, task_metrics
 from pipeline.models.inference import autocast_for
 from pipeline.training import distributed
 from pipeline.training.schedules import lr_at, paper_phase
@@ -98,7 +99,7 @@ class Validation:
 
     @property
     def kind(self) -> str:
-        return "multilabel" if self.multilabel else "single"
+        return kind_of(self.multilabel)
 
     def __call__(self, model: nn.Module, device: torch.device) -> tuple[float, dict[str, float]]:
         """``(val_loss, val_metrics)`` of ``model`` on the split (``device``: where ``clips`` was built to run)."""
@@ -276,7 +277,7 @@ class Progress(Callback):
         logger: logging.Logger | None = None,
     ) -> None:
         self.title, self.epochs, self.steps, self.log_seconds = title, epochs, steps_per_epoch, log_seconds
-        self.primary = PRIMARY_METRIC["multilabel" if multilabel else "single"]
+        self.primary = PRIMARY_METRIC[kind_of(multilabel)]
         self.log = logger or log
         self.bar: EpochProgress | None = None
 
