@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import deep_merge, stable_hash
+from pipeline.core.task_kinds import TaskKind, normalize_kind
 
 DEFAULT_PARAMS = "params.yaml"
 RESOLVED_PARAMS = "params.resolved.yaml"
@@ -133,8 +134,9 @@ class FolderDatasetParams(Section):
     kind: Literal["folder"] = "folder"
     path: str | None = None
     labels_csv: str | None = None
-    task: Literal["single_label", "multi_label"] | None = None
-    """single_label (accuracy, confusion matrix) | multi_label (ROC-AUC, PR-AUC); unset = inferred."""
+    task: Annotated[TaskKind | None, BeforeValidator(normalize_kind)] = None
+    """single (softmax; accuracy, confusion matrix) | multilabel (sigmoid; ROC-AUC, PR-AUC); unset = inferred.
+    The earlier spellings single_label / multi_label mean the same (:mod:`pipeline.core.task_kinds`)."""
     clip_seconds: float = Field(default=4.0, gt=0.1, le=60)
     tail: Literal["keep", "overlap", "drop"] = "keep"
     """Rest of a file after its last whole clip: keep (a shorter clip), overlap (a full clip ending at

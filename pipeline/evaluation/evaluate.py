@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import kind_of
 from pipeline.data.catalog import data_sources
 from pipeline.data.shards import SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
@@ -122,7 +123,7 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
     started = time.perf_counter()
     scores = _score(model, store, rows, params, device)
     seconds = time.perf_counter() - started  # a wall time: MLflow only, not eval.json (a DVC output)
-    kind = "multilabel" if multilabel else "single"
+    kind = kind_of(multilabel)
     metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
     metrics["loss"] = clip_loss(scores, y, multilabel)
     metrics["n_clips"] = float(len(rows))
