@@ -57,8 +57,8 @@ from pipeline.evaluation.probe_embeddings import cached_embeddings, model_key, r
 from pipeline.evaluation.stats import clip_interval, metric_on, seed_summary
 from pipeline.inference.predict import resolve_model_dir
 from pipeline.models.checkpoint import load_model, read_card
-from pipeline.models.device import pick_device
 from pipeline.models.inference import label_matrix
+from pipeline.models.runtime import resolve_runtime
 from pipeline.tracking import runs as tracking
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: i
     net, _ = load_model(rep.model_dir)
     if random_init:
         net = random_init_like(net, seed)
-    net.to(pick_device(params.runtime.device, profile=params.profile)).eval()
+    net.to(resolve_runtime(params).device).eval()
     emb = cached_embeddings(
         net, rep.key, dataset, layout, n_chunks=params.evaluate.n_chunks, layer=layer, batch_size=params.runtime.eval_batch_size
     )
