@@ -441,6 +441,12 @@ def rehearse(
 
 
 @app.command(rich_help_panel="Pipeline stages")
+def summary(ctx: typer.Context, task: str, params: ParamsOpt = None) -> None:
+    """Write metrics/TASK.json: the task's primary metric per model, mean over seeds (what `dvc metrics show` lists)."""
+    typer.echo(f"summary: {stages.summary(task, _params(ctx, params), _project(ctx).layout)}")
+
+
+@app.command(rich_help_panel="Pipeline stages")
 def report(ctx: typer.Context, params: ParamsOpt = None) -> None:
     """Build reports/index.md and reports/index.html from the runs."""
     typer.echo(f"report: {stages.report(_params(ctx, params), _project(ctx).layout)}")
