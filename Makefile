@@ -43,6 +43,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # core. It also checks `runtime.device` first: `cuda`, or `auto` under `profile: paper`, without a
 # usable CUDA stops here with one line (exit 2), before the data stages. `make repro JOBS=N` overrides.
 JOBS ?= $(shell $(CURDIR)/$(VENV)/bin/musicrep dag --jobs 2>/dev/null)
+# Each parallel cell learns its slot (0 .. JOBS-1) in MUSICREP_CELL_SLOT (GNU xargs; left out where xargs lacks
+# it) and, on a box with several GPUs, pins itself to GPU slot // runtime.gpu_cells through CUDA_VISIBLE_DEVICES
+# (pipeline.orchestration.runners.pin_cell_gpu), so the cells spread over the GPUs instead of all using GPU 0.
+CELL_SLOT ?= $(shell xargs --process-slot-var=MUSICREP_CELL_SLOT true </dev/null >/dev/null 2>&1 && echo --process-slot-var=MUSICREP_CELL_SLOT)
 # Each phase prints a `[repro] <phase> <unix time>` line and each cell a `[repro] cell <stage> <start> <end>`
 # line, which `benchmarks/grid.py` turns into the wall-time breakdown of docs/benchmarks.md.
 STAMP = echo "[repro] $(1) $$(date +%s.%N)"
@@ -52,7 +56,7 @@ repro: env
 	musicrep dag --write
 	dvc --wait-for-lock repro features
 	@$(call STAMP,data-done)
-	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(or $(JOBS),1) -I{} sh -c \
+	musicrep dag --targets | OMP_NUM_THREADS=1 xargs -P $(or $(JOBS),1) $(CELL_SLOT) -I{} sh -c \
 	  's=$$(date +%s.%N); dvc --wait-for-lock repro --single-item "{}"; rc=$$?; echo "[repro] cell {} $$s $$(date +%s.%N)"; exit $$rc'
 	@$(call STAMP,cells-done)
 	dvc --wait-for-lock repro

@@ -16,21 +16,18 @@ Reported: milliseconds per batch of ``--batch`` (mean over an epoch), and the ra
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import describe  # noqa: E402
+from benchmarks._harness import benchmark_parser, write_results, write_stores  # noqa: E402
 from pipeline.audio.chunking import random_crop  # noqa: E402
 from pipeline.data.shards import FeatureStore, SegmentStore  # noqa: E402
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader  # noqa: E402
@@ -38,31 +35,9 @@ from pipeline.training.batches import CropBatches, EpochSampler, make_loader  # 
 
 def _write_stores(root: Path, clips: int, samples: int, frames: int, bins: int = 96) -> tuple[SegmentStore, FeatureStore]:
     rng = np.random.default_rng(0)
-    seg = root / "segments"
-    seg.mkdir()
-    np.save(seg / "shard-00000.npy", rng.standard_normal(clips * samples).astype(np.float32))
-    manifest = pd.DataFrame(
-        {
-            "clip_id": [f"c{i:05d}" for i in range(clips)],
-            "split": "train",
-            "labels": [["a"]] * clips,
-            "shard": "shard-00000.npy",
-            "offset": np.arange(clips) * samples,
-            "n_samples": samples,
-            "source_sha256": "0" * 64,
-            "source_path": "x",
-        }
-    )
-    manifest.to_parquet(seg / "manifest.parquet", index=False)
-    (seg / "meta.json").write_text(json.dumps({"labels": ["a"], "kind": "single"}))
-    feat = root / "features"
-    feat.mkdir()
-    np.save(feat / "shard-00000.npy", rng.standard_normal((1, bins, clips * frames)).astype(np.float16))
-    pd.DataFrame(
-        {"clip_id": manifest["clip_id"], "shard": "shard-00000.npy", "offset": np.arange(clips) * frames, "n_frames": frames}
-    ).to_parquet(feat / "index.parquet", index=False)
-    (feat / "spec.json").write_text(json.dumps({"pad_value": -100.0}))
-    return SegmentStore(seg), FeatureStore(feat)
+    audio = rng.standard_normal(clips * samples).astype(np.float32)
+    features = rng.standard_normal((1, bins, clips * frames)).astype(np.float16)
+    return write_stores(root, clips, audio, features, "single")
 
 
 class PerItemCrops(torch.utils.data.Dataset):
@@ -99,15 +74,12 @@ def _epoch_ms(loader, n_batches: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=512)
-    ap.add_argument("--batch", type=int, default=16)
+    ap = benchmark_parser(__doc__, clips=512, batch=16)
     ap.add_argument("--samples", type=int, default=32_000, help="clip length (2 s at 16 kHz)")
     ap.add_argument("--crop", type=int, default=32_000, help="training crop (the smoke profile's L)")
     ap.add_argument("--frames", type=int, default=126, help="cached frames per clip")
     ap.add_argument("--crop-frames", type=int, default=63)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows_out = []
@@ -143,9 +115,7 @@ def main() -> None:
                 f"{mode:9s} batch {args.batch}: per-item {row['per_item_ms']:.3f} ms, planned {row['planned_ms']:.3f} ms "
                 f"({row['speedup']:.1f}x)"
             )
-    result = {"machine": describe(), "args": vars(args) | {"json": str(args.json)}, "results": rows_out}
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    write_results(args, rows_out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import statistics
 import sys
@@ -38,7 +37,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import cpu_peak, describe  # noqa: E402
+from benchmarks._harness import benchmark_parser, write_results  # noqa: E402
+from benchmarks._machine import cpu_peak  # noqa: E402
 from pipeline.models.base import AudioModel, ModelConfig  # noqa: E402
 from pipeline.models.inference import cpu_bf16_support  # noqa: E402
 from pipeline.models.zoo import VARIANTS, build_model, input_length_for  # noqa: E402
@@ -135,14 +135,9 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, object]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchmark_parser(__doc__, width=0.25, batch=16, steps=3, rounds=3)
     ap.add_argument("--models", nargs="+", default=list(VARIANTS))
     ap.add_argument("--samples", type=int, default=16_000, help="input length in samples (the smoke crop: 1 s)")
-    ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
@@ -165,19 +160,7 @@ def main() -> None:
             row["best"],
             cells,
         )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "machine": describe("cpu"),
-                    "bf16_support": cpu_bf16_support(),
-                    "peak": peak,
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "results": rows,
-                },
-                indent=2,
-            )
-        )
+    write_results(args, rows, bf16_support=cpu_bf16_support(), peak=peak)
 
 
 if __name__ == "__main__":

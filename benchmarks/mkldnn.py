@@ -13,8 +13,6 @@ median step time of each and ``off / on`` (below 1: off is faster).
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,7 +23,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import describe  # noqa: E402
+from benchmarks._harness import benchmark_parser, write_results  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
 from pipeline.models.zoo import VARIANTS, build_model, input_length_for  # noqa: E402
 
@@ -47,14 +45,9 @@ def _step_seconds(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchmark_parser(__doc__, width=0.25, batch=16, steps=4, rounds=3)
     ap.add_argument("--models", nargs="+", default=list(VARIANTS))
     ap.add_argument("--samples", type=int, default=16_000, help="clip length in samples (the smoke crop: 1 s)")
-    ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = []
@@ -84,12 +77,7 @@ def main() -> None:
             f"off/on {row['off_over_on']:.2f}  (default: {'on' if row['default_on'] else 'off'})",
             flush=True,
         )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"machine": describe("cpu"), "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}, indent=2
-            )
-        )
+    write_results(args, rows)
 
 
 if __name__ == "__main__":

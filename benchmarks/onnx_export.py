@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import functools
 import io
-import json
 import logging
 import statistics
 import sys
@@ -33,7 +32,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import describe  # noqa: E402
+from benchmarks._harness import write_results  # noqa: E402
 from pipeline.inference.export import INPUT_NAME, export_onnx  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
 from pipeline.models.zoo import VARIANTS, build_model, count_parameters, input_length_for  # noqa: E402
@@ -118,12 +117,7 @@ def main() -> None:
                 f"ratio {row['onnx_over_torch']:.2f}  diff {result.max_abs_diff:.1e}",
                 flush=True,
             )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"machine": describe("cpu"), "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}, indent=2
-            )
-        )
+    write_results(args, rows)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._harness import benchmark_parser  # noqa: E402
 from benchmarks._machine import describe  # noqa: E402
 
 
@@ -60,15 +61,8 @@ def _rates(args: argparse.Namespace, jobs: int, tmp: Path, tag: str) -> list[flo
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchmark_parser(__doc__, width=0.25, steps=40, clips=128, seconds=2, jobs=2, rounds=2)
     ap.add_argument("--model", default="short_cnn")
-    ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--clips", type=int, default=128)
-    ap.add_argument("--seconds", type=int, default=2)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     alone: list[float] = []
     side: list[float] = []

@@ -3,8 +3,8 @@
 Read from the code: the grid (``profile: paper``: tasks, every registry variant, seeds), each
 cell's input length (:func:`pipeline.models.zoo.input_length_for`, the short-clip protocol
 included), the clip length of each dataset (its source), the validation and evaluation chunk
-count (``evaluate.n_chunks``), ``train.epochs``, ``train.val_max_clips`` and the robustness grid's
-points. The split sizes are MTAT's reference lists (``pipeline.data.sources.mtat.REFERENCE_COUNTS``)
+count (``evaluate.n_chunks``), ``train.epochs``, ``train.val_every``, ``train.val_max_clips`` and the
+robustness grid's points. The split sizes are MTAT's reference lists (``pipeline.data.sources.mtat.REFERENCE_COUNTS``)
 and, for Speech Commands and DCASE, the counts the code's split makes from the publishers' lists
 and metadata (:data:`SPLITS`; DCASE's validation is drawn from the development clips, so it is not
 the challenge's 51,172 / 488).
@@ -17,8 +17,8 @@ the paper L. A forward pass (validation, evaluation, robustness) counts a third 
 step. Per cell::
 
     train       = epochs x train clips                              (one crop per clip per epoch)
-    validation  = epochs x val clips x n_chunks / 3                 (every epoch, every chunk)
-    test        = test clips x n_chunks x (1 + robustness points) / 3
+    validation  = validated epochs x val clips x n_chunks / 3       (every train.val_every-th epoch and the last)
+    test        = test clips x n_chunks x (1 + robustness points) / 3   (the clean point reuses evaluate's scores)
 
 Cells are independent: on N GPUs the wall time is the makespan of the cells packed longest-first
 (LPT) onto N GPUs, which no N brings below the longest cell. Examples::
@@ -111,8 +111,10 @@ def project(params, rates: dict[str, float]) -> list[Cell]:
     from pipeline.data.registry import get_source
     from pipeline.models.grid import grid_models
     from pipeline.models.zoo import input_length_for, resolve_variant
+    from pipeline.training.fit import validates
 
     epochs, chunks = params.train.epochs, params.evaluate.n_chunks
+    validated = sum(validates(epoch, params.train) for epoch in range(1, epochs + 1))
     points = sum(len(v) for v in params.robustness.grid.values()) if params.robustness.enabled else 0
     cells = []
     for task in params.grid.tasks:
@@ -125,7 +127,7 @@ def project(params, rates: dict[str, float]) -> list[Cell]:
             length = input_length_for(model, params.profile, clip_samples, source.kind)
             paper_length = resolve_variant(model)[1].paper_input_length
             seconds_per_clip = (length / paper_length) / rates[model]  # one training step of one clip
-            steps = epochs * n_train + (epochs * n_val * chunks + n_test * chunks * (1 + points)) / 3
+            steps = epochs * n_train + (validated * n_val * chunks + n_test * chunks * (1 + points)) / 3
             for seed in params.grid.seeds:
                 cells.append(Cell(task, model, seed, length / SAMPLE_RATE, steps * seconds_per_clip / 3600))
     return cells

@@ -19,20 +19,18 @@ path costs), and peak memory (``torch.cuda.max_memory_allocated`` on CUDA).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import describe  # noqa: E402
+from benchmarks._harness import benchmark_parser, write_results, write_stores  # noqa: E402
 from pipeline.data.shards import FeatureStore, SegmentStore  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
 from pipeline.models.inference import autocast_for, use_bf16  # noqa: E402
@@ -45,30 +43,9 @@ def write_cache(root: Path, clips: int, samples: int, bins: int, hop: int) -> tu
     """A segment store and a float16 ``(1, bins, frames)`` feature cache of random data."""
     rng = np.random.default_rng(0)
     frames = samples // hop + 1
-    seg, feat = root / "segments", root / "features"
-    seg.mkdir()
-    feat.mkdir()
-    np.save(seg / "shard-00000.npy", np.zeros(clips * samples, dtype=np.float32))
-    ids = [f"c{i:06d}" for i in range(clips)]
-    pd.DataFrame(
-        {
-            "clip_id": ids,
-            "split": "train",
-            "labels": [["a"]] * clips,
-            "shard": "shard-00000.npy",
-            "offset": np.arange(clips) * samples,
-            "n_samples": samples,
-            "source_sha256": "0" * 64,
-            "source_path": "x",
-        }
-    ).to_parquet(seg / "manifest.parquet", index=False)
-    (seg / "meta.json").write_text(json.dumps({"labels": ["a"], "kind": "multilabel"}))
-    np.save(feat / "shard-00000.npy", (rng.standard_normal((1, bins, clips * frames)) * 10 - 40).astype(np.float16))
-    pd.DataFrame(
-        {"clip_id": ids, "shard": "shard-00000.npy", "offset": np.arange(clips) * frames, "n_frames": frames}
-    ).to_parquet(feat / "index.parquet", index=False)
-    (feat / "spec.json").write_text(json.dumps({"pad_value": -100.0}))
-    return SegmentStore(seg), FeatureStore(feat)
+    audio = np.zeros(clips * samples, dtype=np.float32)
+    features = (rng.standard_normal((1, bins, clips * frames)) * 10 - 40).astype(np.float16)
+    return write_stores(root, clips, audio, features, "multilabel")
 
 
 def run(args: argparse.Namespace, compile_mode: str) -> dict[str, float | str]:
@@ -151,19 +128,12 @@ def run(args: argparse.Namespace, compile_mode: str) -> dict[str, float | str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchmark_parser(__doc__, width=1.0, batch=16, steps=100, warmup=5, clips=512, seconds=8)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--model", default="short_res")
-    ap.add_argument("--width", type=float, default=1.0)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--clips", type=int, default=512)
-    ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--workers", default="auto")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="as train.bf16: auto (--no-bf16: off)")
     ap.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"], help="modes to run side by side")
-    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.workers != "auto":
         args.workers = int(args.workers)
@@ -175,9 +145,7 @@ def main() -> None:
             f"{row['model']} width {row['width']} compile {mode}: {row['samples_per_second']:.1f} samples/s, "
             f"device busy {100 * row['device_busy_fraction']:.1f} %, peak {row['peak_memory_mb']:.0f} MB"
         )
-    result = {"machine": describe(args.device), "args": {k: str(v) for k, v in vars(args).items()}, "results": rows}
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    write_results(args, rows, args.device)
 
 
 if __name__ == "__main__":

@@ -108,20 +108,7 @@ def test_train_loop_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "loop.json"
     _bench(
         "train_loop.py",
-        "--device",
-        "cpu",
-        "--model",
-        "fcn",
-        "--width",
-        "0.125",
-        "--steps",
-        "2",
-        "--warmup",
-        "1",
-        "--clips",
-        "16",
-        "--seconds",
-        "2",
+        *"--device cpu --model fcn --width 0.125 --steps 2 --warmup 1 --clips 16 --seconds 2".split(),
         "--json",
         str(out),
     )
@@ -136,6 +123,14 @@ def test_predict_benchmark(tmp_path: Path) -> None:
     assert result["n_files"] == 6 and result["chunks"]["predict"] >= 6 and result["chunks"]["evaluate"] >= 6
     assert result["ratio_predict_over_evaluate"] > 0 and result["ratio_one_file_per_batch_over_predict"] > 0
     assert "predict / evaluate" in res.stdout
+
+
+def test_validation_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "validation.json"
+    _bench("validation.py", "--clips", "6", "--repeats", "1", "--json", str(out))
+    result = json.loads(out.read_text())["results"]
+    assert result["config"]["chunks"] == 18 and result["ratio_current_over_former"] > 0  # 2-s clips, 1-s input, 3 chunks
+    assert result["data_path_ratio_current_over_former"] > 0 and result["waves_mib"] > 0
 
 
 def test_grid_benchmark_parses_a_repro_log(tmp_path: Path) -> None:
@@ -178,21 +173,7 @@ def test_bf16_benchmark(tmp_path: Path) -> None:
 
 def test_onnx_export_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "onnx.json"
-    _bench(
-        "onnx_export.py",
-        "--variants",
-        "short_res",
-        "--width",
-        "0.125",
-        "--batch",
-        "2",
-        "--steps",
-        "1",
-        "--rounds",
-        "1",
-        "--json",
-        str(out),
-    )
+    _bench("onnx_export.py", *"--variants short_res --width 0.125 --batch 2 --steps 1 --rounds 1".split(), "--json", str(out))
     (row,) = json.loads(out.read_text())["results"]
     assert row["error"] is None and row["size_bytes"] > 0 and row["onnx_ms"] > 0 and row["torch_ms"] > 0
 

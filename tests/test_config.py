@@ -11,6 +11,8 @@ import yaml
 
 from pipeline.config.params import load_params, resolve_variant
 from pipeline.core.errors import UserError
+from pipeline.evaluation.family_summary import FAMILIES, model_family
+from pipeline.models.grid import grid_models
 from tests.conftest import full_repo_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,6 +166,13 @@ def _get(d: dict, path: tuple[str, ...]):
             return object()
         d = d[part]
     return d
+
+
+@pytest.mark.fast
+def test_the_shipped_grid_has_every_front_end_family() -> None:
+    """A fresh clone's `compare` and report summary show mel, waveform, harmonic and learnable (issue 31)."""
+    params = load_params(REPO / "params.yaml")
+    assert {model_family(model, params) for model in grid_models(params)} == set(FAMILIES)
 
 
 @pytest.mark.fast

@@ -227,13 +227,22 @@ def test_speech_commands_unreachable_host_says_where_to_put_the_archive(tmp_path
 
 
 # ============================================================================ MTAT
-def test_mtat_parts_annotations_and_reference_lists(tmp_path: Path, server: LoopbackServer) -> None:
+def test_mtat_parts_annotations_and_reference_lists(tmp_path: Path, server: LoopbackServer, monkeypatch) -> None:
+    """Each publisher from its own mirror: MIRG's files from `mirror`, the reference lists from their own URLs."""
     files, info = mtat_files()
-    server.files.update(files)
+    lists = {f.name for f in mtat.SPLIT_FILES}
+    server.files.update({k: v for k, v in files.items() if k not in lists})  # a MIRG-like mirror: no lists
     server.cut_first.add("mp3.zip.002")
+    github = LoopbackServer()  # stands in for raw.githubusercontent.com: the lists' own URLs, in code
+    github.files.update({k: v for k, v in files.items() if k in lists})
+    monkeypatch.setattr(mtat, "SPLIT_FILES", [replace(f, url=f"{github.url}/{f.name}") for f in mtat.SPLIT_FILES])
     layout = Layout(tmp_path)
     p = params({"datasets": {"mtat": {"mirror": server.url}}})
-    fetch("mtat", p, layout)
+    try:
+        fetch("mtat", p, layout)
+    finally:
+        github.close()
+    assert sorted(r.path for r in github.log) == sorted(lists) and not lists & {r.path for r in server.log}
     assert [r.range is not None for r in server.requests_for("mp3.zip.002")] == [False, True]
     raw = layout.raw("mtat")
     assert (raw / "mp3" / "c" / "artist_c-album-01-track_1-0-29.mp3").stat().st_size > 0
@@ -256,13 +265,20 @@ def test_mtat_parts_annotations_and_reference_lists(tmp_path: Path, server: Loop
     assert (meta["split_source"], meta["vocabulary_source"]) == (mtat.SPLIT_REFERENCE, mtat.VOCABULARY_REFERENCE)
 
 
-def test_mtat_falls_back_to_the_documented_rule(tmp_path: Path, server: LoopbackServer) -> None:
+def test_mtat_falls_back_to_the_documented_rule(tmp_path: Path, server: LoopbackServer, caplog) -> None:
     files, info = mtat_files(with_lists=False)  # split files absent on the mirror (HTTP 404, optional)
     server.files.update(files)
     layout = Layout(tmp_path)
-    p = params({"datasets": {"mtat": {"mirror": server.url}}})
+    p = params({"datasets": {"mtat": {"mirror": server.url, "split_mirror": server.url}}})
     fetch("mtat", p, layout)
-    catalog = get_source("mtat", p).catalog(layout.raw("mtat"), p)
+    with caplog.at_level("WARNING", logger=mtat.__name__):
+        catalog = get_source("mtat", p).catalog(layout.raw("mtat"), p)
+    said = [r.getMessage() for r in caplog.records if "reference lists" in r.getMessage()]
+    assert len(said) == 1 and "line up with neither the published numbers nor the `sota:` heads" in said[0]
+    assert "datasets.mtat.split_mirror" in said[0] and "train.npy" in said[0] and said[0].count(". ") == 0
+    strict = params({"datasets": {"mtat": {"mirror": server.url, "split_mirror": server.url, "split": "reference"}}})
+    with pytest.raises(UserError, match=r"MTAT's reference lists \(train.npy, valid.npy, test.npy, top50_tags.txt\)"):
+        get_source("mtat", strict).catalog(layout.raw("mtat"), strict)
     split = dict(zip(catalog.clips["path"], catalog.clips["split"]))
     assert split["mp3/b/artist_b-album-00-track_0-0-29.mp3"] == "train"
     assert {s for path, s in split.items() if path[4] == "c"} == {"val"}

@@ -13,7 +13,8 @@ from pipeline.config.params import load_params
 from pipeline.core.errors import UserError
 from pipeline.models import device as device_mod
 from pipeline.models.device import pick_device
-from pipeline.orchestration.runners import cell_slots
+from pipeline.orchestration import stages
+from pipeline.orchestration.runners import CELL_SLOT_VAR, cell_slots, pin_cell_gpu
 from tests.conftest import REPO
 from tests.test_faults import _cli
 
@@ -87,3 +88,44 @@ def test_make_repro_runs_the_cells_musicrep_counts() -> None:
     dry = subprocess.run(["make", "-n", "-o", ".venv/.installed", "repro"], cwd=REPO, capture_output=True, text=True, env=env)
     assert f"xargs -P {len(os.sched_getaffinity(0))} " in dry.stdout, dry.stdout + dry.stderr
     assert "musicrep dag --jobs >/dev/null" in dry.stdout  # the device check runs before the data stages
+    assert f"--process-slot-var={CELL_SLOT_VAR} -I{{}}" in dry.stdout  # each cell's slot: its GPU (pin_cell_gpu)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("n_gpus,per_gpu,expected", [(4, 1, "0123"), (4, 2, "00112233"), (2, 1, "0101"), (2, 3, "000111")])
+def test_parallel_cells_are_pinned_one_gpu_each(gpus, n_gpus: int, per_gpu: int, expected: str) -> None:
+    """make repro's slot i -> CUDA_VISIBLE_DEVICES = i // runtime.gpu_cells (mod the GPUs); only the GPU count is faked."""
+    gpus(n_gpus)
+    p = load_params(REPO / "params.yaml", overrides={"runtime": {"device": "cuda", "gpu_cells": per_gpu}})
+    pinned = ""
+    for slot in range(len(expected)):
+        environ = {CELL_SLOT_VAR: str(slot)}
+        assert pin_cell_gpu(p, environ) == environ["CUDA_VISIBLE_DEVICES"]
+        pinned += environ["CUDA_VISIBLE_DEVICES"]
+    assert pinned == expected
+
+
+@pytest.mark.fast
+def test_pinning_keeps_to_the_users_gpus_and_stays_out_of_the_way(gpus) -> None:
+    gpus(2)
+    p = load_params(REPO / "params.yaml", overrides={"runtime": {"device": "auto", "gpu_cells": 1}})
+    environ = {CELL_SLOT_VAR: "1", "CUDA_VISIBLE_DEVICES": "5,7"}
+    assert pin_cell_gpu(p, environ) == "7" and environ["CUDA_VISIBLE_DEVICES"] == "7"  # the second of the user's two
+    assert pin_cell_gpu(p, {}) is None  # not a make repro cell
+    assert pin_cell_gpu(p, {CELL_SLOT_VAR: "1", "WORLD_SIZE": "2"}) is None  # torchrun places its ranks itself
+    cpu = load_params(REPO / "params.yaml", overrides={"runtime": {"device": "cpu"}})
+    assert pin_cell_gpu(cpu, {CELL_SLOT_VAR: "1"}) is None
+    gpus(1)
+    assert pin_cell_gpu(p, {CELL_SLOT_VAR: "3"}) is None  # one GPU: nothing to choose
+
+
+@pytest.mark.fast
+def test_musicrep_cell_pins_itself_before_the_cell_runs(gpus, monkeypatch, capsys) -> None:
+    """The command `make repro` runs per cell (`musicrep cell`) sets CUDA_VISIBLE_DEVICES from its slot first."""
+    gpus(2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # restored (absent) after the test
+    monkeypatch.setenv(CELL_SLOT_VAR, "1")
+    seen = {}
+    monkeypatch.setattr(stages, "cell", lambda *a, **k: seen.setdefault("visible", os.environ.get("CUDA_VISIBLE_DEVICES")) and {})
+    code, err = _cli(monkeypatch, capsys, "--project", str(REPO), "--set", "runtime.device=cuda", "cell", "synth_keywords", "fcn")
+    assert code == 0 and seen == {"visible": "1"}, err

@@ -185,7 +185,7 @@ def test_dag_lists_the_stages_make_repro_runs_in_parallel() -> None:
     assert data.stdout.splitlines() == [f"download@{t} segment@{t} features@{t}" for t in tasks]
     assert "features" in stages and "params" in stages
     cells = subprocess.run(["musicrep", "dag", "--targets"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert len(cells.stdout.split()) == 33 and cells.stdout.split()[0].startswith("cell-musicnn@")
+    assert len(cells.stdout.split()) == 36 and cells.stdout.split()[0].startswith("cell-musicnn@")  # 12 models x 3 tasks
     make = (REPO / "Makefile").read_text()
     assert "dvc --wait-for-lock repro features" in make and "musicrep dag --targets" in make
     assert "dvc --wait-for-lock repro --single-item" in make  # concurrent DVC processes wait for the repo lock

@@ -115,6 +115,19 @@ def test_val_every_validates_every_nth_and_the_last_epoch() -> None:
     assert all("train_loss" in h and "train_lr" in h for h in state.history)
 
 
+def test_progress_line_says_which_epochs_were_validated(caplog) -> None:
+    import logging
+
+    from pipeline.training.fit import Progress
+
+    progress = Progress("t/m seed0", 2, 2, 10.0, multilabel=False, logger=logging.getLogger("fit-test"))
+    with caplog.at_level("INFO", logger="fit-test"):
+        _run([0.5], [progress], epochs=2, val_every=2)
+    first, second = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert first.endswith("not validated (train.val_every)")
+    assert "epoch 2/2" in second and "val_loss 0.5000 val_accuracy 0.5000 *" in second
+
+
 def test_early_stopping_counts_at_validated_epochs_only() -> None:
     # validated at 3, 6, 9: best at 3; epoch 4 and 5 are past the patience but not validated, 6 stops
     state, _ = _run([1.0, 2.0, 0.5], [EarlyStopping(2)], epochs=9, val_every=3)
@@ -124,3 +137,33 @@ def test_early_stopping_counts_at_validated_epochs_only() -> None:
 def test_val_every_default_is_every_epoch() -> None:
     assert load_params(REPO / "params.yaml").train.val_every == 1
     assert load_params(REPO / "params.yaml", overrides={"profile": "paper"}).train.val_every == 1
+
+
+def test_training_curve_draws_the_validated_epochs_of_a_sparse_history(tmp_path, monkeypatch) -> None:
+    """history.csv under ``train.val_every: 2``: NaN ``val_*`` on the other epochs; the figure keeps the metric panel."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from pipeline.report import figures
+
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4],
+            "train_loss": [2.0, 1.5, 1.2, 1.0],
+            "val_loss": [None, 1.6, None, 1.1],
+            "val_accuracy": [None, 0.4, None, 0.6],
+        }
+    )
+    drawn: list[tuple[list, list]] = []
+    real_subplots = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = real_subplots(*args, **kwargs)
+        for ax in axes.flat:
+            real_plot = ax.plot
+            ax.plot = lambda x, y, *a, _plot=real_plot, **k: drawn.append((list(x), list(y))) or _plot(x, y, *a, **k)
+        return fig, axes
+
+    monkeypatch.setattr(figures.plt, "subplots", spy)
+    assert figures.training_curve_figure(history, "t", tmp_path / "curve.png").stat().st_size > 0
+    assert ([2, 4], [1.6, 1.1]) in drawn and ([2, 4], [0.4, 0.6]) in drawn  # one line through the validated epochs

@@ -38,6 +38,10 @@ def test_projection_reads_the_grid_lengths_and_chunks(paper) -> None:
         paper.model_copy(update={"train": paper.train.model_copy(update={"val_max_clips": 100})}), projection._rates(None, 100.0)
     )
     assert sum(c.hours for c in fewer) < 0.7 * sum(c.hours for c in cells)  # validation dominates, and the cap is read
+    sparse = projection.project(
+        paper.model_copy(update={"train": paper.train.model_copy(update={"val_every": 5})}), projection._rates(None, 100.0)
+    )
+    assert sum(c.hours for c in sparse) < 0.75 * sum(c.hours for c in cells)  # train.val_every: 40 of 200 epochs validated
 
 
 def test_measured_rates_replace_the_assumption(tmp_path: Path, paper) -> None:

@@ -114,3 +114,17 @@ def test_stored_clips_need_no_waveform_in_memory(store) -> None:
     shards = [clips.batches.reader._open(name) for name in clips.batches.reader.shard_names]
     assert all(isinstance(s, np.memmap) for s in shards)  # read from the page cache, batch by batch
     assert Path(shards[0].filename).name == "shard-00000.npy"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stored_clips_on_cuda_with_workers_match_the_cpu(store, net) -> None:
+    kw = {"length": LENGTH, "n_chunks": 3, "batch_size": 5}
+    on_cpu = StoredClips(store, store.manifest, device=torch.device("cpu"), **kw).predict(net, bf16="off")
+    gpu = torch.device("cuda")
+    clips = StoredClips(store, store.manifest, device=gpu, num_workers="auto", **kw)
+    assert clips.loader.num_workers == 4
+    try:
+        on_gpu = clips.predict(net.to(gpu), bf16="off")
+    finally:
+        net.cpu()
+    np.testing.assert_allclose(on_gpu, on_cpu, rtol=1e-4, atol=1e-5)

@@ -12,6 +12,7 @@ Tolerances (float32 torch against float64 librosa, 2 s test signal = 440 Hz tone
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -185,6 +186,22 @@ def test_frontend_output_equals_its_transform() -> None:
     frontend = FRONTENDS["mel"](n_mels=96)
     wave = torch.randn(2, 8_000)
     torch.testing.assert_close(frontend(wave)[:, 0], LogMelSpectrogram(MelSettings(n_mels=96))(wave))
+
+
+MEL_OPTIONS = {"n_mels": 40, "n_fft": 1_024, "hop_length": 128, "f_min": 50.0, "f_max": 7_000.0, "power": 1.0}
+
+
+@pytest.mark.parametrize("name", ["mel", "mfcc", "pcen", "trainable_mel"])
+def test_every_mel_frontend_builds_its_filterbank_from_the_one_settings_type(name: str) -> None:
+    """The mel front-ends take the fields of ``MelSettings`` as options, and all of them reach the filterbank."""
+    frontend = FRONTENDS[name](sample_rate=SR, **MEL_OPTIONS)
+    parts = {"mel": ("transform",), "mfcc": ("transform", "log_mel")}.get(name, ("mel",))
+    mel = functools.reduce(getattr, parts, frontend)
+    expected = LogMelSpectrogram(MelSettings(SR, **MEL_OPTIONS))
+    assert mel.params() == expected.params() and frontend.hop_length == 128
+    torch.testing.assert_close(mel.mel_fb, expected.mel_fb)
+    settings, rest = MelSettings.take({**MEL_OPTIONS, "alpha": 0.5})
+    assert settings == MelSettings(**MEL_OPTIONS) and rest == {"alpha": 0.5}
 
 
 def test_constant_buffers_are_not_checkpointed() -> None:

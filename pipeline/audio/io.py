@@ -116,6 +116,24 @@ def _decode_reason(exc: BaseException) -> str:
     return f"cannot decode ({text[:200]})"
 
 
+def open_sound_file(path: str | Path) -> sf.SoundFile:
+    """Open ``path`` for decoding, after refusing what cannot be read safely.
+
+    Raises:
+        AudioError: not a regular readable file (a FIFO or device is refused, never opened:
+            opening a FIFO would block), a WAV shorter than its header says, or a file
+            libsndfile cannot open.
+    """
+    check_audio_path(path)
+    cut = wav_truncation(path)
+    if cut:
+        raise AudioError(f"truncated (its header declares {cut[0]:,} data bytes, only {cut[1]:,} are present)")
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
+        raise AudioError(_decode_reason(exc)) from exc
+
+
 def read_audio(
     path: str | Path, start_s: float = 0.0, duration_s: float | None = None, sample_rate: int = SAMPLE_RATE
 ) -> np.ndarray:
@@ -133,14 +151,7 @@ def read_audio(
     Raises:
         AudioError: the file cannot be decoded or holds no samples.
     """
-    check_audio_path(path)
-    cut = wav_truncation(path)
-    if cut:
-        raise AudioError(f"truncated (its header declares {cut[0]:,} data bytes, only {cut[1]:,} are present)")
-    try:
-        f = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
-        raise AudioError(_decode_reason(exc)) from exc
+    f = open_sound_file(path)
     try:
         with f:
             sr = f.samplerate

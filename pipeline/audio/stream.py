@@ -106,17 +106,9 @@ def stream_audio(path: str | Path, sample_rate: int, block_seconds: float = 10.0
     """
     import soundfile as sf
 
-    from pipeline.audio.io import AudioError, _decode_reason, check_audio_path, resample, resampling_ratio, wav_truncation
+    from pipeline.audio.io import AudioError, open_sound_file, resample, resampling_ratio
 
-    check_audio_path(path)  # a FIFO or device is refused here, never opened (opening a FIFO would block)
-    cut = wav_truncation(path)
-    if cut:
-        raise AudioError(f"truncated (its header declares {cut[0]:,} data bytes, only {cut[1]:,} are present)")
-    try:
-        f = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
-        raise AudioError(_decode_reason(exc)) from exc
-    with f:
+    with open_sound_file(path) as f:  # a FIFO or device is refused there, never opened
         native = int(f.samplerate)
         if native <= 0:
             raise AudioError(f"invalid sample rate {native}")

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 import yaml
@@ -23,6 +23,7 @@ from pipeline.cli import predict as predict_cli
 from pipeline.cli import pretrained as pretrained_cli
 from pipeline.cli import representation as representation_cli
 from pipeline.cli.lazy import lazy
+from pipeline.cli.metavars import PlainMetavarGroup
 from pipeline.cli.tables import show_table
 from pipeline.config.project import (
     WRITING_COMMANDS,
@@ -33,6 +34,7 @@ from pipeline.config.project import (
     refuse_tracked_tryout,
     without_run_time,
 )
+from pipeline.core.choices import PROFILES, TABLE_FORMATS, TASK_RUNNERS
 from pipeline.core.errors import UserError, environment_error
 from pipeline.core.paths import Layout
 
@@ -61,6 +63,7 @@ user_audio = lazy("pipeline.data.user_audio")
 zoo = lazy("pipeline.models.zoo")
 
 app = typer.Typer(
+    cls=PlainMetavarGroup,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -162,12 +165,24 @@ def _params(ctx: typer.Context, path: Path | None = None, extra: dict | None = N
     return _project(ctx).params(path, extra)
 
 
+def _checked_params(
+    ctx: typer.Context, path: Path | None, task: str, model: str | None = None, *, published: bool = False, what: str = "task"
+):
+    """The params, once the task (a dataset) and model names are known ones: a typo is one line
+    with a "did you mean", before any data is read or written."""
+    p = _params(ctx, path)
+    data_registry.check_dataset(task, p, what)
+    if model is not None:
+        params_check.check_model(model, p, published=published)
+    return p
+
+
 @app.command("params", rich_help_panel="Pipeline stages")
 def params_cmd(
     ctx: typer.Context,
     file: Annotated[Path | None, typer.Argument(help="params file (default params.yaml)")] = None,
     check: Annotated[bool, typer.Option("--check", help="validate only")] = False,
-    init: Annotated[str | None, typer.Option("--init", help="print a full params file for a profile (smoke|paper)")] = None,
+    init: Annotated[Literal[PROFILES] | None, typer.Option("--init", help="print a full params file for a profile")] = None,
     diff: Annotated[bool, typer.Option("--diff", help="only the values that differ from the profile's defaults")] = False,
     resolve: Annotated[
         bool, typer.Option("--resolve", help="write params.resolved.yaml (every value, as DVC tracks it) beside the file")
@@ -175,8 +190,6 @@ def params_cmd(
 ) -> None:
     """Validate a params file, show the resolved values (or their difference to the profile), or print a preset."""
     if init:
-        if init not in profiles.PROFILES:
-            raise UserError(f"unknown profile {init!r}; allowed: {', '.join(profiles.PROFILES)}.")
         resolved = params_schema.Params.model_validate(profiles.profile_defaults(init)).model_dump(mode="json")
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         return
@@ -234,7 +247,8 @@ def download(
 ) -> None:
     """Fetch a dataset into data/raw/DATASET (synthetic ones are generated)."""
     if manifest:
-        typer.echo(f"{dataset}: {user_audio.write_audio_manifest(dataset, _params(ctx, params), _project(ctx).layout)}")
+        p = _checked_params(ctx, params, dataset, what="dataset")
+        typer.echo(f"{dataset}: {user_audio.write_audio_manifest(dataset, p, _project(ctx).layout)}")
         return
 
     overrides: dict = {}
@@ -250,20 +264,24 @@ def download(
         overrides.setdefault("datasets", {})[dataset] = {
             k: str(v.resolve()) for k, v in {"path": path, "labels_csv": labels_csv}.items() if v
         }
-    out = stages.download(dataset, _params(ctx, params, overrides), _project(ctx).layout)
+    p = _params(ctx, params, overrides)
+    data_registry.check_dataset(dataset, p)
+    out = stages.download(dataset, p, _project(ctx).layout)
     typer.echo(f"{dataset}: raw files in {out}")
 
 
 @app.command(rich_help_panel="Pipeline stages")
 def segment(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     """Decode, mix to mono, resample to 16 kHz, write waveform shards + manifest."""
-    typer.echo(f"{dataset}: segments in {stages.segment(dataset, _params(ctx, params), _project(ctx).layout)}")
+    p = _checked_params(ctx, params, dataset, what="dataset")
+    typer.echo(f"{dataset}: segments in {stages.segment(dataset, p, _project(ctx).layout)}")
 
 
 @app.command(rich_help_panel="Pipeline stages")
 def features(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None:
     """Cache log-mel (and other fixed front-end) features as float16 shards."""
-    typer.echo(f"{dataset}: features in {stages.features(dataset, _params(ctx, params), _project(ctx).layout)}")
+    p = _checked_params(ctx, params, dataset, what="dataset")
+    typer.echo(f"{dataset}: features in {stages.features(dataset, p, _project(ctx).layout)}")
 
 
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
@@ -279,10 +297,9 @@ def train(
     params: ParamsOpt = None,
 ) -> None:
     """Train MODEL on TASK (a segmented dataset)."""
+    p = _checked_params(ctx, params, task, model)
     log.info("train %s/%s: loading", task, model)
-    typer.echo(
-        f"{task}/{model}: model in {stages.train(task, model, _params(ctx, params), _project(ctx).layout, resume=resume, seed=seed)}"
-    )
+    typer.echo(f"{task}/{model}: model in {stages.train(task, model, p, _project(ctx).layout, resume=resume, seed=seed)}")
 
 
 LabelMapOpt = Annotated[
@@ -319,15 +336,15 @@ def evaluate(
     MODEL may be a published model (sota:mtat/fcn): it is scored on the test split of --on
     (default TASK) through --label-map.
     """
+    p = _checked_params(ctx, params, task, model, published=True)
     on = on or (task if pretrained_models.is_pretrained_name(model) else None)
     if on:
+        data_registry.check_dataset(on, p, "--on dataset")
         mapping = _read_label_map(label_map)
-        result = cross_dataset.evaluate_cross(
-            task, model, on, _params(ctx, params), _project(ctx).layout, seed=seed, label_map=mapping
-        )
+        result = cross_dataset.evaluate_cross(task, model, on, p, _project(ctx).layout, seed=seed, label_map=mapping)
         typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
         return
-    result = stages.evaluate(task, model, _params(ctx, params), _project(ctx).layout, seed=seed)
+    result = stages.evaluate(task, model, p, _project(ctx).layout, seed=seed)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
@@ -355,6 +372,8 @@ def robustness(
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         typer.echo(f"agreement tables in {where}")
         return
+    data_registry.check_dataset(task, p, "task")
+    params_check.check_model(model, p, published=True)
     table = stages.robustness(task, model, p, _project(ctx).layout, seed=seed, label_map=_read_label_map(label_map))
     where = _project(ctx).layout.metrics(task, str(table["model"].iloc[0]), p.grid.seeds[0] if seed is None else seed)
     typer.echo(f"{task}/{model}: robustness table in {where}/")
@@ -371,7 +390,9 @@ def cell(
 ) -> None:
     """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""
     log.info("cell %s/%s: loading", task, model)
-    result = stages.cell(task, model, _params(ctx, params), _project(ctx).layout, seed=seed, resume=resume)
+    p = _checked_params(ctx, params, task, model)
+    runners.pin_cell_gpu(p)  # make repro's parallel cells: one GPU each, before torch looks at CUDA
+    result = stages.cell(task, model, p, _project(ctx).layout, seed=seed, resume=resume)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
@@ -500,10 +521,8 @@ def compare(
     robust: Annotated[bool, typer.Option("--robustness", help="show robustness metrics too")] = False,
     task: Annotated[list[str] | None, typer.Option("--task", help="only these tasks")] = None,
     fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format", "-f", help="table | csv | json | markdown (default: a table; plain text when stdout is not a terminal)"
-        ),
+        Literal[TABLE_FORMATS] | None,
+        typer.Option("--format", "-f", help="default: a table; plain text when stdout is not a terminal"),
     ] = None,
     long: Annotated[
         bool, typer.Option("--long", help="one row per (task, model, metric) instead of one column per metric")
@@ -526,8 +545,6 @@ def compare(
     params: ParamsOpt = None,
 ) -> None:
     """Table of MLflow runs: task x model x metrics, mean and std over seeds, 95 % CI over test clips; never truncated."""
-    if fmt is not None and fmt not in comparison.FORMATS:
-        raise UserError(f"unknown --format {fmt!r}; use one of {', '.join(comparison.FORMATS)}.")
     if paired:
         df = _paired_table(ctx, paired, task, perturbation, level, params)
         if out or csv:
@@ -564,7 +581,7 @@ def compare(
 def flow(
     ctx: typer.Context,
     params: ParamsOpt = None,
-    task_runner: Annotated[str | None, typer.Option(help="thread | dask | ray (default: flow.task_runner of params)")] = None,
+    task_runner: Annotated[Literal[TASK_RUNNERS] | None, typer.Option(help="default: flow.task_runner of params")] = None,
     address: Annotated[
         str | None,
         typer.Option(

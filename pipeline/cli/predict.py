@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from pipeline.cli.lazy import lazy
 from pipeline.cli.tables import show_table
 from pipeline.config.project import project_of
-from pipeline.core.choices import BATCH_SIZE
+from pipeline.core.choices import AGGREGATES, BATCH_SIZE, BF16_MODES, DEVICES, LAYERS
 from pipeline.core.errors import UserError
 from pipeline.models.pretrained_catalog import sota_help
 
@@ -75,9 +75,9 @@ ModelOpt = Annotated[
 ]
 ChunkOpt = Annotated[float | None, typer.Option("--chunk-seconds", help="chunk length in s (default: the model's input length)")]
 HopOpt = Annotated[float | None, typer.Option("--hop-seconds", help="hop between chunks in s (default: the chunk length)")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+DeviceOpt = Annotated[Literal[DEVICES], typer.Option("--device", help="auto = CUDA when usable, else the CPU")]
 Bf16Opt = Annotated[
-    str,
+    Literal[BF16_MODES],
     typer.Option(
         "--bf16",
         help="off (default: fp32 scores, the reference's within 1e-4) | auto (CUDA, and CPUs with native bf16 for the "
@@ -96,7 +96,7 @@ def predict_cmd(
     model: ModelOpt,
     chunk_seconds: ChunkOpt = None,
     hop_seconds: HopOpt = None,
-    aggregate: Annotated[str, typer.Option("--aggregate", help="mean | max of the chunk scores")] = "mean",
+    aggregate: Annotated[Literal[AGGREGATES], typer.Option("--aggregate", help="how a file's chunk scores combine")] = "mean",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="labels shown per file")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON record per file (a list) to stdout")] = False,
     csv: Annotated[Path | None, typer.Option("--csv", help="also write one CSV row per file to this file")] = None,
@@ -145,7 +145,9 @@ def embed_cmd(
     model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="FILE.parquet or FILE.npy (+ FILE.csv index)")],
     per_chunk: Annotated[bool, typer.Option("--per-chunk", help="also write one embedding per chunk")] = False,
-    layer: Annotated[str, typer.Option("--layer", help="pooled (back-end feature before the classifier) | logits")] = "pooled",
+    layer: Annotated[
+        Literal[LAYERS], typer.Option("--layer", help="pooled = the back-end feature before the classifier")
+    ] = "pooled",
     chunk_seconds: ChunkOpt = None,
     hop_seconds: HopOpt = None,
     device: DeviceOpt = "auto",

@@ -10,17 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from pipeline.cli.lazy import lazy
 from pipeline.config.project import Project, project_of
-from pipeline.core.choices import LAYERS
-from pipeline.core.errors import UserError
+from pipeline.core.choices import EXPORT_FORMATS, LAYERS
 from pipeline.models.pretrained_catalog import sota_help
 
 checkpoint = lazy("pipeline.models.checkpoint")
+data_registry = lazy("pipeline.data.registry")
 inference = lazy("pipeline.inference.predict")
 locks = lazy("pipeline.core.locks")
 metric_intervals = lazy("pipeline.evaluation.metric_intervals")
@@ -47,7 +47,7 @@ def _default_onnx_name(model_dir: Path) -> Path:
 def export_cmd(
     ctx: typer.Context,
     model: ModelArg,
-    fmt: Annotated[str, typer.Option("--format", help="onnx (the only format so far)")] = "onnx",
+    fmt: Annotated[Literal[EXPORT_FORMATS], typer.Option("--format", help="the only format so far")] = "onnx",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="F.onnx (default: TASK-MODEL-seedK.onnx here)")] = None,
     dynamic_length: Annotated[
         bool | None,
@@ -60,8 +60,6 @@ def export_cmd(
     force: Annotated[bool, typer.Option("--force", help="overwrite --out even if `musicrep export` did not write it")] = False,
 ) -> None:
     """Export a trained model (waveform in; logits, embedding out) to ONNX, checked in onnxruntime."""
-    if fmt not in onnx_export.FORMATS:
-        raise UserError(f"--format {fmt!r} is not supported; use one of {', '.join(onnx_export.FORMATS)}.")
     root = _project(ctx).root
     model_dir = inference.resolve_model_dir(model, root)
     net, card = checkpoint.load_model(model_dir)
@@ -97,7 +95,9 @@ def probe_cmd(
     random_init: Annotated[
         bool, typer.Option("--random-init", help="probe a randomly initialised network of the same architecture (baseline)")
     ] = False,
-    layer: Annotated[str, typer.Option("--layer", help="pooled (back-end feature before the classifier) | logits")] = "pooled",
+    layer: Annotated[
+        Literal[LAYERS], typer.Option("--layer", help="pooled = the back-end feature before the classifier")
+    ] = "pooled",
     as_json: Annotated[bool, typer.Option("--json", help="print the results (value, ci_low, ci_high per seed) as JSON")] = False,
     params: Annotated[
         Path | None, typer.Option("--params", "-p", help="params file (default: the project's params.yaml)")
@@ -109,10 +109,9 @@ def probe_cmd(
     may be a published tagger (sota:mtat/musicnn...). Seeds that give identical runs (a linear probe on the
     same embeddings is deterministic) are reported once.
     """
-    if layer not in LAYERS:
-        raise UserError(f"--layer {layer!r} is not one of {', '.join(LAYERS)}.")
     project = _project(ctx)
     p = project.params(params)
+    data_registry.check_dataset(dataset, p)
     results = [
         probe.run_probe(dataset, model, p, project.layout, seed=s, random_init=random_init, layer=layer) for s in seeds or [0]
     ]

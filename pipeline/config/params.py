@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import deep_merge, stable_hash
+from pipeline.core.task_kinds import TaskKind, normalize_kind
 
 DEFAULT_PARAMS = "params.yaml"
 RESOLVED_PARAMS = "params.resolved.yaml"
@@ -111,6 +112,18 @@ class RealDatasetParams(Section):
     clip_seconds: float | None = Field(default=None, gt=0, le=60)
 
 
+class MTATParams(RealDatasetParams):
+    """MagnaTagATune comes from two publishers: MIRG's audio and annotations (``mirror``) and the reference
+    repository's split and tag lists (``split_mirror``), each with its own mirror."""
+
+    split_mirror: str | None = None
+    """Where ``train/valid/test.npy`` and ``top50_tags.txt`` come from: a base URL, a folder holding them, or a
+    clone of ``minzwon/sota-music-tagging-models`` (``split/mtat/`` inside); ``null``: that repository on GitHub."""
+    split: Literal["auto", "reference", "rule"] = "auto"
+    """auto: the reference lists, or the rule with a warning when they are absent; reference: refuse without
+    them; rule: the documented rule and tag frequencies on purpose (not comparable with ``sota:`` heads)."""
+
+
 class FolderDatasetParams(Section):
     """The user's own audio: folder-per-class or a CSV of ``path,labels`` (see docs/datasets.md).
 
@@ -121,8 +134,9 @@ class FolderDatasetParams(Section):
     kind: Literal["folder"] = "folder"
     path: str | None = None
     labels_csv: str | None = None
-    task: Literal["single_label", "multi_label"] | None = None
-    """single_label (accuracy, confusion matrix) | multi_label (ROC-AUC, PR-AUC); unset = inferred."""
+    task: Annotated[TaskKind | None, BeforeValidator(normalize_kind)] = None
+    """single (softmax; accuracy, confusion matrix) | multilabel (sigmoid; ROC-AUC, PR-AUC); unset = inferred.
+    The earlier spellings single_label / multi_label mean the same (:mod:`pipeline.core.task_kinds`)."""
     clip_seconds: float = Field(default=4.0, gt=0.1, le=60)
     tail: Literal["keep", "overlap", "drop"] = "keep"
     """Rest of a file after its last whole clip: keep (a shorter clip), overlap (a full clip ending at
@@ -172,7 +186,7 @@ class DatasetsParams(Section):
     synth_events: SynthParams
     corpus_tags: RenderedParams
     fsdd: RealDatasetParams = Field(default_factory=RealDatasetParams)
-    mtat: RealDatasetParams = Field(default_factory=RealDatasetParams)
+    mtat: MTATParams = Field(default_factory=MTATParams)
     speech_commands: RealDatasetParams = Field(default_factory=RealDatasetParams)
     dcase2017_task4: RealDatasetParams = Field(default_factory=RealDatasetParams)
     folder: FolderDatasetParams = Field(default_factory=FolderDatasetParams)

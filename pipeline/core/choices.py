@@ -22,3 +22,15 @@ BATCH_SIZE = 32
 """``--batch-size`` of predict and embed: chunks per forward pass, as ``runtime.eval_batch_size``. On CPU 64
 and 128 were no faster per chunk (128 and, for sample-level models, 64 slower: activations outgrow the
 caches); pass more on a GPU."""
+
+PROFILES = ("smoke", "paper")
+"""The params profiles shipped with the package (``profile:``, ``params --init``)."""
+
+TABLE_FORMATS = ("table", "csv", "json", "markdown")
+"""``compare --format``."""
+
+EXPORT_FORMATS = ("onnx",)
+"""``export --format``."""
+
+TASK_RUNNERS = ("thread", "dask", "ray")
+"""``flow.task_runner`` and ``flow --task-runner``."""

@@ -7,8 +7,10 @@ one too through :func:`environment_error`.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
+from collections.abc import Iterable, Mapping
 
 
 class UserError(Exception):
@@ -34,6 +36,16 @@ _OS_FAULTS = {
 """errno -> (problem, fix) of the faults of the machine, not of the code, that a user can fix."""
 
 SQLITE_LOCKED = "database is locked"
+
+
+def closest(name: str, candidates: Mapping[str, str] | Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate nearest ``name`` for a "did you mean" (``None`` when none is near).
+
+    ``candidates`` may map a spelling to what to suggest for it (``{"mtat/fcn": "sota:mtat/fcn"}``).
+    """
+    table = dict(candidates) if isinstance(candidates, Mapping) else {c: c for c in candidates}
+    close = difflib.get_close_matches(name, list(table), n=1, cutoff=cutoff)
+    return table[close[0]] if close else None
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

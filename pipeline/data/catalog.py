@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import pandas as pd
 
+from pipeline.core.task_kinds import TaskKind
+
 if TYPE_CHECKING:
     from pipeline.config.params import Params
 
-TaskKind = Literal["multilabel", "single"]
 CATALOG_COLUMNS = ["clip_id", "path", "split", "labels", "start_s", "duration_s"]
 UNRECORDED = "not recorded (segments written by an older musicrep: re-run `musicrep segment`)"
 SOURCE_KEYS = ("split_source", "vocabulary_source")

@@ -23,7 +23,7 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, closest
 from pipeline.data.catalog import CATALOG_COLUMNS, Catalog, DatasetSource, TaskKind
 
 if TYPE_CHECKING:
@@ -45,6 +45,28 @@ def own_datasets(params: Params | None) -> list[str]:
     return sorted(params.datasets.own()) if params is not None else []
 
 
+def check_dataset(name: str, params: Params | None, what: str = "dataset") -> None:
+    """Refuse an unknown dataset name before anything is read or written.
+
+    Args:
+        name: a registered source (:func:`available`) or a named own dataset of ``params``.
+        params: the project's params (their own datasets count as known).
+        what: how the message names it (``"task"`` for the task argument of a command).
+
+    Raises:
+        UserError: ``name`` is unknown; the message suggests the closest known name and lists them all.
+    """
+    known = available() + own_datasets(params)
+    if name in known:
+        return
+    guess = closest(name, known)
+    hint = f"did you mean {guess!r}? Known: " if guess else "available: "
+    raise UserError(
+        f"unknown {what} {name!r}; {hint}{', '.join(known)} "
+        f"(or add datasets.{name}: {{kind: folder, path: DIR}} to params.yaml for your own audio)."
+    )
+
+
 def get_source(name: str, params: Params | None = None, layout: Layout | None = None) -> DatasetSource:
     """Return the source called ``name`` (configured from ``params`` where it needs it).
 
@@ -52,16 +74,11 @@ def get_source(name: str, params: Params | None = None, layout: Layout | None = 
     which is served by the folder source under its own name. ``layout`` (the project's) lets a
     folder source read the settings its download recorded.
     """
+    check_dataset(name, params)
     if name not in available():
-        if name in own_datasets(params):
-            from pipeline.data.sources.folder import make_source
+        from pipeline.data.sources.folder import make_source
 
-            return make_source(params, name, layout)
-        own = own_datasets(params)
-        raise UserError(
-            f"unknown dataset {name!r}; available: {', '.join(available() + own)} "
-            f"(or add datasets.{name}: {{kind: folder, path: DIR}} to params.yaml for your own audio)."
-        )
+        return make_source(params, name, layout)
     module = importlib.import_module(f"pipeline.data.sources.{name}")
     if name == "folder":
         return module.make_source(params, name, layout)

@@ -33,6 +33,7 @@ from pipeline.audio.io import AudioError, check_audio_path, peak_dbfs, read_audi
 from pipeline.core.io_utils import make_temp_dir, sha256_file, write_json
 from pipeline.core.paths import Layout
 from pipeline.core.progress import track
+from pipeline.core.task_kinds import MULTILABEL
 from pipeline.data.registry import get_source
 from pipeline.data.split_checks import one_class_warning
 
@@ -145,7 +146,7 @@ def segment_dataset(dataset: str, params: Params, layout: Layout) -> Path:
     }
     kind, task = catalog.kind or source.kind, source.task
     if kind != source.kind:
-        task = "tagging" if kind == "multilabel" else "keywords"
+        task = "tagging" if kind == MULTILABEL else "keywords"
     write_json(
         tmp_dir / "meta.json",
         {

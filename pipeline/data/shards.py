@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import UserError
+from pipeline.core.task_kinds import MULTILABEL
 
 
 def _field(row: Any, key: str) -> Any:
@@ -58,7 +59,7 @@ class SegmentStore:
 
     @property
     def multilabel(self) -> bool:
-        return self.meta["kind"] == "multilabel"
+        return self.meta["kind"] == MULTILABEL
 
     def split(self, name: str) -> pd.DataFrame:
         """Rows of one split (``train``/``val``/``test``) in manifest order."""

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import MULTILABEL, kind_of
 from pipeline.evaluation.metrics import primary_metric
 from pipeline.evaluation.stats import CONFIDENCE, N_RESAMPLES, Interval, _bootstrap, metric_on, seed_interval, seed_summary
 from pipeline.models.grid import grid_models
@@ -87,7 +88,7 @@ def load_task(params: Params, layout: Layout, task: str) -> tuple[str, np.ndarra
     order = sorted(clip_ids or [])
     first = next(iter(frames.values())).assign(clip_id=lambda d: d["clip_id"].astype(str)).set_index("clip_id").loc[order]
     multilabel = any(len(v) != 1 for v in first["labels"]) or _is_multilabel(layout, task)
-    kind = "multilabel" if multilabel else "single"
+    kind = kind_of(multilabel)
     y = label_matrix([list(v) for v in first["labels"]], labels, multilabel)
     models = []
     for model in grid_models(params):
@@ -115,7 +116,7 @@ def _is_multilabel(layout: Layout, task: str) -> bool:
     import json
 
     meta = layout.segments(task) / "meta.json"
-    return meta.exists() and json.loads(meta.read_text()).get("kind") == "multilabel"
+    return meta.exists() and json.loads(meta.read_text()).get("kind") == MULTILABEL
 
 
 def _matrix(df: pd.DataFrame, order: list[str], allow_missing: bool = False) -> np.ndarray | None:

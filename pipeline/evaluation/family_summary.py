@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import METRIC_TITLES, PRIMARY_METRIC
 from pipeline.evaluation.evidence import ModelScores, _Resamples, load_task
 from pipeline.evaluation.stats import CONFIDENCE, Interval, metric_on
 
@@ -118,7 +119,7 @@ def family_summary(params: Params, layout: Layout, task: str) -> TaskSummary | N
     noisy = [m for m in models if m.perturbed]
     points = strongest_points(noisy)
     rows = _family_rows(params, rs, models, points)
-    metric = "accuracy" if kind == "single" else "ROC-AUC"
+    metric = METRIC_TITLES[PRIMARY_METRIC[kind]]
     harmonic = [m for m in noisy if model_family(m.model, params) == "harmonic" and all(p in m.perturbed for p in points)]
     others = [m for m in noisy if model_family(m.model, params) != "harmonic" and all(p in m.perturbed for p in points)]
     if not points or not harmonic or not others:

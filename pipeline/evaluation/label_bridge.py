@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.core.errors import UserError
+from pipeline.core.task_kinds import kind_of
 from pipeline.evaluation.metrics import task_metrics
 from pipeline.models.inference import label_matrix
 
@@ -68,7 +69,7 @@ class LabelBridge:
 
     @property
     def kind(self) -> str:
-        return "multilabel" if self.multilabel else "single"
+        return kind_of(self.multilabel)
 
     @property
     def shared(self) -> list[int]:

@@ -17,10 +17,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from pipeline.core.task_kinds import MULTILABEL
+from pipeline.core.task_kinds import REPORTED_METRICS as METRICS
 from pipeline.evaluation.stats import CONFIDENCE, N_RESAMPLES, Interval, class_auc
-
-METRICS = {"multilabel": ("roc_auc", "pr_auc"), "single": ("accuracy", "macro_f1")}
-"""The task-level metrics of each kind, primary first."""
 
 
 def _onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -130,7 +129,7 @@ def metric_intervals(
     for name in METRICS[kind]:
         statistic = STATISTICS[name]
         out[name] = _interval(float(statistic(y, scores, full)[0]), statistic(y, scores, idx) if len(idx) else np.array([]))
-    if kind == "multilabel":
+    if kind == MULTILABEL:
         names = list(labels) or [str(i) for i in range(scores.shape[1])]
         whole = class_auc(y, scores, full)[0]
         per = class_auc(y, scores, idx) if len(idx) else np.empty((0, scores.shape[1]))

@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
+from pipeline.core.task_kinds import MULTILABEL, PRIMARY_METRIC
+
 
 def multilabel_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.1) -> dict[str, float]:
     """Macro ROC-AUC and PR-AUC over classes with both positives and negatives, plus F1.
@@ -57,12 +59,11 @@ def single_label_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict[str, fl
 
 def task_metrics(kind: str, y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.1) -> dict[str, float]:
     """Dispatch on the task kind (``multilabel`` or ``single``)."""
-    if kind == "multilabel":
+    if kind == MULTILABEL:
         return multilabel_metrics(y_true, scores, threshold)
     return single_label_metrics(y_true, scores)
 
 
-PRIMARY_METRIC = {"multilabel": "roc_auc", "single": "accuracy"}
 TASK_PRIMARY_METRIC = {"dcase2017_task4": "f1_sample"}
 """Tasks whose benchmark ranks by another metric than their kind's (docs/spec.md §5: DCASE 2017 task 4,
 the per-sample F1 at ``evaluate.threshold`` 0.1)."""

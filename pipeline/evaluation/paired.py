@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import PRIMARY_METRIC
 from pipeline.evaluation.evidence import ModelScores, _Resamples, load_task, seed_drops
 from pipeline.evaluation.stats import metric_on, seed_interval
 
@@ -59,7 +60,7 @@ def paired_row(
             raise UserError(f"{name} has no predictions on {task} (evaluated models: {have}); run `musicrep cell {task} {name}`.")
     ma, mb = by_name[a], by_name[b]
     rs = _Resamples(kind, y)
-    metric = "accuracy" if kind == "single" else "roc_auc"
+    metric = PRIMARY_METRIC[kind]
     if perturbation is None:
         quantity = f"{metric} (clean)"
         clip_stat = lambda idx: rs.clean(ma, idx) - rs.clean(mb, idx)  # noqa: E731

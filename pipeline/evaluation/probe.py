@@ -39,11 +39,13 @@ import numpy as np
 
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout, probe_slug, seed_dir
+from pipeline.core.task_kinds import MULTILABEL, PRIMARY_METRIC, SINGLE, kind_of
 from pipeline.data.shards import SegmentStore
 from pipeline.data.split_checks import require_split
 from pipeline.evaluation.metric_intervals import as_json, metric_intervals
 from pipeline.evaluation.stats import clip_interval, metric_on
 from pipeline.models.inference import label_matrix
+from pipeline.models.runtime import resolve_runtime
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def _candidates(kind: str, seed: int) -> list[tuple[str, dict[str, Any], Any]]:
     out = []
     for c in LINEAR_C:
         lr = LogisticRegression(C=c, max_iter=2000)
-        out.append(("linear", {"C": c}, make_pipeline(StandardScaler(), OneVsRestClassifier(lr) if kind == "multilabel" else lr)))
+        out.append(("linear", {"C": c}, make_pipeline(StandardScaler(), OneVsRestClassifier(lr) if kind == MULTILABEL else lr)))
     for alpha in MLP_ALPHA:
         mlp = MLPClassifier((MLP_HIDDEN,), alpha=alpha, max_iter=500, random_state=seed)
         out.append(("mlp", {"alpha": alpha, "hidden": MLP_HIDDEN}, make_pipeline(StandardScaler(), mlp)))
@@ -98,7 +100,7 @@ def _candidates(kind: str, seed: int) -> list[tuple[str, dict[str, Any], Any]]:
 def _scores(estimator, x: np.ndarray, n_classes: int, kind: str) -> np.ndarray:
     """``(clips, n_classes)`` probabilities, columns in the dataset's label order."""
     proba = np.asarray(estimator.predict_proba(x), dtype=np.float64)
-    if kind == "multilabel":
+    if kind == MULTILABEL:
         return proba
     full = np.zeros((len(x), n_classes))
     full[:, estimator.classes_.astype(int)] = proba  # classes absent from train keep score 0
@@ -204,7 +206,6 @@ def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: i
     """:func:`run_probe` once the representation is resolved and its output folder locked."""
     from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
     from pipeline.models.checkpoint import load_model
-    from pipeline.models.device import pick_device
 
     random_init = rep.random_init
     store = SegmentStore(layout.segments(dataset))
@@ -214,12 +215,12 @@ def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: i
     net, _ = load_model(rep.model_dir)
     if random_init:
         net = random_init_like(net, seed)
-    net.to(pick_device(params.runtime.device, profile=params.profile)).eval()
+    net.to(resolve_runtime(params).device).eval()
     emb = cached_embeddings(
         net, rep.key, dataset, layout, n_chunks=params.evaluate.n_chunks, layer=layer, batch_size=params.runtime.eval_batch_size
     )
-    kind = "multilabel" if store.multilabel else "single"
-    metric = "roc_auc" if kind == "multilabel" else "accuracy"
+    kind = kind_of(store.multilabel)
+    metric = PRIMARY_METRIC[kind]
     parts = {}
     for split, rows in splits.items():
         parts[split] = (emb.rows(rows["clip_id"].astype(str)), label_matrix(rows["labels"], store.labels, store.multilabel))
@@ -346,7 +347,7 @@ def transfer_table(layout: Layout):
     for (rep, dataset), all_records in sorted(groups.items()):
         records, note = distinct_seeds(all_records)
         mean, std, n = seed_summary([r["value"] for r in records])
-        kind = "multilabel" if records[0]["metric"] == "roc_auc" else "single"
+        kind = MULTILABEL if records[0]["metric"] == PRIMARY_METRIC[MULTILABEL] else SINGLE
         files = [np.load(r["_scores"]) for r in records if r["_scores"].exists()]
         ci = clip_interval(kind, files[0]["y"], [f["scores"] for f in files]) if files else None
         rows.append(

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sst
 
+from pipeline.core.task_kinds import SINGLE
+
 N_RESAMPLES = 1000
 CONFIDENCE = 0.95
 
@@ -112,7 +114,7 @@ def metric_on(
     metric of ``kind`` (``"single"``: accuracy, ``"multilabel"``: macro ROC-AUC)."""
     if metric == "f1_sample":
         return _f1_sample(y, scores, idx, threshold)
-    return _accuracy(y, scores, idx) if kind == "single" else _macro_auc(y, scores, idx)
+    return _accuracy(y, scores, idx) if kind == SINGLE else _macro_auc(y, scores, idx)
 
 
 def _bootstrap(statistic, n: int, seed: int, n_resamples: int) -> tuple[float, float]:

@@ -52,7 +52,6 @@ from pipeline.models.base import AudioModel
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx",)
 TOLERANCE = 1e-4
 """Largest absolute difference allowed between onnxruntime and PyTorch outputs."""
 INPUT_NAME = "waveform"

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from pipeline.models.options import NoOptions, option_names
+
 
 class Frontend(nn.Module):
     """Base class of front-ends: ``(batch, samples)`` -> features.
@@ -36,11 +38,20 @@ class Frontend(nn.Module):
             :mod:`pipeline.models.frontends` is registered by that package's scan.
         learnable: one of the learnable front-ends compared in ``docs/frontends.md`` (the
             report draws its learned filters).
+        OPTION_SPEC: the typed, ranged schema of the constructor keywords a user may set through
+            ``ModelConfig.options`` (:mod:`pipeline.models.options`).
+        OPTIONS: the names of ``OPTION_SPEC``, set on every subclass from its spec.
     """
 
     name: ClassVar[str] = ""
     learnable: ClassVar[bool] = False
+    OPTION_SPEC: ClassVar[type] = NoOptions
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
     hop_length: int = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.OPTIONS = option_names(cls.OPTION_SPEC)
 
     def cache_spec(self) -> dict[str, Any] | None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import UserError
+from pipeline.core.task_kinds import kind_of
 from pipeline.models.base import AudioModel, ModelConfig
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ def build_for_task(name: str, dataset: str, params: Params, *, n_classes: int, m
     from pipeline.models.zoo import build_model, input_length_for
 
     variant, options, width = resolve_variant(params, name)
-    kind = "multilabel" if multilabel else "single"
+    kind = kind_of(multilabel)
     try:
         crop = params.train.input_seconds
         cap = None if crop is None else round(crop * params.segment.sample_rate)

@@ -9,6 +9,7 @@ Block names follow the spec:
 - :class:`SE1` 1-D residual block with full-width squeeze-excitation, then MaxPool1d(p)
 - :class:`Head` Linear -> BN1d -> ReLU -> Dropout -> Linear
 - :func:`global_max_pool` (GMP) max over every remaining axis after the channels
+- :func:`stack` a chain of blocks, each taking the previous one's channels
 
 **Fit adaptation.** Every max-pool here is a :class:`FitMaxPool2d` / :class:`FitMaxPool1d`:
 its kernel (and stride) is clipped to the current size of the map, so a stack designed for
@@ -19,6 +20,9 @@ parameter counts are unchanged.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +40,7 @@ __all__ = [
     "OutputLayer",
     "global_max_pool",
     "scale_width",
+    "stack",
 ]
 
 
@@ -54,6 +59,22 @@ def scale_width(channels: int, width: float, multiple_of: int = 1) -> int:
         raise ValueError(f"width must be > 0, got {width}")
     scaled = int(round(channels * width / multiple_of)) * multiple_of
     return max(multiple_of, scaled, 1)
+
+
+def stack(
+    block: Callable[..., nn.Module], in_channels: int, layout: Iterable[tuple[Any, ...]], width: float = 1.0
+) -> tuple[nn.Sequential, int]:
+    """Chain ``block(c_in, scale_width(c_out, width), *args)`` for each ``(c_out, *args)`` of ``layout``.
+
+    Returns:
+        ``(the blocks as one nn.Sequential, the channels of the last block)``.
+    """
+    blocks, c_in = [], in_channels
+    for c_out, *args in layout:
+        c_out = scale_width(c_out, width)
+        blocks.append(block(c_in, c_out, *args))
+        c_in = c_out
+    return nn.Sequential(*blocks), c_in
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:

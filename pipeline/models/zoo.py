@@ -29,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from pipeline.config.profiles import PROFILES
+from pipeline.core.task_kinds import SINGLE, TASK_KINDS
 from pipeline.models.backends import BACKENDS, VARIANTS
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.models.frontends import FRONTENDS
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 
-TASK_KINDS = ("multilabel", "single")
 EVENT_CLIP_MAX_SAMPLES = 160_000
 """Multi-label clips up to 10 s at 16 kHz count as sound events, longer ones as music tagging."""
 
@@ -94,7 +94,7 @@ def infer_task(task_kind: str, clip_samples: int) -> str:
     """``"keywords"`` (single-label), ``"events"`` (multi-label clips <= 10 s) or ``"tagging"``."""
     if task_kind not in TASK_KINDS:
         raise ValueError(f"task_kind must be one of {TASK_KINDS}, got {task_kind!r}")
-    if task_kind == "single":
+    if task_kind == SINGLE:
         return "keywords"
     return "events" if clip_samples <= EVENT_CLIP_MAX_SAMPLES else "tagging"
 

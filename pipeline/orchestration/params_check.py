@@ -1,8 +1,9 @@
-"""Name checks for ``musicrep params --check``: what pydantic cannot know from types alone.
+"""Name checks: what pydantic cannot know from types alone.
 
 :func:`check_names` returns one sentence per problem (the model, task, perturbation or noise
 source that does not exist, with the allowed names), so ``params --check`` fails before a
-long ``dvc repro`` would, instead of saying OK.
+long ``dvc repro`` would, instead of saying OK. :func:`check_model` refuses the model name of
+one command, with a "did you mean", before the command reads any data.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.core.errors import UserError, closest
 from pipeline.models.grid import grid_models
+from pipeline.models.pretrained_catalog import CATALOG, PREFIX
+from pipeline.models.zoo import VARIANTS
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -37,6 +41,47 @@ def _model_problem(name: str, params: Params) -> str | None:
     except ValueError as exc:
         return f"variants.{name}.options ({variant}): {exc}"
     return None
+
+
+def _known_models(params: Params, published: bool) -> dict[str, str]:
+    """Spellings of the known model names -> the name to suggest (``mtat/fcn`` -> ``sota:mtat/fcn``)."""
+    names = {name: name for name in [*VARIANTS, *params.variants]}
+    if published:
+        names |= {name.removeprefix(PREFIX): name for name in CATALOG} | {name: name for name in CATALOG}
+    return names
+
+
+def check_model(name: str, params: Params, *, published: bool = False) -> None:
+    """Refuse an unknown model name of a command before it reads any data.
+
+    Args:
+        name: a grid model (a variant, ``FRONTEND+VARIANT`` or an alias under ``variants``), or
+            with ``published`` also a published tagger (``sota:mtat/musicnn``).
+        params: the project's params (their ``variants`` aliases count as known).
+        published: whether the command takes published taggers (evaluate, robustness).
+
+    Raises:
+        UserError: the name is unknown (with the closest known name), or a published one where
+            only a grid model can go.
+    """
+    if published and name in CATALOG:
+        return
+    if name in CATALOG or name.startswith(PREFIX):
+        if name in CATALOG:
+            raise UserError(f"{name} is a published model: it is evaluated (`musicrep evaluate TASK {name}`), not trained.")
+    else:
+        problem = _model_problem(name, params)
+        if problem is None:
+            return
+        if "+" in name or "unknown model" not in problem:  # a front-end swap or an alias's options: the specific message
+            raise UserError(f"model {name!r}: {problem.split(': ', 1)[-1]}.")
+    guess = closest(name, _known_models(params, published))
+    hint = f"did you mean {guess!r}? Known: " if guess else "known: "
+    raise UserError(
+        f"unknown model {name!r}; {hint}{', '.join(sorted(VARIANTS))}"
+        f"{', a published sota:DATASET/MODEL (`musicrep pretrained list`)' if published else ''} "
+        "(or FRONTEND+MODEL, or an alias under variants in params.yaml)."
+    )
 
 
 def check_names(params: Params, base_dir: str | Path = ".") -> list[str]:

@@ -92,6 +92,7 @@ def serve(folder: Path) -> Iterator[str]:
 def project_params(url: str, audio: Path, tasks: list[str], models: list[str]) -> dict:
     """The scratch project's ``params.yaml``: the paper profile, the mirrors, :data:`CAPS`."""
     mirrors = {t: {"mirror": url} for t in PAPER_TASKS}
+    mirrors["mtat"].update(split_mirror=url, split="reference")  # one folder serves both MTAT publishers here
     mirrors["dcase2017_task4"]["audio_dir"] = str(audio)
     return {"profile": "paper", "grid": {"tasks": tasks, "models": models, "seeds": [0]}, "datasets": mirrors, **CAPS}
 

@@ -21,8 +21,11 @@ DVC remote, the team MLflow server (``make mlflow-server``) and ``PREFECT_API_UR
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.choices import TASK_RUNNERS as RUNNERS
 from pipeline.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -34,8 +37,6 @@ log = logging.getLogger(__name__)
 
 GPU_TAG = "gpu"
 """Prefect tag of GPU cells; the tag concurrency limit of the same name caps them."""
-
-RUNNERS = ("thread", "dask", "ray")
 
 
 def flow_settings(
@@ -131,14 +132,53 @@ def cell_slots(params: Params, cpus: int | None = None) -> int:
     per CPU (``cpus``, default the CPUs this process may use, as ``nproc`` counts them). Raises the device's one-line
     :class:`~pipeline.core.errors.UserError` when ``runtime.device`` cannot run here.
     """
-    import os
-
     from pipeline.models.device import pick_device
 
     if pick_device(params.runtime.device, profile=params.profile).type == "cuda":
         return max(1, _local_gpus()) * params.runtime.gpu_cells
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     return max(1, cpus or len(usable))
+
+
+CELL_SLOT_VAR = "MUSICREP_CELL_SLOT"
+"""The parallel slot (0 .. JOBS-1) of a cell process, set by ``make repro``'s ``xargs --process-slot-var``."""
+
+
+def gpu_for_slot(slot: int, gpus: int, per_gpu: int) -> int:
+    """The GPU (0 .. gpus-1) of parallel slot ``slot``: ``per_gpu`` consecutive slots share one GPU."""
+    return (slot // max(1, per_gpu)) % gpus
+
+
+def visible_gpus() -> int:
+    """GPUs this process may use, counted without initialising CUDA: torch asks the driver's NVML library
+    first, so ``CUDA_VISIBLE_DEVICES`` set afterwards still takes effect."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def pin_cell_gpu(params: Params, environ: MutableMapping[str, str] | None = None) -> str | None:
+    """Pin a parallel cell process to one GPU: ``CUDA_VISIBLE_DEVICES`` from its ``make repro`` slot.
+
+    ``make repro`` runs ``musicrep dag --jobs`` cells at once (``runtime.gpu_cells`` per GPU) and tells
+    each its slot in :data:`CELL_SLOT_VAR`; slot ``i`` gets GPU ``i // gpu_cells`` (of those already in
+    ``CUDA_VISIBLE_DEVICES``, when set), so every GPU carries ``gpu_cells`` cells instead of all cells
+    landing on GPU 0. Nothing changes outside ``make repro``, on the CPU, under torchrun, or with one GPU.
+    Call it before anything asks torch about CUDA. Returns the device id it set, or ``None``.
+    """
+    environ = os.environ if environ is None else environ
+    slot = environ.get(CELL_SLOT_VAR)
+    if slot is None or params.runtime.device == "cpu" or int(environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    gpus = visible_gpus()
+    if gpus < 2:
+        return None
+    listed = [d.strip() for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    ids = listed if len(listed) == gpus else [str(i) for i in range(gpus)]
+    device = ids[gpu_for_slot(int(slot), gpus, params.runtime.gpu_cells)]
+    environ["CUDA_VISIBLE_DEVICES"] = device
+    log.info("cell slot %s of make repro: pinned to GPU %s of %d (CUDA_VISIBLE_DEVICES=%s)", slot, device, gpus, device)
+    return device
 
 
 def ensure_gpu_limit(slots: int) -> None:

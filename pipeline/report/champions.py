@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.task_kinds import MULTILABEL
 from pipeline.evaluation.family_summary import TaskSummary
 from pipeline.evaluation.metrics import primary_metric
 from pipeline.report.collect import Entry
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def _best_seed(cells: list[Entry], task: str) -> Entry:
     """The cell with the highest clean primary metric (``test/<primary>`` of its ``eval.json``)."""
-    key = f"test/{primary_metric(cells[0].kind or 'multilabel', task)}"
+    key = f"test/{primary_metric(cells[0].kind or MULTILABEL, task)}"
 
     def score(e: Entry) -> float:
         value = e.metric(key)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import METRIC_TITLES, MULTILABEL, PRIMARY_METRIC, TABLE_METRICS, kind_of
 from pipeline.models.checkpoint import read_run_id
 from pipeline.tracking.runs import mlflow_errors
 
@@ -28,16 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_RUN = "not run"
-METRICS = {
-    "multilabel": [
-        ("test/roc_auc", "ROC-AUC"),
-        ("test/pr_auc", "PR-AUC"),
-        ("test/f1_sample", "F1 (sample)"),
-        ("test/f1_micro", "F1 (micro)"),
-    ],
-    "single": [("test/accuracy", "accuracy")],
-}
-PRIMARY = {"multilabel": "roc_auc", "single": "accuracy"}
+METRICS = {kind: [(f"test/{m}", METRIC_TITLES[m]) for m in names] for kind, names in TABLE_METRICS.items()}
+"""The report's metric columns per task kind: (logged name, title)."""
 
 
 def is_synthetic(task: str) -> bool:
@@ -85,9 +78,7 @@ class Entry:
     @property
     def kind(self) -> str | None:
         if self.card:
-            return self.card.get("metadata", {}).get("kind") or (
-                "multilabel" if self.card["config"].get("multilabel") else "single"
-            )
+            return self.card.get("metadata", {}).get("kind") or (kind_of(bool(self.card["config"].get("multilabel"))))
         return None
 
     @property
@@ -256,8 +247,8 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
             from pipeline.robustness.stage import robustness_summary
 
             s = robustness_summary([e.robustness])
-            kind = e.kind or "multilabel"
-            s = s[s["metric"] == PRIMARY.get(kind, "roc_auc")]
+            kind = e.kind or MULTILABEL
+            s = s[s["metric"] == PRIMARY_METRIC.get(kind, PRIMARY_METRIC[MULTILABEL])]
             for r in s.itertuples(index=False):
                 row[f"robust/{r.perturbation}/{r.unit}_{r.level:g}/relative_degradation"] = r.relative_degradation
         rows.append(row)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from pipeline.core.choices import TABLE_FORMATS as FORMATS
 from pipeline.tracking.runs import runs_table
 
 if TYPE_CHECKING:
@@ -125,7 +126,6 @@ def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.Data
     return df.merge(pd.concat(rows), on=["task", "model"], how="left")
 
 
-FORMATS = ("table", "csv", "json", "markdown")
 ID_COLUMNS = ("task", "model", "source", "on", "dataset", "seed", "seeds", "n_seeds", "noise_source", "perturbation")
 NO_RUNS = "no runs yet: run `dvc repro` or `musicrep flow` first"
 

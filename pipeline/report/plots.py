@@ -17,7 +17,8 @@ import pandas as pd
 
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
-from pipeline.report.collect import PRIMARY, Entry, read_json
+from pipeline.core.task_kinds import MULTILABEL, PRIMARY_METRIC, SINGLE
+from pipeline.report.collect import Entry, read_json
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
             plot_robustness,
             e.robustness,
             fig_dir / f"{slug(e.task, e.model)}__robustness.png",
-            metric=PRIMARY.get(e.kind or "multilabel"),
+            metric=PRIMARY_METRIC[e.kind or MULTILABEL],
         )
     if e.history is not None:
         attempt(
@@ -92,7 +93,7 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
         )
     labels = list((e.card or {}).get("labels") or [])
     preds = mdir / "predictions.parquet"
-    if e.kind == "single" and preds.exists() and labels:
+    if e.kind == SINGLE and preds.exists() and labels:
         attempt(
             "confusion matrix (test split)",
             lambda: figures.confusion_matrix_figure(
@@ -100,7 +101,7 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
             ),
         )
     auc = read_json(mdir / "per_class_auc.json")
-    if e.kind == "multilabel" and auc:
+    if e.kind == MULTILABEL and auc:
         attempt(
             "per-class ROC-AUC (test split)",
             figures.per_class_auc_figure,

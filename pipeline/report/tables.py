@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import MULTILABEL, SINGLE
 from pipeline.evaluation.family_summary import TaskSummary
 from pipeline.evaluation.metrics import primary_metric
 from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[list[str]]]:
     """Header and formatted rows of one task's comparison table."""
     sub = [e for e in entries if e.task == task]
-    kind = next((e.kind for e in sub if e.kind), None) or ("single" if "keyword" in task else "multilabel")
-    metric_cols = METRICS.get(kind, METRICS["multilabel"])
+    kind = next((e.kind for e in sub if e.kind), None) or (SINGLE if "keyword" in task else MULTILABEL)
+    metric_cols = METRICS.get(kind, METRICS[MULTILABEL])
     lead = primary_metric(kind, task)  # DCASE: the per-sample F1 first
     metric_cols = sorted(metric_cols, key=lambda col: col[0] != f"test/{lead}")
     header = [

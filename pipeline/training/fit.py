@@ -23,7 +23,8 @@ from torch import nn
 
 from pipeline.core.io_utils import atomic_path
 from pipeline.core.progress import EpochProgress
-from pipeline.evaluation.metrics import PRIMARY_METRIC, clip_loss, task_metrics
+from pipeline.core.task_kinds import PRIMARY_METRIC, kind_of
+from pipeline.evaluation.metrics import clip_loss, task_metrics
 from pipeline.models.inference import autocast_for
 from pipeline.training import distributed
 from pipeline.training.schedules import lr_at, paper_phase
@@ -98,7 +99,7 @@ class Validation:
 
     @property
     def kind(self) -> str:
-        return "multilabel" if self.multilabel else "single"
+        return kind_of(self.multilabel)
 
     def __call__(self, model: nn.Module, device: torch.device) -> tuple[float, dict[str, float]]:
         """``(val_loss, val_metrics)`` of ``model`` on the split (``device``: where ``clips`` was built to run)."""
@@ -276,7 +277,7 @@ class Progress(Callback):
         logger: logging.Logger | None = None,
     ) -> None:
         self.title, self.epochs, self.steps, self.log_seconds = title, epochs, steps_per_epoch, log_seconds
-        self.primary = PRIMARY_METRIC["multilabel" if multilabel else "single"]
+        self.primary = PRIMARY_METRIC[kind_of(multilabel)]
         self.log = logger or log
         self.bar: EpochProgress | None = None
 
@@ -293,17 +294,20 @@ class Progress(Callback):
             self.bar = None
 
     def on_epoch_end(self, state: FitState, record: dict[str, float], improved: bool) -> None:
+        validated = (
+            f"val_loss {record['val_loss']:.4f} val_{self.primary} {record.get(f'val_{self.primary}', math.nan):.4f}"
+            if is_validated(record)
+            else "not validated (train.val_every)"
+        )
         self.log.info(
-            "%s epoch %d/%d phase %d lr %.2g train_loss %.4f val_loss %.4f val_%s %.4f%s",
+            "%s epoch %d/%d phase %d lr %.2g train_loss %.4f %s%s",
             self.title,
             state.epoch,
             self.epochs,
             state.phase,
             record.get("train_lr", math.nan),
             record["train_loss"],
-            record.get("val_loss", math.nan),
-            self.primary,
-            record.get(f"val_{self.primary}", math.nan),
+            validated,
             " *" if improved else "",
         )
 

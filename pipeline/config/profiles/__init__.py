@@ -12,10 +12,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from pipeline.core.choices import PROFILES
 from pipeline.core.io_utils import deep_merge
-
-PROFILES = ("smoke", "paper")
-"""The profiles shipped with the package."""
 
 
 @cache

@@ -4,15 +4,16 @@ Every own dataset has its own ``data/raw/<name>``, ``data/segments/<name>``, ...
 experiment ``<name>``; ``folder`` is simply the own dataset called ``folder``. Two layouts:
 
 - **folder per class**: ``<path>/<class>/**/*.{wav,flac,mp3,ogg,...}``; the class is the first
-  folder under ``path``; single-label (task ``keywords``) unless ``task: multi_label``.
+  folder under ``path``; single-label unless ``task: multilabel``.
 - **CSV**: ``labels_csv`` with columns ``path`` and ``labels`` (or ``label``); labels separated
   by ``;`` (or ``,`` inside a quoted field); paths relative to ``path`` (or to the CSV's folder
   when ``path`` is unset) or absolute. Optional columns: ``split`` (train / val or valid /
   test), ``fold`` (with ``splits: {train: [...], val: [...], test: [...]}``), a group column.
 
-**Task type** (``task``): ``single_label`` (softmax, accuracy, confusion matrix) or
-``multi_label`` (sigmoid, ROC-AUC / PR-AUC). Unset: multi_label when any CSV row has more than
-one label, else single_label (logged).
+**Task kind** (``task``): ``single`` (softmax, accuracy, confusion matrix) or ``multilabel``
+(sigmoid, ROC-AUC / PR-AUC); the earlier spellings ``single_label``/``multi_label`` still work
+(:mod:`pipeline.core.task_kinds`). Unset: multilabel when any CSV row has more than one label,
+else single (logged).
 
 **Splits** (``split``; ``split_method`` in ``report.json`` / ``meta.json``):
 
@@ -67,6 +68,7 @@ import soundfile as sf
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import sha256_file
 from pipeline.core.paths import Layout
+from pipeline.core.task_kinds import MULTILABEL, SINGLE, kind_of
 from pipeline.data.catalog import Catalog
 from pipeline.data.download import MANIFEST_FILE, write_manifest
 from pipeline.data.sources._common import RealSource, audio_files
@@ -345,20 +347,20 @@ class FolderSource(RealSource):
 
     # ------------------------------------------------------------------ task type
     def _task(self, cfg: FolderDatasetParams, entries: list[Entry], table: Path | None) -> str:
-        """``single_label`` or ``multi_label``: as configured, else inferred from the labels (logged)."""
+        """:data:`SINGLE` or :data:`MULTILABEL`: as configured, else inferred from the labels (logged)."""
         multi_rows = [e for e in entries if len(e.labels) > 1]
         if cfg.task is not None:
             task = cfg.task
-            if task == "single_label" and multi_rows:
+            if task == SINGLE and multi_rows:
                 e = multi_rows[0]
                 raise UserError(
-                    f"datasets.{self.name}.task is single_label but {len(multi_rows)} rows of {table} have several "
-                    f"labels (e.g. line {e.line}: {';'.join(e.labels)}); set task: multi_label or give one label per row."
+                    f"datasets.{self.name}.task is single but {len(multi_rows)} rows of {table} have several "
+                    f"labels (e.g. line {e.line}: {';'.join(e.labels)}); set task: multilabel or give one label per row."
                 )
         elif table is None:
-            task = "single_label"
+            task = SINGLE
         else:
-            task = "multi_label" if multi_rows else "single_label"
+            task = kind_of(bool(multi_rows))
             log.info(
                 "%s: task inferred as %s (%s); set datasets.%s.task to override.",
                 self.name,
@@ -366,13 +368,13 @@ class FolderSource(RealSource):
                 f"{len(multi_rows)} rows have more than one label" if multi_rows else "every row has one label",
                 self.name,
             )
-        if task == "single_label":
+        if task == SINGLE:
             unlabelled = [e for e in entries if not e.labels]
             if unlabelled:
                 e = unlabelled[0]
                 raise UserError(
                     f"{self.name}: {len(unlabelled)} rows of {table} have no label (e.g. line {e.line}: {e.rel}); "
-                    f"a single_label dataset needs one label per row, so label or remove them."
+                    f"a single-label dataset needs one label per row, so label or remove them."
                 )
         return task
 
@@ -586,7 +588,7 @@ class FolderSource(RealSource):
             labels=sorted(vocab),
             expected=len(rows) + len(missing),
             missing=missing,
-            kind="multilabel" if task == "multi_label" else "single",
+            kind=task,
             durations=durations,
             info=info,
             split_source=f"own data: {info['split_method']}",
@@ -636,14 +638,14 @@ def _quick_task(cfg: FolderDatasetParams, table: str | None) -> str:
     if cfg.task is not None:
         return cfg.task
     if not table:
-        return "single_label"
+        return SINGLE
     try:
         with open(Path(table).expanduser(), newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             col = "labels" if "labels" in (reader.fieldnames or []) else "label"
-            return "multi_label" if any(len(split_labels(r.get(col) or "")) > 1 for r in reader) else "single_label"
+            return kind_of(any(len(split_labels(r.get(col) or "")) > 1 for r in reader))
     except OSError:
-        return "multi_label"  # the catalog reports the missing CSV
+        return MULTILABEL  # the catalog reports the missing CSV
 
 
 def make_source(params: Params | None = None, name: str = "folder", layout: Layout | None = None) -> FolderSource:
@@ -653,14 +655,11 @@ def make_source(params: Params | None = None, name: str = "folder", layout: Layo
     from what that download recorded under the project's ``data/raw/<name>/`` (never the cwd's).
     """
     cfg = params.datasets.folder_settings(name) if params is not None else None
-    task, clip = "single_label", 4.0
+    task, clip = SINGLE, 4.0
     if cfg is not None:
         table = cfg.labels_csv
         if not cfg.path and not cfg.labels_csv and layout is not None:
             # set at download time only (`musicrep download folder --labels-csv ...`): use what fetch recorded
             table = recorded_settings(layout.raw(name)).get("labels_csv")
         task, clip = _quick_task(cfg, table), cfg.clip_seconds
-    multilabel = task == "multi_label"
-    return FolderSource(
-        name=name, kind="multilabel" if multilabel else "single", task="tagging" if multilabel else "keywords", clip_seconds=clip
-    )
+    return FolderSource(name=name, kind=task, task="tagging" if task == MULTILABEL else "keywords", clip_seconds=clip)

@@ -79,6 +79,14 @@ def recordings_digest(hashes: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _replace_recordings(raw_dir: Path, folder: Path) -> None:
+    """Move ``folder`` to ``raw_dir/recordings``, replacing what is there."""
+    target = raw_dir / RECORDINGS
+    if target.exists():
+        shutil.rmtree(target)
+    folder.rename(target)
+
+
 def _read_sums(path: Path) -> dict[str, str]:
     """``sha256sum`` output -> ``{file name: sha256}`` (``./`` and ``recordings/`` prefixes dropped)."""
     sums = {}
@@ -197,10 +205,7 @@ class FSDDSource(RealSource):
             absent = sorted(set(sums) - {p.name for p in files})
             if absent:
                 log.warning("%d files listed in %s are absent from the mirror (e.g. %s)", len(absent), sums_path, absent[0])
-            target = raw_dir / RECORDINGS
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
+            _replace_recordings(raw_dir, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("copied %d fsdd recordings from %s%s", len(files), mirror_dir, " (checked against SHA256SUMS)" if sums else "")
@@ -227,10 +232,7 @@ class FSDDSource(RealSource):
                         raise UserError(
                             f"{name} in {archive.name} fails its SHA-256 check against SHA256SUMS (expected {want}, got {got}); use another mirror."
                         )
-            target = raw_dir / RECORDINGS
-            if target.exists():
-                shutil.rmtree(target)
-            rec.rename(target)
+            _replace_recordings(raw_dir, rec)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

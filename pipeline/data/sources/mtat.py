@@ -13,12 +13,13 @@ download is available); their SHA-256 is recorded at the first download and chec
 later run ("trust on first use", see ``download_state.json``).
 
 Split: the reference repository ``minzwon/sota-music-tagging-models`` (``split/mtat/``, fetched
-at run time from raw.githubusercontent.com, never committed here): ``top50_tags.txt`` (the tag
+at run time from raw.githubusercontent.com, never committed here; ``datasets.mtat.split_mirror`` for
+another copy, ``datasets.mtat.mirror`` being MIRG's alone): ``top50_tags.txt`` (the tag
 vocabulary, camel-cased tag names: ``no vocals`` -> ``noVocals``) and ``train.npy`` /
 ``valid.npy`` / ``test.npy`` (arrays of ``"<row>\\t<mp3_path>"`` strings), read with
 ``allow_pickle=False`` only. Published counts: **15,244 / 1,529 / 4,332** (21,105 clips).
-When those lists are unavailable or not plain string arrays, the documented rule is used
-instead: the 50 most frequent tags; clips with none of them dropped; split by the first hex
+When those lists are unavailable or not plain string arrays, ``datasets.mtat.split: auto`` warns
+in one sentence (``reference`` refuses) and the documented rule is used instead (``rule`` chooses it): the 50 most frequent tags; clips with none of them dropped; split by the first hex
 digit of the mp3 folder, ``0``-``b`` train, ``c`` val, ``d``-``f`` test. The rule does not
 drop the few clips shorter than 29.1 s (three mp3 files of the archive are empty); ``segment``
 skips those as unreadable and lists them in its report.
@@ -104,6 +105,11 @@ def load_split_lists(raw_dir: Path) -> dict[str, str] | None:
     return out
 
 
+def split_policy(settings: object) -> str:
+    """``datasets.mtat.split``: ``auto`` (the default, also without params), ``reference`` or ``rule``."""
+    return str(getattr(settings, "split", None) or "auto")
+
+
 class MTATSource(RealSource):
     """MagnaTagATune: fetch the three zip parts + annotations + reference split, catalog top-50."""
 
@@ -113,8 +119,12 @@ class MTATSource(RealSource):
     def fetch(self, raw_dir: Path, params: Params) -> None:
         raw_dir = Path(raw_dir)
         state = DownloadState(raw_dir)
-        mirror = self.mirror(params)
-        paths = {f.name: fetch_file(f, raw_dir, self.name, mirror, self.policy, state) for f in self.remote_files()}
+        settings = self.settings(params)
+        mirrors = {"mirg": self.mirror(params), "reference": getattr(settings, "split_mirror", None)}
+        wanted = [(f, "mirg") for f in (*PARTS, ANNOTATIONS)]
+        if split_policy(settings) != "rule":
+            wanted += [(f, "reference") for f in SPLIT_FILES]
+        paths = {f.name: fetch_file(f, raw_dir, self.name, mirrors[who], self.policy, state) for f, who in wanted}
         parts = [paths[p.name] for p in PARTS]
         key = [state.entry(p.name)["sha256"] for p in PARTS]
         done = read_complete(raw_dir)
@@ -154,10 +164,17 @@ class MTATSource(RealSource):
         tag_cols = [c for c in ann.columns if c not in ("clip_id", "mp3_path")]
         by_name = {camel(c): c for c in tag_cols}
         onehot = ann[tag_cols].apply(pd.to_numeric, errors="coerce").fillna(0).astype(np.int8)
-        vocab, vocabulary_source = self._vocabulary(raw_dir, by_name, onehot)
+        policy = split_policy(self.settings(params))
+        vocab, vocabulary_source = self._vocabulary(raw_dir, by_name, onehot, policy)
         top = onehot[[by_name[t] for t in vocab]].to_numpy()
         labels = [[vocab[j] for j in np.flatnonzero(row)] for row in top]
-        lists = load_split_lists(raw_dir)
+        lists = None if policy == "rule" else load_split_lists(raw_dir)
+        absent = [
+            *(SPLIT_LISTS.values() if lists is None else ()),
+            *(() if vocabulary_source == VOCABULARY_REFERENCE else ["top50_tags.txt"]),
+        ]
+        if absent:
+            without_reference_lists(policy, raw_dir, absent)
         if lists is not None:
             split = ann["mp3_path"].map(lists)
             keep = split.notna().to_numpy()
@@ -198,10 +215,10 @@ class MTATSource(RealSource):
             vocabulary_source=vocabulary_source,
         )
 
-    def _vocabulary(self, raw_dir: Path, by_name: dict[str, str], onehot: pd.DataFrame) -> tuple[list[str], str]:
+    def _vocabulary(self, raw_dir: Path, by_name: dict[str, str], onehot: pd.DataFrame, policy: str) -> tuple[list[str], str]:
         """Tag order of ``top50_tags.txt`` if usable, else the 50 most frequent tags; with its source in words."""
         path = raw_dir / "top50_tags.txt"
-        if path.exists():
+        if path.exists() and policy != "rule":
             tags = [t.strip() for t in path.read_text().splitlines() if t.strip()]
             unknown = [t for t in tags if t not in by_name]
             if len(tags) == N_TAGS and not unknown:
@@ -213,6 +230,22 @@ class MTATSource(RealSource):
         order = sorted(range(len(counts)), key=lambda j: (-int(counts.iloc[j]), j))[:N_TAGS]
         names = {c: n for n, c in by_name.items()}
         return [names[counts.index[j]] for j in order], VOCABULARY_RULE
+
+
+def without_reference_lists(policy: str, raw_dir: Path, absent: list[str]) -> None:
+    """Say in one sentence that the reference lists are missing: a warning (``auto``), an error (``reference``)."""
+    if policy == "rule":
+        log.info("mtat: the documented split rule and tag frequencies, as datasets.mtat.split: rule asks")
+        return
+    message = (
+        f"MTAT's reference lists ({', '.join(absent)}) are not usable in {raw_dir}, so the split is the folder rule "
+        f"and the tag order by frequency, which line up with neither the published numbers nor the `sota:` heads; "
+        f"set datasets.mtat.split_mirror (a folder, URL or clone of minzwon/sota-music-tagging-models) and re-run "
+        f"`musicrep download mtat`, or set datasets.mtat.split: rule to choose the rule."
+    )
+    if policy == "reference":
+        raise UserError(message)
+    log.warning("%s", message)
 
 
 def make_source(params: Params | None = None) -> MTATSource:

@@ -25,15 +25,20 @@ class Backend(nn.Module):
         input_kind: ``"spectrogram"`` (expects ``(batch, C, F, T)``) or ``"waveform"``
             (expects ``(batch, 1, samples)``); the zoo only pairs matching front-ends.
         OPTION_SPEC: the typed, ranged schema of those options (:mod:`pipeline.models.options`).
-        OPTIONS: keyword options a user may set through ``ModelConfig.options`` (the spec's names).
+        OPTIONS: keyword options a user may set through ``ModelConfig.options`` (the spec's names, set
+            on every subclass from its spec).
     """
 
     name: ClassVar[str] = ""
     input_kind: ClassVar[str] = "spectrogram"
     OPTION_SPEC: ClassVar[type] = NoOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
     embedding_dim: int
     head: nn.Module
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.OPTIONS = option_names(cls.OPTION_SPEC)
 
     def __init__(self, n_classes: int) -> None:
         super().__init__()

@@ -13,8 +13,8 @@ from torch import nn
 from typing_extensions import TypedDict
 
 from pipeline.models.backends.base import Backend, collapse_frequency
-from pipeline.models.layers import R2, OutputLayer, scale_width
-from pipeline.models.options import Count, option_names
+from pipeline.models.layers import R2, OutputLayer, scale_width, stack
+from pipeline.models.options import Count
 from pipeline.models.spec import LOGITS_NOTE, VariantSpec
 
 CNNSA_CHANNELS = 128
@@ -96,7 +96,6 @@ class CNNSABackend(Backend):
 
     name: ClassVar[str] = "cnnsa"
     OPTION_SPEC: ClassVar[type] = CNNSAOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(CNNSAOptions)
 
     def __init__(
         self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0, n_heads: int = N_HEADS, n_layers: int = N_LAYERS
@@ -109,11 +108,7 @@ class CNNSABackend(Backend):
         d_model = scale_width(2 * CNNSA_CHANNELS, width, multiple_of=n_heads)
         widths = (channels, channels, d_model, d_model, d_model, d_model, d_model)
         self.input_norm = nn.BatchNorm2d(in_channels)
-        blocks, c_in = [], in_channels
-        for c_out, stride in zip(widths, CNNSA_STRIDES):
-            blocks.append(R2(c_in, c_out, stride))
-            c_in = c_out
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks, _ = stack(R2, in_channels, zip(widths, CNNSA_STRIDES))
         self.register_buffer("cls", fixed_cls_vector(d_model), persistent=False)
         self.layers = nn.ModuleList([EncoderLayer(d_model, n_heads, FFN_FACTOR * d_model) for _ in range(n_layers)])
         self.pooler = nn.Linear(d_model, d_model)

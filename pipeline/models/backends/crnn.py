@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pipeline.models.backends.base import Backend, collapse_frequency
-from pipeline.models.layers import C2, OutputLayer, scale_width
+from pipeline.models.layers import C2, OutputLayer, scale_width, stack
 from pipeline.models.spec import LOGITS_NOTE, VariantSpec
 
 CRNN_WIDTHS = (64, 128, 128, 128)
@@ -30,11 +30,7 @@ class CRNNBackend(Backend):
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
         super().__init__(n_classes)
         self.input_norm = nn.BatchNorm2d(in_channels)
-        blocks, c_in = [], in_channels
-        for c_out, pool in zip(CRNN_WIDTHS, CRNN_POOLS):
-            blocks.append(C2(c_in, scale_width(c_out, width), pool))
-            c_in = scale_width(c_out, width)
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks, c_in = stack(C2, in_channels, zip(CRNN_WIDTHS, CRNN_POOLS), width)
         hidden = scale_width(CRNN_HIDDEN, width)
         self.gru = nn.GRU(c_in, hidden, num_layers=2, batch_first=True)
         self.embedding_dim = hidden

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pipeline.models.backends.base import Backend
-from pipeline.models.layers import C2, OutputLayer, global_max_pool, scale_width
+from pipeline.models.layers import C2, OutputLayer, global_max_pool, stack
 from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
 
 FCN_WIDTHS = (64, 128, 128, 128, 64)
@@ -30,11 +30,7 @@ class FCNBackend(Backend):
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
         super().__init__(n_classes)
         self.input_norm = nn.BatchNorm2d(in_channels)
-        blocks, c_in = [], in_channels
-        for c_out, pool in zip(FCN_WIDTHS, FCN_POOLS):
-            blocks.append(C2(c_in, scale_width(c_out, width), pool))
-            c_in = scale_width(c_out, width)
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks, c_in = stack(C2, in_channels, zip(FCN_WIDTHS, FCN_POOLS), width)
         self.embedding_dim = c_in
         self.head = OutputLayer(c_in, n_classes)
 

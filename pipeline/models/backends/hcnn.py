@@ -22,7 +22,6 @@ from typing_extensions import TypedDict
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C2, RM, Head, global_max_pool, scale_width
-from pipeline.models.options import option_names
 from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
 
 if TYPE_CHECKING:
@@ -58,7 +57,6 @@ class HarmonicCNNBackend(Backend):
 
     name: ClassVar[str] = "hcnn"
     OPTION_SPEC: ClassVar[type] = HCNNOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(HCNNOptions)
 
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0, pools: str = "mtat") -> None:
         super().__init__(n_classes)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pipeline.models.backends.base import Backend
-from pipeline.models.layers import C1, SE1, Head, OutputLayer, global_max_pool, scale_width
+from pipeline.models.layers import C1, SE1, Head, OutputLayer, global_max_pool, stack
 from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
 
 SAMPLE_FRAME = 3
@@ -34,16 +34,23 @@ SAMPLE_CNN_STAGES = (
 )
 
 
-def _stages(block: type[nn.Module], width: float) -> tuple[nn.Sequential, int]:
-    layers, c_in = [], 1
-    for c_out, kernel, stride, pool in SAMPLE_CNN_STAGES:
-        c_out = scale_width(c_out, width)
-        layers.append(block(c_in, c_out, kernel, stride, pool))
-        c_in = c_out
-    return nn.Sequential(*layers), c_in
+class _SampleLevelBackend(Backend):
+    """11 ``block`` stages of :data:`SAMPLE_CNN_STAGES` -> GMP -> ``head``."""
+
+    input_kind: ClassVar[str] = "waveform"
+    block: type[nn.Module]
+    head_type: type[nn.Module]
+
+    def __init__(self, in_channels: int, n_bins: int | None, n_classes: int, width: float = 1.0) -> None:
+        super().__init__(n_classes)
+        self.stages, self.embedding_dim = stack(self.block, 1, SAMPLE_CNN_STAGES, width)
+        self.head = self.head_type(self.embedding_dim, n_classes)
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        return global_max_pool(self.stages(features))
 
 
-class SampleCNNBackend(Backend):
+class SampleCNNBackend(_SampleLevelBackend):
     """11 C1 stages (stride-3 first stage, pools of 3) -> GMP -> Dropout -> Linear.
 
     Shape:
@@ -51,18 +58,11 @@ class SampleCNNBackend(Backend):
     """
 
     name: ClassVar[str] = "samplecnn"
-    input_kind: ClassVar[str] = "waveform"
-
-    def __init__(self, in_channels: int, n_bins: int | None, n_classes: int, width: float = 1.0) -> None:
-        super().__init__(n_classes)
-        self.stages, self.embedding_dim = _stages(C1, width)
-        self.head = OutputLayer(self.embedding_dim, n_classes)
-
-    def embed(self, features: torch.Tensor) -> torch.Tensor:
-        return global_max_pool(self.stages(features))
+    block = C1
+    head_type = OutputLayer
 
 
-class SampleCNNSEBackend(Backend):
+class SampleCNNSEBackend(_SampleLevelBackend):
     """11 SE1 stages (same layout) -> GMP -> Head(512).
 
     Shape:
@@ -70,15 +70,8 @@ class SampleCNNSEBackend(Backend):
     """
 
     name: ClassVar[str] = "samplecnn_se"
-    input_kind: ClassVar[str] = "waveform"
-
-    def __init__(self, in_channels: int, n_bins: int | None, n_classes: int, width: float = 1.0) -> None:
-        super().__init__(n_classes)
-        self.stages, self.embedding_dim = _stages(SE1, width)
-        self.head = Head(self.embedding_dim, n_classes)
-
-    def embed(self, features: torch.Tensor) -> torch.Tensor:
-        return global_max_pool(self.stages(features))
+    block = SE1
+    head_type = Head
 
 
 VARIANTS = (

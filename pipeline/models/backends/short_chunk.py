@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pipeline.models.backends.base import Backend
-from pipeline.models.layers import C2, R2, Head, global_max_pool, scale_width
+from pipeline.models.layers import C2, R2, Head, global_max_pool, stack
 from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
 
 SHORT_CHUNK_WIDTHS = (128, 128, 256, 256, 256, 256, 512)
@@ -22,12 +22,7 @@ class _ShortChunkBackend(Backend):
     def __init__(self, in_channels: int, n_bins: int, n_classes: int, width: float = 1.0) -> None:
         super().__init__(n_classes)
         self.input_norm = nn.BatchNorm2d(in_channels)
-        blocks, c_in = [], in_channels
-        for c_out in SHORT_CHUNK_WIDTHS:
-            c_out = scale_width(c_out, width)
-            blocks.append(self.block(c_in, c_out, 2))
-            c_in = c_out
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks, c_in = stack(self.block, in_channels, ((c_out, 2) for c_out in SHORT_CHUNK_WIDTHS), width)
         self.embedding_dim = c_in
         self.head = Head(c_in, n_classes)
 

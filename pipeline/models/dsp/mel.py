@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +40,12 @@ class MelSettings:
     f_min: float = 0.0
     f_max: float | None = None
     power: float = 2.0
+
+    @classmethod
+    def take(cls, options: Mapping[str, Any]) -> tuple[MelSettings, dict[str, Any]]:
+        """``(the settings named in options, the other options)``."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names}), {k: v for k, v in options.items() if k not in names}
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:

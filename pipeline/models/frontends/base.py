@@ -1,4 +1,5 @@
-"""Shared plumbing of the front-ends: fixed transforms (:class:`TransformFrontend`) and learnable filterbanks (:class:`FilterbankFrontend`).
+"""Shared plumbing of the front-ends: fixed transforms (:class:`TransformFrontend`), learnable layers on the mel
+energies (:class:`MelEnergyFrontend`) and learnable filterbanks (:class:`FilterbankFrontend`).
 
 A front-end wraps one transform of :mod:`pipeline.models.dsp.transforms` and adds what the
 zoo needs to wire it to a back-end: ``out_channels`` and ``n_bins`` (the ``C`` and ``F`` of
@@ -14,9 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline import SAMPLE_RATE
 from pipeline.models.base import Frontend
 from pipeline.models.dsp.convolution import samples_of_ms
-from pipeline.models.options import NoOptions, option_names
+from pipeline.models.dsp.mel import MelSettings
+from pipeline.models.dsp.transforms import LogMelSpectrogram
+from pipeline.models.options import NoOptions
 
 CACHE_SPEC_VERSION = 1
 
@@ -25,13 +29,12 @@ class TransformFrontend(Frontend):
     """A deterministic transform ``(batch, samples) -> (batch, bins, frames)`` as a
     one-channel image ``(batch, 1, bins, frames)``.
 
-    Subclasses set ``name`` and ``OPTIONS`` (constructor keywords a user may override
+    Subclasses set ``name`` and ``OPTION_SPEC`` (the constructor keywords a user may override
     through ``ModelConfig.options``) and build ``self.transform`` (a module with ``n_bins``,
     ``n_frames(samples)`` and ``params()``).
     """
 
     OPTION_SPEC: ClassVar[type] = NoOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     output_kind: ClassVar[str] = "spectrogram"
     out_channels: int = 1
     transform: nn.Module
@@ -58,12 +61,39 @@ class TransformFrontend(Frontend):
         return self.transform(wave).unsqueeze(1)
 
 
+class MelEnergyFrontend(Frontend):
+    """A learnable layer on the energies of the ``mel`` front-end's STFT and filterbank (``pcen``, ``trainable_mel``).
+
+    Subclasses call :meth:`_attach_mel` with the mel settings and implement ``forward``.
+    Never cacheable: the output moves with training.
+    """
+
+    learnable: ClassVar[bool] = True
+    output_kind: ClassVar[str] = "spectrogram"
+    out_channels = 1
+    mel: LogMelSpectrogram
+
+    def _attach_mel(self, settings: MelSettings) -> None:
+        self.hop_length = int(settings.hop_length)
+        self.mel = LogMelSpectrogram(settings)
+
+    @property
+    def n_bins(self) -> int:
+        return self.mel.n_bins
+
+    def n_frames(self, n_samples: int) -> int:
+        return self.mel.n_frames(n_samples)
+
+    def cache_spec(self) -> dict[str, Any] | None:
+        return None
+
+
 class FilterbankFrontend(Frontend):
     """A learnable filterbank on the waveform, pooled to frames every ``hop_ms`` (LEAF, SincNet).
 
-    Subclasses build ``self.filters`` (a module of :mod:`pipeline.models.dsp` with ``n_filters``,
-    ``center_frequencies()`` and ``frequency_response(n_freqs)``), call :meth:`_set_hop` and
-    implement ``forward``. Never cacheable: the filters move with training.
+    Subclasses call :meth:`_set_frames`, build ``self.filters`` (a module of :mod:`pipeline.models.dsp`
+    with ``n_filters``, ``center_frequencies()`` and ``frequency_response(n_freqs)``) and implement
+    ``forward``. Never cacheable: the filters move with training.
     """
 
     learnable: ClassVar[bool] = True
@@ -71,10 +101,16 @@ class FilterbankFrontend(Frontend):
     out_channels = 1
     filters: nn.Module
 
-    def _set_hop(self, sample_rate: int, hop_ms: float) -> None:
+    def _set_frames(self, filterbank: dict[str, Any], window_ms: float, hop_ms: float) -> int:
+        """Set ``hop_length`` from ``hop_ms``; return the window of ``window_ms`` in samples (odd).
+
+        ``filterbank`` holds the filterbank's arguments (its ``sample_rate``, 16 kHz if absent).
+        """
+        sample_rate = filterbank.get("sample_rate", SAMPLE_RATE)
         self.hop_length = samples_of_ms(sample_rate, hop_ms)
         if self.hop_length < 1:
             raise ValueError(f"hop_ms={hop_ms} is shorter than one sample at {sample_rate} Hz")
+        return samples_of_ms(sample_rate, window_ms, odd=True)
 
     @property
     def n_bins(self) -> int:

@@ -8,7 +8,7 @@ import torch
 
 from pipeline.models.dsp.transforms import HarmonicFilterbank
 from pipeline.models.frontends.base import TransformFrontend
-from pipeline.models.options import Count, StftOptions, option_names
+from pipeline.models.options import Count, StftOptions
 
 
 class HarmonicOptions(StftOptions, total=False):
@@ -40,7 +40,6 @@ class HarmonicFrontend(TransformFrontend):
 
     name: ClassVar[str] = "harmonic"
     OPTION_SPEC: ClassVar[type] = HarmonicOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(HarmonicOptions)
 
     def __init__(self, **filterbank: Any) -> None:
         super().__init__()

@@ -20,16 +20,15 @@ one (centres and half-maximum widths of the HTK mel triangles); leaf-audio reads
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from typing_extensions import TypedDict
 
-from pipeline.models.dsp.convolution import samples_of_ms
 from pipeline.models.dsp.gabor import GaborFilterbank, GaussianLowpass
 from pipeline.models.dsp.pcen import PCEN
 from pipeline.models.frontends.base import FilterbankFrontend
-from pipeline.models.options import Count, Frequency, FrequencyFloor, Positive, option_names
+from pipeline.models.options import Count, Frequency, FrequencyFloor, Positive
 
 ENERGY_FLOOR = 1e-5
 """Floor of the pooled energies before sPCEN (leaf-audio)."""
@@ -54,8 +53,10 @@ class LeafFrontend(FilterbankFrontend):
     mean-variance norm (the back-end's input BatchNorm normalises). Not cacheable.
 
     Args:
-        sample_rate: Hz. n_filters: default 40. window_ms: default 25. hop_ms: default 10.
-        f_min, f_max: Gabor init range in Hz (60, 7800).
+        window_ms: filter and pooling length (default 25). hop_ms: default 10.
+        **filterbank: the arguments of :class:`~pipeline.models.dsp.gabor.GaborFilterbank` but the
+            kernel size (``sample_rate``; ``n_filters`` 40 and the init range ``f_min``, ``f_max``
+            60 and 7800 Hz by default).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_filters, 1 + samples // hop)`` (hop 160).
@@ -63,23 +64,14 @@ class LeafFrontend(FilterbankFrontend):
 
     name: ClassVar[str] = "leaf"
     OPTION_SPEC: ClassVar[type] = LeafOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(LeafOptions)
 
-    def __init__(
-        self,
-        sample_rate: int = 16_000,
-        n_filters: int = 40,
-        window_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        f_min: float = 60.0,
-        f_max: float = 7_800.0,
-    ) -> None:
+    def __init__(self, window_ms: float = 25.0, hop_ms: float = 10.0, **filterbank: Any) -> None:
         super().__init__()
-        kernel = samples_of_ms(sample_rate, window_ms, odd=True)
-        self._set_hop(sample_rate, hop_ms)
-        self.filters = GaborFilterbank(int(n_filters), sample_rate, kernel, f_min, f_max)
-        self.pooling = GaussianLowpass(int(n_filters), kernel, self.hop_length)
-        self.compression = PCEN(int(n_filters), alpha=0.96, delta=2.0, root=2.0, smooth=0.04, floor=1e-12)
+        kernel = self._set_frames(filterbank, window_ms, hop_ms)
+        self.filters = GaborFilterbank(kernel_size=kernel, **filterbank)
+        n_filters = self.filters.n_filters
+        self.pooling = GaussianLowpass(n_filters, kernel, self.hop_length)
+        self.compression = PCEN(n_filters, alpha=0.96, delta=2.0, root=2.0, smooth=0.04, floor=1e-12)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(batch, samples)`` -> ``(batch, 1, n_filters, frames)``."""

@@ -22,11 +22,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from pipeline.models.base import Frontend
 from pipeline.models.dsp.mel import MelSettings
 from pipeline.models.dsp.pcen import PCEN
-from pipeline.models.dsp.transforms import LogMelSpectrogram
-from pipeline.models.options import Fraction, MelOptions, NonNegative, Positive, UnitInterval, option_names
+from pipeline.models.frontends.base import MelEnergyFrontend
+from pipeline.models.options import Fraction, MelOptions, NonNegative, Positive, UnitInterval
 
 
 class PCENOptions(MelOptions, total=False):
@@ -39,7 +38,7 @@ class PCENOptions(MelOptions, total=False):
     floor: Positive
 
 
-class PCENFrontend(Frontend):
+class PCENFrontend(MelEnergyFrontend):
     """PCEN of the mel energies instead of their log (Wang et al. 2017), all of PCEN learnable.
 
     The mel energies are exactly those of the ``mel`` front-end (same STFT and filterbank;
@@ -51,44 +50,21 @@ class PCENFrontend(Frontend):
     the feature cache stores front-end outputs only).
 
     Args:
-        alpha, delta, root, smooth, floor: initial PCEN values (see :class:`PCEN`).
-        **mel: the mel settings, as the ``mel`` front-end (:class:`~pipeline.models.dsp.mel.MelSettings`).
+        **options: the mel settings, as the ``mel`` front-end (:class:`~pipeline.models.dsp.mel.MelSettings`),
+            and the initial PCEN values ``alpha, delta, root, smooth, floor`` (see :class:`PCEN`).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_mels, 1 + samples // hop_length)``.
     """
 
     name: ClassVar[str] = "pcen"
-    learnable: ClassVar[bool] = True
     OPTION_SPEC: ClassVar[type] = PCENOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(PCENOptions)
-    output_kind: ClassVar[str] = "spectrogram"
-    out_channels = 1
 
-    def __init__(
-        self,
-        alpha: float = 0.98,
-        delta: float = 2.0,
-        root: float = 2.0,
-        smooth: float = 0.025,
-        floor: float = 1e-6,
-        **mel: Any,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__()
-        settings = MelSettings(**mel)
-        self.hop_length = int(settings.hop_length)
-        self.mel = LogMelSpectrogram(settings)
-        self.pcen = PCEN(int(settings.n_mels), alpha, delta, root, smooth, floor, learnable=True)
-
-    @property
-    def n_bins(self) -> int:
-        return self.mel.n_bins
-
-    def n_frames(self, n_samples: int) -> int:
-        return self.mel.n_frames(n_samples)
-
-    def cache_spec(self) -> dict[str, Any] | None:
-        return None
+        settings, initial = MelSettings.take(options)
+        self._attach_mel(settings)
+        self.pcen = PCEN(int(settings.n_mels), **initial, learnable=True)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(batch, samples)`` -> ``(batch, 1, n_mels, frames)``."""

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from pipeline.models.base import Frontend
-from pipeline.models.options import NoOptions, option_names
+from pipeline.models.options import NoOptions
 
 
 class RawFrontend(Frontend):
@@ -19,7 +19,6 @@ class RawFrontend(Frontend):
 
     name: ClassVar[str] = "raw"
     OPTION_SPEC: ClassVar[type] = NoOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(NoOptions)
     output_kind: ClassVar[str] = "waveform"
     hop_length = 1
     out_channels = 1

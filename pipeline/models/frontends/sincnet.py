@@ -18,16 +18,15 @@ filters, the count of leaf-audio's ``SincNet(n_filters=80)``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from typing_extensions import TypedDict
 
-from pipeline.models.dsp.convolution import samples_of_ms
 from pipeline.models.dsp.sinc import SincFilterbank
 from pipeline.models.frontends.base import FilterbankFrontend
-from pipeline.models.options import Count, Frequency, FrequencyFloor, OddKernel, Positive, option_names
+from pipeline.models.options import Count, Frequency, FrequencyFloor, OddKernel, Positive
 
 LEAKY_SLOPE = 0.2
 
@@ -47,9 +46,10 @@ class SincNetFrontend(FilterbankFrontend):
     """SincNet filters -> ``|.|`` -> max-pool (25 ms, stride 10 ms) -> LayerNorm over filters -> LeakyReLU(0.2).
 
     Args:
-        sample_rate: Hz. n_filters: default 80. kernel_size: default 251.
         window_ms: pooling window (25). hop_ms: pooling stride (10).
-        min_low_hz, min_band_hz: default 50 and 50 Hz.
+        **filterbank: the arguments of :class:`~pipeline.models.dsp.sinc.SincFilterbank`
+            (``sample_rate``; ``n_filters`` 80, ``kernel_size`` 251, ``min_low_hz`` and
+            ``min_band_hz`` 50 Hz by default).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_filters, 1 + samples // hop)`` (hop 160).
@@ -57,23 +57,12 @@ class SincNetFrontend(FilterbankFrontend):
 
     name: ClassVar[str] = "sincnet"
     OPTION_SPEC: ClassVar[type] = SincNetOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(SincNetOptions)
 
-    def __init__(
-        self,
-        sample_rate: int = 16_000,
-        n_filters: int = 80,
-        kernel_size: int = 251,
-        window_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        min_low_hz: float = 50.0,
-        min_band_hz: float = 50.0,
-    ) -> None:
+    def __init__(self, window_ms: float = 25.0, hop_ms: float = 10.0, **filterbank: Any) -> None:
         super().__init__()
-        self._set_hop(sample_rate, hop_ms)
-        self.pool_size = samples_of_ms(sample_rate, window_ms, odd=True)
-        self.filters = SincFilterbank(int(n_filters), sample_rate, int(kernel_size), min_low_hz, min_band_hz)
-        self.norm = nn.LayerNorm(int(n_filters))
+        self.pool_size = self._set_frames(filterbank, window_ms, hop_ms)
+        self.filters = SincFilterbank(**filterbank)
+        self.norm = nn.LayerNorm(self.filters.n_filters)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(batch, samples)`` -> ``(batch, 1, n_filters, frames)``."""

@@ -14,16 +14,14 @@ from typing_extensions import TypedDict
 
 from pipeline.models.dsp.mel import MelSettings
 from pipeline.models.dsp.transforms import (
-    C1_MIDI,
     MFCC,
     ConstantQTransform,
     LogMelSpectrogram,
     LogSpectrogram,
     Spectrogram,
-    midi_to_hz,
 )
 from pipeline.models.frontends.base import TransformFrontend
-from pipeline.models.options import Count, Frequency, MelOptions, StftOptions, option_names
+from pipeline.models.options import Count, Frequency, MelOptions, StftOptions
 
 
 class CQTOptions(TypedDict, total=False):
@@ -55,7 +53,6 @@ class MelFrontend(TransformFrontend):
 
     name: ClassVar[str] = "mel"
     OPTION_SPEC: ClassVar[type] = MelOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(MelOptions)
 
     def __init__(self, **mel: Any) -> None:
         super().__init__()
@@ -75,7 +72,6 @@ class _STFTFrontend(TransformFrontend):
     """
 
     OPTION_SPEC: ClassVar[type] = StftOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(StftOptions)
 
     def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, hop_length: int = 256) -> None:
         super().__init__()
@@ -114,9 +110,9 @@ class CQTFrontend(TransformFrontend):
     """Constant-Q power in dB: ``10 log10(max(|CQT|^2, 1e-10))``.
 
     Args:
-        sample_rate: Hz. hop_length: default 256.
-        n_bins: default 84 (C1..B7). bins_per_octave: default 12.
-        f_min: default C1 (32.70 Hz).
+        **transform: the arguments of :class:`~pipeline.models.dsp.transforms.ConstantQTransform`
+            (``sample_rate``; ``hop_length`` 256, ``n_bins`` 84 (C1..B7), ``bins_per_octave`` 12
+            and ``f_min`` C1 (32.70 Hz) by default).
 
     Shape:
         ``(batch, samples)`` -> ``(batch, 1, n_bins, 1 + samples // hop_length)``.
@@ -124,18 +120,11 @@ class CQTFrontend(TransformFrontend):
 
     name: ClassVar[str] = "cqt"
     OPTION_SPEC: ClassVar[type] = CQTOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(CQTOptions)
 
-    def __init__(
-        self,
-        sample_rate: int = 16_000,
-        hop_length: int = 256,
-        n_bins: int = 84,
-        bins_per_octave: int = 12,
-        f_min: float = float(midi_to_hz(C1_MIDI)),
-    ) -> None:
+    def __init__(self, **transform: Any) -> None:
         super().__init__()
-        self._attach(ConstantQTransform(sample_rate, hop_length, f_min, n_bins, bins_per_octave), hop_length)
+        cqt = ConstantQTransform(**transform)
+        self._attach(cqt, cqt.hop_length)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         magnitude = self.transform(wave)
@@ -158,7 +147,6 @@ class MFCCFrontend(TransformFrontend):
 
     name: ClassVar[str] = "mfcc"
     OPTION_SPEC: ClassVar[type] = MFCCOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(MFCCOptions)
 
     def __init__(self, n_mfcc: int = 40, **mel: Any) -> None:
         super().__init__()

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.models.base import Frontend
 from pipeline.models.dsp.mel import MelSettings
-from pipeline.models.dsp.transforms import LogMelSpectrogram, stft_bin_frequencies
-from pipeline.models.options import MelOptions, option_names
+from pipeline.models.dsp.transforms import stft_bin_frequencies
+from pipeline.models.frontends.base import MelEnergyFrontend
+from pipeline.models.options import MelOptions
 
 
 def straight_through_relu(weight: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,7 @@ class TrainableMelOptions(MelOptions, total=False):
     learn_support: bool
 
 
-class TrainableMelFrontend(Frontend):
+class TrainableMelFrontend(MelEnergyFrontend):
     """Log-mel in dB with a learnable, non-negative ``(n_fft // 2 + 1, n_mels)`` filterbank.
 
     Args:
@@ -50,11 +50,7 @@ class TrainableMelFrontend(Frontend):
     """
 
     name: ClassVar[str] = "trainable_mel"
-    learnable: ClassVar[bool] = True
     OPTION_SPEC: ClassVar[type] = TrainableMelOptions
-    OPTIONS: ClassVar[frozenset[str]] = option_names(TrainableMelOptions)
-    output_kind: ClassVar[str] = "spectrogram"
-    out_channels = 1
 
     def __init__(self, learn_support: bool = True, **mel: Any) -> None:
         super().__init__()
@@ -62,20 +58,9 @@ class TrainableMelFrontend(Frontend):
             raise ValueError(f"learn_support must be a boolean, got {learn_support!r}")
         settings = MelSettings(**mel)
         self.learn_support = learn_support
-        self.hop_length = int(settings.hop_length)
         self.sample_rate = int(settings.sample_rate)
-        self.mel = LogMelSpectrogram(settings)
+        self._attach_mel(settings)
         self.filterbank = nn.Parameter(self.mel.mel_fb.clone())
-
-    @property
-    def n_bins(self) -> int:
-        return self.mel.n_bins
-
-    def n_frames(self, n_samples: int) -> int:
-        return self.mel.n_frames(n_samples)
-
-    def cache_spec(self) -> dict[str, Any] | None:
-        return None
 
     def weights(self) -> torch.Tensor:
         """The effective (non-negative) filterbank ``(n_fft // 2 + 1, n_mels)``."""
