@@ -233,7 +233,12 @@ def params_cmd(
 def download(
     ctx: typer.Context,
     dataset: str,
-    mirror: Annotated[str | None, typer.Option(help="directory or base URL replacing the publisher's")] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            help="directory or base URL replacing the publisher's (MTAT: MIRG's; its split lists: datasets.mtat.split_mirror)"
+        ),
+    ] = None,
     audio_dir: Annotated[Path | None, typer.Option(help="DCASE: folder of audio you obtained")] = None,
     path: Annotated[Path | None, typer.Option(help="folder / own dataset: your audio folder")] = None,
     labels_csv: Annotated[Path | None, typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
