@@ -15,7 +15,7 @@ from pipeline.core.errors import UserError, closest
 from pipeline.data.registry import available, own_datasets
 from pipeline.models.grid import grid_models
 from pipeline.models.options import check_options
-from pipeline.models.pretrained_catalog import CATALOG, PREFIX
+from pipeline.models.pretrained_catalog import CATALOG, PREFIX, sota_help
 from pipeline.models.zoo import FRONTENDS, VARIANTS, resolve_variant, variant_option_specs
 from pipeline.robustness.perturb import PERTURBATIONS, check_level
 
@@ -79,7 +79,7 @@ def check_model(name: str, params: Params, *, published: bool = False) -> None:
     hint = f"did you mean {guess!r}? Known: " if guess else "known: "
     raise UserError(
         f"unknown model {name!r}; {hint}{', '.join(sorted(VARIANTS))}"
-        f"{', a published sota:DATASET/MODEL (`musicrep pretrained list`)' if published else ''} "
+        f"{', a published ' + sota_help() if published else ''} "
         "(or FRONTEND+MODEL, or an alias under variants in params.yaml)."
     )
 

@@ -23,6 +23,7 @@ from pipeline.core.locks import clean_stage_leftovers, stage_lock
 from pipeline.core.paths import Layout
 from pipeline.data.registry import get_source
 from pipeline.data.segment import segment_dataset
+from pipeline.evaluation.task_summary import write_task_summary
 from pipeline.features.cache import build_features
 from pipeline.orchestration.cell import STEPS, cell, cell_lock, evaluate, register, robustness, train  # noqa: F401 - the stages' one namespace
 from pipeline.report.build import build_report
@@ -84,6 +85,11 @@ def features(dataset: str, params: Params, layout: Layout) -> Path:
         return build_features(dataset, params, layout)
 
 
+def summary(task: str, params: Params, layout: Layout) -> Path:
+    """The task's summary metrics, ``metrics/<task>.json``: the primary metric per model, seed-averaged."""
+    return write_task_summary(params, layout, task)
+
+
 def report(params: Params, layout: Layout) -> Path:
     """Comparison report (``reports/index.md``, ``reports/index.html``, figures)."""
 
@@ -98,6 +104,7 @@ STAGES: dict[str, Callable[..., Any]] = {
     "segment": segment,
     "features": features,
     "cell": cell,
+    "summary": summary,
     "report": report,
 }
 """The pipeline in order, as ``dvc.yaml`` and the Prefect flow run it."""
