@@ -77,6 +77,8 @@ def check_model(name: str, params: Params, *, published: bool = False) -> None:
             raise UserError(f"model {name!r}: {problem.split(': ', 1)[-1]}.")
     guess = closest(name, _known_models(params, published))
     hint = f"did you mean {guess!r}? Known: " if guess else "known: "
+    if name.startswith(PREFIX):  # a published name: list the published ones, the forms that work
+        raise UserError(f"unknown published model {name!r}; {hint}{', '.join(sorted(CATALOG))} (`musicrep pretrained list`).")
     raise UserError(
         f"unknown model {name!r}; {hint}{', '.join(sorted(VARIANTS))}"
         f"{', a published ' + sota_help() if published else ''} "
