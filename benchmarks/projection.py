@@ -20,12 +20,18 @@ step. Per cell::
     validation  = validated epochs x val clips x n_chunks / 3       (every train.val_every-th epoch and the last)
     test        = test clips x n_chunks x (1 + robustness points) / 3   (the clean point reuses evaluate's scores)
 
+Data sizes (:func:`data_sizes`): every feature cache the grid builds for a dataset
+(:func:`pipeline.features.cache.frontends_for_grid`) is built with the real code
+(:func:`pipeline.features.cache.compute_cache`) on one clip of the dataset's clip length, and its
+shard bytes are scaled by the dataset's clip count; the waveform is the segment shards' float32.
+
 Cells are independent: on N GPUs the wall time is the makespan of the cells packed longest-first
 (LPT) onto N GPUs, which no N brings below the longest cell. Examples::
 
     .venv/bin/python benchmarks/projection.py                       # docs/scaling.md's tables
     .venv/bin/python benchmarks/projection.py --cells               # one row per cell
     .venv/bin/python benchmarks/projection.py --rates bench.json    # measured GPU rates instead of the assumption
+    .venv/bin/python benchmarks/projection.py --sizes               # also the waveform and feature-cache sizes
 """
 
 from __future__ import annotations
@@ -39,7 +45,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from pipeline import SAMPLE_RATE
+from pipeline.core.io_utils import write_json
+from pipeline.data.shards import SegmentStore
+from pipeline.features.cache import compute_cache, frontends_for_grid
 
 log = logging.getLogger("projection")
 
@@ -133,6 +145,75 @@ def project(params, rates: dict[str, float]) -> list[Cell]:
     return cells
 
 
+@dataclass(frozen=True)
+class DataSize:
+    task: str
+    clips: int
+    clip_s: float
+    waveform_bytes: int  # one clip in the float32 segment shards
+    cache_bytes: dict[str, int]  # one clip in each feature cache the grid builds
+
+    def total_gb(self, per_clip: int) -> float:
+        return self.clips * per_clip / 1e9
+
+
+def _one_clip_store(folder: Path, samples: int) -> SegmentStore:
+    """A segmented dataset of one clip of ``samples`` (a tone at half scale), laid out as ``segment`` writes it."""
+    folder.mkdir(parents=True)
+    wave = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(samples) / SAMPLE_RATE)).astype(np.float32)
+    np.save(folder / "shard-00000.npy", wave)
+    row = {"clip_id": "c", "split": "train", "labels": ["x"], "shard": "shard-00000.npy", "offset": 0, "n_samples": samples}
+    pd.DataFrame([row]).to_parquet(folder / "manifest.parquet", index=False)
+    write_json(folder / "meta.json", {"labels": ["x"], "kind": "multilabel", "sample_rate": SAMPLE_RATE})
+    return SegmentStore(folder)
+
+
+def _payload_bytes(folder: Path) -> int:
+    """Bytes of the arrays in a folder's ``shard-*.npy`` files (their dtype and shape, without the .npy headers)."""
+    return sum(np.load(f, mmap_mode="r").nbytes for f in sorted(folder.glob("shard-*.npy")))
+
+
+def _cache_label(spec: dict) -> str:
+    """``96 mel bins, hop 256``: a cache named by its spec.json (what sets its size)."""
+    bins = next((spec[k] for k in ("n_mels", "n_bins", "n_freq") if k in spec), "?")
+    return f"{bins} {spec.get('frontend', 'feature')} bins, hop {spec.get('hop_length', '?')}"
+
+
+def data_sizes(params) -> list[DataSize]:
+    """Per dataset of the grid: clips, and one clip's bytes in the segment shards and in every feature cache the grid builds."""
+    from pipeline.data.registry import get_source
+
+    out = []
+    for task in params.grid.tasks:
+        source = get_source(task, params)
+        samples = round(source.clip_seconds * SAMPLE_RATE)
+        with tempfile.TemporaryDirectory() as tmp:
+            store = _one_clip_store(Path(tmp) / "segments", samples)
+            caches = {}
+            for name, frontend in sorted(frontends_for_grid(task, params).items()):
+                cache = compute_cache(store, frontend, Path(tmp) / "features" / name)
+                caches[_cache_label(json.loads((cache / "spec.json").read_text()))] = _payload_bytes(cache)
+            out.append(DataSize(task, sum(_splits(task)), source.clip_seconds, _payload_bytes(store.dir), caches))
+    return out
+
+
+def size_table(sizes: list[DataSize]) -> str:
+    rows = [
+        "| dataset | clips | clip (s) | waveform float32 (GB) | feature caches the grid builds: GB each | features (GB) |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for d in sizes:
+        each = "; ".join(f"{label}: {d.total_gb(b):.1f}" for label, b in sorted(d.cache_bytes.items(), key=lambda x: -x[1]))
+        rows.append(
+            f"| {d.task} | {d.clips:,} | {d.clip_s:g} | {d.total_gb(d.waveform_bytes):.1f} | {len(d.cache_bytes)}: {each} "
+            f"| {d.total_gb(sum(d.cache_bytes.values())):.1f} |"
+        )
+    wave = sum(d.total_gb(d.waveform_bytes) for d in sizes)
+    feats = sum(d.total_gb(sum(d.cache_bytes.values())) for d in sizes)
+    rows.append(f"| all | {sum(d.clips for d in sizes):,} | | {wave:.1f} | | {feats:.1f} |")
+    return "\n".join(rows)
+
+
 def makespan(hours: list[float], gpus: int) -> float:
     """Longest-processing-time-first: each cell, longest first, onto the least loaded GPU."""
     loads = [0.0] * gpus
@@ -169,8 +250,9 @@ def cell_table(cells: list[Cell]) -> str:
     return "\n".join(rows)
 
 
-def report(params, speedup: float = 100.0, rates: Path | None = None, cells: bool = False) -> str:
-    """The tables as Markdown: per task, then the grid's GPU-hours and makespans (then, with ``cells``, every cell)."""
+def report(params, speedup: float = 100.0, rates: Path | None = None, cells: bool = False, sizes: bool = False) -> str:
+    """The tables as Markdown: per task, then the grid's GPU-hours and makespans (then, with ``cells``, every
+    cell; with ``sizes``, the data sizes)."""
     if rates:
         by_rate = {f"measured ({rates.name})": project(params, _rates(rates, 1.0))}
         label = next(iter(by_rate))
@@ -184,6 +266,8 @@ def report(params, speedup: float = 100.0, rates: Path | None = None, cells: boo
     ]
     if cells:
         parts.append(cell_table(by_rate[label]))
+    if sizes:
+        parts.append(size_table(data_sizes(params)))
     return "\n\n".join(parts)
 
 
@@ -193,9 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speedup", type=float, default=100.0, help="ASSUMED GPU speed-up over the measured CPU rate")
     parser.add_argument("--rates", type=Path, default=None, help="benchmarks/models.py --json output measured on the GPU")
     parser.add_argument("--cells", action="store_true", help="also print one row per cell")
+    parser.add_argument("--sizes", action="store_true", help="also print the waveform and feature-cache sizes")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    log.info("%s", report(_params(args.params), args.speedup, args.rates, args.cells))
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
+    log.setLevel(logging.INFO)
+    log.info("%s", report(_params(args.params), args.speedup, args.rates, args.cells, args.sizes))
     return 0
 
 

@@ -115,6 +115,19 @@ def test_val_every_validates_every_nth_and_the_last_epoch() -> None:
     assert all("train_loss" in h and "train_lr" in h for h in state.history)
 
 
+def test_progress_line_says_which_epochs_were_validated(caplog) -> None:
+    import logging
+
+    from pipeline.training.fit import Progress
+
+    progress = Progress("t/m seed0", 2, 2, 10.0, multilabel=False, logger=logging.getLogger("fit-test"))
+    with caplog.at_level("INFO", logger="fit-test"):
+        _run([0.5], [progress], epochs=2, val_every=2)
+    first, second = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert first.endswith("not validated (train.val_every)")
+    assert "epoch 2/2" in second and "val_loss 0.5000 val_accuracy 0.5000 *" in second
+
+
 def test_early_stopping_counts_at_validated_epochs_only() -> None:
     # validated at 3, 6, 9: best at 3; epoch 4 and 5 are past the patience but not validated, 6 stops
     state, _ = _run([1.0, 2.0, 0.5], [EarlyStopping(2)], epochs=9, val_every=3)

@@ -58,3 +58,14 @@ def test_docs_scaling_tables_are_the_script_output(paper) -> None:
     doc = (REPO / "docs" / "scaling.md").read_text()
     tables = [block for block in out.split("\n\n") if block.startswith("|")]
     assert len(tables) == 2 and all(t.strip() in doc for t in tables), "rerun benchmarks/projection.py into docs/scaling.md §4"
+
+
+def test_feature_sizes_come_from_the_caches_the_code_builds(paper) -> None:
+    """One clip through `compute_cache` per cache the grid builds, scaled by the clip counts; docs/scaling.md shows it."""
+    sizes = projection.data_sizes(paper)
+    mtat = next(d for d in sizes if d.task == "mtat")
+    assert len(mtat.cache_bytes) == 4 and mtat.clips == 21_105  # four caches per dataset (issue 27), not two
+    assert mtat.cache_bytes["96 mel bins, hop 256"] == 96 * (1 + 465_600 // 256) * 2  # float16 (bins, centred frames)
+    assert mtat.waveform_bytes == 465_600 * 4  # 29.1 s of float32 at 16 kHz
+    assert 60 < sum(d.total_gb(sum(d.cache_bytes.values())) for d in sizes) < 70
+    assert projection.size_table(sizes) in (REPO / "docs" / "scaling.md").read_text(), "rerun projection.py --sizes"

@@ -233,7 +233,12 @@ def params_cmd(
 def download(
     ctx: typer.Context,
     dataset: str,
-    mirror: Annotated[str | None, typer.Option(help="directory or base URL replacing the publisher's")] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            help="directory or base URL replacing the publisher's (MTAT: MIRG's; its split lists: datasets.mtat.split_mirror)"
+        ),
+    ] = None,
     audio_dir: Annotated[Path | None, typer.Option(help="DCASE: folder of audio you obtained")] = None,
     path: Annotated[Path | None, typer.Option(help="folder / own dataset: your audio folder")] = None,
     labels_csv: Annotated[Path | None, typer.Option(help="folder / own dataset: CSV of path,labels")] = None,
@@ -459,6 +464,12 @@ def rehearse(
     """Run the paper profile end to end through DVC on miniature mirrors served over 127.0.0.1, on the CPU."""
     project = rehearsal.rehearse(out, tasks.split(","), models.split(","))
     typer.echo(f"rehearsal done: {project} (report: {project / 'reports' / 'index.html'})")
+
+
+@app.command(rich_help_panel="Pipeline stages")
+def summary(ctx: typer.Context, task: str, params: ParamsOpt = None) -> None:
+    """Write metrics/TASK.json: the task's primary metric per model, mean over seeds (what `dvc metrics show` lists)."""
+    typer.echo(f"summary: {stages.summary(task, _params(ctx, params), _project(ctx).layout)}")
 
 
 @app.command(rich_help_panel="Pipeline stages")

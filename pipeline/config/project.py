@@ -117,7 +117,7 @@ RUN_TIME_SECTIONS = ("runtime", "flow")
 """``--set`` sections that change how a command runs, never a result: allowed everywhere."""
 
 WRITING_COMMANDS = frozenset(
-    {"download", "segment", "features", "train", "evaluate", "robustness", "cell", "flow", "report", "serve"}
+    {"download", "segment", "features", "train", "evaluate", "robustness", "cell", "summary", "flow", "report", "serve"}
 )
 """Commands that write the outputs ``dvc.yaml`` tracks (and ``params --resolve``, checked where it runs)."""
 

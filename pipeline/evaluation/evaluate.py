@@ -29,8 +29,8 @@ from pipeline.data.split_checks import require_split
 from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
 from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
 from pipeline.models.checkpoint import load_model, read_run_id
-from pipeline.models.device import pick_device
 from pipeline.models.inference import label_matrix
+from pipeline.models.runtime import Runtime, resolve_runtime
 from pipeline.models.stored_scoring import StoredClips
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _score(model, store: SegmentStore, rows: pd.DataFrame, params: Params, device) -> np.ndarray:
+def _score(model, store: SegmentStore, rows: pd.DataFrame, params: Params, runtime: Runtime) -> np.ndarray:
     """``(clips, classes)`` scores of ``rows`` with the evaluation protocol of ``params.evaluate``
     (chunks cut from the memory-mapped shards in DataLoader workers, :class:`StoredClips`)."""
     clips = StoredClips(
@@ -48,10 +48,10 @@ def _score(model, store: SegmentStore, rows: pd.DataFrame, params: Params, devic
         length=model.input_length,
         n_chunks=params.evaluate.n_chunks,
         batch_size=params.runtime.eval_batch_size,
-        device=device,
+        device=runtime.device,
         num_workers=params.runtime.num_workers,
     )
-    return clips.predict(model, params.train.bf16)
+    return clips.predict(model, runtime.bf16_for(model.config.variant))
 
 
 def _write_results(out_dir: Path, result: dict[str, float | str], clip_ids, labels, scores: np.ndarray) -> None:
@@ -116,12 +116,12 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
     rows = select_clips(store.split("test"), params.evaluate.max_clips, params.seed)  # evaluate.max_clips (null: all)
     multilabel = store.multilabel
     require_split(rows, task, "test", multilabel)  # before the model is loaded
-    device = pick_device(params.runtime.device, profile=params.profile)
-    model, card = load_model(layout.model(task, model_name, seed), map_location=device)
-    model.to(device)
+    runtime = resolve_runtime(params)
+    model, card = load_model(layout.model(task, model_name, seed), map_location=runtime.device)
+    model.to(runtime.device)
     y = label_matrix(rows["labels"], store.labels, multilabel)
     started = time.perf_counter()
-    scores = _score(model, store, rows, params, device)
+    scores = _score(model, store, rows, params, runtime)
     seconds = time.perf_counter() - started  # a wall time: MLflow only, not eval.json (a DVC output)
     kind = kind_of(multilabel)
     metrics = task_metrics(kind, y, scores, params.evaluate.threshold)
@@ -178,14 +178,14 @@ def evaluate_cross(
     from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.runtime.device, profile=params.profile)
+    runtime = resolve_runtime(params)
     # a published model: results under metrics/<task>/sota-<dataset>/<model>/
-    model, card, model_name = load_for_scoring(task, model_name, layout, seed, device, pretrained_mirror(params=params))
-    model.to(device)
+    model, card, model_name = load_for_scoring(task, model_name, layout, seed, runtime.device, pretrained_mirror(params=params))
+    model.to(runtime.device)
     store = SegmentStore(layout.segments(other))
     bridge = LabelBridge.build(store.labels, card, label_map, dataset=other, model=f"{task}/{model_name}")
     rows, mapped, left_out = bridge.select(store.split("test"), what=f"{other} for {task}/{model_name}")
-    scores = _score(model, store, rows, params, device)
+    scores = _score(model, store, rows, params, runtime)
     metrics = bridge.metrics(bridge.y(mapped), scores, params.evaluate.threshold)
     metrics["n_clips"] = float(len(rows))
     metrics["n_clips_left_out"] = float(left_out)

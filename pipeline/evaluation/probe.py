@@ -45,6 +45,7 @@ from pipeline.data.split_checks import require_split
 from pipeline.evaluation.metric_intervals import as_json, metric_intervals
 from pipeline.evaluation.stats import clip_interval, metric_on
 from pipeline.models.inference import label_matrix
+from pipeline.models.runtime import resolve_runtime
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,6 @@ def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: i
     """:func:`run_probe` once the representation is resolved and its output folder locked."""
     from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
     from pipeline.models.checkpoint import load_model
-    from pipeline.models.device import pick_device
 
     random_init = rep.random_init
     store = SegmentStore(layout.segments(dataset))
@@ -215,7 +215,7 @@ def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: i
     net, _ = load_model(rep.model_dir)
     if random_init:
         net = random_init_like(net, seed)
-    net.to(pick_device(params.runtime.device, profile=params.profile)).eval()
+    net.to(resolve_runtime(params).device).eval()
     emb = cached_embeddings(
         net, rep.key, dataset, layout, n_chunks=params.evaluate.n_chunks, layer=layer, batch_size=params.runtime.eval_batch_size
     )

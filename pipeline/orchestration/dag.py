@@ -172,8 +172,24 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
             f"metrics/{m}/robustness.parquet",
             f"metrics/{m}/robustness.csv",
             f"metrics/{m}/robustness_scores.parquet",
+            # tracked in git, not DVC metrics: `dvc metrics show` lists the task summaries (_summary_stage)
+            {f"metrics/{m}/eval.json": {"cache": False}},
+            {f"metrics/{m}/robustness.json": {"cache": False}},
         ],
-        "metrics": [{f"metrics/{m}/eval.json": {"cache": False}}, {f"metrics/{m}/robustness.json": {"cache": False}}],
+    }
+
+
+def _summary_stage(tasks: Any) -> dict[str, Any]:
+    """Per task, ``metrics/<task>.json`` (:mod:`pipeline.evaluation.task_summary`), the pipeline's one DVC metric
+    file per task: ``dvc metrics show`` a row per task, ``dvc exp show`` a column per (task, model).
+
+    Beside the task's folder, not in it: DVC refuses an output inside a stage's own dependency."""
+    return {
+        "matrix": {"task": tasks},
+        "cmd": "musicrep summary ${item.task}",
+        "deps": ["metrics/${item.task}", "pipeline/evaluation/task_summary.py"],
+        "params": _tracked("grid"),
+        "metrics": [{"metrics/${item.task}.json": {"cache": False}}],
     }
 
 
@@ -262,6 +278,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
     stages = {"params": _params_stage(), **_data_stages(tasks, params)}
     for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
+    stages["summary"] = _summary_stage(tasks)
     stages.update(_probe_stages(params))
     stages["report"] = _report_stage(params)
     return stages

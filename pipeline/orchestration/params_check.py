@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.core.errors import UserError, closest
 from pipeline.models.grid import grid_models
-from pipeline.models.pretrained_catalog import CATALOG, PREFIX
+from pipeline.models.pretrained_catalog import CATALOG, PREFIX, sota_help
 from pipeline.models.zoo import VARIANTS
 
 if TYPE_CHECKING:
@@ -77,9 +77,11 @@ def check_model(name: str, params: Params, *, published: bool = False) -> None:
             raise UserError(f"model {name!r}: {problem.split(': ', 1)[-1]}.")
     guess = closest(name, _known_models(params, published))
     hint = f"did you mean {guess!r}? Known: " if guess else "known: "
+    if name.startswith(PREFIX):  # a published name: list the published ones, the forms that work
+        raise UserError(f"unknown published model {name!r}; {hint}{', '.join(sorted(CATALOG))} (`musicrep pretrained list`).")
     raise UserError(
         f"unknown model {name!r}; {hint}{', '.join(sorted(VARIANTS))}"
-        f"{', a published sota:DATASET/MODEL (`musicrep pretrained list`)' if published else ''} "
+        f"{', a published ' + sota_help() if published else ''} "
         "(or FRONTEND+MODEL, or an alias under variants in params.yaml)."
     )
 

@@ -195,6 +195,13 @@ def register(model_dir: Path, root: Path) -> str | None:
     return result if isinstance(result, str) else None
 
 
+def summary(task: str, params: Params, layout: Layout) -> Path:
+    """The task's summary metrics, ``metrics/<task>.json``: the primary metric per model, seed-averaged."""
+    from pipeline.evaluation.task_summary import write_task_summary  # here: the grid's registry imports torch
+
+    return write_task_summary(params, layout, task)
+
+
 def report(params: Params, layout: Layout) -> Path:
     """Comparison report (``reports/index.md``, ``reports/index.html``, figures)."""
     from pipeline.core.locks import clean_stage_leftovers, stage_lock
@@ -211,6 +218,7 @@ STAGES: dict[str, Callable[..., Any]] = {
     "segment": segment,
     "features": features,
     "cell": cell,
+    "summary": summary,
     "report": report,
 }
 """The pipeline in order, as ``dvc.yaml`` and the Prefect flow run it."""

@@ -48,6 +48,7 @@ from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
 from pipeline.data.shards import select_clips
+from pipeline.models.runtime import resolve_runtime
 from pipeline.robustness.perturb import INFO, PERTURBATIONS, apply, check_level
 
 if TYPE_CHECKING:
@@ -261,7 +262,6 @@ def run_robustness(
     from pipeline.config.project import pretrained_mirror
     from pipeline.evaluation.evaluate import evaluated_scores
     from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
-    from pipeline.models.device import pick_device
     from pipeline.models.inference import predict_clips
 
     rp = params.robustness
@@ -271,7 +271,7 @@ def run_robustness(
     validate_grid(grid)
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = pick_device(params.runtime.device, profile=params.profile)
+    device = resolve_runtime(params).device
     model, card, results = load_for_scoring(task, model_name, layout, seed, mirror=pretrained_mirror(params=params))
     track, model_name = track and results == model_name, results  # a published model has no training run to log into
     model.to(device)

@@ -294,17 +294,20 @@ class Progress(Callback):
             self.bar = None
 
     def on_epoch_end(self, state: FitState, record: dict[str, float], improved: bool) -> None:
+        validated = (
+            f"val_loss {record['val_loss']:.4f} val_{self.primary} {record.get(f'val_{self.primary}', math.nan):.4f}"
+            if is_validated(record)
+            else "not validated (train.val_every)"
+        )
         self.log.info(
-            "%s epoch %d/%d phase %d lr %.2g train_loss %.4f val_loss %.4f val_%s %.4f%s",
+            "%s epoch %d/%d phase %d lr %.2g train_loss %.4f %s%s",
             self.title,
             state.epoch,
             self.epochs,
             state.phase,
             record.get("train_lr", math.nan),
             record["train_loss"],
-            record.get("val_loss", math.nan),
-            self.primary,
-            record.get(f"val_{self.primary}", math.nan),
+            validated,
             " *" if improved else "",
         )
 

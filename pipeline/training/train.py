@@ -40,8 +40,9 @@ from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
-from pipeline.models.device import pick_device, quiet_onednn_tf32_notice
+from pipeline.models.device import quiet_onednn_tf32_notice
 from pipeline.models.inference import label_matrix, use_bf16
+from pipeline.models.runtime import resolve_runtime
 from pipeline.models.stored_scoring import StoredClips
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
@@ -207,11 +208,10 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     """Seed, pick the device, read the splits, build the model, the batches and the validation set."""
     t, rt = params.train, params.runtime
     seed_everything(seed)
-    if rt.num_threads:
-        torch.set_num_threads(rt.num_threads)
-    device = pick_device(rt.device, profile=params.profile)
-    rank, world_size = distributed.init(device)  # (0, 1) unless under torchrun
-    device = distributed.local_device(device)
+    runtime = resolve_runtime(params)
+    runtime.apply_threads()
+    rank, world_size = distributed.init(runtime.device)  # (0, 1) unless under torchrun
+    device = distributed.local_device(runtime.device)
     store = SegmentStore(layout.segments(task))
     multilabel, labels = store.multilabel, store.labels
     train_rows, val_rows = store.split("train"), store.split("val")
@@ -225,7 +225,7 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
     init = transfer.init_from_params(
         model, labels, params, model_name
     )  # pretrained init / freezing (pipeline/models/transfer.py)
-    bf16 = use_bf16(t.bf16, device, model.config.variant)  # autocast the forward only; loss and weights stay fp32
+    bf16 = use_bf16(runtime.bf16, device, model.config.variant)  # autocast the forward only; loss and weights stay fp32
     feats = _feature_store_for(model, task, layout, t.use_feature_cache and params.features.enabled)
     n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
     y_train = label_matrix(train_rows["labels"], labels, multilabel)
