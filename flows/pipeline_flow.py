@@ -21,6 +21,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.futures import as_completed
+from prefect.logging.handlers import APILogHandler
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.config.params import load_params
@@ -101,7 +102,6 @@ FLOW_STEPS = {
 @contextlib.contextmanager
 def _pipeline_logs_to_prefect() -> Iterator[None]:
     """Forward the ``pipeline`` logger to the Prefect API for the duration of a flow run."""
-    from prefect.logging.handlers import APILogHandler
 
     logger = logging.getLogger("pipeline")
     handler = APILogHandler()

@@ -42,6 +42,7 @@ from pipeline.core.paths import Layout
 pd = lazy("pandas")
 rich_logging = lazy("rich.logging")
 agreement = lazy("pipeline.robustness.agreement")
+cell_stage = lazy("pipeline.orchestration.cell")  # not stages: a cell imports only the code it runs
 comparison = lazy("pipeline.report.compare")
 cross_dataset = lazy("pipeline.evaluation.evaluate")
 data_registry = lazy("pipeline.data.registry")
@@ -397,7 +398,7 @@ def cell(
     log.info("cell %s/%s: loading", task, model)
     p = _checked_params(ctx, params, task, model)
     runners.pin_cell_gpu(p)  # make repro's parallel cells: one GPU each, before torch looks at CUDA
-    result = stages.cell(task, model, p, _project(ctx).layout, seed=seed, resume=resume)
+    result = cell_stage.cell(task, model, p, _project(ctx).layout, seed=seed, resume=resume)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
