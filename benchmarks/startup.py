@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks._machine import describe  # noqa: E402
 
 CELL_IMPORTS = (
-    "import pipeline.orchestration.stages, pipeline.training.train, pipeline.evaluation.evaluate, pipeline.robustness.stage, "
+    "import pipeline.orchestration.cell, pipeline.training.train, pipeline.evaluation.evaluate, pipeline.robustness.stage, "
     "pipeline.tracking.runs, mlflow, torch, torchaudio"
 )
 STEP = (

@@ -2,7 +2,7 @@
 
 Per dataset: download -> segment -> features; then one task per grid cell
 ``(task, model, seed)`` (train -> evaluate -> robustness in one call, as ``musicrep cell``),
-fanned out over the flow's task runner; then the report. Downloads are retried; a retried
+fanned out over the flow's task runner; then each task's summary metrics and the report. Downloads are retried; a retried
 cell resumes training from its last epoch checkpoint. Task runs are named by stage, dataset,
 model and seed (``cell fcn@synth_tags seed 0``), and the pipeline's own log lines are sent to
 the Prefect API, so they show in the UI next to each task run. A failing cell is a failed task
@@ -21,6 +21,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.futures import as_completed
+from prefect.logging.handlers import APILogHandler
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.config.params import load_params
@@ -74,6 +75,12 @@ def cell_task(dataset: str, model: str, seed: int, params_path: str, root: str, 
     return stages.cell(dataset, model, params, layout, seed=seed, resume=True)
 
 
+@task(name="summary", task_run_name="summary-{dataset}")
+def summary_task(dataset: str, params_path: str, root: str, overrides: Overrides = None) -> str:
+    params, layout = _ctx(params_path, root, overrides)
+    return str(stages.summary(dataset, params, layout))
+
+
 @task(name="report", task_run_name="report")
 def report_task(params_path: str, root: str, overrides: Overrides = None) -> str:
     params, layout = _ctx(params_path, root, overrides)
@@ -86,6 +93,7 @@ FLOW_STEPS = {
     "segment": segment_task,
     "features": features_task,
     "cell": cell_task,
+    "summary": summary_task,
     "report": report_task,
 }
 """One Prefect task per stage of :data:`pipeline.orchestration.stages.STAGES` (a test checks they agree)."""
@@ -94,7 +102,6 @@ FLOW_STEPS = {
 @contextlib.contextmanager
 def _pipeline_logs_to_prefect() -> Iterator[None]:
     """Forward the ``pipeline`` logger to the Prefect API for the duration of a flow run."""
-    from prefect.logging.handlers import APILogHandler
 
     logger = logging.getLogger("pipeline")
     handler = APILogHandler()
@@ -150,9 +157,14 @@ def musicrep_pipeline(
             )
         cells = {key: cells[key] for key in cell_keys(params)}  # pipeline order
         metrics, failed = _cell_results(cells)
+        done = [fut for fut in cells.values() if fut.state.is_completed()]
+        summaries = {t: summary_task.submit(t, params_path, root, overrides, wait_for=done) for t in params.grid.tasks}
         if report:
-            done = [fut for fut in cells.values() if fut.state.is_completed()]
             report_task.submit(params_path, root, overrides, wait_for=done).result()
+        for t, fut in summaries.items():
+            fut.wait()
+            if not fut.state.is_completed():
+                failed.append(f"summary of {t}: {fut.state.message}")
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(cells)} cells failed: " + "; ".join(failed))
     return metrics

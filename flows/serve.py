@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from .pipeline_flow import musicrep_pipeline
+from .server import apply_secure_settings
 
 
 def serve_pipeline(
@@ -26,8 +27,6 @@ def serve_pipeline(
     Without ``PREFECT_API_URL`` Prefect starts a temporary local server; it gets the same
     CSRF and CORS protection as ``python -m flows.server`` (:func:`pipeline.flows.server.apply_secure_settings`).
     """
-    from .server import apply_secure_settings
-
     if not os.environ.get("PREFECT_API_URL"):
         apply_secure_settings(port=None)
     root = str(Path(params_path).resolve().parent)  # the project is where its params.yaml lives

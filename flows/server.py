@@ -29,7 +29,14 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
+from pipeline.core.lazy import lazy
+
 log = logging.getLogger(__name__)
+
+# imported at first use: Prefect reads its settings when imported, after :func:`main` has set them
+prefect_server = lazy("prefect.server.api.server")
+trustedhost = lazy("starlette.middleware.trustedhost")
+uvicorn = lazy("uvicorn")
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -78,11 +85,9 @@ def allowed_hosts(host: str) -> list[str]:
 
 def create_secure_app(host: str = "127.0.0.1") -> Any:
     """Prefect's server app (API + UI) behind a ``Host`` check; settings come from the environment."""
-    from prefect.server.api.server import create_app
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-    app = create_app(final=True)
-    return TrustedHostMiddleware(app, allowed_hosts=allowed_hosts(host))
+    app = prefect_server.create_app(final=True)
+    return trustedhost.TrustedHostMiddleware(app, allowed_hosts=allowed_hosts(host))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,7 +99,6 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault(
         "PREFECT_UI_API_URL", f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/api"
     )
-    import uvicorn
 
     uvicorn.run(create_secure_app(args.host), host=args.host, port=args.port, log_level="info")
 

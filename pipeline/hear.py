@@ -41,6 +41,7 @@ from torch import nn
 
 from pipeline.core.errors import UserError
 from pipeline.inference.predict import resolve_model_dir
+from pipeline.models.checkpoint import load_model as load_packaged
 from pipeline.models.pretrained_catalog import is_pretrained_name
 
 HOP_MS = 50.0
@@ -82,7 +83,6 @@ class HearModel(nn.Module):
     @classmethod
     def from_packaged(cls, directory: str | Path, hop_ms: float = HOP_MS) -> HearModel:
         """Load a packaged musicrep model (checksum and format checked) as a :class:`HearModel`."""
-        from pipeline.models.checkpoint import load_model as load_packaged
 
         model, card = load_packaged(directory)
         meta = card.get("metadata", {})

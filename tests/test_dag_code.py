@@ -18,11 +18,11 @@ REPO = Path(__file__).resolve().parents[1]
 _RUN_CELL = """
 import json, sys
 from pathlib import Path
-from pipeline.orchestration import stages
+from pipeline.orchestration.cell import cell  # what `musicrep cell` runs (not stages: it imports every stage)
 from pipeline.config.params import load_params
 from pipeline.core.paths import Layout
 root = Path(sys.argv[1])
-stages.cell("synth_keywords", "fcn", load_params(root / "params.yaml"), Layout(root), seed=0)
+cell("synth_keywords", "fcn", load_params(root / "params.yaml"), Layout(root), seed=0)
 files = sorted({m.__file__ for m in list(sys.modules.values())
                 if m.__name__.split(".")[0] == "pipeline" and getattr(m, "__file__", None)})
 print("MODULES " + json.dumps(files))

@@ -1050,16 +1050,14 @@ def test_a_stage_cannot_change_what_a_running_stage_reads(tmp_path: Path, runnin
 
 def test_segment_and_features_hold_their_inputs_lock(tmp_path: Path, monkeypatch) -> None:
     """Defect 6: the real stages hold the upstream stage's lock while they run."""
-    import pipeline.data.segment as seg_mod
-    import pipeline.features.cache as cache_mod
     from pipeline.core.locks import is_held
 
     seen: dict[str, bool] = {}
-    monkeypatch.setattr(
-        seg_mod, "segment_dataset", lambda ds, p, lay: seen.setdefault("segment", is_held("download", ds, root=lay.root))
+    monkeypatch.setattr(  # patched where the stage looks them up
+        stages, "segment_dataset", lambda ds, p, lay: seen.setdefault("segment", is_held("download", ds, root=lay.root))
     )
     monkeypatch.setattr(
-        cache_mod, "build_features", lambda ds, p, lay: seen.setdefault("features", is_held("segment", ds, root=lay.root))
+        stages, "build_features", lambda ds, p, lay: seen.setdefault("features", is_held("segment", ds, root=lay.root))
     )
     layout = Layout(tmp_path)
     p = _tiny()

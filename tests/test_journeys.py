@@ -118,7 +118,12 @@ def test_clone_and_make_repro_end_with_the_report_the_registry_and_a_clean_git(t
     out = _make_repro(first, tmp_path)
     assert (first / "reports" / "index.html").is_file()
     assert "reports/index.html" in out and "make ui-mlflow" in out and "make ui-prefect" in out
-    assert sorted(_registered_versions(first)) == ["musicrep-synth_keywords-crnn", "musicrep-synth_keywords-fcn"]
+    # one model per cell, and the champion of the one front-end family (fcn and crnn are both mel)
+    assert sorted(_registered_versions(first)) == [
+        "musicrep-synth_keywords-crnn",
+        "musicrep-synth_keywords-family-mel",
+        "musicrep-synth_keywords-fcn",
+    ]
     _run(["git", "add", "-A"], first)
     _run(["git", "commit", "-qm", "results"], first)
 
@@ -130,6 +135,7 @@ def test_clone_and_make_repro_end_with_the_report_the_registry_and_a_clean_git(t
     assert (second / "reports" / "index.html").is_file()
     assert {n: len(v) for n, v in _registered_versions(second).items()} == {
         "musicrep-synth_keywords-crnn": 1,
+        "musicrep-synth_keywords-family-mel": 1,
         "musicrep-synth_keywords-fcn": 1,
     }
     status = _run(["git", "status", "--porcelain"], second).stdout

@@ -149,7 +149,7 @@ def test_rebuild_is_idempotent_and_drops_stale_files(grid) -> None:
 
 
 def test_report_on_an_empty_project(tmp_path) -> None:
-    from pipeline.report import build_report
+    from pipeline.report.build import build_report
 
     params = _params()
     index = build_report(params, Layout(tmp_path), register=False, log_figures=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import types
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from pipeline.config.params import REFERENCE_ROBUSTNESS_GRID, Params, load_param
 from pipeline.config.profiles import profile_defaults
 from pipeline.core.io_utils import write_json
 from pipeline.core.paths import Layout
+from pipeline.models import checkpoint
+from pipeline.models import inference as model_inference
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.models.checkpoint import save_model
 from pipeline.robustness.noises import noise_dependencies
@@ -147,11 +148,11 @@ def _unknown_variant(variant: str):
 
 @pytest.fixture()
 def stub_zoo(monkeypatch):
-    """A stand-in ``pipeline.models.zoo`` (load_model builds through it) with a tiny mel-CNN."""
-    module = types.ModuleType("pipeline.models.zoo")
-    module.build_model = _stub_build_model
-    module.resolve_variant = _unknown_variant
-    monkeypatch.setitem(sys.modules, "pipeline.models.zoo", module)
+    """A stand-in ``pipeline.models.zoo`` with a tiny mel-CNN, patched where it is looked up: ``load_model``
+    builds through ``checkpoint.build_model``, ``train.bf16: auto`` asks ``inference.resolve_variant``."""
+    module = types.SimpleNamespace(build_model=_stub_build_model, resolve_variant=_unknown_variant)
+    monkeypatch.setattr(checkpoint, "build_model", module.build_model)
+    monkeypatch.setattr(model_inference, "resolve_variant", module.resolve_variant)
     return module
 
 

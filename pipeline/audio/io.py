@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+import torchaudio.transforms as T
 
 from pipeline import SAMPLE_RATE
 
@@ -193,7 +194,6 @@ RESAMPLE_THREADS = 1  # torch threads for resampling (0: the caller's count); 1 
 def _resampler(down: int, up: int) -> torch.nn.Module:
     """torchaudio's resampler for ``down -> up``, its sinc kernel built once (float32, as
     ``torchaudio.functional.resample`` builds it for float32 input: identical output)."""
-    import torchaudio.transforms as T
 
     return T.Resample(down, up, dtype=torch.float32)
 

@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+
+from pipeline.audio.chunking import pad_center
+from pipeline.audio.io import AUDIO_EXTENSIONS, AudioError, open_sound_file, path_problem, resample, resampling_ratio
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,6 @@ def collect_inputs(paths: Iterable[str | Path], on_error: ErrorHandler | None = 
     Files named explicitly are kept whatever their extension (the decoder decides). A path
     that does not exist, or a folder without audio, is passed to ``on_error``.
     """
-    from pipeline.audio.io import AUDIO_EXTENSIONS
 
     report = on_error or _log_error
     out: list[Path] = []
@@ -54,8 +58,6 @@ def collect_inputs(paths: Iterable[str | Path], on_error: ErrorHandler | None = 
         elif path.exists():
             files = [path]
         else:
-            from pipeline.audio.io import path_problem
-
             problem = path_problem(path)
             report(str(path), "no such file or folder" if problem in (None, "file not found") else problem)
             files = []
@@ -73,8 +75,6 @@ def _log_error(path: str, reason: str) -> None:
 
 # ----------------------------------------------------------------------------- streaming audio
 def _mono(block: np.ndarray) -> np.ndarray:
-    from pipeline.audio.io import AudioError
-
     if block.ndim == 2:
         mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
     else:
@@ -104,9 +104,6 @@ def stream_audio(path: str | Path, sample_rate: int, block_seconds: float = 10.0
         AudioError: the file cannot be decoded or holds non-finite samples. Errors may come
             mid-stream (a file truncated half-way).
     """
-    import soundfile as sf
-
-    from pipeline.audio.io import AudioError, open_sound_file, resample, resampling_ratio
 
     with open_sound_file(path) as f:  # a FIFO or device is refused there, never opened
         native = int(f.samplerate)
@@ -186,9 +183,6 @@ class ChunkStream:
     n_samples: int = 0
 
     def __iter__(self) -> Iterator[Chunk]:
-        from pipeline.audio.chunking import pad_center
-        from pipeline.audio.io import AudioError
-
         sr, chunk, hop = self.sample_rate, self.chunk, self.hop
         buf = np.zeros(0, dtype=np.float32)
         buf_start = 0
@@ -218,7 +212,6 @@ class ChunkStream:
 
 def _short(exc: BaseException, path: str | Path | None = None) -> str:
     """First line of an exception message, without the file name libsndfile repeats."""
-    import re
 
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if path is not None:

@@ -42,6 +42,7 @@ from pipeline.core.paths import Layout
 pd = lazy("pandas")
 rich_logging = lazy("rich.logging")
 agreement = lazy("pipeline.robustness.agreement")
+cell_stage = lazy("pipeline.orchestration.cell")  # not stages: a cell imports only the code it runs
 comparison = lazy("pipeline.report.compare")
 cross_dataset = lazy("pipeline.evaluation.evaluate")
 data_registry = lazy("pipeline.data.registry")
@@ -397,7 +398,7 @@ def cell(
     log.info("cell %s/%s: loading", task, model)
     p = _checked_params(ctx, params, task, model)
     runners.pin_cell_gpu(p)  # make repro's parallel cells: one GPU each, before torch looks at CUDA
-    result = stages.cell(task, model, p, _project(ctx).layout, seed=seed, resume=resume)
+    result = cell_stage.cell(task, model, p, _project(ctx).layout, seed=seed, resume=resume)
     typer.echo(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
@@ -464,6 +465,12 @@ def rehearse(
     """Run the paper profile end to end through DVC on miniature mirrors served over 127.0.0.1, on the CPU."""
     project = rehearsal.rehearse(out, tasks.split(","), models.split(","))
     typer.echo(f"rehearsal done: {project} (report: {project / 'reports' / 'index.html'})")
+
+
+@app.command(rich_help_panel="Pipeline stages")
+def summary(ctx: typer.Context, task: str, params: ParamsOpt = None) -> None:
+    """Write metrics/TASK.json: the task's primary metric per model, mean over seeds (what `dvc metrics show` lists)."""
+    typer.echo(f"summary: {stages.summary(task, _params(ctx, params), _project(ctx).layout)}")
 
 
 @app.command(rich_help_panel="Pipeline stages")

@@ -25,12 +25,14 @@ the value and what is allowed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.config.profiles import PROFILES, profile_defaults
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import deep_merge, stable_hash
 from pipeline.core.task_kinds import TaskKind, normalize_kind
@@ -157,8 +159,6 @@ class FolderDatasetParams(Section):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            import re
-
             try:
                 re.compile(v)
             except re.error as exc:
@@ -193,8 +193,6 @@ class DatasetsParams(Section):
 
     @model_validator(mode="after")
     def _own_names(self) -> DatasetsParams:
-        import re
-
         for name in self.model_extra or {}:
             if not re.match(OWN_DATASET_NAME, name):
                 raise ValueError(
@@ -585,7 +583,6 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: dict[str, Any] | N
     Raises:
         UserError: missing file, bad YAML, unknown key, wrong type or out-of-range value.
     """
-    from pipeline.config.profiles import PROFILES, profile_defaults
 
     path = Path(path)
     if not path.exists():

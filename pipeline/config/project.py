@@ -15,8 +15,13 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from pipeline.config.params import AliasBombError, load_params, load_yaml
 from pipeline.core.errors import UserError
+from pipeline.core.io_utils import deep_merge
 from pipeline.core.paths import Layout
+from pipeline.core.settings import settings
 
 PARAMS = "params.yaml"
 
@@ -91,8 +96,6 @@ class Project:
 
     def params(self, given: str | os.PathLike | None = None, extra: dict | None = None):
         """The resolved parameters: the params file over its profile, then ``--set``, then ``extra``."""
-        from pipeline.config.params import load_params
-        from pipeline.core.io_utils import deep_merge
 
         merged = deep_merge(self.overrides, extra or {})
         return load_params(self.params_file(given), merged or None)
@@ -105,7 +108,6 @@ class Project:
 def pretrained_mirror(flag: str | os.PathLike | None = None, params=None) -> str | None:
     """The one resolution of where ``sota:`` weights come from, for every command: ``flag`` (``--mirror``),
     else ``params.pretrained.mirror``, else ``$MUSICREP_PRETRAINED_MIRROR``, else ``None`` (the upstream URLs)."""
-    from pipeline.core.settings import settings
 
     if flag not in (None, ""):
         return str(flag)
@@ -117,7 +119,7 @@ RUN_TIME_SECTIONS = ("runtime", "flow")
 """``--set`` sections that change how a command runs, never a result: allowed everywhere."""
 
 WRITING_COMMANDS = frozenset(
-    {"download", "segment", "features", "train", "evaluate", "robustness", "cell", "flow", "report", "serve"}
+    {"download", "segment", "features", "train", "evaluate", "robustness", "cell", "summary", "flow", "report", "serve"}
 )
 """Commands that write the outputs ``dvc.yaml`` tracks (and ``params --resolve``, checked where it runs)."""
 
@@ -162,7 +164,6 @@ def refuse_tracked_tryout(project: Project, command: str) -> None:
 
 def _leaf(overrides: dict, dotted: str) -> str:
     """The value at ``dotted`` as ``-S`` takes it (YAML flow style: ``[fcn]``, ``1``, ``null``)."""
-    import yaml
 
     node = overrides
     for part in dotted.split("."):
@@ -178,9 +179,6 @@ def parse_overrides(items: list[str]) -> dict:
     Raises:
         UserError: an item without ``=`` or with an empty key, or a value that is not YAML.
     """
-    import yaml
-
-    from pipeline.config.params import AliasBombError, load_yaml
 
     out: dict = {}
     for item in items:

@@ -57,7 +57,6 @@ def _package_inits(module: str) -> list[str]:
 def import_closure(
     entries: Iterable[str],
     keep: Callable[[str], bool] = lambda rel: True,
-    skip_imports: frozenset[str] = frozenset(),
     packages: bool = True,
 ) -> list[str]:
     """Repository-relative source files of ``entries`` and every ``pipeline`` module they import, transitively.
@@ -66,7 +65,6 @@ def import_closure(
         entries: dotted module names to start from.
         keep: which repository-relative files belong to the closure; a file it refuses is
             neither listed nor followed.
-        skip_imports: entry modules whose own imports are not followed.
         packages: follow the packages above each module (importing a module runs them).
     """
     seen: set[Path] = set()
@@ -79,8 +77,7 @@ def import_closure(
         seen.add(path)
         if packages:
             todo.extend(_package_inits(name))
-        if name not in skip_imports:
-            todo.extend(imported_modules(path))
+        todo.extend(imported_modules(path))
     return sorted(p.relative_to(REPO).as_posix() for p in seen)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -106,7 +107,6 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     A mapping in ``override`` merges into the mapping of ``base`` under the same key; any other
     value (lists included) replaces it. Neither argument is modified.
     """
-    import copy
 
     out = copy.deepcopy(base)
     for key, value in override.items():

@@ -63,6 +63,10 @@ class Layout:
         """Metrics of one cell: ``metrics/<task>/<model>/seed<k>``."""
         return self.root / "metrics" / task / model / seed_dir(seed)
 
+    def task_summary(self, task: str) -> Path:
+        """The task's summary metrics (:mod:`pipeline.evaluation.task_summary`): ``metrics/<task>.json``."""
+        return self.root / "metrics" / f"{task}.json"
+
     def checkpoints(self, task: str, model: str, seed: int = 0) -> Path:
         """Resumable training state of one cell (ignored by git and DVC)."""
         return self.root / ".checkpoints" / task / model / seed_dir(seed)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import track as rich_track
 
 T = TypeVar("T")
 
@@ -14,7 +19,6 @@ def track(items: Iterable[T], total: int | None = None, description: str = "work
     if not sys.stderr.isatty():
         yield from items
         return
-    from rich.progress import track as rich_track
 
     yield from rich_track(items, total=total, description=description, transient=True)
 
@@ -34,9 +38,6 @@ class EpochProgress:
     """
 
     def __init__(self, title: str, total: int, log_seconds: float = 10.0, logger=None) -> None:
-        import logging
-        import time
-
         self.title, self.total, self.log_seconds = title, total, log_seconds
         self.log = logger or logging.getLogger(__name__)
         self._time = time.perf_counter
@@ -44,8 +45,6 @@ class EpochProgress:
         self.samples = 0
         self.bar = None
         if sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

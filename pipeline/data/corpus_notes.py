@@ -16,6 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.core.lazy import lazy
+
+music21_corpus = lazy("music21.corpus")  # seconds to import; only the rendered dataset reads scores
+music21_keys = lazy("music21.analysis.discrete")
+
 #: corpus collection (``music21.corpus.getComposer`` name) -> (origin tag, relative share of the pieces)
 COLLECTIONS: dict[str, tuple[str, int]] = {
     "bach": ("bach", 20),  # chorales, 4 parts (baroque)
@@ -43,9 +48,8 @@ class Piece:
 
 def corpus_paths(collection: str) -> list[str]:
     """Sorted corpus-relative paths of one collection's scores (music21's own order is not guaranteed)."""
-    from music21 import corpus
 
-    paths = {str(p) for p in corpus.getComposer(collection) if str(p).endswith(SUFFIXES)}
+    paths = {str(p) for p in music21_corpus.getComposer(collection) if str(p).endswith(SUFFIXES)}
     return sorted(paths)
 
 
@@ -73,9 +77,8 @@ def _part_notes(part) -> np.ndarray:  # noqa: ANN001 (a music21 Part)
 
 def parse_piece(path: str, origin: str) -> Piece | None:
     """The parts of the score at ``path`` with at least one pitched note (``None`` if it has none)."""
-    from music21 import corpus
 
-    score = corpus.parse(path)
+    score = music21_corpus.parse(path)
     parts = [notes for notes in map(_part_notes, getattr(score, "parts", None) or [score]) if len(notes)]
     name = path.split("/corpus/")[-1].rsplit(".", 1)[0].replace("/", "_")
     return Piece(name, origin, parts) if parts else None
@@ -122,9 +125,8 @@ def key_of(notes: list[np.ndarray]) -> tuple[str, float, float]:
 
 def _key_profiles() -> np.ndarray:
     """music21's Aarden-Essen key profiles (12 major, then 12 minor rotations), centred, unit norm."""
-    from music21.analysis.discrete import AardenEssen
 
-    weights = AardenEssen()
+    weights = music21_keys.AardenEssen()
     rows = np.stack(
         [np.roll(np.asarray(weights.getWeights(m), dtype=np.float64), t) for m in ("major", "minor") for t in range(12)]
     )

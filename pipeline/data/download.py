@@ -45,17 +45,21 @@ import logging
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
 from pipeline.core.errors import UserError
-from pipeline.core.io_utils import write_json
+from pipeline.core.io_utils import sha256_file, write_json
+from pipeline.core.progress import track
 from pipeline.core.settings import Settings, settings
 
 log = logging.getLogger(__name__)
@@ -250,8 +254,6 @@ def publisher_paths(remote: RemoteFile) -> list[str]:
 def _progress(label: str, total: int | None, start: int) -> Iterator:
     """Yield ``advance(n_bytes)``; a rich bar on a terminal, log lines otherwise."""
     if sys.stderr.isatty():
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
         with Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True
         ) as bar:
@@ -438,7 +440,6 @@ def _too_large_hint(remote: RemoteFile) -> str:
 def unreachable(exc: BaseException) -> str | None:
     """Why ``exc`` means the host cannot be reached at all (retrying would only wait), or ``None``:
     ``"name does not resolve"`` (DNS, :class:`socket.gaierror`) or ``"connection refused"``."""
-    import socket
 
     reason = getattr(exc, "reason", None) if isinstance(exc, urllib.error.URLError) else exc
     if isinstance(reason, socket.gaierror):
@@ -507,9 +508,6 @@ def _copy_local(source: Path, part: Path, remote: RemoteFile, dest: Path, datase
 
 def _pinned(remote: RemoteFile) -> RemoteFile:
     """``remote`` with the checksums of ``MUSICREP_CHECKSUM_PINS`` (the rehearsal's miniature files), if it names it."""
-    from dataclasses import replace
-
-    from pipeline.core.settings import settings
 
     path = settings().checksum_pins
     if path is None:
@@ -650,8 +648,6 @@ def write_manifest(
         for name, e in DownloadState(root).data["files"].items():
             rel = (root / name).relative_to(base).as_posix() if (root / name).is_relative_to(base) else str(root / name)
             previous.setdefault(rel, e)
-    from pipeline.core.io_utils import sha256_file
-    from pipeline.core.progress import track
 
     entries, unreadable = [], []
     for p in track(files, total=len(files), description=f"manifest {dataset}"):

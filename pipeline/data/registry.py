@@ -23,8 +23,10 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING
 
+import pipeline.data.sources as pkg
 from pipeline.core.errors import UserError, closest
 from pipeline.data.catalog import CATALOG_COLUMNS, Catalog, DatasetSource, TaskKind
+from pipeline.data.sources.folder import make_source
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -35,7 +37,6 @@ __all__ = ["CATALOG_COLUMNS", "Catalog", "DatasetSource", "TaskKind", "available
 
 def available() -> list[str]:
     """Names of every registered dataset."""
-    import pipeline.data.sources as pkg
 
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
@@ -76,8 +77,6 @@ def get_source(name: str, params: Params | None = None, layout: Layout | None = 
     """
     check_dataset(name, params)
     if name not in available():
-        from pipeline.data.sources.folder import make_source
-
         return make_source(params, name, layout)
     module = importlib.import_module(f"pipeline.data.sources.{name}")
     if name == "folder":

@@ -11,6 +11,7 @@ Soundfonts: ``timgm6mb`` is the General MIDI soundfont that ``pretty_midi`` ship
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import UserError
+from pipeline.core.lazy import lazy
+
+tinysoundfont = lazy("tinysoundfont")  # only the rendered dataset synthesises notes
 
 log = logging.getLogger(__name__)
 BUNDLED = "timgm6mb"
@@ -37,8 +41,6 @@ class Note:
 def soundfont_path(name: str) -> Path:
     """The ``.sf2`` file of ``name`` (``timgm6mb`` = pretty_midi's bundled GM soundfont, else a path)."""
     if name == BUNDLED:
-        import importlib.util
-
         spec = importlib.util.find_spec("pretty_midi")
         if spec is None or spec.origin is None:
             raise UserError("the bundled soundfont comes with pretty_midi; install it with `pip install pretty_midi==0.2.11`.")
@@ -69,8 +71,6 @@ class Renderer:
     """
 
     def __init__(self, soundfont: str = BUNDLED, sr: int = 16_000) -> None:
-        import tinysoundfont
-
         self.sr = sr
         self.synth = tinysoundfont.Synth(samplerate=sr)
         self.sfid = self.synth.sfload(str(soundfont_path(soundfont)))

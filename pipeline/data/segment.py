@@ -19,6 +19,7 @@ never leaves a half-written dataset that looks finished.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.audio.io import AudioError, check_audio_path, peak_dbfs, read_audio
+from pipeline.core.errors import UserError
 from pipeline.core.io_utils import make_temp_dir, sha256_file, write_json
 from pipeline.core.paths import Layout
 from pipeline.core.progress import track
@@ -123,7 +125,6 @@ def segment_dataset(dataset: str, params: Params, layout: Layout) -> Path:
     writer.flush()
     if not rows:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        from pipeline.core.errors import UserError
 
         raise UserError(
             f"no usable audio in {raw_dir} ({len(skipped)} files skipped); check the files or re-run `musicrep download {dataset}`."
@@ -215,6 +216,4 @@ def audio_coverage(catalog: Any, spans: dict[str, list[tuple[float, float, bool]
 
 
 def load_meta(seg_dir: Path) -> dict[str, Any]:
-    import json
-
     return json.loads((Path(seg_dir) / "meta.json").read_text())

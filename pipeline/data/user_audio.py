@@ -14,7 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.errors import UserError
 from pipeline.core.io_utils import write_text_if_changed
+from pipeline.data.download import write_manifest
+from pipeline.data.sources._common import audio_files
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -36,9 +39,6 @@ def manifest_path(dataset: str) -> str:
 
 def write_audio_manifest(dataset: str, params: Params, layout: Layout) -> Path:
     """Write ``data/manifests/<dataset>.tsv`` (module docstring); unchanged content leaves the file untouched."""
-    from pipeline.core.errors import UserError
-    from pipeline.data.download import write_manifest
-    from pipeline.data.sources._common import audio_files
 
     out = layout.root / manifest_path(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)

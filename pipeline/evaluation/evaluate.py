@@ -12,6 +12,7 @@ intervals) and logs ``test/<metric>`` into the model's MLflow run.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pipeline.config.project import pretrained_mirror
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import kind_of
@@ -27,11 +29,13 @@ from pipeline.data.catalog import data_sources
 from pipeline.data.shards import SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
 from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
-from pipeline.evaluation.metrics import clip_loss, per_class_auc, task_metrics
+from pipeline.evaluation.metrics import clip_loss, per_class_auc, primary_metric, task_metrics
+from pipeline.evaluation.stats import clip_interval
 from pipeline.models.checkpoint import load_model, read_run_id
 from pipeline.models.inference import label_matrix
 from pipeline.models.runtime import Runtime, resolve_runtime
 from pipeline.models.stored_scoring import StoredClips
+from pipeline.tracking import runs as tracking
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -87,8 +91,6 @@ def primary_interval(
     per-sample F1 at ``threshold``). Logged to MLflow beside the metric (the runs table and compare
     view show it); ``eval.json``, a DVC output, keeps its keys.
     """
-    from pipeline.evaluation.metrics import primary_metric
-    from pipeline.evaluation.stats import clip_interval
 
     name = primary_metric(kind, task)
     ci = clip_interval(kind, y, [scores], metric=name, threshold=threshold)
@@ -109,7 +111,6 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
         ``{"test/<metric>": value, ..., "params": n}`` as written to ``eval.json`` (which also holds the
         text keys of :func:`pipeline.data.catalog.data_sources`).
     """
-    from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     store = SegmentStore(layout.segments(task))
@@ -174,8 +175,6 @@ def evaluate_cross(
     Raises:
         UserError: no shared label, or no test clip left after the mapping.
     """
-    from pipeline.config.project import pretrained_mirror
-    from pipeline.tracking import runs as tracking
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     runtime = resolve_runtime(params)
@@ -208,8 +207,6 @@ def evaluate_cross(
 
 
 def read_eval(task: str, model_name: str, layout: Layout, seed: int = 0) -> dict[str, float] | None:
-    import json
-
     path = layout.metrics(task, model_name, seed) / "eval.json"
     return json.loads(path.read_text()) if path.exists() else None
 

@@ -20,6 +20,7 @@ The statistics are :mod:`pipeline.evaluation.stats` (scipy's bootstrap over clip
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,12 +29,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pipeline.config.params import resolve_variant
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import MULTILABEL, kind_of
 from pipeline.evaluation.metrics import primary_metric
 from pipeline.evaluation.stats import CONFIDENCE, N_RESAMPLES, Interval, _bootstrap, metric_on, seed_interval, seed_summary
+from pipeline.models.checkpoint import read_card
 from pipeline.models.grid import grid_models
 from pipeline.models.inference import label_matrix
+from pipeline.models.zoo import resolve_variant as resolve_registry
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -54,8 +58,6 @@ class ModelScores:
 
 
 def _labels_of(layout: Layout, task: str, model: str, seed: int) -> list[str] | None:
-    from pipeline.models.checkpoint import read_card
-
     try:
         return list(read_card(layout.model(task, model, seed))["labels"])
     except Exception:  # noqa: BLE001 - untrained or unreadable card: not part of the evidence
@@ -113,8 +115,6 @@ def load_task(params: Params, layout: Layout, task: str) -> tuple[str, np.ndarra
 
 
 def _is_multilabel(layout: Layout, task: str) -> bool:
-    import json
-
     meta = layout.segments(task) / "meta.json"
     return meta.exists() and json.loads(meta.read_text()).get("kind") == MULTILABEL
 
@@ -255,8 +255,6 @@ def seed_drops(kind: str, y: np.ndarray, m: ModelScores, point: tuple[str, float
 
 def is_harmonic(model: str, params: Params) -> bool:
     """Whether grid model ``model`` has the harmonic front-end (hcnn, ``harmonic+...`` or an alias of one)."""
-    from pipeline.config.params import resolve_variant
-    from pipeline.models.zoo import resolve_variant as resolve_registry
 
     try:
         variant, _, _ = resolve_variant(params, model)

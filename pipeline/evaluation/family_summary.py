@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.config.params import resolve_variant
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import METRIC_TITLES, PRIMARY_METRIC
 from pipeline.evaluation.evidence import ModelScores, _Resamples, load_task
 from pipeline.evaluation.stats import CONFIDENCE, Interval, metric_on
+from pipeline.models.zoo import resolve_variant as resolve_registry
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -41,8 +43,6 @@ def frontend_family(frontend: str) -> str:
 
 def model_family(model: str, params: Params) -> str:
     """The family of grid model ``model`` (registry variant, ``front+back`` swap or alias)."""
-    from pipeline.config.params import resolve_variant
-    from pipeline.models.zoo import resolve_variant as resolve_registry
 
     variant, _, _ = resolve_variant(params, model)
     frontend, _spec = resolve_registry(variant)

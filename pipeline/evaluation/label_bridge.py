@@ -18,7 +18,10 @@ import numpy as np
 from pipeline.core.errors import UserError
 from pipeline.core.task_kinds import kind_of
 from pipeline.evaluation.metrics import task_metrics
+from pipeline.models.checkpoint import load_model
 from pipeline.models.inference import label_matrix
+from pipeline.models.pretrained import is_pretrained_name, load_packaged_or_pretrained
+from pipeline.models.pretrained_catalog import results_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,9 +107,6 @@ def load_for_scoring(
     Raises:
         UserError: a name with ``:`` that is no published model (it names the forms that work).
     """
-    from pipeline.models.checkpoint import load_model
-    from pipeline.models.pretrained import is_pretrained_name, load_packaged_or_pretrained
-    from pipeline.models.pretrained_catalog import results_name
 
     if is_pretrained_name(model_name):
         model, card = load_packaged_or_pretrained(model_name, map_location=map_location, mirror=mirror)

@@ -29,6 +29,8 @@ card hash as params).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -36,18 +38,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from pipeline.core.io_utils import atomic_path, write_json
+from pipeline.core.lazy import lazy
+from pipeline.core.locks import stage_lock
 from pipeline.core.paths import Layout, probe_slug, seed_dir
 from pipeline.core.task_kinds import MULTILABEL, PRIMARY_METRIC, SINGLE, kind_of
 from pipeline.data.shards import SegmentStore
 from pipeline.data.split_checks import require_split
 from pipeline.evaluation.metric_intervals import as_json, metric_intervals
-from pipeline.evaluation.stats import clip_interval, metric_on
+from pipeline.evaluation.probe_embeddings import cached_embeddings, model_key, random_init_like
+from pipeline.evaluation.stats import clip_interval, metric_on, seed_summary
+from pipeline.inference.predict import resolve_model_dir
+from pipeline.models.checkpoint import load_model, read_card
 from pipeline.models.inference import label_matrix
 from pipeline.models.runtime import resolve_runtime
+from pipeline.tracking import runs as tracking
 
 log = logging.getLogger(__name__)
+
+mlflow_entities = lazy("mlflow.entities")  # after quiet_mlflow_env(), as every MLflow import (pipeline.tracking.runs)
 
 LINEAR_C = (0.01, 0.1, 1.0, 10.0)
 MLP_HIDDEN = 128
@@ -81,12 +97,6 @@ class Representation:
 
 
 def _candidates(kind: str, seed: int) -> list[tuple[str, dict[str, Any], Any]]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     out = []
     for c in LINEAR_C:
         lr = LogisticRegression(C=c, max_iter=2000)
@@ -124,7 +134,6 @@ def fit_probes(
 
 def scores_digest(scores: np.ndarray) -> str:
     """SHA-256 of the best probe's test scores as saved (float32): equal digests = the same run."""
-    import hashlib
 
     return hashlib.sha256(np.ascontiguousarray(scores, dtype=np.float32).tobytes()).hexdigest()
 
@@ -156,9 +165,6 @@ def distinct_seeds(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
 
 def resolve_representation(spec: str, layout: Layout, seed: int, random_init: bool) -> Representation:
     """The packaged model of ``--model`` (``models/TASK/MODEL/seed<seed>`` when it exists) as a :class:`Representation`."""
-    from pipeline.evaluation.probe_embeddings import model_key
-    from pipeline.inference.predict import resolve_model_dir
-    from pipeline.models.checkpoint import read_card
 
     own_seed = layout.root / "models" / spec / seed_dir(seed)
     model_dir = own_seed if (own_seed / "model.json").exists() else resolve_model_dir(spec, layout.root)
@@ -194,7 +200,6 @@ def run_probe(
         "linear": {...}, "mlp": {...}, ...}``; each family's entry holds its ``hyper``,
         ``val``, ``value``, ``ci_low`` and ``ci_high``.
     """
-    from pipeline.core.locks import stage_lock
 
     rep = resolve_representation(model, layout, seed, random_init)
     holder = f"musicrep probe {dataset} --model {model} --seed {seed}"
@@ -204,8 +209,6 @@ def run_probe(
 
 def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: int, layer: str, track: bool) -> dict[str, Any]:
     """:func:`run_probe` once the representation is resolved and its output folder locked."""
-    from pipeline.evaluation.probe_embeddings import cached_embeddings, random_init_like
-    from pipeline.models.checkpoint import load_model
 
     random_init = rep.random_init
     store = SegmentStore(layout.segments(dataset))
@@ -275,9 +278,6 @@ def _probe(rep: Representation, dataset: str, params, layout: Layout, *, seed: i
 
 def _log_run(result: dict[str, Any], layout: Layout) -> None:
     """One MLflow run per probe in the ``probes`` experiment, tagged ``musicrep.kind=probe``."""
-    from mlflow.entities import Metric, Param
-
-    from pipeline.tracking import runs as tracking
 
     c = tracking.client(layout.root)
     run = c.create_run(
@@ -307,8 +307,8 @@ def _log_run(result: dict[str, Any], layout: Layout) -> None:
             metrics.update({f"test/{name}": v["value"], f"test/{name}_ci_low": v["ci_low"], f"test/{name}_ci_high": v["ci_high"]})
     c.log_batch(
         run.info.run_id,
-        metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items() if v == v],
-        params=[Param(k, str(v)) for k, v in params.items()],
+        metrics=[mlflow_entities.Metric(k, float(v), 0, 0) for k, v in metrics.items() if v == v],
+        params=[mlflow_entities.Param(k, str(v)) for k, v in params.items()],
     )
     c.set_terminated(run.info.run_id, "FINISHED")
 
@@ -317,8 +317,6 @@ def transfer_results(layout: Layout) -> list[dict[str, Any]]:
     """Every ``probe.json`` under ``metrics/probes/``, with the path of its ``scores.npz``."""
     out = []
     for path in sorted((layout.root / "metrics" / "probes").glob("*/*/seed*/probe.json")):
-        import json
-
         record = json.loads(path.read_text())
         record["_scores"] = path.with_name("scores.npz")
         out.append(record)
@@ -336,9 +334,6 @@ def transfer_table(layout: Layout):
         DataFrame with ``representation, dataset, metric, value, std, n_seeds, ci_low, ci_high, note``
         (empty when nothing was probed).
     """
-    import pandas as pd
-
-    from pipeline.evaluation.stats import seed_summary
 
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in transfer_results(layout):
@@ -370,7 +365,6 @@ def transfer_table(layout: Layout):
 def transfer_matrix(table, digits: int = 3):
     """The transfer table as a grid: rows = representations (random-init rows last), columns = datasets,
     cells ``mean ± std [ci_low, ci_high]`` (``± std`` only with several distinct seeds; collapsed seeds noted)."""
-    import pandas as pd
 
     if table.empty:
         return pd.DataFrame()

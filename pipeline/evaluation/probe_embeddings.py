@@ -38,13 +38,13 @@ from pipeline.core.paths import Layout
 from pipeline.data.shards import SegmentStore
 from pipeline.features.cache import segments_key
 from pipeline.models.base import AudioModel
+from pipeline.models.zoo import build_model
 
 log = logging.getLogger(__name__)
 
 
 def random_init_like(model: AudioModel, seed: int) -> AudioModel:
     """A network of ``model``'s architecture and config with fresh random weights (``torch.manual_seed(seed)``)."""
-    from pipeline.models.zoo import build_model
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)

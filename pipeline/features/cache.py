@@ -27,6 +27,7 @@ from pipeline.core.io_utils import sha256_file, stable_hash, write_json
 from pipeline.core.paths import Layout
 from pipeline.core.progress import track
 from pipeline.data.shards import SegmentStore
+from pipeline.models.build import build_for_task
 from pipeline.models.grid import grid_models
 
 if TYPE_CHECKING:
@@ -60,7 +61,6 @@ def cache_dir_name(spec: dict[str, Any], data_key: str | None = None) -> str:
 
 def frontends_for_grid(dataset: str, params: Params, data_key: str | None = None) -> dict[str, Frontend]:
     """Distinct cacheable front-ends used by the grid's models on ``dataset`` (keyed by cache directory name)."""
-    from pipeline.models.build import build_for_task
 
     out: dict[str, Frontend] = {}
     for name in grid_models(params):

@@ -42,12 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 from torch import nn
 
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path
 from pipeline.core.locks import clean_leftovers
+from pipeline.models.backends.base import Backend
 from pipeline.models.base import AudioModel
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,6 @@ class _LogitsAndEmbedding(nn.Module):
 
     def __init__(self, model: AudioModel) -> None:
         super().__init__()
-        from pipeline.models.backends.base import Backend
 
         self.model = model
         self.one_pass = type(model.backend).classify is Backend.classify or type(model.backend).forward is Backend.forward
@@ -110,8 +112,6 @@ class ExportResult:
 
 
 def _session(path: Path):
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -171,8 +171,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _set_metadata(path: Path, model: AudioModel, card: dict[str, Any], dynamic_length: bool) -> None:
-    import onnx
-
     proto = onnx.load(str(path))
     config = model.config
     facts = {
@@ -192,7 +190,6 @@ def _set_metadata(path: Path, model: AudioModel, card: dict[str, Any], dynamic_l
 
 def written_by_musicrep(path: Path) -> bool:
     """True when ``path`` is an ONNX file carrying the metadata :func:`export_onnx` writes."""
-    import onnx
 
     try:
         proto = onnx.load(str(path), load_external_data=False)

@@ -49,11 +49,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+import torch
 
+from pipeline.audio.io import AudioError
 from pipeline.audio.stream import Chunk, ChunkStream, ErrorHandler, _log_error, _short, collect_inputs, stream_audio  # noqa: F401 - re-exported: pipeline.inference.predict's public names
+from pipeline.config.project import Project
 from pipeline.core.choices import AGGREGATES, BATCH_SIZE, LAYERS
 from pipeline.core.errors import UserError
+from pipeline.core.progress import track
+from pipeline.data.registry import get_source
+from pipeline.data.sources._synthetic import SyntheticSource
+from pipeline.models.checkpoint import load_model
+from pipeline.models.device import pick_device
+from pipeline.models.inference import BF16_CHOICES, activate, use_bf16, with_autocast
+from pipeline.models.pretrained import ensure, is_fetched, is_pretrained_name
 from pipeline.models.pretrained_catalog import CATALOG, PREFIX
+from pipeline.tracking.registry import resolve_model_uri
 
 if TYPE_CHECKING:
     import torch
@@ -81,15 +93,10 @@ def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = No
     """
     spec = str(spec).strip()
     if spec.startswith("models:/"):
-        from pipeline.tracking.registry import resolve_model_uri
-
         return resolve_model_uri(spec, Path(root))
-    from pipeline.models.pretrained import ensure, is_fetched, is_pretrained_name
 
     if is_pretrained_name(spec):
         if not is_fetched(spec):  # fetched from --mirror, else the project's pretrained.mirror, else the environment's
-            from pipeline.config.project import Project
-
             mirror = Project(Path(root)).pretrained_mirror(mirror)
         return ensure(spec, mirror=mirror)
     for path in (Path(spec).expanduser(), Path(root) / "models" / spec):
@@ -123,8 +130,6 @@ def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") 
     Returns:
         ``(model in eval mode on the device, card, model directory)``.
     """
-    from pipeline.models.checkpoint import load_model
-    from pipeline.models.device import pick_device
 
     model_dir = resolve_model_dir(spec, root)
     dev = pick_device(device)
@@ -135,7 +140,6 @@ def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") 
 
 def _autocast(net: AudioModel, fn: Callable[[Any], Any], bf16: str) -> Callable[[Any], Any]:
     """``fn`` under bf16 autocast when :func:`pipeline.models.inference.use_bf16` says so for ``net``."""
-    from pipeline.models.inference import BF16_CHOICES, use_bf16, with_autocast
 
     if bf16 not in BF16_CHOICES:
         raise UserError(f"--bf16 must be one of {', '.join(BF16_CHOICES)}, got {bf16!r}.")
@@ -164,8 +168,6 @@ def _chunk_length(model: AudioModel, chunk_seconds: float | None, hop_seconds: f
     chunk = model.input_length if chunk_seconds is None else max(1, int(round(chunk_seconds * sr)))
     hop = chunk if hop_seconds is None else max(1, int(round(hop_seconds * sr)))
     if chunk != model.input_length:  # check the model accepts it before touching any file
-        import torch
-
         try:
             with torch.no_grad():
                 model(torch.zeros(1, chunk, device=next(model.parameters()).device))
@@ -236,8 +238,6 @@ class _Batcher:
                     self.on_error(str(state.path), "out of memory")
 
     def _launch(self, items: list[tuple[_FileState, Chunk]]) -> None:
-        import torch
-
         x = torch.from_numpy(np.stack([c.samples for _, c in items]))
         with torch.inference_mode():
             if self.cuda:
@@ -250,8 +250,6 @@ class _Batcher:
                 self._finish()
 
     def _launch_cuda(self, items: list[tuple[_FileState, Chunk]], x: torch.Tensor) -> None:
-        import torch
-
         out = self.fn(x.pin_memory().to(self.device, non_blocking=True)).float()
         host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
         host.copy_(out, non_blocking=True)
@@ -317,8 +315,6 @@ def iter_outputs(
     Memory: one batch being cut, at most one in flight, and the running sums (plus the
     per-chunk rows when ``keep_chunks``) of the files those batches touch.
     """
-    from pipeline.audio.io import AudioError
-    from pipeline.core.progress import track
 
     if aggregate not in AGGREGATES:
         raise UserError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}.")
@@ -404,7 +400,6 @@ def predict(
         :class:`Predictions`; each record is ``{"path", "duration_s", "n_chunks", "top":
         [{"label", "score"}...], "scores": {label: score}}``.
     """
-    from pipeline.models.inference import activate
 
     failures: list[dict[str, str]] = []
 
@@ -470,9 +465,6 @@ def model_origin(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def _synthetic(task: str | None) -> bool:
-    from pipeline.data.registry import get_source
-    from pipeline.data.sources._synthetic import SyntheticSource
-
     try:
         return bool(task) and isinstance(get_source(str(task)), SyntheticSource)
     except (UserError, AttributeError, KeyError, TypeError):  # an own dataset, or one that needs params
@@ -527,7 +519,6 @@ def embed(
     Returns:
         :class:`Embeddings` with index columns ``file, chunk, start_s, end_s``.
     """
-    import pandas as pd
 
     failures: list[dict[str, str]] = []
 

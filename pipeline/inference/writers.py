@@ -7,15 +7,21 @@ together.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import typer
 
 from pipeline.core.errors import UserError
+from pipeline.core.io_utils import atomic_path
 
 if TYPE_CHECKING:
     from pipeline.inference.predict import Embeddings, Predictions
@@ -34,7 +40,6 @@ def prediction_row(record: dict[str, Any], top_k: int) -> dict[str, Any]:
 def predictions_frame(pred: Predictions, top_k: int) -> Any:
     """One row per file: ``path, duration_s, n_chunks, top1_label, top1_score, ...,
     score:<label>`` for every label (a pandas DataFrame)."""
-    import pandas as pd
 
     return pd.DataFrame([prediction_row(r, top_k) for r in pred.records])
 
@@ -44,8 +49,6 @@ class CsvStream:
     layout: header first, NaN as an empty field)."""
 
     def __init__(self, fh: Any, top_k: int) -> None:
-        import csv
-
         self.writer = csv.writer(fh, lineterminator="\n")
         self.top_k, self.header, self.n = top_k, None, 0
 
@@ -66,8 +69,6 @@ class JsonListStream:
         self.n = 0
 
     def __call__(self, record: dict[str, Any]) -> None:
-        import textwrap
-
         body = textwrap.indent(json.dumps(record, indent=2), "  ")
         typer.echo(("[\n" if not self.n else ",\n") + body, nl=False)
         self.n += 1
@@ -99,10 +100,6 @@ def write_embeddings(emb: Embeddings, out: str | Path) -> list[Path]:
     Returns:
         The files written.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from pipeline.core.io_utils import atomic_path
 
     out = check_embeddings_path(out)
     suffix = out.suffix.lower()

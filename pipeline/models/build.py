@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pipeline.config.params import resolve_variant
 from pipeline.core.errors import UserError
 from pipeline.core.task_kinds import kind_of
 from pipeline.models.base import AudioModel, ModelConfig
+from pipeline.models.zoo import build_model, input_length_for
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -18,8 +20,6 @@ if TYPE_CHECKING:
 
 def build_for_task(name: str, dataset: str, params: Params, *, n_classes: int, multilabel: bool, clip_samples: int) -> AudioModel:
     """Build grid model ``name`` (registry name, ``front+back`` or alias) for a task."""
-    from pipeline.config.params import resolve_variant
-    from pipeline.models.zoo import build_model, input_length_for
 
     variant, options, width = resolve_variant(params, name)
     kind = kind_of(multilabel)

@@ -27,6 +27,7 @@ import torch
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path, sha256_file, write_json
 from pipeline.models.base import AudioModel, ModelConfig
+from pipeline.models.zoo import build_model
 
 FORMAT = "musicrep-model"
 FORMAT_VERSION = 1
@@ -113,7 +114,6 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
     Raises:
         UserError: missing files, checksum mismatch, unknown format or version.
     """
-    from pipeline.models.zoo import build_model  # local: the zoo imports every architecture
 
     directory = Path(directory)
     card = read_card(directory)

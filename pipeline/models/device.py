@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 
 import torch
 
@@ -79,6 +80,5 @@ without Intel GPU support (every CPU training run); it concerns Intel GPUs only.
 def quiet_onednn_tf32_notice() -> None:
     """Ignore torch's :data:`ONEDNN_TF32_NOTICE` (and nothing else) in this process; called where training
     sets the oneDNN flags (:func:`pipeline.training.train.train_model`). Idempotent: ``warnings`` keeps one copy."""
-    import warnings
 
     warnings.filterwarnings("ignore", message=ONEDNN_TF32_NOTICE, category=UserWarning)

@@ -13,6 +13,7 @@ import torch
 from pipeline.audio.chunking import eval_chunks
 from pipeline.core.choices import BF16_MODES as BF16_CHOICES
 from pipeline.models.base import AudioModel
+from pipeline.models.zoo import resolve_variant
 
 
 @functools.cache
@@ -56,7 +57,6 @@ def use_bf16(choice: str | bool, device: torch.device, variant: str) -> bool:
         return choice == "on" and device.type in ("cuda", "cpu")
     if device.type == "cuda":
         return True
-    from pipeline.models.zoo import resolve_variant
 
     try:
         _, spec = resolve_variant(variant)

@@ -43,8 +43,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from pipeline.config.project import pretrained_mirror
 from pipeline.core.errors import UserError
+from pipeline.core.locks import stage_lock
 from pipeline.core.settings import settings
+from pipeline.data.download import RemoteFile, fetch_file
+from pipeline.models.base import ModelConfig
+from pipeline.models.checkpoint import CARD, WEIGHTS, load_model, read_card, save_model
 from pipeline.models.pretrained_catalog import (
     CATALOG,
     LICENSE,
@@ -54,6 +61,7 @@ from pipeline.models.pretrained_catalog import (
     get_spec,
     is_pretrained_name,
 )
+from pipeline.models.zoo import build_model, count_parameters
 
 if TYPE_CHECKING:
     import torch
@@ -91,12 +99,10 @@ def package_dir(name: str, root: str | Path | None = None) -> Path:
 
 def is_fetched(name: str, root: str | Path | None = None) -> bool:
     """True when ``name`` is packaged under ``root`` from the catalogued upstream file."""
-    from pipeline.models.checkpoint import CARD, WEIGHTS
 
     directory, spec = package_dir(name, root), get_spec(name)
     if not ((directory / CARD).exists() and (directory / WEIGHTS).exists()):
         return False
-    from pipeline.models.checkpoint import read_card
 
     try:
         return read_card(directory).get("metadata", {}).get("pretrained", {}).get("sha256") == spec.sha256
@@ -110,10 +116,6 @@ def convert_state_dict(spec: PretrainedSpec, upstream: Mapping[str, torch.Tensor
     Raises:
         UserError: the file's tensors do not map one to one onto the model (count or shape).
     """
-    import torch
-
-    from pipeline.models.base import ModelConfig
-    from pipeline.models.zoo import build_model
 
     model = build_model(ModelConfig(spec.variant, len(spec.tags), True, input_length=spec.input_length))
     ours = model.state_dict()
@@ -161,7 +163,6 @@ def fetch(name: str, mirror: str | os.PathLike | None = None, root: str | Path |
         UserError: unknown or unavailable name, unreachable source, checksum mismatch, a file
             that does not fit the model.
     """
-    from pipeline.core.locks import stage_lock
 
     spec = get_spec(name)
     if spec.unavailable:
@@ -184,10 +185,6 @@ def fetch(name: str, mirror: str | os.PathLike | None = None, root: str | Path |
 
 def _fetch_and_package(spec: PretrainedSpec, mirror: str | os.PathLike | None, root: Path, target: Path) -> Path:
     """Download, verify, convert and package ``spec`` into ``target`` (hold the entry's lock)."""
-    import torch
-
-    from pipeline.data.download import RemoteFile, fetch_file
-    from pipeline.models.checkpoint import save_model
 
     remote = RemoteFile(name=spec.mirror_path, url=spec.url, sha256=spec.sha256, size=spec.size, note="mirror manifest.json")
     path = fetch_file(remote, root / "downloads", spec.name, mirror, command=f"musicrep pretrained fetch {spec.name}")
@@ -228,7 +225,6 @@ def ensure(name: str, root: str | Path | None = None, mirror: str | os.PathLike 
     ``$MUSICREP_PRETRAINED_MIRROR``: :func:`pipeline.config.project.pretrained_mirror`)."""
     if is_fetched(name, root):
         return package_dir(name, root)
-    from pipeline.config.project import pretrained_mirror
 
     return fetch(name, pretrained_mirror(mirror), root)
 
@@ -244,7 +240,6 @@ def load_packaged_or_pretrained(
     Returns:
         ``(model in eval mode, card)``, as :func:`pipeline.models.checkpoint.load_model`.
     """
-    from pipeline.models.checkpoint import load_model
 
     directory = ensure(str(name_or_dir), root, mirror) if is_pretrained_name(name_or_dir) else Path(name_or_dir)
     return load_model(directory, map_location=map_location)
@@ -257,8 +252,6 @@ def catalog_rows(root: str | Path | None = None, mirror: str | os.PathLike | Non
     model; None where we build none), ``source, license, offline`` (``fetched``, ``in mirror``
     or ``no``), ``note`` (why it cannot be fetched).
     """
-    from pipeline.models.base import ModelConfig
-    from pipeline.models.zoo import build_model, count_parameters
 
     rows = []
     for spec in CATALOG.values():

@@ -26,7 +26,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.config.project import pretrained_mirror
 from pipeline.core.errors import UserError
+from pipeline.core.io_utils import sha256_file
+from pipeline.models.pretrained import is_pretrained_name, load_packaged_or_pretrained
 
 if TYPE_CHECKING:
     from torch import nn
@@ -81,8 +84,6 @@ def apply_init(
         if freeze != "none":
             raise UserError(f"freeze: {freeze} needs an init model to keep; add init: sota:mtat/musicnn (or a model folder).")
         return {}
-    from pipeline.core.io_utils import sha256_file
-    from pipeline.models.pretrained import is_pretrained_name, load_packaged_or_pretrained
 
     source, card = load_packaged_or_pretrained(init, mirror=mirror)
     same_labels = list(card["labels"]) == list(labels)
@@ -126,7 +127,6 @@ def init_dependencies(init: str | None) -> list[str]:
     """Files whose content fixes the weights of ``init``: DVC dependencies of the cell."""
     if not init:
         return []
-    from pipeline.models.pretrained import is_pretrained_name
 
     code = ["pipeline/models/transfer.py", "pipeline/models/pretrained.py"]  # only cells with an init depend on them
     if is_pretrained_name(init):
@@ -136,7 +136,6 @@ def init_dependencies(init: str | None) -> list[str]:
 
 def init_from_params(model: AudioModel, labels: list[str], params: Any, model_name: str) -> dict[str, str]:
     """:func:`apply_init` with the ``init``/``freeze`` of grid model ``model_name``'s variant (if any)."""
-    from pipeline.config.project import pretrained_mirror
 
     alias = params.variants.get(model_name)
     mirror = pretrained_mirror(params=params)

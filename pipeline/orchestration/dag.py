@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pipeline.config.params import resolve_variant
-from pipeline.core.paths import REPORT_STAMP
+from pipeline.config.params import DEFAULT_PARAMS, RESOLVED_PARAMS, Params, resolve_variant
+from pipeline.core.paths import REPORT_STAMP, probe_slug
 from pipeline.data.user_audio import manifest_path, manifest_stage, user_audio_folder
-from pipeline.models.grid import grid_models
+from pipeline.models.grid import cell_keys, grid_models
 from pipeline.models.sources import variant_sources
+from pipeline.models.transfer import init_dependencies
 from pipeline.robustness.noises import noise_dependencies
 from pipeline.training.code import cell_sources
 
@@ -55,7 +56,6 @@ def cell_dependencies(model: str, params: Params) -> list[str]:
 
 def _leaf_keys(section: str) -> list[str]:
     """``train`` -> ``["train.epochs", "train.batch_size", ...]``: the keys of one params section."""
-    from pipeline.config.params import Params
 
     model = Params.model_fields[section].annotation
     return [f"{section}.{key}" for key in model.model_fields]
@@ -69,7 +69,6 @@ CELL_PARAMS = tuple(key for section in CELL_SECTIONS for key in _leaf_keys(secti
 
 def _tracked(*keys: str) -> list[dict[str, list[str]]]:
     """A stage's ``params:`` entry: ``keys`` of the resolved parameters (profile defaults included)."""
-    from pipeline.config.params import RESOLVED_PARAMS
 
     return [{RESOLVED_PARAMS: list(keys)}]
 
@@ -81,7 +80,6 @@ def _params_stage() -> dict[str, Any]:
     out, so the stages track the resolved file (a changed profile default re-runs what it
     affects, and ``dvc status`` names this stage after ``params.yaml`` or a profile changes).
     """
-    from pipeline.config.params import DEFAULT_PARAMS, RESOLVED_PARAMS
 
     return {
         "cmd": "musicrep params --resolve",
@@ -151,8 +149,6 @@ def _data_stages(tasks: Any, params: Params) -> dict[str, Any]:
 
 
 def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str, Any]:
-    from pipeline.models.transfer import init_dependencies
-
     m = f"${{item.task}}/{model}/seed${{item.seed}}"
     aliased = model in params.variants
     return {
@@ -172,8 +168,24 @@ def _cell_stage(model: str, params: Params, matrix: dict[str, Any]) -> dict[str,
             f"metrics/{m}/robustness.parquet",
             f"metrics/{m}/robustness.csv",
             f"metrics/{m}/robustness_scores.parquet",
+            # tracked in git, not DVC metrics: `dvc metrics show` lists the task summaries (_summary_stage)
+            {f"metrics/{m}/eval.json": {"cache": False}},
+            {f"metrics/{m}/robustness.json": {"cache": False}},
         ],
-        "metrics": [{f"metrics/{m}/eval.json": {"cache": False}}, {f"metrics/{m}/robustness.json": {"cache": False}}],
+    }
+
+
+def _summary_stage(tasks: Any) -> dict[str, Any]:
+    """Per task, ``metrics/<task>.json`` (:mod:`pipeline.evaluation.task_summary`), the pipeline's one DVC metric
+    file per task: ``dvc metrics show`` a row per task, ``dvc exp show`` a column per (task, model).
+
+    Beside the task's folder, not in it: DVC refuses an output inside a stage's own dependency."""
+    return {
+        "matrix": {"task": tasks},
+        "cmd": "musicrep summary ${item.task}",
+        "deps": ["metrics/${item.task}", "pipeline/evaluation/task_summary.py"],
+        "params": _tracked("grid"),
+        "metrics": [{"metrics/${item.task}.json": {"cache": False}}],
     }
 
 
@@ -201,7 +213,6 @@ def _probe_stages(params: Params) -> dict[str, Any]:
     Deps: the embedding model's package and its source files, the probe code and the dataset's
     segments; so editing a back-end re-runs the probes of the models built from it, no others.
     """
-    from pipeline.core.paths import probe_slug
 
     stages: dict[str, Any] = {}
     for entry in params.probes:
@@ -262,6 +273,7 @@ def dvc_stages(params: Params, live: frozenset[str] = LIVE_GRID) -> dict[str, An
     stages = {"params": _params_stage(), **_data_stages(tasks, params)}
     for model in grid_models(params):
         stages[stage_name(model)] = _cell_stage(model, params, {"task": tasks, "seed": values("seeds")})
+    stages["summary"] = _summary_stage(tasks)
     stages.update(_probe_stages(params))
     stages["report"] = _report_stage(params)
     return stages
@@ -304,8 +316,6 @@ def dvc_cell_targets(params: Params) -> list[str]:
     first (otherwise one core idles while the other runs the last big cell). Aliases and swaps
     are placed by the variant they build on.
     """
-    from pipeline.config.params import resolve_variant
-    from pipeline.models.grid import cell_keys
 
     def cost_rank(model: str) -> int:
         base = resolve_variant(params, model)[0].rpartition("+")[2]

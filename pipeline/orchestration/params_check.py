@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import UserError, closest
+from pipeline.data.registry import available, own_datasets
 from pipeline.models.grid import grid_models
-from pipeline.models.pretrained_catalog import CATALOG, PREFIX
-from pipeline.models.zoo import VARIANTS
+from pipeline.models.options import check_options
+from pipeline.models.pretrained_catalog import CATALOG, PREFIX, sota_help
+from pipeline.models.zoo import FRONTENDS, VARIANTS, resolve_variant, variant_option_specs
+from pipeline.robustness.perturb import PERTURBATIONS, check_level
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
 
 
 def _model_problem(name: str, params: Params) -> str | None:
-    from pipeline.models.options import check_options
-    from pipeline.models.zoo import FRONTENDS, resolve_variant, variant_option_specs
-
     alias = params.variants.get(name)
     variant, options = (alias.model, dict(alias.options)) if alias is not None else (name, {})
     where = f"variants.{name}.model" if alias is not None else "grid.models"
@@ -77,9 +77,11 @@ def check_model(name: str, params: Params, *, published: bool = False) -> None:
             raise UserError(f"model {name!r}: {problem.split(': ', 1)[-1]}.")
     guess = closest(name, _known_models(params, published))
     hint = f"did you mean {guess!r}? Known: " if guess else "known: "
+    if name.startswith(PREFIX):  # a published name: list the published ones, the forms that work
+        raise UserError(f"unknown published model {name!r}; {hint}{', '.join(sorted(CATALOG))} (`musicrep pretrained list`).")
     raise UserError(
         f"unknown model {name!r}; {hint}{', '.join(sorted(VARIANTS))}"
-        f"{', a published sota:DATASET/MODEL (`musicrep pretrained list`)' if published else ''} "
+        f"{', a published ' + sota_help() if published else ''} "
         "(or FRONTEND+MODEL, or an alias under variants in params.yaml)."
     )
 
@@ -92,8 +94,6 @@ def check_names(params: Params, base_dir: str | Path = ".") -> list[str]:
         base_dir: folder relative ``robustness.noise_source`` paths are tried under (the
             project root), besides the working directory.
     """
-    from pipeline.data.registry import available, own_datasets
-    from pipeline.robustness.perturb import PERTURBATIONS, check_level
 
     problems: list[str] = []
     known = available() + own_datasets(params)

@@ -28,7 +28,10 @@ from pathlib import Path
 
 import yaml
 
+import pipeline
 from pipeline.core.errors import UserError
+from pipeline.data import miniature
+from pipeline.data.sources import speech_commands
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,6 @@ def build_mirrors(folder: Path) -> tuple[Path, Path, Path]:
         ``(mirror folder, DCASE audio folder, pins file)``; the pins file maps every served file to
         its SHA-256, MD5 and size (``MUSICREP_CHECKSUM_PINS``).
     """
-    from pipeline.data import miniature
-    from pipeline.data.sources import speech_commands
 
     mirror, audio = folder / "mirror", folder / "dcase_audio"
     mirror.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,6 @@ def rehearse(out: Path, tasks: list[str] | None = None, models: list[str] | None
         tasks: paper datasets to run (default all three).
         models: grid models (default ``all``: the 11 registry variants).
     """
-    import pipeline
 
     out = Path(out).resolve()
     if out.exists() and any(out.iterdir()):

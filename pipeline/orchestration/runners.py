@@ -25,8 +25,14 @@ import os
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
+import torch
+from pydantic import ValidationError
+
+from pipeline.config.params import FlowParams
 from pipeline.core.choices import TASK_RUNNERS as RUNNERS
 from pipeline.core.errors import UserError
+from pipeline.core.lazy import lazy, optional_module
+from pipeline.models.device import pick_device
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -34,6 +40,10 @@ if TYPE_CHECKING:
     from pipeline.config.params import FlowParams, Params
 
 log = logging.getLogger(__name__)
+
+# Prefect at first use: `musicrep cell` imports this module for pin_cell_gpu and never needs it
+prefect_client = lazy("prefect.client.orchestration")
+prefect_runners = lazy("prefect.task_runners")
 
 GPU_TAG = "gpu"
 """Prefect tag of GPU cells; the tag concurrency limit of the same name caps them."""
@@ -43,9 +53,6 @@ def flow_settings(
     params: Params, task_runner: str | None = None, address: str | None = None, max_workers: int | None = None
 ) -> FlowParams:
     """``params.flow`` with the command line's choices on top (``None`` keeps the params value)."""
-    from pydantic import ValidationError
-
-    from pipeline.config.params import FlowParams
 
     if task_runner is not None and task_runner not in RUNNERS:
         raise UserError(f"unknown task runner {task_runner!r}; use one of {', '.join(RUNNERS)}.")
@@ -59,24 +66,12 @@ def flow_settings(
         raise UserError(f"invalid flow setting {'.'.join(map(str, err['loc']))}={err.get('input')!r}: {err['msg']}.") from None
 
 
-def _missing(package: str) -> UserError:
-    return UserError(
-        f"the {package} task runner is not installed; install the scale extra "
-        f"(`pip install -e '.[scale]'`, or `make env`, which installs requirements.lock)."
-    )
-
-
 def task_runner(fp: FlowParams) -> TaskRunner[Any]:
     """The Prefect task runner for ``fp`` (a fresh one per flow run)."""
     if fp.task_runner == "thread":
-        from prefect.task_runners import ThreadPoolTaskRunner
-
-        return ThreadPoolTaskRunner(max_workers=fp.max_workers)
+        return prefect_runners.ThreadPoolTaskRunner(max_workers=fp.max_workers)
     if fp.task_runner == "dask":
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError:
-            raise _missing("prefect-dask") from None
+        DaskTaskRunner = optional_module("prefect_dask").DaskTaskRunner  # noqa: N806 - a class
         if fp.address:
             log.info("flow tasks on the Dask scheduler %s", fp.address)
             return DaskTaskRunner(address=fp.address)
@@ -91,10 +86,7 @@ def task_runner(fp: FlowParams) -> TaskRunner[Any]:
                 "dashboard_address": None,
             },
         )
-    try:
-        from prefect_ray import RayTaskRunner
-    except ImportError:
-        raise _missing("prefect-ray") from None
+    RayTaskRunner = optional_module("prefect_ray").RayTaskRunner  # noqa: N806 - a class
     if fp.address:
         log.info("flow tasks on the Ray cluster %s", fp.address)
         return RayTaskRunner(address=fp.address)
@@ -110,8 +102,6 @@ def task_runner(fp: FlowParams) -> TaskRunner[Any]:
 
 
 def _local_gpus() -> int:
-    import torch
-
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
@@ -119,7 +109,6 @@ def gpu_cells(params: Params) -> bool:
     """Whether the grid's cells are GPU cells (tagged ``gpu``): ``flow.gpu_tag``, or where ``runtime.device`` resolves."""
     if params.flow.gpu_tag != "auto":
         return params.flow.gpu_tag == "on"
-    from pipeline.models.device import pick_device
 
     return pick_device(params.runtime.device, profile=params.profile).type == "cuda"
 
@@ -132,7 +121,6 @@ def cell_slots(params: Params, cpus: int | None = None) -> int:
     per CPU (``cpus``, default the CPUs this process may use, as ``nproc`` counts them). Raises the device's one-line
     :class:`~pipeline.core.errors.UserError` when ``runtime.device`` cannot run here.
     """
-    from pipeline.models.device import pick_device
 
     if pick_device(params.runtime.device, profile=params.profile).type == "cuda":
         return max(1, _local_gpus()) * params.runtime.gpu_cells
@@ -152,7 +140,6 @@ def gpu_for_slot(slot: int, gpus: int, per_gpu: int) -> int:
 def visible_gpus() -> int:
     """GPUs this process may use, counted without initialising CUDA: torch asks the driver's NVML library
     first, so ``CUDA_VISIBLE_DEVICES`` set afterwards still takes effect."""
-    import torch
 
     return torch.cuda.device_count()
 
@@ -183,8 +170,7 @@ def pin_cell_gpu(params: Params, environ: MutableMapping[str, str] | None = None
 
 def ensure_gpu_limit(slots: int) -> None:
     """Create or update the Prefect tag concurrency limit ``gpu`` to ``slots`` (on the API in force)."""
-    from prefect.client.orchestration import get_client
 
-    with get_client(sync_client=True) as client:
+    with prefect_client.get_client(sync_client=True) as client:
         client.create_concurrency_limit(tag=GPU_TAG, concurrency_limit=slots)  # an upsert on Prefect >= 3.4
     log.info("Prefect concurrency limit %r: %d GPU cell(s) at once", GPU_TAG, slots)

@@ -29,10 +29,6 @@ One job per module: :mod:`~pipeline.report.collect` (files and MLflow runs of ea
 :mod:`~pipeline.report.tables` (formatted table rows), :mod:`~pipeline.report.plots` (figures),
 :mod:`~pipeline.report.render` (Markdown and HTML from the Jinja2 templates in ``templates/``:
 ``report.j2`` holds the sections, their order and prose), :mod:`~pipeline.report.build` (the
-stage: gather the template's context, write, swap in).
+stage: gather the template's context, write, swap in). The package itself imports nothing, so that
+importing one module (``pipeline.report.compare``) does not load the page's figures.
 """
-
-from pipeline.report.build import build_report
-from pipeline.report.collect import Entry, collect, is_synthetic, results_frame
-
-__all__ = ["build_report", "collect", "results_frame", "is_synthetic", "Entry"]

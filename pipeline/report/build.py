@@ -5,6 +5,7 @@ tables into a temporary directory that then replaces ``reports/`` (see :mod:`pip
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -14,9 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pipeline.core.io_utils import make_temp_dir
 from pipeline.core.paths import REPORT_STAMP, Layout
+from pipeline.evaluation.evidence import accuracy_table, harmonic_statement, robustness_table
 from pipeline.evaluation.family_summary import family_summary
 from pipeline.evaluation.metrics import primary_metric
+from pipeline.evaluation.probe import TRANSFER_NOTE, transfer_matrix, transfer_table
 from pipeline.models.grid import grid_models
 from pipeline.report.champions import crown_champions
 from pipeline.report.collect import Entry, collect, is_synthetic, mlflow_client, results_frame
@@ -33,8 +37,9 @@ from pipeline.report.tables import (
     summary_rows,
 )
 from pipeline.tracking.registry import register_models
-from pipeline.tracking.runs import mlflow_errors
+from pipeline.tracking.runs import log_to_run, mlflow_errors
 from pipeline.tracking.views import set_runs_view
+from pipeline.training.convergence import LEGEND
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -43,8 +48,6 @@ log = logging.getLogger(__name__)
 
 
 def _log_figures(entries: list[Entry], root: Path) -> None:
-    from pipeline.tracking.runs import log_to_run
-
     for e in entries:
         if e.run_id and e.figures:
             try:
@@ -79,7 +82,6 @@ def _write_evidence_files(ev: dict[str, dict[str, Any]], out_dir: Path) -> None:
 
 def _write_stamp(entries: list[Entry], path: Path) -> None:
     """:data:`~pipeline.core.paths.REPORT_STAMP`: each cell and its test metrics, nothing run-specific."""
-    import json
 
     cells = [{"task": e.task, "model": e.model, "seed": e.seed, "trained": e.trained, "test": e.eval or {}} for e in entries]
     path.write_text(json.dumps({"cells": cells}, indent=1, sort_keys=True) + "\n")
@@ -111,7 +113,6 @@ def build_report(params: Params, layout: Layout, *, register: bool = True, log_f
     t0 = time.time()
     out_dir = layout.root / params.report.out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    from pipeline.core.io_utils import make_temp_dir
 
     tmp_dir = make_temp_dir(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent)
     try:
@@ -163,7 +164,6 @@ def build_report(params: Params, layout: Layout, *, register: bool = True, log_f
 
 def _evidence(params: Params, layout: Layout) -> dict[str, dict[str, Any]]:
     """Per task: the accuracy table with intervals, the robustness table and the harmonic statement."""
-    from pipeline.evaluation.evidence import accuracy_table, harmonic_statement, robustness_table
 
     out: dict[str, dict[str, Any]] = {"accuracy": {}, "robustness": {}, "statements": {}, "differences": {}, "summaries": {}}
     for task in params.grid.tasks:
@@ -275,7 +275,6 @@ def report_context(
 
 def _convergence(entries: list[Entry]) -> dict[str, Any]:
     """The legend of the comparison tables' still-improving mark and the cells it marks (empty when none)."""
-    from pipeline.training.convergence import LEGEND
 
     marked = [f"{e.task}/{e.model} seed {e.seed}" for e in entries if e.trained and e.still_improving]
     return {"convergence_legend": LEGEND if marked else None, "still_improving": marked}
@@ -283,7 +282,6 @@ def _convergence(entries: list[Entry]) -> dict[str, Any]:
 
 def _transfer(layout: Layout) -> dict[str, Any] | None:
     """The transfer table of the frozen-embedding probes (``metrics/probes/``), or ``None`` when none ran."""
-    from pipeline.evaluation.probe import TRANSFER_NOTE, transfer_matrix, transfer_table
 
     grid = transfer_matrix(transfer_table(layout))
     if grid.empty:

@@ -20,8 +20,13 @@ import pandas as pd
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import METRIC_TITLES, MULTILABEL, PRIMARY_METRIC, TABLE_METRICS, kind_of
-from pipeline.models.checkpoint import read_run_id
-from pipeline.tracking.runs import mlflow_errors
+from pipeline.data.registry import get_source
+from pipeline.data.sources._synthetic import SyntheticSource
+from pipeline.models.checkpoint import read_card, read_run_id
+from pipeline.models.grid import cell_keys
+from pipeline.robustness.stage import robustness_summary
+from pipeline.tracking.runs import client, mlflow_errors
+from pipeline.training.convergence import still_improving
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -37,8 +42,6 @@ def is_synthetic(task: str) -> bool:
     """The embedded generated datasets (``synth_*``)."""
     if task.startswith("synth_"):
         return True
-    from pipeline.data.registry import get_source
-    from pipeline.data.sources._synthetic import SyntheticSource
 
     try:
         return isinstance(get_source(task), SyntheticSource)
@@ -105,7 +108,6 @@ class Entry:
     def still_improving(self) -> bool:
         """The best validation epoch is among the last ones (:mod:`pipeline.training.convergence`):
         the card's ``still_improving``, or (older cards) its ``best_epoch`` against ``history.csv``."""
-        from pipeline.training.convergence import still_improving
 
         meta = (self.card or {}).get("metadata", {})
         if "still_improving" in meta:
@@ -124,8 +126,6 @@ class Entry:
 def mlflow_client(root: Path) -> Any:
     """The MLflow client of the project at ``root``, or None (with a warning) when the store cannot be opened."""
     try:
-        from pipeline.tracking.runs import client
-
         return client(root)
     except mlflow_errors() as exc:
         log.warning("MLflow unavailable for the report (%s: %s)", type(exc).__name__, exc)
@@ -178,8 +178,6 @@ def run_by_id(c: Any, run_id: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- files
 def collect(params: Params, layout: Layout, client: Any = None) -> list[Entry]:
     """One :class:`Entry` per cell (task, model, seed) of ``params.grid``, in grid order (``client``: MLflow, or None)."""
-    from pipeline.models.checkpoint import read_card
-    from pipeline.models.grid import cell_keys
 
     runs = mlflow_runs(client, params.grid.tasks)
     entries = []
@@ -244,8 +242,6 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
             }
         )
         if e.robustness is not None and len(e.robustness):
-            from pipeline.robustness.stage import robustness_summary
-
             s = robustness_summary([e.robustness])
             kind = e.kind or MULTILABEL
             s = s[s["metric"] == PRIMARY_METRIC.get(kind, PRIMARY_METRIC[MULTILABEL])]

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import numbers
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
 from pipeline.core.choices import TABLE_FORMATS as FORMATS
+from pipeline.core.errors import UserError
+from pipeline.evaluation.evidence import accuracy_table
+from pipeline.evaluation.metrics import TASK_PRIMARY_METRIC
+from pipeline.evaluation.references import references_for
+from pipeline.models.grid import grid_models
 from pipeline.tracking.runs import runs_table
 
 if TYPE_CHECKING:
@@ -67,7 +77,6 @@ def with_references(df: pd.DataFrame) -> pd.DataFrame:
     When any are added, a ``source`` column tells them apart: ``ours`` for the runs,
     ``paper (SMC20, recalled, unverified)`` or ``paper (SMC20, confirmed)`` for the paper's rows.
     """
-    from pipeline.evaluation.references import references_for
 
     refs = [
         {"task": task, "model": r.model, "source": r.source, "test/roc_auc": r.roc_auc, "test/pr_auc": r.pr_auc}
@@ -103,13 +112,10 @@ def _finished(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_intervals(df: pd.DataFrame, params: Params, layout: Layout) -> pd.DataFrame:
-    from pipeline.models.grid import grid_models  # here, not at the top: compare without predictions never imports torch
-
     grid = [(m, s) for m in grid_models(params) for s in params.grid.seeds]
     tasks = [t for t in df["task"].unique() if any((layout.metrics(t, m, s) / "predictions.parquet").exists() for m, s in grid)]
     if not tasks:  # no cell's predictions here (runs of another project): nothing to bootstrap
         return df
-    from pipeline.evaluation.evidence import accuracy_table  # here: it imports torch, which a table without intervals never needs
 
     rows = []
     for task in tasks:
@@ -157,7 +163,6 @@ def _cell(value: object, digits: int) -> str:
 
 def _numeric(col: pd.Series) -> bool:
     """Right-align a column whose values are all numbers (also in the long format's mixed ``value``)."""
-    import numbers
 
     if pd.api.types.is_numeric_dtype(col):
         return True
@@ -178,7 +183,6 @@ def _sections(df: pd.DataFrame, long: bool) -> list[tuple[str | None, pd.DataFra
 
 def _primary_first(task: str, cols: list[str]) -> list[str]:
     """A task ranked by another metric than ROC-AUC/accuracy (DCASE: ``f1_sample``) shows it first, with its std and interval."""
-    from pipeline.evaluation.metrics import TASK_PRIMARY_METRIC
 
     metric = TASK_PRIMARY_METRIC.get(task)
     if metric is None:
@@ -221,15 +225,11 @@ def format_table(df: pd.DataFrame, fmt: str = "table", long: bool = False, digit
     markdown; ``long`` gives one row per metric.
     """
     if fmt not in FORMATS:
-        from pipeline.core.errors import UserError
-
         raise UserError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
     data = to_long(df) if long else df
     if fmt == "csv":
         return data.to_csv(index=False)
     if fmt == "json":
-        import json
-
         records = [
             {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in data.to_dict(orient="records")
         ]
@@ -251,7 +251,6 @@ def render(df: pd.DataFrame, fmt: str | None = None, long: bool = False, digits:
     The rich table is given the width its widest row needs (the terminal wraps long lines),
     so no value is ever shortened to an ellipsis.
     """
-    import sys
 
     if fmt is None:
         fmt = "rich" if sys.stdout.isatty() else "table"
@@ -259,8 +258,6 @@ def render(df: pd.DataFrame, fmt: str | None = None, long: bool = False, digits:
         text = format_table(df, fmt, long, digits)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     if df.empty:

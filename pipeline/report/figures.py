@@ -16,6 +16,7 @@ attention figure for a model without self-attention).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Sequence
@@ -24,12 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # headless, before pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from pipeline.audio.chunking import eval_chunks  # noqa: E402
 from pipeline.core.io_utils import atomic_path  # noqa: E402
+from pipeline.models.inference import activate  # noqa: E402
+from pipeline.models.zoo import build_model  # noqa: E402
 
 if TYPE_CHECKING:
     from pipeline.models.base import AudioModel
@@ -58,7 +64,6 @@ def find_harmonic_filterbank(model: AudioModel) -> Any | None:
 
 def _initial_filterbank(model: AudioModel) -> Any | None:
     """The filterbank of a freshly built model with the same config (= its initial state)."""
-    from pipeline.models.zoo import build_model
 
     try:
         return find_harmonic_filterbank(build_model(model.config))
@@ -127,7 +132,6 @@ def harmonic_filterbank_figure(model: AudioModel, title: str, out: str | Path) -
     bandwidths; (b) frequency responses of a few harmonic-1 filters, learned vs initial;
     (c, only when the fundamentals are learnt) shift of each band's f0 in cents.
     """
-    import torch
 
     fb = find_harmonic_filterbank(model)
     if fb is None:
@@ -214,11 +218,6 @@ def attention_maps(model: AudioModel, wave: np.ndarray) -> tuple[np.ndarray, lis
         (channels, bins, frames))`` or ``None`` when the back-end has no
         ``forward(..., return_attention=True)``.
     """
-    import inspect
-
-    import torch
-
-    from pipeline.models.inference import activate
 
     try:
         if "return_attention" not in inspect.signature(model.backend.forward).parameters:
@@ -251,7 +250,6 @@ def attention_figure(
     over the tokens; the CLS self-weight is left out). Right: the clip's top-``top_k`` scores,
     true labels marked. ``None`` for back-ends without attention.
     """
-    from pipeline.audio.chunking import eval_chunks
 
     chunk = eval_chunks(np.asarray(wave, dtype=np.float32), model.input_length, 1)[0]
     result = attention_maps(model, chunk)
@@ -390,7 +388,6 @@ def per_class_auc_figure(aucs: dict[str, float], title: str, out: str | Path) ->
 
 def _epoch_axes(ax: Any, ylabel: str, title: str) -> None:
     """Label an axis whose x is the training epoch (integer ticks, grid, legend)."""
-    from matplotlib.ticker import MaxNLocator
 
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)

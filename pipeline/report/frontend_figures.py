@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.models.dsp.pcen import PCEN
 from pipeline.models.frontends import LEARNABLE_FRONTENDS
+from pipeline.models.zoo import build_model, resolve_variant
 from pipeline.report.figures import DPI, _save, plt
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ def _filter_panels(axes, learned, initial) -> None:
 
 def learnable_frontend_figure(model: AudioModel, title: str, out: str | Path) -> Path | None:
     """Learned vs initial filters (and PCEN values) of a learnable front-end; ``None`` for other models."""
-    from pipeline.models.zoo import build_model, resolve_variant
 
     frontend = model.frontend
     if resolve_variant(model.config.variant)[0] not in LEARNABLE_FRONTENDS:

@@ -7,6 +7,7 @@ entry, the report goes on.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from pathlib import Path
@@ -18,7 +19,15 @@ import pandas as pd
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import MULTILABEL, PRIMARY_METRIC, SINGLE
+from pipeline.data.shards import SegmentStore
+from pipeline.models.checkpoint import load_model
+from pipeline.models.frontends import LEARNABLE_FRONTENDS
+from pipeline.models.zoo import resolve_variant
+from pipeline.report import figures
 from pipeline.report.collect import Entry, read_json
+from pipeline.report.frontend_figures import learnable_frontend_figure
+from pipeline.robustness.plots import plot_robustness, plot_task_curves
+from pipeline.robustness.stage import robustness_summary
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +38,8 @@ def slug(*parts: str) -> str:
 
 def _needs_model(card: dict[str, Any]) -> tuple[bool, bool]:
     """(has learned filters: harmonic or a learnable front-end, has self-attention) judged from the variant, without loading."""
-    import inspect
 
     try:
-        from pipeline.models.frontends import LEARNABLE_FRONTENDS
-        from pipeline.models.zoo import resolve_variant
-
         frontend, spec = resolve_variant(card["config"]["variant"])
         attention = "return_attention" in inspect.signature(spec.backend.forward).parameters
         return frontend == "harmonic" or frontend in LEARNABLE_FRONTENDS, attention
@@ -44,8 +49,6 @@ def _needs_model(card: dict[str, Any]) -> tuple[bool, bool]:
 
 def _test_clip(layout: Layout, task: str) -> tuple[np.ndarray, list[str], str] | None:
     try:
-        from pipeline.data.shards import SegmentStore
-
         store = SegmentStore(layout.segments(task))
         rows = store.split("test")
         if rows.empty:
@@ -58,7 +61,6 @@ def _test_clip(layout: Layout, task: str) -> tuple[np.ndarray, list[str], str] |
 
 def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
     """Draw every figure that applies to ``e`` into ``fig_dir``; append them to ``e.figures``."""
-    from pipeline.report import figures
 
     title = f"{e.task} / {e.model}"
     mdir = layout.metrics(e.task, e.model, e.seed)
@@ -74,8 +76,6 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
             e.figures.append((caption, Path(path)))
 
     if e.robustness is not None and len(e.robustness):
-        from pipeline.robustness.plots import plot_robustness
-
         attempt(
             "metric under perturbations",
             plot_robustness,
@@ -115,8 +115,6 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
     if not (harmonic or attention):
         return
     try:
-        from pipeline.models.checkpoint import load_model
-
         model, _ = load_model(e.model_dir)
     except (UserError, OSError, RuntimeError, KeyError) as exc:  # a bad checkpoint
         e.notes.append(f"model could not be loaded for figures ({exc})")
@@ -129,7 +127,6 @@ def make_figures(e: Entry, layout: Layout, fig_dir: Path) -> None:
             title,
             fig_dir / f"{slug(e.task, e.model)}__filterbank.png",
         )
-        from pipeline.report.frontend_figures import learnable_frontend_figure
 
         attempt(
             "learned front-end filters",
@@ -161,8 +158,6 @@ def robustness_tables(entries: list[Entry], task: str, fig_dir: Path) -> tuple[p
     tables = [e.robustness for e in entries if e.task == task and e.robustness is not None and len(e.robustness)]
     if not tables:
         return None, None, ""
-    from pipeline.robustness.plots import plot_task_curves
-    from pipeline.robustness.stage import robustness_summary
 
     table = pd.concat(tables, ignore_index=True)
     metrics = list(dict.fromkeys(table["metric"]))

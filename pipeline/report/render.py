@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 from markupsafe import Markup, escape
 
@@ -111,7 +112,6 @@ def _md_table(table: dict[str, Any]) -> str:
 @lru_cache(maxsize=2)
 def _environment(html: bool) -> Any:
     """Jinja2 over ``templates/``: autoescaped for the HTML page, verbatim for the Markdown."""
-    import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),

@@ -10,6 +10,8 @@ from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import MULTILABEL, SINGLE
 from pipeline.evaluation.family_summary import TaskSummary
 from pipeline.evaluation.metrics import primary_metric
+from pipeline.evaluation.references import references_for
+from pipeline.models.grid import cell_keys
 from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
 from pipeline.report.render import fmt
 from pipeline.training.convergence import MARK
@@ -72,7 +74,6 @@ def comparison_rows(entries: list[Entry], task: str) -> tuple[list[str], list[li
 def reference_rows(task: str, metric_keys: list[str], width: int) -> list[list[str]]:
     """The published rows of ``task`` (only ``mtat``: [SMC20]) laid out like :func:`comparison_rows`'s, status
     ``paper (SMC20, recalled, unverified)`` or ``paper (SMC20, confirmed)``, ``-`` where the paper gives no number."""
-    from pipeline.evaluation.references import references_for
 
     rows = []
     for ref in references_for(task):
@@ -140,7 +141,6 @@ def cross_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[str
     """One row per (trained on, model, seed, evaluated on) found under ``metrics/*/*/seed*/cross/``."""
     header = ["trained on", "model", "seed", "evaluated on", "metric", "value", "clips", "labels shared"]
     rows = []
-    from pipeline.models.grid import cell_keys
 
     for task, model, seed in cell_keys(params):
         for path in sorted((layout.metrics(task, model, seed) / "cross").glob("*/eval.json")):

@@ -27,10 +27,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
+from pipeline.audio.io import AudioError, read_audio
+from pipeline.audio.stream import collect_inputs
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
+from pipeline.evaluation.stats import mean_interval
+from pipeline.inference.predict import load_for_inference
+from pipeline.models.inference import predict_clips
+from pipeline.robustness.noises import load_noise
 from pipeline.robustness.perturb import INFO
 from pipeline.robustness.stage import clip_seed, perturbed_waves, validate_grid
 
@@ -45,7 +52,6 @@ METRICS = ("spearman", "top5_overlap")
 
 def clip_agreement(clean: np.ndarray, perturbed: np.ndarray, k: int = TOP_K) -> tuple[float, float]:
     """``(Spearman rho, top-k overlap)`` of two score vectors ``(tags,)``; rho is NaN for a constant vector."""
-    from scipy.stats import spearmanr
 
     with np.errstate(invalid="ignore"):
         rho = float(spearmanr(clean, perturbed).statistic) if np.ptp(clean) > 0 and np.ptp(perturbed) > 0 else math.nan
@@ -55,8 +61,6 @@ def clip_agreement(clean: np.ndarray, perturbed: np.ndarray, k: int = TOP_K) -> 
 
 
 def _score(model, waves: list[np.ndarray], device) -> np.ndarray:
-    from pipeline.models.inference import predict_clips
-
     length = model.input_length
     return np.stack(
         [predict_clips(model, [w], n_chunks=max(1, math.ceil(len(w) / length)), device=device, bf16=False)[0] for w in waves]
@@ -69,10 +73,6 @@ def run_agreement(inputs: list[str | Path], model_spec: str, params: Params, out
     Raises:
         UserError: no readable audio, a bad grid, a model that cannot be loaded.
     """
-    from pipeline.audio.io import AudioError, read_audio
-    from pipeline.audio.stream import collect_inputs
-    from pipeline.evaluation.stats import mean_interval
-    from pipeline.inference.predict import load_for_inference
 
     model, card, _ = load_for_inference(model_spec, params.runtime.device, layout.root)
     device = next(model.parameters()).device
@@ -90,8 +90,6 @@ def run_agreement(inputs: list[str | Path], model_spec: str, params: Params, out
         raise UserError(f"no readable audio under {', '.join(map(str, inputs))}; pass audio files or folders of them.")
     noise = None
     if any(INFO[name].needs_noise for name in grid):
-        from pipeline.robustness.noises import load_noise
-
         noise = load_noise(rp.noise_source, layout, seed=params.seed)
     clean = _score(model, waves, device)
     ids = [p.stem for p in files]

@@ -14,12 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+import matplotlib
 
-from pipeline.core.io_utils import atomic_path
-from pipeline.robustness.perturb import INFO
-from pipeline.robustness.stage import CLEAN
+matplotlib.use("Agg", force=False)  # headless, before pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pipeline.core.io_utils import atomic_path  # noqa: E402
+from pipeline.robustness.perturb import INFO  # noqa: E402
+from pipeline.robustness.stage import CLEAN  # noqa: E402
 
 
 def _default_metric(table: pd.DataFrame) -> str:
@@ -53,11 +57,6 @@ def _curve(sub: pd.DataFrame, clean: float, perturbation: str) -> tuple[list[flo
 
 
 def _panels(n: int):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     ncols = max(1, min(n, 3))
     nrows = max(1, math.ceil(n / ncols))
     # sharey: one y scale per figure, so a small drop never looks as steep as a large one
@@ -127,7 +126,6 @@ def plot_robustness(table: pd.DataFrame, out_png: str | Path, metric: str | None
 
 def _model_style(i: int, n: int) -> tuple[Any, str]:
     """Distinct (colour, marker) for model ``i`` of ``n``: tab10 up to 10 models, tab20 beyond."""
-    import matplotlib
 
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return cmap(i % cmap.N), "osD^v<>px*"[i % 10]

@@ -44,12 +44,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.config.project import pretrained_mirror
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import atomic_path, write_json
 from pipeline.core.paths import Layout
-from pipeline.data.shards import select_clips
+from pipeline.data.shards import SegmentStore, select_clips
+from pipeline.evaluation.evaluate import evaluated_scores
+from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
+from pipeline.models.inference import predict_clips
 from pipeline.models.runtime import resolve_runtime
+from pipeline.robustness.noises import load_noise
 from pipeline.robustness.perturb import INFO, PERTURBATIONS, apply, check_level
+from pipeline.tracking.runs import log_robustness
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
@@ -127,7 +133,6 @@ def clip_seed(base: int, perturbation: str, clip_id: str) -> int:
 # --------------------------------------------------------------------------------------------
 def _open_store(seg_dir: Path):
     """``(manifest, meta, wave(row) -> ndarray)`` of a segments directory."""
-    from pipeline.data.shards import SegmentStore
 
     store = SegmentStore(seg_dir)
     return store.manifest, store.meta, store.wave
@@ -219,7 +224,6 @@ def _save(
     paths["scores"] = out_dir / SCORES
     if not track:
         return
-    from pipeline.tracking.runs import log_robustness
 
     flat = flat_metrics(table)
     robust = {f"robust/{k}": v for k, v in flat.items()}
@@ -259,10 +263,6 @@ def run_robustness(
     Raises:
         UserError: bad grid, missing model or segments, empty test split, missing noises.
     """
-    from pipeline.config.project import pretrained_mirror
-    from pipeline.evaluation.evaluate import evaluated_scores
-    from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
-    from pipeline.models.inference import predict_clips
 
     rp = params.robustness
     grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()} if rp.enabled else {}
@@ -295,8 +295,6 @@ def run_robustness(
 
     noise = None
     if any(INFO[name].needs_noise and levels for name, levels in grid.items()):  # as dag.noise_dependencies
-        from pipeline.robustness.noises import load_noise
-
         noise = load_noise(rp.noise_source, layout, seed=params.seed)
 
     clip_scores: list[dict[str, Any]] = []  # per clip and point, for bootstrap intervals in the report

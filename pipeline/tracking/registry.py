@@ -41,14 +41,19 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import sha256_file, stable_hash
+from pipeline.core.lazy import lazy
 from pipeline.core.settings import settings
-from pipeline.tracking.runs import MODEL_ARTIFACT_DIR, MODEL_SHA_TAG
+from pipeline.models.checkpoint import read_card, read_run_id
+from pipeline.tracking import runs as tracking
+from pipeline.tracking.runs import MODEL_ARTIFACT_DIR, MODEL_SHA_TAG, mlflow_errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
+
+mlflow_artifacts = lazy("mlflow.artifacts")  # after quiet_mlflow_env(), as every MLflow import (pipeline.tracking.runs)
 
 PACKAGE_DIR = "package"
 PACKAGE_FILES = ("model.pt", "model.json")
@@ -88,8 +93,6 @@ def _version_tags(card: dict[str, Any], digest: str) -> dict[str, str]:
 
 def _host_run(c: MlflowClient, card: dict[str, Any], model_dir: Path, root: Path) -> str:
     """The model's training run, or (when it is not in this store) a new run to hold the files."""
-    from pipeline.models.checkpoint import read_run_id
-    from pipeline.tracking import runs as tracking
 
     meta = card.get("metadata", {})
     run_id = read_run_id(model_dir, card)
@@ -210,8 +213,6 @@ def register_model(
         UserError: not a packaged model, or ``model.pt`` fails its checksum (never register
             a modified file).
     """
-    from pipeline.models.checkpoint import read_card
-    from pipeline.tracking import runs as tracking
 
     model_dir = Path(model_dir)
     card = read_card(model_dir)
@@ -256,7 +257,6 @@ def register_models(model_dirs: list[Path], client: MlflowClient, root: Path) ->
     Returns, per directory, its ``models:/<name>/<version>`` URI or the error that stopped it
     (registry down, bad checkpoint), so that one failure does not stop the others.
     """
-    from pipeline.tracking.runs import mlflow_errors
 
     out: dict[Path, str | Exception] = {}
     for model_dir in model_dirs:
@@ -279,7 +279,6 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
 
 def get_version(uri: str, root: Path, c: MlflowClient | None = None) -> ModelVersion:
     """The :class:`ModelVersion` a ``models:/`` URI names (``latest`` = highest version)."""
-    from pipeline.tracking import runs as tracking
 
     name, version, alias = parse_model_uri(uri)
     c = c or tracking.client(root)
@@ -341,10 +340,8 @@ def resolve_model_uri(uri: str, project_root: Path, cache_dir: str | Path | None
         UserError: malformed URI, unknown name/version, or downloaded files that do not
             match the version's ``sha256`` tag.
     """
-    from pipeline.tracking import runs as tracking
 
     c = tracking.client(project_root)  # before importing mlflow: sets its telemetry switches
-    import mlflow
 
     mv = get_version(uri, project_root, c)
     digest = mv.tags.get("sha256")
@@ -358,7 +355,7 @@ def resolve_model_uri(uri: str, project_root: Path, cache_dir: str | Path | None
         source = c.get_model_version_download_uri(mv.name, mv.version)
         try:
             local = Path(
-                mlflow.artifacts.download_artifacts(
+                mlflow_artifacts.download_artifacts(
                     artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking.tracking_uri(project_root)
                 )
             )

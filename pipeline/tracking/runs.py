@@ -14,18 +14,27 @@ Metric names are slash-namespaced: ``train/loss``, ``val/roc_auc``, ``test/pr_au
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import logging
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+import torch
+import torchaudio
+
+from pipeline.config.params import flatten
 from pipeline.config.project import RUN_TIME_SECTIONS, tracking_uri
 from pipeline.core.io_utils import sha256_file
+from pipeline.core.lazy import lazy
 from pipeline.core.settings import settings
+from pipeline.models.checkpoint import read_card, read_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +44,10 @@ if TYPE_CHECKING:
     from pipeline.core.paths import Layout
 
 log = logging.getLogger(__name__)
+
+mlflow = lazy("mlflow")
+"""Imported at first use, after :func:`quiet_mlflow_env`: MLflow reads its telemetry switches at import."""
+mlflow_entities = lazy("mlflow.entities")
 
 MODEL_ARTIFACT_DIR = "model"
 """Where a training run keeps its packaged model (``model.pt``, ``model.json``, ``history.csv``)."""
@@ -48,13 +61,7 @@ _QUIET_MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
 def mlflow_errors() -> tuple[type[BaseException], ...]:
     """What a failing MLflow store raises: its own exception, a SQL store's database error
     (locked, half-migrated), an unreachable server, a bad URI."""
-    errors: tuple[type[BaseException], ...] = (ImportError, OSError, ValueError)
-    try:
-        from mlflow.exceptions import MlflowException
-        from sqlalchemy.exc import SQLAlchemyError
-    except ImportError:
-        return errors
-    return (MlflowException, SQLAlchemyError, *errors)
+    return (lazy("mlflow.exceptions").MlflowException, lazy("sqlalchemy.exc").SQLAlchemyError, ImportError, OSError, ValueError)
 
 
 def quiet_mlflow_env() -> None:
@@ -87,11 +94,10 @@ def client(root: Path) -> MlflowClient:
 @functools.lru_cache(maxsize=4)
 def _client_for(uri: str) -> MlflowClient:
     quiet_mlflow_env()
-    from mlflow import MlflowClient
 
     if uri.startswith("sqlite:///"):
         return _open_sqlite_store(uri, Path(uri[len("sqlite:///") :]))
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _open_sqlite_store(uri: str, db: Path) -> MlflowClient:
@@ -102,15 +108,12 @@ def _open_sqlite_store(uri: str, db: Path) -> MlflowClient:
     SQLAlchemy ``CircularDependencyError``. The first process holds ``<db>.init.lock`` while it
     opens the store; the others wait for it, then find the schema in place.
     """
-    import fcntl
-
-    from mlflow import MlflowClient
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".init.lock"), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            c = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             c.search_experiments(max_results=1)  # forces the store (and its schema) into being
             c.search_registered_models(max_results=1)
         finally:
@@ -154,8 +157,6 @@ def cpu_name() -> str:
 
 def environment_tags() -> dict[str, str]:
     """Library and device versions recorded with every run."""
-    import torch
-    import torchaudio
 
     tags = {
         "git_commit": git_commit(),
@@ -195,10 +196,6 @@ class TrainingRun:
         *,
         root: Path,
     ) -> None:
-        from mlflow.entities import Param
-
-        from pipeline.config.params import flatten
-
         self.client = client(root)
         self.task, self.model_name = task, model_name
         exp = experiment_id(self.client, task, root)
@@ -232,13 +229,10 @@ class TrainingRun:
         flat["dataset"] = task
         flat["model"] = model_name
         flat["train_seed"] = seed
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
+        self.client.log_batch(self.run_id, params=[mlflow_entities.Param(k, str(v)[:6000]) for k, v in flat.items()])
 
     def log_epoch(self, epoch: int, record: dict[str, float]) -> None:
         """Log one epoch's ``train_loss``, ``val_loss`` and ``val_<metric>`` as ``train/``, ``val/``."""
-        import time
-
-        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         metrics = []
@@ -246,7 +240,7 @@ class TrainingRun:
             if key == "epoch" or value != value:  # skip NaN
                 continue
             name = key.replace("train_", "train/", 1) if key.startswith("train_") else key.replace("val_", "val/", 1)
-            metrics.append(Metric(name, float(value), now, epoch))
+            metrics.append(mlflow_entities.Metric(name, float(value), now, epoch))
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def finish_training(self, model_dir: Path, history: pd.DataFrame, best: dict[str, Any], seconds: float) -> None:
@@ -278,7 +272,6 @@ def run_name(model_name: str, seed: int) -> str:
 
 def run_time_tags(params: Params) -> dict[str, str]:
     """``runtime.*`` and ``flow.*`` as tags (``runtime.device: auto``): how the run ran, no params of its result."""
-    from pipeline.config.params import flatten
 
     flat = flatten(params.model_dump(mode="json", include=set(RUN_TIME_SECTIONS)))
     return {k: str(v)[:5000] for k, v in flat.items()}
@@ -306,13 +299,10 @@ def log_to_run(
     if not run_id:
         log.debug("no MLflow run id; skipping logging")
         return
-    import time
-
-    from mlflow.entities import Metric
 
     c = client(root)
     now = int(time.time() * 1000)
-    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v])
+    c.log_batch(run_id, metrics=[mlflow_entities.Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v])
     for path in artifacts:
         if Path(path).exists():
             c.log_artifact(run_id, str(path), artifact_dir)
@@ -320,7 +310,6 @@ def log_to_run(
 
 def run_id_of(task: str, model_name: str, layout: Layout, seed: int = 0) -> str | None:
     """MLflow run id recorded in the packaged model's card (None if absent)."""
-    from pipeline.models.checkpoint import read_card, read_run_id
 
     try:
         model_dir = layout.model(task, model_name, seed)
@@ -361,7 +350,6 @@ def runs_table(root: Path, tasks: list[str] | None = None) -> pd.DataFrame:
     One ``search_runs`` over the experiments of ``tasks`` (every experiment when ``None``; one
     experiment per task), newest first, so each cell keeps its latest run.
     """
-    import pandas as pd
 
     c = client(root)
     names = {e.experiment_id: e.name for e in c.search_experiments() if tasks is None or e.name in tasks}

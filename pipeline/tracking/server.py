@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.core.errors import UserError
+from pipeline.core.lazy import optional_module
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,7 @@ def start_postgres(s: Services) -> None:
         opts = f"-c listen_addresses=127.0.0.1 -p {s.pg_port} -k {s.pg / 'run'}"
         _as_pg([pg_ctl, "-D", str(data), "-l", str(s.pg / "log" / "postgres.log"), "-o", opts, "-w", "-t", "60", "start"], user)
         log.info("PostgreSQL listening on 127.0.0.1:%d", s.pg_port)
-    import psycopg
-
+    psycopg = optional_module("psycopg")
     password = (s.pg / "password").read_text().strip()
     with psycopg.connect(
         host="127.0.0.1", port=s.pg_port, user=USER, password=password, dbname="postgres", autocommit=True, connect_timeout=10

@@ -12,25 +12,14 @@ from functools import cache
 from pipeline.core.codebase import import_closure, sources_hash
 from pipeline.models.sources import per_model, variant_sources
 
-CELL_ENTRY_MODULES = (
-    "pipeline.orchestration.stages",
-    "pipeline.core.locks",
-    "pipeline.training.train",
-    "pipeline.evaluation.evaluate",
-    "pipeline.robustness.stage",
-    "pipeline.tracking.registry",
-)
-"""Where a cell's code starts: the ``cell`` stage function, its lock, the three steps it runs and the registration."""
-
-CELL_SKIPPED_IMPORTS = frozenset({"pipeline.orchestration.stages"})
-"""Entry modules whose own imports are not followed: ``stages`` imports every stage's code, but a
-cell runs only ``cell``; its steps are entries of their own."""
+CELL_ENTRY_MODULES = ("pipeline.orchestration.cell",)
+"""Where a cell's code starts: the ``cell`` stage (its lock, the three steps it runs, the registration)."""
 
 
 @cache
 def cell_code() -> tuple[str, ...]:
     """Code every cell runs (the stage function, training, evaluation, robustness, what they import), besides its model's code."""
-    return tuple(import_closure(CELL_ENTRY_MODULES, keep=lambda rel: not per_model(rel), skip_imports=CELL_SKIPPED_IMPORTS))
+    return tuple(import_closure(CELL_ENTRY_MODULES, keep=lambda rel: not per_model(rel)))
 
 
 def cell_sources(variant: str) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,6 @@ def wrap(model: nn.Module, forward: Any, device: torch.device) -> Any:
     """``forward`` under DDP when in a process group of more than one; else ``forward`` itself."""
     if world()[1] <= 1:
         return forward
-    from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
     module = forward if isinstance(forward, nn.Module) else _Call(model, forward)

@@ -36,6 +36,7 @@ from pipeline.core.io_utils import atomic_path, stable_hash
 from pipeline.core.paths import Layout
 from pipeline.data.shards import FeatureStore, SegmentStore, select_clips
 from pipeline.data.split_checks import require_split
+from pipeline.features.cache import cache_dir_name, segments_key
 from pipeline.models import transfer
 from pipeline.models.base import AudioModel
 from pipeline.models.build import build_for_task
@@ -44,6 +45,7 @@ from pipeline.models.device import quiet_onednn_tf32_notice
 from pipeline.models.inference import label_matrix, use_bf16
 from pipeline.models.runtime import resolve_runtime
 from pipeline.models.stored_scoring import StoredClips
+from pipeline.models.zoo import resolve_variant as resolve_registry
 from pipeline.tracking import runs as tracking
 from pipeline.training import distributed
 from pipeline.training.batches import CropBatches, EpochSampler, make_loader
@@ -88,7 +90,6 @@ def _feature_store_for(model: AudioModel, dataset: str, layout: Layout, enabled:
     spec = model.frontend.cache_spec()
     if spec is None:
         return None
-    from pipeline.features.cache import cache_dir_name, segments_key
 
     path = layout.features(dataset) / cache_dir_name(spec, segments_key(layout.segments(dataset)))
     if not (path / "index.parquet").exists():
@@ -153,7 +154,6 @@ def _use_mkldnn(model: AudioModel, choice: str, bf16: bool = False) -> bool:
         return choice == "on"
     if bf16:
         return torch.backends.mkldnn.enabled
-    from pipeline.models.zoo import resolve_variant as resolve_registry
 
     try:
         _, spec = resolve_registry(model.config.variant)

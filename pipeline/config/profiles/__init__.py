@@ -14,12 +14,13 @@ from typing import Any
 
 from pipeline.core.choices import PROFILES
 from pipeline.core.io_utils import deep_merge
+from pipeline.core.lazy import lazy
+
+yaml = lazy("yaml")  # at first use, so that the model zoo (which needs only PROFILES) imports without PyYAML (benchmarks/gpu.py)
 
 
 @cache
 def _load(name: str) -> dict[str, Any]:
-    import yaml  # here, so that the model zoo (which needs only PROFILES) imports without PyYAML (benchmarks/gpu.py)
-
     text = resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import stable_hash, write_json
-from pipeline.data import synth
+from pipeline.data import rendered, synth
 from pipeline.data.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -91,8 +91,6 @@ class RenderedSource(SyntheticSource):
         return {**super()._settings(params), "n_pieces": p.n_pieces, "soundfont": p.soundfont, "generator": "rendered-1"}
 
     def _generate(self, raw_dir: Path, settings: dict) -> None:
-        from pipeline.data import rendered
-
         rendered.generate(raw_dir, **{k: v for k, v in settings.items() if k != "generator"})
 
     @property

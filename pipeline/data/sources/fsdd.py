@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.core.errors import UserError
+from pipeline.core.io_utils import make_temp_dir
+from pipeline.core.progress import track
 from pipeline.data.archives import ARCHIVE_SUFFIXES, safe_extract
 from pipeline.data.catalog import Catalog
 from pipeline.data.download import DownloadState, RemoteFile, fetch_file, file_digests, is_url, write_manifest
@@ -183,12 +185,9 @@ class FSDDSource(RealSource):
             raise UserError(
                 f"mirror {mirror_dir} has no recordings/*.wav; point --mirror at a copy of the FSDD repository (or its archive)."
             )
-        from pipeline.core.io_utils import make_temp_dir
 
         tmp = make_temp_dir(prefix=f".{RECORDINGS}.", suffix=".extracting", dir=raw_dir)
         try:
-            from pipeline.core.progress import track
-
             for path in track(files, total=len(files), description="copy fsdd"):
                 out = tmp / path.name
                 shutil.copyfile(path, out)
