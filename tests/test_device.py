@@ -13,7 +13,7 @@ from pipeline.config.params import load_params
 from pipeline.core.errors import UserError
 from pipeline.models import device as device_mod
 from pipeline.models.device import pick_device
-from pipeline.orchestration import stages
+from pipeline.orchestration import cell as cell_stage
 from pipeline.orchestration.runners import CELL_SLOT_VAR, cell_slots, pin_cell_gpu
 from tests.conftest import REPO
 from tests.test_faults import _cli
@@ -126,6 +126,8 @@ def test_musicrep_cell_pins_itself_before_the_cell_runs(gpus, monkeypatch, capsy
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # restored (absent) after the test
     monkeypatch.setenv(CELL_SLOT_VAR, "1")
     seen = {}
-    monkeypatch.setattr(stages, "cell", lambda *a, **k: seen.setdefault("visible", os.environ.get("CUDA_VISIBLE_DEVICES")) and {})
+    monkeypatch.setattr(
+        cell_stage, "cell", lambda *a, **k: seen.setdefault("visible", os.environ.get("CUDA_VISIBLE_DEVICES")) and {}
+    )
     code, err = _cli(monkeypatch, capsys, "--project", str(REPO), "--set", "runtime.device=cuda", "cell", "synth_keywords", "fcn")
     assert code == 0 and seen == {"visible": "1"}, err
