@@ -1,8 +1,9 @@
 """The GPU check: what the paper grid's cost projection assumes, measured on the card at hand.
 
-Needs only torch 2.11 + torchaudio 2.11 and numpy (the model code builds its filters with it): no
-mlflow, dvc, prefect, pydantic, pandas or soundfile on its import path, so it runs on a bare GPU
-image with this repository checked out (``python benchmarks/gpu.py``; docs/benchmarks.md). Per
+Needs only torch 2.11 + torchaudio 2.11, numpy (the model code builds its filters with it) and
+pydantic (the model zoo validates its options with it; 2.7 MiB of wheels, ``benchmarks/gpu_device.sh``
+carries them): no mlflow, dvc, prefect, pandas or soundfile on its import path, so it runs on a bare
+GPU image with this repository checked out (``python benchmarks/gpu.py``; docs/benchmarks.md). Per
 variant of the model zoo, at its paper input length L (MTAT, 50 tags, full width):
 
 * training samples/s in fp32 and in bf16 autocast (and with ``torch.compile`` for ``--compile``
@@ -44,8 +45,8 @@ from pipeline.models.zoo import VARIANTS, build_model, input_length_for  # noqa:
 log = logging.getLogger("benchmarks.gpu")
 MTAT_CLIP_SAMPLES = 465_600  # 29.1 s at 16 kHz
 N_CLASSES = 50
-FORBIDDEN = ("mlflow", "dvc", "prefect", "pydantic", "pandas", "soundfile")
-"""Modules this script must not import (a bare GPU image has none of them)."""
+FORBIDDEN = ("mlflow", "dvc", "prefect", "pandas", "soundfile")
+"""Modules this script must not import (a bare GPU image has none of them; pydantic travels as wheels)."""
 
 
 def sync(device: torch.device) -> None:

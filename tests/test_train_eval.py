@@ -221,3 +221,15 @@ def test_cell_robustness_takes_the_clean_scores_of_evaluate(every_second, caplog
     rescored = stages.robustness("synth_keywords", "fcn", params, layout)  # alone: scores the clean clips itself
     again = rescored[rescored["perturbation"] == "clean"].set_index("metric")["value"]
     assert again[shared].tolist() == pytest.approx(clean[shared].tolist(), rel=1e-6, abs=1e-7)
+
+
+def test_a_cell_resolves_its_runtime_once(every_second, monkeypatch) -> None:
+    """Issue 29: train, evaluate and robustness of a cell share one Runtime (the device is picked once)."""
+    import pipeline.models.runtime as runtime_module
+
+    params, layout, _ = every_second
+    picks: list[tuple] = []
+    original = runtime_module.pick_device
+    monkeypatch.setattr(runtime_module, "pick_device", lambda *a, **k: picks.append(a) or original(*a, **k))
+    result = stages.cell("synth_keywords", "fcn", params, layout)
+    assert len(picks) == 1 and "test/accuracy" in result

@@ -97,7 +97,9 @@ def primary_interval(
     return {f"test/{name}_ci_low": ci.low, f"test/{name}_ci_high": ci.high}
 
 
-def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, seed: int | None = None) -> dict[str, float]:
+def evaluate_model(
+    task: str, model_name: str, params: Params, layout: Layout, seed: int | None = None, runtime: Runtime | None = None
+) -> dict[str, float]:
     """Evaluate the packaged model ``models/<task>/<model_name>/seed<k>`` on the test split.
 
     Args:
@@ -106,6 +108,7 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
         params: validated params (``evaluate`` section, device).
         layout: project layout.
         seed: training seed of the cell (default: the first of ``grid.seeds``).
+        runtime: device and bf16 resolved once by the caller (a grid cell); default resolved from ``params``.
 
     Returns:
         ``{"test/<metric>": value, ..., "params": n}`` as written to ``eval.json`` (which also holds the
@@ -117,7 +120,7 @@ def evaluate_model(task: str, model_name: str, params: Params, layout: Layout, s
     rows = select_clips(store.split("test"), params.evaluate.max_clips, params.seed)  # evaluate.max_clips (null: all)
     multilabel = store.multilabel
     require_split(rows, task, "test", multilabel)  # before the model is loaded
-    runtime = resolve_runtime(params)
+    runtime = runtime or resolve_runtime(params)
     model, card = load_model(layout.model(task, model_name, seed), map_location=runtime.device)
     model.to(runtime.device)
     y = label_matrix(rows["labels"], store.labels, multilabel)

@@ -3,6 +3,8 @@
 :func:`resolve_runtime` turns the params' ``runtime.device``, ``runtime.num_threads`` and
 ``train.bf16`` into a :class:`Runtime`; training, evaluation, robustness and the probe take the
 device and the bf16 decision from it instead of each resolving ``runtime.device`` and bf16 itself.
+A grid cell (:func:`pipeline.orchestration.cell.cell`) resolves it once and passes it to its train,
+evaluate and robustness steps; a stage run on its own resolves it from its params.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from pipeline.config.params import Params
 from pipeline.core.locks import stage_lock
 from pipeline.core.paths import Layout
 from pipeline.evaluation.evaluate import evaluate_model
+from pipeline.models.runtime import Runtime, resolve_runtime
 from pipeline.robustness.noises import load_noise, noise_dependencies
 from pipeline.robustness.stage import run_robustness
 from pipeline.tracking.registry import register_models
@@ -43,16 +44,26 @@ def cell_lock(step: str, task: str, model: str, seed: int | None, params: Params
     return stage_lock("cell", task, model, seed, root=layout.root, holder=f"musicrep {step} {task} {model} --seed {seed}")
 
 
-def train(task: str, model: str, params: Params, layout: Layout, resume: bool = True, seed: int | None = None) -> Path:
+def train(
+    task: str,
+    model: str,
+    params: Params,
+    layout: Layout,
+    resume: bool = True,
+    seed: int | None = None,
+    runtime: Runtime | None = None,
+) -> Path:
     """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
     with cell_lock("train", task, model, seed, params, layout):
-        return train_model(task, model, params, layout, resume=resume, seed=seed).model_dir
+        return train_model(task, model, params, layout, resume=resume, seed=seed, runtime=runtime).model_dir
 
 
-def evaluate(task: str, model: str, params: Params, layout: Layout, seed: int | None = None) -> dict[str, float]:
+def evaluate(
+    task: str, model: str, params: Params, layout: Layout, seed: int | None = None, runtime: Runtime | None = None
+) -> dict[str, float]:
     """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
     with cell_lock("evaluate", task, model, seed, params, layout):
-        return evaluate_model(task, model, params, layout, seed=seed)
+        return evaluate_model(task, model, params, layout, seed=seed, runtime=runtime)
 
 
 def robustness(
@@ -63,12 +74,16 @@ def robustness(
     seed: int | None = None,
     label_map: dict | None = None,
     reuse_clean: bool = False,
+    runtime: Runtime | None = None,
 ) -> Any:
     """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``); ``model`` may be a
     published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``).
-    ``reuse_clean``: the clean point takes the scores ``evaluate`` has just written (:func:`cell`)."""
+    ``reuse_clean``: the clean point takes the scores ``evaluate`` has just written (:func:`cell`);
+    ``runtime``: resolved once by the caller (:func:`cell`), else from ``params``."""
     with cell_lock("robustness", task, model, seed, params, layout):
-        return run_robustness(task, model, params, layout, seed=seed, label_map=label_map, reuse_clean=reuse_clean)
+        return run_robustness(
+            task, model, params, layout, seed=seed, label_map=label_map, reuse_clean=reuse_clean, runtime=runtime
+        )
 
 
 def check_noise(params: Params, layout: Layout) -> None:
@@ -83,18 +98,20 @@ def cell(task: str, model: str, params: Params, layout: Layout, seed: int | None
     """One grid cell: train, evaluate and robustness of ``(task, model, seed)``.
 
     Returns the test metrics. Each step writes its outputs atomically, so a killed cell
-    re-run resumes training from its last epoch checkpoint and rewrites the rest.
+    re-run resumes training from its last epoch checkpoint and rewrites the rest. The
+    :class:`~pipeline.models.runtime.Runtime` (device, bf16, threads) is resolved once and passed to the three steps.
     """
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
     with cell_lock("cell", task, model, seed, params, layout):  # two runs of one cell never interleave
         check_noise(params, layout)
+        runtime = resolve_runtime(params)
         t0 = time.perf_counter()
-        train(task, model, params, layout, resume=resume, seed=seed)
+        train(task, model, params, layout, resume=resume, seed=seed, runtime=runtime)
         t1 = time.perf_counter()
-        result = evaluate(task, model, params, layout, seed=seed)
+        result = evaluate(task, model, params, layout, seed=seed, runtime=runtime)
         t2 = time.perf_counter()
-        robustness(task, model, params, layout, seed=seed, reuse_clean=True)  # clean point: evaluate's scores
+        robustness(task, model, params, layout, seed=seed, reuse_clean=True, runtime=runtime)  # clean point: evaluate's scores
         t3 = time.perf_counter()
         register(layout.model(task, model, seed), layout.root)
     log.info(

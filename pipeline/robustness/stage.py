@@ -52,7 +52,7 @@ from pipeline.data.shards import SegmentStore, select_clips
 from pipeline.evaluation.evaluate import evaluated_scores
 from pipeline.evaluation.label_bridge import LabelBridge, load_for_scoring
 from pipeline.models.inference import predict_clips
-from pipeline.models.runtime import resolve_runtime
+from pipeline.models.runtime import Runtime, resolve_runtime
 from pipeline.robustness.noises import load_noise
 from pipeline.robustness.perturb import INFO, PERTURBATIONS, apply, check_level
 from pipeline.tracking.runs import log_robustness
@@ -240,6 +240,7 @@ def run_robustness(
     seed: int | None = None,
     label_map: dict[str, str] | None = None,
     reuse_clean: bool = False,
+    runtime: Runtime | None = None,
 ) -> pd.DataFrame:
     """Run the robustness stage for one trained model; return the tidy table.
 
@@ -256,6 +257,7 @@ def run_robustness(
         label_map: ``{dataset label: model label}`` for a model whose vocabulary differs.
         reuse_clean: the clean point's scores from the ``predictions.parquet`` ``evaluate`` has just written
             (:func:`~pipeline.evaluation.evaluate.evaluated_scores`; a grid model without label map, all clips there).
+        runtime: the device resolved once by the caller (a grid cell); default resolved from ``params``.
 
     Returns:
         Tidy DataFrame with :data:`COLUMNS` (also written to ``robustness.parquet``/``.csv``).
@@ -271,7 +273,7 @@ def run_robustness(
     validate_grid(grid)
 
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    device = resolve_runtime(params).device
+    device = (runtime or resolve_runtime(params)).device
     model, card, results = load_for_scoring(task, model_name, layout, seed, mirror=pretrained_mirror(params=params))
     track, model_name = track and results == model_name, results  # a published model has no training run to log into
     model.to(device)

@@ -43,7 +43,7 @@ from pipeline.models.build import build_for_task
 from pipeline.models.checkpoint import save_model, write_run_id
 from pipeline.models.device import quiet_onednn_tf32_notice
 from pipeline.models.inference import label_matrix, use_bf16
-from pipeline.models.runtime import resolve_runtime
+from pipeline.models.runtime import Runtime, resolve_runtime
 from pipeline.models.stored_scoring import StoredClips
 from pipeline.models.zoo import resolve_variant as resolve_registry
 from pipeline.tracking import runs as tracking
@@ -204,11 +204,12 @@ class Prepared:
     bf16: bool = False
 
 
-def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: int) -> Prepared:
-    """Seed, pick the device, read the splits, build the model, the batches and the validation set."""
+def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: int, runtime: Runtime | None = None) -> Prepared:
+    """Seed, pick the device (``runtime``, or resolved from ``params``), read the splits, build the model, the
+    batches and the validation set."""
     t, rt = params.train, params.runtime
     seed_everything(seed)
-    runtime = resolve_runtime(params)
+    runtime = runtime or resolve_runtime(params)
     runtime.apply_threads()
     rank, world_size = distributed.init(runtime.device)  # (0, 1) unless under torchrun
     device = distributed.local_device(runtime.device)
@@ -396,6 +397,7 @@ def train_model(
     resume: bool = False,
     seed: int | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    runtime: Runtime | None = None,
 ) -> TrainResult:
     """Train ``model_name`` on ``task`` (a segmented dataset) and package the best model.
 
@@ -409,11 +411,13 @@ def train_model(
             ``grid.seeds``. The model goes to ``models/<task>/<model>/seed<k>/``.
         on_epoch_end: called with the 1-based epoch after its checkpoint is written
             (progress hooks; an exception it raises stops training like a kill would).
+        runtime: device, bf16 and threads resolved once by the caller (a grid cell); default resolved
+            here from ``params`` (:func:`pipeline.models.runtime.resolve_runtime`).
     """
     t0 = time.time()
     t = params.train
     seed = params.grid.seeds[0] if seed is None else int(seed)
-    run = prepare(task, model_name, params, layout, seed)
+    run = prepare(task, model_name, params, layout, seed, runtime)
     state, run_id = start_state(run, t, resume)
     mlflow_run = tracking_run(run, params, run_id, layout.root)
     run_id = mlflow_run.run_id if mlflow_run else run_id
