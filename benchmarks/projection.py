@@ -137,7 +137,7 @@ def project(params, rates: dict[str, float]) -> list[Cell]:
             n_val = min(n_val, params.train.val_max_clips)
         for model in grid_models(params):
             length = input_length_for(model, params.profile, clip_samples, source.kind)
-            paper_length = resolve_variant(model)[1].paper_input_length
+            paper_length = resolve_variant(model)[1].paper.input_length
             seconds_per_clip = (length / paper_length) / rates[model]  # one training step of one clip
             steps = epochs * n_train + (validated * n_val * chunks + n_test * chunks * (1 + points)) / 3
             for seed in params.grid.seeds:

@@ -9,8 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pipeline.models.backends.fcn import FCNBackend
 from pipeline.models.base import AudioModel, ModelConfig
 from pipeline.models.checkpoint import load_model, save_model
+from pipeline.models.spec import REFERENCE_CLASSES, Paper, docstring_parts
 from pipeline.models.zoo import (
     VARIANTS,
     VariantSpec,
@@ -22,7 +24,7 @@ from pipeline.models.zoo import (
 )
 
 SMOKE_WIDTH = 0.25
-REFERENCE_VARIANTS = [name for name, spec in VARIANTS.items() if spec.reference_params is not None]
+REFERENCE_VARIANTS = [name for name, spec in VARIANTS.items() if spec.paper.params is not None]
 ALL_VARIANTS = list(VARIANTS)
 
 
@@ -30,7 +32,7 @@ def _build(
     variant: str, n_classes: int = 10, multilabel: bool = True, width: float = 1.0, input_length: int | None = None, **options
 ) -> AudioModel:
     if input_length is None:
-        input_length = VARIANTS[variant.rpartition("+")[2]].paper_input_length
+        input_length = VARIANTS[variant.rpartition("+")[2]].paper.input_length
     return build_model(ModelConfig(variant, n_classes, multilabel, width=width, input_length=input_length, options=options))
 
 
@@ -75,7 +77,38 @@ def test_registry_holds_the_eleven_paper_variants_in_module_order() -> None:
     assert modules == sorted(modules)  # found by a scan of the package, in module order
     for spec in list_variants():
         assert isinstance(spec, VariantSpec)
-        assert spec.description and spec.notes and spec.min_input_length > 0
+        assert spec.min_input_length > 0
+        assert spec.description and spec.notes, f"{spec.backend.__name__}'s docstring needs a summary line and a Notes: section"
+
+
+@pytest.mark.fast
+def test_a_variant_is_described_by_its_backend_docstring() -> None:
+    """The summary paragraph is the description, the ``Notes:`` section the notes; neither is inherited."""
+
+    class Toy(FCNBackend):
+        """Toy (docs): a summary
+        over two lines.
+
+        Architecture.
+
+        Notes:
+            Differs from the reference
+            in one way.
+
+        Shape:
+            anything.
+        """
+
+    assert docstring_parts(Toy) == ("Toy (docs): a summary over two lines.", "Differs from the reference in one way.")
+
+    class Bare(FCNBackend):
+        pass
+
+    assert docstring_parts(Bare) == ("", "")
+    spec = VariantSpec(Toy, Paper(16_000, (1, 2, 3)))
+    assert (spec.name, spec.paper.params_for(35), spec.paper.params_for(10)) == ("fcn", 2, None)
+    with pytest.raises(ValueError, match="one per output count"):
+        Paper(16_000, (1, 2))
 
 
 @pytest.mark.fast
@@ -95,7 +128,7 @@ def test_registry_table_rows() -> None:
 @pytest.mark.parametrize("n_classes", [50, 35, 17])
 @pytest.mark.parametrize("variant", REFERENCE_VARIANTS)
 def test_parameter_count_matches_spec(variant: str, n_classes: int) -> None:
-    reference = VARIANTS[variant].reference_params_by_classes[n_classes]
+    reference = VARIANTS[variant].paper.params_for(n_classes)
     count = count_parameters(_build(variant, n_classes))
     assert count == pytest.approx(reference, rel=0.01)
     assert count == reference  # our layer stacks reproduce the reference exactly
@@ -137,7 +170,7 @@ SPEC_FINAL_MAPS = {
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
 def test_output_shape_at_paper_length(variant: str) -> None:
     model = _build(variant, 50).eval()
-    length = VARIANTS[variant].paper_input_length
+    length = VARIANTS[variant].paper.input_length
     stack = getattr(model.backend, "blocks", None) or getattr(model.backend, "stages", None)
     final_maps = []
     if stack is not None:
@@ -438,17 +471,15 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     assert card["labels"] == ["a", "b", "c"]
 
 
-DOC_CLASSES = (50, 35, 17)
-
-
 def _docs_row(spec: VariantSpec) -> str:
     """The row of docs/models.md's variant table for ``spec``, with its parameter counts measured."""
     counts = [
-        count_parameters(build_model(ModelConfig(spec.name, n, True, input_length=spec.paper_input_length))) for n in DOC_CLASSES
+        count_parameters(build_model(ModelConfig(spec.name, n, True, input_length=spec.paper.input_length)))
+        for n in REFERENCE_CLASSES
     ]
     settings = " ".join(str(v) for k, v in spec.frontend_kwargs.items() if k == "n_mels")
     frontend = f"`{spec.frontend}` {settings}".strip()
-    cells = [f"`{spec.name}`", frontend, f"`{spec.backend_name}`", f"{spec.paper_input_length:,}", *(f"{c:,}" for c in counts)]
+    cells = [f"`{spec.name}`", frontend, f"`{spec.backend_name}`", f"{spec.paper.input_length:,}", *(f"{c:,}" for c in counts)]
     return "| " + " | ".join([*cells, "min(L, clip)"]) + " |"
 
 

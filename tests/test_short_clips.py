@@ -40,7 +40,7 @@ def test_paper_input_length_of_every_pair(model: str, task_index: int, task: str
     clip, kind = TASKS[task]
     length = input_length_for(model, "paper", clip, kind)
     assert length == PAPER_GRID[model][task_index]
-    assert length <= max(clip, VARIANTS[model].task_input_lengths.get("keywords", 0), clip + 2)
+    assert length <= max(clip, VARIANTS[model].paper.task_lengths.get("keywords", 0), clip + 2)
 
 
 @pytest.mark.fast

@@ -124,9 +124,9 @@ def input_length_for(variant: str, profile: str, clip_samples: int, task_kind: s
         raise ValueError(f"clip_samples must be a positive integer, got {clip_samples!r}")
     _, spec = resolve_variant(variant)
     task = infer_task(task_kind, clip_samples)
-    paper = spec.task_input_lengths.get(task, spec.paper_input_length)
+    paper = spec.paper.task_lengths.get(task, spec.paper.input_length)
     if profile == "paper":
-        if task in spec.task_input_lengths or paper <= clip_samples:
+        if task in spec.paper.task_lengths or paper <= clip_samples:
             return paper  # the reference's own L for this task, or a home-task L that fits the clip
         return _fit_length(spec, clip_samples)
     return _fit_length(spec, min(paper, clip_samples, max_samples or clip_samples))
@@ -200,16 +200,16 @@ def registry_table(n_classes: int = 50) -> list[dict[str, Any]]:
     """
     rows = []
     for spec in list_variants():
-        model = build_model(ModelConfig(spec.name, n_classes, True, input_length=spec.paper_input_length))
+        model = build_model(ModelConfig(spec.name, n_classes, True, input_length=spec.paper.input_length))
         rows.append(
             {
                 "name": spec.name,
                 "frontend": spec.frontend,
                 "backend": spec.backend_name,
-                "input_length": spec.paper_input_length,
+                "input_length": spec.paper.input_length,
                 "min_input_length": spec.min_input_length,
                 "params": count_parameters(model),
-                "reference_params": spec.reference_params_by_classes.get(n_classes),
+                "reference_params": spec.paper.params_for(n_classes),
                 "description": spec.description,
                 "notes": spec.notes,
             }

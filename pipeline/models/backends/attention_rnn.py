@@ -15,7 +15,7 @@ from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import scale_width
-from pipeline.models.spec import LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 CONV_CHANNELS = 10
 CONV_KERNEL = 5
@@ -44,7 +44,9 @@ class TimeConv(nn.Module):
 
 
 class AttentionRNNBackend(Backend):
-    """BN(in) -> TimeConv(->10) -> TimeConv(->1) -> 2 x BiLSTM(64) -> dot-product attention
+    """Attention-RNN for keywords (de Andrade et al. 2018): time convs + 2 BiLSTM(64) + dot attention, 1 s.
+
+    BN(in) -> TimeConv(->10) -> TimeConv(->1) -> 2 x BiLSTM(64) -> dot-product attention
     with the middle step as query -> Linear(128->64) ReLU -> Linear(64->32) -> Linear(32->n).
 
     Attention over time: ``forward(x, return_attention=True)`` returns ``(logits, maps)`` in
@@ -55,6 +57,11 @@ class AttentionRNNBackend(Backend):
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> the attention
         context ``(batch, 128 w)``.
+
+    Notes:
+        Mel of the magnitude STFT, 80 bands 40-8000 Hz, n_fft 1024, hop 128 (Keras code), in dB; BatchNorm input norm
+        instead of per-batch standardisation; middle time step as query (paper); Conv->ReLU->BN (Keras code; the spec's
+        Conv->BN->ReLU learnt much less on multi-label tasks).
     """
 
     name: ClassVar[str] = "attention_rnn"
@@ -95,18 +102,10 @@ class AttentionRNNBackend(Backend):
 
 VARIANTS = (
     VariantSpec(
-        name="attention_rnn",
-        frontend="mel",
-        backend=AttentionRNNBackend,
-        paper_input_length=16_000,
-        reference_params=None,
-        min_input_length=2_048,
-        description="Attention-RNN for keywords (de Andrade et al. 2018): time convs + 2 BiLSTM(64) + dot attention, 1 s.",
-        notes=f"{LOGITS_NOTE} Mel of the magnitude STFT, 80 bands 40-8000 Hz, n_fft 1024, hop 128 "
-        "(Keras code), in dB; BatchNorm input norm instead of per-batch standardisation; middle "
-        "time step as query (paper); Conv->ReLU->BN (Keras code; the spec's Conv->BN->ReLU learnt "
-        "much less on multi-label tasks).",
+        AttentionRNNBackend,
+        Paper(16_000),
         frontend_kwargs={"n_mels": 80, "n_fft": 1_024, "hop_length": 128, "f_min": 40.0, "power": 1.0},
+        min_input_length=2_048,
         cpu_bf16=True,
     ),
 )

@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 from pipeline.models.backends.base import Backend, collapse_frequency
 from pipeline.models.layers import R2, OutputLayer, scale_width, stack
 from pipeline.models.options import Count
-from pipeline.models.spec import LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 CNNSA_CHANNELS = 128
 CNNSA_STRIDES = (2, 2, 2, (2, 1), (2, 1), (2, 1), (2, 1))
@@ -79,7 +79,9 @@ class CNNSAOptions(TypedDict, total=False):
 
 
 class CNNSABackend(Backend):
-    """BN(in) -> R2 x7 -> tokens (T, 256) with a fixed CLS prepended -> 2 encoder layers ->
+    """CNN-SA (Won et al. 2019/2020): 7 residual blocks + 2-layer Transformer encoder with a fixed CLS token, 15 s.
+
+    BN(in) -> R2 x7 -> tokens (T, 256) with a fixed CLS prepended -> 2 encoder layers ->
     pooler (Linear + tanh on CLS) -> Dropout -> Linear.
 
     No positional encoding (as the reference). ``d_model`` is the last CNN width
@@ -92,6 +94,10 @@ class CNNSABackend(Backend):
 
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, d_model)``.
+
+    Notes:
+        Fixed CLS vector broadcast to any batch size (reference pre-tiles 64). d_model = 256 w rounded to a multiple of
+        n_heads. PyTorch default initialisation. A frequency axis left > 1 (other n_mels) is max-pooled.
     """
 
     name: ClassVar[str] = "cnnsa"
@@ -141,19 +147,7 @@ class CNNSABackend(Backend):
 
 VARIANTS = (
     VariantSpec(
-        name="cnnsa",
-        frontend="mel",
-        backend=CNNSABackend,
-        paper_input_length=240_000,
-        reference_params=10_521_652,
-        reference_params_by_classes={50: 10_521_652, 35: 10_517_797, 17: 10_513_171},
-        min_input_length=1_024,
-        description="CNN-SA (Won et al. 2019/2020): 7 residual blocks + 2-layer Transformer encoder with a fixed CLS token, 15 s.",
-        notes=f"{LOGITS_NOTE} Fixed CLS vector broadcast to any batch size (reference pre-tiles 64). "
-        "d_model = 256 w rounded to a multiple of n_heads. PyTorch default initialisation. "
-        "A frequency axis left > 1 (other n_mels) is max-pooled.",
-        frontend_kwargs={"n_mels": 128},
-        cpu_bf16=True,
+        CNNSABackend, Paper(240_000, (10_521_652, 10_517_797, 10_513_171)), frontend_kwargs={"n_mels": 128}, cpu_bf16=True
     ),
 )
 """The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

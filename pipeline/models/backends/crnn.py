@@ -9,7 +9,7 @@ from torch import nn
 
 from pipeline.models.backends.base import Backend, collapse_frequency
 from pipeline.models.layers import C2, OutputLayer, scale_width, stack
-from pipeline.models.spec import LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 CRNN_WIDTHS = (64, 128, 128, 128)
 CRNN_POOLS = ((2, 2), (3, 3), (4, 4), (4, 4))
@@ -17,12 +17,18 @@ CRNN_HIDDEN = 32
 
 
 class CRNNBackend(Backend):
-    """BN(in) -> C2 x4 -> sequence (T, C) -> GRU(2 layers, hidden 32) last step -> Dropout -> Linear.
+    """CRNN (Choi et al. 2017): 4 conv blocks + 2-layer GRU(32) on a 96-band log-mel, 29 s chunks.
+
+    BN(in) -> C2 x4 -> sequence (T, C) -> GRU(2 layers, hidden 32) last step -> Dropout -> Linear.
 
     The output layer has ``n_classes`` outputs (the reference hard-wires 50).
 
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 32 w)``.
+
+    Notes:
+        Output layer has n_classes outputs (the reference hard-wires 50). Fit pools; a frequency axis left > 1 (other
+        n_mels) is max-pooled.
     """
 
     name: ClassVar[str] = "crnn"
@@ -42,20 +48,5 @@ class CRNNBackend(Backend):
         return out[:, -1]
 
 
-VARIANTS = (
-    VariantSpec(
-        name="crnn",
-        frontend="mel",
-        backend=CRNNBackend,
-        paper_input_length=464_000,
-        reference_params=394_100,
-        reference_params_by_classes={50: 394_100, 35: 393_605, 17: 393_011},
-        min_input_length=1_024,
-        description="CRNN (Choi et al. 2017): 4 conv blocks + 2-layer GRU(32) on a 96-band log-mel, 29 s chunks.",
-        notes=f"{LOGITS_NOTE} Output layer has n_classes outputs (the reference hard-wires 50). "
-        "Fit pools; a frequency axis left > 1 (other n_mels) is max-pooled.",
-        frontend_kwargs={"n_mels": 96},
-        cpu_bf16=True,
-    ),
-)
+VARIANTS = (VariantSpec(CRNNBackend, Paper(464_000, (394_100, 393_605, 393_011)), frontend_kwargs={"n_mels": 96}, cpu_bf16=True),)
 """The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

@@ -9,20 +9,26 @@ from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C2, OutputLayer, global_max_pool, stack
-from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 FCN_WIDTHS = (64, 128, 128, 128, 64)
 FCN_POOLS = ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))
 
 
 class FCNBackend(Backend):
-    """BN(in) -> C2 x5 (pools (2,4),(2,4),(2,4),(3,5),(4,4)) -> GMP -> Dropout -> Linear.
+    """FCN (Choi et al. 2016): 5 conv-BN-ReLU-maxpool blocks on a 96-band log-mel, 29 s chunks.
+
+    BN(in) -> C2 x5 (pools (2,4),(2,4),(2,4),(3,5),(4,4)) -> GMP -> Dropout -> Linear.
 
     At 96 x 1813 (the spec input) the map ends at 1 x 1 and GMP is the spec's flatten;
     other sizes are handled by the fit pools and GMP.
 
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 64 w)``.
+
+    Notes:
+        Fit: pool kernels clipped to the map size, global max pool at the end. The spec's flatten needs a 1x1 map
+        (1280-2559 frames); elsewhere GMP summarises the map (identical at 1x1).
     """
 
     name: ClassVar[str] = "fcn"
@@ -38,20 +44,5 @@ class FCNBackend(Backend):
         return global_max_pool(self.blocks(self.input_norm(features)))
 
 
-VARIANTS = (
-    VariantSpec(
-        name="fcn",
-        frontend="mel",
-        backend=FCNBackend,
-        paper_input_length=464_000,
-        reference_params=447_732,
-        reference_params_by_classes={50: 447_732, 35: 446_757, 17: 445_587},
-        min_input_length=1_024,
-        description="FCN (Choi et al. 2016): 5 conv-BN-ReLU-maxpool blocks on a 96-band log-mel, 29 s chunks.",
-        notes=f"{LOGITS_NOTE} {FIT_NOTE} The spec's flatten needs a 1x1 map (1280-2559 frames); "
-        "elsewhere GMP summarises the map (identical at 1x1).",
-        frontend_kwargs={"n_mels": 96},
-        cpu_bf16=True,
-    ),
-)
+VARIANTS = (VariantSpec(FCNBackend, Paper(464_000, (447_732, 446_757, 445_587)), frontend_kwargs={"n_mels": 96}, cpu_bf16=True),)
 """The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

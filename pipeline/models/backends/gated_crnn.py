@@ -16,7 +16,7 @@ from torch import nn
 
 from pipeline.models.backends.base import Backend, collapse_frequency
 from pipeline.models.layers import FitMaxPool2d, scale_width
-from pipeline.models.spec import LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 GATED_CHANNELS = 64
 GATED_STAGES = 4
@@ -41,7 +41,9 @@ class GatedConv(nn.Module):
 
 
 class GatedCRNNBackend(Backend):
-    """BN(in) -> 4 x [GatedConv x2 -> MaxPool(2, 1) over frequency] -> Conv3x3(->256) ReLU ->
+    """Gated CRNN (Xu et al. 2017, DCASE 2017 T4 winner): 8 GLU convs + BiGRU(128) + attention pooling, 10 s.
+
+    BN(in) -> 4 x [GatedConv x2 -> MaxPool(2, 1) over frequency] -> Conv3x3(->256) ReLU ->
     max over the remaining frequency -> BiGRU(128) -> frame-wise classification (sigmoid) and
     attention (softmax over time) -> clip probability ``sum_t att * cla``.
 
@@ -55,6 +57,11 @@ class GatedCRNNBackend(Backend):
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> mean over time of
         the BiGRU states ``(batch, 256 w)``.
+
+    Notes:
+        Returns log p - log(1-p) of the attention-pooled clip probability. Mel of the magnitude STFT, 64 bands, n_fft
+        1024, hop 664 (Keras code), Hann instead of Hamming, in dB; BatchNorm input norm instead of a per-band scaler;
+        plain BiGRU (tanh) instead of the code's gated BiGRU; all 8 gated layers used; attention softmax over time.
     """
 
     name: ClassVar[str] = "gated_crnn"
@@ -109,19 +116,10 @@ class GatedCRNNBackend(Backend):
 
 VARIANTS = (
     VariantSpec(
-        name="gated_crnn",
-        frontend="mel",
-        backend=GatedCRNNBackend,
-        paper_input_length=160_000,
-        reference_params=None,
-        min_input_length=2_048,
-        description="Gated CRNN (Xu et al. 2017, DCASE 2017 T4 winner): 8 GLU convs + BiGRU(128) + attention pooling, 10 s.",
-        notes=f"{LOGITS_NOTE} Returns log p - log(1-p) of the attention-pooled clip probability. "
-        "Mel of the magnitude STFT, 64 bands, n_fft 1024, hop 664 (Keras code), Hann instead of "
-        "Hamming, in dB; BatchNorm input norm instead of a per-band scaler; plain BiGRU (tanh) "
-        "instead of the code's gated BiGRU; all 8 gated layers used; attention softmax over time.",
+        GatedCRNNBackend,
+        Paper(160_000, task_lengths={"keywords": 16_000}),
         frontend_kwargs={"n_mels": 64, "n_fft": 1_024, "hop_length": 664, "power": 1.0},
-        task_input_lengths={"keywords": 16_000},
+        min_input_length=2_048,
     ),
 )
 """The registry entries of this module (found by :mod:`pipeline.models.backends`)."""

@@ -22,7 +22,7 @@ from typing_extensions import TypedDict
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C2, RM, Head, global_max_pool, scale_width
-from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 if TYPE_CHECKING:
     from pipeline.models.base import ModelConfig
@@ -42,7 +42,9 @@ class HCNNOptions(TypedDict, total=False):
 
 
 class HarmonicCNNBackend(Backend):
-    """BN(H) -> C2(H->128) -> RM(128) x3 -> C2(128->256) -> RM(256) x2 -> GMP -> Head(256).
+    """Harmonic CNN (Won et al. 2020): trainable harmonic filterbank (H=6, Q only) + residual 2-D CNN.
+
+    BN(H) -> C2(H->128) -> RM(128) x3 -> C2(128->256) -> RM(256) x2 -> GMP -> Head(256).
 
     Args:
         in_channels: harmonics H (6 by default; 1 for a mel front-end).
@@ -53,6 +55,11 @@ class HarmonicCNNBackend(Backend):
 
     Shape:
         ``(batch, H, B, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 256 w)``.
+
+    Notes:
+        Fit: pool kernels clipped to the map size, global max pool at the end. Stage 6-7 pools by the hcnn_pools option
+        (auto: single-label -> kws, input >= 80,000 -> mtat, else dcase). Paper L per task: tagging 80,000, events 48,000,
+        keywords 16,384 (1-s clips zero-padded; 16,000 would give 63 frames, which the reference back-end rejects).
     """
 
     name: ClassVar[str] = "hcnn"
@@ -95,21 +102,11 @@ class HarmonicCNNBackend(Backend):
 
 VARIANTS = (
     VariantSpec(
-        name="hcnn",
+        HarmonicCNNBackend,
+        Paper(80_000, (3_631_551, 3_627_696, 3_623_070), task_lengths={"tagging": 80_000, "events": 48_000, "keywords": 16_384}),
         frontend="harmonic",
-        backend=HarmonicCNNBackend,
-        paper_input_length=80_000,
-        reference_params=3_631_551,
-        reference_params_by_classes={50: 3_631_551, 35: 3_627_696, 17: 3_623_070},
-        min_input_length=1_024,
-        description="Harmonic CNN (Won et al. 2020): trainable harmonic filterbank (H=6, Q only) + residual 2-D CNN.",
-        notes=f"{LOGITS_NOTE} {FIT_NOTE} Stage 6-7 pools by the hcnn_pools option "
-        "(auto: single-label -> kws, input >= 80,000 -> mtat, else dcase). Paper L per task: "
-        "tagging 80,000, events 48,000, keywords 16,384 (1-s clips zero-padded; 16,000 would give "
-        "63 frames, which the reference back-end rejects).",
         frontend_kwargs={"n_mels": 128},
         backend_kwargs={"hcnn_pools": "auto"},
-        task_input_lengths={"tagging": 80_000, "events": 48_000, "keywords": 16_384},
         cpu_bf16=True,
     ),
 )

@@ -10,7 +10,7 @@ from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C1, Head, scale_width
-from pipeline.models.spec import LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 TIMBRAL_FILTERS = 204
 TIMBRAL_HEIGHTS = (0.7, 0.4)  # fractions of the input height (67 and 38 bins at 96 mel)
@@ -52,7 +52,9 @@ class TemporalConv(nn.Module):
 
 
 class MusicnnBackend(Backend):
-    """Musicnn: timbral + temporal filters -> 3 C1 blocks with residuals -> max||mean pool -> Head.
+    """Musicnn (Pons et al. 2018, 'mtat' configuration): timbral/temporal filters + 1-D residual back-end, 3 s.
+
+    Musicnn: timbral + temporal filters -> 3 C1 blocks with residuals -> max||mean pool -> Head.
 
     Vertical kernel heights are ``int(0.7 F)`` and ``int(0.4 F)`` of the input height F
     (67 and 38 at 96 mel, as the reference).
@@ -60,6 +62,9 @@ class MusicnnBackend(Backend):
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 1506)``
         at width 1 (max and mean over time of the 753-channel concatenation).
+
+    Notes:
+        Vertical kernel heights are int(0.7 F), int(0.4 F) of the input height F (67/38 at 96 mel, as the reference).
     """
 
     name: ClassVar[str] = "musicnn"
@@ -93,16 +98,8 @@ class MusicnnBackend(Backend):
 
 VARIANTS = (
     VariantSpec(
-        name="musicnn",
-        frontend="mel",
-        backend=MusicnnBackend,
-        paper_input_length=48_000,
-        reference_params=784_300,
-        reference_params_by_classes={50: 784_300, 35: 781_285, 17: 777_667},
-        min_input_length=1_024,
-        description="Musicnn (Pons et al. 2018, 'mtat' configuration): timbral/temporal filters + 1-D residual back-end, 3 s.",
-        notes=f"{LOGITS_NOTE} Vertical kernel heights are int(0.7 F), int(0.4 F) of the input height F "
-        "(67/38 at 96 mel, as the reference).",
+        MusicnnBackend,
+        Paper(48_000, (784_300, 781_285, 777_667)),
         frontend_kwargs={"n_mels": 96},
         cpu_mkldnn=False,
         cpu_bf16=True,

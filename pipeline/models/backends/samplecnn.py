@@ -13,7 +13,7 @@ from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C1, SE1, Head, OutputLayer, global_max_pool, stack
-from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 SAMPLE_FRAME = 3
 """Samples per frame: the first convolution has stride 3."""
@@ -51,10 +51,16 @@ class _SampleLevelBackend(Backend):
 
 
 class SampleCNNBackend(_SampleLevelBackend):
-    """11 C1 stages (stride-3 first stage, pools of 3) -> GMP -> Dropout -> Linear.
+    """Sample-level CNN (Lee et al. 2017): 11 conv stages on the raw waveform, 3^10 samples.
+
+    11 C1 stages (stride-3 first stage, pools of 3) -> GMP -> Dropout -> Linear.
 
     Shape:
         ``(batch, 1, samples)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 512 w)``.
+
+    Notes:
+        Fit: pool kernels clipped to the map size, global max pool at the end. The reference needs exactly 3^10 samples;
+        other lengths end with a global max over time.
     """
 
     name: ClassVar[str] = "samplecnn"
@@ -63,10 +69,15 @@ class SampleCNNBackend(_SampleLevelBackend):
 
 
 class SampleCNNSEBackend(_SampleLevelBackend):
-    """11 SE1 stages (same layout) -> GMP -> Head(512).
+    """Sample-level CNN + residual squeeze-excitation blocks (Kim et al. 2018), 3^10 samples.
+
+    11 SE1 stages (same layout) -> GMP -> Head(512).
 
     Shape:
         ``(batch, 1, samples)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 512 w)``.
+
+    Notes:
+        Fit: pool kernels clipped to the map size, global max pool at the end. Same length handling as samplecnn.
     """
 
     name: ClassVar[str] = "samplecnn_se"
@@ -75,31 +86,11 @@ class SampleCNNSEBackend(_SampleLevelBackend):
 
 
 VARIANTS = (
+    VariantSpec(SampleCNNBackend, Paper(59_049, (1_869_874, 1_862_179, 1_852_945)), frontend="raw", frame_samples=SAMPLE_FRAME),
     VariantSpec(
-        name="samplecnn",
+        SampleCNNSEBackend,
+        Paper(59_049, (6_951_858, 6_944_163, 6_934_929)),
         frontend="raw",
-        backend=SampleCNNBackend,
-        paper_input_length=59_049,
-        reference_params=1_869_874,
-        reference_params_by_classes={50: 1_869_874, 35: 1_862_179, 17: 1_852_945},
-        min_input_length=1_024,
-        description="Sample-level CNN (Lee et al. 2017): 11 conv stages on the raw waveform, 3^10 samples.",
-        notes=f"{LOGITS_NOTE} {FIT_NOTE} The reference needs exactly 3^10 samples; other lengths "
-        "end with a global max over time.",
-        smoke_rule="min(paper L, clip) rounded up to a whole frame of 3 samples (< 1 frame of padding)",
-        frame_samples=SAMPLE_FRAME,
-    ),
-    VariantSpec(
-        name="samplecnn_se",
-        frontend="raw",
-        backend=SampleCNNSEBackend,
-        paper_input_length=59_049,
-        reference_params=6_951_858,
-        reference_params_by_classes={50: 6_951_858, 35: 6_944_163, 17: 6_934_929},
-        min_input_length=1_024,
-        description="Sample-level CNN + residual squeeze-excitation blocks (Kim et al. 2018), 3^10 samples.",
-        notes=f"{LOGITS_NOTE} {FIT_NOTE} Same length handling as samplecnn.",
-        smoke_rule="min(paper L, clip) rounded up to a whole frame of 3 samples (< 1 frame of padding)",
         frame_samples=SAMPLE_FRAME,
         cpu_bf16=True,
     ),

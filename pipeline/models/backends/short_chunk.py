@@ -9,7 +9,7 @@ from torch import nn
 
 from pipeline.models.backends.base import Backend
 from pipeline.models.layers import C2, R2, Head, global_max_pool, stack
-from pipeline.models.spec import FIT_NOTE, LOGITS_NOTE, VariantSpec
+from pipeline.models.spec import Paper, VariantSpec
 
 SHORT_CHUNK_WIDTHS = (128, 128, 256, 256, 256, 256, 512)
 
@@ -31,10 +31,15 @@ class _ShortChunkBackend(Backend):
 
 
 class ShortChunkCNNBackend(_ShortChunkBackend):
-    """BN(in) -> 7 C2 blocks (pool 2) -> GMP -> Head(512).
+    """Short-chunk CNN (Won et al. 2020): 7 conv blocks (pool 2) + GMP + dense head on a 128-band log-mel, 3.7 s.
+
+    BN(in) -> 7 C2 blocks (pool 2) -> GMP -> Head(512).
 
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 512 w)``.
+
+    Notes:
+        Fit: pool kernels clipped to the map size, global max pool at the end.
     """
 
     name: ClassVar[str] = "short_cnn"
@@ -42,10 +47,15 @@ class ShortChunkCNNBackend(_ShortChunkBackend):
 
 
 class ShortChunkResNetBackend(_ShortChunkBackend):
-    """BN(in) -> 7 R2 blocks (stride 2) -> GMP -> Head(512).
+    """Short-chunk ResNet (Won et al. 2020): 7 residual blocks (stride 2) + GMP + dense head, 3.7 s.
+
+    BN(in) -> 7 R2 blocks (stride 2) -> GMP -> Head(512).
 
     Shape:
         ``(batch, C, F, T)`` -> logits ``(batch, n_classes)``; ``embed`` -> ``(batch, 512 w)``.
+
+    Notes:
+        As the reference.
     """
 
     name: ClassVar[str] = "short_res"
@@ -54,29 +64,8 @@ class ShortChunkResNetBackend(_ShortChunkBackend):
 
 VARIANTS = (
     VariantSpec(
-        name="short_cnn",
-        frontend="mel",
-        backend=ShortChunkCNNBackend,
-        paper_input_length=59_049,
-        reference_params=3_687_348,
-        reference_params_by_classes={50: 3_687_348, 35: 3_679_653, 17: 3_670_419},
-        min_input_length=1_024,
-        description="Short-chunk CNN (Won et al. 2020): 7 conv blocks (pool 2) + GMP + dense head on a 128-band log-mel, 3.7 s.",
-        notes=f"{LOGITS_NOTE} {FIT_NOTE}",
-        frontend_kwargs={"n_mels": 128},
-        cpu_bf16=True,
+        ShortChunkCNNBackend, Paper(59_049, (3_687_348, 3_679_653, 3_670_419)), frontend_kwargs={"n_mels": 128}, cpu_bf16=True
     ),
-    VariantSpec(
-        name="short_res",
-        frontend="mel",
-        backend=ShortChunkResNetBackend,
-        paper_input_length=59_049,
-        reference_params=12_104_244,
-        reference_params_by_classes={50: 12_104_244, 35: 12_096_549, 17: 12_087_315},
-        min_input_length=1_024,
-        description="Short-chunk ResNet (Won et al. 2020): 7 residual blocks (stride 2) + GMP + dense head, 3.7 s.",
-        notes=f"{LOGITS_NOTE}",
-        frontend_kwargs={"n_mels": 128},
-    ),
+    VariantSpec(ShortChunkResNetBackend, Paper(59_049, (12_104_244, 12_096_549, 12_087_315)), frontend_kwargs={"n_mels": 128}),
 )
 """The registry entries of this module (found by :mod:`pipeline.models.backends`)."""
