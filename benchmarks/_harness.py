@@ -1,9 +1,11 @@
-"""What the benchmark scripts share: their common options, the JSON they write, a store of synthetic clips."""
+"""What the benchmark scripts share: their common options, alternating timings, the JSON they write, a store of synthetic clips."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,19 @@ def benchmark_parser(doc: str | None, **defaults: int | float) -> argparse.Argum
         ap.add_argument(f"--{name}", type=type(default), default=default)
     ap.add_argument("--json", type=Path, help="write the results here")
     return ap
+
+
+def alternating_medians(timings: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """The median of each timing (a function returning seconds) over ``rounds`` rounds that run them in turn.
+
+    Alternating, rather than timing one contender after the other, gives every contender the same share of
+    the machine's drift (clock boost, heat, other load).
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in timings}
+    for _ in range(rounds):
+        for name, timing in timings.items():
+            seconds[name].append(timing())
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def write_results(args: argparse.Namespace, results: Any, device: str = "cpu", **extra: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ median step time of each and ``off / on`` (below 1: off is faster).
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -23,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._harness import benchmark_parser, write_results  # noqa: E402
+from benchmarks._harness import alternating_medians, benchmark_parser, write_results  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
 from pipeline.models.zoo import VARIANTS, build_model, input_length_for  # noqa: E402
 
@@ -59,15 +60,12 @@ def main() -> None:
         model = build_model(ModelConfig(name, 14, multilabel=True, width=args.width, input_length=length)).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         x, y = torch.randn(args.batch, length) * 0.1, (torch.rand(args.batch, 14) > 0.7).float()
-        on, off = [], []
-        for _ in range(args.rounds):
-            on.append(_step_seconds(model, x, y, opt, args.steps, True))
-            off.append(_step_seconds(model, x, y, opt, args.steps, False))
+        step = functools.partial(_step_seconds, model, x, y, opt, args.steps)
+        timings = {"on_s": functools.partial(step, True), "off_s": functools.partial(step, False)}
         row = {
             "model": name,
             "input_length": length,
-            "on_s": statistics.median(on),
-            "off_s": statistics.median(off),
+            **alternating_medians(timings, args.rounds),
             "default_on": VARIANTS[name].cpu_mkldnn,
         }
         row["off_over_on"] = row["off_s"] / row["on_s"]

@@ -20,7 +20,6 @@ import argparse
 import functools
 import io
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._harness import write_results  # noqa: E402
+from benchmarks._harness import alternating_medians, write_results  # noqa: E402
 from pipeline.inference.export import INPUT_NAME, export_onnx  # noqa: E402
 from pipeline.models.base import ModelConfig  # noqa: E402
 from pipeline.models.zoo import VARIANTS, build_model, count_parameters, input_length_for  # noqa: E402
@@ -104,11 +103,11 @@ def main() -> None:
             run_torch = functools.partial(_torch_forward, model, xt)
             run_onnx = functools.partial(session.run, None, {INPUT_NAME: x})
             run_torch(), run_onnx()  # warm-up
-            torch_s, onnx_s = [], []
-            for _ in range(args.rounds):
-                torch_s.append(_seconds(run_torch, args.steps))
-                onnx_s.append(_seconds(run_onnx, args.steps))
-            row.update(torch_ms=1e3 * statistics.median(torch_s), onnx_ms=1e3 * statistics.median(onnx_s))
+            timings = {
+                "torch_ms": functools.partial(_seconds, run_torch, args.steps),
+                "onnx_ms": functools.partial(_seconds, run_onnx, args.steps),
+            }
+            row.update({key: 1e3 * seconds for key, seconds in alternating_medians(timings, args.rounds).items()})
             row["onnx_over_torch"] = row["onnx_ms"] / row["torch_ms"]
             rows.append(row)
             print(

@@ -291,6 +291,7 @@ def features(ctx: typer.Context, dataset: str, params: ParamsOpt = None) -> None
 
 
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="training seed of the cell (default: first of grid.seeds)")]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")]
 
 
 @app.command(rich_help_panel="Pipeline stages")
@@ -298,7 +299,7 @@ def train(
     ctx: typer.Context,
     task: str,
     model: str,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
+    resume: ResumeOpt = True,
     seed: SeedOpt = None,
     params: ParamsOpt = None,
 ) -> None:
@@ -334,7 +335,7 @@ def evaluate(
     model: str,
     seed: SeedOpt = None,
     on: Annotated[str | None, typer.Option("--on", help="evaluate on the test split of this other dataset")] = None,
-    label_map: Annotated[Path | None, typer.Option("--label-map", help="with --on: JSON {their label: model label}")] = None,
+    label_map: LabelMapOpt = None,
     params: ParamsOpt = None,
 ) -> None:
     """Test-split metrics of a trained model (on its own dataset, or cross-dataset with --on).
@@ -391,7 +392,7 @@ def cell(
     task: str,
     model: str,
     seed: SeedOpt = None,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue a matching checkpoint")] = True,
+    resume: ResumeOpt = True,
     params: ParamsOpt = None,
 ) -> None:
     """One grid cell in one process: train, evaluate and robustness of MODEL on TASK."""

@@ -9,19 +9,20 @@ The start-up cost (torch, MLflow) is paid once per cell, not per step.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.config.params import Params
 from pipeline.core.locks import stage_lock
 from pipeline.core.paths import Layout
 from pipeline.evaluation.evaluate import evaluate_model
-from pipeline.models.runtime import Runtime, resolve_runtime
+from pipeline.models.runtime import resolve_runtime
 from pipeline.robustness.noises import load_noise, noise_dependencies
 from pipeline.robustness.stage import run_robustness
 from pipeline.tracking.registry import register_models
@@ -29,6 +30,8 @@ from pipeline.tracking.runs import client, mlflow_errors
 from pipeline.training.train import train_model
 
 log = logging.getLogger(__name__)
+
+Step = TypeVar("Step")
 
 
 def cell_lock(step: str, task: str, model: str, seed: int | None, params: Params, layout: Layout) -> AbstractContextManager:
@@ -44,46 +47,36 @@ def cell_lock(step: str, task: str, model: str, seed: int | None, params: Params
     return stage_lock("cell", task, model, seed, root=layout.root, holder=f"musicrep {step} {task} {model} --seed {seed}")
 
 
-def train(
-    task: str,
-    model: str,
-    params: Params,
-    layout: Layout,
-    resume: bool = True,
-    seed: int | None = None,
-    runtime: Runtime | None = None,
-) -> Path:
-    """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint."""
-    with cell_lock("train", task, model, seed, params, layout):
-        return train_model(task, model, params, layout, resume=resume, seed=seed, runtime=runtime).model_dir
+def locked_step(step: str, run: Callable[..., Step]) -> Callable[..., Step]:
+    """``run``, a stage function ``(task, model, params, layout, *, seed, ...)``, under the cell's lock (:func:`cell_lock`).
+
+    The step keeps ``run``'s signature and docs: its options (``runtime``, ``label_map``, ...) pass through as they are.
+    """
+
+    @functools.wraps(run)
+    def under_lock(task: str, model: str, params: Params, layout: Layout, *, seed: int | None = None, **options: Any) -> Step:
+        with cell_lock(step, task, model, seed, params, layout):
+            return run(task, model, params, layout, seed=seed, **options)
+
+    return under_lock
 
 
-def evaluate(
-    task: str, model: str, params: Params, layout: Layout, seed: int | None = None, runtime: Runtime | None = None
-) -> dict[str, float]:
-    """Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``)."""
-    with cell_lock("evaluate", task, model, seed, params, layout):
-        return evaluate_model(task, model, params, layout, seed=seed, runtime=runtime)
+evaluate = locked_step("evaluate", evaluate_model)
+"""Test metrics (``metrics/<task>/<model>/seed<k>/eval.json``): :func:`~pipeline.evaluation.evaluate.evaluate_model` under the cell's lock."""
+
+robustness = locked_step("robustness", run_robustness)
+"""Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``): :func:`~pipeline.robustness.stage.run_robustness`
+under the cell's lock; ``model`` may be a published ``sota:`` one."""
+
+_train = locked_step("train", train_model)
 
 
-def robustness(
-    task: str,
-    model: str,
-    params: Params,
-    layout: Layout,
-    seed: int | None = None,
-    label_map: dict | None = None,
-    reuse_clean: bool = False,
-    runtime: Runtime | None = None,
-) -> Any:
-    """Metrics under perturbations (``metrics/<task>/<model>/seed<k>/robustness.*``); ``model`` may be a
-    published ``sota:`` one, scored through the labels it shares with ``task`` (or ``label_map``).
-    ``reuse_clean``: the clean point takes the scores ``evaluate`` has just written (:func:`cell`);
-    ``runtime``: resolved once by the caller (:func:`cell`), else from ``params``."""
-    with cell_lock("robustness", task, model, seed, params, layout):
-        return run_robustness(
-            task, model, params, layout, seed=seed, label_map=label_map, reuse_clean=reuse_clean, runtime=runtime
-        )
+def train(task: str, model: str, params: Params, layout: Layout, *, resume: bool = True, **options: Any) -> Path:
+    """Train one model on one task (``models/<task>/<model>/seed<k>/``); resumes a matching checkpoint by default.
+
+    ``options``: those of :func:`~pipeline.training.train.train_model` (``seed``, ``runtime``, ...); returns the model's folder.
+    """
+    return _train(task, model, params, layout, resume=resume, **options).model_dir
 
 
 def check_noise(params: Params, layout: Layout) -> None:

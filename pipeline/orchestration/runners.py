@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from pydantic import ValidationError
@@ -66,39 +66,53 @@ def flow_settings(
         raise UserError(f"invalid flow setting {'.'.join(map(str, err['loc']))}={err.get('input')!r}: {err['msg']}.") from None
 
 
+def _local_dask(fp: FlowParams) -> tuple[str, dict[str, Any]]:
+    """A temporary ``distributed.LocalCluster`` of single-threaded worker processes bound to 127.0.0.1."""
+    cluster = {
+        "n_workers": fp.max_workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": None,
+    }
+    where = f"a temporary Dask LocalCluster of {fp.max_workers} single-threaded workers"
+    return where, {"cluster_class": "distributed.LocalCluster", "cluster_kwargs": cluster}
+
+
+def _local_ray(fp: FlowParams) -> tuple[str, dict[str, Any]]:
+    """A temporary local Ray with ``fp.max_workers`` CPUs and this machine's GPUs, no dashboard."""
+    init = {"num_cpus": fp.max_workers, "num_gpus": _local_gpus(), "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
+    return f"a temporary local Ray with {fp.max_workers} CPUs", {"init_kwargs": init}
+
+
+class ClusterRunner(NamedTuple):
+    """A Prefect task runner that runs on a cluster: the one at ``flow.address``, else a temporary local one."""
+
+    integration: str  # the Prefect integration package (an optional dependency)
+    class_name: str  # its task runner class
+    remote: str  # what ``flow.address`` names, for the log
+    local: Callable[[FlowParams], tuple[str, dict[str, Any]]]  # the local cluster: (what it is, the runner's arguments)
+
+
+CLUSTER_RUNNERS = {
+    "dask": ClusterRunner("prefect_dask", "DaskTaskRunner", "the Dask scheduler", _local_dask),
+    "ray": ClusterRunner("prefect_ray", "RayTaskRunner", "the Ray cluster", _local_ray),
+}
+"""The cluster runners by ``flow.task_runner``."""
+
+
 def task_runner(fp: FlowParams) -> TaskRunner[Any]:
-    """The Prefect task runner for ``fp`` (a fresh one per flow run)."""
+    """The Prefect task runner for ``fp`` (a fresh one per flow run): on the cluster at ``fp.address``, else a local one."""
     if fp.task_runner == "thread":
         return prefect_runners.ThreadPoolTaskRunner(max_workers=fp.max_workers)
-    if fp.task_runner == "dask":
-        DaskTaskRunner = optional_module("prefect_dask").DaskTaskRunner  # noqa: N806 - a class
-        if fp.address:
-            log.info("flow tasks on the Dask scheduler %s", fp.address)
-            return DaskTaskRunner(address=fp.address)
-        log.info("flow tasks on a temporary Dask LocalCluster of %d single-threaded workers", fp.max_workers)
-        return DaskTaskRunner(
-            cluster_class="distributed.LocalCluster",
-            cluster_kwargs={
-                "n_workers": fp.max_workers,
-                "threads_per_worker": 1,
-                "processes": True,
-                "host": "127.0.0.1",
-                "dashboard_address": None,
-            },
-        )
-    RayTaskRunner = optional_module("prefect_ray").RayTaskRunner  # noqa: N806 - a class
+    runner = CLUSTER_RUNNERS[fp.task_runner]
+    runner_class = getattr(optional_module(runner.integration), runner.class_name)
     if fp.address:
-        log.info("flow tasks on the Ray cluster %s", fp.address)
-        return RayTaskRunner(address=fp.address)
-    log.info("flow tasks on a temporary local Ray with %d CPUs", fp.max_workers)
-    return RayTaskRunner(
-        init_kwargs={
-            "num_cpus": fp.max_workers,
-            "num_gpus": _local_gpus(),
-            "include_dashboard": False,
-            "_node_ip_address": "127.0.0.1",
-        }
-    )
+        log.info("flow tasks on %s %s", runner.remote, fp.address)
+        return runner_class(address=fp.address)
+    where, settings = runner.local(fp)
+    log.info("flow tasks on %s", where)
+    return runner_class(**settings)
 
 
 def _local_gpus() -> int:
