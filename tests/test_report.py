@@ -99,7 +99,8 @@ def test_report_tables_say_what_ran(grid) -> None:
     params, layout, index = grid
     out = layout.root / "reports"
     md = (out / "index.md").read_text()
-    assert "Synthetic data" in md and "synth_tags (synthetic)" in md
+    assert "Not real recordings" in md and "are generated" in md and "synth_tags (synthetic)" in md
+    assert "rendered" not in md.split("## ")[0]  # no rendered task in this grid, so the banner does not name one
     results = pd.read_csv(out / "results.csv")
     assert len(results) == len(TASKS) * len(MODELS)
     status = {(r.task, r.model): r.status for r in results.itertuples()}
@@ -222,3 +223,23 @@ def test_model_pt_stored_once_per_run_and_a_champion_per_family(grid, tmp_path) 
     view = json.loads(c.get_experiment_by_name("synth_keywords").tags["mlflow.sharedViewState.musicrep"])
     assert view["orderByKey"] == "metrics.`test/accuracy`" and not view["orderByAsc"]
     assert "metrics.`test/accuracy_ci_low`" in view["selectedColumns"]
+
+
+@pytest.mark.fast
+def test_the_report_says_where_each_tasks_audio_comes_from() -> None:
+    """Generated, rendered from real scores, or recordings: the titles and the coverage column say which."""
+    from pipeline.report.build import _title
+    from pipeline.report.collect import ORIGINS, data_origin, is_synthetic
+
+    assert [data_origin(t) for t in ("synth_keywords", "corpus_tags", "fsdd", "mtat")] == [
+        "synthetic",
+        "rendered",
+        "real",
+        "real",
+    ]
+    assert (
+        _title("corpus_tags") == "corpus_tags (rendered)" and _title("synth_events", " / fcn") == "synth_events / fcn (synthetic)"
+    )
+    assert _title("speech_commands") == "speech_commands"
+    assert is_synthetic("corpus_tags") and not is_synthetic("fsdd")
+    assert ORIGINS["rendered"].startswith("rendered")

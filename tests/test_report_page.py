@@ -30,6 +30,7 @@ def _context() -> dict:
         "n_cells": 4,
         "generated": "2026-01-01 00:00:00 UTC",
         "synthetic": TASKS,
+        "rendered": [],
         "seeds": [0],
         "comparison": per_task,
         "convergence_legend": None,
@@ -81,7 +82,7 @@ def test_html_has_a_contents_with_unique_ids_and_linked_figures() -> None:
     assert page.srcs == ["figures/synth_tags__robustness.png", "figures/synth_tags__fcn__training.png"]
     assert "data:image" not in html and "base64" not in html
     assert "a &lt;figure&gt; failed" in html and "x &lt; y" in html  # autoescaped
-    assert '<td class="nr">not run</td>' in html and "<strong>Synthetic data.</strong>" in html
+    assert '<td class="nr">not run</td>' in html and "<strong>Not real recordings.</strong>" in html
 
 
 def test_markdown_has_the_same_prose_and_github_anchors() -> None:

@@ -17,8 +17,9 @@ Contents, per task of the grid:
    segments) and the environment of the training runs stated once (model cards and MLflow tags,
    :mod:`pipeline.report.environment`): device, versions, bf16 per model, then only the cells that differ.
 
-Results on the embedded synthetic datasets (``synth_*``) are labelled as such: they test the
-pipeline, they say nothing about the architectures.
+Results on audio that is not recordings are labelled by where it comes from (the source's
+``origin``): ``(synthetic)`` for the generated ``synth_*``, ``(rendered)`` for ``corpus_tags`` (real
+scores through a soundfont); they test the pipeline and compare the architectures on such audio only.
 
 The report is built in a temporary directory that then replaces ``reports/`` (no stale
 figures, no half-written report). Figures are also logged to each model's MLflow run

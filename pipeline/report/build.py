@@ -23,7 +23,7 @@ from pipeline.evaluation.metrics import primary_metric
 from pipeline.evaluation.probe import TRANSFER_NOTE, transfer_matrix, transfer_table
 from pipeline.models.grid import grid_models
 from pipeline.report.champions import crown_champions
-from pipeline.report.collect import Entry, collect, is_synthetic, mlflow_client, results_frame
+from pipeline.report.collect import Entry, collect, data_origin, mlflow_client, results_frame
 from pipeline.report.environment import environment_rows
 from pipeline.report.plots import make_figures, robustness_tables
 from pipeline.report.render import render_report
@@ -176,7 +176,9 @@ def _evidence(params: Params, layout: Layout) -> dict[str, dict[str, Any]]:
 
 
 def _title(task: str, suffix: str = "") -> str:
-    return f"{task}{suffix}{' (synthetic)' if is_synthetic(task) else ''}"
+    """``task`` and ``suffix``, with ``(synthetic)`` or ``(rendered)`` where the audio is not recordings."""
+    origin = data_origin(task)
+    return f"{task}{suffix}{'' if origin == 'real' else f' ({origin})'}"
 
 
 def _summary(evidence: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -237,7 +239,8 @@ def report_context(
         "n_trained": sum(e.trained for e in entries),
         "n_cells": len(entries),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "synthetic": [t for t in tasks if is_synthetic(t)],
+        "synthetic": [t for t in tasks if data_origin(t) == "synthetic"],
+        "rendered": [t for t in tasks if data_origin(t) == "rendered"],
         "seeds": params.grid.seeds,
         "comparison": [{"title": _title(t), "table": _table(*comparison_rows(entries, t))} for t in tasks],
         **_convergence(entries),
@@ -259,7 +262,7 @@ def report_context(
         "robustness": robustness,
         "cells": [
             {
-                "title": f"{e.task} / {e.model}{' (synthetic)' if is_synthetic(e.task) else ''}",
+                "title": _title(e.task, f" / {e.model}"),
                 "figures": [_figure(png, out_dir, f"{e.task} / {e.model}: {caption}") for caption, png in e.figures],
                 "notes": e.notes,
             }

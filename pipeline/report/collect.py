@@ -21,7 +21,6 @@ from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import METRIC_TITLES, MULTILABEL, PRIMARY_METRIC, TABLE_METRICS, kind_of
 from pipeline.data.registry import get_source
-from pipeline.data.sources._synthetic import SyntheticSource
 from pipeline.models.checkpoint import read_card, read_run_id
 from pipeline.models.grid import cell_keys
 from pipeline.robustness.stage import robustness_summary
@@ -38,15 +37,26 @@ METRICS = {kind: [(f"test/{m}", METRIC_TITLES[m]) for m in names] for kind, name
 """The report's metric columns per task kind: (logged name, title)."""
 
 
-def is_synthetic(task: str) -> bool:
-    """The embedded generated datasets (``synth_*``)."""
-    if task.startswith("synth_"):
-        return True
+ORIGINS = {
+    "synthetic": "synthetic (generated)",
+    "rendered": "rendered (real scores, soundfont audio)",
+    "real": "real",
+}
+"""What the report says of a task's audio, by the source's ``origin``."""
 
+
+def data_origin(task: str) -> str:
+    """``"synthetic"`` (the generated ``synth_*``), ``"rendered"`` (``corpus_tags``: real scores through a
+    soundfont) or ``"real"`` (recordings; also an unknown dataset or one that needs params to be named)."""
     try:
-        return isinstance(get_source(task), SyntheticSource)
-    except (UserError, AttributeError, KeyError, TypeError):  # unknown dataset or one needing params
-        return False
+        return get_source(task).origin
+    except (UserError, AttributeError, KeyError, TypeError):
+        return "synthetic" if task.startswith("synth_") else "real"
+
+
+def is_synthetic(task: str) -> bool:
+    """The task's audio is not recordings (generated or rendered): its numbers test the pipeline, not the paper."""
+    return data_origin(task) != "real"
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -218,6 +228,7 @@ def results_frame(entries: list[Entry]) -> pd.DataFrame:
             "model": e.model,
             "seed": e.seed,
             "synthetic": is_synthetic(e.task),
+            "origin": data_origin(e.task),
             "status": e.status,
             "kind": e.kind or "",
             "variant": (e.card or {}).get("config", {}).get("variant", ""),

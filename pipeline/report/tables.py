@@ -12,7 +12,7 @@ from pipeline.evaluation.family_summary import TaskSummary
 from pipeline.evaluation.metrics import primary_metric
 from pipeline.evaluation.references import references_for
 from pipeline.models.grid import cell_keys
-from pipeline.report.collect import METRICS, NOT_RUN, Entry, is_synthetic, read_json
+from pipeline.report.collect import METRICS, NOT_RUN, ORIGINS, Entry, data_origin, read_json
 from pipeline.report.render import fmt
 from pipeline.training.convergence import MARK
 
@@ -99,7 +99,7 @@ def coverage_rows(params: Params, layout: Layout) -> tuple[list[str], list[list[
     rows = []
     for task in params.grid.tasks:
         meta = read_json(layout.segments(task) / "meta.json")
-        origin = "synthetic (generated)" if is_synthetic(task) else "real"
+        origin = ORIGINS[data_origin(task)]
         if meta is None:
             rows.append([task, origin, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN])
             continue

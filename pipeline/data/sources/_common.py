@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pipeline.audio.io import AUDIO_EXTENSIONS
 from pipeline.core.errors import UserError
@@ -25,6 +25,9 @@ COMPLETE = "COMPLETE.json"
 @dataclass
 class RealSource:
     """Base of the downloadable sources: name, task metadata and the download policy."""
+
+    origin: ClassVar[str] = "real"
+    """Recordings (see ``SyntheticSource.origin``)."""
 
     name: str
     kind: Literal["multilabel", "single"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pandas as pd
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 @dataclass
 class SyntheticSource:
     """A generated dataset; ``fetch`` generates it, keyed by its parameters and seed."""
+
+    origin: ClassVar[str] = "synthetic"
+    """Where the audio comes from, for the report: ``synthetic`` (generated), ``rendered`` or ``real``."""
 
     name: str
     kind: Literal["multilabel", "single"]
@@ -85,6 +88,8 @@ class SyntheticSource:
 @dataclass
 class RenderedSource(SyntheticSource):
     """``corpus_tags``: music21 corpus excerpts rendered through a GM soundfont (:mod:`pipeline.data.rendered`)."""
+
+    origin: ClassVar[str] = "rendered"
 
     def _settings(self, params: Params) -> dict:
         p = getattr(params.datasets, self.name)
