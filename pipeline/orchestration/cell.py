@@ -58,6 +58,7 @@ def locked_step(step: str, run: Callable[..., Step]) -> Callable[..., Step]:
         with cell_lock(step, task, model, seed, params, layout):
             return run(task, model, params, layout, seed=seed, **options)
 
+    under_lock.__name__ = under_lock.__qualname__ = step
     return under_lock
 
 
