@@ -30,8 +30,8 @@ class TransformFrontend(Frontend):
     one-channel image ``(batch, 1, bins, frames)``.
 
     Subclasses set ``name`` and ``OPTION_SPEC`` (the constructor keywords a user may override
-    through ``ModelConfig.options``) and build ``self.transform`` (a module with ``n_bins``,
-    ``n_frames(samples)`` and ``params()``).
+    through ``ModelConfig.options``) and hand their transform (a module with ``n_bins``,
+    ``n_frames(samples)`` and ``params()``) and its hop to this constructor.
     """
 
     OPTION_SPEC: ClassVar[type] = NoOptions
@@ -39,7 +39,8 @@ class TransformFrontend(Frontend):
     out_channels: int = 1
     transform: nn.Module
 
-    def _attach(self, transform: nn.Module, hop_length: int) -> None:
+    def __init__(self, transform: nn.Module, hop_length: int) -> None:
+        super().__init__()
         self.transform = transform
         self.hop_length = int(hop_length)
 
@@ -64,7 +65,7 @@ class TransformFrontend(Frontend):
 class MelEnergyFrontend(Frontend):
     """A learnable layer on the energies of the ``mel`` front-end's STFT and filterbank (``pcen``, ``trainable_mel``).
 
-    Subclasses call :meth:`_attach_mel` with the mel settings and implement ``forward``.
+    Subclasses hand the mel settings to this constructor and implement ``forward``.
     Never cacheable: the output moves with training.
     """
 
@@ -73,7 +74,8 @@ class MelEnergyFrontend(Frontend):
     out_channels = 1
     mel: LogMelSpectrogram
 
-    def _attach_mel(self, settings: MelSettings) -> None:
+    def __init__(self, settings: MelSettings) -> None:
+        super().__init__()
         self.hop_length = int(settings.hop_length)
         self.mel = LogMelSpectrogram(settings)
 
@@ -91,9 +93,10 @@ class MelEnergyFrontend(Frontend):
 class FilterbankFrontend(Frontend):
     """A learnable filterbank on the waveform, pooled to frames every ``hop_ms`` (LEAF, SincNet).
 
-    Subclasses call :meth:`_set_frames`, build ``self.filters`` (a module of :mod:`pipeline.models.dsp`
-    with ``n_filters``, ``center_frequencies()`` and ``frequency_response(n_freqs)``) and implement
-    ``forward``. Never cacheable: the filters move with training.
+    Subclasses hand their filterbank's arguments, window and hop to this constructor, then build
+    ``self.filters`` (a module of :mod:`pipeline.models.dsp` with ``n_filters``, ``center_frequencies()``
+    and ``frequency_response(n_freqs)``) and implement ``forward``. Never cacheable: the filters move
+    with training.
     """
 
     learnable: ClassVar[bool] = True
@@ -101,16 +104,17 @@ class FilterbankFrontend(Frontend):
     out_channels = 1
     filters: nn.Module
 
-    def _set_frames(self, filterbank: dict[str, Any], window_ms: float, hop_ms: float) -> int:
-        """Set ``hop_length`` from ``hop_ms``; return the window of ``window_ms`` in samples (odd).
+    def __init__(self, filterbank: dict[str, Any], window_ms: float, hop_ms: float) -> None:
+        """Set ``hop_length`` from ``hop_ms`` and ``window_length``, ``window_ms`` in samples (odd).
 
         ``filterbank`` holds the filterbank's arguments (its ``sample_rate``, 16 kHz if absent).
         """
+        super().__init__()
         sample_rate = filterbank.get("sample_rate", SAMPLE_RATE)
         self.hop_length = samples_of_ms(sample_rate, hop_ms)
         if self.hop_length < 1:
             raise ValueError(f"hop_ms={hop_ms} is shorter than one sample at {sample_rate} Hz")
-        return samples_of_ms(sample_rate, window_ms, odd=True)
+        self.window_length = samples_of_ms(sample_rate, window_ms, odd=True)
 
     @property
     def n_bins(self) -> int:

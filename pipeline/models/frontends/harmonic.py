@@ -42,9 +42,8 @@ class HarmonicFrontend(TransformFrontend):
     OPTION_SPEC: ClassVar[type] = HarmonicOptions
 
     def __init__(self, **filterbank: Any) -> None:
-        super().__init__()
         transform = HarmonicFilterbank(**filterbank)
-        self._attach(transform, transform.spectrogram.hop_length)
+        super().__init__(transform, transform.spectrogram.hop_length)
         self.out_channels = transform.n_harmonics
 
     def cache_spec(self) -> dict[str, Any] | None:

@@ -66,11 +66,10 @@ class LeafFrontend(FilterbankFrontend):
     OPTION_SPEC: ClassVar[type] = LeafOptions
 
     def __init__(self, window_ms: float = 25.0, hop_ms: float = 10.0, **filterbank: Any) -> None:
-        super().__init__()
-        kernel = self._set_frames(filterbank, window_ms, hop_ms)
-        self.filters = GaborFilterbank(kernel_size=kernel, **filterbank)
+        super().__init__(filterbank, window_ms, hop_ms)
+        self.filters = GaborFilterbank(kernel_size=self.window_length, **filterbank)
         n_filters = self.filters.n_filters
-        self.pooling = GaussianLowpass(n_filters, kernel, self.hop_length)
+        self.pooling = GaussianLowpass(n_filters, self.window_length, self.hop_length)
         self.compression = PCEN(n_filters, alpha=0.96, delta=2.0, root=2.0, smooth=0.04, floor=1e-12)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

@@ -61,9 +61,8 @@ class PCENFrontend(MelEnergyFrontend):
     OPTION_SPEC: ClassVar[type] = PCENOptions
 
     def __init__(self, **options: Any) -> None:
-        super().__init__()
         settings, initial = MelSettings.take(options)
-        self._attach_mel(settings)
+        super().__init__(settings)
         self.pcen = PCEN(int(settings.n_mels), **initial, learnable=True)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

@@ -59,17 +59,16 @@ class SincNetFrontend(FilterbankFrontend):
     OPTION_SPEC: ClassVar[type] = SincNetOptions
 
     def __init__(self, window_ms: float = 25.0, hop_ms: float = 10.0, **filterbank: Any) -> None:
-        super().__init__()
-        self.pool_size = self._set_frames(filterbank, window_ms, hop_ms)
+        super().__init__(filterbank, window_ms, hop_ms)
         self.filters = SincFilterbank(**filterbank)
         self.norm = nn.LayerNorm(self.filters.n_filters)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(batch, samples)`` -> ``(batch, 1, n_filters, frames)``."""
         envelope = self.filters(wave).abs()
-        pad = self.pool_size // 2
+        pad = self.window_length // 2
         pooled = nn.functional.max_pool1d(
-            nn.functional.pad(envelope, (pad, pad + 1)), kernel_size=self.pool_size, stride=self.hop_length
+            nn.functional.pad(envelope, (pad, pad + 1)), kernel_size=self.window_length, stride=self.hop_length
         )
         normed = self.norm(pooled.transpose(1, 2)).transpose(1, 2)
         return nn.functional.leaky_relu(normed, LEAKY_SLOPE).unsqueeze(1)

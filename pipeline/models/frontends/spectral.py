@@ -55,9 +55,8 @@ class MelFrontend(TransformFrontend):
     OPTION_SPEC: ClassVar[type] = MelOptions
 
     def __init__(self, **mel: Any) -> None:
-        super().__init__()
         settings = MelSettings(**mel)
-        self._attach(LogMelSpectrogram(settings), settings.hop_length)
+        super().__init__(LogMelSpectrogram(settings), settings.hop_length)
 
 
 class _STFTFrontend(TransformFrontend):
@@ -74,9 +73,8 @@ class _STFTFrontend(TransformFrontend):
     OPTION_SPEC: ClassVar[type] = StftOptions
 
     def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, hop_length: int = 256) -> None:
-        super().__init__()
+        super().__init__(self._make_transform(n_fft, hop_length), hop_length)
         self.sample_rate = int(sample_rate)
-        self._attach(self._make_transform(n_fft, hop_length), hop_length)
 
     @staticmethod
     def _make_transform(n_fft: int, hop_length: int) -> torch.nn.Module:
@@ -122,9 +120,8 @@ class CQTFrontend(TransformFrontend):
     OPTION_SPEC: ClassVar[type] = CQTOptions
 
     def __init__(self, **transform: Any) -> None:
-        super().__init__()
         cqt = ConstantQTransform(**transform)
-        self._attach(cqt, cqt.hop_length)
+        super().__init__(cqt, cqt.hop_length)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         magnitude = self.transform(wave)
@@ -149,6 +146,5 @@ class MFCCFrontend(TransformFrontend):
     OPTION_SPEC: ClassVar[type] = MFCCOptions
 
     def __init__(self, n_mfcc: int = 40, **mel: Any) -> None:
-        super().__init__()
         settings = MelSettings(**{"n_mels": 128, **mel})
-        self._attach(MFCC(n_mfcc, settings), settings.hop_length)
+        super().__init__(MFCC(n_mfcc, settings), settings.hop_length)

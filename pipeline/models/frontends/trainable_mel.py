@@ -53,13 +53,12 @@ class TrainableMelFrontend(MelEnergyFrontend):
     OPTION_SPEC: ClassVar[type] = TrainableMelOptions
 
     def __init__(self, learn_support: bool = True, **mel: Any) -> None:
-        super().__init__()
         if not isinstance(learn_support, bool):
             raise ValueError(f"learn_support must be a boolean, got {learn_support!r}")
         settings = MelSettings(**mel)
+        super().__init__(settings)
         self.learn_support = learn_support
         self.sample_rate = int(settings.sample_rate)
-        self._attach_mel(settings)
         self.filterbank = nn.Parameter(self.mel.mel_fb.clone())
 
     def weights(self) -> torch.Tensor:
