@@ -116,9 +116,10 @@ def _predict(model_dir: Path, files: list[Path], batch_size: int) -> tuple[float
 def _one_file_per_batch(model_dir: Path, files: list[Path], batch_size: int) -> tuple[float, int]:
     from pipeline.inference.predict import _chunk_length, collect_inputs, iter_outputs, load_for_inference
     from pipeline.models.inference import activate
+    from pipeline.models.runtime import Runtime
 
     t0 = time.perf_counter()
-    net, _card, _ = load_for_inference(str(model_dir), "cpu")
+    net, _card, _ = load_for_inference(str(model_dir), Runtime.resolve("cpu"))
     chunk, hop = _chunk_length(net, None, None)
     multilabel = bool(net.config.multilabel)
     n = 0

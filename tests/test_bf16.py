@@ -166,11 +166,12 @@ def test_predict_and_embed_wrap_the_forward_only_when_bf16_is_chosen() -> None:
     from pipeline.core.errors import UserError
     from pipeline.inference.predict import _autocast
     from pipeline.models.base import ModelConfig
+    from pipeline.models.runtime import Runtime
     from pipeline.models.zoo import build_model
 
     net = build_model(ModelConfig("samplecnn", 3, multilabel=True, width=0.125, input_length=16_002)).eval()
-    assert _autocast(net, net, "off") is net
+    assert _autocast(net, net, Runtime(CPU, "off")) is net
     with torch.no_grad():
-        assert _autocast(net, net, "on")(torch.zeros(1, 16_002)).dtype == torch.bfloat16
+        assert _autocast(net, net, Runtime(CPU, "on"))(torch.zeros(1, 16_002)).dtype == torch.bfloat16
     with pytest.raises(UserError, match="--bf16 must be one of"):
-        _autocast(net, net, "fast")
+        _autocast(net, net, Runtime(CPU, "fast"))

@@ -7,9 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
+from pipeline.config.params import load_params
+from pipeline.orchestration.params_check import check_names
 from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +46,19 @@ def test_an_unknown_name_is_refused_before_any_io(project: Path, argv: list[str]
     code, err = run_cli(monkeypatch, capsys, "--project", str(project), *argv)
     assert code == 2 and message in err, err
     assert [p.name for p in project.iterdir()] == ["params.yaml"]  # nothing was read or written
+
+
+@pytest.mark.fast
+def test_params_check_suggests_the_closest_task_and_model(project: Path, monkeypatch, capsys) -> None:
+    """Issue 29: ``params --check`` answers an unknown ``grid.tasks`` entry with a "did you mean", as an unknown model."""
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["grid"] |= {"tasks": ["synth_tagz"], "models": ["fnc"]}
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    code, err = run_cli(monkeypatch, capsys, "--project", str(project), "params", "--check")
+    assert code == 2 and "grid.tasks: unknown dataset 'synth_tagz'; did you mean 'synth_tags'?" in err, err
+    tasks, models = check_names(load_params(project / "params.yaml"), project)
+    assert tasks.startswith("grid.tasks: unknown dataset 'synth_tagz'; did you mean 'synth_tags'? Known: "), tasks
+    assert models.startswith("grid.models: unknown model variant 'fnc'") and models.endswith("did you mean 'fcn'?"), models
 
 
 @pytest.mark.fast

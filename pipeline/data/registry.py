@@ -46,26 +46,36 @@ def own_datasets(params: Params | None) -> list[str]:
     return sorted(params.datasets.own()) if params is not None else []
 
 
-def check_dataset(name: str, params: Params | None, what: str = "dataset") -> None:
-    """Refuse an unknown dataset name before anything is read or written.
+def dataset_problem(name: str, params: Params | None, what: str = "dataset") -> str | None:
+    """The sentence refusing an unknown dataset name (``None`` when ``name`` is known).
+
+    It suggests the closest known name ("did you mean"), lists them all and says how to add one's own audio.
 
     Args:
         name: a registered source (:func:`available`) or a named own dataset of ``params``.
         params: the project's params (their own datasets count as known).
-        what: how the message names it (``"task"`` for the task argument of a command).
+        what: how the sentence names it (``"task"`` for the task argument of a command).
+    """
+    known = available() + own_datasets(params)
+    if name in known:
+        return None
+    guess = closest(name, known)
+    hint = f"did you mean {guess!r}? Known: " if guess else "available: "
+    return (
+        f"unknown {what} {name!r}; {hint}{', '.join(known)} "
+        f"(or add datasets.{name}: {{kind: folder, path: DIR}} to params.yaml for your own audio)"
+    )
+
+
+def check_dataset(name: str, params: Params | None, what: str = "dataset") -> None:
+    """Refuse an unknown dataset name before anything is read or written (:func:`dataset_problem`).
 
     Raises:
         UserError: ``name`` is unknown; the message suggests the closest known name and lists them all.
     """
-    known = available() + own_datasets(params)
-    if name in known:
-        return
-    guess = closest(name, known)
-    hint = f"did you mean {guess!r}? Known: " if guess else "available: "
-    raise UserError(
-        f"unknown {what} {name!r}; {hint}{', '.join(known)} "
-        f"(or add datasets.{name}: {{kind: folder, path: DIR}} to params.yaml for your own audio)."
-    )
+    problem = dataset_problem(name, params, what)
+    if problem is not None:
+        raise UserError(f"{problem}.")
 
 
 def get_source(name: str, params: Params | None = None, layout: Layout | None = None) -> DatasetSource:

@@ -61,10 +61,10 @@ from pipeline.core.progress import track
 from pipeline.data.registry import get_source
 from pipeline.data.sources._synthetic import SyntheticSource
 from pipeline.models.checkpoint import load_model
-from pipeline.models.device import pick_device
-from pipeline.models.inference import BF16_CHOICES, activate, use_bf16, with_autocast
+from pipeline.models.inference import BF16_CHOICES, activate, with_autocast
 from pipeline.models.pretrained import ensure, is_fetched, is_pretrained_name
 from pipeline.models.pretrained_catalog import CATALOG, PREFIX
+from pipeline.models.runtime import Runtime
 from pipeline.tracking.registry import resolve_model_uri
 
 if TYPE_CHECKING:
@@ -124,27 +124,25 @@ def resolve_model_dir(spec: str, root: str | Path = ".", mirror: str | None = No
     )
 
 
-def load_for_inference(spec: str, device: str = "auto", root: str | Path = ".") -> tuple[AudioModel, dict[str, Any], Path]:
-    """Resolve, verify and load a model for inference.
+def load_for_inference(spec: str, runtime: Runtime, root: str | Path = ".") -> tuple[AudioModel, dict[str, Any], Path]:
+    """Resolve, verify and load a model for inference on ``runtime.device``.
 
     Returns:
         ``(model in eval mode on the device, card, model directory)``.
     """
 
     model_dir = resolve_model_dir(spec, root)
-    dev = pick_device(device)
     model, card = load_model(model_dir, map_location="cpu")
-    model.to(dev).eval()
+    model.to(runtime.device).eval()
     return model, card, model_dir
 
 
-def _autocast(net: AudioModel, fn: Callable[[Any], Any], bf16: str) -> Callable[[Any], Any]:
-    """``fn`` under bf16 autocast when :func:`pipeline.models.inference.use_bf16` says so for ``net``."""
+def _autocast(net: AudioModel, fn: Callable[[Any], Any], runtime: Runtime) -> Callable[[Any], Any]:
+    """``fn`` under bf16 autocast when ``runtime`` says so for ``net`` (:meth:`Runtime.bf16_for`)."""
 
-    if bf16 not in BF16_CHOICES:
-        raise UserError(f"--bf16 must be one of {', '.join(BF16_CHOICES)}, got {bf16!r}.")
-    device = next(net.parameters()).device
-    return with_autocast(fn, device, use_bf16(bf16, device, net.config.variant))
+    if runtime.bf16 not in BF16_CHOICES:
+        raise UserError(f"--bf16 must be one of {', '.join(BF16_CHOICES)}, got {runtime.bf16!r}.")
+    return with_autocast(fn, runtime.device, runtime.bf16_for(net.config.variant))
 
 
 # ----------------------------------------------------------------------------- core
@@ -411,7 +409,8 @@ def predict(
         raise UserError(f"--top-k must be >= 1, got {top_k}.")
     if aggregate not in AGGREGATES:
         raise UserError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}.")
-    net, card, model_dir = load_for_inference(model, device, root)
+    runtime = Runtime.resolve(device, bf16)
+    net, card, model_dir = load_for_inference(model, runtime, root)
     labels = list(card["labels"])
     multilabel = bool(net.config.multilabel)
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
@@ -420,7 +419,7 @@ def predict(
         log.warning(note)
     files = collect_inputs(paths, fail)
     records = []
-    forward = _autocast(net, net, bf16)
+    forward = _autocast(net, net, runtime)
     for out in iter_outputs(
         net,
         files,
@@ -528,12 +527,13 @@ def embed(
 
     if layer not in LAYERS:
         raise UserError(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}.")
-    net, card, model_dir = load_for_inference(model, device, root)
+    runtime = Runtime.resolve(device, bf16)
+    net, card, model_dir = load_for_inference(model, runtime, root)
     if note := synthetic_note(card, str(model)):
         log.warning(note)
     chunk, hop = _chunk_length(net, chunk_seconds, hop_seconds)
     files = collect_inputs(paths, fail)
-    fn = _autocast(net, net.embed if layer == "pooled" else net, bf16)
+    fn = _autocast(net, net.embed if layer == "pooled" else net, runtime)
     outputs = iter_outputs(
         net, files, fn, chunk=chunk, hop=hop, aggregate="mean", keep_chunks=per_chunk, batch_size=batch_size, on_error=fail
     )

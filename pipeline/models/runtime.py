@@ -4,7 +4,8 @@
 ``train.bf16`` into a :class:`Runtime`; training, evaluation, robustness and the probe take the
 device and the bf16 decision from it instead of each resolving ``runtime.device`` and bf16 itself.
 A grid cell (:func:`pipeline.orchestration.cell.cell`) resolves it once and passes it to its train,
-evaluate and robustness steps; a stage run on its own resolves it from its params.
+evaluate and robustness steps; a stage run on its own resolves it from its params; ``predict`` and
+``embed`` resolve theirs from ``--device`` and ``--bf16`` (:meth:`Runtime.resolve`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ class Runtime:
     bf16: str
     num_threads: int = 0
 
+    @classmethod
+    def resolve(cls, device: str = "auto", bf16: str = "off", num_threads: int = 0, *, profile: str | None = None) -> Runtime:
+        """The runtime of a requested ``device`` (auto | cpu | cuda, under ``profile``) and ``bf16`` mode.
+
+        The one place a device request becomes a device (:func:`pipeline.models.device.pick_device`):
+        :func:`resolve_runtime` for the stages, ``--device``/``--bf16`` for ``predict`` and ``embed``.
+
+        Raises:
+            UserError: the device cannot run here.
+        """
+        return cls(pick_device(device, profile=profile), bf16, num_threads)
+
     def bf16_for(self, variant: str) -> bool:
         """Whether a model of ``variant`` runs its forward under bf16 autocast here (:func:`use_bf16`)."""
         return use_bf16(self.bf16, self.device, variant)
@@ -52,4 +65,4 @@ def resolve_runtime(params: Params) -> Runtime:
         UserError: the device cannot run here (:func:`pipeline.models.device.pick_device`).
     """
     rt = params.runtime
-    return Runtime(pick_device(rt.device, profile=params.profile), params.train.bf16, rt.num_threads)
+    return Runtime.resolve(rt.device, params.train.bf16, rt.num_threads, profile=params.profile)

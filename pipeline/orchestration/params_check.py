@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import UserError, closest
-from pipeline.data.registry import available, own_datasets
+from pipeline.data.registry import dataset_problem
 from pipeline.models.grid import grid_models
 from pipeline.models.options import check_options
 from pipeline.models.pretrained_catalog import CATALOG, PREFIX, sota_help
@@ -30,11 +30,12 @@ def _model_problem(name: str, params: Params) -> str | None:
     try:
         frontend, spec = resolve_variant(variant)
     except ValueError as exc:
+        if "unknown model" not in str(exc):
+            return f"{where}: {exc}"
         hint = f"; or define it under variants (aliases: {', '.join(sorted(params.variants)) or 'none'})" if alias is None else ""
-        return (
-            f"{where}: {exc} (or FRONTEND+MODEL with a front-end of {sorted(FRONTENDS)}){hint}"
-            if "unknown model" in str(exc)
-            else f"{where}: {exc}"
+        guess = closest(variant, _known_models(params, published=False))
+        return f"{where}: {exc} (or FRONTEND+MODEL with a front-end of {sorted(FRONTENDS)}){hint}" + (
+            f"; did you mean {guess!r}?" if guess else ""
         )
     try:
         check_options(variant_option_specs(variant), options, params.segment.sample_rate)
@@ -96,13 +97,7 @@ def check_names(params: Params, base_dir: str | Path = ".") -> list[str]:
     """
 
     problems: list[str] = []
-    known = available() + own_datasets(params)
-    for task in params.grid.tasks:
-        if task not in known:
-            problems.append(
-                f"grid.tasks: unknown dataset {task!r}; known: {', '.join(known)} "
-                f"(or add datasets.{task}: {{kind: folder, path: DIR}} for your own audio)"
-            )
+    problems += [f"grid.tasks: {problem}" for task in params.grid.tasks if (problem := dataset_problem(task, params))]
     for name in grid_models(params):
         problem = _model_problem(name, params)
         if problem:

@@ -32,7 +32,7 @@ from pipeline.config.params import FlowParams
 from pipeline.core.choices import TASK_RUNNERS as RUNNERS
 from pipeline.core.errors import UserError
 from pipeline.core.lazy import lazy, optional_module
-from pipeline.models.device import pick_device
+from pipeline.models.runtime import resolve_runtime
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -123,8 +123,16 @@ def gpu_cells(params: Params) -> bool:
     """Whether the grid's cells are GPU cells (tagged ``gpu``): ``flow.gpu_tag``, or where ``runtime.device`` resolves."""
     if params.flow.gpu_tag != "auto":
         return params.flow.gpu_tag == "on"
+    return cells_on_cuda(params)
 
-    return pick_device(params.runtime.device, profile=params.profile).type == "cuda"
+
+def cells_on_cuda(params: Params) -> bool:
+    """Whether the grid's cells run on CUDA: the device of their :class:`~pipeline.models.runtime.Runtime`.
+
+    Raises:
+        UserError: ``runtime.device`` cannot run here.
+    """
+    return resolve_runtime(params).device.type == "cuda"
 
 
 def cell_slots(params: Params, cpus: int | None = None) -> int:
@@ -136,7 +144,7 @@ def cell_slots(params: Params, cpus: int | None = None) -> int:
     :class:`~pipeline.core.errors.UserError` when ``runtime.device`` cannot run here.
     """
 
-    if pick_device(params.runtime.device, profile=params.profile).type == "cuda":
+    if cells_on_cuda(params):
         return max(1, _local_gpus()) * params.runtime.gpu_cells
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     return max(1, cpus or len(usable))

@@ -37,6 +37,7 @@ from pipeline.core.paths import Layout
 from pipeline.evaluation.stats import mean_interval
 from pipeline.inference.predict import load_for_inference
 from pipeline.models.inference import predict_clips
+from pipeline.models.runtime import Runtime
 from pipeline.robustness.noises import load_noise
 from pipeline.robustness.perturb import INFO
 from pipeline.robustness.stage import clip_seed, perturbed_waves, validate_grid
@@ -74,7 +75,7 @@ def run_agreement(inputs: list[str | Path], model_spec: str, params: Params, out
         UserError: no readable audio, a bad grid, a model that cannot be loaded.
     """
 
-    model, card, _ = load_for_inference(model_spec, params.runtime.device, layout.root)
+    model, card, _ = load_for_inference(model_spec, Runtime.resolve(params.runtime.device), layout.root)
     device = next(model.parameters()).device
     rp = params.robustness
     grid = {name: [float(v) for v in levels] for name, levels in rp.grid.items()}
