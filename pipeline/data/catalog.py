@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 import pandas as pd
 
@@ -65,9 +65,21 @@ class Catalog:
             raise ValueError(f"catalog lacks columns {absent}")
 
 
+@dataclass
+class SourceInfo:
+    """What every source states (:class:`DatasetSource`): the real and the generated sources extend it."""
+
+    origin: ClassVar[str] = "real"
+    name: str
+    kind: TaskKind
+    task: Literal["tagging", "keywords", "events"]
+    clip_seconds: float
+
+
 class DatasetSource(Protocol):
     """A dataset the pipeline can fetch and catalog."""
 
+    origin: ClassVar[str]  # where the audio comes from, for the report: "real", "synthetic" (generated) or "rendered"
     name: str
     kind: TaskKind  # multilabel (sigmoid/BCE, ROC-AUC/PR-AUC) or single (softmax, accuracy)
     task: Literal["tagging", "keywords", "events"]

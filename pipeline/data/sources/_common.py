@@ -8,11 +8,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
 from pipeline.audio.io import AUDIO_EXTENSIONS
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import write_json
+from pipeline.data.catalog import SourceInfo
 from pipeline.data.download import RetryPolicy
 
 if TYPE_CHECKING:
@@ -23,16 +24,9 @@ COMPLETE = "COMPLETE.json"
 
 
 @dataclass
-class RealSource:
-    """Base of the downloadable sources: name, task metadata and the download policy."""
+class RealSource(SourceInfo):
+    """Base of the downloadable sources: name, task metadata (recordings) and the download policy."""
 
-    origin: ClassVar[str] = "real"
-    """Recordings (see ``SyntheticSource.origin``)."""
-
-    name: str
-    kind: Literal["multilabel", "single"]
-    task: Literal["tagging", "keywords", "events"]
-    clip_seconds: float
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
 
     def settings(self, params: Params | None) -> Any:

@@ -5,29 +5,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
 
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import stable_hash, write_json
 from pipeline.data import rendered, synth
-from pipeline.data.catalog import Catalog
+from pipeline.data.catalog import Catalog, SourceInfo
 
 if TYPE_CHECKING:
     from pipeline.config.params import Params
 
 
 @dataclass
-class SyntheticSource:
+class SyntheticSource(SourceInfo):
     """A generated dataset; ``fetch`` generates it, keyed by its parameters and seed."""
 
     origin: ClassVar[str] = "synthetic"
-    """Where the audio comes from, for the report: ``synthetic`` (generated), ``rendered`` or ``real``."""
-
-    name: str
-    kind: Literal["multilabel", "single"]
-    task: Literal["tagging", "keywords", "events"]
     clip_seconds: float = 4.0
 
     def _settings(self, params: Params) -> dict:
