@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config.params import load_params, resolve_variant
+from pipeline.config.params import grid_model, load_params
 from pipeline.core.errors import UserError
 from pipeline.evaluation.family_summary import FAMILIES, model_family
 from pipeline.models.grid import grid_models
@@ -223,10 +223,19 @@ def test_hash_changes_with_values(tmp_path: Path) -> None:
 @pytest.mark.fast
 def test_variant_alias(tmp_path: Path) -> None:
     data = _default()
-    data["variants"] = {"hcnn_h3": {"model": "hcnn", "options": {"n_harmonics": 3}}}
+    data["variants"] = {
+        "hcnn_h3": {"model": "hcnn", "options": {"n_harmonics": 3}},
+        "mus_mtat": {"model": "musicnn", "init": "sota:mtat/musicnn", "freeze": "backbone"},
+    }
+    data["train"]["input_seconds"] = 1.5
     p = load_params(_write(tmp_path, data))
-    assert resolve_variant(p, "hcnn_h3") == ("hcnn", {"n_harmonics": 3}, p.train.width)
-    assert resolve_variant(p, "fcn") == ("fcn", {}, p.train.width)
+    h3, fcn, mus = (grid_model(p, name) for name in ("hcnn_h3", "fcn", "mus_mtat"))
+    assert (h3.variant, h3.options, h3.width, h3.init, h3.freeze) == ("hcnn", {"n_harmonics": 3}, p.train.width, None, "none")
+    assert (fcn.variant, fcn.options, fcn.width) == ("fcn", {}, p.train.width)
+    assert (mus.variant, mus.init, mus.freeze) == ("musicnn", "sota:mtat/musicnn", "backbone")
+    assert mus.width == 1.0  # an init without a width: the published models' width
+    assert {m.max_samples for m in (h3, fcn, mus)} == {round(1.5 * p.segment.sample_rate)}  # the smoke crop, in samples
+    assert {m.profile for m in (h3, fcn, mus)} == {p.profile}
 
 
 def test_cli_check_reports_misspelt_key(tmp_path: Path) -> None:

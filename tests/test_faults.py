@@ -34,8 +34,10 @@ def _tiny(**top):
 # ----------------------------------------------------------------------------- defect 1
 def test_feature_cache_follows_the_audio(tmp_path: Path) -> None:
     """Defect 1: a new seed (new audio) gives a new feature cache, never the old one, outside DVC."""
+    from pipeline.config.params import grid_model
     from pipeline.data.shards import FeatureStore, SegmentStore
-    from pipeline.training.train import _feature_store_for, build_for_task
+    from pipeline.models.build import build_for_task
+    from pipeline.training.train import _feature_store_for
 
     layout = Layout(tmp_path)
     ds = "synth_keywords"
@@ -46,7 +48,7 @@ def test_feature_cache_follows_the_audio(tmp_path: Path) -> None:
     for stage in ("download", "segment", "features"):
         getattr(stages, stage)(ds, p1, layout)
     store = SegmentStore(layout.segments(ds))
-    model = build_for_task("fcn", ds, p1, n_classes=len(store.labels), multilabel=False, clip_samples=16000)
+    model = build_for_task(grid_model(p1, "fcn"), ds, n_classes=len(store.labels), multilabel=False, clip_samples=16000)
     feats = _feature_store_for(model, ds, layout, enabled=True)
     assert feats is not None
     caches = [d for d in layout.features(ds).iterdir() if d.is_dir()]

@@ -407,11 +407,12 @@ def test_every_option_of_every_part_is_typed(tmp_path: Path) -> None:
 
 def test_train_refuses_a_bad_option_before_building(tmp_path: Path) -> None:
     """Fault 6: `train` with sincnet `n_filters: 0` is one line (was MKL FFT error and a RUNNING MLflow run)."""
+    from pipeline.config.params import grid_model
     from pipeline.models.build import build_for_task
 
     p = _tiny(variants={"v": {"model": "sincnet+fcn", "options": {"n_filters": 0}}})
     with pytest.raises(UserError, match=r"option 'n_filters' = 0: input should be greater than or equal to 1"):
-        build_for_task("v", "synth_keywords", p, n_classes=10, multilabel=False, clip_samples=16000)
+        build_for_task(grid_model(p, "v"), "synth_keywords", n_classes=10, multilabel=False, clip_samples=16000)
 
 
 # ----------------------------------------------------------------------------- 7: environment faults, unfinished runs

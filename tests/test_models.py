@@ -422,13 +422,13 @@ def test_input_length_for_caps_smoke_crops(variant: str, clip: int, cap: int, ex
 
 @pytest.mark.fast
 def test_input_seconds_shortens_smoke_inputs_only() -> None:
-    from pipeline.config.params import load_params
+    from pipeline.config.params import grid_model, load_params
     from pipeline.core.errors import UserError
     from pipeline.models.build import build_for_task
     from tests.conftest import REPO
 
     p = load_params(REPO / "params.yaml", overrides={"train": {"input_seconds": 1.0}})
-    model = build_for_task("fcn", "synth_tags", p, n_classes=14, multilabel=True, clip_samples=32_000)
+    model = build_for_task(grid_model(p, "fcn"), "synth_tags", n_classes=14, multilabel=True, clip_samples=32_000)
     assert model.input_length == 16_000
     with pytest.raises(UserError, match="input_seconds"):
         load_params(REPO / "params.yaml", overrides={"profile": "paper", "train": {"input_seconds": 1.0}})

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.config.params import grid_model
 from pipeline.core.paths import Layout
 from pipeline.data.shards import FeatureStore, SegmentStore
 from pipeline.features.cache import cache_dir_name, segments_key
+from pipeline.models.build import build_for_task
 from pipeline.orchestration import stages
-from pipeline.training.train import build_for_task, train_model
+from pipeline.training.train import train_model
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,9 @@ def prepared(tmp_path_factory):
 def test_cached_features_equal_frontend_on_waveform(prepared) -> None:
     params, layout = prepared
     store = SegmentStore(layout.segments("synth_keywords"))
-    model = build_for_task("fcn", "synth_keywords", params, n_classes=len(store.labels), multilabel=False, clip_samples=16000)
+    model = build_for_task(
+        grid_model(params, "fcn"), "synth_keywords", n_classes=len(store.labels), multilabel=False, clip_samples=16000
+    )
     spec = model.frontend.cache_spec()
     assert spec is not None
     feats = FeatureStore(
@@ -54,7 +58,7 @@ def test_cached_features_equal_frontend_on_waveform(prepared) -> None:
 
 def test_trainable_frontend_is_not_cached(prepared) -> None:
     params, _ = prepared
-    model = build_for_task("samplecnn", "synth_keywords", params, n_classes=4, multilabel=False, clip_samples=16000)
+    model = build_for_task(grid_model(params, "samplecnn"), "synth_keywords", n_classes=4, multilabel=False, clip_samples=16000)
     assert model.frontend.cache_spec() is None
 
 

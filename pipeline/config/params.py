@@ -26,6 +26,7 @@ the value and what is allowed.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -659,15 +660,38 @@ def render_resolved(params: Params) -> str:
     return RESOLVED_HEADER + yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, width=120)
 
 
-def resolve_variant(params: Params, name: str) -> tuple[str, dict[str, Any], float]:
-    """Return ``(registry variant, options, width)`` for a grid model name or alias.
+@dataclass(frozen=True)
+class GridModel:
+    """A grid model name resolved from ``params``: what the model layer builds, how long its input is, how it starts.
 
-    A variant with an ``init`` and no ``width`` takes width 1.0, the width of the published models.
+    Attributes:
+        name: the grid's name for it (registry variant, ``front+back`` swap or ``variants:`` alias).
+        variant: the registry variant it builds; ``options``: the alias's options (``{}`` without).
+        width: the alias's width, else 1.0 for a variant with an ``init`` (the published models'
+            width), else ``train.width``.
+        profile: ``smoke`` or ``paper`` (the paper profile uses the spec's input lengths).
+        max_samples: the smoke crop, ``train.input_seconds`` at ``segment.sample_rate`` (None: the whole clip).
+        init, freeze: the alias's pretrained start (:func:`pipeline.models.transfer.apply_init`).
     """
-    alias = params.variants.get(name)
-    if alias is None:
-        return name, {}, params.train.width
-    return alias.model, dict(alias.options), alias.width or (1.0 if alias.init else params.train.width)
+
+    name: str
+    variant: str
+    options: dict[str, Any]
+    width: float
+    profile: str
+    max_samples: int | None
+    init: str | None = None
+    freeze: str = "none"
+
+
+def grid_model(params: Params, name: str) -> GridModel:
+    """The one resolution of grid model ``name`` (registry name, swap or alias) from ``params``."""
+
+    crop = params.train.input_seconds
+    max_samples = None if crop is None else round(crop * params.segment.sample_rate)
+    alias = params.variants.get(name) or VariantAlias(model=name)  # a registry name or swap: the alias defaults
+    width = alias.width or (1.0 if alias.init else params.train.width)
+    return GridModel(name, alias.model, dict(alias.options), width, params.profile, max_samples, alias.init, alias.freeze)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

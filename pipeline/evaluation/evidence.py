@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pipeline.config.params import resolve_variant
+from pipeline.config.params import grid_model
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import MULTILABEL, kind_of
 from pipeline.evaluation.metrics import primary_metric
@@ -257,7 +257,7 @@ def is_harmonic(model: str, params: Params) -> bool:
     """Whether grid model ``model`` has the harmonic front-end (hcnn, ``harmonic+...`` or an alias of one)."""
 
     try:
-        variant, _, _ = resolve_variant(params, model)
+        variant = grid_model(params, model).variant
         frontend, _spec = resolve_registry(variant)
     except (KeyError, ValueError):
         return False

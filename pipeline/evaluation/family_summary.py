@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.config.params import resolve_variant
+from pipeline.config.params import grid_model
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import METRIC_TITLES, PRIMARY_METRIC
 from pipeline.evaluation.evidence import ModelScores, _Resamples, load_task
@@ -44,7 +44,7 @@ def frontend_family(frontend: str) -> str:
 def model_family(model: str, params: Params) -> str:
     """The family of grid model ``model`` (registry variant, ``front+back`` swap or alias)."""
 
-    variant, _, _ = resolve_variant(params, model)
+    variant = grid_model(params, model).variant
     frontend, _spec = resolve_registry(variant)
     return frontend_family(frontend)
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.config.params import grid_model
 from pipeline.core.io_utils import sha256_file, stable_hash, write_json
 from pipeline.core.paths import Layout
 from pipeline.core.progress import track
@@ -64,7 +65,7 @@ def frontends_for_grid(dataset: str, params: Params, data_key: str | None = None
 
     out: dict[str, Frontend] = {}
     for name in grid_models(params):
-        model = build_for_task(name, dataset, params, n_classes=2, multilabel=True, clip_samples=16_000)
+        model = build_for_task(grid_model(params, name), dataset, n_classes=2, multilabel=True, clip_samples=16_000)
         spec = model.frontend.cache_spec()
         if spec is not None:
             out.setdefault(cache_dir_name(spec, data_key), model.frontend)

@@ -2,7 +2,8 @@
 
 ``init`` names a published reference model (``sota:mtat/musicnn``, :mod:`pipeline.models.pretrained`)
 or a packaged-model directory; ``freeze`` is ``none`` (fine-tune all layers, default),
-``frontend`` or ``backbone``. :func:`apply_init` is the one place training calls:
+``frontend`` or ``backbone``. :func:`apply_init` is the one place training calls, with the variant's
+``init``/``freeze`` (:func:`pipeline.config.params.grid_model`) and the resolved mirror:
 
 - **Weights.** Every tensor of the new model is copied from the init model, except the
   classifier head (``backend.head``) when the label sets differ: the head is then the new
@@ -26,7 +27,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config.project import pretrained_mirror
 from pipeline.core.errors import UserError
 from pipeline.core.io_utils import sha256_file
 from pipeline.models.pretrained import is_pretrained_name, load_packaged_or_pretrained
@@ -134,12 +134,4 @@ def init_dependencies(init: str | None) -> list[str]:
     return [*code, str(Path(init) / "model.pt")]
 
 
-def init_from_params(model: AudioModel, labels: list[str], params: Any, model_name: str) -> dict[str, str]:
-    """:func:`apply_init` with the ``init``/``freeze`` of grid model ``model_name``'s variant (if any)."""
-
-    alias = params.variants.get(model_name)
-    mirror = pretrained_mirror(params=params)
-    return apply_init(model, labels, getattr(alias, "init", None), getattr(alias, "freeze", "none"), mirror)
-
-
-__all__ = ["FREEZE", "apply_init", "init_dependencies", "init_from_params"]
+__all__ = ["FREEZE", "apply_init", "init_dependencies"]

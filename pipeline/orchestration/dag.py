@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pipeline.config.params import DEFAULT_PARAMS, RESOLVED_PARAMS, Params, resolve_variant
+from pipeline.config.params import DEFAULT_PARAMS, RESOLVED_PARAMS, Params, grid_model
 from pipeline.core.paths import REPORT_STAMP, probe_slug
 from pipeline.data.user_audio import manifest_path, manifest_stage, user_audio_folder
 from pipeline.models.grid import cell_keys, grid_models
@@ -46,12 +46,12 @@ def stage_name(model: str) -> str:
 
 def model_sources(model: str, params: Params) -> list[str]:
     """Repository-relative source files that define grid model ``model`` (alias, swap or name)."""
-    return variant_sources(resolve_variant(params, model)[0])
+    return variant_sources(grid_model(params, model).variant)
 
 
 def cell_dependencies(model: str, params: Params) -> list[str]:
     """The code deps of grid model ``model``'s cells: :func:`pipeline.training.code.cell_sources` of its variant."""
-    return cell_sources(resolve_variant(params, model)[0])
+    return cell_sources(grid_model(params, model).variant)
 
 
 def _leaf_keys(section: str) -> list[str]:
@@ -318,7 +318,7 @@ def dvc_cell_targets(params: Params) -> list[str]:
     """
 
     def cost_rank(model: str) -> int:
-        base = resolve_variant(params, model)[0].rpartition("+")[2]
+        base = grid_model(params, model).variant.rpartition("+")[2]
         return SMOKE_COST_ORDER.index(base) if base in SMOKE_COST_ORDER else len(SMOKE_COST_ORDER)
 
     keys = sorted(cell_keys(params), key=lambda k: (cost_rank(k[1]), params.grid.tasks.index(k[0])))

@@ -32,6 +32,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pipeline.config.params import grid_model
+from pipeline.config.project import pretrained_mirror
 from pipeline.core.io_utils import atomic_path, stable_hash
 from pipeline.core.paths import Layout
 from pipeline.data.shards import FeatureStore, SegmentStore, select_clips
@@ -222,10 +224,9 @@ def prepare(task: str, model_name: str, params: Params, layout: Layout, seed: in
         log.warning("%s has no validation split; validating on %d training clips", task, len(val_rows))
     val_rows = select_clips(val_rows, t.val_max_clips, params.seed)  # train.val_max_clips (null: all)
     clip_samples = int(np.median(store.manifest["n_samples"]))
-    model = build_for_task(model_name, task, params, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
-    init = transfer.init_from_params(
-        model, labels, params, model_name
-    )  # pretrained init / freezing (pipeline/models/transfer.py)
+    grid, mirror = grid_model(params, model_name), pretrained_mirror(params=params)  # resolved from params here, once
+    model = build_for_task(grid, task, n_classes=len(labels), multilabel=multilabel, clip_samples=clip_samples)
+    init = transfer.apply_init(model, labels, grid.init, grid.freeze, mirror)  # pretrained init / freezing
     bf16 = use_bf16(runtime.bf16, device, model.config.variant)  # autocast the forward only; loss and weights stay fp32
     feats = _feature_store_for(model, task, layout, t.use_feature_cache and params.features.enabled)
     n_frames = model.frontend.n_frames(model.input_length) if feats is not None else None
