@@ -14,7 +14,9 @@ own protections switched on (:func:`secure_settings`):
 - a ``Host`` check (Starlette's ``TrustedHostMiddleware``; Prefect has no setting for it):
   only ``127.0.0.1``, ``localhost`` and the bound host, which defeats DNS rebinding;
 - optional basic auth: set ``PREFECT_SERVER_API_AUTH_STRING=user:password`` for the server
-  and ``PREFECT_API_AUTH_STRING`` (same value) for clients such as ``musicrep serve``.
+  and ``PREFECT_API_AUTH_STRING`` (same value) for clients such as ``musicrep serve``;
+- ``PREFECT_SERVER_ANALYTICS_ENABLED=false``: the server sends no telemetry (offline it logged
+  "ERROR Failed to send telemetry" at every start; ``make`` sets it too, a direct start did not).
 
 Values already in the environment win, so each protection can be changed deliberately
 (documented in ``docs/reliability.md``). ``musicrep serve`` applies the same settings to the
@@ -42,7 +44,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def secure_settings(host: str = "127.0.0.1", port: int | None = 4200) -> dict[str, str]:
-    """Prefect settings (environment variable names) that close the server to other web origins.
+    """Prefect settings (environment variable names) that close the server to other web origins (and its telemetry).
 
     ``port=None`` (a temporary server on a port Prefect picks): no origin is allowed at all.
     """
@@ -52,6 +54,7 @@ def secure_settings(host: str = "127.0.0.1", port: int | None = 4200) -> dict[st
         if host not in ("127.0.0.1", "localhost", "0.0.0.0", "::"):
             origins.append(f"http://{host}:{port}")
     out = {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
         "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "true",
         "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": ",".join(origins) or "http://127.0.0.1",

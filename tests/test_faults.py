@@ -988,6 +988,7 @@ def test_serve_protects_its_temporary_server(monkeypatch) -> None:
         "PREFECT_SERVER_CSRF_PROTECTION_ENABLED",
         "PREFECT_SERVER_CORS_ALLOWED_ORIGINS",
         "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED",
+        "PREFECT_SERVER_ANALYTICS_ENABLED",
     ):
         monkeypatch.setenv(key, "")  # recorded, so that the test's changes are undone afterwards
         monkeypatch.delenv(key)
@@ -995,6 +996,7 @@ def test_serve_protects_its_temporary_server(monkeypatch) -> None:
     monkeypatch.setattr(serve.musicrep_pipeline, "serve", lambda **kw: seen.update(kw, env=dict(os.environ)))
     serve.serve_pipeline(cron="0 3 * * *", name="t")
     assert seen["env"]["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] == "true"
+    assert seen["env"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"  # no telemetry from the temporary server
     assert "*" not in seen["env"]["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"]
     assert "PREFECT_SERVER_API_PORT" not in seen["env"] or seen["env"]["PREFECT_SERVER_API_PORT"] != "0"
 
