@@ -108,3 +108,14 @@ def test_toc_anchors_are_unique_and_follow_github() -> None:
     assert [e["id"] for e in toc.entries] == ["robustness", "contents-1"] and len(toc.entries[0]["children"]) == 2
     assert github_slug("Uncertainty: seeds, test clips") == "uncertainty-seeds-test-clips"
     assert re.fullmatch(r"[\w-]+", github_slug("a/b (c) d.e"))
+
+
+def test_the_banner_names_generated_and_rendered_tasks_in_sentences() -> None:
+    """Both kinds of not-recorded audio, each in its own sentence, with the spaces between them."""
+    md, _ = render_report({**_context(), "synthetic": ["synth_keywords", "synth_events"], "rendered": ["corpus_tags"]})
+    banner = md[md.index("**Not real recordings.**") :].split("\n\n")[0]
+    assert (
+        "**Not real recordings.** synth_keywords, synth_events are generated (embedded synthetic datasets). corpus_tags is"
+        in banner
+    )
+    assert "soundfont (embedded).\nTheir numbers" in banner or "soundfont (embedded). Their numbers" in banner
