@@ -30,7 +30,7 @@ from pipeline.core.paths import Layout
 from pipeline.models.grid import cell_keys
 from pipeline.orchestration import stages
 from pipeline.orchestration.dag import DATA_STAGES
-from pipeline.orchestration.runners import GPU_TAG, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
+from pipeline.orchestration.runners import GPU_TAG, cell_gpu, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
 
 # No `from __future__ import annotations` in this module: Prefect builds the flow's parameter model
 # from these annotations in the process that runs a deployment, where a string annotation naming a
@@ -72,7 +72,8 @@ def features_task(dataset: str, params_path: str, root: str, overrides: Override
 @task(name="cell", task_run_name="cell {model}@{dataset} seed {seed}", retries=1, retry_delay_seconds=5)
 def cell_task(dataset: str, model: str, seed: int, params_path: str, root: str, overrides: Overrides = None) -> dict[str, float]:
     params, layout = _ctx(params_path, root, overrides)
-    return stages.cell(dataset, model, params, layout, seed=seed, resume=True)
+    with cell_gpu(params, f"cell {model}@{dataset} seed {seed}"):  # cells in threads of one process share its GPUs
+        return stages.cell(dataset, model, params, layout, seed=seed, resume=True)
 
 
 @task(name="summary", task_run_name="summary-{dataset}")

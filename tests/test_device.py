@@ -131,3 +131,73 @@ def test_musicrep_cell_pins_itself_before_the_cell_runs(gpus, monkeypatch, capsy
     )
     code, err = _cli(monkeypatch, capsys, "--project", str(REPO), "--set", "runtime.device=cuda", "cell", "synth_keywords", "fcn")
     assert code == 0 and seen == {"visible": "1"}, err
+
+
+# --- the Prefect flow's thread runner: cells in one process share its GPUs -------------------------------
+
+
+@pytest.mark.fast
+def test_gpu_slots_lend_the_least_busy_gpu_and_wait_when_all_are_full() -> None:
+    import threading
+
+    from pipeline.orchestration.runners import GpuSlots
+
+    slots = GpuSlots(gpus=2, per_gpu=1)
+    with slots.hold() as a, slots.hold() as b:
+        assert {a, b} == {0, 1} and slots.busy == [1, 1]
+        got: list[int] = []
+        waiter = threading.Thread(target=lambda: got.extend(slots.hold().__enter__() for _ in range(1)))
+        waiter.start()
+        waiter.join(timeout=0.3)
+        assert waiter.is_alive() and got == []  # both GPUs full: the third cell waits
+    waiter.join(timeout=5)
+    assert got == [0]  # the first GPU freed (ties go to the first)
+    assert GpuSlots(gpus=3, per_gpu=2, first=2).order == [2, 0, 1]  # a Dask worker k starts at GPU k
+    with pytest.raises(ValueError, match="at least one GPU"):
+        GpuSlots(gpus=0)
+
+
+@pytest.mark.fast
+def test_flow_cells_in_threads_each_take_a_gpu_of_their_own(gpus, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Two cells running at once in the thread runner's threads train on GPUs 0 and 1, not both on GPU 0."""
+    import contextlib
+    import threading
+
+    import yaml
+
+    import pipeline.flows.pipeline_flow as flow_mod
+    from pipeline.orchestration import runners
+
+    gpus(2)
+    monkeypatch.setattr(runners, "_PROCESS_SLOTS", {})
+    current: dict[str, int] = {}
+    both_running = threading.Barrier(2, timeout=10)
+
+    @contextlib.contextmanager
+    def fake_device(index: int):  # torch.cuda.device without a driver: record the thread's current GPU
+        current[threading.current_thread().name] = index
+        yield
+
+    def fake_cell(dataset, model, params, layout, **kw):
+        both_running.wait()  # the two cells overlap, as under a thread runner with 2 workers
+        return {"gpu": current[threading.current_thread().name]}
+
+    monkeypatch.setattr(runners.torch.cuda, "device", fake_device)
+    monkeypatch.setattr(flow_mod.stages, "cell", fake_cell)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"profile": "smoke", "runtime": {"device": "cuda"}}))
+    results: list[dict] = []
+    threads = [
+        threading.Thread(
+            target=lambda m=m: results.append(flow_mod.cell_task.fn("synth_keywords", m, 0, str(params), str(tmp_path)))
+        )
+        for m in ("fcn", "hcnn")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert sorted(r["gpu"] for r in results) == [0, 1]
+    gpus(1)
+    monkeypatch.setattr(runners, "_PROCESS_SLOTS", {})
+    assert runners.process_gpu_slots(load_params(params)) is None  # one GPU: nothing to share

@@ -11,7 +11,8 @@
 GPU cells (``runtime.device`` resolving to CUDA, or ``flow.gpu_tag: on``) carry the Prefect tag
 ``gpu``; the flow sets the tag concurrency limit ``gpu`` to ``flow.gpu_concurrency`` (one per
 GPU) before it submits them, so the Prefect server lets at most that many GPU cells run at
-once, on every runner, while the data stages run freely. See ``docs/scaling.md``.
+once, on every runner, while the data stages run freely; cells running in threads of one process
+each borrow one of its GPUs (:func:`cell_gpu`). See ``docs/scaling.md``.
 
 Every worker must reach the same project folder (``root``), the MLflow tracking server and the
 Prefect API: on one machine that is automatic; across machines use a shared file system or a
@@ -20,9 +21,12 @@ DVC remote, the team MLflow server (``make mlflow-server``) and ``PREFECT_API_UR
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, MutableMapping
+import sys
+import threading
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -188,6 +192,82 @@ def pin_cell_gpu(params: Params, environ: MutableMapping[str, str] | None = None
     environ["CUDA_VISIBLE_DEVICES"] = device
     log.info("cell slot %s of make repro: pinned to GPU %s of %d (CUDA_VISIBLE_DEVICES=%s)", slot, device, gpus, device)
     return device
+
+
+class GpuSlots:
+    """The GPUs of one process, lent to the grid cells that run in its threads (the flow's thread runner).
+
+    A cell holds one GPU while it runs, at most ``per_gpu`` cells a GPU, the least busy first (ties go
+    to the first GPU at or after ``first``), and waits while every GPU is full. Without it every cell
+    of the process would train on the current device, GPU 0.
+    """
+
+    def __init__(self, gpus: int, per_gpu: int = 1, first: int = 0) -> None:
+        if gpus < 1 or per_gpu < 1:
+            raise ValueError(f"GpuSlots needs at least one GPU and one cell a GPU, got {gpus} and {per_gpu}")
+        self.busy = [0] * gpus
+        self.per_gpu = per_gpu
+        self.order = [(first + i) % gpus for i in range(gpus)]
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[int]:
+        """Wait for a GPU with room, hold it for the ``with`` block; yields its index."""
+        with self._changed:
+            self._changed.wait_for(lambda: min(self.busy) < self.per_gpu)
+            index = min(self.order, key=lambda i: self.busy[i])
+            self.busy[index] += 1
+        try:
+            yield index
+        finally:
+            with self._changed:
+                self.busy[index] -= 1
+                self._changed.notify_all()
+
+
+_PROCESS_SLOTS: dict[tuple[int, int], GpuSlots] = {}
+_PROCESS_SLOTS_LOCK = threading.Lock()
+"""One :class:`GpuSlots` per process (and GPU count, cells a GPU): the process's record of the GPUs its
+threads hold. Process-wide by nature: the threads of one flow run share the process's GPUs."""
+
+
+def _worker_index() -> int:
+    """This Dask worker's number (a local cluster names them 0, 1, ...), else 0: where its GPU search starts."""
+    distributed = sys.modules.get("distributed")
+    try:
+        name = distributed.get_worker().name if distributed is not None else 0
+    except ValueError:  # not inside a Dask worker
+        return 0
+    return name if isinstance(name, int) else 0
+
+
+def process_gpu_slots(params: Params) -> GpuSlots | None:
+    """This process's :class:`GpuSlots` when its cells run on CUDA and it sees several GPUs, else None
+    (the CPU, one GPU, torchrun, or a ``make repro`` cell that :func:`pin_cell_gpu` pinned to one)."""
+    if params.runtime.device == "cpu" or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    gpus = visible_gpus()
+    if gpus < 2 or not cells_on_cuda(params):
+        return None
+    key = (gpus, params.runtime.gpu_cells)
+    with _PROCESS_SLOTS_LOCK:
+        if key not in _PROCESS_SLOTS:
+            _PROCESS_SLOTS[key] = GpuSlots(gpus, params.runtime.gpu_cells, first=_worker_index())
+        return _PROCESS_SLOTS[key]
+
+
+@contextlib.contextmanager
+def cell_gpu(params: Params, label: str = "cell") -> Iterator[int | None]:
+    """Run the ``with`` block (a grid cell in this thread) on one GPU of the process: ``torch.cuda.device``
+    makes it the current device, which ``runtime.device: cuda``/``auto`` use. Yields the GPU index, or
+    None where :func:`process_gpu_slots` has nothing to share (the block then runs as it would)."""
+    slots = process_gpu_slots(params)
+    if slots is None:
+        yield None
+        return
+    with slots.hold() as index, torch.cuda.device(index):
+        log.info("%s on GPU %d of %d (cells per GPU: %d)", label, index, len(slots.busy), slots.per_gpu)
+        yield index
 
 
 def ensure_gpu_limit(slots: int) -> None:
