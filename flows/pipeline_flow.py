@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.logging.handlers import APILogHandler
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -30,7 +31,15 @@ from pipeline.core.paths import Layout
 from pipeline.models.grid import cell_keys
 from pipeline.orchestration import stages
 from pipeline.orchestration.dag import DATA_STAGES
-from pipeline.orchestration.runners import GPU_TAG, cell_gpu, ensure_gpu_limit, flow_settings, gpu_cells, task_runner
+from pipeline.orchestration.runners import (
+    GPU_TAG,
+    cell_gpu,
+    ensure_gpu_limit,
+    flow_settings,
+    gpu_cells,
+    gpu_request,
+    task_runner,
+)
 
 # No `from __future__ import annotations` in this module: Prefect builds the flow's parameter model
 # from these annotations in the process that runs a deployment, where a string annotation naming a
@@ -130,10 +139,11 @@ def musicrep_pipeline(
     params_path = str(Path(params_path).resolve())
     root = str(Path(root).resolve())
     params = load_params(params_path, overrides or None)
-    cell_run = cell_task
+    cell_run, gpu_runner = cell_task, None
     if gpu_cells(params):  # GPU cells wait for a slot of the `gpu` limit; data stages run freely
         ensure_gpu_limit(params.flow.gpu_concurrency * params.runtime.gpu_cells)  # runtime.gpu_cells per GPU
         cell_run = cell_task.with_options(tags=[GPU_TAG])
+        gpu_runner = FlowRunContext.get().task_runner  # on Ray each GPU cell asks for its GPU (gpu_request)
     with _pipeline_logs_to_prefect():
         params_task.submit(params_path, root, overrides).result()  # the resolved values, as dvc.yaml's stages track them
         prepared = {}
@@ -149,13 +159,14 @@ def musicrep_pipeline(
         for done in as_completed(list(prepared.values())):
             t = dataset_of[done]
             upstream = [] if done.state.is_completed() else [done]  # a failed data stage: its cells are NotReady
-            cells.update(
-                {
-                    (t, m, s): cell_run.submit(t, m, s, params_path, root, overrides, wait_for=upstream)
-                    for tt, m, s in cell_keys(params)
-                    if tt == t
-                }
-            )
+            with gpu_request(params, gpu_runner):
+                cells.update(
+                    {
+                        (t, m, s): cell_run.submit(t, m, s, params_path, root, overrides, wait_for=upstream)
+                        for tt, m, s in cell_keys(params)
+                        if tt == t
+                    }
+                )
         cells = {key: cells[key] for key in cell_keys(params)}  # pipeline order
         metrics, failed = _cell_results(cells)
         done = [fut for fut in cells.values() if fut.state.is_completed()]

@@ -201,3 +201,22 @@ def test_flow_cells_in_threads_each_take_a_gpu_of_their_own(gpus, monkeypatch: p
     gpus(1)
     monkeypatch.setattr(runners, "_PROCESS_SLOTS", {})
     assert runners.process_gpu_slots(load_params(params)) is None  # one GPU: nothing to share
+
+
+@pytest.mark.fast
+def test_gpu_cells_on_ray_ask_for_their_gpu_share() -> None:
+    """Ray hides the GPUs from a task that asks none: GPU cells submitted on a Ray runner ask 1 / gpu_cells each."""
+    pytest.importorskip("prefect_ray")
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_ray.context import RemoteOptionsContext
+    from prefect_ray.task_runners import RayTaskRunner
+
+    from pipeline.orchestration.runners import gpu_request
+
+    p = load_params(REPO / "params.yaml", overrides={"runtime": {"device": "cuda", "gpu_cells": 2}})
+    with gpu_request(p, RayTaskRunner()):
+        assert RemoteOptionsContext.get().current_remote_options == {"num_gpus": 0.5}
+    assert RemoteOptionsContext.get().current_remote_options == {}
+    for other in (ThreadPoolTaskRunner(), None):  # threads borrow a GPU in the task itself (cell_gpu)
+        with gpu_request(p, other):
+            assert RemoteOptionsContext.get().current_remote_options == {}

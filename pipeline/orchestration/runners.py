@@ -270,6 +270,20 @@ def cell_gpu(params: Params, label: str = "cell") -> Iterator[int | None]:
         yield index
 
 
+@contextlib.contextmanager
+def gpu_request(params: Params, runner: TaskRunner | None) -> Iterator[None]:
+    """Tasks submitted in the ``with`` block ask a Ray runner for ``1 / runtime.gpu_cells`` GPU each.
+
+    Ray hides every GPU from a task that asks for none (``CUDA_VISIBLE_DEVICES=''``), so a GPU cell
+    would train on the CPU; asked for a share, Ray gives it one GPU of its own. Other runners: nothing.
+    """
+    if runner is None or type(runner).__name__ != "RayTaskRunner":
+        yield
+        return
+    with optional_module("prefect_ray").context.remote_options(num_gpus=1 / params.runtime.gpu_cells):
+        yield
+
+
 def ensure_gpu_limit(slots: int) -> None:
     """Create or update the Prefect tag concurrency limit ``gpu`` to ``slots`` (on the API in force)."""
 
