@@ -1,9 +1,12 @@
-"""docs/contributing.md's model recipe, done on a scratch copy of the repository.
+"""docs/contributing.md's model and dataset recipes, done on a scratch copy of the repository.
 
 The toy GRU back-end of the page is written as a contributor would (the page's own code block,
 one new file): the registry finds it, no other model's cell code or checkpoint fingerprint
 changes, and (slow tier) a real `dvc repro` of an existing cell stays clean in `dvc status`
 while the docs test hands over the row to paste and the contract suite passes on the toy.
+The toy downloadable dataset of the page is written from its three code blocks into the three
+files its table names, downloaded from a local mirror laid out like the publisher's host and
+segmented by the CLI.
 """
 
 from __future__ import annotations
@@ -137,3 +140,64 @@ def test_the_model_recipe_end_to_end(tmp_path: Path) -> None:
     stale = json.loads(_dvc(clone, "status", "--json", env=env))
     assert not [stage for stage in stale if stage.startswith("cell-fcn")], stale
     assert f"cell-{TOY}@synth_keywords-0" in stale
+
+
+TOY_DATASET = "toy_digits"
+DATASET_FILES = ["docs/datasets.md", "pipeline/config/params.py", f"pipeline/data/sources/{TOY_DATASET}.py"]
+
+
+def _dataset_recipe() -> list[str]:
+    """The code blocks of docs/contributing.md's dataset section: the module, the settings field, the docs row."""
+    text = (REPO / "docs" / "contributing.md").read_text()
+    section = text[text.index("## A dataset") : text.index("## A perturbation")]
+    blocks = re.findall(r"```(?:python|markdown)\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 3, "docs/contributing.md's dataset recipe lost a code block"
+    return blocks
+
+
+def _insert_after(path: Path, anchor: str, text: str) -> None:
+    """Put ``text`` after the line of ``path`` that starts with ``anchor`` (where the page says to)."""
+    lines = path.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith(anchor))
+    path.write_text("".join([*lines[: at + 1], text, *lines[at + 1 :]]))
+
+
+def _add_toy_dataset(clone: Path) -> None:
+    module, field, row = _dataset_recipe()
+    (clone / DATASET_FILES[2]).write_text(module)
+    _insert_after(clone / DATASET_FILES[1], "    fsdd: RealDatasetParams", field)
+    _insert_after(clone / DATASET_FILES[0], "| `fsdd` |", row)
+
+
+def _musicrep(clone: Path, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(clone)}
+    run = subprocess.run(["musicrep", *args], cwd=clone, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout
+
+
+def _changed(clone: Path, *paths: str) -> list[str]:
+    status = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=clone, capture_output=True, text=True, check=True)
+    return sorted(line[3:] for line in status.stdout.splitlines())
+
+
+def test_the_dataset_recipe_end_to_end(tmp_path: Path, fsdd_dir: Path) -> None:
+    """Three files from the page's code blocks; `download --mirror` and `segment` work on them from the CLI."""
+    clone = _scratch(tmp_path)
+    _add_toy_dataset(clone)
+    assert _changed(clone) == DATASET_FILES
+    mirror = tmp_path / "mirror" / "recordings"  # the host's layout: <repository>/<commit>/recordings/<file>
+    mirror.mkdir(parents=True)
+    for wav in (fsdd_dir / "recordings").glob("*_george_*.wav"):
+        shutil.copyfile(wav, mirror / wav.name)
+
+    _musicrep(clone, "download", TOY_DATASET, "--mirror", str(mirror.parent))
+    _musicrep(clone, "segment", TOY_DATASET)
+    raw = clone / "data" / "raw" / TOY_DATASET
+    assert len(list(raw.glob("*.wav"))) == 12
+    meta = json.loads((clone / "data" / "segments" / TOY_DATASET / "meta.json").read_text())
+    assert (meta["labels"], meta["kind"], meta["task"]) == (["0", "1", "2"], "single", "keywords")
+    assert meta["coverage"]["present"] == meta["coverage"]["expected"] == 12
+    assert meta["coverage"]["per_split"] == {"train": 6, "val": 3, "test": 3}
+    assert (clone / "data" / "segments" / TOY_DATASET / "manifest.parquet").is_file()
+    assert _changed(clone, "pipeline", "docs", "tests", "params.yaml", "pyproject.toml") == DATASET_FILES
