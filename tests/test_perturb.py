@@ -308,3 +308,70 @@ def test_runs_on_cuda_and_matches_cpu(bank) -> None:
         assert gpu.is_cuda
         cpu = P.apply(name, x, level, seed=[1, 2], noise=bank)
         torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-3)
+
+
+# --- the contract every registered perturbation keeps (a contributor's too: docs/contributing.md) -------------
+
+_NOISE = list(synthetic_noises(seconds=1.0).values())[:1]
+
+
+def _run(name: str, x: torch.Tensor, level: float, seed) -> torch.Tensor:
+    return P.apply(name, x, level, seed=seed, noise=_NOISE)
+
+
+@pytest.mark.parametrize("name", list(P.PERTURBATIONS))
+def test_perturbation_contract(name: str) -> None:
+    """Batched rows, finite output of the input's dtype, the identity level changes nothing, the example level
+    does, the same seed gives the same output, a row does not depend on its batch, and a row-wise seed list works."""
+    info = P.INFO[name]
+    x = torch.from_numpy(np.stack([_music(0.5, seed=s) for s in range(3)]))
+    y = _run(name, x, info.example, [1, 2, 3])
+    assert y.dtype == x.dtype and y.shape[0] == 3 and torch.isfinite(y).all(), f"{name}: batch, dtype or finiteness broken"
+    assert not torch.equal(y[:, : min(y.shape[1], x.shape[1])], x[:, : min(y.shape[1], x.shape[1])]), (
+        f"{name}: example level {info.example} left the audio unchanged"
+    )
+    torch.testing.assert_close(_run(name, x, info.example, [1, 2, 3]), y, msg=f"{name}: not deterministic")
+    torch.testing.assert_close(_run(name, x[1:2], info.example, [2]), y[1:2], msg=f"{name}: a row depends on its batch")
+    if info.identity is not None and math.isfinite(info.identity):
+        torch.testing.assert_close(_run(name, x, info.identity, [1, 2, 3]), x, atol=1e-5, rtol=0, msg=f"{name}: identity level")
+    assert P.INFO[name].check is None or P.INFO[name].check(info.example) is None, f"{name}: its example level is out of range"
+
+
+_TOY_BROKEN = '''
+
+@perturbation("db", "toy gain (dB)", 0.0, -6.0)
+def toy_gain(waves: torch.Tensor, db: float, seed: SeedLike = None) -> torch.Tensor:
+    """A toy whose identity level is wrong: 0 dB halves the audio."""
+    return waves * 10 ** (db / 20) * 0.5
+'''
+
+
+def test_a_perturbation_is_one_decorated_function_and_a_broken_one_fails_the_contract(tmp_path: Path) -> None:
+    """The docs' recipe in a scratch copy: the decorated function alone registers it (name, unit, range, the
+    `robustness.grid` check); the contract above passes on the docs' toy and fails on one that breaks identity."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "docs" / "contributing.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text[text.index("## A perturbation") :], flags=re.S)
+    assert block, "docs/contributing.md lost the perturbation recipe's code block"
+    clone = tmp_path / "clone"
+    for folder in ("pipeline", "tests", "docs"):
+        shutil.copytree(repo / folder, clone / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(repo / "pyproject.toml", clone / "pyproject.toml")
+    perturb_py = clone / "pipeline" / "robustness" / "perturb.py"
+    perturb_py.write_text(perturb_py.read_text() + "\n\n" + block.group(1))
+    env = {**__import__("os").environ, "PYTHONPATH": str(clone)}
+
+    def pytest_in_clone(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "tests/test_perturb.py", *args]
+        return subprocess.run(cmd, cwd=clone, capture_output=True, text=True, timeout=300, env=env)
+
+    ok = pytest_in_clone("-k", "contract and toy_")
+    assert ok.returncode == 0 and "1 passed" in ok.stdout, ok.stdout[-2000:]
+    perturb_py.write_text(perturb_py.read_text() + _TOY_BROKEN)
+    broken = pytest_in_clone("-k", "contract and toy_gain")
+    assert broken.returncode == 1 and "toy_gain: identity level" in broken.stdout, broken.stdout[-2000:]

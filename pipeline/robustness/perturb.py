@@ -55,6 +55,68 @@ NoiseBank = Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor
 
 
 # --------------------------------------------------------------------------------------------
+# registry: a perturbation registers itself with @perturbation(...) where it is defined
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PerturbationInfo:
+    """How a perturbation's level is read.
+
+    Attributes:
+        unit: level prefix used in metric names (``snr``, ``semitones``, ``rate``, ``db``, ``preset``).
+        axis_label: x-axis label for plots (with units).
+        identity: the level that leaves the audio unchanged (``inf`` for SNRs: placed at the
+            "clean" end of a curve; ``None`` if there is none).
+        example: a level that changes the audio, in range (the contract tests apply it).
+        needs_noise: True if it takes a noise bank (``noise=``).
+        random: True if the output depends on the seed.
+        check: ``level -> None``, or what is wrong with it (``"rate must be > 0"``); :func:`check_level`
+            adds the name and the level. ``None``: every finite level is allowed.
+    """
+
+    unit: str
+    axis_label: str
+    identity: float | None
+    example: float
+    needs_noise: bool = False
+    random: bool = False
+    check: Callable[[float], str | None] | None = None
+
+
+PERTURBATIONS: dict[str, Callable[..., torch.Tensor]] = {}
+"""Every perturbation by name, in definition order (filled by :func:`perturbation`; treat as read-only)."""
+INFO: dict[str, PerturbationInfo] = {}
+"""The :class:`PerturbationInfo` of every perturbation (filled by :func:`perturbation`; treat as read-only)."""
+
+Perturbation = Callable[..., torch.Tensor]
+
+
+def perturbation(
+    unit: str,
+    axis_label: str,
+    identity: float | None,
+    example: float,
+    *,
+    needs_noise: bool = False,
+    random: bool = False,
+    check: Callable[[float], str | None] | None = None,
+) -> Callable[[Perturbation], Perturbation]:
+    """Register the decorated function as perturbation ``fn.__name__`` (arguments: :class:`PerturbationInfo`).
+
+    Raises:
+        ValueError: the name is registered already.
+    """
+
+    def register(fn: Perturbation) -> Perturbation:
+        if fn.__name__ in PERTURBATIONS:
+            raise ValueError(f"perturbation {fn.__name__!r} is registered twice")
+        PERTURBATIONS[fn.__name__] = fn
+        INFO[fn.__name__] = PerturbationInfo(unit, axis_label, identity, example, needs_noise, random, check)
+        return fn
+
+    return register
+
+
+# --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
 def _as_batch(waves: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -113,6 +175,7 @@ def _mix_at_snr(x: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Te
 # --------------------------------------------------------------------------------------------
 # additive noise
 # --------------------------------------------------------------------------------------------
+@perturbation("snr", "SNR (dB)", math.inf, 0.0, random=True)
 def white_noise(waves: torch.Tensor, snr_db: float, seed: SeedLike = None) -> torch.Tensor:
     """Add Gaussian white noise at a target signal-to-noise ratio.
 
@@ -172,6 +235,7 @@ def _as_bank(noise: NoiseBank | None) -> list[np.ndarray]:
     return bank
 
 
+@perturbation("snr", "SNR (dB)", math.inf, 0.0, needs_noise=True, random=True)
 def background_noise(waves: torch.Tensor, snr_db: float, seed: SeedLike = None, noise: NoiseBank | None = None) -> torch.Tensor:
     """Add a segment of a recorded/synthetic noise at a target SNR.
 
@@ -190,6 +254,9 @@ def background_noise(waves: torch.Tensor, snr_db: float, seed: SeedLike = None, 
     return _restore(_mix_at_snr(x, torch.from_numpy(segs).to(x.device), float(snr_db)), sq)
 
 
+@perturbation(
+    "rate", "noise mix rate r", 0.0, 0.1, random=True, check=lambda r: None if 0 <= r <= 1 else "rate must be in [0, 1]"
+)
 def ref_white_noise(waves: torch.Tensor, rate: float, seed: SeedLike = None) -> torch.Tensor:
     """Reference-repo white noise: ``(1 - r)·x + r·n``.
 
@@ -239,6 +306,7 @@ def _phase_vocoder(spec: torch.Tensor, rate: float, hop: int) -> torch.Tensor:
     return torch.polar(mag, phase)
 
 
+@perturbation("rate", "stretch rate (x, >1 = faster)", 1.0, 1.25, check=lambda rate: "rate must be > 0" if rate <= 0 else None)
 def time_stretch(
     waves: torch.Tensor, rate: float, seed: SeedLike = None, *, n_fft: int = N_FFT, hop_length: int = HOP
 ) -> torch.Tensor:
@@ -310,6 +378,7 @@ def _resampler(orig: int, new: int, device: str, dtype: torch.dtype) -> T.Resamp
     ).to(device)
 
 
+@perturbation("semitones", "pitch shift (semitones)", 0.0, 2.0)
 def pitch_shift(
     waves: torch.Tensor, semitones: float, seed: SeedLike = None, *, n_fft: int = N_FFT, hop_length: int = HOP
 ) -> torch.Tensor:
@@ -345,6 +414,7 @@ def pitch_shift(
 # --------------------------------------------------------------------------------------------
 # level and dynamics
 # --------------------------------------------------------------------------------------------
+@perturbation("db", "gain (dB)", 0.0, -6.0)
 def gain(waves: torch.Tensor, db: float, seed: SeedLike = None, *, clip: bool = False) -> torch.Tensor:
     """Multiply by ``10^(db/20)``: the RMS changes by exactly ``db`` dB.
 
@@ -359,6 +429,9 @@ def gain(waves: torch.Tensor, db: float, seed: SeedLike = None, *, clip: bool = 
     return _restore(out, sq)
 
 
+@perturbation(
+    "db", "compression depth below peak (dB, 4:1)", 0.0, 20.0, check=lambda db: "depth must be >= 0 dB" if db < 0 else None
+)
 def dynamic_range(
     waves: torch.Tensor,
     depth_db: float,
@@ -536,6 +609,13 @@ def sox_compand(waves: torch.Tensor, preset: CompandPreset, sample_rate: int = S
     return _restore(y.to(x.dtype), sq)
 
 
+@perturbation(
+    "preset",
+    "SoX compand preset (4 music, 6 speech)",
+    None,
+    4,
+    check=lambda p: None if p == round(p) and int(p) in SOX_PRESETS else f"preset must be one of {sorted(SOX_PRESETS)}",
+)
 def ref_dynamic_range(waves: torch.Tensor, preset: float, seed: SeedLike = None) -> torch.Tensor:
     """Reference-repo dynamic range compression: SoX ``compand`` preset ``preset``.
 
@@ -549,6 +629,7 @@ def ref_dynamic_range(waves: torch.Tensor, preset: float, seed: SeedLike = None)
     return sox_compand(waves, SOX_PRESETS[key])
 
 
+@perturbation("rate", "stretch rate (x, >1 = faster)", 1.0, 1.25, check=lambda rate: "rate must be > 0" if rate <= 0 else None)
 def ref_time_stretch(waves: torch.Tensor, rate: float, seed: SeedLike = None) -> torch.Tensor:
     """Reference-repo time stretch: ``librosa.effects.time_stretch(x, rate)`` (rate 2^-0.5 ... 2^0.5).
 
@@ -558,6 +639,7 @@ def ref_time_stretch(waves: torch.Tensor, rate: float, seed: SeedLike = None) ->
     return time_stretch(waves, rate)
 
 
+@perturbation("semitones", "pitch shift (semitones)", 0.0, 1.0)
 def ref_pitch_shift(waves: torch.Tensor, semitones: float, seed: SeedLike = None) -> torch.Tensor:
     """Reference-repo pitch shift: ``librosa.effects.pitch_shift(x, sr=16000, n_steps)`` (−1 ... +1).
 
@@ -567,71 +649,17 @@ def ref_pitch_shift(waves: torch.Tensor, semitones: float, seed: SeedLike = None
     return pitch_shift(waves, semitones)
 
 
-# --------------------------------------------------------------------------------------------
-# registry
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PerturbationInfo:
-    """How a perturbation's level is read.
-
-    Attributes:
-        unit: level prefix used in metric names (``snr``, ``semitones``, ``rate``, ``db``, ``preset``).
-        axis_label: x-axis label for plots (with units).
-        identity: the level that leaves the audio unchanged (``inf`` for SNRs: placed at the
-            "clean" end of a curve; ``None`` if there is none).
-        needs_noise: True if it takes a noise bank (``noise=``).
-        random: True if the output depends on the seed.
-    """
-
-    unit: str
-    axis_label: str
-    identity: float | None
-    needs_noise: bool = False
-    random: bool = False
-
-
-PERTURBATIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "white_noise": white_noise,
-    "background_noise": background_noise,
-    "pitch_shift": pitch_shift,
-    "time_stretch": time_stretch,
-    "gain": gain,
-    "dynamic_range": dynamic_range,
-    "ref_white_noise": ref_white_noise,
-    "ref_dynamic_range": ref_dynamic_range,
-    "ref_time_stretch": ref_time_stretch,
-    "ref_pitch_shift": ref_pitch_shift,
-}
-
-INFO: dict[str, PerturbationInfo] = {
-    "white_noise": PerturbationInfo("snr", "SNR (dB)", math.inf, random=True),
-    "background_noise": PerturbationInfo("snr", "SNR (dB)", math.inf, needs_noise=True, random=True),
-    "pitch_shift": PerturbationInfo("semitones", "pitch shift (semitones)", 0.0),
-    "time_stretch": PerturbationInfo("rate", "stretch rate (x, >1 = faster)", 1.0),
-    "gain": PerturbationInfo("db", "gain (dB)", 0.0),
-    "dynamic_range": PerturbationInfo("db", "compression depth below peak (dB, 4:1)", 0.0),
-    "ref_white_noise": PerturbationInfo("rate", "noise mix rate r", 0.0, random=True),
-    "ref_dynamic_range": PerturbationInfo("preset", "SoX compand preset (4 music, 6 speech)", None),
-    "ref_time_stretch": PerturbationInfo("rate", "stretch rate (x, >1 = faster)", 1.0),
-    "ref_pitch_shift": PerturbationInfo("semitones", "pitch shift (semitones)", 0.0),
-}
-
-
 def check_level(name: str, level: float) -> None:
-    """Raise ``ValueError`` if ``name`` is unknown or ``level`` is out of its range."""
+    """Raise ``ValueError`` if ``name`` is unknown or ``level`` is out of its range (``INFO[name].check``)."""
     if name not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {name!r}; allowed: {', '.join(PERTURBATIONS)}")
     level = float(level)
     if not math.isfinite(level):
         raise ValueError(f"{name} level must be finite, got {level}")
-    if name in ("time_stretch", "ref_time_stretch") and level <= 0:
-        raise ValueError(f"{name} rate must be > 0, got {level}")
-    if name == "dynamic_range" and level < 0:
-        raise ValueError(f"dynamic_range depth must be >= 0 dB, got {level}")
-    if name == "ref_white_noise" and not 0 <= level <= 1:
-        raise ValueError(f"ref_white_noise rate must be in [0, 1], got {level}")
-    if name == "ref_dynamic_range" and (level != round(level) or int(level) not in SOX_PRESETS):
-        raise ValueError(f"ref_dynamic_range preset must be one of {sorted(SOX_PRESETS)}, got {level}")
+    check = INFO[name].check
+    problem = check(level) if check is not None else None
+    if problem:
+        raise ValueError(f"{name} {problem}, got {level}")
 
 
 def apply(
