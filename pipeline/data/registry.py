@@ -92,3 +92,13 @@ def get_source(name: str, params: Params | None = None, layout: Layout | None = 
     if name == "folder":
         return module.make_source(params, name, layout)
     return module.make_source(params) if hasattr(module, "make_source") else module.SOURCE
+
+
+def data_origin(name: str) -> str:
+    """Where dataset ``name``'s audio comes from (the source's ``origin``): ``"synthetic"`` (the generated
+    ``synth_*``), ``"rendered"`` (``corpus_tags``: real scores through a soundfont) or ``"real"`` (recordings;
+    also an unknown dataset, or one that needs params to be named, unless it is called ``synth_*``)."""
+    try:
+        return get_source(name).origin
+    except (UserError, AttributeError, KeyError, TypeError):
+        return "synthetic" if name.startswith("synth_") else "real"

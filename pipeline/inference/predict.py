@@ -58,8 +58,7 @@ from pipeline.config.project import Project
 from pipeline.core.choices import AGGREGATES, BATCH_SIZE, LAYERS
 from pipeline.core.errors import UserError
 from pipeline.core.progress import track
-from pipeline.data.registry import get_source
-from pipeline.data.sources._synthetic import SyntheticSource
+from pipeline.data.registry import data_origin
 from pipeline.models.checkpoint import load_model
 from pipeline.models.inference import BF16_CHOICES, activate, with_autocast
 from pipeline.models.pretrained import ensure, is_fetched, is_pretrained_name
@@ -464,10 +463,8 @@ def model_origin(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def _synthetic(task: str | None) -> bool:
-    try:
-        return bool(task) and isinstance(get_source(str(task)), SyntheticSource)
-    except (UserError, AttributeError, KeyError, TypeError):  # an own dataset, or one that needs params
-        return str(task or "").startswith("synth_")
+    """Whether ``task`` is an embedded dataset that is not recordings (generated or rendered)."""
+    return bool(task) and data_origin(str(task)) != "real"
 
 
 def synthetic_note(card: dict[str, Any], model: str) -> str | None:

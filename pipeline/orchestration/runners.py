@@ -85,7 +85,7 @@ def _local_dask(fp: FlowParams) -> tuple[str, dict[str, Any]]:
 
 def _local_ray(fp: FlowParams) -> tuple[str, dict[str, Any]]:
     """A temporary local Ray with ``fp.max_workers`` CPUs and this machine's GPUs, no dashboard."""
-    init = {"num_cpus": fp.max_workers, "num_gpus": _local_gpus(), "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
+    init = {"num_cpus": fp.max_workers, "num_gpus": visible_gpus(), "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
     return f"a temporary local Ray with {fp.max_workers} CPUs", {"init_kwargs": init}
 
 
@@ -119,10 +119,6 @@ def task_runner(fp: FlowParams) -> TaskRunner[Any]:
     return runner_class(**settings)
 
 
-def _local_gpus() -> int:
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
 def gpu_cells(params: Params) -> bool:
     """Whether the grid's cells are GPU cells (tagged ``gpu``): ``flow.gpu_tag``, or where ``runtime.device`` resolves."""
     if params.flow.gpu_tag != "auto":
@@ -149,7 +145,7 @@ def cell_slots(params: Params, cpus: int | None = None) -> int:
     """
 
     if cells_on_cuda(params):
-        return max(1, _local_gpus()) * params.runtime.gpu_cells
+        return max(1, visible_gpus()) * params.runtime.gpu_cells
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     return max(1, cpus or len(usable))
 
@@ -277,7 +273,7 @@ def gpu_request(params: Params, runner: TaskRunner | None) -> Iterator[None]:
     Ray hides every GPU from a task that asks for none (``CUDA_VISIBLE_DEVICES=''``), so a GPU cell
     would train on the CPU; asked for a share, Ray gives it one GPU of its own. Other runners: nothing.
     """
-    if runner is None or type(runner).__name__ != "RayTaskRunner":
+    if runner is None or type(runner).__name__ != CLUSTER_RUNNERS["ray"].class_name:
         yield
         return
     with optional_module("prefect_ray").context.remote_options(num_gpus=1 / params.runtime.gpu_cells):

@@ -20,7 +20,7 @@ import pandas as pd
 from pipeline.core.errors import UserError
 from pipeline.core.paths import Layout
 from pipeline.core.task_kinds import METRIC_TITLES, MULTILABEL, PRIMARY_METRIC, TABLE_METRICS, kind_of
-from pipeline.data.registry import get_source
+from pipeline.data.registry import data_origin
 from pipeline.models.checkpoint import read_card, read_run_id
 from pipeline.models.grid import cell_keys
 from pipeline.robustness.stage import robustness_summary
@@ -43,15 +43,6 @@ ORIGINS = {
     "real": "real",
 }
 """What the report says of a task's audio, by the source's ``origin``."""
-
-
-def data_origin(task: str) -> str:
-    """``"synthetic"`` (the generated ``synth_*``), ``"rendered"`` (``corpus_tags``: real scores through a
-    soundfont) or ``"real"`` (recordings; also an unknown dataset or one that needs params to be named)."""
-    try:
-        return get_source(task).origin
-    except (UserError, AttributeError, KeyError, TypeError):
-        return "synthetic" if task.startswith("synth_") else "real"
 
 
 def is_synthetic(task: str) -> bool:
